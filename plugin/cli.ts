@@ -1,0 +1,129 @@
+/** The operator's side of the binary: `berth version | inspect | release | --help`. */
+import mri from "mri";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { SUPPORTED_VERSIONS } from "./cni-version.ts";
+import { DEFAULT_DATA_DIR } from "./config.ts";
+import { BERTH_VERSION } from "./version.ts";
+import type { OpenDriver } from "../store/driver.ts";
+import { LeaseStore } from "../store/lease-store.ts";
+import { renderTable } from "./table.ts";
+
+export const HELP = `berth ${BERTH_VERSION}: CNI IPAM plugin that keeps StatefulSet pods on the same IP address
+
+As a CNI plugin (CNI_COMMAND set) it reads the network configuration on stdin
+and prints one JSON result. Without CNI_COMMAND it is a tool for operators:
+
+  berth version
+      Print berth's version and the CNI spec versions it supports.
+
+  berth inspect [leases|bindings|pools] [--db PATH] [--network NAME] [-o json]
+      Show the node's lease database (default ${join(DEFAULT_DATA_DIR, "berth.db")}):
+        leases    addresses held by running attachments (container ID + interface)
+        bindings  addresses kept for StatefulSet pods between sandboxes
+        pools     pools as last configured, with allocated/total counts
+      -o json prints JSON instead of a table.
+
+  berth release NAMESPACE/POD [--db PATH] [--network NAME]
+      Forget a StatefulSet pod's binding so its address returns to the pool once
+      no sandbox leases it. Use after deleting a StatefulSet for good (local mode
+      cannot see that happen).
+
+  berth --help
+      This text.
+`;
+
+export interface CliIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  openDriver: OpenDriver;
+}
+
+/** Runs the CLI; returns the exit code. */
+export function runCli(argv: string[], io: CliIo): number {
+  const args = mri(argv, { string: ["db", "network", "o"], boolean: ["help", "h"], alias: { o: "output" } });
+  const [command, ...rest] = args._.map(String);
+  if (args.help || args.h || command === "help") {
+    io.out(HELP);
+    return 0;
+  }
+  const db = (args.db as string | undefined) ?? join(DEFAULT_DATA_DIR, "berth.db");
+  const network = args.network as string | undefined;
+  const json = args.o === "json" || args.output === "json";
+  if (args.o !== undefined && !json) return usage(io, `unknown output format ${JSON.stringify(args.o)} (only "json")`);
+  switch (command) {
+    case undefined:
+      io.out(HELP);
+      return 0;
+    case "version":
+      io.out(json ? JSON.stringify({ version: BERTH_VERSION, cniVersions: SUPPORTED_VERSIONS }) + "\n" : `berth ${BERTH_VERSION} (CNI ${SUPPORTED_VERSIONS.join(", ")})\n`);
+      return 0;
+    case "inspect":
+      return inspect(io, rest[0] ?? "leases", db, network, json);
+    case "release":
+      return release(io, rest[0], db, network, json);
+    default:
+      return usage(io, `unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+function usage(io: CliIo, message: string): number {
+  io.err(`berth: ${message}\nRun 'berth --help' for usage.\n`);
+  return 2;
+}
+
+function openExisting(io: CliIo, db: string, readonly: boolean): LeaseStore | undefined {
+  if (!existsSync(db)) {
+    io.err(`berth: no lease database at ${db} (nothing allocated on this node yet, or pass --db)\n`);
+    return undefined;
+  }
+  return readonly ? LeaseStore.inspect(io.openDriver(db, { readonly: true })) : LeaseStore.open(io.openDriver(db));
+}
+
+function inspect(io: CliIo, what: string, db: string, network: string | undefined, json: boolean): number {
+  if (!["leases", "bindings", "pools"].includes(what)) return usage(io, `cannot inspect ${JSON.stringify(what)}: choose leases, bindings or pools`);
+  const store = openExisting(io, db, true);
+  if (!store) return 1;
+  try {
+    if (what === "leases") {
+      const rows = store.listLeases(network);
+      io.out(json ? JSON.stringify(rows, null, 2) + "\n" : renderTable(["NETWORK", "ADDRESS", "POOL", "POD", "CONTAINER", "IFNAME", "SINCE"],
+        rows.map((l) => [l.network, l.address, l.pool, l.pod_name ? `${l.pod_namespace}/${l.pod_name}` : "-", l.container_id.slice(0, 12), l.ifname, l.created_at])));
+    } else if (what === "bindings") {
+      const rows = store.listBindings(network);
+      io.out(json ? JSON.stringify(rows, null, 2) + "\n" : renderTable(["NETWORK", "POD", "IFNAME", "ADDRESS", "POOL", "BOUND-SINCE", "LAST-USED"],
+        rows.map((b) => [b.network, `${b.pod_namespace}/${b.pod_name}`, b.ifname, b.address, b.pool, b.created_at, b.last_used_at])));
+    } else {
+      const rows = store.listPools(network);
+      io.out(json
+        ? JSON.stringify(rows.map((p) => ({ ...p, is_default: !!p.is_default, disabled: !!p.disabled })), null, 2) + "\n"
+        : renderTable(["NETWORK", "NAME", "SUBNET", "ALLOCATED-IP-COUNT", "TOTAL-IP-COUNT", "DEFAULT", "DISABLED"],
+            rows.map((p) => [p.network, p.name, p.subnet, String(p.allocated), String(p.total), String(!!p.is_default), String(!!p.disabled)])));
+    }
+    return 0;
+  } finally {
+    store.close();
+  }
+}
+
+function release(io: CliIo, target: string | undefined, db: string, network: string | undefined, json: boolean): number {
+  const m = target ? /^([^/]+)\/([^/]+)$/.exec(target) : null;
+  if (!m) return usage(io, `release needs NAMESPACE/POD, got ${JSON.stringify(target ?? "")}`);
+  const [, ns, pod] = m;
+  const store = openExisting(io, db, false);
+  if (!store) return 1;
+  try {
+    const { gone, inUse } = store.immediate(() => ({ gone: store.releasePod(ns, pod, network), inUse: store.leasesOfPod(ns, pod, network) }));
+    if (json) {
+      io.out(JSON.stringify({ released: gone, stillLeased: inUse }, null, 2) + "\n");
+    } else if (gone.length === 0) {
+      io.out(`no binding for ${ns}/${pod}${network ? ` in network ${network}` : ""}\n`);
+    } else {
+      for (const b of gone) io.out(`released binding ${ns}/${pod} ${b.ifname} ${b.address} (pool ${b.pool}, network ${b.network})\n`);
+    }
+    for (const l of inUse) io.err(`note: ${l.address} stays leased to container ${l.container_id} until its CNI DEL\n`);
+    return 0;
+  } finally {
+    store.close();
+  }
+}

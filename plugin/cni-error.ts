@@ -1,0 +1,47 @@
+/**
+ * The error berth reports at the CNI boundary. Everything inside throws
+ * ordinary errors (with `cause`); command glue turns them into a CniError.
+ */
+export class CniError extends Error {
+  constructor(
+    readonly code: number,
+    readonly msg: string,
+    readonly details: string = "",
+    options?: { cause?: unknown },
+  ) {
+    super(msg, options);
+    this.name = "CniError";
+  }
+
+  /** The spec's error object, for stdout. */
+  toJSON(cniVersion: string): Record<string, unknown> {
+    const out: Record<string, unknown> = { cniVersion, code: this.code, msg: this.msg };
+    if (this.details) out.details = this.details;
+    return out;
+  }
+}
+
+/** Well-known codes from the CNI spec, and berth's own (>= 100). */
+export const Code = {
+  IncompatibleVersion: 1,
+  UnsupportedField: 2,
+  UnknownContainer: 3,
+  InvalidEnv: 4,
+  IoFailure: 5,
+  DecodeFailure: 6,
+  InvalidConfig: 7,
+  TryAgainLater: 11,
+  NotAvailable: 50,
+  /** Every candidate pool of a family is full. */
+  PoolExhausted: 100,
+  /** No pool may serve this request (all named pools disabled or absent). */
+  NoCandidatePool: 101,
+  /** A bound address is held by a different pod. */
+  AddressConflict: 102,
+  /** CHECK: the lease the runtime believes in is gone. */
+  LeaseMissing: 103,
+  /** The lease database could not be used. */
+  StoreFailure: 104,
+  /** A bug: something berth did not expect. */
+  Internal: 105,
+} as const;

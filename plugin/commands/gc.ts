@@ -1,0 +1,26 @@
+/** CNI GC: release every lease of this network that the runtime no longer lists. */
+import { CniError, Code } from "../cni-error.ts";
+import { compareVersions } from "../cni-version.ts";
+import { openStore } from "../open-store.ts";
+import type { CommandContext, CommandOutcome } from "./context.ts";
+
+export function cmdGc({ conf, log, openDriver }: CommandContext): CommandOutcome {
+  if (compareVersions(conf.cniVersion, "1.1.0") < 0) {
+    throw new CniError(Code.IncompatibleVersion, `config version ${conf.cniVersion} does not allow GC`, "GC needs cniVersion 1.1.0");
+  }
+  if (conf.validAttachments === undefined) {
+    // No list at all is not "nothing is valid": releasing every lease on a guess would cut running pods off.
+    log.warn("GC without cni.dev/valid-attachments: nothing released", { network: conf.name });
+    return {};
+  }
+  const store = openStore(conf.ipam, openDriver, true);
+  if (!store) return {};
+  try {
+    const valid = new Set(conf.validAttachments.map((a) => `${a.containerID}\u0000${a.ifname}`));
+    const gone = store.immediate(() => store.collectGarbage(conf.name, (cid, ifname) => valid.has(`${cid}\u0000${ifname}`)));
+    for (const l of gone) log.info("address released by GC", { address: l.address, pool: l.pool, container: l.container_id, ifname: l.ifname });
+    return {};
+  } finally {
+    store.close();
+  }
+}

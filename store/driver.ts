@@ -1,0 +1,70 @@
+/**
+ * The one SQLite interface berth codes against. Two adapters implement it:
+ * better-sqlite3 (Node, tests) and bun:sqlite (the compiled binary). They
+ * smooth the real differences: a missing row is `undefined` in both, named
+ * parameters are passed without their prefix, booleans bind as 0/1, `run()`
+ * returns the same shape, and transactions are the same BEGIN IMMEDIATE.
+ */
+
+export type SqlValue = string | number | bigint | boolean | null;
+export type SqlParams = Record<string, SqlValue | undefined>;
+
+export interface RunResult {
+  changes: number;
+  lastInsertRowid: number;
+}
+
+export interface SqlStatement<Row> {
+  get(params?: SqlParams): Row | undefined;
+  all(params?: SqlParams): Row[];
+  run(params?: SqlParams): RunResult;
+}
+
+export interface SqlDriver {
+  /** Which adapter this is, for logs and tests. */
+  readonly adapter: string;
+  readonly path: string;
+  /** Runs one or more statements without results. */
+  exec(sql: string): void;
+  /** A prepared statement; adapters cache them by SQL text. */
+  prepare<Row = Record<string, unknown>>(sql: string): SqlStatement<Row>;
+  /** Runs `fn` in a BEGIN IMMEDIATE transaction: committed if it returns, rolled back if it throws. */
+  immediate<T>(fn: () => T): T;
+  close(): void;
+}
+
+export interface OpenOptions {
+  readonly?: boolean;
+}
+
+/** How the entry point hands its adapter to the rest of berth. */
+export type OpenDriver = (path: string, options?: OpenOptions) => SqlDriver;
+
+/** Binds booleans as 0/1 and leaves out undefined, the same for both adapters. */
+export function bindable(params: SqlParams | undefined): Record<string, string | number | bigint | null> {
+  const out: Record<string, string | number | bigint | null> = {};
+  if (!params) return out;
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined) continue;
+    out[k] = typeof v === "boolean" ? (v ? 1 : 0) : v;
+  }
+  return out;
+}
+
+/** The shared BEGIN IMMEDIATE / COMMIT / ROLLBACK wrapper both adapters use. */
+export function runImmediate<T>(exec: (sql: string) => void, fn: () => T): T {
+  exec("BEGIN IMMEDIATE");
+  let result: T;
+  try {
+    result = fn();
+  } catch (err) {
+    try {
+      exec("ROLLBACK");
+    } catch {
+      // The transaction may already be gone (e.g. SQLITE_FULL); the original error matters more.
+    }
+    throw err;
+  }
+  exec("COMMIT");
+  return result;
+}

@@ -1,0 +1,244 @@
+/**
+ * The node-local lease database: leases (address ↔ attachment), bindings
+ * (StatefulSet pod ↔ address) and pools, over any SqlDriver.
+ */
+import type { SqlDriver } from "./driver.ts";
+import { migrate } from "./migrations.ts";
+
+export interface Lease {
+  id: number;
+  network: string;
+  address: string;
+  family: 4 | 6;
+  pool: string;
+  container_id: string;
+  ifname: string;
+  pod_namespace: string | null;
+  pod_name: string | null;
+  pod_uid: string | null;
+  created_at: string;
+}
+
+export type NewLease = Omit<Lease, "id" | "created_at">;
+
+export interface Binding {
+  network: string;
+  pod_namespace: string;
+  pod_name: string;
+  ifname: string;
+  family: 4 | 6;
+  address: string;
+  pool: string;
+  created_at: string;
+  last_used_at: string;
+}
+
+export type NewBinding = Omit<Binding, "created_at" | "last_used_at">;
+
+export interface PoolRecord {
+  network: string;
+  name: string;
+  family: 4 | 6;
+  subnet: string;
+  ranges: string;
+  total: number;
+  gateway: string | null;
+  is_default: boolean;
+  disabled: boolean;
+}
+
+export interface PoolRow extends Omit<PoolRecord, "is_default" | "disabled"> {
+  is_default: number;
+  disabled: number;
+  last_address: string | null;
+  updated_at: string;
+  /** Addresses leased or reserved by a binding. */
+  allocated: number;
+}
+
+const NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
+
+/** The lease database. Open one per process; `immediate` serialises writers across processes. */
+export class LeaseStore {
+  constructor(readonly db: SqlDriver) {}
+
+  /** Prepares a writable database: busy timeout, WAL, durable commits, current schema. */
+  static open(db: SqlDriver, busyTimeoutMs = 30_000): LeaseStore {
+    db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+    db.exec("PRAGMA journal_mode = WAL");
+    // A binding must survive a power cut: a StatefulSet pod must get its address back after a node reboot.
+    db.exec("PRAGMA synchronous = FULL");
+    db.exec("PRAGMA foreign_keys = ON");
+    migrate(db);
+    return new LeaseStore(db);
+  }
+
+  /** Opens a database read-only for inspection (no migration, no writes). */
+  static inspect(db: SqlDriver): LeaseStore {
+    db.exec("PRAGMA busy_timeout = 5000");
+    return new LeaseStore(db);
+  }
+
+  /** Runs `fn` under the database write lock (BEGIN IMMEDIATE). */
+  immediate<T>(fn: () => T): T {
+    return this.db.immediate(fn);
+  }
+
+  leasesOf(network: string, containerId: string, ifname: string): Lease[] {
+    return this.db
+      .prepare<Lease>("SELECT * FROM leases WHERE network = :network AND container_id = :cid AND ifname = :ifname ORDER BY family")
+      .all({ network, cid: containerId, ifname });
+  }
+
+  leaseAt(network: string, address: string): Lease | undefined {
+    return this.db.prepare<Lease>("SELECT * FROM leases WHERE network = :network AND address = :address").get({ network, address });
+  }
+
+  /** True when the address is leased or reserved by a binding. */
+  isTaken(network: string, address: string): boolean {
+    return (
+      this.db
+        .prepare(
+          `SELECT 1 FROM leases WHERE network = :network AND address = :address
+           UNION ALL SELECT 1 FROM bindings WHERE network = :network AND address = :address LIMIT 1`,
+        )
+        .get({ network, address }) !== undefined
+    );
+  }
+
+  addLease(l: NewLease): number {
+    return this.db
+      .prepare(
+        `INSERT INTO leases (network, address, family, pool, container_id, ifname, pod_namespace, pod_name, pod_uid, created_at)
+         VALUES (:network, :address, :family, :pool, :container_id, :ifname, :pod_namespace, :pod_name, :pod_uid, ${NOW})`,
+      )
+      .run(l).lastInsertRowid;
+  }
+
+  deleteLease(id: number): void {
+    this.db.prepare("DELETE FROM leases WHERE id = :id").run({ id });
+  }
+
+  /** Deletes the leases of one attachment and returns them. */
+  releaseAttachment(network: string, containerId: string, ifname: string): Lease[] {
+    const gone = this.leasesOf(network, containerId, ifname);
+    if (gone.length) {
+      this.db.prepare("DELETE FROM leases WHERE network = :network AND container_id = :cid AND ifname = :ifname").run({ network, cid: containerId, ifname });
+    }
+    return gone;
+  }
+
+  /** Deletes every lease of `network` whose attachment `keep` rejects; returns them. */
+  collectGarbage(network: string, keep: (containerId: string, ifname: string) => boolean): Lease[] {
+    const all = this.db.prepare<Lease>("SELECT * FROM leases WHERE network = :network").all({ network });
+    const gone = all.filter((l) => !keep(l.container_id, l.ifname));
+    for (const l of gone) this.deleteLease(l.id);
+    return gone;
+  }
+
+  bindingOf(network: string, namespace: string, pod: string, ifname: string, family: 4 | 6): Binding | undefined {
+    return this.db
+      .prepare<Binding>(
+        "SELECT * FROM bindings WHERE network = :network AND pod_namespace = :ns AND pod_name = :pod AND ifname = :ifname AND family = :family",
+      )
+      .get({ network, ns: namespace, pod, ifname, family });
+  }
+
+  /** Creates or moves a pod's binding and marks it used now. */
+  putBinding(b: NewBinding): void {
+    this.db
+      .prepare(
+        `INSERT INTO bindings (network, pod_namespace, pod_name, ifname, family, address, pool, created_at, last_used_at)
+         VALUES (:network, :pod_namespace, :pod_name, :ifname, :family, :address, :pool, ${NOW}, ${NOW})
+         ON CONFLICT (network, pod_namespace, pod_name, ifname, family) DO UPDATE SET
+           created_at = CASE WHEN address = excluded.address THEN created_at ELSE excluded.created_at END,
+           address = excluded.address, pool = excluded.pool, last_used_at = excluded.last_used_at`,
+      )
+      .run(b);
+  }
+
+  deleteBinding(b: Pick<Binding, "network" | "pod_namespace" | "pod_name" | "ifname" | "family">): void {
+    this.db
+      .prepare("DELETE FROM bindings WHERE network = :network AND pod_namespace = :pod_namespace AND pod_name = :pod_name AND ifname = :ifname AND family = :family")
+      .run(b);
+  }
+
+  /** Deletes every binding of a pod (all networks unless one is given) and returns them. */
+  releasePod(namespace: string, pod: string, network?: string): Binding[] {
+    const where = `pod_namespace = :ns AND pod_name = :pod${network === undefined ? "" : " AND network = :network"}`;
+    const params = { ns: namespace, pod, network };
+    const gone = this.db.prepare<Binding>(`SELECT * FROM bindings WHERE ${where}`).all(params);
+    if (gone.length) this.db.prepare(`DELETE FROM bindings WHERE ${where}`).run(params);
+    return gone;
+  }
+
+  /** Leases held by a pod (by name), in any network unless one is given. */
+  leasesOfPod(namespace: string, pod: string, network?: string): Lease[] {
+    const where = `pod_namespace = :ns AND pod_name = :pod${network === undefined ? "" : " AND network = :network"}`;
+    return this.db.prepare<Lease>(`SELECT * FROM leases WHERE ${where}`).all({ ns: namespace, pod, network });
+  }
+
+  /** Records the pools of a configuration (changed rows only) and forgets pools it no longer names. */
+  syncPools(network: string, pools: PoolRecord[]): void {
+    const upsert = this.db.prepare(
+      `INSERT INTO pools (network, name, family, subnet, ranges, total, gateway, is_default, disabled, updated_at)
+       VALUES (:network, :name, :family, :subnet, :ranges, :total, :gateway, :is_default, :disabled, ${NOW})
+       ON CONFLICT (network, name) DO UPDATE SET
+         family = excluded.family, subnet = excluded.subnet, ranges = excluded.ranges, total = excluded.total,
+         gateway = excluded.gateway, is_default = excluded.is_default, disabled = excluded.disabled, updated_at = excluded.updated_at
+       WHERE family IS NOT excluded.family OR subnet IS NOT excluded.subnet OR ranges IS NOT excluded.ranges
+          OR gateway IS NOT excluded.gateway OR is_default IS NOT excluded.is_default OR disabled IS NOT excluded.disabled`,
+    );
+    for (const p of pools) upsert.run({ ...p });
+    const known = this.db.prepare<{ name: string }>("SELECT name FROM pools WHERE network = :network").all({ network });
+    const names = new Set(pools.map((p) => p.name));
+    for (const { name } of known) {
+      if (!names.has(name)) this.db.prepare("DELETE FROM pools WHERE network = :network AND name = :name").run({ network, name });
+    }
+  }
+
+  poolCursor(network: string, pool: string): string | undefined {
+    return this.db.prepare<{ last_address: string | null }>("SELECT last_address FROM pools WHERE network = :network AND name = :pool").get({ network, pool })?.last_address ?? undefined;
+  }
+
+  setPoolCursor(network: string, pool: string, address: string): void {
+    this.db.prepare("UPDATE pools SET last_address = :address WHERE network = :network AND name = :pool").run({ network, pool, address });
+  }
+
+  /** Addresses of a pool that are leased or reserved. */
+  poolUsage(network: string, pool: string): number {
+    return (
+      this.db
+        .prepare<{ n: number }>(
+          `SELECT count(*) AS n FROM (SELECT address FROM leases WHERE network = :network AND pool = :pool
+                                       UNION SELECT address FROM bindings WHERE network = :network AND pool = :pool)`,
+        )
+        .get({ network, pool })?.n ?? 0
+    );
+  }
+
+  listLeases(network?: string): Lease[] {
+    const where = network === undefined ? "" : "WHERE network = :network";
+    return this.db.prepare<Lease>(`SELECT * FROM leases ${where} ORDER BY network, pool, family, address`).all({ network });
+  }
+
+  listBindings(network?: string): Binding[] {
+    const where = network === undefined ? "" : "WHERE network = :network";
+    return this.db.prepare<Binding>(`SELECT * FROM bindings ${where} ORDER BY network, pod_namespace, pod_name, ifname, family`).all({ network });
+  }
+
+  listPools(network?: string): PoolRow[] {
+    const where = network === undefined ? "" : "WHERE p.network = :network";
+    return this.db
+      .prepare<PoolRow>(
+        `SELECT p.*, (SELECT count(*) FROM (SELECT address FROM leases l WHERE l.network = p.network AND l.pool = p.name
+                                             UNION SELECT address FROM bindings b WHERE b.network = p.network AND b.pool = p.name)) AS allocated
+           FROM pools p ${where} ORDER BY p.network, p.name`,
+      )
+      .all({ network });
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
