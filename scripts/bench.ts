@@ -1,0 +1,441 @@
+/**
+ * berth vs. host-local, both run as whole CNI plugin processes, the way a
+ * container runtime runs them. Run after `npm run build`:
+ *
+ *   node --import tsx scripts/bench.ts          (or: npm run bench)
+ *
+ * Environment:
+ *   BENCH_N          sequential iterations (default 200)
+ *   BENCH_ROUNDS     concurrent rounds (default 5)
+ *   BENCH_C          concurrent ADDs per round (default 100)
+ *   BENCH_DATA_ROOT  where the temporary dataDirs go (default os.tmpdir()); e.g. /dev/shm
+ *                    to take the disk (fsync) out of the picture
+ *   HOST_LOCAL       host-local binary (default /usr/lib/cni/host-local)
+ *   BERTH_BIN        berth binary (default dist/berth)
+ *
+ * Prints a table, then one line `BENCH_JSON {...}` with every figure.
+ * Exits non-zero if any invocation fails or a check (sticky address,
+ * distinct concurrent addresses) does not hold.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { BERTH, ROOT, netconf } from "../test/helpers/berth.ts";
+
+const N = intEnv("BENCH_N", 200);
+const ROUNDS = intEnv("BENCH_ROUNDS", 5);
+const C = intEnv("BENCH_C", 100);
+const WARMUP = 5;
+const DATA_ROOT = process.env.BENCH_DATA_ROOT ?? tmpdir();
+const HOST_LOCAL = process.env.HOST_LOCAL ?? "/usr/lib/cni/host-local";
+const BUN = join(ROOT, "node_modules/.bin/bun");
+const NETWORK = "bench";
+// Equivalent pools: 10.6.1.1-10.6.16.254 (4094 addresses) in 10.6.0.0/16, gateway outside the range.
+const SUBNET = "10.6.0.0/16";
+const RANGE_START = "10.6.1.1";
+const RANGE_END = "10.6.16.254";
+const GATEWAY = "10.6.0.1";
+
+type Plugin = "berth" | "host-local";
+const PLUGINS: Plugin[] = ["berth", "host-local"];
+
+function intEnv(name: string, dflt: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === "") return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+// ---------------------------------------------------------------- processes
+
+interface Timed {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** Spawn to exit, in ms. */
+  ms: number;
+  /** hrtime (ns) at spawn and at exit, for wall-clock spans over many processes. */
+  t0: bigint;
+  t1: bigint;
+}
+
+/** Spawns `bin`, feeds `stdin`, and times it from spawn to exit with process.hrtime. */
+function timed(bin: string, args: string[], env: Record<string, string>, stdin = ""): Promise<Timed> {
+  return new Promise((done, fail) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(bin, args, { env, stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    let t1: bigint | undefined;
+    let code: number | null = null;
+    let closed = false;
+    const finish = () => {
+      if (t1 === undefined || !closed) return;
+      done({ code: code ?? -1, stdout: out, stderr: err, ms: Number(t1 - t0) / 1e6, t0, t1 });
+    };
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    child.on("error", fail);
+    child.on("exit", (c) => {
+      t1 = process.hrtime.bigint();
+      code = c;
+      finish();
+    });
+    child.on("close", () => {
+      closed = true;
+      finish();
+    });
+    child.stdin.on("error", () => {}); // a plugin that exits without reading stdin (VERSION) is fine
+    child.stdin.end(stdin);
+  });
+}
+
+function cniEnv(command: string, containerId: string, args?: string): Record<string, string> {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: containerId,
+    CNI_NETNS: `/var/run/netns/${containerId}`,
+    CNI_IFNAME: "eth0",
+    CNI_PATH: "/usr/lib/cni",
+  };
+  if (args !== undefined) env.CNI_ARGS = args;
+  return env;
+}
+
+function berthConf(dataDir: string): string {
+  return JSON.stringify(
+    netconf(
+      dataDir,
+      {
+        pools: [{ name: "bench-pool", subnet: SUBNET, ips: [`${RANGE_START}-${RANGE_END}`], gateway: GATEWAY }],
+        default_ipv4_ippool: ["bench-pool"],
+      },
+      { name: NETWORK },
+    ),
+  );
+}
+
+function hostLocalConf(dataDir: string): string {
+  return JSON.stringify({
+    cniVersion: "1.0.0",
+    name: NETWORK,
+    type: "bridge",
+    ipam: { type: "host-local", dataDir, ranges: [[{ subnet: SUBNET, rangeStart: RANGE_START, rangeEnd: RANGE_END, gateway: GATEWAY }]] },
+  });
+}
+
+const BIN: Record<Plugin, string> = { berth: BERTH, "host-local": HOST_LOCAL };
+const CONF: Record<Plugin, (dir: string) => string> = { berth: berthConf, "host-local": hostLocalConf };
+
+// ---------------------------------------------------------------- bookkeeping
+
+const tempDirs: string[] = [];
+function freshDir(label: string): string {
+  const d = mkdtempSync(join(DATA_ROOT, `berth-bench-${label}-`));
+  tempDirs.push(d);
+  return d;
+}
+function cleanup(): void {
+  for (const d of tempDirs.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+process.on("exit", cleanup);
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.on(sig, () => {
+    cleanup();
+    process.exit(130);
+  });
+}
+
+let idSeq = 0;
+const runTag = Math.random().toString(36).slice(2, 8);
+const newId = (p: string) => `bench-${p === "berth" ? "b" : "h"}-${runTag}-${++idSeq}`;
+
+class BenchFailure extends Error {}
+function fail(what: string, r?: Timed): never {
+  const detail = r ? `\n  exit ${r.code}\n  stdout: ${r.stdout.trim()}\n  stderr: ${r.stderr.trim()}` : "";
+  throw new BenchFailure(`${what}${detail}`);
+}
+
+/** The IPv4 address (without prefix) of a successful ADD, or fails the bench. */
+function addressOf(p: string, r: Timed): string {
+  if (r.code !== 0) fail(`${p} ADD failed`, r);
+  let res: { ips?: { address?: string }[] };
+  try {
+    res = JSON.parse(r.stdout);
+  } catch {
+    fail(`${p} ADD printed no JSON result`, r);
+  }
+  const a = res.ips?.[0]?.address;
+  if (typeof a !== "string") fail(`${p} ADD result has no ips[0].address`, r);
+  return a.split("/")[0];
+}
+
+function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  // nearest rank
+  const rank = Math.max(1, Math.ceil((p / 100) * s.length));
+  return s[rank - 1];
+}
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const r2 = (x: number) => Math.round(x * 100) / 100;
+const r3 = (x: number) => Math.round(x * 1000) / 1000;
+
+interface Dist {
+  p50: number;
+  p99: number;
+  min: number;
+  max: number;
+  n: number;
+}
+function dist(xs: number[]): Dist {
+  return { p50: r3(percentile(xs, 50)), p99: r3(percentile(xs, 99)), min: r3(Math.min(...xs)), max: r3(Math.max(...xs)), n: xs.length };
+}
+
+// ---------------------------------------------------------------- phases
+
+/** One ADD then DEL of a fresh container; returns the timings and the address. */
+async function addDel(p: Plugin, dir: string, args?: string): Promise<{ add: number; del: number; address: string }> {
+  const id = newId(p);
+  const conf = CONF[p](dir);
+  const add = await timed(BIN[p], [], cniEnv("ADD", id, args), conf);
+  const address = addressOf(p, add);
+  const del = await timed(BIN[p], [], cniEnv("DEL", id, args), conf);
+  if (del.code !== 0) fail(`${p} DEL failed`, del);
+  return { add: add.ms, del: del.ms, address };
+}
+
+async function sequential() {
+  const dirs: Record<Plugin, string> = { berth: freshDir("seq-berth"), "host-local": freshDir("seq-hl") };
+  const t: Record<Plugin, { add: number[]; del: number[] }> = { berth: { add: [], del: [] }, "host-local": { add: [], del: [] } };
+  for (let i = -WARMUP; i < N; i++) {
+    // Alternate which plugin goes first, so drift and noise hit both alike.
+    const order = i % 2 === 0 ? PLUGINS : [...PLUGINS].reverse();
+    for (const p of order) {
+      const r = await addDel(p, dirs[p]);
+      if (i >= 0) {
+        t[p].add.push(r.add);
+        t[p].del.push(r.del);
+      }
+    }
+  }
+  return t;
+}
+
+async function statefulSet() {
+  const dir = freshDir("sts");
+  const add: number[] = [];
+  const del: number[] = [];
+  let first: string | undefined;
+  for (let i = -WARMUP; i < N; i++) {
+    const uid = `uid-${runTag}-${i + WARMUP}-${Math.random().toString(36).slice(2, 10)}`;
+    const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=bench-sts-0;K8S_POD_UID=${uid}`;
+    const r = await addDel("berth", dir, args);
+    first ??= r.address;
+    if (r.address !== first) {
+      fail(`StatefulSet pod default/bench-sts-0 came back on ${r.address}, not ${first} (iteration ${i + WARMUP})`);
+    }
+    if (i >= 0) {
+      add.push(r.add);
+      del.push(r.del);
+    }
+  }
+  return { add, del, address: first! };
+}
+
+/** C ADDs spawned at once against a fresh dataDir; wall time from first spawn to last exit. */
+async function burst(p: Plugin, prime: boolean) {
+  const dir = freshDir(`conc-${p === "berth" ? "berth" : "hl"}`);
+  if (prime) await addDel(p, dir); // database / directory already there, as on a node that has run a pod
+  const conf = CONF[p](dir);
+  const runs: Promise<Timed>[] = [];
+  for (let i = 0; i < C; i++) runs.push(timed(BIN[p], [], cniEnv("ADD", newId(p)), conf));
+  const rs = await Promise.all(runs);
+  const failed = rs.filter((r) => r.code !== 0);
+  if (failed.length) fail(`${p}: ${failed.length} of ${C} concurrent ADDs failed; first failure:`, failed[0]);
+  const addrs = rs.map((r) => addressOf(p, r));
+  const distinct = new Set(addrs).size;
+  if (distinct !== C) fail(`${p}: ${C} concurrent ADDs returned only ${distinct} distinct addresses`);
+  let first = rs[0].t0;
+  let last = rs[0].t1;
+  for (const r of rs) {
+    if (r.t0 < first) first = r.t0;
+    if (r.t1 > last) last = r.t1;
+  }
+  rmSync(dir, { recursive: true, force: true });
+  return { wall: Number(last - first) / 1e6, each: rs.map((r) => r.ms) };
+}
+
+async function concurrent(prime: boolean) {
+  const wall: Record<Plugin, number[]> = { berth: [], "host-local": [] };
+  const each: Record<Plugin, number[]> = { berth: [], "host-local": [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? PLUGINS : [...PLUGINS].reverse();
+    for (const p of order) {
+      const r = await burst(p, prime);
+      wall[p].push(r.wall);
+      each[p].push(...r.each);
+    }
+  }
+  return { wall, each };
+}
+
+/** Bare process start-up: berth's `version`, both plugins' CNI VERSION, and a bun hello-world. */
+async function startup(hello: string | undefined) {
+  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
+  const verEnv = { ...env, CNI_COMMAND: "VERSION" };
+  const cases: [string, () => Promise<Timed>][] = [
+    ["berth version", () => timed(BERTH, ["version"], env)],
+    ["berth CNI VERSION", () => timed(BERTH, [], verEnv, "{}")],
+    ["host-local CNI VERSION", () => timed(HOST_LOCAL, [], verEnv, "{}")],
+  ];
+  if (hello) cases.push(["bun hello-world", () => timed(hello, [], env)]);
+  const t = new Map<string, number[]>(cases.map(([k]) => [k, []]));
+  for (let i = -WARMUP; i < N; i++) {
+    for (const [k, run] of i % 2 === 0 ? cases : [...cases].reverse()) {
+      const r = await run();
+      if (r.code !== 0) fail(`${k} failed`, r);
+      if (i >= 0) t.get(k)!.push(r.ms);
+    }
+  }
+  return t;
+}
+
+/** A trivial bun-compiled binary built the same way as dist/berth, for bun's own start-up cost. */
+function buildHello(): string | undefined {
+  if (!existsSync(BUN)) return undefined;
+  const dir = freshDir("hello");
+  writeFileSync(join(dir, "h.ts"), "console.log(1)\n");
+  const r = spawnSync(BUN, ["build", "--compile", "--minify", "--bytecode", join(dir, "h.ts"), "--outfile", join(dir, "h")], { encoding: "utf8" });
+  if (r.status !== 0) {
+    process.stderr.write(`note: could not build the bun hello-world (${r.stderr.trim()}); skipping it\n`);
+    return undefined;
+  }
+  return join(dir, "h");
+}
+
+// ---------------------------------------------------------------- report
+
+function pad(s: string, n: number, right = false) {
+  return right ? s.padStart(n) : s.padEnd(n);
+}
+function table(head: string[], rows: (string | number)[][]) {
+  const cells = [head, ...rows.map((r) => r.map((c) => (typeof c === "number" ? (Number.isNaN(c) ? "-" : c.toFixed(2)) : c)))];
+  const w = head.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  const line = (r: string[]) => "  " + r.map((c, i) => pad(c, w[i], i > 0)).join("  ");
+  console.log(line(cells[0]));
+  console.log("  " + w.map((n) => "-".repeat(n)).join("  "));
+  for (const r of cells.slice(1)) console.log(line(r));
+}
+
+async function main() {
+  if (!existsSync(HOST_LOCAL)) {
+    throw new BenchFailure(`${HOST_LOCAL} is missing: apt-get install -y containernetworking-plugins (or set HOST_LOCAL)`);
+  }
+  const hello = buildHello();
+  const started = new Date();
+  console.log(`berth bench: ${BERTH} vs ${HOST_LOCAL}`);
+  console.log(`  N=${N} sequential iterations (+${WARMUP} warm-up), ${ROUNDS} rounds x ${C} concurrent ADDs, dataDirs under ${DATA_ROOT}`);
+  console.log(`  ${cpus().length} CPUs, ${cpus()[0]?.model ?? "?"}, node ${process.version}\n`);
+
+  const seq = await sequential();
+  const sts = await statefulSet();
+  const conc = await concurrent(false);
+  const concWarm = await concurrent(true);
+  const boot = await startup(hello);
+
+  const d = {
+    berth: { add: dist(seq.berth.add), del: dist(seq.berth.del) },
+    "host-local": { add: dist(seq["host-local"].add), del: dist(seq["host-local"].del) },
+  };
+  const stsAdd = dist(sts.add);
+  const stsDel = dist(sts.del);
+  const wallMed = (c: typeof conc, p: Plugin) => r2(median(c.wall[p]));
+  const bootD = Object.fromEntries([...boot].map(([k, v]) => [k, dist(v)]));
+  const ratio = (a: number, b: number) => r2(a / b);
+
+  console.log(`Sequential ADD then DEL, fresh container ID each, ms (N=${N}, interleaved):`);
+  table(
+    ["", "ADD p50", "ADD p99", "DEL p50", "DEL p99"],
+    [
+      ["berth", d.berth.add.p50, d.berth.add.p99, d.berth.del.p50, d.berth.del.p99],
+      ["host-local", d["host-local"].add.p50, d["host-local"].add.p99, d["host-local"].del.p50, d["host-local"].del.p99],
+      ["berth/host-local (x)", ratio(d.berth.add.p50, d["host-local"].add.p50), ratio(d.berth.add.p99, d["host-local"].add.p99), ratio(d.berth.del.p50, d["host-local"].del.p50), ratio(d.berth.del.p99, d["host-local"].del.p99)],
+    ],
+  );
+  console.log(`\nStatefulSet pod default/bench-sts-0 coming back (berth only, new container ID + pod UID each), ms (N=${N}):`);
+  table(
+    ["", "ADD p50", "ADD p99", "DEL p50", "DEL p99"],
+    [["berth sticky", stsAdd.p50, stsAdd.p99, stsDel.p50, stsDel.p99]],
+  );
+  console.log(`  same address every time: ${sts.address} (checked)`);
+
+  for (const [label, c] of [["fresh dataDir", conc], ["primed dataDir (one ADD+DEL first)", concWarm]] as const) {
+    console.log(`\nConcurrent: ${C} ADDs spawned at once, ${label}, wall ms first spawn -> last exit (${ROUNDS} rounds, interleaved):`);
+    table(
+      ["", "median", "min", "max", "per-ADD p50", "per-ADD p99"],
+      PLUGINS.map((p) => [p, wallMed(c, p), Math.min(...c.wall[p]), Math.max(...c.wall[p]), percentile(c.each[p], 50), percentile(c.each[p], 99)]),
+    );
+    console.log(`  berth/host-local wall (median): ${ratio(wallMed(c, "berth"), wallMed(c, "host-local")).toFixed(2)}x; all ${C} ADDs succeeded with distinct addresses (checked)`);
+  }
+
+  console.log(`\nStart-up baselines, ms (N=${N}, interleaved):`);
+  table(["", "p50", "p99"], [...boot.keys()].map((k) => [k, bootD[k].p50, bootD[k].p99]));
+  const bv = bootD["berth version"].p50;
+  const hw = bootD["bun hello-world"]?.p50;
+  console.log(`  berth ADD p50 ${d.berth.add.p50.toFixed(2)} = ${bv.toFixed(2)} start-up (berth version)` +
+    (hw !== undefined ? ` [of which bun runtime ${hw.toFixed(2)} + berth module loading ${(bv - hw).toFixed(2)}]` : "") +
+    ` + ${(d.berth.add.p50 - bv).toFixed(2)} CNI work (parse, open SQLite, transaction, fsync)`);
+
+  const targets = {
+    seqAddP50Ratio: ratio(d.berth.add.p50, d["host-local"].add.p50),
+    seqAddP50Target: 2.5,
+    seqAddMet: d.berth.add.p50 <= 2.5 * d["host-local"].add.p50,
+    concWallRatio: ratio(wallMed(conc, "berth"), wallMed(conc, "host-local")),
+    concMet: wallMed(conc, "berth") <= wallMed(conc, "host-local"),
+  };
+  console.log(`\nTargets (reported, not asserted):`);
+  console.log(`  sequential ADD p50 <= 2.5x host-local: ${targets.seqAddP50Ratio.toFixed(2)}x -> ${targets.seqAddMet ? "met" : "MISSED"}`);
+  console.log(`  ${C} concurrent ADDs no slower than host-local: ${targets.concWallRatio.toFixed(2)}x -> ${targets.concMet ? "met" : "MISSED"}`);
+
+  const json = {
+    date: started.toISOString(),
+    n: N,
+    rounds: ROUNDS,
+    concurrency: C,
+    dataRoot: DATA_ROOT,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model,
+    sequential: { berth: d.berth, hostLocal: d["host-local"], ratio: { addP50: targets.seqAddP50Ratio, addP99: ratio(d.berth.add.p99, d["host-local"].add.p99), delP50: ratio(d.berth.del.p50, d["host-local"].del.p50), delP99: ratio(d.berth.del.p99, d["host-local"].del.p99) } },
+    statefulSet: { add: stsAdd, del: stsDel, address: sts.address, sameAddress: true },
+    concurrent: Object.fromEntries(
+      ([["fresh", conc], ["primed", concWarm]] as const).map(([k, c]) => [
+        k,
+        {
+          berth: { wallMedian: wallMed(c, "berth"), walls: c.wall.berth.map(r2), perAdd: dist(c.each.berth) },
+          hostLocal: { wallMedian: wallMed(c, "host-local"), walls: c.wall["host-local"].map(r2), perAdd: dist(c.each["host-local"]) },
+          ratio: ratio(wallMed(c, "berth"), wallMed(c, "host-local")),
+        },
+      ]),
+    ),
+    startup: bootD,
+    targets,
+  };
+  console.log(`\nBENCH_JSON ${JSON.stringify(json)}`);
+}
+
+main().then(
+  () => cleanup(),
+  (err) => {
+    cleanup();
+    console.error(`\nbench FAILED: ${err instanceof BenchFailure ? err.message : (err as Error).stack ?? err}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,5 @@
+// Runs under bun (bun:sqlite exists only there): `bun test/store/bun-sqlite.bun.ts`.
+import { driverContract } from "./driver-contract.ts";
+import { openBunSqlite } from "../../store/bun-sqlite-driver.ts";
+
+driverContract("bun:sqlite", openBunSqlite);

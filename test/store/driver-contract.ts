@@ -1,0 +1,201 @@
+/**
+ * One contract, two adapters: every test here runs against better-sqlite3
+ * (under Node) and bun:sqlite (under bun). Nothing is skipped on either.
+ */
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { OpenDriver, SqlDriver } from "../../store/driver.ts";
+import { LeaseStore, type NewLease } from "../../store/lease-store.ts";
+import { SCHEMA_VERSION, migrate } from "../../store/migrations.ts";
+
+export function driverContract(adapterName: string, open: OpenDriver): void {
+  const s = suite<{ dir: string; path: string; db: SqlDriver }>(`${adapterName} contract`);
+
+  s.before.each((ctx) => {
+    ctx.dir = mkdtempSync(join(tmpdir(), "berth-contract-"));
+    ctx.path = join(ctx.dir, "t.db");
+    ctx.db = open(ctx.path);
+    ctx.db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE, flag INTEGER, n INTEGER); CREATE TABLE u (x TEXT)");
+  });
+  s.after.each((ctx) => {
+    try {
+      ctx.db.close();
+    } catch {
+      // already closed by the test
+    }
+    rmSync(ctx.dir, { recursive: true, force: true });
+  });
+
+  s("reports its adapter name", ({ db }) => {
+    assert.is(db.adapter, adapterName);
+  });
+
+  s("get() of no row is undefined", ({ db }) => {
+    assert.is(db.prepare("SELECT * FROM t WHERE id = :id").get({ id: 42 }), undefined);
+  });
+
+  s("named parameters bind without prefix, for :name, @name and $name", ({ db }) => {
+    db.prepare("INSERT INTO t (name, n) VALUES (:name, :n)").run({ name: "a", n: 1 });
+    db.prepare("INSERT INTO t (name, n) VALUES (@name, @n)").run({ name: "b", n: 2 });
+    db.prepare("INSERT INTO t (name, n) VALUES ($name, $n)").run({ name: "c", n: 3 });
+    assert.equal(db.prepare<{ name: string; n: number }>("SELECT name, n FROM t ORDER BY n").all(), [
+      { name: "a", n: 1 }, { name: "b", n: 2 }, { name: "c", n: 3 },
+    ]);
+  });
+
+  s("booleans bind as 1/0 and undefined parameters are left out", ({ db }) => {
+    db.prepare("INSERT INTO t (name, flag) VALUES (:name, :flag)").run({ name: "yes", flag: true, unused: undefined });
+    db.prepare("INSERT INTO t (name, flag) VALUES (:name, :flag)").run({ name: "no", flag: false });
+    assert.equal(db.prepare("SELECT name, flag FROM t ORDER BY name").all(), [{ name: "no", flag: 0 }, { name: "yes", flag: 1 }]);
+  });
+
+  s("run() returns changes and lastInsertRowid as numbers", ({ db }) => {
+    const r = db.prepare("INSERT INTO t (name) VALUES (:name)").run({ name: "x" });
+    assert.equal(r, { changes: 1, lastInsertRowid: 1 });
+    db.prepare("INSERT INTO t (name) VALUES (:name)").run({ name: "y" });
+    assert.is(db.prepare("UPDATE t SET n = 5").run().changes, 2);
+    assert.is(db.prepare("DELETE FROM t WHERE name = :name").run({ name: "none" }).changes, 0);
+  });
+
+  s("non-reading statements give no rows from get()/all()", ({ db }) => {
+    assert.equal(db.prepare("UPDATE t SET n = 1").all(), []);
+  });
+
+  s("bigint parameters bind", ({ db }) => {
+    db.prepare("INSERT INTO t (name, n) VALUES ('big', :n)").run({ n: 9007199254740991n });
+    assert.is(db.prepare<{ n: number }>("SELECT n FROM t").get()?.n, 9007199254740991);
+  });
+
+  s("exec runs several statements", ({ db }) => {
+    db.exec("INSERT INTO u VALUES ('1'); INSERT INTO u VALUES ('2');");
+    assert.is(db.prepare<{ c: number }>("SELECT count(*) AS c FROM u").get()?.c, 2);
+  });
+
+  s("prepare caches by SQL text", ({ db }) => {
+    assert.is(db.prepare("SELECT 1"), db.prepare("SELECT 1"));
+  });
+
+  s("immediate commits on return and rolls back on throw", ({ db }) => {
+    const v = db.immediate(() => {
+      db.prepare("INSERT INTO u VALUES ('kept')").run();
+      return 7;
+    });
+    assert.is(v, 7);
+    assert.throws(() =>
+      db.immediate(() => {
+        db.prepare("INSERT INTO u VALUES ('gone')").run();
+        throw new Error("boom");
+      }), /boom/);
+    assert.equal(db.prepare("SELECT x FROM u").all(), [{ x: "kept" }]);
+    // the connection is usable again after a rollback
+    db.immediate(() => db.prepare("INSERT INTO u VALUES ('after')").run());
+    assert.is(db.prepare<{ c: number }>("SELECT count(*) AS c FROM u").get()?.c, 2);
+  });
+
+  s("constraint violations throw with an SQLITE_CONSTRAINT code", ({ db }) => {
+    db.prepare("INSERT INTO t (name) VALUES ('dup')").run();
+    try {
+      db.prepare("INSERT INTO t (name) VALUES ('dup')").run();
+      assert.unreachable("duplicate accepted");
+    } catch (e) {
+      assert.match(String((e as { code?: string }).code), /^SQLITE_CONSTRAINT/);
+    }
+  });
+
+  s("a second writer gets SQLITE_BUSY while the first holds the write lock", ({ db, path }) => {
+    db.exec("PRAGMA journal_mode = WAL");
+    const other = open(path);
+    try {
+      other.exec("PRAGMA busy_timeout = 0");
+      db.immediate(() => {
+        try {
+          other.immediate(() => undefined);
+          assert.unreachable("second writer got the lock");
+        } catch (e) {
+          assert.is((e as { code?: string }).code, "SQLITE_BUSY");
+        }
+      });
+      other.immediate(() => other.prepare("INSERT INTO u VALUES ('later')").run());
+    } finally {
+      other.close();
+    }
+  });
+
+  s("read-only connections refuse writes", ({ db, path }) => {
+    db.prepare("INSERT INTO u VALUES ('r')").run();
+    const ro = open(path, { readonly: true });
+    try {
+      assert.is(ro.prepare<{ c: number }>("SELECT count(*) AS c FROM u").get()?.c, 1);
+      assert.throws(() => ro.prepare("INSERT INTO u VALUES ('w')").run());
+    } finally {
+      ro.close();
+    }
+  });
+
+  s("migrate sets user_version once and refuses a newer schema", ({ dir }) => {
+    const db = open(join(dir, "m.db"));
+    try {
+      migrate(db);
+      assert.is(db.prepare<{ user_version: number }>("PRAGMA user_version").get()?.user_version, SCHEMA_VERSION);
+      migrate(db); // idempotent
+      for (const t of ["leases", "bindings", "pools"]) {
+        assert.ok(db.prepare("SELECT name FROM sqlite_master WHERE name = :t").get({ t }), t);
+      }
+      db.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+      assert.throws(() => migrate(db), /newer than this berth/);
+    } finally {
+      db.close();
+    }
+  });
+
+  s("LeaseStore: WAL, leases, bindings, usage, GC", ({ dir }) => {
+    const store = LeaseStore.open(open(join(dir, "berth.db")));
+    try {
+      assert.is(store.db.prepare<{ journal_mode: string }>("PRAGMA journal_mode").get()?.journal_mode, "wal");
+      const lease = (address: string, cid: string, pod?: string): NewLease => ({
+        network: "n", address, family: 4, pool: "p", container_id: cid, ifname: "eth0",
+        pod_namespace: pod ? "default" : null, pod_name: pod ?? null, pod_uid: null,
+      });
+      store.addLease(lease("10.0.0.1", "c1", "sts-0"));
+      store.addLease(lease("10.0.0.2", "c2"));
+      assert.throws(() => store.addLease(lease("10.0.0.1", "c3")), "one address, one lease");
+      store.addLease({ ...lease("10.0.0.1", "c9"), network: "other" }); // networks are separate
+      store.putBinding({ network: "n", pod_namespace: "default", pod_name: "sts-0", ifname: "eth0", family: 4, address: "10.0.0.1", pool: "p" });
+      store.putBinding({ network: "n", pod_namespace: "default", pod_name: "sts-1", ifname: "eth0", family: 4, address: "10.0.0.3", pool: "p" });
+      assert.ok(store.isTaken("n", "10.0.0.3"), "a binding reserves its address");
+      assert.not.ok(store.isTaken("n", "10.0.0.4"));
+      assert.is(store.poolUsage("n", "p"), 3, "leased ∪ bound, each address once");
+      assert.is(store.bindingOf("n", "default", "sts-0", "eth0", 4)?.address, "10.0.0.1");
+      assert.is(store.bindingOf("n", "default", "sts-0", "eth0", 6), undefined);
+
+      const released = store.releaseAttachment("n", "c1", "eth0");
+      assert.equal(released.map((l) => l.address), ["10.0.0.1"]);
+      assert.equal(store.releaseAttachment("n", "c1", "eth0"), [], "idempotent");
+      assert.ok(store.isTaken("n", "10.0.0.1"), "binding outlives the lease");
+
+      const gone = store.collectGarbage("n", (cid) => cid === "keep");
+      assert.equal(gone.map((l) => l.container_id), ["c2"]);
+      assert.is(store.listLeases("other").length, 1, "GC touches only its network");
+
+      assert.equal(store.releasePod("default", "sts-0").map((b) => b.address), ["10.0.0.1"]);
+      assert.not.ok(store.isTaken("n", "10.0.0.1"));
+
+      store.syncPools("n", [{ network: "n", name: "p", family: 4, subnet: "10.0.0.0/24", ranges: "10.0.0.1-10.0.0.9", total: 9, gateway: null, is_default: true, disabled: false }]);
+      store.setPoolCursor("n", "p", "10.0.0.3");
+      assert.is(store.poolCursor("n", "p"), "10.0.0.3");
+      const pools = store.listPools("n");
+      assert.is(pools.length, 1);
+      assert.is(pools[0].allocated, 1);
+      assert.is(pools[0].is_default, 1);
+      store.syncPools("n", []);
+      assert.is(store.listPools("n").length, 0, "pools no longer configured are forgotten");
+    } finally {
+      store.close();
+    }
+  });
+
+  s.run();
+}
