@@ -4,6 +4,17 @@ import { runCli } from "./cli.ts";
 import { runCni } from "./cni-main.ts";
 import type { OpenDriver } from "../store/driver.ts";
 
+const CNI_VARS = ["CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH"];
+
+/**
+ * A runtime sets CNI_* variables; an operator at a shell does not. Any of
+ * them present (even CNI_COMMAND empty) means a plugin call, so a runtime
+ * that forgot CNI_COMMAND gets CNI error 4 rather than the help text.
+ */
+export function invokedAsPlugin(env: Record<string, string | undefined>): boolean {
+  return CNI_VARS.some((k) => env[k] !== undefined);
+}
+
 /** Runs berth in this process and returns the exit code. Synchronous: `--bytecode` builds reject top-level await. */
 export function main(argv: string[], env: Record<string, string | undefined>, openDriver: OpenDriver): number {
   const writeAll = (fd: number, text: string) => {
@@ -11,7 +22,7 @@ export function main(argv: string[], env: Record<string, string | undefined>, op
     let off = 0;
     while (off < buf.length) off += writeSync(fd, buf, off);
   };
-  if (env.CNI_COMMAND !== undefined && env.CNI_COMMAND !== "") {
+  if (invokedAsPlugin(env)) {
     return runCni({ env, readStdin: () => readFileSync(0, "utf8"), write: (t) => writeAll(1, t), openDriver });
   }
   try {

@@ -111,3 +111,19 @@ export function netconf(dataDir: string, ipam: Record<string, unknown> = {}, top
     ...top,
   };
 }
+
+/** Everything an operator could see in the database, for "nothing changed" assertions. */
+export function dbSnapshot(dbPath: string): string {
+  if (!existsSync(dbPath)) return "(no database)";
+  const r = spawnSync("sqlite3", ["-readonly", "-json", dbPath,
+    "SELECT 'lease' AS kind, * FROM leases ORDER BY id; SELECT 'binding' AS kind, * FROM bindings ORDER BY address; SELECT 'pool' AS kind, * FROM pools ORDER BY name;"], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`sqlite3 failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Rows of one query through the sqlite3 CLI, as an operator would read them. */
+export function sql<T = Record<string, unknown>>(dbPath: string, query: string): T[] {
+  const r = spawnSync("sqlite3", ["-readonly", "-json", dbPath, query], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`sqlite3 failed: ${r.stderr}`);
+  return r.stdout.trim() ? JSON.parse(r.stdout) : [];
+}
