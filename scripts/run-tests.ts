@@ -1,0 +1,39 @@
+/**
+ * Runs every test group (Node and bun), streams their output, and ends with
+ * one summary line: "tests: N passed, N failed". Exits non-zero if any group
+ * failed, crashed, or ran no test.
+ */
+import { spawnSync } from "node:child_process";
+import { resolve } from "node:path";
+
+const root = resolve(import.meta.dirname, "..");
+const uvu = ["--import", "tsx", "node_modules/uvu/bin.js"];
+const groups: { name: string; cmd: string; args: string[] }[] = [
+  { name: "unit", cmd: "node", args: [...uvu, "test/unit", "\\.test\\.ts$"] },
+  { name: "store contract (better-sqlite3)", cmd: "node", args: [...uvu, "test/store", "\\.test\\.ts$"] },
+  { name: "store contract (bun:sqlite)", cmd: "node_modules/.bin/bun", args: ["test/store/bun-sqlite.bun.ts"] },
+  { name: "compiled binary", cmd: "node", args: [...uvu, "test/binary", "\\.test\\.ts$"] },
+  { name: "bridge chain in network namespaces", cmd: "node", args: [...uvu, "test/chain", "\\.test\\.ts$"] },
+];
+
+const only = process.argv.slice(2);
+let passed = 0;
+let failed = 0;
+for (const g of groups) {
+  if (only.length && !only.some((o) => g.name.includes(o))) continue;
+  process.stdout.write(`\n=== ${g.name}\n`);
+  const r = spawnSync(g.cmd, g.args, { cwd: root, encoding: "utf8", env: { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1" }, maxBuffer: 64 << 20 });
+  process.stdout.write(r.stdout);
+  process.stderr.write(r.stderr);
+  const plain = r.stdout.replace(/\x1b\[[0-9;]*m/g, "");
+  const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+  const ok = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+  passed += ok;
+  failed += total - ok;
+  if (r.status !== 0 || total === 0) {
+    if (total - ok === 0) failed += 1; // crashed, or ran nothing: count it
+    process.stdout.write(`--- ${g.name}: FAILED (exit ${r.status}${r.error ? `, ${r.error.message}` : ""}${total === 0 ? ", no test ran" : ""})\n`);
+  }
+}
+process.stdout.write(`\ntests: ${passed} passed, ${failed} failed\n`);
+process.exitCode = failed === 0 && passed > 0 ? 0 : 1;

@@ -1,0 +1,67 @@
+/** The operator CLI of dist/berth. */
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { join } from "node:path";
+import { cli, cni, netconf, podArgs, tempDir } from "../helpers/berth.ts";
+
+const { path: dir, cleanup } = tempDir();
+const db = join(dir, "berth.db");
+const conf = netconf(dir);
+cni({ command: "ADD", containerId: "cafe0123456789abcdef", ifname: "eth0", netns: "/x", args: podArgs("default", "test-sts-0"), stdin: conf });
+
+test("--help explains every command", () => {
+  const r = cli(["--help"]);
+  assert.is(r.status, 0);
+  for (const s of ["berth version", "berth inspect", "berth release", "leases", "bindings", "pools", "-o json"]) assert.ok(r.stdout.includes(s), s);
+  assert.is(cli([]).stdout, r.stdout, "no arguments: help");
+});
+
+test("version", () => {
+  assert.match(cli(["version"]).stdout, /^berth \d+\.\d+\.\d+ \(CNI 0\.3\.0, 0\.3\.1, 0\.4\.0, 1\.0\.0, 1\.1\.0\)/);
+  assert.equal(JSON.parse(cli(["version", "-o", "json"]).stdout).cniVersions, ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]);
+});
+
+test("inspect leases, bindings and pools as tables", () => {
+  const leases = cli(["inspect", "--db", db]).stdout.split("\n");
+  assert.match(leases[0], /^NETWORK\s+ADDRESS\s+POOL\s+POD\s+CONTAINER\s+IFNAME\s+SINCE$/);
+  assert.match(leases[1], /^berth-test\s+10\.6\.168\.101\s+test-ippool\s+default\/test-sts-0\s+cafe01234567\s+eth0\s+\d{4}-/);
+  assert.match(cli(["inspect", "bindings", "--db", db]).stdout, /default\/test-sts-0\s+eth0\s+10\.6\.168\.101\s+test-ippool/);
+  const pools = cli(["inspect", "pools", "--db", db]).stdout.split("\n");
+  assert.match(pools[0], /NAME\s+SUBNET\s+ALLOCATED-IP-COUNT\s+TOTAL-IP-COUNT\s+DEFAULT/);
+  assert.match(pools[1], /^berth-test\s+test-ippool\s+10\.6\.0\.0\/16\s+1\s+10\s+false\s+false$/);
+});
+
+test("inspect -o json and --network filter", () => {
+  const rows = JSON.parse(cli(["inspect", "leases", "--db", db, "-o", "json"]).stdout);
+  assert.is(rows.length, 1);
+  assert.is(rows[0].pod_name, "test-sts-0");
+  assert.equal(JSON.parse(cli(["inspect", "leases", "--db", db, "--network", "nope", "-o", "json"]).stdout), []);
+});
+
+test("inspect does not write to the database", () => {
+  const before = cli(["inspect", "pools", "--db", db, "-o", "json"]).stdout;
+  cli(["inspect", "leases", "--db", db]);
+  assert.is(cli(["inspect", "pools", "--db", db, "-o", "json"]).stdout, before);
+});
+
+test("usage errors exit 2 with a reason; a missing database is explained", () => {
+  const bad = cli(["frobnicate"]);
+  assert.is(bad.status, 2);
+  assert.match(bad.stderr, 'unknown command "frobnicate"');
+  assert.is(cli(["inspect", "things", "--db", db]).status, 2);
+  assert.is(cli(["release", "no-slash", "--db", db]).status, 2);
+  assert.is(cli(["inspect", "-o", "yaml", "--db", db]).status, 2);
+  const missing = cli(["inspect", "--db", join(dir, "nope.db")]);
+  assert.is(missing.status, 1);
+  assert.match(missing.stderr, "no lease database at");
+});
+
+test("release warns when the pod still holds a lease", () => {
+  const r = cli(["release", "default/test-sts-0", "--db", db]);
+  assert.is(r.status, 0);
+  assert.match(r.stdout, "released binding default/test-sts-0 eth0 10.6.168.101");
+  assert.match(r.stderr, "10.6.168.101 stays leased to container cafe0123456789abcdef until its CNI DEL");
+});
+
+test.after(cleanup);
+test.run();
