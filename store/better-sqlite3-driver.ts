@@ -1,34 +1,27 @@
 /** The SqlDriver adapter for Node: better-sqlite3 12.x. */
 import Database from "better-sqlite3";
-import { type OpenOptions, type SqlDriver, type SqlParams, type SqlStatement, bindable, runImmediate } from "./driver.ts";
+import { type OpenOptions, type SqlDriver, type SqlParams, bindable, makeDriver } from "./driver.ts";
 
 /** Opens `path` with better-sqlite3. */
 export function openBetterSqlite3(path: string, options: OpenOptions = {}): SqlDriver {
   const db = new Database(path, options.readonly ? { readonly: true, fileMustExist: true } : {});
-  const cache = new Map<string, SqlStatement<unknown>>();
-  const exec = (sql: string) => void db.exec(sql);
-  return {
+  return makeDriver({
     adapter: "better-sqlite3",
     path,
-    exec,
-    prepare<Row>(sql: string): SqlStatement<Row> {
-      let st = cache.get(sql);
-      if (!st) {
-        const raw = db.prepare(sql);
-        const returnsRows = raw.reader;
-        st = {
-          get: (p?: SqlParams) => (returnsRows ? (raw.get(bindable(p)) as Row | undefined) : undefined),
-          all: (p?: SqlParams) => (returnsRows ? (raw.all(bindable(p)) as Row[]) : []),
-          run: (p?: SqlParams) => {
-            const r = raw.run(bindable(p));
-            return { changes: r.changes, lastInsertRowid: Number(r.lastInsertRowid) };
-          },
-        };
-        cache.set(sql, st);
-      }
-      return st as SqlStatement<Row>;
+    exec: (sql) => void db.exec(sql),
+    prepare: (sql) => {
+      const raw = db.prepare(sql);
+      // better-sqlite3 throws on get()/all() of a statement that returns no rows; bun does not.
+      const reads = raw.reader;
+      return {
+        get: (p?: SqlParams) => (reads ? raw.get(bindable(p)) : undefined),
+        all: (p?: SqlParams) => (reads ? raw.all(bindable(p)) : []),
+        run: (p?: SqlParams) => {
+          const r = raw.run(bindable(p));
+          return { changes: r.changes, lastInsertRowid: Number(r.lastInsertRowid) };
+        },
+      };
     },
-    immediate: (fn) => runImmediate(exec, fn),
     close: () => db.close(),
-  };
+  });
 }

@@ -51,6 +51,36 @@ export function bindable(params: SqlParams | undefined): Record<string, string |
   return out;
 }
 
+/** What an adapter supplies; `makeDriver` adds what both share (statement cache, transactions). */
+export interface AdapterParts {
+  adapter: string;
+  path: string;
+  exec: (sql: string) => void;
+  /** Wraps one native prepared statement in the common shape. */
+  prepare: (sql: string) => SqlStatement<unknown>;
+  close: () => void;
+}
+
+/** Builds a SqlDriver from an adapter's parts: statements cached by SQL text, BEGIN IMMEDIATE transactions. */
+export function makeDriver(parts: AdapterParts): SqlDriver {
+  const cache = new Map<string, SqlStatement<unknown>>();
+  return {
+    adapter: parts.adapter,
+    path: parts.path,
+    exec: parts.exec,
+    prepare<Row>(sql: string): SqlStatement<Row> {
+      let st = cache.get(sql);
+      if (!st) {
+        st = parts.prepare(sql);
+        cache.set(sql, st);
+      }
+      return st as SqlStatement<Row>;
+    },
+    immediate: (fn) => runImmediate(parts.exec, fn),
+    close: parts.close,
+  };
+}
+
 /** The shared BEGIN IMMEDIATE / COMMIT / ROLLBACK wrapper both adapters use. */
 export function runImmediate<T>(exec: (sql: string) => void, fn: () => T): T {
   exec("BEGIN IMMEDIATE");
