@@ -12,6 +12,13 @@ test("parseAddress is strict", () => {
   for (const bad of ["1.2.3", "1.2.3.256", "010.1.1.1", "10.1.1.1/24", " 1.1.1.1", "fe80::1%eth0", "", "x"]) {
     assert.is(parseAddress(bad), undefined, bad);
   }
+  for (const bad of [":::", "1::2::3", "12345::", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7", "g::1", ":1::", "1::2:", "1:2:3:4:5:6:7::8", "::ffff:1.2.3.4", "1.2.3.4.5", "256.1.1.1", "1..2.3"]) {
+    assert.is(parseAddress(bad), undefined, bad);
+  }
+  for (const good of ["::", "::1", "fd00::", "1:2:3:4:5:6:7:8", "1::8", "1:2:3:4:5:6:7::", "FD00:0006::0101", "0.0.0.0", "255.255.255.255"]) {
+    assert.ok(parseAddress(good), good);
+  }
+  assert.is(parseAddress("fd00:0006::0101")!.value, parseAddress("fd00:6::101")!.value);
   assert.equal(parseAddress("10.6.168.101"), { family: 4, value: 168208485n });
   assert.is(parseAddress("2001:DB8::1")!.family, 6);
 });
