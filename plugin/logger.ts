@@ -19,7 +19,7 @@ export function createLogger(level: LogLevel = "info", file?: string, base: Reco
     const all = { ...base, ...fields };
     let line = `${new Date().toISOString()} ${lvl.toUpperCase()} ${msg}`;
     for (const [k, v] of Object.entries(all)) {
-      if (v !== undefined) line += ` ${k}=${typeof v === "string" && !/\s|"/.test(v) ? v : JSON.stringify(v)}`;
+      if (v !== undefined && v !== null) line += ` ${k}=${typeof v === "string" && !/\s|"/.test(v) ? v : JSON.stringify(v)}`;
     }
     line += "\n";
     try {

@@ -4,15 +4,18 @@ import { runCli } from "./cli.ts";
 import { runCni } from "./cni-main.ts";
 import type { OpenDriver } from "../store/driver.ts";
 
-const CNI_VARS = ["CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH"];
+// Not CNI_PATH: operators' shells export it, runtimes always set the others.
+const CNI_VARS = ["CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS"];
 
 /**
- * A runtime sets CNI_* variables; an operator at a shell does not. Any of
+ * A runtime runs plugins with no arguments and CNI_* variables set. Any of
  * them present (even CNI_COMMAND empty) means a plugin call, so a runtime
- * that forgot CNI_COMMAND gets CNI error 4 rather than the help text.
+ * that forgot CNI_COMMAND gets CNI error 4 rather than the help text. Words
+ * on the command line always mean the CLI: an operator's shell may well
+ * export CNI_PATH.
  */
-export function invokedAsPlugin(env: Record<string, string | undefined>): boolean {
-  return CNI_VARS.some((k) => env[k] !== undefined);
+export function invokedAsPlugin(argv: string[], env: Record<string, string | undefined>): boolean {
+  return argv.length === 0 && CNI_VARS.some((k) => env[k] !== undefined);
 }
 
 /** Runs berth in this process and returns the exit code. Synchronous: `--bytecode` builds reject top-level await. */
@@ -22,7 +25,7 @@ export function main(argv: string[], env: Record<string, string | undefined>, op
     let off = 0;
     while (off < buf.length) off += writeSync(fd, buf, off);
   };
-  if (invokedAsPlugin(env)) {
+  if (invokedAsPlugin(argv, env)) {
     return runCni({ env, readStdin: () => readFileSync(0, "utf8"), write: (t) => writeAll(1, t), openDriver });
   }
   try {

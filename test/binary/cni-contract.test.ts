@@ -149,6 +149,11 @@ t("logs go to ipam.logFile, never to stdout", ({ dir }) => {
   assert.is(r.stderr, "");
   const log = readFileSync(logFile, "utf8");
   assert.match(log, /INFO address assigned .*address=10\.6\.168\.101 .*pod=default\/test-sts-0/);
+  cni({ command: "ADD", containerId: "bare", ifname: "eth0", netns: "/x", stdin: netconf(dir, { logFile }) });
+  cni({ command: "DEL", containerId: "bare", ifname: "eth0", stdin: netconf(dir, { logFile }) });
+  const lines = readFileSync(logFile, "utf8").split("\n").filter((l) => l.includes("container=bare"));
+  assert.is(lines.length, 2, "one line for the assignment, one for the release");
+  for (const l of lines) assert.not.match(l, /=null|=undefined/, "absent fields are left out");
 });
 
 t.run();

@@ -79,9 +79,9 @@ export function cniAsync(inv: Invocation): Promise<Outcome> {
   });
 }
 
-/** Runs berth as the operator CLI. */
+/** Runs berth as the operator CLI (from a shell that may export CNI_PATH, as many do). */
 export function cli(args: string[]): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync(BERTH, args, { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, encoding: "utf8" });
+  const r = spawnSync(BERTH, args, { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", CNI_PATH: "/opt/cni/bin" }, encoding: "utf8" });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
