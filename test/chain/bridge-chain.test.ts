@@ -24,6 +24,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Binding, Lease } from "../../store/lease-store.ts";
 import { BERTH, cli, netconf, podArgs, seedPool, tempDir } from "../helpers/berth.ts";
 
 const BRIDGE_PLUGIN = "/usr/lib/cni/bridge";
@@ -243,28 +244,7 @@ async function withScope(fn: (s: Scope) => void | Promise<void>): Promise<void> 
 
 // ---------------------------------------------------------------- berth's DB
 
-interface Lease {
-  network: string;
-  address: string;
-  family: number;
-  pool: string;
-  container_id: string;
-  ifname: string;
-  pod_namespace: string | null;
-  pod_name: string | null;
-  pod_uid: string | null;
-}
-
-interface Binding {
-  network: string;
-  pod_namespace: string;
-  pod_name: string;
-  ifname: string;
-  family: number;
-  address: string;
-  pool: string;
-}
-
+// The rows `berth inspect -o json` prints are the store's own row types.
 function inspect<T>(what: "leases" | "bindings" | "pools", db: string): T[] {
   const r = cli(["inspect", what, "--db", db, "-o", "json"]);
   assert.is(r.status, 0, `berth inspect ${what} failed: exit ${r.status}\n${r.stderr}`);
