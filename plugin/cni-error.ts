@@ -44,4 +44,12 @@ export const Code = {
   StoreFailure: 104,
   /** A bug: something berth did not expect. */
   Internal: 105,
+  /** Cluster mode: pod, pool or StatefulSet not found. */
+  NotFound: 106,
+  /** Cluster mode: a pool annotation cannot be parsed. */
+  BadAnnotation: 107,
+  /** Cluster mode: a SpiderIPPool is invalid. */
+  BadPool: 108,
+  /** Cluster mode: the API server refused a request (RBAC, validation). */
+  Refused: 109,
 } as const;

@@ -6,7 +6,8 @@ import { CniError, Code } from "./cni-error.ts";
 import { LATEST_VERSION, SUPPORTED_VERSIONS } from "./cni-version.ts";
 import { type CniEnv, readCniEnv } from "./cni-env.ts";
 import { type NetConf, parseNetConf, sniffVersion } from "./config.ts";
-import { IpamError } from "./ipam-error.ts";
+import type { IpamError } from "./ipam-error.ts";
+import type { KubeUnreachableError } from "./cluster/kube-api.ts";
 import { type Logger, createLogger } from "./logger.ts";
 import type { OpenDriver } from "../store/driver.ts";
 import { cmdAdd } from "./commands/add.ts";
@@ -24,10 +25,24 @@ export interface CniIo {
   openDriver: OpenDriver;
 }
 
-const COMMANDS = { ADD: cmdAdd, DEL: cmdDel, CHECK: cmdCheck, GC: cmdGc, STATUS: cmdStatus } as const;
+type Command = (ctx: CommandContext) => CommandOutcome | Promise<CommandOutcome>;
+const LOCAL: Record<"ADD" | "DEL" | "CHECK" | "GC" | "STATUS", Command> = { ADD: cmdAdd, DEL: cmdDel, CHECK: cmdCheck, GC: cmdGc, STATUS: cmdStatus };
+
+/**
+ * Cluster mode's commands live in a second entry point of the binary (see the
+ * build script), imported by a specifier the bundler cannot fold: bundled
+ * into the main entry, the Kubernetes client cost every local-mode start
+ * ~5 ms even unevaluated (measured, BENCHMARKS.md).
+ */
+const CLUSTER_MODULE = ["./cluster", "cluster-commands.ts"].join("/");
+
+async function commandsFor(conf: NetConf): Promise<typeof LOCAL> {
+  if (conf.ipam.kubeconfig === undefined) return LOCAL;
+  return ((await import(CLUSTER_MODULE)) as { clusterCommands: typeof LOCAL }).clusterCommands;
+}
 
 /** Runs one CNI invocation; returns the process exit code. */
-export function runCni(io: CniIo): number {
+export async function runCni(io: CniIo): Promise<number> {
   let stdin = "";
   let conf: NetConf | undefined;
   let log: Logger = createLogger("warn");
@@ -42,13 +57,13 @@ export function runCni(io: CniIo): number {
     conf = parseNetConf(stdin);
     log = createLogger(conf.ipam.logLevel, conf.ipam.logFile, { cmd: env.command, network: conf.name });
     const ctx: CommandContext = { env, conf, log, openDriver: io.openDriver };
-    const outcome: CommandOutcome = COMMANDS[env.command](ctx);
+    const outcome: CommandOutcome = await (await commandsFor(conf))[env.command](ctx);
     if (outcome.output) {
       try {
         io.write(JSON.stringify(outcome.output) + "\n");
       } catch (err) {
         log.error("could not deliver the result; rolling back", { error: (err as Error).message });
-        outcome.rollback?.();
+        await outcome.rollback?.();
         return 1;
       }
     }
@@ -72,13 +87,29 @@ export function runCni(io: CniIo): number {
   }
 }
 
-/** Maps anything thrown inside berth to the CNI error the runtime sees. */
+/**
+ * Maps anything thrown inside berth to the CNI error the runtime sees. Errors
+ * are recognised by name, not instanceof: the cluster entry point has its own
+ * copies of these classes.
+ */
 export function toCniError(err: unknown): CniError {
+  const named = (n: string) => (err as Error | undefined)?.name === n;
   if (err instanceof CniError) return err;
-  if (err instanceof IpamError) {
-    const code = { exhausted: Code.PoolExhausted, "no-pool": Code.NoCandidatePool, conflict: Code.AddressConflict, "lease-missing": Code.LeaseMissing }[err.kind];
-    return new CniError(code, err.message, err.details, { cause: err });
+  if (named("CniError")) {
+    const e = err as { code: number; msg: string; details?: string };
+    return new CniError(e.code, e.msg, e.details ?? "", { cause: err });
   }
+  if (named("IpamError")) {
+    const err2 = err as IpamError;
+    const code = {
+      exhausted: Code.PoolExhausted, "no-pool": Code.NoCandidatePool, conflict: Code.AddressConflict, "lease-missing": Code.LeaseMissing,
+      "not-found": Code.NotFound, "bad-annotation": Code.BadAnnotation, "bad-pool": Code.BadPool, refused: Code.Refused,
+    }[err2.kind];
+    return new CniError(code, err2.message, err2.details, { cause: err });
+  }
+  if (named("KubeUnreachableError")) return new CniError(Code.TryAgainLater, (err as KubeUnreachableError).message, `API server ${(err as KubeUnreachableError).server}`, { cause: err });
+  if (named("KubeRequestError")) return new CniError(Code.Refused, `API server refused: ${(err as Error).message}`, "", { cause: err });
+  if (named("KubeConflictError")) return new CniError(Code.TryAgainLater, `lost a race on the API server: ${(err as Error).message}`, "", { cause: err });
   const e = err as { code?: unknown; message?: string };
   const sqlite = typeof e?.code === "string" && e.code.startsWith("SQLITE_") ? e.code : undefined;
   if (sqlite === "SQLITE_BUSY" || sqlite === "SQLITE_LOCKED") {

@@ -27,6 +27,8 @@ export interface IpamConfig {
   enableStatefulSet: boolean;
   logFile?: string;
   logLevel: LogLevel;
+  /** Cluster mode: the longest an ADD may take before it rolls back (timeoutSeconds). */
+  timeoutMs: number;
 }
 
 /** One attachment the runtime still considers valid (GC). */
@@ -50,7 +52,7 @@ export interface NetConf {
 export const DEFAULT_DATA_DIR = "/var/lib/cni/berth";
 const IPAM_FIELDS = new Set([
   "type", "dataDir", "kubeconfig", "nodeName", "pools", "default_ipv4_ippool", "default_ipv6_ippool",
-  "enableStatefulSet", "logFile", "logLevel",
+  "enableStatefulSet", "logFile", "logLevel", "timeoutSeconds",
 ]);
 const LOG_LEVELS = new Set(["debug", "info", "warn", "error"]);
 const NETWORK_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
@@ -119,6 +121,13 @@ function normalise(conf: Record<string, unknown>, cniVersion: string): NetConf {
     invalid("ipam.enableStatefulSet", ipam.enableStatefulSet, "must be true or false");
   }
 
+  if (kubeconfig !== undefined && ipam.pools !== undefined) {
+    invalid("ipam.pools", "(list)", "not used in cluster mode: pools are SpiderIPPool objects on the API server named by ipam.kubeconfig");
+  }
+  const timeoutSeconds = ipam.timeoutSeconds ?? 30;
+  if (typeof timeoutSeconds !== "number" || !(timeoutSeconds > 0 && timeoutSeconds <= 600)) {
+    invalid("ipam.timeoutSeconds", ipam.timeoutSeconds, "must be a number of seconds between 0 and 600");
+  }
   const pools = parsePools("ipam.pools", ipam.pools);
   const defaultPools: Record<Family, string[]> = {
     4: poolNames("ipam.default_ipv4_ippool", ipam.default_ipv4_ippool),
@@ -138,6 +147,7 @@ function normalise(conf: Record<string, unknown>, cniVersion: string): NetConf {
       defaultPools,
       enableStatefulSet: (ipam.enableStatefulSet as boolean | undefined) ?? true,
       logLevel: logLevel as LogLevel,
+      timeoutMs: Math.round((timeoutSeconds as number) * 1000),
     },
   };
   if (kubeconfig !== undefined) out.ipam.kubeconfig = kubeconfig;

@@ -2,4 +2,6 @@
 import { main } from "./main.ts";
 import { openBunSqlite } from "../store/bun-sqlite-driver.ts";
 
-process.exitCode = main(process.argv.slice(2), process.env, openBunSqlite);
+// Exit as soon as the answer is written: keep-alive sockets or a request abandoned at a
+// deadline must not hold the runtime waiting.
+main(process.argv.slice(2), process.env, openBunSqlite).then((code) => process.exit(code));

@@ -2,4 +2,6 @@
 import { main } from "./main.ts";
 import { openBetterSqlite3 } from "../store/better-sqlite3-driver.ts";
 
-process.exitCode = main(process.argv.slice(2), process.env, openBetterSqlite3);
+// Exit as soon as the answer is written: keep-alive sockets or a request abandoned at a
+// deadline must not hold the runtime waiting.
+main(process.argv.slice(2), process.env, openBetterSqlite3).then((code) => process.exit(code));

@@ -61,6 +61,11 @@ export function formatAddress(family: Family, value: bigint): string {
   return stringifyIp({ number: value, version: family });
 }
 
+/** Uncompressed text (IPv6 "fd00:6:0:0:0:0:0:101"); IPv4 as usual. */
+export function formatAddressLong(family: Family, value: bigint): string {
+  return stringifyIp({ number: value, version: family }, { compress: false });
+}
+
 /** Canonical text of a textual address, or undefined when it is not one. */
 export function normalizeAddress(text: string): string | undefined {
   const a = parseAddress(text);
@@ -177,6 +182,17 @@ export function usableRange(s: Subnet): IpRange {
   if (s.family === 4 && hostBits >= 2) return { family: 4, start: s.start + 1n, end: s.end - 1n };
   if (s.family === 6 && hostBits >= 2) return { family: 6, start: s.start + 1n, end: s.end };
   return { family: s.family, start: s.start, end: s.end };
+}
+
+/** The `index`-th address (0-based) of a list of disjoint ranges; undefined past the end. */
+export function addressAt(ranges: readonly IpRange[], index: bigint): bigint | undefined {
+  let i = index;
+  for (const r of ranges) {
+    const size = r.end - r.start + 1n;
+    if (i < size) return r.start + i;
+    i -= size;
+  }
+  return undefined;
 }
 
 /**

@@ -18,8 +18,8 @@ export function invokedAsPlugin(argv: string[], env: Record<string, string | und
   return argv.length === 0 && CNI_VARS.some((k) => env[k] !== undefined);
 }
 
-/** Runs berth in this process and returns the exit code. Synchronous: `--bytecode` builds reject top-level await. */
-export function main(argv: string[], env: Record<string, string | undefined>, openDriver: OpenDriver): number {
+/** Runs berth in this process and resolves to the exit code (entries must not use top-level await: `--bytecode`). */
+export async function main(argv: string[], env: Record<string, string | undefined>, openDriver: OpenDriver): Promise<number> {
   const writeAll = (fd: number, text: string) => {
     const buf = Buffer.from(text);
     let off = 0;

@@ -33,9 +33,29 @@ export interface Pool {
   routes: PoolRoute[];
   default: boolean;
   disable: boolean;
+  /** Cluster mode: who may use the pool (SpiderIPPool's affinity fields), as given. */
+  affinity?: PoolAffinity;
+}
+
+/** SpiderIPPool's restrictions on who may use a pool. Absent fields restrict nothing. */
+export interface PoolAffinity {
+  podAffinity?: Selector;
+  namespaceAffinity?: Selector;
+  nodeAffinity?: Selector;
+  namespaceName?: string[];
+  nodeName?: string[];
+  multusName?: string[];
+}
+
+/** A Kubernetes label selector. */
+export interface Selector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: string; values?: string[] }[];
 }
 
 const POOL_FIELDS = new Set(["name", "subnet", "ips", "excludeIPs", "gateway", "routes", "default", "disable"]);
+// SpiderIPPool spec fields that only mean something with an API server.
+const CLUSTER_FIELDS = new Set(["ipVersion", "vlan", "podAffinity", "namespaceAffinity", "nodeAffinity", "namespaceName", "nodeName", "multusName"]);
 const NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** Thrown for a field that is present but wrong; `unsupported` marks an unknown field (CNI code 2). */
@@ -64,14 +84,18 @@ function optionalBool(field: string, value: unknown): boolean {
   return value;
 }
 
-/** Validates one pool entry found at `field` (e.g. "ipam.pools[0]"). */
-export function parsePool(field: string, raw: unknown): Pool {
+/**
+ * Validates one pool entry found at `field` (e.g. "ipam.pools[0]", or
+ * "spiderippool test-ippool spec"). With `cluster`, the entry is a
+ * SpiderIPPool spec plus its name and may carry the affinity fields.
+ */
+export function parsePool(field: string, raw: unknown, cluster = false): Pool {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new FieldError(field, raw, "must be an object");
   }
   const entry = raw as Record<string, unknown>;
   for (const key of Object.keys(entry)) {
-    if (!POOL_FIELDS.has(key)) throw new FieldError(`${field}.${key}`, undefined, "not a pool field", true);
+    if (!POOL_FIELDS.has(key) && !(cluster && CLUSTER_FIELDS.has(key))) throw new FieldError(`${field}.${key}`, undefined, "not a pool field", true);
   }
   const name = entry.name;
   if (typeof name !== "string" || name.length > 253 || !NAME_RE.test(name)) {
@@ -124,6 +148,22 @@ export function parsePool(field: string, raw: unknown): Pool {
     disable: optionalBool(`${at}.disable`, entry.disable),
   };
   if (gateway) pool.gateway = gateway;
+  if (cluster) {
+    if (entry.ipVersion !== undefined && entry.ipVersion !== subnet.family) {
+      throw new FieldError(`${at}.ipVersion`, entry.ipVersion, `subnet ${subnet.cidr} is IPv${subnet.family}`);
+    }
+    const affinity: PoolAffinity = {};
+    for (const key of ["podAffinity", "namespaceAffinity", "nodeAffinity"] as const) {
+      if (entry[key] !== undefined && entry[key] !== null) affinity[key] = entry[key] as Selector;
+    }
+    for (const key of ["namespaceName", "nodeName", "multusName"] as const) {
+      if (entry[key] !== undefined && entry[key] !== null) {
+        const list = stringList(`${at}.${key}`, entry[key]);
+        if (list.length) affinity[key] = list;
+      }
+    }
+    pool.affinity = affinity;
+  }
   return pool;
 }
 

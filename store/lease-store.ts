@@ -17,9 +17,15 @@ export interface Lease {
   pod_name: string | null;
   pod_uid: string | null;
   created_at: string;
+  state: "pending" | "active";
+  prefix: number | null;
+  gateway: string | null;
+  /** JSON list of {dst, gw}. */
+  routes: string | null;
 }
 
-export type NewLease = Omit<Lease, "id" | "created_at">;
+export type NewLease = Omit<Lease, "id" | "created_at" | "state" | "prefix" | "gateway" | "routes"> &
+  Partial<Pick<Lease, "state" | "prefix" | "gateway" | "routes">>;
 
 export interface Binding {
   network: string;
@@ -109,10 +115,41 @@ export class LeaseStore {
   addLease(l: NewLease): number {
     return this.db
       .prepare(
-        `INSERT INTO leases (network, address, family, pool, container_id, ifname, pod_namespace, pod_name, pod_uid, created_at)
-         VALUES (:network, :address, :family, :pool, :container_id, :ifname, :pod_namespace, :pod_name, :pod_uid, ${NOW})`,
+        `INSERT INTO leases (network, address, family, pool, container_id, ifname, pod_namespace, pod_name, pod_uid, created_at, state, prefix, gateway, routes)
+         VALUES (:network, :address, :family, :pool, :container_id, :ifname, :pod_namespace, :pod_name, :pod_uid, ${NOW}, :state, :prefix, :gateway, :routes)`,
       )
-      .run(l).lastInsertRowid;
+      .run({ state: "active", prefix: null, gateway: null, routes: null, ...l }).lastInsertRowid;
+  }
+
+  /** Marks a pending lease active (its claim and endpoint exist). */
+  activateLease(id: number): void {
+    this.db.prepare("UPDATE leases SET state = 'active' WHERE id = :id").run({ id });
+  }
+
+  /** Cluster mode: whether the hints say `address` of `pool` was claimed when last seen. */
+  hintedTaken(pool: string, address: string): boolean {
+    return this.db.prepare("SELECT 1 FROM claim_hints WHERE pool = :pool AND address = :address").get({ pool, address }) !== undefined;
+  }
+
+  /** When the hints of a pool were last refreshed from a full LIST (ms since epoch), if ever. */
+  hintsListedAt(pool: string): number | undefined {
+    const row = this.db.prepare<{ listed_at: string }>("SELECT listed_at FROM claim_hint_pools WHERE pool = :pool").get({ pool });
+    return row ? Date.parse(row.listed_at) : undefined;
+  }
+
+  /** Replaces a pool's hints with the addresses a full LIST returned. */
+  replaceHints(pool: string, addresses: string[]): void {
+    this.db.prepare("DELETE FROM claim_hints WHERE pool = :pool").run({ pool });
+    const add = this.db.prepare("INSERT OR IGNORE INTO claim_hints (pool, address) VALUES (:pool, :address)");
+    for (const address of addresses) add.run({ pool, address });
+    this.db
+      .prepare(`INSERT INTO claim_hint_pools (pool, listed_at) VALUES (:pool, ${NOW}) ON CONFLICT (pool) DO UPDATE SET listed_at = excluded.listed_at`)
+      .run({ pool });
+  }
+
+  /** Records one address as claimed (true) or free (false) in the hints. */
+  setHint(pool: string, address: string, taken: boolean): void {
+    this.db.prepare(taken ? "INSERT OR IGNORE INTO claim_hints (pool, address) VALUES (:pool, :address)" : "DELETE FROM claim_hints WHERE pool = :pool AND address = :address").run({ pool, address });
   }
 
   deleteLease(id: number): void {

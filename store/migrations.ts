@@ -68,6 +68,28 @@ export const MIGRATIONS: readonly string[] = [
       FROM bindings b
      WHERE NOT EXISTS (SELECT 1 FROM leases l WHERE l.network = b.network AND l.address = b.address);
   `,
+  `
+  -- Cluster mode: a lease is 'pending' from just before its claim is created on
+  -- the API server until the ADD completes, so a crash in between is found and
+  -- undone by the next ADD, DEL or GC of that attachment. The result's prefix,
+  -- gateway and routes are kept so a repeated ADD needs no API call.
+  ALTER TABLE leases ADD COLUMN state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('pending', 'active'));
+  ALTER TABLE leases ADD COLUMN prefix INTEGER;
+  ALTER TABLE leases ADD COLUMN gateway TEXT;
+  ALTER TABLE leases ADD COLUMN routes TEXT;       -- JSON list of {dst, gw}
+
+  -- Cluster mode: addresses last seen claimed, per pool. Only a hint for where
+  -- to try first; the API server's atomic create decides.
+  CREATE TABLE claim_hints (
+    pool     TEXT NOT NULL,
+    address  TEXT NOT NULL,
+    PRIMARY KEY (pool, address)
+  ) WITHOUT ROWID;
+  CREATE TABLE claim_hint_pools (
+    pool       TEXT PRIMARY KEY,
+    listed_at  TEXT NOT NULL               -- when the hints were last refreshed from a full LIST
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,6 +1,5 @@
 /** CNI ADD: allocate (or return) this attachment's addresses. */
 import { allocate } from "../allocator.ts";
-import { CniError, Code } from "../cni-error.ts";
 import { formatResult } from "../cni-version.ts";
 import { openStore, poolRecord } from "../open-store.ts";
 import { looksLikeStatefulSetPod, podIdentity } from "../pod-identity.ts";
@@ -10,9 +9,6 @@ import type { CommandContext, CommandOutcome } from "./context.ts";
 
 export function cmdAdd({ env, conf, log, openDriver }: CommandContext): CommandOutcome {
   const { ipam } = conf;
-  if (ipam.kubeconfig !== undefined) {
-    throw new CniError(Code.InvalidConfig, `invalid ipam.kubeconfig ${JSON.stringify(ipam.kubeconfig)}: cluster mode is not available in this berth release`, "remove ipam.kubeconfig to use local mode");
-  }
   const pod = podIdentity(env.args);
   const sticky = ipam.enableStatefulSet && pod !== undefined && looksLikeStatefulSetPod(pod.name);
   const families = selectPools(ipam);

@@ -15,5 +15,5 @@ export interface CommandOutcome {
   /** The JSON document for stdout; none for DEL, GC and a healthy STATUS. */
   output?: Record<string, unknown>;
   /** Undoes an ADD whose result could not be delivered. */
-  rollback?: () => void;
+  rollback?: () => void | Promise<void>;
 }

@@ -64,7 +64,8 @@ const cases: Case[] = [
   { name: "relative dataDir", inv: { stdin: withIpam({ dataDir: "var/lib/berth" }) }, code: 7, says: ["ipam.dataDir", '"var/lib/berth"'] },
   { name: "enableStatefulSet not a boolean", inv: { stdin: withIpam({ enableStatefulSet: "false" }) }, code: 7, says: ["ipam.enableStatefulSet", '"false"'] },
   { name: "bad network name", inv: { stdin: { ...good, name: "bad name" } }, code: 7, says: ["name", '"bad name"'] },
-  { name: "kubeconfig in a local-only release", inv: { stdin: withIpam({ kubeconfig: "/etc/cni/net.d/berth.d/berth.kubeconfig" }) }, code: 7, says: ["ipam.kubeconfig"] },
+  { name: "pools given in cluster mode", inv: { stdin: withIpam({ kubeconfig: "/etc/cni/net.d/berth.d/berth.kubeconfig" }) }, code: 7, says: ["ipam.pools", "cluster mode"] },
+  { name: "timeoutSeconds not a positive number", inv: { stdin: withIpam({ timeoutSeconds: 0 }) }, code: 7, says: ["ipam.timeoutSeconds", "0"] },
 ];
 
 for (const c of cases) {

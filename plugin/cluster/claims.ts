@@ -1,0 +1,62 @@
+/** Building, recognising and releasing BerthIPClaims. */
+import { type Family, parseAddress } from "../ip.ts";
+import { claimName } from "./claim-name.ts";
+import { type ClaimObject, type ClaimSpec, type KubeApi, POOL_LABEL } from "./kube-api.ts";
+
+export interface Holder {
+  namespace: string;
+  name: string;
+  uid: string;
+  containerId: string;
+  ifname: string;
+  node: string;
+  statefulSet?: string;
+}
+
+/** The claim object for `address` of `pool`, held by `holder`. */
+export function claimFor(family: Family, address: string, pool: string, holder: Holder, existing?: ClaimObject): ClaimObject {
+  const value = parseAddress(address)!.value;
+  const spec: ClaimSpec = {
+    address,
+    ipVersion: family,
+    pool,
+    podNamespace: holder.namespace,
+    podName: holder.name,
+    podUID: holder.uid,
+    containerID: holder.containerId,
+    interface: holder.ifname,
+    node: holder.node,
+    claimedAt: new Date().toISOString(),
+  };
+  if (holder.statefulSet) spec.statefulSet = holder.statefulSet;
+  const labels = { ...(existing?.metadata.labels ?? {}), [POOL_LABEL]: labelValue(pool) };
+  return { metadata: { ...(existing?.metadata ?? {}), name: claimName(family, value), labels }, spec };
+}
+
+/** Pool names are up to 253 characters, label values 63: long ones are cut (selectors compare the same cut). */
+export function labelValue(pool: string): string {
+  return pool.length <= 63 ? pool : pool.slice(0, 63).replace(/[^a-z0-9]+$/, "");
+}
+
+/** The claim's name for a textual address. */
+export function claimNameOf(address: string): string {
+  const a = parseAddress(address)!;
+  return claimName(a.family, a.value);
+}
+
+/** Whether the claim is held by this pod (by name), and by this sandbox or pod incarnation. */
+export function heldBy(claim: ClaimObject, namespace: string, name: string, containerId: string, uid: string | null | undefined): boolean {
+  const s = claim.spec;
+  return s.podNamespace === namespace && s.podName === name && (s.containerID === containerId || (!!uid && s.podUID === uid));
+}
+
+/**
+ * Deletes the claim of `address` if `mayRelease` accepts its current holder.
+ * Returns the pool it counted against, or undefined when nothing was deleted.
+ */
+export async function releaseClaim(api: KubeApi, address: string, mayRelease: (claim: ClaimObject) => boolean): Promise<string | undefined> {
+  const claim = await api.getClaim(claimNameOf(address));
+  if (!claim || !mayRelease(claim)) return undefined;
+  const deleted = await api.deleteClaim(claim.metadata.name, claim.metadata.uid!);
+  return deleted ? claim.spec.pool : undefined;
+}

@@ -1,0 +1,353 @@
+/**
+ * Cluster-mode ADD. The API server decides: an address is taken by creating
+ * its BerthIPClaim (AlreadyExists = someone has it), the pod's BerthEndpoint
+ * is its binding. The node's SQLite database records this node's leases
+ * (pending until the ADD completes) and hints at which addresses are taken.
+ */
+import { CniError, Code } from "../cni-error.ts";
+import { formatResult } from "../cni-version.ts";
+import { type Family, addressAt, countAddresses, findFree, formatAddress, inRanges, parseAddress } from "../ip.ts";
+import { IpamError } from "../ipam-error.ts";
+import type { Logger } from "../logger.ts";
+import type { PodIdentity } from "../pod-identity.ts";
+import type { Pool } from "../pool.ts";
+import type { Lease, LeaseStore } from "../../store/lease-store.ts";
+import { type Holder, claimFor, claimNameOf, heldBy, releaseClaim } from "./claims.ts";
+import { Deadline } from "./deadline.ts";
+import { type EndpointIp, type EndpointObject, type KubeApi, KubeConflictError, type NamedObject, type PodObject } from "./kube-api.ts";
+import { choosePools } from "./pool-choice.ts";
+import { CountDeltas, updatePoolCounts } from "./pool-counts.ts";
+import { type Membership, statefulSetMembership } from "./statefulset.ts";
+import { UndoLog } from "./undo-log.ts";
+import type { NetConf } from "../config.ts";
+
+/** Hints older than this are refreshed from a full LIST before they are used. */
+export const HINT_TTL_MS = 30_000;
+/** After this many AlreadyExists in a row, the hints are refreshed. */
+const CONFLICTS_BEFORE_REFRESH = 8;
+
+export interface ClusterAddInput {
+  conf: NetConf;
+  containerId: string;
+  ifname: string;
+  pod: PodIdentity;
+  api: KubeApi;
+  store: LeaseStore;
+  log: Logger;
+}
+
+interface Taken {
+  family: Family;
+  address: string;
+  pool: Pool;
+  leaseId: number;
+}
+
+/** Returns a held attachment's result straight from the node database, or undefined. */
+export function heldResult(conf: NetConf, leases: Lease[]): Record<string, unknown> | undefined {
+  if (leases.length === 0 || leases.some((l) => l.state !== "active" || l.prefix === null)) return undefined;
+  return formatResult(
+    conf.cniVersion,
+    leases.map((l) => ({ family: l.family, address: `${l.address}/${l.prefix}`, ...(l.gateway ? { gateway: l.gateway } : {}) })),
+    leases.flatMap((l) => (l.routes ? JSON.parse(l.routes) : [])),
+  );
+}
+
+/** Allocates (or gives back) the pod's addresses for this interface; rolls back on failure or timeout. */
+export async function clusterAdd(input: ClusterAddInput): Promise<Record<string, unknown>> {
+  const { conf, api, store, log } = input;
+  const deadline = new Deadline(conf.ipam.timeoutMs, api.server);
+  const undo = new UndoLog();
+  const counts = new CountDeltas();
+  try {
+    return await deadline.race(() => run(input, deadline, undo, counts));
+  } catch (err) {
+    await undo.run(log);
+    // Counts move with what was really undone; recount the touched pools.
+    await updatePoolCounts(api, counts.deltas, log).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function run(input: ClusterAddInput, deadline: Deadline, undo: UndoLog, counts: CountDeltas): Promise<Record<string, unknown>> {
+  const { conf, api, store, log, containerId, ifname } = input;
+  const { ipam } = conf;
+  const network = conf.name;
+  const ns = input.pod.namespace;
+  const podName = input.pod.name;
+
+  // Leftovers of an interrupted ADD of this very attachment: undo them first.
+  await abandonPending(api, store, network, containerId, ifname, log, counts);
+
+  const pod = await api.getPod(ns, podName);
+  if (!pod) throw new IpamError("not-found", `pod ${ns}/${podName} not found on API server ${api.server}`);
+  const uid = pod.metadata.uid!;
+  if (input.pod.uid && input.pod.uid !== uid) {
+    throw new IpamError("not-found", `pod ${ns}/${podName} on API server ${api.server} has UID ${uid}, not ${input.pod.uid}: the pod was deleted and recreated`);
+  }
+  const member: Membership | undefined = ipam.enableStatefulSet ? statefulSetMembership(pod) : undefined;
+  const once = <T>(fn: () => Promise<T>) => {
+    let p: Promise<T> | undefined;
+    return () => (p ??= fn());
+  };
+  const namespace = once<NamedObject | undefined>(() => api.getNamespace(ns));
+  const node = once<NamedObject | undefined>(() => api.getNode(ipam.nodeName));
+  const { families } = await choosePools({ api, pod, ifname, network, nodeName: ipam.nodeName, configDefaults: ipam.defaultPools, namespace, node });
+  deadline.check();
+
+  const endpoint = await api.getEndpoint(ns, podName);
+  // The binding holds for a StatefulSet member whatever its UID, and for any pod whose sandbox is recreated.
+  const reuse = !!endpoint && (!!member || endpoint.spec.podUID === uid);
+  if (endpoint && !reuse) await releaseStaleEndpoint(api, endpoint, log, counts);
+
+  const holder: Holder = { namespace: ns, name: podName, uid, containerId, ifname, node: ipam.nodeName, ...(member ? { statefulSet: member.statefulSet } : {}) };
+  const taken: Taken[] = [];
+  for (const { family, pools } of families) {
+    deadline.check();
+    const prev = reuse ? previous(endpoint!, ifname, family) : undefined;
+    if (prev) {
+      const pool = pools.find((p) => p.name === prev.pool && contains(p, prev.address));
+      if (pool) {
+        taken.push(await reclaim(input, pool, prev.address, holder, undo, counts));
+        continue;
+      }
+      // The pod now asks for pools that do not hold its address: free it, take one from the new pools.
+      const freed = await releaseClaim(api, prev.address, (c) => c.spec.podNamespace === ns && c.spec.podName === podName);
+      if (freed) {
+        counts.add(freed, -1);
+        store.setHint(freed, prev.address, false);
+        log.info("address released: pod moved to another pool", { address: prev.address, pool: freed, pod: `${ns}/${podName}` });
+      }
+    }
+    taken.push(await claimFree(input, family, pools, holder, deadline, undo, counts));
+  }
+
+  deadline.check();
+  await writeEndpoint(api, endpoint, pod, member, ifname, taken, containerId, ipam.nodeName, undo);
+  store.immediate(() => {
+    for (const t of taken) store.activateLease(t.leaseId);
+  });
+  await updatePoolCounts(api, counts.deltas, log);
+  for (const t of taken) log.info("address assigned", { address: t.address, pool: t.pool.name, pod: `${ns}/${podName}`, container: containerId, ifname, statefulSet: member?.statefulSet });
+  return formatResult(
+    conf.cniVersion,
+    taken.map((t) => ({ family: t.family, address: `${t.address}/${t.pool.subnet.prefix}`, ...(t.pool.gateway ? { gateway: t.pool.gateway } : {}) })),
+    taken.flatMap((t) => t.pool.routes),
+  );
+}
+
+function contains(pool: Pool, address: string): boolean {
+  const a = parseAddress(address);
+  return !!a && a.family === pool.family && inRanges(a.value, pool.ranges);
+}
+
+function previous(ep: EndpointObject, ifname: string, family: Family): { address: string; pool: string } | undefined {
+  const entry = ep.spec.ips.find((i) => i.interface === ifname);
+  const cidr = family === 4 ? entry?.ipv4 : entry?.ipv6;
+  const pool = family === 4 ? entry?.ipv4Pool : entry?.ipv6Pool;
+  return cidr && pool ? { address: cidr.split("/")[0], pool } : undefined;
+}
+
+/** Records a pending lease before its claim exists, so a crash in between is found by the next command. */
+function pending(input: ClusterAddInput, pool: Pool, address: string): number | undefined {
+  const { store, conf } = input;
+  try {
+    return store.immediate(() =>
+      store.addLease({
+        network: conf.name, address, family: pool.family, pool: pool.name, container_id: input.containerId, ifname: input.ifname,
+        pod_namespace: input.pod.namespace, pod_name: input.pod.name, pod_uid: input.pod.uid ?? null,
+        state: "pending", prefix: pool.subnet.prefix, gateway: pool.gateway ?? null, routes: JSON.stringify(pool.routes),
+      }));
+  } catch (err) {
+    // Another attachment on this node holds it locally: taken, whatever the hints say.
+    if (String((err as { code?: string }).code).startsWith("SQLITE_CONSTRAINT")) return undefined;
+    throw err;
+  }
+}
+
+/** Takes back the pod's bound address: its claim is updated to this sandbox, or re-created if it vanished. */
+async function reclaim(input: ClusterAddInput, pool: Pool, address: string, holder: Holder, undo: UndoLog, counts: CountDeltas): Promise<Taken> {
+  const { api, store } = input;
+  const local = store.leaseAt(input.conf.name, address);
+  if (local && local.pod_namespace === holder.namespace && local.pod_name === holder.name) {
+    // An older sandbox of this pod on this node never got its DEL: its local lease is stale.
+    store.immediate(() => store.deleteLease(local.id));
+  }
+  const leaseId = pending(input, pool, address);
+  if (leaseId === undefined) throw new IpamError("conflict", `address ${address} bound to pod ${holder.namespace}/${holder.name} is leased on this node to container ${local?.container_id}`);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const claim = await api.getClaim(claimNameOf(address));
+    if (claim && !(claim.spec.podNamespace === holder.namespace && claim.spec.podName === holder.name)) {
+      store.immediate(() => store.deleteLease(leaseId));
+      throw new IpamError("conflict", `address ${address} bound to pod ${holder.namespace}/${holder.name} is claimed by pod ${claim.spec.podNamespace}/${claim.spec.podName} on node ${claim.spec.node}`);
+    }
+    try {
+      if (claim) {
+        await api.updateClaim(claimFor(pool.family, address, pool.name, holder, claim));
+      } else {
+        const created = await api.createClaim(claimFor(pool.family, address, pool.name, holder));
+        counts.add(pool.name, 1);
+        undo.push(`delete claim ${created.metadata.name}`, async () => {
+          if (await api.deleteClaim(created.metadata.name, created.metadata.uid!)) counts.add(pool.name, -1);
+        });
+      }
+      store.setHint(pool.name, address, true);
+      return { family: pool.family, address, pool, leaseId };
+    } catch (err) {
+      if (!(err instanceof KubeConflictError)) throw err; // lost a race with another writer: read again
+    }
+  }
+  throw new IpamError("conflict", `address ${address} of pod ${holder.namespace}/${holder.name}: its claim kept changing under us`);
+}
+
+/** Claims a free address from the first pool that has one. */
+async function claimFree(input: ClusterAddInput, family: Family, pools: Pool[], holder: Holder, deadline: Deadline, undo: UndoLog, counts: CountDeltas): Promise<Taken> {
+  for (const pool of pools) {
+    const t = await claimInPool(input, pool, holder, deadline, undo, counts);
+    if (t) return t;
+  }
+  const usage = await Promise.all(pools.map(async (p) => `${p.name} (${(await input.api.listClaims(p.name)).length} of ${p.total} claimed)`));
+  throw new IpamError(
+    "exhausted",
+    pools.length === 1 ? `IPv${family} pool ${usage[0].replace(" (", " exhausted (")}` : `every IPv${family} pool exhausted: ${usage.join(", ")}`,
+    `pod ${holder.namespace}/${holder.name}, container ${holder.containerId}, interface ${holder.ifname}`,
+  );
+}
+
+async function refreshHints(input: ClusterAddInput, pool: Pool): Promise<void> {
+  const claims = await input.api.listClaims(pool.name);
+  input.store.immediate(() => input.store.replaceHints(pool.name, claims.map((c) => c.spec.address)));
+}
+
+async function claimInPool(input: ClusterAddInput, pool: Pool, holder: Holder, deadline: Deadline, undo: UndoLog, counts: CountDeltas): Promise<Taken | undefined> {
+  const { api, store } = input;
+  if (pool.total === 0n) return undefined;
+  let refreshed = false;
+  const listedAt = store.hintsListedAt(pool.name);
+  if (listedAt === undefined || Date.now() - listedAt > HINT_TTL_MS) {
+    await refreshHints(input, pool);
+    refreshed = true;
+  }
+  // Start somewhere random: nodes racing for one pool then rarely want the same address.
+  const start = addressAt(pool.ranges, BigInt(Math.floor(Math.random() * Number(countAddresses(pool.ranges)))))!;
+  let conflicts = 0;
+  for (;;) {
+    deadline.check();
+    const value = findFree(pool.ranges, start - 1n, (v) => !store.hintedTaken(pool.name, formatAddress(pool.family, v)));
+    if (value === undefined) {
+      if (refreshed) return undefined; // a fresh LIST agrees: the pool is full
+      await refreshHints(input, pool);
+      refreshed = true;
+      continue;
+    }
+    const address = formatAddress(pool.family, value);
+    const leaseId = pending(input, pool, address);
+    if (leaseId === undefined) {
+      store.setHint(pool.name, address, true);
+      continue;
+    }
+    try {
+      const created = await api.createClaim(claimFor(pool.family, address, pool.name, holder));
+      counts.add(pool.name, 1);
+      store.setHint(pool.name, address, true);
+      undo.push(`delete claim ${created.metadata.name}`, async () => {
+        if (await api.deleteClaim(created.metadata.name, created.metadata.uid!)) {
+          counts.add(pool.name, -1);
+          store.setHint(pool.name, address, false);
+        }
+        store.immediate(() => store.deleteLease(leaseId));
+      });
+      return { family: pool.family, address, pool, leaseId };
+    } catch (err) {
+      if (!(err instanceof KubeConflictError)) throw err; // the pending lease stays: DEL or the next ADD resolves it
+      store.immediate(() => {
+        store.deleteLease(leaseId);
+        store.setHint(pool.name, address, true);
+      });
+      if (++conflicts % CONFLICTS_BEFORE_REFRESH === 0 && !refreshed) {
+        await refreshHints(input, pool);
+        refreshed = true;
+      }
+    }
+  }
+}
+
+/** Writes the pod's BerthEndpoint with this interface's addresses (the binding). */
+async function writeEndpoint(
+  api: KubeApi, current: EndpointObject | undefined, pod: PodObject, member: Membership | undefined, ifname: string,
+  taken: Taken[], containerId: string, node: string, undo: UndoLog,
+): Promise<void> {
+  const entry: EndpointIp = { interface: ifname };
+  for (const t of taken) {
+    const cidr = `${t.address}/${t.pool.subnet.prefix}`;
+    if (t.family === 4) Object.assign(entry, { ipv4: cidr, ipv4Pool: t.pool.name }, t.pool.gateway ? { ipv4Gateway: t.pool.gateway } : {});
+    else Object.assign(entry, { ipv6: cidr, ipv6Pool: t.pool.name }, t.pool.gateway ? { ipv6Gateway: t.pool.gateway } : {});
+  }
+  const uid = pod.metadata.uid!;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const ep = attempt === 0 ? current : await api.getEndpoint(pod.metadata.namespace!, pod.metadata.name);
+    // Other interfaces of the same pod (or the same StatefulSet member) stay.
+    const others = ep && (ep.spec.podUID === uid || member) ? ep.spec.ips.filter((i) => i.interface !== ifname) : [];
+    const spec = {
+      podUID: uid, node, containerID: containerId,
+      ownerControllerType: member ? ("StatefulSet" as const) : ("None" as const),
+      ...(member ? { ownerControllerName: member.statefulSet } : {}),
+      ips: [...others, entry],
+    };
+    try {
+      if (ep) {
+        await api.updateEndpoint({ metadata: ep.metadata, spec });
+        undo.push(`restore endpoint ${ep.metadata.namespace}/${ep.metadata.name}`, async () => {
+          const now = await api.getEndpoint(ep.metadata.namespace!, ep.metadata.name);
+          if (now) await api.updateEndpoint({ metadata: now.metadata, spec: ep.spec });
+        });
+      } else {
+        const created = await api.createEndpoint({ metadata: { name: pod.metadata.name, namespace: pod.metadata.namespace }, spec });
+        undo.push(`delete endpoint ${pod.metadata.namespace}/${pod.metadata.name}`, () => api.deleteEndpoint(pod.metadata.namespace!, pod.metadata.name, created.metadata.uid!));
+      }
+      return;
+    } catch (err) {
+      if (!(err instanceof KubeConflictError)) throw err;
+    }
+  }
+  throw new CniError(Code.TryAgainLater, `endpoint ${pod.metadata.namespace}/${pod.metadata.name} kept changing under us`);
+}
+
+/** An earlier pod of this name (not a StatefulSet member) left an endpoint: free what its UID still claims. */
+async function releaseStaleEndpoint(api: KubeApi, ep: EndpointObject, log: Logger, counts: CountDeltas): Promise<void> {
+  for (const entry of ep.spec.ips) {
+    for (const cidr of [entry.ipv4, entry.ipv6]) {
+      if (!cidr) continue;
+      const address = cidr.split("/")[0];
+      const freed = await releaseClaim(api, address, (c) => c.spec.podUID === ep.spec.podUID);
+      if (freed) {
+        counts.add(freed, -1);
+        log.info("address released: left by an earlier pod of this name", { address, pool: freed, pod: `${ep.metadata.namespace}/${ep.metadata.name}`, uid: ep.spec.podUID });
+      }
+    }
+  }
+}
+
+/**
+ * Undoes what an interrupted ADD of this attachment left: pending leases and
+ * the claims they were about to take (if this container holds them).
+ */
+export async function abandonPending(api: KubeApi, store: LeaseStore, network: string, containerId: string, ifname: string, log: Logger, counts: CountDeltas): Promise<void> {
+  const stale = store.leasesOf(network, containerId, ifname).filter((l) => l.state === "pending");
+  if (stale.length === 0) return;
+  const first = stale[0];
+  // An address the pod's endpoint lists is its binding (a StatefulSet member being re-taken): keep that claim.
+  const ep = first.pod_namespace && first.pod_name ? await api.getEndpoint(first.pod_namespace, first.pod_name) : undefined;
+  const bound = new Set((ep?.spec.ips ?? []).flatMap((i) => [i.ipv4, i.ipv6]).filter((c): c is string => !!c).map((c) => c.split("/")[0]));
+  for (const l of stale) {
+    const freed = bound.has(l.address)
+      ? undefined
+      : await releaseClaim(api, l.address, (c) => heldBy(c, l.pod_namespace ?? "", l.pod_name ?? "", containerId, undefined) && c.spec.containerID === containerId);
+    if (freed) counts.add(freed, -1);
+    store.immediate(() => {
+      store.deleteLease(l.id);
+      if (freed) store.setHint(l.pool, l.address, false);
+    });
+    log.info("undid an interrupted ADD", { address: l.address, pool: l.pool, container: containerId, claimDeleted: !!freed });
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * The CNI commands in cluster mode. Loaded with a dynamic import only when the
+ * ipam block names a kubeconfig, so local mode never loads the Kubernetes client.
+ */
+import { CniError, Code } from "../cni-error.ts";
+import { compareVersions } from "../cni-version.ts";
+import type { IpamConfig } from "../config.ts";
+import { normalizeAddress } from "../ip.ts";
+import { assertWritable, openStore } from "../open-store.ts";
+import { podIdentity } from "../pod-identity.ts";
+import type { CommandContext, CommandOutcome } from "../commands/context.ts";
+import { claimNameOf } from "./claims.ts";
+import { clusterAdd, heldResult } from "./cluster-add.ts";
+import { clusterRelease } from "./cluster-release.ts";
+import type { KubeApi } from "./kube-api.ts";
+import { createKubeClient } from "./kube-client.ts";
+
+/** A KubeApi for the ipam block's kubeconfig (CNI error 7 naming the field if it cannot be read). */
+export function connect(ipam: IpamConfig): KubeApi {
+  try {
+    // Each request gets at most 10 s (or the whole ADD budget, if smaller): one slow call must not eat it all.
+    return createKubeClient(ipam.kubeconfig!, { requestTimeoutMs: Math.min(ipam.timeoutMs, 10_000) });
+  } catch (err) {
+    throw new CniError(Code.InvalidConfig, `invalid ipam.kubeconfig ${JSON.stringify(ipam.kubeconfig)}: ${(err as Error).message}`, "", { cause: err });
+  }
+}
+
+function requirePod(ctx: CommandContext) {
+  const pod = podIdentity(ctx.env.args);
+  if (!pod) throw new CniError(Code.InvalidEnv, "CNI_ARGS lacks K8S_POD_NAMESPACE / K8S_POD_NAME: cluster mode needs to know the pod");
+  return pod;
+}
+
+async function add(ctx: CommandContext): Promise<CommandOutcome> {
+  const { env, conf, log } = ctx;
+  const pod = requirePod(ctx);
+  const store = openStore(conf.ipam, ctx.openDriver)!;
+  try {
+    // A repeated ADD of an attachment that completed is answered from the node database.
+    const held = heldResult(conf, store.leasesOf(conf.name, env.containerId, env.ifname));
+    if (held) return { output: held };
+    const api = connect(conf.ipam);
+    const output = await clusterAdd({ conf, containerId: env.containerId, ifname: env.ifname, pod, api, store, log });
+    return {
+      output,
+      // The result could not be delivered: give back what this ADD took, binding included.
+      rollback: async () => {
+        const again = openStore(conf.ipam, ctx.openDriver)!;
+        try {
+          await clusterRelease(api, again, { ...conf.ipam, enableStatefulSet: false }, { network: conf.name, containerId: env.containerId, ifname: env.ifname, pod }, log);
+        } finally {
+          again.close();
+        }
+      },
+    };
+  } finally {
+    store.close();
+  }
+}
+
+async function del(ctx: CommandContext): Promise<CommandOutcome> {
+  const { env, conf, log } = ctx;
+  const store = openStore(conf.ipam, ctx.openDriver)!;
+  try {
+    const pod = podIdentity(ctx.env.args);
+    if (store.leasesOf(conf.name, env.containerId, env.ifname).length === 0 && !pod) return {};
+    await clusterRelease(connect(conf.ipam), store, conf.ipam, { network: conf.name, containerId: env.containerId, ifname: env.ifname, ...(pod ? { pod } : {}) }, log);
+    return {};
+  } finally {
+    store.close();
+  }
+}
+
+async function check(ctx: CommandContext): Promise<CommandOutcome> {
+  const { env, conf } = ctx;
+  if (compareVersions(conf.cniVersion, "0.4.0") < 0) throw new CniError(Code.IncompatibleVersion, `config version ${conf.cniVersion} does not allow CHECK`);
+  if (conf.prevIps === undefined) throw new CniError(Code.InvalidConfig, "invalid prevResult: missing (required for CHECK)");
+  const store = openStore(conf.ipam, ctx.openDriver, true);
+  const leases = store?.leasesOf(conf.name, env.containerId, env.ifname) ?? [];
+  store?.close();
+  const api = connect(conf.ipam);
+  for (const cidr of conf.prevIps) {
+    const address = normalizeAddress(cidr.split("/")[0]);
+    if (!address) throw new CniError(Code.InvalidConfig, `invalid prevResult address ${JSON.stringify(cidr)}`);
+    const lease = leases.find((l) => l.address === address && l.state === "active");
+    if (!lease) throw new CniError(Code.LeaseMissing, `lease for ${address} is gone: container ${env.containerId} interface ${env.ifname} holds no such address on this node`);
+    const claim = await api.getClaim(claimNameOf(address));
+    if (!claim || claim.spec.podNamespace !== lease.pod_namespace || claim.spec.podName !== lease.pod_name) {
+      throw new CniError(Code.LeaseMissing, `lease for ${address} is gone: its BerthIPClaim ${claimNameOf(address)} ${claim ? `is held by pod ${claim.spec.podNamespace}/${claim.spec.podName}` : "no longer exists"} on API server ${api.server}`);
+    }
+  }
+  return {};
+}
+
+async function gc(ctx: CommandContext): Promise<CommandOutcome> {
+  const { conf, log } = ctx;
+  if (compareVersions(conf.cniVersion, "1.1.0") < 0) throw new CniError(Code.IncompatibleVersion, `config version ${conf.cniVersion} does not allow GC`);
+  if (conf.validAttachments === undefined) {
+    log.warn("GC without cni.dev/valid-attachments: nothing released", { network: conf.name });
+    return {};
+  }
+  const store = openStore(conf.ipam, ctx.openDriver, true);
+  if (!store) return {};
+  try {
+    const valid = new Set(conf.validAttachments.map((a) => `${a.containerID}\u0000${a.ifname}`));
+    const stale = new Map<string, { containerId: string; ifname: string }>();
+    for (const l of store.listLeases(conf.name)) {
+      const key = `${l.container_id}\u0000${l.ifname}`;
+      if (!valid.has(key)) stale.set(key, { containerId: l.container_id, ifname: l.ifname });
+    }
+    if (stale.size === 0) return {};
+    const api = connect(conf.ipam);
+    for (const a of stale.values()) await clusterRelease(api, store, conf.ipam, { network: conf.name, ...a }, log);
+    return {};
+  } finally {
+    store.close();
+  }
+}
+
+async function status(ctx: CommandContext): Promise<CommandOutcome> {
+  const { conf } = ctx;
+  if (compareVersions(conf.cniVersion, "1.1.0") < 0) throw new CniError(Code.IncompatibleVersion, `config version ${conf.cniVersion} does not allow STATUS`);
+  assertWritable(conf.ipam, ctx.openDriver).close();
+  try {
+    await connect(conf.ipam).listPools();
+  } catch (err) {
+    throw new CniError(Code.NotAvailable, `cannot serve ADD: ${err instanceof CniError ? err.msg : (err as Error).message}`, "", { cause: err });
+  }
+  return {};
+}
+
+export const clusterCommands = { ADD: add, DEL: del, CHECK: check, GC: gc, STATUS: status } as const;

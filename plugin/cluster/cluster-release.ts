@@ -1,0 +1,98 @@
+/**
+ * Cluster-mode release (DEL, GC): decide whether the pod's addresses stay
+ * bound, and free them on the API server when they do not.
+ */
+import type { IpamConfig } from "../config.ts";
+import type { Logger } from "../logger.ts";
+import type { Lease, LeaseStore } from "../../store/lease-store.ts";
+import { heldBy, releaseClaim } from "./claims.ts";
+import type { EndpointObject, KubeApi } from "./kube-api.ts";
+import { CountDeltas, updatePoolCounts } from "./pool-counts.ts";
+import { ordinalInRange, statefulSetMembership } from "./statefulset.ts";
+
+export interface Attachment {
+  network: string;
+  containerId: string;
+  ifname: string;
+  /** From CNI_ARGS, used when this node's database has no lease (e.g. it was lost). */
+  pod?: { namespace: string; name: string; uid?: string };
+}
+
+/** Why the addresses stay bound, or undefined when they are to be released. */
+export async function keepReason(api: KubeApi, ipam: IpamConfig, ns: string, name: string, uid: string | undefined, ep: EndpointObject | undefined): Promise<string | undefined> {
+  const pod = await api.getPod(ns, name);
+  const alive = pod && !pod.metadata.deletionTimestamp && pod.status?.phase !== "Succeeded" && pod.status?.phase !== "Failed";
+  if (alive && uid && pod.metadata.uid === uid) return "the pod still runs (sandbox restart)";
+  if (!ipam.enableStatefulSet) return undefined;
+  // Membership from the pod object when there is one (any incarnation), else from what the endpoint recorded.
+  const fromPod = pod ? statefulSetMembership(pod) : undefined;
+  const set = fromPod?.statefulSet ?? (ep?.spec.ownerControllerType === "StatefulSet" ? ep.spec.ownerControllerName : undefined);
+  if (!set) return undefined;
+  const ordinalText = name.slice(set.length + 1);
+  if (!name.startsWith(`${set}-`) || !/^(0|[1-9][0-9]*)$/.test(ordinalText)) return undefined;
+  const sts = await api.getStatefulSet(ns, set);
+  if (!sts) return undefined;
+  return ordinalInRange(sts, Number(ordinalText)) ? `StatefulSet ${ns}/${set} still has ordinal ${ordinalText}` : undefined;
+}
+
+/** Releases (or keeps bound) one attachment's addresses. Idempotent; a missing pod or StatefulSet is not an error. */
+export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: IpamConfig, at: Attachment, log: Logger): Promise<void> {
+  const leases = store.leasesOf(at.network, at.containerId, at.ifname);
+  const ns = leases[0]?.pod_namespace ?? at.pod?.namespace;
+  const name = leases[0]?.pod_name ?? at.pod?.name;
+  if (!ns || !name) {
+    dropLocal(store, leases);
+    return;
+  }
+  const ep = await api.getEndpoint(ns, name);
+  const uid = leases[0]?.pod_uid ?? at.pod?.uid ?? ep?.spec.podUID;
+  // Addresses to consider: this node's leases; without any (database lost), what the endpoint says this sandbox has.
+  let addresses = leases.map((l) => ({ address: l.address, pending: l.state === "pending" }));
+  if (addresses.length === 0 && ep && ep.spec.containerID === at.containerId) {
+    const own = ep.spec.ips.find((i) => i.interface === at.ifname);
+    addresses = [own?.ipv4, own?.ipv6].filter((c): c is string => !!c).map((c) => ({ address: c.split("/")[0], pending: false }));
+  }
+  if (addresses.length === 0) return;
+
+  const counts = new CountDeltas();
+  const keep = await keepReason(api, ipam, ns, name, uid, ep);
+  const endpointOwnsSandbox = !!ep && (ep.spec.containerID === at.containerId || (!!uid && ep.spec.podUID === uid));
+  const entry = endpointOwnsSandbox ? ep!.spec.ips.find((i) => i.interface === at.ifname) : undefined;
+  const boundHere = new Set([entry?.ipv4, entry?.ipv6].filter((c): c is string => !!c).map((c) => c.split("/")[0]));
+  for (const a of addresses) {
+    // Kept: a bound address of a pod that stays. A pending one (interrupted ADD) is never part of the binding.
+    if (keep && !a.pending && boundHere.has(a.address)) continue;
+    const freed = await releaseClaim(api, a.address, (c) => heldBy(c, ns, name, at.containerId, uid));
+    if (freed) {
+      counts.add(freed, -1);
+      store.immediate(() => store.setHint(freed, a.address, false));
+    }
+    log.info(freed ? "address released" : "address already released", { address: a.address, pool: freed, pod: `${ns}/${name}`, container: at.containerId, ifname: at.ifname });
+  }
+  if (keep) {
+    log.info("addresses stay bound", { pod: `${ns}/${name}`, reason: keep, addresses: [...boundHere].join(",") });
+  } else if (ep && endpointOwnsSandbox) {
+    await dropInterface(api, ep, at.ifname);
+  }
+  dropLocal(store, leases);
+  await updatePoolCounts(api, counts.deltas, log);
+}
+
+function dropLocal(store: LeaseStore, leases: Lease[]): void {
+  if (leases.length) store.immediate(() => leases.forEach((l) => store.deleteLease(l.id)));
+}
+
+/** Removes one interface from the endpoint; deletes the endpoint when none is left. */
+async function dropInterface(api: KubeApi, ep: EndpointObject, ifname: string): Promise<void> {
+  const rest = ep.spec.ips.filter((i) => i.interface !== ifname);
+  if (rest.length === ep.spec.ips.length) return;
+  if (rest.length === 0) {
+    await api.deleteEndpoint(ep.metadata.namespace!, ep.metadata.name, ep.metadata.uid!).catch((err) => {
+      if (!(err instanceof Error && err.name === "KubeConflictError")) throw err; // recreated meanwhile by a new pod: leave it
+    });
+  } else {
+    await api.updateEndpoint({ metadata: ep.metadata, spec: { ...ep.spec, ips: rest } }).catch((err) => {
+      if (!(err instanceof Error && err.name === "KubeConflictError")) throw err;
+    });
+  }
+}

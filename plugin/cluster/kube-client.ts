@@ -1,0 +1,163 @@
+/**
+ * KubeApi over @kubernetes/client-node. Loaded only in cluster mode (dynamic
+ * import), so local mode never pays for the client's start-up.
+ */
+import {
+  ApiException,
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  PatchStrategy,
+  ServerConfiguration,
+  createConfiguration,
+  setHeaderOptions,
+} from "@kubernetes/client-node";
+import {
+  BERTH_GROUP,
+  BERTH_VERSION,
+  CLAIM_PLURAL,
+  type ClaimObject,
+  ENDPOINT_PLURAL,
+  type EndpointObject,
+  type KubeApi,
+  KubeConflictError,
+  KubeRequestError,
+  KubeUnreachableError,
+  type NamedObject,
+  POOL_GROUP,
+  POOL_LABEL,
+  POOL_PLURAL,
+  POOL_VERSION,
+  type PodObject,
+  type PoolObject,
+  type StatefulSetObject,
+} from "./kube-api.ts";
+import { labelValue } from "./claims.ts";
+
+export interface KubeClientOptions {
+  /** Per-request timeout. */
+  requestTimeoutMs: number;
+}
+
+/** Reads the kubeconfig file (throws if it cannot) and returns a KubeApi. */
+export function createKubeClient(kubeconfigPath: string, options: KubeClientOptions): KubeApi {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error(`kubeconfig ${kubeconfigPath} names no current cluster`);
+  const server = cluster.server;
+  // Every request carries its own deadline: a hung API server must not hang the runtime.
+  const config = createConfiguration({
+    baseServer: new ServerConfiguration(server, {}),
+    authMethods: { default: kc },
+    promiseMiddleware: [
+      {
+        pre: async (ctx) => {
+          ctx.setSignal(AbortSignal.timeout(options.requestTimeoutMs) as never);
+          return ctx;
+        },
+        post: async (rsp) => rsp,
+      },
+    ],
+  });
+  const core = new CoreV1Api(config);
+  const apps = new AppsV1Api(config);
+  const custom = new CustomObjectsApi(config);
+  const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+
+  /** Runs a call; maps transport failures and HTTP errors to berth's error kinds. */
+  async function call<T>(what: string, fn: () => Promise<T>, notFound?: { value: T }): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof ApiException) {
+        if (err.code === 404 && notFound) return notFound.value;
+        const reason = apiReason(err);
+        if (err.code === 409) throw new KubeConflictError(`${what}: ${reason}`, { cause: err });
+        if (err.code >= 500 || err.code === 429) throw new KubeUnreachableError(server, `${what}: API server ${server} answered ${err.code}: ${reason}`, { cause: err });
+        throw new KubeRequestError(err.code, `${what}: ${err.code} ${reason}`, { cause: err });
+      }
+      const e = err as Error & { code?: string; type?: string };
+      const cause = e.name === "AbortError" || e.type === "aborted" ? `no answer within ${options.requestTimeoutMs} ms` : `${e.code ?? e.name}: ${e.message}`;
+      throw new KubeUnreachableError(server, `${what}: API server ${server} unreachable (${cause})`, { cause: err });
+    }
+  }
+
+  const plain = <T>(o: unknown) => JSON.parse(JSON.stringify(o)) as T;
+
+  return {
+    server,
+    getPod: (namespace, name) => call(`get pod ${namespace}/${name}`, async () => plain<PodObject>(await core.readNamespacedPod({ namespace, name })), { value: undefined }),
+    getNamespace: (name) => call(`get namespace ${name}`, async () => plain<NamedObject>(await core.readNamespace({ name })), { value: undefined }),
+    getNode: (name) => call(`get node ${name}`, async () => plain<NamedObject>(await core.readNode({ name })), { value: undefined }),
+    getStatefulSet: (namespace, name) =>
+      call(`get statefulset ${namespace}/${name}`, async () => plain<StatefulSetObject>(await apps.readNamespacedStatefulSet({ namespace, name })), { value: undefined }),
+    getPool: (name) =>
+      call(`get spiderippool ${name}`, async () => (await custom.getClusterCustomObject({ group: POOL_GROUP, version: POOL_VERSION, plural: POOL_PLURAL, name })) as PoolObject, { value: undefined }),
+    listPools: () =>
+      call("list spiderippools", async () => ((await custom.listClusterCustomObject({ group: POOL_GROUP, version: POOL_VERSION, plural: POOL_PLURAL })) as { items: PoolObject[] }).items),
+    getClaim: (name) =>
+      call(`get berthipclaim ${name}`, async () => (await custom.getClusterCustomObject({ group: BERTH_GROUP, version: BERTH_VERSION, plural: CLAIM_PLURAL, name })) as ClaimObject, { value: undefined }),
+    listClaims: (pool) =>
+      call(`list berthipclaims of pool ${pool}`, async () =>
+        ((await custom.listClusterCustomObject({ group: BERTH_GROUP, version: BERTH_VERSION, plural: CLAIM_PLURAL, labelSelector: `${POOL_LABEL}=${labelValue(pool)}` })) as { items: ClaimObject[] })
+          .items.filter((c) => c.spec.pool === pool)), // a cut label may be shared by two long pool names
+    createClaim: (claim) =>
+      call(`create berthipclaim ${claim.metadata.name}`, async () =>
+        (await custom.createClusterCustomObject({ group: BERTH_GROUP, version: BERTH_VERSION, plural: CLAIM_PLURAL, body: { apiVersion: `${BERTH_GROUP}/${BERTH_VERSION}`, kind: "BerthIPClaim", ...claim } })) as ClaimObject),
+    updateClaim: (claim) =>
+      call(`update berthipclaim ${claim.metadata.name}`, async () =>
+        (await custom.replaceClusterCustomObject({ group: BERTH_GROUP, version: BERTH_VERSION, plural: CLAIM_PLURAL, name: claim.metadata.name, body: { apiVersion: `${BERTH_GROUP}/${BERTH_VERSION}`, kind: "BerthIPClaim", ...claim } })) as ClaimObject),
+    deleteClaim: async (name, uid) => {
+      const gone = await call(
+        `delete berthipclaim ${name}`,
+        async () => {
+          await custom.deleteClusterCustomObject({ group: BERTH_GROUP, version: BERTH_VERSION, plural: CLAIM_PLURAL, name, body: { preconditions: { uid } } });
+          return false;
+        },
+        { value: true },
+      );
+      return !gone;
+    },
+    getEndpoint: (namespace, name) =>
+      call(`get berthendpoint ${namespace}/${name}`, async () =>
+        (await custom.getNamespacedCustomObject({ group: BERTH_GROUP, version: BERTH_VERSION, plural: ENDPOINT_PLURAL, namespace, name })) as EndpointObject, { value: undefined }),
+    createEndpoint: (ep) =>
+      call(`create berthendpoint ${ep.metadata.namespace}/${ep.metadata.name}`, async () =>
+        (await custom.createNamespacedCustomObject({ group: BERTH_GROUP, version: BERTH_VERSION, plural: ENDPOINT_PLURAL, namespace: ep.metadata.namespace!, body: { apiVersion: `${BERTH_GROUP}/${BERTH_VERSION}`, kind: "BerthEndpoint", ...ep } })) as EndpointObject),
+    updateEndpoint: (ep) =>
+      call(`update berthendpoint ${ep.metadata.namespace}/${ep.metadata.name}`, async () =>
+        (await custom.replaceNamespacedCustomObject({ group: BERTH_GROUP, version: BERTH_VERSION, plural: ENDPOINT_PLURAL, namespace: ep.metadata.namespace!, name: ep.metadata.name, body: { apiVersion: `${BERTH_GROUP}/${BERTH_VERSION}`, kind: "BerthEndpoint", ...ep } })) as EndpointObject),
+    deleteEndpoint: async (namespace, name, uid) => {
+      const gone = await call(
+        `delete berthendpoint ${namespace}/${name}`,
+        async () => {
+          await custom.deleteNamespacedCustomObject({ group: BERTH_GROUP, version: BERTH_VERSION, plural: ENDPOINT_PLURAL, namespace, name, body: { preconditions: { uid } } });
+          return false;
+        },
+        { value: true },
+      );
+      return !gone;
+    },
+    patchPoolStatus: async (name, resourceVersion, status) => {
+      // resourceVersion in a patch is a precondition: 409 Conflict if the pool moved on meanwhile.
+      await call(`patch spiderippool ${name} status`, () =>
+        custom.patchClusterCustomObjectStatus({ group: POOL_GROUP, version: POOL_VERSION, plural: POOL_PLURAL, name, body: { metadata: { resourceVersion }, status } }, mergePatch));
+    },
+  };
+}
+
+function apiReason(err: ApiException<unknown>): string {
+  const body = err.body;
+  if (typeof body === "string") {
+    try {
+      const parsed = JSON.parse(body) as { message?: string };
+      if (parsed.message) return parsed.message;
+    } catch {
+      // not JSON
+    }
+    return body.slice(0, 300);
+  }
+  return (body as { message?: string })?.message ?? err.message;
+}

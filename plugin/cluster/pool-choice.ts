@@ -1,0 +1,184 @@
+/**
+ * Which SpiderIPPools may serve one interface of a pod, per family, in
+ * Spiderpool's order of precedence, filtered by each pool's restrictions.
+ */
+import type { Family } from "../ip.ts";
+import { IpamError } from "../ipam-error.ts";
+import { FieldError, type Pool, parsePool } from "../pool.ts";
+import type { KubeApi, NamedObject, PodObject, PoolObject } from "./kube-api.ts";
+import { matchesSelector } from "./label-selector.ts";
+
+export const ANNOTATION_IPPOOLS = "ipam.spidernet.io/ippools";
+export const ANNOTATION_IPPOOL = "ipam.spidernet.io/ippool";
+export const NS_DEFAULT_IPV4 = "ipam.spidernet.io/default-ipv4-ippool";
+export const NS_DEFAULT_IPV6 = "ipam.spidernet.io/default-ipv6-ippool";
+
+export interface ChoiceContext {
+  api: KubeApi;
+  pod: PodObject;
+  ifname: string;
+  /** The network's name (Multus passes the NetworkAttachmentDefinition's). */
+  network: string;
+  nodeName: string;
+  configDefaults: Record<Family, string[]>;
+  /** Fetched at most once, and only when a pool or the defaults need them. */
+  namespace: () => Promise<NamedObject | undefined>;
+  node: () => Promise<NamedObject | undefined>;
+}
+
+export interface FamilyChoice {
+  family: Family;
+  pools: Pool[];
+}
+
+/** Pool names per family and where they came from. */
+interface Named {
+  source: string;
+  names: Record<Family, string[]>;
+}
+
+/** Returns the candidate pools per requested family, or throws IpamError. */
+export async function choosePools(ctx: ChoiceContext): Promise<{ source: string; families: FamilyChoice[] }> {
+  const named = (await namedPools(ctx)) ?? undefined;
+  let objects: Record<Family, { name: string; obj?: PoolObject }[]>;
+  let source: string;
+  if (named) {
+    source = named.source;
+    const unique = [...new Set([...named.names[4], ...named.names[6]])];
+    const fetched = new Map(await Promise.all(unique.map(async (n) => [n, await ctx.api.getPool(n)] as const)));
+    const missing = unique.filter((n) => !fetched.get(n));
+    if (missing.length) {
+      throw new IpamError("not-found", `SpiderIPPool ${missing.join(", ")} named by ${source} not found on API server ${ctx.api.server}`);
+    }
+    objects = { 4: named.names[4].map((n) => ({ name: n, obj: fetched.get(n) })), 6: named.names[6].map((n) => ({ name: n, obj: fetched.get(n) })) };
+  } else {
+    source = "pools with spec.default: true";
+    const all = (await ctx.api.listPools()).filter((p) => p.spec?.default === true).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    const byFamily = (f: Family) => all.filter((p) => familyOf(p) === f).map((p) => ({ name: p.metadata.name, obj: p }));
+    objects = { 4: byFamily(4), 6: byFamily(6) };
+  }
+
+  const families: FamilyChoice[] = [];
+  for (const family of [4, 6] as const) {
+    const entries = objects[family];
+    if (entries.length === 0) continue;
+    const pools: Pool[] = [];
+    const refusals: string[] = [];
+    for (const { name, obj } of entries) {
+      const pool = toPool(obj!);
+      const why = pool.family !== family ? `is IPv${pool.family}` : await refusal(ctx, pool);
+      if (why) refusals.push(`${name} ${why}`);
+      else pools.push(pool);
+    }
+    if (pools.length === 0) {
+      throw new IpamError("no-pool", `no IPv${family} pool can serve pod ${podName(ctx.pod)} interface ${ctx.ifname} (from ${source}): ${refusals.join("; ")}`);
+    }
+    families.push({ family, pools });
+  }
+  if (families.length === 0) {
+    throw new IpamError("no-pool", `no pool for pod ${podName(ctx.pod)} interface ${ctx.ifname}: ${source} name none`);
+  }
+  return { source, families };
+}
+
+/** A SpiderIPPool object as a validated Pool (IpamError "bad-pool" if its spec is invalid). */
+export function toPool(obj: PoolObject): Pool {
+  try {
+    return parsePool(`spiderippool ${obj.metadata.name} spec`, { name: obj.metadata.name, ...stripNulls(obj.spec) }, true);
+  } catch (err) {
+    if (err instanceof FieldError) throw new IpamError("bad-pool", err.message, "", { cause: err });
+    throw err;
+  }
+}
+
+function stripNulls(spec: object): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(spec).filter(([, v]) => v !== null && v !== undefined));
+}
+
+function familyOf(p: PoolObject): Family | undefined {
+  if (p.spec.ipVersion === 4 || p.spec.ipVersion === 6) return p.spec.ipVersion;
+  return p.spec.subnet?.includes(":") ? 6 : p.spec.subnet ? 4 : undefined;
+}
+
+/** Why the pool may not serve this pod here, or undefined when it may. */
+async function refusal(ctx: ChoiceContext, pool: Pool): Promise<string | undefined> {
+  if (pool.disable) return "is disabled";
+  const a = pool.affinity ?? {};
+  if (a.nodeName) {
+    if (!a.nodeName.includes(ctx.nodeName)) return `is for nodes ${a.nodeName.join(", ")}, not ${ctx.nodeName}`;
+  } else if (a.nodeAffinity && !matchesSelector(a.nodeAffinity, (await ctx.node())?.metadata.labels)) {
+    return `nodeAffinity does not match node ${ctx.nodeName}`;
+  }
+  const ns = ctx.pod.metadata.namespace ?? "";
+  if (a.namespaceName) {
+    if (!a.namespaceName.includes(ns)) return `is for namespaces ${a.namespaceName.join(", ")}, not ${ns}`;
+  } else if (a.namespaceAffinity && !matchesSelector(a.namespaceAffinity, (await ctx.namespace())?.metadata.labels)) {
+    return `namespaceAffinity does not match namespace ${ns}`;
+  }
+  if (a.podAffinity && !matchesSelector(a.podAffinity, ctx.pod.metadata.labels)) return "podAffinity does not match the pod's labels";
+  if (a.multusName && !a.multusName.some((m) => m === ctx.network || m.endsWith(`/${ctx.network}`))) {
+    return `is for networks ${a.multusName.join(", ")}, not ${ctx.network}`;
+  }
+  return undefined;
+}
+
+/** Pool names from annotations or configuration, highest precedence first; undefined means "the default pools". */
+async function namedPools(ctx: ChoiceContext): Promise<Named | undefined> {
+  const ann = ctx.pod.metadata.annotations ?? {};
+  const pod = podName(ctx.pod);
+  if (ann[ANNOTATION_IPPOOLS] !== undefined) {
+    const list = parseAnnotation(ann[ANNOTATION_IPPOOLS], `annotation ${ANNOTATION_IPPOOLS} of pod ${pod}`);
+    if (!Array.isArray(list)) throw badAnnotation(ANNOTATION_IPPOOLS, pod, "must be a list of {interface, ipv4, ipv6}");
+    const entry = list.find((e) => (e as { interface?: unknown })?.interface === ctx.ifname);
+    if (entry) return { source: `annotation ${ANNOTATION_IPPOOLS} of pod ${pod}`, names: familyNames(entry, ANNOTATION_IPPOOLS, pod) };
+  }
+  if (ann[ANNOTATION_IPPOOL] !== undefined) {
+    const entry = parseAnnotation(ann[ANNOTATION_IPPOOL], `annotation ${ANNOTATION_IPPOOL} of pod ${pod}`);
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) throw badAnnotation(ANNOTATION_IPPOOL, pod, 'must be an object {"ipv4": [...], "ipv6": [...]}');
+    const iface = (entry as { interface?: unknown }).interface;
+    if (iface === undefined || iface === ctx.ifname) return { source: `annotation ${ANNOTATION_IPPOOL} of pod ${pod}`, names: familyNames(entry, ANNOTATION_IPPOOL, pod) };
+  }
+  const nsObj = await ctx.namespace();
+  const nsAnn = nsObj?.metadata.annotations ?? {};
+  if (nsAnn[NS_DEFAULT_IPV4] !== undefined || nsAnn[NS_DEFAULT_IPV6] !== undefined) {
+    const where = `namespace ${ctx.pod.metadata.namespace}`;
+    const names = {
+      4: nsAnn[NS_DEFAULT_IPV4] === undefined ? [] : nameList(parseAnnotation(nsAnn[NS_DEFAULT_IPV4], `annotation ${NS_DEFAULT_IPV4} of ${where}`), NS_DEFAULT_IPV4, where),
+      6: nsAnn[NS_DEFAULT_IPV6] === undefined ? [] : nameList(parseAnnotation(nsAnn[NS_DEFAULT_IPV6], `annotation ${NS_DEFAULT_IPV6} of ${where}`), NS_DEFAULT_IPV6, where),
+    };
+    if (names[4].length || names[6].length) return { source: `annotations of ${where}`, names };
+  }
+  if (ctx.configDefaults[4].length || ctx.configDefaults[6].length) {
+    return { source: "ipam.default_ipv4_ippool / default_ipv6_ippool", names: { 4: ctx.configDefaults[4], 6: ctx.configDefaults[6] } };
+  }
+  return undefined;
+}
+
+function parseAnnotation(text: string, where: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new IpamError("bad-annotation", `${where} is not valid JSON: ${(err as Error).message}`, `value: ${text}`, { cause: err });
+  }
+}
+
+function badAnnotation(key: string, owner: string, reason: string): IpamError {
+  return new IpamError("bad-annotation", `annotation ${key} of ${owner} ${reason}`);
+}
+
+function familyNames(entry: unknown, key: string, owner: string): Record<Family, string[]> {
+  const e = entry as { ipv4?: unknown; ipv6?: unknown };
+  return { 4: e.ipv4 === undefined ? [] : nameList(e.ipv4, key, owner), 6: e.ipv6 === undefined ? [] : nameList(e.ipv6, key, owner) };
+}
+
+function nameList(value: unknown, key: string, owner: string): string[] {
+  if (typeof value === "string") return [value];
+  if (!Array.isArray(value) || value.some((v) => typeof v !== "string" || v === "")) {
+    throw badAnnotation(key, owner, `names pools as ${JSON.stringify(value)}, expected a list of pool names`);
+  }
+  return value as string[];
+}
+
+function podName(pod: PodObject): string {
+  return `${pod.metadata.namespace}/${pod.metadata.name}`;
+}

@@ -1,0 +1,31 @@
+/** StatefulSet membership and replica range, read from the API objects (never guessed from names). */
+import type { PodObject, StatefulSetObject } from "./kube-api.ts";
+
+export interface Membership {
+  statefulSet: string;
+  ordinal: number;
+}
+
+/** The pod's StatefulSet and ordinal, from its controller owner reference; undefined for any other pod. */
+export function statefulSetMembership(pod: PodObject): Membership | undefined {
+  const owner = pod.metadata.ownerReferences?.find((o) => o.controller);
+  if (!owner || owner.kind !== "StatefulSet" || !owner.apiVersion.startsWith("apps/")) return undefined;
+  const prefix = `${owner.name}-`;
+  const name = pod.metadata.name;
+  if (!name.startsWith(prefix)) return undefined;
+  const rest = name.slice(prefix.length);
+  if (!/^(0|[1-9][0-9]*)$/.test(rest)) return undefined;
+  return { statefulSet: owner.name, ordinal: Number(rest) };
+}
+
+/**
+ * Whether the ordinal is inside the set's current range:
+ * [start, start + replicas), with `spec.ordinals.start` (default 0) and
+ * `spec.replicas` (default 1, as the API server defaults it).
+ */
+export function ordinalInRange(sts: StatefulSetObject, ordinal: number): boolean {
+  if (sts.metadata.deletionTimestamp) return false;
+  const start = sts.spec?.ordinals?.start ?? 0;
+  const replicas = sts.spec?.replicas ?? 1;
+  return ordinal >= start && ordinal < start + replicas;
+}
