@@ -1,0 +1,421 @@
+#!/usr/bin/env bash
+# Test control plane for cluster mode: etcd + kube-apiserver +
+# kube-controller-manager 1.20.2 on 127.0.0.1, no kubelet, no scheduler.
+#
+#   eval "$(bash scripts/testenv.sh up)"   # start (idempotent); prints exports
+#   bash scripts/testenv.sh status         # exit 0 if healthy
+#   bash scripts/testenv.sh down           # stop and remove the state dir
+#
+# Environment:
+#   BERTH_TESTENV_DIR   state directory (default /tmp/berth-testenv)
+#   BERTH_TESTENV_PORT  apiserver port (default 6443, or a free one if taken)
+#   BERTH_K8S_CACHE     where scripts/build-k8s.sh caches the binaries
+#
+# stdout carries only the `export ...` lines of `up`; everything else goes to
+# stderr. Every process listens on 127.0.0.1 only; no traffic leaves the host.
+# The Service CIDR (10.96.0.0/16) is bookkeeping only and is never routed.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DIR=${BERTH_TESTENV_DIR:-/tmp/berth-testenv}
+DIR=${DIR%/}
+READY_TIMEOUT=60
+TOKEN_TIMEOUT=30
+
+log() { echo "testenv: $*" >&2; }
+die() { echo "testenv: error: $*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- helpers
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+free_port() { # free_port PREFERRED [EXCLUDE...]
+  local p=$1; shift
+  local ex=" $* "
+  while port_busy "$p" || [[ $ex == *" $p "* ]]; do
+    p=$((p + 1))
+    ((p < 65000)) || die "no free port found"
+  done
+  echo "$p"
+}
+
+pid_alive() { # pid_alive NAME
+  local f=$DIR/$1.pid pid
+  [[ -f $f ]] || return 1
+  pid=$(<"$f")
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 1
+  # A daemon that died after this script exited may linger as a zombie.
+  [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]
+}
+
+stop_proc() { # stop_proc NAME : SIGTERM, then SIGKILL after 10 s
+  local f=$DIR/$1.pid pid i
+  [[ -f $f ]] || return 0
+  pid=$(<"$f")
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+    log "stopping $1 (pid $pid)"
+    kill "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$1 (pid $pid) ignored SIGTERM; killing"
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -f "$f"
+}
+
+start_proc() { # start_proc NAME CMD... : detached, logs to $DIR/NAME.log
+  local name=$1; shift
+  # setsid: own session, so it outlives this script and its terminal. Run
+  # from a background subshell, it is not a group leader and execs in place,
+  # so $! is the daemon's own pid. 9>&-: the daemon must not inherit the lock.
+  setsid nohup "$@" >"$DIR/$name.log" 2>&1 </dev/null 9>&- &
+  echo $! >"$DIR/$name.pid"
+  log "started $name (pid $!, log $DIR/$name.log)"
+}
+
+fail_with_log() { # fail_with_log NAME MESSAGE
+  echo "testenv: error: $2" >&2
+  if [[ -f $DIR/$1.log ]]; then
+    echo "---- last 30 lines of $DIR/$1.log ----" >&2
+    tail -n 30 "$DIR/$1.log" >&2
+    echo "----" >&2
+  fi
+  exit 1
+}
+
+load_env() { # reads ports/paths written by a previous `up`
+  [[ -f $DIR/env ]] || return 1
+  # shellcheck disable=SC1091
+  source "$DIR/env"
+}
+
+admin_curl() { # admin_curl PATH [curl args...]
+  local path=$1; shift
+  curl -sS --max-time 5 --cacert "$DIR/pki/ca.crt" \
+    -H "Authorization: Bearer $(<"$DIR/admin.token")" "$@" \
+    "https://127.0.0.1:$APISERVER_PORT$path"
+}
+
+healthy() {
+  load_env 2>/dev/null || return 1
+  pid_alive etcd && pid_alive kube-apiserver && pid_alive kube-controller-manager || return 1
+  [[ -f $DIR/admin.kubeconfig && -f $DIR/berth.kubeconfig && -f $DIR/ready ]] || return 1
+  [[ $(admin_curl /readyz 2>/dev/null) == ok ]] || return 1
+  curl -fsSk --max-time 5 "https://127.0.0.1:$KCM_PORT/healthz" >/dev/null 2>&1
+}
+
+kc() { "$KUBECTL" --kubeconfig "$DIR/admin.kubeconfig" --cache-dir "$DIR/kube-cache" "$@"; }
+
+print_env() {
+  cat <<EOF
+export BERTH_TESTENV_DIR=$DIR
+export BERTH_ADMIN_KUBECONFIG=$DIR/admin.kubeconfig
+export BERTH_PLUGIN_KUBECONFIG=$DIR/berth.kubeconfig
+export BERTH_KUBECTL=$KUBECTL
+export BERTH_APISERVER=https://127.0.0.1:$APISERVER_PORT
+EOF
+}
+
+write_kubeconfig() { # write_kubeconfig FILE USER TOKEN
+  umask 077
+  cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+  - name: berth-testenv
+    cluster:
+      server: https://127.0.0.1:$APISERVER_PORT
+      certificate-authority: $DIR/pki/ca.crt
+users:
+  - name: $2
+    user:
+      token: $3
+contexts:
+  - name: berth-testenv
+    context:
+      cluster: berth-testenv
+      user: $2
+current-context: berth-testenv
+EOF
+  umask 022
+}
+
+# ---------------------------------------------------------------- steps
+
+ensure_binaries() {
+  local missing=()
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v curl >/dev/null || missing+=(curl)
+  [[ -x /usr/bin/etcd ]] || missing+=(etcd-server)
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]} with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update >&2
+    apt-get install -y --no-install-recommends "${missing[@]}" >&2
+  fi
+  # Debian's etcd-server package starts a system etcd on 2379; we never use it.
+  if systemctl is-active --quiet etcd 2>/dev/null; then
+    log "note: a system etcd service is running; ours uses its own port"
+  fi
+  K8S=$(bash "$ROOT/scripts/build-k8s.sh") || die "scripts/build-k8s.sh failed"
+  KUBECTL=$K8S/kubectl
+  for b in kube-apiserver kube-controller-manager kubectl; do
+    [[ -x $K8S/$b ]] || die "$K8S/$b missing after build-k8s.sh"
+  done
+}
+
+make_pki() {
+  local p=$DIR/pki
+  mkdir -p "$p"
+  (
+    cd "$p"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout ca.key -out ca.crt \
+      -subj "/CN=berth-testenv-ca" 2>/dev/null
+    cat >apiserver.ext <<'EXT'
+basicConstraints = CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, IP:10.96.0.1, DNS:localhost, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local
+EXT
+    openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr \
+      -subj "/CN=kube-apiserver" 2>/dev/null
+    openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+      -days 30 -extfile apiserver.ext -out apiserver.crt 2>/dev/null
+    # ServiceAccount token signing key pair.
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+    chmod 600 ./*.key
+  )
+}
+
+wait_for() { # wait_for NAME TIMEOUT CHECK-CMD...
+  local name=$1 timeout=$2; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    pid_alive "$name" || fail_with_log "$name" "$name exited during startup"
+    ((SECONDS < deadline)) || fail_with_log "$name" "$name not ready after ${timeout}s"
+    sleep 0.25
+  done
+}
+
+up() {
+  if healthy; then
+    log "already up and healthy ($DIR)"
+    print_env
+    return 0
+  fi
+  if [[ -e $DIR ]]; then
+    log "$DIR exists but the control plane is not healthy: tearing it down and starting fresh"
+    down_inner
+  fi
+
+  ensure_binaries
+  local t0=$SECONDS
+
+  # Ports: all on 127.0.0.1, picked once and remembered in $DIR/env.
+  if [[ -n ${BERTH_TESTENV_PORT:-} ]]; then
+    APISERVER_PORT=$BERTH_TESTENV_PORT
+    port_busy "$APISERVER_PORT" && die "BERTH_TESTENV_PORT=$APISERVER_PORT is already in use"
+  else
+    APISERVER_PORT=$(free_port 6443)
+  fi
+  mkdir -p "$DIR"
+  # A failed `up` stops what it started but keeps $DIR (logs) for a look;
+  # the next `up` or `down` removes it.
+  trap 'if [[ ! -f $DIR/ready ]]; then stop_all; log "up failed; logs kept in $DIR (scripts/testenv.sh down removes them)"; fi' EXIT
+  ETCD_CLIENT_PORT=$(free_port 23790 "$APISERVER_PORT")
+  ETCD_PEER_PORT=$(free_port $((ETCD_CLIENT_PORT + 1)) "$APISERVER_PORT" "$ETCD_CLIENT_PORT")
+  KCM_PORT=$(free_port 10357 "$APISERVER_PORT" "$ETCD_CLIENT_PORT" "$ETCD_PEER_PORT")
+  cat >"$DIR/env" <<EOF
+APISERVER_PORT=$APISERVER_PORT
+ETCD_CLIENT_PORT=$ETCD_CLIENT_PORT
+ETCD_PEER_PORT=$ETCD_PEER_PORT
+KCM_PORT=$KCM_PORT
+KUBECTL=$KUBECTL
+K8S=$K8S
+EOF
+
+  make_pki
+  local admin_token kcm_token
+  admin_token=$(openssl rand -hex 24)
+  kcm_token=$(openssl rand -hex 24)
+  (umask 077; echo "$admin_token" >"$DIR/admin.token")
+  # token,user,uid,"groups". The controller-manager runs as its own user but in
+  # system:masters, since it does not use per-controller SA credentials.
+  (
+    umask 077
+    cat >"$DIR/tokens.csv" <<EOF
+$admin_token,berth-admin,berth-admin,"system:masters"
+$kcm_token,system:kube-controller-manager,system:kube-controller-manager,"system:masters"
+EOF
+  )
+  write_kubeconfig "$DIR/admin.kubeconfig" berth-admin "$admin_token"
+  write_kubeconfig "$DIR/kube-controller-manager.kubeconfig" system:kube-controller-manager "$kcm_token"
+
+  # etcd
+  start_proc etcd /usr/bin/etcd \
+    --name berth-testenv \
+    --data-dir "$DIR/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "berth-testenv=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster-state new \
+    --snapshot-count 100000 \
+    --log-level warn
+  wait_for etcd "$READY_TIMEOUT" curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
+
+  # kube-apiserver
+  start_proc kube-apiserver "$K8S/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --bind-address 127.0.0.1 \
+    --advertise-address 127.0.0.1 \
+    --secure-port "$APISERVER_PORT" \
+    --insecure-port 0 \
+    --tls-cert-file "$DIR/pki/apiserver.crt" \
+    --tls-private-key-file "$DIR/pki/apiserver.key" \
+    --client-ca-file "$DIR/pki/ca.crt" \
+    --token-auth-file "$DIR/tokens.csv" \
+    --authorization-mode RBAC \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$DIR/pki/sa.pub" \
+    --service-account-signing-key-file "$DIR/pki/sa.key" \
+    --service-cluster-ip-range 10.96.0.0/16 \
+    --endpoint-reconciler-type none \
+    --allow-privileged=true \
+    --profiling=false \
+    --logtostderr=true \
+    --v=1
+  wait_for kube-apiserver "$READY_TIMEOUT" bash -c '[[ $(curl -sS --max-time 2 --cacert "$1" -H "Authorization: Bearer $2" "$3/readyz") == ok ]]' \
+    _ "$DIR/pki/ca.crt" "$admin_token" "https://127.0.0.1:$APISERVER_PORT"
+  log "kube-apiserver ready on https://127.0.0.1:$APISERVER_PORT after $((SECONDS - t0))s"
+
+  # kube-controller-manager
+  start_proc kube-controller-manager "$K8S/kube-controller-manager" \
+    --kubeconfig "$DIR/kube-controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$DIR/kube-controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$DIR/kube-controller-manager.kubeconfig" \
+    --bind-address 127.0.0.1 \
+    --secure-port "$KCM_PORT" \
+    --port 0 \
+    --cert-dir "$DIR/kcm-certs" \
+    --controllers '*,-nodeipam,-nodelifecycle,-attachdetach,-persistentvolume-binder' \
+    --leader-elect=false \
+    --use-service-account-credentials=false \
+    --service-account-private-key-file "$DIR/pki/sa.key" \
+    --root-ca-file "$DIR/pki/ca.crt" \
+    --cluster-signing-cert-file "$DIR/pki/ca.crt" \
+    --cluster-signing-key-file "$DIR/pki/ca.key" \
+    --allocate-node-cidrs=false \
+    --profiling=false \
+    --logtostderr=true \
+    --v=1
+  wait_for kube-controller-manager "$READY_TIMEOUT" curl -fsSk --max-time 2 "https://127.0.0.1:$KCM_PORT/healthz"
+
+  # CRDs and RBAC
+  log "applying fixtures/crds and fixtures/rbac.yaml"
+  kc apply -f "$ROOT/fixtures/crds/" >&2 || fail_with_log kube-apiserver "applying fixtures/crds failed"
+  kc wait --for condition=Established --timeout 30s -f "$ROOT/fixtures/crds/" >&2 ||
+    fail_with_log kube-apiserver "CRDs not Established after 30s"
+  kc apply -f "$ROOT/fixtures/rbac.yaml" >&2 || fail_with_log kube-apiserver "applying fixtures/rbac.yaml failed"
+
+  # The plugin's identity: the real token of ServiceAccount kube-system/berth,
+  # made by the controller-manager's token controller.
+  local deadline=$((SECONDS + TOKEN_TIMEOUT)) secret="" token=""
+  while :; do
+    secret=$(kc -n kube-system get serviceaccount berth -o 'jsonpath={.secrets[0].name}' 2>/dev/null || true)
+    if [[ -n $secret ]]; then
+      token=$(kc -n kube-system get secret "$secret" -o 'jsonpath={.data.token}' 2>/dev/null || true)
+      [[ -n $token ]] && break
+    fi
+    ((SECONDS < deadline)) || fail_with_log kube-controller-manager \
+      "no token secret for ServiceAccount kube-system/berth after ${TOKEN_TIMEOUT}s (the controller-manager's token controller did not create one)"
+    sleep 0.5
+  done
+  token=$(printf '%s' "$token" | base64 -d)
+  write_kubeconfig "$DIR/berth.kubeconfig" system:serviceaccount:kube-system:berth "$token"
+
+  # Pods need their namespace's `default` ServiceAccount and its token secret
+  # (ServiceAccount admission); wait for it in `default` so the first test pod
+  # is not rejected.
+  deadline=$((SECONDS + TOKEN_TIMEOUT))
+  until [[ -n $(kc -n default get serviceaccount default -o 'jsonpath={.secrets[0].name}' 2>/dev/null || true) ]]; do
+    ((SECONDS < deadline)) || fail_with_log kube-controller-manager "ServiceAccount default/default has no token after ${TOKEN_TIMEOUT}s"
+    sleep 0.5
+  done
+
+  # Nodes for tests to bind pods to (no kubelet: they never report status).
+  local n
+  for n in node1 node2 node3; do
+    kc apply -f - >&2 <<EOF || fail_with_log kube-apiserver "creating node $n failed"
+apiVersion: v1
+kind: Node
+metadata:
+  name: $n
+  labels:
+    kubernetes.io/hostname: $n
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+EOF
+  done
+
+  touch "$DIR/ready"
+  log "up in $((SECONDS - t0))s ($DIR)"
+  print_env
+}
+
+stop_all() {
+  stop_proc kube-controller-manager
+  stop_proc kube-apiserver
+  stop_proc etcd
+}
+
+down_inner() {
+  stop_all
+  rm -rf "$DIR"
+}
+
+down() {
+  if [[ ! -e $DIR ]]; then
+    log "nothing to do: $DIR does not exist"
+    return 0
+  fi
+  down_inner
+  log "down; removed $DIR"
+}
+
+status() {
+  if healthy; then
+    log "healthy: https://127.0.0.1:$APISERVER_PORT ($DIR)"
+    return 0
+  fi
+  local n
+  for n in etcd kube-apiserver kube-controller-manager; do
+    if pid_alive "$n"; then log "$n: running (pid $(<"$DIR/$n.pid"))"; else log "$n: not running"; fi
+  done
+  log "not healthy ($DIR)"
+  return 1
+}
+
+# One `up`/`down` at a time per state dir.
+with_lock() {
+  mkdir -p "$(dirname "$DIR")"
+  exec 9>"$DIR.lock"
+  flock -w 300 9 || die "could not lock $DIR.lock"
+  "$@"
+}
+
+case ${1:-} in
+  up) with_lock up ;;
+  down) with_lock down ;;
+  status) status ;;
+  *)
+    echo "usage: $0 up|down|status" >&2
+    exit 2
+    ;;
+esac
