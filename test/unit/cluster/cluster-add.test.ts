@@ -1,0 +1,164 @@
+/** Cluster ADD/DEL logic against an in-memory API server and a real (better-sqlite3) node database. */
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { clusterAdd } from "../../../plugin/cluster/cluster-add.ts";
+import { clusterRelease } from "../../../plugin/cluster/cluster-release.ts";
+import { parseNetConf } from "../../../plugin/config.ts";
+import { createLogger } from "../../../plugin/logger.ts";
+import { IpamError } from "../../../plugin/ipam-error.ts";
+import { openBetterSqlite3 } from "../../../store/better-sqlite3-driver.ts";
+import { LeaseStore } from "../../../store/lease-store.ts";
+import { FakeKube } from "./fake-kube.ts";
+
+const log = createLogger("error");
+const t = suite<{ dir: string; k: FakeKube; stores: LeaseStore[] }>("cluster add/release");
+
+t.before.each((ctx) => {
+  ctx.dir = mkdtempSync(join(tmpdir(), "berth-cluster-unit-"));
+  ctx.k = new FakeKube();
+  ctx.k.addPool("test-ippool", { subnet: "10.6.0.0/16", ips: ["10.6.168.101-10.6.168.103"] });
+  ctx.k.addPool("other-pool", { subnet: "10.7.0.0/16", ips: ["10.7.0.1-10.7.0.3"] });
+  ctx.k.statefulSets.set("default/test-sts", { metadata: { name: "test-sts", namespace: "default" }, spec: { replicas: 2 } });
+  ctx.stores = [];
+});
+t.after.each((ctx) => {
+  ctx.stores.forEach((s) => s.close());
+  rmSync(ctx.dir, { recursive: true, force: true });
+});
+
+function node(ctx: { dir: string; stores: LeaseStore[] }, name: string) {
+  const conf = parseNetConf(JSON.stringify({ cniVersion: "1.0.0", name: "net", type: "macvlan", ipam: { type: "berth", kubeconfig: "/k", nodeName: name, dataDir: join(ctx.dir, name) } }));
+  const store = LeaseStore.open(openBetterSqlite3(join(ctx.dir, `${name}.db`)));
+  ctx.stores.push(store);
+  return { conf, store };
+}
+
+function stsPod(k: FakeKube, ordinal: number, pool = "test-ippool") {
+  return k.addPod("default", `test-sts-${ordinal}`, {
+    annotations: { "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: [pool] }) },
+    ownerReferences: [{ apiVersion: "apps/v1", kind: "StatefulSet", name: "test-sts", uid: "sts-uid", controller: true }],
+  });
+}
+
+const addOn = async (k: FakeKube, n: ReturnType<typeof node>, podName: string, cid: string) => {
+  const pod = k.pods.get(`default/${podName}`)!;
+  const out = await clusterAdd({ conf: n.conf, containerId: cid, ifname: "eth0", pod: { namespace: "default", name: podName, uid: pod.metadata.uid }, api: k, store: n.store, log });
+  return (out.ips as { address: string }[])[0].address;
+};
+const delOn = (k: FakeKube, n: ReturnType<typeof node>, cid: string, podName: string) =>
+  clusterRelease(k, n.store, n.conf.ipam, { network: "net", containerId: cid, ifname: "eth0", pod: { namespace: "default", name: podName } }, log);
+
+t("a StatefulSet pod keeps its address across UID, container and node; a late DEL of the old sandbox frees nothing", async (ctx) => {
+  const { k } = ctx;
+  const n1 = node(ctx, "node1");
+  const n2 = node(ctx, "node2");
+  stsPod(k, 0);
+  const first = await addOn(k, n1, "test-sts-0", "c1");
+  assert.is(k.pools.get("test-ippool")!.status?.allocatedIPCount, 1);
+  k.pods.delete("default/test-sts-0");
+  stsPod(k, 0); // recreated: new UID
+  const second = await addOn(k, n2, "test-sts-0", "c2");
+  assert.is(second, first);
+  await delOn(k, n1, "c1", "test-sts-0"); // the old node's DEL arrives late
+  const claim = [...k.claims.values()][0];
+  assert.is(claim.spec.containerID, "c2");
+  assert.is(claim.spec.node, "node2");
+  assert.is(k.claims.size, 1);
+});
+
+t("scale-down releases the ordinal beyond the range; a member in range keeps it", async (ctx) => {
+  const { k } = ctx;
+  const n1 = node(ctx, "node1");
+  stsPod(k, 0);
+  stsPod(k, 1);
+  await addOn(k, n1, "test-sts-0", "c0");
+  await addOn(k, n1, "test-sts-1", "c1");
+  k.pods.get("default/test-sts-0")!.metadata.deletionTimestamp = "2026-11-26T00:00:00Z";
+  await delOn(k, n1, "c0", "test-sts-0");
+  assert.is(k.claims.size, 2, "deleted but in range: kept");
+  k.statefulSets.get("default/test-sts")!.spec!.replicas = 1;
+  k.pods.get("default/test-sts-1")!.metadata.deletionTimestamp = "2026-11-26T00:00:00Z";
+  await delOn(k, n1, "c1", "test-sts-1");
+  assert.equal([...k.claims.values()].map((c) => c.spec.podName), ["test-sts-0"]);
+  assert.not.ok(k.endpoints.has("default/test-sts-1"));
+  assert.is(k.pools.get("test-ippool")!.status?.allocatedIPCount, 1);
+});
+
+t("a changed pool annotation moves the pod and frees the old address", async (ctx) => {
+  const { k } = ctx;
+  const n1 = node(ctx, "node1");
+  stsPod(k, 0);
+  const before = await addOn(k, n1, "test-sts-0", "c1");
+  await delOn(k, n1, "c1", "test-sts-0");
+  k.pods.delete("default/test-sts-0");
+  stsPod(k, 0, "other-pool");
+  const after = await addOn(k, n1, "test-sts-0", "c2");
+  assert.match(after, /^10\.7\.0\./);
+  assert.not.ok([...k.claims.values()].some((c) => before.startsWith(c.spec.address + "/")));
+  assert.is(k.pools.get("test-ippool")!.status?.allocatedIPCount, 0);
+  assert.is(k.pools.get("other-pool")!.status?.allocatedIPCount, 1);
+});
+
+t("a plain pod's sandbox restart keeps its address; a new pod of the same name does not inherit it", async (ctx) => {
+  const { k } = ctx;
+  const n1 = node(ctx, "node1");
+  k.addPod("default", "web", { annotations: { "ipam.spidernet.io/ippool": '{"ipv4": ["test-ippool"]}' } });
+  const a = await addOn(k, n1, "web", "c1");
+  await delOn(k, n1, "c1", "web"); // pod still alive, same UID
+  assert.is(k.claims.size, 1);
+  assert.is(await addOn(k, n1, "web", "c2"), a);
+  // The pod is deleted and a new one of the same name appears before the DEL of the old sandbox.
+  k.pods.delete("default/web");
+  k.addPod("default", "web", { annotations: { "ipam.spidernet.io/ippool": '{"ipv4": ["test-ippool"]}' } });
+  await addOn(k, n1, "web", "c3");
+  assert.is(k.claims.size, 1, "the old incarnation's claim was released");
+  await delOn(k, n1, "c2", "web");
+  assert.is(k.claims.size, 1, "the old sandbox's DEL does not touch the new pod's claim");
+});
+
+t("exhaustion: a clear error and nothing left behind", async (ctx) => {
+  const { k } = ctx;
+  const n1 = node(ctx, "node1");
+  for (const p of ["a", "b", "c", "d"]) k.addPod("default", p, { annotations: { "ipam.spidernet.io/ippool": '{"ipv4": ["test-ippool"]}' } });
+  for (const p of ["a", "b", "c"]) await addOn(k, n1, p, `c-${p}`);
+  try {
+    await addOn(k, n1, "d", "c-d");
+    assert.unreachable();
+  } catch (e) {
+    assert.instance(e, IpamError);
+    assert.is((e as IpamError).kind, "exhausted");
+    assert.match((e as Error).message, "IPv4 pool test-ippool exhausted (3 of 3 claimed)");
+  }
+  assert.not.ok(k.endpoints.has("default/d"));
+  assert.is(n1.store.leasesOf("net", "c-d", "eth0").length, 0);
+});
+
+t("a failure after the claim rolls it back; an interrupted ADD is undone by the next one", async (ctx) => {
+  const { k } = ctx;
+  const n1 = node(ctx, "node1");
+  k.addPod("default", "p", { annotations: { "ipam.spidernet.io/ippool": '{"ipv4": ["test-ippool"]}' } });
+  const createEndpoint = k.createEndpoint.bind(k);
+  k.createEndpoint = async () => { throw new Error("boom"); };
+  try {
+    await addOn(k, n1, "p", "c1");
+    assert.unreachable();
+  } catch (e) {
+    assert.match((e as Error).message, "boom");
+  }
+  assert.is(k.claims.size, 0, "claim rolled back");
+  k.createEndpoint = createEndpoint;
+  // Crash simulation: a pending lease whose claim was created, then the process died.
+  await addOn(k, n1, "p", "c2");
+  const claim = [...k.claims.values()][0];
+  n1.store.immediate(() => n1.store.db.exec("UPDATE leases SET state = 'pending'"));
+  k.endpoints.clear();
+  const again = await addOn(k, n1, "p", "c2");
+  assert.is(k.claims.size, 1);
+  assert.ok(again.startsWith("10.6.168."));
+  assert.is.not([...k.claims.values()][0].metadata.uid, claim.metadata.uid, "the interrupted claim was deleted, a new one made");
+});
+
+t.run();

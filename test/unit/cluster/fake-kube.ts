@@ -1,0 +1,90 @@
+/** An in-memory KubeApi for unit tests of cluster logic (the real one is exercised in test/cluster). */
+import {
+  type ClaimObject, type EndpointObject, type KubeApi, KubeConflictError, type NamedObject, type PodObject, type PoolObject, type PoolStatus, type StatefulSetObject,
+} from "../../../plugin/cluster/kube-api.ts";
+
+export class FakeKube implements KubeApi {
+  readonly server = "https://fake.invalid:6443";
+  pods = new Map<string, PodObject>();
+  namespaces = new Map<string, NamedObject>();
+  nodes = new Map<string, NamedObject>();
+  statefulSets = new Map<string, StatefulSetObject>();
+  pools = new Map<string, PoolObject>();
+  claims = new Map<string, ClaimObject>();
+  endpoints = new Map<string, EndpointObject>();
+  private rv = 1;
+  calls: string[] = [];
+
+  private meta<T extends { metadata: { resourceVersion?: string; uid?: string } }>(o: T): T {
+    o.metadata.resourceVersion = String(++this.rv);
+    o.metadata.uid ??= `uid-${this.rv}`;
+    return structuredClone(o);
+  }
+
+  async getPod(ns: string, name: string) { this.calls.push(`getPod ${ns}/${name}`); return structuredClone(this.pods.get(`${ns}/${name}`)); }
+  async getNamespace(name: string) { this.calls.push(`getNamespace ${name}`); return structuredClone(this.namespaces.get(name)); }
+  async getNode(name: string) { this.calls.push(`getNode ${name}`); return structuredClone(this.nodes.get(name)); }
+  async getStatefulSet(ns: string, name: string) { return structuredClone(this.statefulSets.get(`${ns}/${name}`)); }
+  async getPool(name: string) { this.calls.push(`getPool ${name}`); return structuredClone(this.pools.get(name)); }
+  async listPools() { this.calls.push("listPools"); return [...this.pools.values()].map((p) => structuredClone(p)); }
+  async getClaim(name: string) { return structuredClone(this.claims.get(name)); }
+  async listClaims(pool: string) { return [...this.claims.values()].filter((c) => c.spec.pool === pool).map((c) => structuredClone(c)); }
+  async createClaim(c: ClaimObject) {
+    if (this.claims.has(c.metadata.name)) throw new KubeConflictError(`berthipclaims "${c.metadata.name}" already exists`);
+    const stored = this.meta(structuredClone(c));
+    this.claims.set(c.metadata.name, stored);
+    return structuredClone(stored);
+  }
+  async updateClaim(c: ClaimObject) {
+    const cur = this.claims.get(c.metadata.name);
+    if (!cur || cur.metadata.resourceVersion !== c.metadata.resourceVersion) throw new KubeConflictError("stale");
+    const stored = this.meta(structuredClone(c));
+    this.claims.set(c.metadata.name, stored);
+    return structuredClone(stored);
+  }
+  async deleteClaim(name: string, uid: string) {
+    const cur = this.claims.get(name);
+    if (!cur) return false;
+    if (cur.metadata.uid !== uid) throw new KubeConflictError("uid precondition");
+    this.claims.delete(name);
+    return true;
+  }
+  async getEndpoint(ns: string, name: string) { return structuredClone(this.endpoints.get(`${ns}/${name}`)); }
+  async createEndpoint(e: EndpointObject) {
+    const key = `${e.metadata.namespace}/${e.metadata.name}`;
+    if (this.endpoints.has(key)) throw new KubeConflictError("exists");
+    const stored = this.meta(structuredClone(e));
+    this.endpoints.set(key, stored);
+    return structuredClone(stored);
+  }
+  async updateEndpoint(e: EndpointObject) {
+    const key = `${e.metadata.namespace}/${e.metadata.name}`;
+    const cur = this.endpoints.get(key);
+    if (!cur || cur.metadata.resourceVersion !== e.metadata.resourceVersion) throw new KubeConflictError("stale");
+    const stored = this.meta(structuredClone(e));
+    this.endpoints.set(key, stored);
+    return structuredClone(stored);
+  }
+  async deleteEndpoint(ns: string, name: string, uid: string) {
+    const cur = this.endpoints.get(`${ns}/${name}`);
+    if (!cur) return false;
+    if (cur.metadata.uid !== uid) throw new KubeConflictError("uid precondition");
+    this.endpoints.delete(`${ns}/${name}`);
+    return true;
+  }
+  async patchPoolStatus(name: string, resourceVersion: string, status: PoolStatus) {
+    const cur = this.pools.get(name);
+    if (!cur || cur.metadata.resourceVersion !== resourceVersion) throw new KubeConflictError("stale");
+    cur.status = { ...status };
+    cur.metadata.resourceVersion = String(++this.rv);
+  }
+
+  addPool(name: string, spec: PoolObject["spec"]) {
+    this.pools.set(name, { metadata: { name, resourceVersion: String(++this.rv), uid: `pool-${name}` }, spec });
+  }
+  addPod(ns: string, name: string, extra: Partial<PodObject["metadata"]> = {}) {
+    const pod: PodObject = { metadata: { name, namespace: ns, uid: `pod-${name}-${++this.rv}`, ...extra }, spec: {}, status: { phase: "Running" } };
+    this.pods.set(`${ns}/${name}`, pod);
+    return pod;
+  }
+}
