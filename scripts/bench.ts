@@ -14,12 +14,14 @@
  *   BERTH_BIN        berth binary (default dist/berth)
  *
  * Prints a table, then one line `BENCH_JSON {...}` with every figure.
- * Exits non-zero if any invocation fails or a check (sticky address,
- * distinct concurrent addresses) does not hold.
+ * A failed sequential ADD/DEL or a StatefulSet pod that does not get its
+ * address back aborts the run (exit 1). A concurrent round with a failed ADD
+ * or duplicate addresses is left out of the figures, listed loudly at the end,
+ * and makes the run exit 1 after printing everything else.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { BERTH, ROOT, netconf } from "../test/helpers/berth.ts";
 
@@ -181,6 +183,7 @@ function percentile(xs: number[], p: number): number {
   return s[rank - 1];
 }
 const median = (xs: number[]) => {
+  if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
@@ -196,6 +199,7 @@ interface Dist {
   n: number;
 }
 function dist(xs: number[]): Dist {
+  if (xs.length === 0) return { p50: NaN, p99: NaN, min: NaN, max: NaN, n: 0 };
   return { p50: r3(percentile(xs, 50)), p99: r3(percentile(xs, 99)), min: r3(Math.min(...xs)), max: r3(Math.max(...xs)), n: xs.length };
 }
 
@@ -250,48 +254,67 @@ async function statefulSet() {
   return { add, del, address: first! };
 }
 
-/** C ADDs spawned at once against a fresh dataDir; wall time from first spawn to last exit. */
-async function burst(p: Plugin, prime: boolean) {
+/** Problems found in concurrent rounds: reported loudly at the end (exit 1), after the figures. */
+const failures: string[] = [];
+
+/** C ADDs spawned at once against a fresh dataDir; wall time from first spawn to last exit. Undefined if any failed. */
+async function burst(p: Plugin, prime: boolean, label: string) {
   const dir = freshDir(`conc-${p === "berth" ? "berth" : "hl"}`);
   if (prime) await addDel(p, dir); // database / directory already there, as on a node that has run a pod
   const conf = CONF[p](dir);
   const runs: Promise<Timed>[] = [];
   for (let i = 0; i < C; i++) runs.push(timed(BIN[p], [], cniEnv("ADD", newId(p)), conf));
   const rs = await Promise.all(runs);
+  rmSync(dir, { recursive: true, force: true });
   const failed = rs.filter((r) => r.code !== 0);
-  if (failed.length) fail(`${p}: ${failed.length} of ${C} concurrent ADDs failed; first failure:`, failed[0]);
+  if (failed.length) {
+    const f = failed[0];
+    failures.push(`${label}: ${p}: ${failed.length} of ${C} concurrent ADDs failed; first: exit ${f.code}, stdout ${f.stdout.trim()}`);
+    console.error(`!! ${failures[failures.length - 1]}`);
+    return undefined;
+  }
   const addrs = rs.map((r) => addressOf(p, r));
   const distinct = new Set(addrs).size;
-  if (distinct !== C) fail(`${p}: ${C} concurrent ADDs returned only ${distinct} distinct addresses`);
+  if (distinct !== C) {
+    failures.push(`${label}: ${p}: ${C} concurrent ADDs returned only ${distinct} distinct addresses`);
+    console.error(`!! ${failures[failures.length - 1]}`);
+    return undefined;
+  }
   let first = rs[0].t0;
   let last = rs[0].t1;
   for (const r of rs) {
     if (r.t0 < first) first = r.t0;
     if (r.t1 > last) last = r.t1;
   }
-  rmSync(dir, { recursive: true, force: true });
   return { wall: Number(last - first) / 1e6, each: rs.map((r) => r.ms) };
 }
 
+/** ROUNDS rounds of one burst per plugin, alternating which goes first. Failed rounds are left out of the figures. */
 async function concurrent(prime: boolean) {
   const wall: Record<Plugin, number[]> = { berth: [], "host-local": [] };
   const each: Record<Plugin, number[]> = { berth: [], "host-local": [] };
+  const failedRounds: Record<Plugin, number> = { berth: 0, "host-local": 0 };
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? PLUGINS : [...PLUGINS].reverse();
     for (const p of order) {
-      const r = await burst(p, prime);
+      const r = await burst(p, prime, `${prime ? "primed" : "fresh"} dataDir, round ${round + 1}`);
+      if (!r) {
+        failedRounds[p]++;
+        continue;
+      }
       wall[p].push(r.wall);
       each[p].push(...r.each);
     }
   }
-  return { wall, each };
+  return { wall, each, failedRounds };
 }
 
-/** Bare process start-up: berth's `version`, both plugins' CNI VERSION, and a bun hello-world. */
+/** Bare process start-up: /bin/true (what spawning and reaping costs here), berth's `version`, both plugins' CNI VERSION, a bun hello-world. */
 async function startup(hello: string | undefined) {
   const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
   const verEnv = { ...env, CNI_COMMAND: "VERSION" };
   const cases: [string, () => Promise<Timed>][] = [
+    ["/bin/true (spawn cost)", () => timed("/bin/true", [], env)],
     ["berth version", () => timed(BERTH, ["version"], env)],
     ["berth CNI VERSION", () => timed(BERTH, [], verEnv, "{}")],
     ["host-local CNI VERSION", () => timed(HOST_LOCAL, [], verEnv, "{}")],
@@ -341,15 +364,18 @@ async function main() {
   }
   const hello = buildHello();
   const started = new Date();
-  console.log(`berth bench: ${BERTH} vs ${HOST_LOCAL}`);
+  const rev = spawnSync("git", ["-C", ROOT, "describe", "--always", "--dirty", "--exclude", "*"], { encoding: "utf8" }).stdout?.trim() || "unknown";
+  console.log(`berth bench: ${BERTH} (source ${rev}) vs ${HOST_LOCAL}`);
   console.log(`  N=${N} sequential iterations (+${WARMUP} warm-up), ${ROUNDS} rounds x ${C} concurrent ADDs, dataDirs under ${DATA_ROOT}`);
-  console.log(`  ${cpus().length} CPUs, ${cpus()[0]?.model ?? "?"}, node ${process.version}\n`);
+  const loadBefore = loadavg()[0];
+  console.log(`  ${cpus().length} CPUs, ${cpus()[0]?.model ?? "?"}, node ${process.version}, load average (1 min) ${loadBefore.toFixed(2)}\n`);
 
   const seq = await sequential();
   const sts = await statefulSet();
   const conc = await concurrent(false);
   const concWarm = await concurrent(true);
   const boot = await startup(hello);
+  const loadAfter = loadavg()[0];
 
   const d = {
     berth: { add: dist(seq.berth.add), del: dist(seq.berth.del) },
@@ -381,18 +407,23 @@ async function main() {
     console.log(`\nConcurrent: ${C} ADDs spawned at once, ${label}, wall ms first spawn -> last exit (${ROUNDS} rounds, interleaved):`);
     table(
       ["", "median", "min", "max", "per-ADD p50", "per-ADD p99"],
-      PLUGINS.map((p) => [p, wallMed(c, p), Math.min(...c.wall[p]), Math.max(...c.wall[p]), percentile(c.each[p], 50), percentile(c.each[p], 99)]),
+      PLUGINS.map((p) => [p, wallMed(c, p), c.wall[p].length ? Math.min(...c.wall[p]) : NaN, c.wall[p].length ? Math.max(...c.wall[p]) : NaN, percentile(c.each[p], 50), percentile(c.each[p], 99)]),
     );
-    console.log(`  berth/host-local wall (median): ${ratio(wallMed(c, "berth"), wallMed(c, "host-local")).toFixed(2)}x; all ${C} ADDs succeeded with distinct addresses (checked)`);
+    const bad = PLUGINS.filter((p) => c.failedRounds[p] > 0).map((p) => `${p} ${c.failedRounds[p]} of ${ROUNDS}`);
+    console.log(`  berth/host-local wall (median): ${ratio(wallMed(c, "berth"), wallMed(c, "host-local")).toFixed(2)}x; ` +
+      (bad.length ? `FAILED ROUNDS (left out of the figures above): ${bad.join(", ")}` : `every ADD of every round succeeded with distinct addresses (checked)`));
   }
 
   console.log(`\nStart-up baselines, ms (N=${N}, interleaved):`);
   table(["", "p50", "p99"], [...boot.keys()].map((k) => [k, bootD[k].p50, bootD[k].p99]));
   const bv = bootD["berth version"].p50;
   const hw = bootD["bun hello-world"]?.p50;
-  console.log(`  berth ADD p50 ${d.berth.add.p50.toFixed(2)} = ${bv.toFixed(2)} start-up (berth version)` +
-    (hw !== undefined ? ` [of which bun runtime ${hw.toFixed(2)} + berth module loading ${(bv - hw).toFixed(2)}]` : "") +
-    ` + ${(d.berth.add.p50 - bv).toFixed(2)} CNI work (parse, open SQLite, transaction, fsync)`);
+  const tr = bootD["/bin/true (spawn cost)"].p50;
+  const f = (x: number) => x.toFixed(2);
+  console.log(`  berth ADD p50 ${f(d.berth.add.p50)} ms ~ ${f(tr)} spawn/exec/reap (/bin/true)` +
+    (hw !== undefined ? ` + ${f(hw - tr)} bun runtime start-up (hello-world - true) + ${f(bv - hw)} berth module loading (version - hello-world)` : ` + ${f(bv - tr)} bun start-up and module loading (version - true)`) +
+    ` + ${f(d.berth.add.p50 - bv)} CNI work (ADD - version: stdin, config, SQLite open, transaction, fsync, close)`);
+  console.log(`  host-local ADD p50 ${f(d["host-local"].add.p50)} ms ~ ${f(tr)} spawn/exec/reap + ${f(bootD["host-local CNI VERSION"].p50 - tr)} Go start-up + ${f(d["host-local"].add.p50 - bootD["host-local CNI VERSION"].p50)} work`);
 
   const targets = {
     seqAddP50Ratio: ratio(d.berth.add.p50, d["host-local"].add.p50),
@@ -401,18 +432,21 @@ async function main() {
     concWallRatio: ratio(wallMed(conc, "berth"), wallMed(conc, "host-local")),
     concMet: wallMed(conc, "berth") <= wallMed(conc, "host-local"),
   };
+  console.log(`\nLoad average (1 min): ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after ("after" includes the bench's own 100-process bursts; "before" shows what else was running).`);
   console.log(`\nTargets (reported, not asserted):`);
   console.log(`  sequential ADD p50 <= 2.5x host-local: ${targets.seqAddP50Ratio.toFixed(2)}x -> ${targets.seqAddMet ? "met" : "MISSED"}`);
   console.log(`  ${C} concurrent ADDs no slower than host-local: ${targets.concWallRatio.toFixed(2)}x -> ${targets.concMet ? "met" : "MISSED"}`);
 
   const json = {
     date: started.toISOString(),
+    rev,
     n: N,
     rounds: ROUNDS,
     concurrency: C,
     dataRoot: DATA_ROOT,
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model,
+    loadavg1: { before: r2(loadBefore), after: r2(loadAfter) },
     sequential: { berth: d.berth, hostLocal: d["host-local"], ratio: { addP50: targets.seqAddP50Ratio, addP99: ratio(d.berth.add.p99, d["host-local"].add.p99), delP50: ratio(d.berth.del.p50, d["host-local"].del.p50), delP99: ratio(d.berth.del.p99, d["host-local"].del.p99) } },
     statefulSet: { add: stsAdd, del: stsDel, address: sts.address, sameAddress: true },
     concurrent: Object.fromEntries(
@@ -422,13 +456,19 @@ async function main() {
           berth: { wallMedian: wallMed(c, "berth"), walls: c.wall.berth.map(r2), perAdd: dist(c.each.berth) },
           hostLocal: { wallMedian: wallMed(c, "host-local"), walls: c.wall["host-local"].map(r2), perAdd: dist(c.each["host-local"]) },
           ratio: ratio(wallMed(c, "berth"), wallMed(c, "host-local")),
+          failedRounds: { berth: c.failedRounds.berth, hostLocal: c.failedRounds["host-local"] },
         },
       ]),
     ),
     startup: bootD,
     targets,
+    failures,
   };
   console.log(`\nBENCH_JSON ${JSON.stringify(json)}`);
+  if (failures.length) {
+    console.error(`\nbench FAILED: ${failures.length} concurrent round(s) had failed ADDs or duplicate addresses:\n  ${failures.join("\n  ")}`);
+    process.exitCode = 1;
+  }
 }
 
 main().then(
