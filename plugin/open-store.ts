@@ -3,7 +3,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { CniError, Code } from "./cni-error.ts";
 import type { IpamConfig } from "./config.ts";
 import type { OpenDriver } from "../store/driver.ts";
-import { LeaseStore } from "../store/lease-store.ts";
+import { LeaseStore, isBusy } from "../store/lease-store.ts";
 import type { Pool } from "./pool.ts";
 import type { PoolRecord } from "../store/lease-store.ts";
 import { formatAddress } from "./ip.ts";
@@ -18,6 +18,7 @@ export function openStore(ipam: IpamConfig, openDriver: OpenDriver, mustExist = 
     mkdirSync(ipam.dataDir, { recursive: true, mode: 0o700 });
     return LeaseStore.open(openDriver(ipam.dbPath));
   } catch (err) {
+    if (isBusy(err)) throw err; // still locked after the busy timeout: CNI code 11, try again
     throw new CniError(Code.IoFailure, `cannot open lease database ${ipam.dbPath}: ${(err as Error).message}`, "check ipam.dataDir and its permissions", { cause: err });
   }
 }

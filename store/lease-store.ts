@@ -64,19 +64,52 @@ export interface PoolRow extends Omit<PoolRecord, "is_default" | "disabled"> {
 
 const NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 
+/** How long a writer waits for the database lock before giving up (CNI code 11). */
+export const BUSY_TIMEOUT_MS = 30_000;
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/** Whether an error is SQLite saying another connection holds the lock. */
+export function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return code === "SQLITE_BUSY" || code === "SQLITE_LOCKED" || (typeof code === "string" && code.startsWith("SQLITE_BUSY_"));
+}
+
+/**
+ * Runs `fn`, retrying while SQLite reports the database busy, for up to
+ * `timeoutMs`. SQLite's own busy handler sleeps in steps of up to 100 ms;
+ * with a hundred plugin processes starting at once those sleeps, not the
+ * work, made up the wall time (measured, BENCHMARKS.md). Short randomised
+ * sleeps hand the lock on as soon as it is free.
+ */
+export function retryBusy<T>(fn: () => T, timeoutMs = BUSY_TIMEOUT_MS): T {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return fn();
+    } catch (err) {
+      if (!isBusy(err) || Date.now() >= deadline) throw err;
+      Atomics.wait(sleeper, 0, 0, 0.2 + Math.random() * Math.min(5, 0.5 + attempt * 0.25));
+    }
+  }
+}
+
 /** The lease database. Open one per process; `immediate` serialises writers across processes. */
 export class LeaseStore {
-  constructor(readonly db: SqlDriver) {}
+  constructor(readonly db: SqlDriver, private readonly busyTimeoutMs = BUSY_TIMEOUT_MS) {}
 
-  /** Prepares a writable database: busy timeout, WAL, durable commits, current schema. */
-  static open(db: SqlDriver, busyTimeoutMs = 30_000): LeaseStore {
-    db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
-    db.exec("PRAGMA journal_mode = WAL");
-    // A binding must survive a power cut: a StatefulSet pod must get its address back after a node reboot.
-    db.exec("PRAGMA synchronous = FULL");
-    db.exec("PRAGMA foreign_keys = ON");
-    migrate(db);
-    return new LeaseStore(db);
+  /** Prepares a writable database: WAL, durable commits, current schema; waits out other writers. */
+  static open(db: SqlDriver, busyTimeoutMs = BUSY_TIMEOUT_MS): LeaseStore {
+    // Waiting is done by retryBusy; SQLite's own handler only covers what cannot be retried from here.
+    db.exec("PRAGMA busy_timeout = 5");
+    retryBusy(() => {
+      // A fresh database needs the switch to WAL; one already in WAL answers without taking a lock.
+      if (db.prepare<{ journal_mode: string }>("PRAGMA journal_mode").get()?.journal_mode !== "wal") db.exec("PRAGMA journal_mode = WAL");
+      // A binding must survive a power cut: a StatefulSet pod must get its address back after a node reboot.
+      db.exec("PRAGMA synchronous = FULL");
+      migrate(db);
+    }, busyTimeoutMs);
+    return new LeaseStore(db, busyTimeoutMs);
   }
 
   /** Opens a database read-only for inspection (no migration, no writes). */
@@ -85,9 +118,9 @@ export class LeaseStore {
     return new LeaseStore(db);
   }
 
-  /** Runs `fn` under the database write lock (BEGIN IMMEDIATE). */
+  /** Runs `fn` under the database write lock (BEGIN IMMEDIATE), waiting for other writers. `fn` may run more than once. */
   immediate<T>(fn: () => T): T {
-    return this.db.immediate(fn);
+    return retryBusy(() => this.db.immediate(fn), this.busyTimeoutMs);
   }
 
   leasesOf(network: string, containerId: string, ifname: string): Lease[] {
