@@ -19,7 +19,8 @@ and prints one JSON result. Without CNI_COMMAND it is a tool for operators:
 
   berth inspect [leases|bindings|pools] [--db PATH] [--network NAME] [-o json]
       Show the node's lease database (default ${join(DEFAULT_DATA_DIR, "berth.db")}):
-        leases    addresses held by running attachments (container ID + interface)
+        leases    addresses held by running attachments (container ID + interface);
+                  STATE pending = a cluster-mode ADD in flight or interrupted
         bindings  addresses kept for StatefulSet pods between sandboxes
         pools     pools as last configured, with allocated/total counts
       -o json prints JSON instead of a table.
@@ -87,8 +88,8 @@ function inspect(io: CliIo, what: string, db: string, network: string | undefine
   try {
     if (what === "leases") {
       const rows = store.listLeases(network);
-      io.out(json ? JSON.stringify(rows, null, 2) + "\n" : renderTable(["NETWORK", "ADDRESS", "POOL", "POD", "CONTAINER", "IFNAME", "SINCE"],
-        rows.map((l) => [l.network, l.address, l.pool, l.pod_name ? `${l.pod_namespace}/${l.pod_name}` : "-", l.container_id.slice(0, 12), l.ifname, l.created_at])));
+      io.out(json ? JSON.stringify(rows, null, 2) + "\n" : renderTable(["NETWORK", "ADDRESS", "POOL", "POD", "CONTAINER", "IFNAME", "SINCE", "STATE"],
+        rows.map((l) => [l.network, l.address, l.pool, l.pod_name ? `${l.pod_namespace}/${l.pod_name}` : "-", l.container_id.slice(0, 12), l.ifname, l.created_at, l.state])));
     } else if (what === "bindings") {
       const rows = store.listBindings(network);
       io.out(json ? JSON.stringify(rows, null, 2) + "\n" : renderTable(["NETWORK", "POD", "IFNAME", "ADDRESS", "POOL", "BOUND-SINCE", "LAST-USED"],

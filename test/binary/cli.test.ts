@@ -23,8 +23,8 @@ test("version", () => {
 
 test("inspect leases, bindings and pools as tables", () => {
   const leases = cli(["inspect", "--db", db]).stdout.split("\n");
-  assert.match(leases[0], /^NETWORK\s+ADDRESS\s+POOL\s+POD\s+CONTAINER\s+IFNAME\s+SINCE$/);
-  assert.match(leases[1], /^berth-test\s+10\.6\.168\.101\s+test-ippool\s+default\/test-sts-0\s+cafe01234567\s+eth0\s+\d{4}-/);
+  assert.match(leases[0], /^NETWORK\s+ADDRESS\s+POOL\s+POD\s+CONTAINER\s+IFNAME\s+SINCE\s+STATE$/);
+  assert.match(leases[1], /^berth-test\s+10\.6\.168\.101\s+test-ippool\s+default\/test-sts-0\s+cafe01234567\s+eth0\s+\d{4}-\S+\s+active$/);
   assert.match(cli(["inspect", "bindings", "--db", db]).stdout, /default\/test-sts-0\s+eth0\s+10\.6\.168\.101\s+test-ippool/);
   const pools = cli(["inspect", "pools", "--db", db]).stdout.split("\n");
   assert.match(pools[0], /NAME\s+SUBNET\s+ALLOCATED-IP-COUNT\s+TOTAL-IP-COUNT\s+DEFAULT/);
