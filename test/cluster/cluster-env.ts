@@ -1,0 +1,604 @@
+/**
+ * Shared machinery of the cluster-mode end-to-end tests (test/cluster/*.test.ts).
+ * Not a test file itself (the runner picks only `*.test.ts`).
+ *
+ * A test plays kubelet and scheduler by hand (see test/helpers/testenv.ts):
+ *
+ * - a simulated node is a nodeName plus its own dataDir (berth's node
+ *   database) and logFile; all of them share this host;
+ * - the "kubelet" runs Debian's /usr/lib/cni/bridge with berth as its ipam
+ *   plugin in an `ip netns` namespace it creates, exactly as the chain tests
+ *   do (a temp dir holding a `berth` symlink to dist/berth comes first in
+ *   CNI_PATH), or runs dist/berth directly when no interface is needed;
+ * - berth always runs with PLUGIN_KUBECONFIG (ServiceAccount kube-system/berth,
+ *   the shipped least-privilege role), never the admin one; the test itself
+ *   reads and writes objects as admin.
+ *
+ * Everything a test makes (namespaces, SpiderIPPools, BerthIPClaims of its
+ * pools, network namespaces, the bridge, attachments, temp dirs) is recorded
+ * in a ClusterScope and undone by its cleanup(), which runs from `finally`
+ * whatever state the test died in. Each test file uses its own names
+ * (namespace, pools, address range, bridge, network, netns prefix), so files
+ * can run in one process, one after the other.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as assert from "uvu/assert";
+import "./binary-snapshot.ts"; // before berth.ts: BERTH_BIN → a private copy of dist/berth
+import { BERTH, type Invocation, type Outcome, cni, cniAsync, podArgs } from "../helpers/berth.ts";
+import {
+  ADMIN_KUBECONFIG,
+  KUBECTL,
+  PLUGIN_KUBECONFIG,
+  TESTENV_DIR,
+  apply,
+  bindPod,
+  deleteAll,
+  deletePod,
+  kubectl,
+  kubectlJson,
+  markPodReady,
+  waitFor,
+} from "../helpers/testenv.ts";
+
+export { ADMIN_KUBECONFIG, PLUGIN_KUBECONFIG, apply, bindPod, deletePod, kubectl, kubectlJson, markPodReady, podArgs, waitFor };
+
+export const BRIDGE_PLUGIN = "/usr/lib/cni/bridge";
+export const POOL_LABEL = "ipam.berth.dev/pool";
+/** Label put on every namespace these tests create. */
+const NS_LABEL = "berth-test";
+
+// ---------------------------------------------------------------- processes
+
+export interface Run {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function run(cmd: string, args: string[], input?: string, env?: Record<string, string>): Run {
+  const r = spawnSync(cmd, args, { input, env: env ?? process.env, encoding: "utf8", timeout: 60_000, maxBuffer: 64 << 20 });
+  if (r.error) return { status: -1, stdout: r.stdout ?? "", stderr: `${r.stderr ?? ""}\n${r.error.message}` };
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function describe(r: Run): string {
+  return `exit ${r.status}\nstdout: ${r.stdout.trim()}\nstderr: ${r.stderr.trim()}`;
+}
+
+function must(cmd: string, args: string[]): string {
+  const r = run(cmd, args);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${describe(r)}`);
+  return r.stdout;
+}
+
+/** kubectl as admin; throws with kubectl's stderr on failure. */
+export function kc(args: string[], input?: string): string {
+  const r = kubectl(args, { input });
+  if (r.status !== 0) throw new Error(`kubectl ${args.join(" ")} failed (exit ${r.status}): ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** kubectl as admin without blocking the event loop (for many calls at once). Never throws on a non-zero exit. */
+export function kubectlAsync(args: string[], input = ""): Promise<Run> {
+  return new Promise((done) => {
+    const child = spawn(KUBECTL, ["--kubeconfig", ADMIN_KUBECONFIG, "--cache-dir", join(TESTENV_DIR, "kube-cache"), ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    child.on("error", (e) => done({ status: -1, stdout: out, stderr: `${err}\n${e.message}` }));
+    child.on("close", (code) => done({ status: code ?? -1, stdout: out, stderr: err }));
+    child.stdin.end(input);
+  });
+}
+
+/** bindPod without blocking: the scheduler's Binding, for many pods at once. */
+export async function bindPodAsync(ns: string, name: string, node: string): Promise<void> {
+  const binding = { apiVersion: "v1", kind: "Binding", metadata: { name, namespace: ns }, target: { apiVersion: "v1", kind: "Node", name: node } };
+  const r = await kubectlAsync(["create", "--raw", `/api/v1/namespaces/${ns}/pods/${name}/binding`, "-f", "-"], JSON.stringify(binding));
+  if (r.status !== 0) throw new Error(`binding ${ns}/${name} to ${node} failed: ${r.stderr.trim()}`);
+}
+
+/** Runs `fn` over `items` with at most `limit` at a time. */
+export async function inBatches<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  }));
+  return out;
+}
+
+// ---------------------------------------------------------------- reading objects (as admin)
+
+/** `kubectl get ARGS -o json`, or undefined when the object does not exist. */
+export function getJson<T = any>(args: string[]): T | undefined {
+  const r = kubectl(["get", ...args, "-o", "json"]);
+  if (r.status === 0) return JSON.parse(r.stdout) as T;
+  if (/NotFound|not found/.test(r.stderr)) return undefined;
+  throw new Error(`kubectl get ${args.join(" ")} failed (exit ${r.status}): ${r.stderr.trim()}`);
+}
+
+/** IPv6 written out uncompressed with "-" for ":" (and IPv4 with "-" for "."), as berth names claims. */
+export function claimNameOf(address: string): string {
+  if (!address.includes(":")) return `v4-${address.replace(/\./g, "-")}`;
+  const [head, tail] = address.includes("::") ? address.split("::") : [address, undefined];
+  const h = head ? head.split(":") : [];
+  const t = tail ? tail.split(":") : [];
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
+  return `v6-${groups.map((g) => parseInt(g, 16).toString(16)).join("-")}`;
+}
+
+export interface Claim {
+  metadata: { name: string; uid: string; labels?: Record<string, string> };
+  spec: { address: string; ipVersion: number; pool: string; podNamespace: string; podName: string; podUID: string; containerID: string; interface: string; node: string; statefulSet?: string; claimedAt: string };
+}
+
+/** The BerthIPClaim of an address, or undefined. */
+export function claimOf(address: string): Claim | undefined {
+  return getJson<Claim>(["berthipclaim", claimNameOf(address)]);
+}
+
+/** Every BerthIPClaim counted against `pool` (by label and spec.pool). */
+export function claimsOfPool(pool: string): Claim[] {
+  const list = JSON.parse(kc(["get", "bic", "-l", `${POOL_LABEL}=${pool}`, "-o", "json"])) as { items: Claim[] };
+  return list.items.filter((c) => c.spec.pool === pool);
+}
+
+/** Every BerthIPClaim naming a pod of namespace `ns`. */
+export function claimsOfNamespace(ns: string): Claim[] {
+  return (JSON.parse(kc(["get", "bic", "-o", "json"])) as { items: Claim[] }).items.filter((c) => c.spec.podNamespace === ns);
+}
+
+export interface Endpoint {
+  metadata: { name: string; namespace: string; uid: string };
+  spec: {
+    podUID: string; node: string; containerID?: string; ownerControllerType: string; ownerControllerName?: string;
+    ips: { interface: string; ipv4?: string; ipv4Pool?: string; ipv4Gateway?: string; ipv6?: string; ipv6Pool?: string; ipv6Gateway?: string }[];
+  };
+}
+
+export function endpointOf(ns: string, name: string): Endpoint | undefined {
+  return getJson<Endpoint>(["-n", ns, "berthendpoint", name]);
+}
+
+export function endpointsIn(ns: string): Endpoint[] {
+  return (JSON.parse(kc(["-n", ns, "get", "bep", "-o", "json"])) as { items: Endpoint[] }).items;
+}
+
+export function poolStatus(pool: string): { ipVersion?: number; allocatedIPCount?: number; totalIPCount?: number } {
+  return getJson(["sp", pool])?.status ?? {};
+}
+
+/** `kubectl get sp NAMES` (default columns), each line whitespace-normalised. */
+export function spTable(...pools: string[]): string[] {
+  return kc(["get", "sp", ...pools]).trim().split("\n").map((l) => l.trim().split(/\s+/).join(" "));
+}
+
+/** Waits until `kubectl get sp POOL` shows `allocated` (and returns the status). */
+export function waitForAllocated(pool: string, allocated: number, timeoutMs = 1000) {
+  return waitFor(`SpiderIPPool ${pool} to show ${allocated} allocated (now ${JSON.stringify(poolStatus(pool))})`, () => {
+    const s = poolStatus(pool);
+    return s.allocatedIPCount === allocated ? s : undefined;
+  }, timeoutMs, 100);
+}
+
+export interface Pod {
+  metadata: { name: string; namespace: string; uid: string; deletionTimestamp?: string; annotations?: Record<string, string>; ownerReferences?: { kind: string; name: string; controller?: boolean }[] };
+  spec: { nodeName?: string };
+  status?: { phase?: string };
+}
+
+export function podOf(ns: string, name: string): Pod | undefined {
+  return getJson<Pod>(["-n", ns, "pod", name]);
+}
+
+/**
+ * Waits for pod NS/NAME to exist, not terminating, with a UID other than
+ * `notUid` (a StatefulSet pod recreated by the controller).
+ */
+export function waitForPod(ns: string, name: string, notUid?: string, timeoutMs = 20_000): Promise<Pod> {
+  return waitFor(`pod ${ns}/${name}${notUid ? ` with a UID other than ${notUid}` : ""}`, () => {
+    const p = podOf(ns, name);
+    return p && !p.metadata.deletionTimestamp && p.metadata.uid !== notUid ? p : undefined;
+  }, timeoutMs);
+}
+
+/** Waits until pod NS/NAME is terminating (deletionTimestamp set), e.g. by the StatefulSet controller on scale-down. */
+export function waitForTerminating(ns: string, name: string, timeoutMs = 20_000): Promise<Pod> {
+  return waitFor(`pod ${ns}/${name} to be terminating`, () => {
+    const p = podOf(ns, name);
+    return p?.metadata.deletionTimestamp ? p : undefined;
+  }, timeoutMs);
+}
+
+/** Sets deletionTimestamp (kubectl delete pod --wait=false), as a user or controller deleting a bound pod does. */
+export function startDeletion(ns: string, name: string): void {
+  kc(["-n", ns, "delete", "pod", name, "--wait=false"]);
+}
+
+// ---------------------------------------------------------------- namespaces, pools
+
+/** Creates namespace NS (labelled as a test namespace) and waits for its default ServiceAccount token, so pods are admitted. */
+export async function createNamespace(ns: string, annotations: Record<string, string> = {}): Promise<void> {
+  await waitFor(`stale namespace ${ns} to finish terminating`, () => {
+    const o = getJson(["namespace", ns]);
+    return !o || o.status?.phase !== "Terminating";
+  }, 60_000, 250);
+  apply(JSON.stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name: ns, labels: { [NS_LABEL]: "cluster" }, annotations } }));
+  await waitFor(`ServiceAccount ${ns}/default and its token`, () => kubectl(["-n", ns, "get", "serviceaccount", "default", "-o", "jsonpath={.secrets[0].name}"]).stdout.trim(), 30_000);
+}
+
+/** Force-deletes every pod and StatefulSet in NS, then the namespace (not waiting for it to go). */
+export function removeNamespace(ns: string): void {
+  if (!getJson(["namespace", ns])) return;
+  deleteAll(ns);
+  kc(["delete", "namespace", ns, "--wait=false", "--ignore-not-found"]);
+}
+
+/** A SpiderIPPool manifest (apiVersion spiderpool.spidernet.io/v2beta1). */
+export function poolManifest(name: string, spec: Record<string, unknown>): string {
+  return JSON.stringify({ apiVersion: "spiderpool.spidernet.io/v2beta1", kind: "SpiderIPPool", metadata: { name }, spec });
+}
+
+/** Deletes the pools and every claim counted against them. */
+export function removePools(pools: string[]): void {
+  if (pools.length === 0) return;
+  kc(["delete", "bic", "-l", `${POOL_LABEL} in (${pools.join(",")})`, "--ignore-not-found", "--wait=false"]);
+  kc(["delete", "sp", ...pools, "--ignore-not-found", "--wait=false"]);
+}
+
+// ---------------------------------------------------------------- network namespaces
+
+export interface NsAddr {
+  family: "inet" | "inet6";
+  local: string;
+  prefixlen: number;
+}
+
+/** Global-scope addresses on `dev` inside network namespace `ns` (`ip -n NS -j addr`). */
+export function nsAddrs(ns: string, dev = "eth0"): NsAddr[] {
+  const out = JSON.parse(must("ip", ["-n", ns, "-j", "addr", "show", "dev", dev])) as { addr_info: (NsAddr & { scope: string })[] }[];
+  assert.is(out.length, 1, `ip -n ${ns} addr show dev ${dev}: expected one link`);
+  return out[0].addr_info.filter((a) => a.scope === "global").map((a) => ({ family: a.family, local: a.local, prefixlen: a.prefixlen }));
+}
+
+/** "addr/prefix" of every global address on eth0 in the namespace, sorted. */
+export function nsCidrs(ns: string): string[] {
+  return nsAddrs(ns).map((a) => `${a.local}/${a.prefixlen}`).sort();
+}
+
+// ---------------------------------------------------------------- simulated nodes and the chain
+
+export interface SimNode {
+  name: string;
+  dataDir: string;
+  logFile: string;
+}
+
+export interface Attachment {
+  node: SimNode;
+  conf: Record<string, any>;
+  containerId: string;
+  netns: string;
+  args: string;
+  ifname: string;
+  /** The bridge's ADD result. */
+  result?: any;
+}
+
+export interface ScopeOptions {
+  /** Short tag of the test file: names the network, the bridge (bc<tag>0) and netns (bc-<tag>-<pid>-<n>). */
+  tag: string;
+  /** Namespaces this file creates (removed on cleanup, and first if a crashed run left them). */
+  namespaces: string[];
+  /** SpiderIPPools this file creates (removed with their claims on cleanup, and first if left over). */
+  pools: string[];
+}
+
+/**
+ * One test's resources. `cleanup()` undoes everything: attachments (bridge
+ * DEL), network namespaces, the bridge if it has no ports left, Kubernetes
+ * namespaces, pools and their claims, extra objects, temp dirs.
+ */
+export class ClusterScope {
+  readonly network: string;
+  readonly bridgeName: string;
+  private readonly nsPrefix: string;
+  private nodes = new Map<string, SimNode>();
+  private netnsList = new Set<string>();
+  private live = new Map<string, Attachment>();
+  private dirs: string[] = [];
+  private pluginDir?: string;
+  private nsCounter = 0;
+  /** Extra cleanup steps (e.g. RBAC objects), run first, last added first. */
+  private extra: (() => void)[] = [];
+
+  constructor(readonly opts: ScopeOptions) {
+    this.network = `berth-cluster-${opts.tag}`;
+    this.bridgeName = `bc${opts.tag}0`.slice(0, 15);
+    this.nsPrefix = `bc-${opts.tag}-`;
+  }
+
+  /** A simulated node: its own dataDir and logFile, the given nodeName. One per name per scope. */
+  node(name: string): SimNode {
+    let n = this.nodes.get(name);
+    if (!n) {
+      const dataDir = mkdtempSync(join(tmpdir(), `berth-cluster-${this.opts.tag}-${name}-`));
+      this.dirs.push(dataDir);
+      n = { name, dataDir, logFile: join(dataDir, "berth.log") };
+      this.nodes.set(name, n);
+    }
+    return n;
+  }
+
+  /** A temp dir removed on cleanup. */
+  tempDir(prefix: string): string {
+    const d = mkdtempSync(join(tmpdir(), `berth-cluster-${this.opts.tag}-${prefix}-`));
+    this.dirs.push(d);
+    return d;
+  }
+
+  onCleanup(fn: () => void): void {
+    this.extra.push(fn);
+  }
+
+  /** The ipam block for a simulated node (cluster mode, plugin's least-privilege kubeconfig). */
+  ipam(node: SimNode, extra: Record<string, unknown> = {}): Record<string, unknown> {
+    return { type: "berth", kubeconfig: PLUGIN_KUBECONFIG, nodeName: node.name, dataDir: node.dataDir, logFile: node.logFile, ...extra };
+  }
+
+  /** A bridge network configuration delegating to berth on `node`. */
+  bridgeConf(node: SimNode, ipamExtra: Record<string, unknown> = {}): Record<string, any> {
+    return { cniVersion: "1.0.0", name: this.network, type: "bridge", bridge: this.bridgeName, isGateway: false, ipam: this.ipam(node, ipamExtra) };
+  }
+
+  /** A configuration for calling berth directly as the network's only plugin. */
+  berthConf(node: SimNode, ipamExtra: Record<string, unknown> = {}): Record<string, any> {
+    return { cniVersion: "1.0.0", name: this.network, type: "berth", ipam: this.ipam(node, ipamExtra) };
+  }
+
+  /** dist/berth run directly (no interface), synchronously. */
+  berth(command: string, node: SimNode, inv: Partial<Invocation> & { ipamExtra?: Record<string, unknown> } = {}): Outcome {
+    const { ipamExtra, ...rest } = inv;
+    return cni({ command, ifname: "eth0", netns: "/var/run/netns/none", stdin: this.berthConf(node, ipamExtra), ...rest });
+  }
+
+  /** dist/berth run directly, without waiting. */
+  berthAsync(command: string, node: SimNode, inv: Partial<Invocation> & { ipamExtra?: Record<string, unknown> } = {}): Promise<Outcome> {
+    const { ipamExtra, ...rest } = inv;
+    return cniAsync({ command, ifname: "eth0", netns: "/var/run/netns/none", stdin: this.berthConf(node, ipamExtra), ...rest });
+  }
+
+  private cniPath(): string {
+    if (!this.pluginDir) {
+      this.pluginDir = mkdtempSync(join(tmpdir(), `berth-cluster-${this.opts.tag}-plugins-`));
+      this.dirs.push(this.pluginDir);
+      symlinkSync(BERTH, join(this.pluginDir, "berth"));
+    }
+    return `${this.pluginDir}:/usr/lib/cni`;
+  }
+
+  /** A fresh network namespace bc-<tag>-<pid>-<n>, deleted on cleanup. */
+  netns(): string {
+    const name = `${this.nsPrefix}${process.pid}-${++this.nsCounter}`;
+    const r = run("ip", ["netns", "add", name]);
+    if (r.status !== 0) throw new Error(`ip netns add ${name} failed (needs root and a usable /var/run/netns): ${describe(r)}`);
+    this.netnsList.add(name);
+    return name;
+  }
+
+  dropNetns(name: string): void {
+    if (existsSync(`/var/run/netns/${name}`)) must("ip", ["netns", "del", name]);
+    this.netnsList.delete(name);
+  }
+
+  private bridgeRun(command: string, a: Attachment): Run & { json: any } {
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: a.containerId,
+      CNI_NETNS: `/var/run/netns/${a.netns}`,
+      CNI_IFNAME: a.ifname,
+      CNI_PATH: this.cniPath(),
+      CNI_ARGS: a.args,
+    };
+    const r = run(BRIDGE_PLUGIN, [], JSON.stringify(a.conf), env);
+    let json: any;
+    try {
+      json = r.stdout.trim() === "" ? undefined : JSON.parse(r.stdout);
+    } catch {
+      throw new Error(`bridge ${command} printed something that is not JSON: ${describe(r)}`);
+    }
+    return { ...r, json };
+  }
+
+  /**
+   * The kubelet's CNI ADD for pod NS/NAME (UID `uid`) on `node`: bridge with
+   * berth as ipam, in a fresh network namespace and a fresh container ID.
+   * Asserts success, and that eth0 in the namespace carries exactly the
+   * result's addresses.
+   */
+  attach(node: SimNode, ns: string, name: string, uid: string, ipamExtra: Record<string, unknown> = {}): Attachment {
+    const a: Attachment = {
+      node,
+      conf: this.bridgeConf(node, ipamExtra),
+      containerId: randomBytes(32).toString("hex"),
+      netns: this.netns(),
+      args: podArgs(ns, name, uid),
+      ifname: "eth0",
+    };
+    this.live.set(a.containerId, a); // DEL on cleanup even if ADD half-failed
+    const r = this.bridgeRun("ADD", a);
+    assert.is(r.status, 0, `bridge ADD of ${ns}/${name} on ${node.name} failed: ${describe(r)}\n${this.logTail(node)}`);
+    a.result = r.json;
+    const fromResult = (a.result.ips as { address: string }[]).map((ip) => ip.address).sort();
+    assert.equal(nsCidrs(a.netns), fromResult, `addresses on eth0 in netns ${a.netns} differ from the bridge result ${JSON.stringify(a.result)}`);
+    return a;
+  }
+
+  /** The kubelet's CNI DEL of an attachment (bridge → berth); asserts success. Keeps the netns unless `dropNetns`. */
+  detach(a: Attachment, dropNetns = true): void {
+    const r = this.bridgeRun("DEL", a);
+    assert.is(r.status, 0, `bridge DEL of ${a.args} on ${a.node.name} failed: ${describe(r)}\n${this.logTail(a.node)}`);
+    this.live.delete(a.containerId);
+    if (dropNetns) this.dropNetns(a.netns);
+  }
+
+  /** The last lines of every simulated node's berth log (for failure messages). */
+  logTail(only?: SimNode, lines = 15): string {
+    const out: string[] = [];
+    for (const n of only ? [only] : this.nodes.values()) {
+      if (!existsSync(n.logFile)) continue;
+      const all = readFileSync(n.logFile, "utf8").trimEnd().split("\n");
+      out.push(`---- berth log of ${n.name} (${n.logFile}), last ${Math.min(lines, all.length)} lines ----`, ...all.slice(-lines));
+    }
+    return out.join("\n");
+  }
+
+  /** Removes leftovers of an earlier run of this file that died: its namespaces, pools and claims, netns of dead processes. */
+  async removeStale(): Promise<void> {
+    const list = run("ip", ["-j", "netns", "list"]);
+    if (list.status === 0 && list.stdout.trim()) {
+      for (const { name } of JSON.parse(list.stdout) as { name: string }[]) {
+        const m = new RegExp(`^${this.nsPrefix}(\\d+)-\\d+$`).exec(name);
+        if (!m || Number(m[1]) === process.pid || existsSync(`/proc/${m[1]}`)) continue;
+        run("ip", ["netns", "del", name]);
+      }
+    }
+    this.removeBridgeIfUnused();
+    for (const ns of this.opts.namespaces) removeNamespace(ns);
+    removePools(this.opts.pools);
+  }
+
+  private removeBridgeIfUnused(): void {
+    if (run("ip", ["link", "show", "dev", this.bridgeName]).status !== 0) return;
+    const ports = run("ip", ["-j", "link", "show", "master", this.bridgeName]);
+    if (ports.status === 0 && ports.stdout.trim() && (JSON.parse(ports.stdout) as unknown[]).length > 0) {
+      console.error(`bridge ${this.bridgeName} still has ports; left in place`);
+      return;
+    }
+    run("ip", ["link", "del", this.bridgeName]);
+  }
+
+  cleanup(): void {
+    const errors: string[] = [];
+    const attempt = (what: string, fn: () => void) => {
+      try {
+        fn();
+      } catch (err) {
+        errors.push(`${what}: ${(err as Error).message}`);
+      }
+    };
+    for (const fn of this.extra.reverse()) attempt("extra cleanup", fn);
+    this.extra = [];
+    // Pods first, so berth's DEL below releases rather than keeps (no StatefulSet left to keep for).
+    for (const ns of this.opts.namespaces) attempt(`pods of ${ns}`, () => getJson(["namespace", ns]) && deleteAll(ns));
+    for (const a of this.live.values()) {
+      const r = this.bridgeRun("DEL", a);
+      if (r.status !== 0) errors.push(`cleanup DEL ${a.containerId.slice(0, 12)} (${a.args}): ${describe(r)}`);
+    }
+    this.live.clear();
+    for (const n of [...this.netnsList]) attempt(`netns ${n}`, () => this.dropNetns(n));
+    attempt(`bridge ${this.bridgeName}`, () => this.removeBridgeIfUnused());
+    for (const ns of this.opts.namespaces) attempt(`namespace ${ns}`, () => removeNamespace(ns));
+    attempt("pools", () => removePools(this.opts.pools));
+    for (const d of this.dirs) rmSync(d, { recursive: true, force: true });
+    this.dirs = [];
+    if (errors.length) console.error(`cluster test cleanup problems (${this.opts.tag}):\n${errors.join("\n")}`);
+  }
+}
+
+let preflightError: string | undefined;
+let preflightDone = false;
+
+/** Root, the bridge plugin and iproute2: a missing one fails the test, loudly. */
+export function preflight(needChain = true): void {
+  if (!needChain) return;
+  if (!preflightDone) {
+    preflightDone = true;
+    const problems: string[] = [];
+    if (process.getuid?.() !== 0) problems.push(`must run as root (uid is ${process.getuid?.()}): network namespaces and links`);
+    if (!existsSync(BRIDGE_PLUGIN)) problems.push(`${BRIDGE_PLUGIN} is missing: apt-get install -y containernetworking-plugins (or run scripts/setup.sh)`);
+    if (run("ip", ["-V"]).status !== 0) problems.push("`ip` (iproute2) is not usable: apt-get install -y iproute2");
+    if (problems.length) preflightError = problems.join("\n");
+  }
+  if (preflightError) throw new Error(`cluster test preconditions not met:\n${preflightError}`);
+}
+
+/**
+ * Runs one test in a fresh scope: stale leftovers removed, namespaces
+ * created, `fn` run, everything undone whatever happened. On failure the
+ * simulated nodes' berth logs are printed.
+ */
+export async function withCluster(opts: ScopeOptions & { chain?: boolean; nsAnnotations?: Record<string, Record<string, string>> }, fn: (c: ClusterScope) => void | Promise<void>): Promise<void> {
+  preflight(opts.chain ?? true);
+  const c = new ClusterScope(opts);
+  try {
+    await c.removeStale();
+    for (const ns of opts.namespaces) await createNamespace(ns, opts.nsAnnotations?.[ns]);
+    await fn(c);
+  } catch (err) {
+    const logs = c.logTail(undefined, 30);
+    if (logs) console.error(`\n[${opts.tag}] test failed; berth logs:\n${logs}\n`);
+    throw err;
+  } finally {
+    c.cleanup();
+  }
+}
+
+// ---------------------------------------------------------------- StatefulSet stepping
+
+/** A pod incarnation running on a simulated node with its sandbox. */
+export interface Running {
+  name: string;
+  uid: string;
+  node: SimNode;
+  attachment: Attachment;
+  /** The address (no prefix) of each family the ADD returned. */
+  v4?: string;
+  v6?: string;
+}
+
+function addressesOf(result: any): { v4?: string; v6?: string } {
+  const out: { v4?: string; v6?: string } = {};
+  for (const ip of result.ips as { address: string }[]) {
+    const a = ip.address.split("/")[0];
+    if (a.includes(":")) out.v6 = a;
+    else out.v4 = a;
+  }
+  return out;
+}
+
+/**
+ * Scheduler + kubelet for one pod: waits for NS/NAME (a new incarnation if
+ * `notUid`), binds it to `node`, runs CNI ADD through bridge in a new netns,
+ * checks the address inside it, and marks the pod Running/Ready with it.
+ */
+export async function startPod(c: ClusterScope, ns: string, name: string, node: SimNode, notUid?: string, ipamExtra: Record<string, unknown> = {}): Promise<Running> {
+  const pod = await waitForPod(ns, name, notUid);
+  bindPod(ns, name, node.name);
+  const attachment = c.attach(node, ns, name, pod.metadata.uid, ipamExtra);
+  const got = addressesOf(attachment.result);
+  markPodReady(ns, name, got.v4 ?? got.v6!);
+  return { name, uid: pod.metadata.uid, node, attachment, ...got };
+}
+
+/**
+ * The kubelet's side of a pod deletion: deletionTimestamp set (unless
+ * already), CNI DEL through bridge, netns removed, then the final delete.
+ * `between` runs after the DEL and before the final delete.
+ */
+export function stopPod(c: ClusterScope, ns: string, p: Running, between?: () => void): void {
+  if (!podOf(ns, p.name)?.metadata.deletionTimestamp) startDeletion(ns, p.name);
+  c.detach(p.attachment);
+  between?.();
+  deletePod(ns, p.name);
+}

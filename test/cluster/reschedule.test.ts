@@ -1,0 +1,169 @@
+/**
+ * A StatefulSet pod moving between nodes, in cluster mode, through the bridge
+ * plugin in network namespaces (see cluster-env.ts):
+ *
+ * - deleted on node1 and recreated on node2, it keeps its address; the old
+ *   sandbox's DEL on node1, arriving late (after the ADD on node2), does not
+ *   release it;
+ * - after its pool annotation is changed to another pool (kubectl patch sts)
+ *   and the pod is recreated, it gets an address of the new pool, and the
+ *   old one is released.
+ *
+ * Run: npm run build && eval "$(bash scripts/testenv.sh up)" &&
+ *      node --import tsx node_modules/uvu/bin.js test/cluster reschedule.test.ts
+ */
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import {
+  type Running,
+  apply,
+  claimNameOf,
+  claimOf,
+  claimsOfPool,
+  endpointOf,
+  kc,
+  podOf,
+  poolManifest,
+  poolStatus,
+  startDeletion,
+  startPod,
+  stopPod,
+  waitFor,
+  waitForPod,
+  withCluster,
+} from "./cluster-env.ts";
+
+const NS_MOVE = "berth-resched-move";
+const NS_POOL = "berth-resched-pool";
+const POOL_A = "resched-a";
+const POOL_B = "resched-b";
+const STS = "resched";
+const POD = `${STS}-0`;
+const ANNOTATION = "ipam.spidernet.io/ippool";
+
+const S = suite("cluster: rescheduling and pool change");
+
+function statefulSet(ns: string, pool: string): string {
+  return JSON.stringify({
+    apiVersion: "apps/v1",
+    kind: "StatefulSet",
+    metadata: { name: STS, namespace: ns },
+    spec: {
+      serviceName: STS,
+      replicas: 1,
+      selector: { matchLabels: { app: STS } },
+      template: {
+        metadata: { labels: { app: STS }, annotations: { [ANNOTATION]: JSON.stringify({ ipv4: [pool] }) } },
+        spec: { containers: [{ name: "app", image: "nginx", imagePullPolicy: "IfNotPresent" }] },
+      },
+    },
+  });
+}
+
+function inRange(address: string | undefined, third: number, from: number, to: number): boolean {
+  const m = /^10\.6\.(\d+)\.(\d+)$/.exec(address ?? "");
+  return !!m && Number(m[1]) === third && Number(m[2]) >= from && Number(m[2]) <= to;
+}
+
+const inA = (a?: string) => inRange(a, 170, 1, 10);
+const inB = (a?: string) => inRange(a, 170, 101, 110);
+
+/** The claim of `p`'s address is held by exactly this incarnation, sandbox and node. */
+function assertHeld(ns: string, p: Running, pool: string, what: string): void {
+  const claim = claimOf(p.v4!);
+  assert.ok(claim, `${what}: claim ${claimNameOf(p.v4!)} exists`);
+  assert.equal(
+    { pool: claim!.spec.pool, pod: claim!.spec.podName, uid: claim!.spec.podUID, container: claim!.spec.containerID, node: claim!.spec.node },
+    { pool, pod: POD, uid: p.uid, container: p.attachment.containerId, node: p.node.name },
+    `${what}: claim holder`,
+  );
+  const ep = endpointOf(ns, POD);
+  assert.ok(ep, `${what}: endpoint exists`);
+  assert.equal(
+    { uid: ep!.spec.podUID, node: ep!.spec.node, container: ep!.spec.containerID, ips: ep!.spec.ips },
+    { uid: p.uid, node: p.node.name, container: p.attachment.containerId, ips: [{ interface: "eth0", ipv4: `${p.v4}/16`, ipv4Pool: pool }] },
+    `${what}: endpoint`,
+  );
+}
+
+S("rescheduled to another node: same address there; the old node's late DEL does not release it", () =>
+  withCluster({ tag: "resch", namespaces: [NS_MOVE], pools: [POOL_A, POOL_B] }, async (c) => {
+    const NS = NS_MOVE;
+    const node1 = c.node("node1");
+    const node2 = c.node("node2");
+    apply(poolManifest(POOL_A, { subnet: "10.6.0.0/16", ips: ["10.6.170.1-10.6.170.10"] }));
+    apply(statefulSet(NS, POOL_A));
+
+    const first = await startPod(c, NS, POD, node1);
+    assert.ok(inA(first.v4), `${first.v4} is in ${POOL_A}`);
+    assertHeld(NS, first, POOL_A, "on node1");
+
+    // node1 goes away: the pod is deleted without node1's kubelet running DEL (its sandbox lingers).
+    startDeletion(NS, POD);
+    kc(["-n", NS, "delete", "pod", POD, "--grace-period=0", "--force", "--wait=false"]);
+    const second = await startPod(c, NS, POD, node2, first.uid);
+    assert.is.not(second.uid, first.uid, "a new incarnation");
+    assert.is(second.v4, first.v4, "same address on node2");
+    // startPod asserted eth0 in node2's netns; check it is the address, with node2's nodeName in claim and endpoint.
+    assert.equal(second.attachment.result.ips.map((ip: { address: string }) => ip.address), [`${first.v4}/16`]);
+    assertHeld(NS, second, POOL_A, "on node2");
+    assert.is(poolStatus(POOL_A).allocatedIPCount, 1);
+
+    // node1 comes back and its kubelet runs the old sandbox's DEL, late.
+    c.detach(first.attachment);
+    assertHeld(NS, second, POOL_A, "after node1's late DEL");
+    assert.is(poolStatus(POOL_A).allocatedIPCount, 1, "still one allocated after the late DEL");
+    assert.equal(claimsOfPool(POOL_A).map((cl) => cl.spec.address), [first.v4]);
+    // DEL is idempotent: a second late DEL changes nothing.
+    const again = c.berth("DEL", node1, { containerId: first.attachment.containerId, args: first.attachment.args });
+    assert.is(again.status, 0, `repeated DEL: ${again.stdout}${again.stderr}`);
+    assertHeld(NS, second, POOL_A, "after a repeated late DEL");
+  }));
+
+S("pool annotation changed on the StatefulSet: the recreated pod gets an address of the new pool, the old one is released", () =>
+  withCluster({ tag: "resch", namespaces: [NS_POOL], pools: [POOL_A, POOL_B] }, async (c) => {
+    const NS = NS_POOL;
+    const node1 = c.node("node1");
+    const node2 = c.node("node2");
+    apply(poolManifest(POOL_A, { subnet: "10.6.0.0/16", ips: ["10.6.170.1-10.6.170.10"] }));
+    apply(poolManifest(POOL_B, { subnet: "10.6.0.0/16", ips: ["10.6.170.101-10.6.170.110"] }));
+    apply(statefulSet(NS, POOL_A));
+
+    const first = await startPod(c, NS, POD, node2);
+    assert.ok(inA(first.v4), `${first.v4} is in ${POOL_A}`);
+    assertHeld(NS, first, POOL_A, "before the change");
+    await waitFor("pool counts before the change", () => poolStatus(POOL_A).allocatedIPCount === 1, 2000);
+
+    // The template now names POOL_B. (RollingUpdate may itself start deleting the pod: either way it ends terminating.)
+    const patch = { spec: { template: { metadata: { annotations: { [ANNOTATION]: JSON.stringify({ ipv4: [POOL_B] }) } } } } };
+    kc(["-n", NS, "patch", "sts", STS, "--type", "merge", "-p", JSON.stringify(patch)]);
+    stopPod(c, NS, first, () => {
+      // The member is still in range, so its DEL keeps the old address bound.
+      assert.ok(claimOf(first.v4!), "DEL of a member in range keeps the old claim");
+    });
+
+    // The recreated pod carries the new annotation.
+    const recreated = await waitFor("the recreated pod with the new annotation", () => {
+      const p = podOf(NS, POD);
+      return p && p.metadata.uid !== first.uid && !p.metadata.deletionTimestamp && p.metadata.annotations?.[ANNOTATION]?.includes(POOL_B) ? p : undefined;
+    }, 20_000);
+    assert.ok(recreated);
+    const second = await startPod(c, NS, POD, node1, first.uid);
+    assert.ok(inB(second.v4), `recreated pod got ${second.v4}, expected an address of ${POOL_B} (10.6.170.101-110)`);
+    assertHeld(NS, second, POOL_B, "after the change");
+    assert.is(claimOf(first.v4!), undefined, `the old address's claim ${claimNameOf(first.v4!)} is gone`);
+    assert.equal(claimsOfPool(POOL_A), [], `no claims left in ${POOL_A}`);
+    assert.equal(claimsOfPool(POOL_B).map((cl) => cl.spec.address), [second.v4], `one claim in ${POOL_B}`);
+    assert.is(poolStatus(POOL_A).allocatedIPCount, 0, `${POOL_A} shows 0 allocated`);
+    assert.is(poolStatus(POOL_B).allocatedIPCount, 1, `${POOL_B} shows 1 allocated`);
+    assert.is(poolStatus(POOL_B).totalIPCount, 10);
+
+    // And it sticks: recreated once more (no annotation change), the same POOL_B address.
+    stopPod(c, NS, second);
+    const third = await startPod(c, NS, POD, node2, second.uid);
+    assert.is(third.v4, second.v4, "the new address is kept across the next recreation");
+    assertHeld(NS, third, POOL_B, "recreated again");
+    await waitForPod(NS, POD);
+  }));
+
+S.run();

@@ -1,0 +1,199 @@
+/**
+ * The seed scenario (../shared/seed/statefulset.zh_CN.md) end to end, in
+ * cluster mode, on the test control plane with the real StatefulSet
+ * controller: `test-ippool` and `test-sts` exactly as the seed applies them,
+ * two simulated nodes, Debian's bridge plugin with berth as ipam in network
+ * namespaces, and the kubelet/scheduler played by hand in their real order.
+ *
+ * The StatefulSet lives in namespace berth-seed (not default) so that this
+ * file never touches anyone else's objects; test-ippool is cluster-scoped and
+ * keeps the seed's name.
+ *
+ * Run: npm run build && eval "$(bash scripts/testenv.sh up)" &&
+ *      node --import tsx node_modules/uvu/bin.js test/cluster seed.test.ts
+ */
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import {
+  type ClusterScope,
+  type Running,
+  apply,
+  claimNameOf,
+  claimOf,
+  claimsOfPool,
+  endpointOf,
+  kc,
+  podOf,
+  spTable,
+  startPod,
+  stopPod,
+  waitFor,
+  waitForAllocated,
+  waitForTerminating,
+  withCluster,
+} from "./cluster-env.ts";
+
+const NS = "berth-seed";
+const POOL = "test-ippool";
+const STS = "test-sts";
+
+/** Exactly the seed's pool. */
+const SEED_POOL = `apiVersion: spiderpool.spidernet.io/v2beta1
+kind: SpiderIPPool
+metadata:
+  name: test-ippool
+spec:
+  subnet: 10.6.0.0/16
+  ips:
+    - 10.6.168.101-10.6.168.110
+`;
+
+/** The seed's StatefulSet, plus serviceName (required by apps/v1) and a namespace; the multus annotation kept (berth ignores it). */
+const SEED_STS = `apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: test-sts
+  namespace: ${NS}
+spec:
+  serviceName: test-sts
+  replicas: 2
+  selector:
+    matchLabels:
+      app: test-sts
+  template:
+    metadata:
+      annotations:
+        ipam.spidernet.io/ippool: |-
+            {      
+              "ipv4": ["test-ippool"]
+            }
+        v1.multus-cni.io/default-network: kube-system/macvlan-ens192
+      labels:
+        app: test-sts
+    spec:
+      containers:
+        - name: test-sts
+          image: nginx
+          imagePullPolicy: IfNotPresent
+`;
+
+const S = suite("cluster: seed scenario");
+
+function inSeedRange(address: string | undefined): boolean {
+  const m = /^10\.6\.168\.(\d+)$/.exec(address ?? "");
+  return !!m && Number(m[1]) >= 101 && Number(m[1]) <= 110;
+}
+
+/** `kubectl get sp test-ippool`, header and row, whitespace-normalised. */
+function assertSp(allocated: number): void {
+  assert.equal(spTable(POOL), [
+    "NAME VERSION SUBNET ALLOCATED-IP-COUNT TOTAL-IP-COUNT DEFAULT",
+    `test-ippool 4 10.6.0.0/16 ${allocated} 10 false`,
+  ], `kubectl get sp ${POOL}`);
+}
+
+/** Every view of one running member agrees: netns (checked by attach), claim, endpoint, pod. */
+function assertBound(p: Running): void {
+  assert.ok(inSeedRange(p.v4), `${p.name}: ${p.v4} is in 10.6.168.101-10.6.168.110`);
+  assert.equal(p.attachment.result.ips.map((ip: { address: string }) => ip.address), [`${p.v4}/16`], `${p.name}: one address, prefix of the pool's subnet`);
+  const claim = claimOf(p.v4!);
+  assert.ok(claim, `${p.name}: BerthIPClaim ${claimNameOf(p.v4!)} exists`);
+  assert.is(claim!.metadata.name, claimNameOf(p.v4!));
+  assert.equal(
+    { address: claim!.spec.address, pool: claim!.spec.pool, ns: claim!.spec.podNamespace, pod: claim!.spec.podName, uid: claim!.spec.podUID, container: claim!.spec.containerID, node: claim!.spec.node, sts: claim!.spec.statefulSet, iface: claim!.spec.interface },
+    { address: p.v4, pool: POOL, ns: NS, pod: p.name, uid: p.uid, container: p.attachment.containerId, node: p.node.name, sts: STS, iface: "eth0" },
+    `${p.name}: claim held by this incarnation and sandbox`,
+  );
+  const ep = endpointOf(NS, p.name);
+  assert.ok(ep, `${p.name}: BerthEndpoint exists`);
+  assert.equal(
+    { podUID: ep!.spec.podUID, node: ep!.spec.node, containerID: ep!.spec.containerID, type: ep!.spec.ownerControllerType, owner: ep!.spec.ownerControllerName, ips: ep!.spec.ips },
+    { podUID: p.uid, node: p.node.name, containerID: p.attachment.containerId, type: "StatefulSet", owner: STS, ips: [{ interface: "eth0", ipv4: `${p.v4}/16`, ipv4Pool: POOL }] },
+    `${p.name}: endpoint`,
+  );
+}
+
+/** The pods' addresses by name. */
+const addresses = (pods: Running[]) => Object.fromEntries(pods.map((p) => [p.name, p.v4]));
+
+/** kubectl delete pod A B ... (deletionTimestamp), then for each the kubelet's DEL and final delete. */
+function deletePods(c: ClusterScope, pods: Running[]): void {
+  kc(["-n", NS, "delete", "pod", ...pods.map((p) => p.name), "--wait=false"]);
+  for (const p of pods) {
+    stopPod(c, NS, p, () => {
+      // Terminating and DEL done: a member within the replica range keeps its claim and endpoint.
+      assert.ok(podOf(NS, p.name)?.metadata.deletionTimestamp, `${p.name} is terminating during DEL`);
+      assert.is(claimOf(p.v4!)?.spec.podName, p.name, `${p.name}: claim kept after DEL of a member in range`);
+      assert.ok(endpointOf(NS, p.name), `${p.name}: endpoint kept after DEL`);
+    });
+  }
+}
+
+S("seed: addresses kept across deletion and rescheduling, a new one on scale-up, released on scale-down; kubectl get sp as in the seed", () =>
+  withCluster({ tag: "seed", namespaces: [NS], pools: [POOL] }, async (c) => {
+    const node1 = c.node("node1");
+    const node2 = c.node("node2");
+
+    apply(SEED_POOL);
+    apply(SEED_STS);
+
+    // Two replicas, stepped up in order (OrderedReady), on alternating nodes as in the seed transcript.
+    const sts0 = await startPod(c, NS, "test-sts-0", node2);
+    const sts1 = await startPod(c, NS, "test-sts-1", node1);
+    for (const p of [sts0, sts1]) assertBound(p);
+    assert.is.not(sts0.v4, sts1.v4, "distinct addresses");
+    assertSp(2);
+    assert.is(claimsOfPool(POOL).length, 2, "two claims");
+    const two = addresses([sts0, sts1]);
+
+    // Delete both pods; the controller recreates them with new UIDs; ADD on the other node, new netns and container IDs.
+    deletePods(c, [sts0, sts1]);
+    assertSp(2);
+    const again0 = await startPod(c, NS, "test-sts-0", node1, sts0.uid);
+    const again1 = await startPod(c, NS, "test-sts-1", node2, sts1.uid);
+    for (const p of [again0, again1]) assertBound(p);
+    assert.equal(addresses([again0, again1]), two, "recreated pods got their addresses back");
+    for (const [before, after] of [[sts0, again0], [sts1, again1]]) {
+      assert.is.not(after.uid, before.uid, `${after.name}: new UID`);
+      assert.is.not(after.attachment.containerId, before.attachment.containerId);
+      assert.is.not(after.attachment.netns, before.attachment.netns);
+    }
+    assertSp(2);
+
+    // Scale to 3: test-sts-2 gets a third, different address.
+    kc(["-n", NS, "scale", "sts", STS, "--replicas", "3"]);
+    const sts2 = await startPod(c, NS, "test-sts-2", node2);
+    assertBound(sts2);
+    const three = addresses([again0, again1, sts2]);
+    assert.is(new Set(Object.values(three)).size, 3, `three distinct addresses: ${JSON.stringify(three)}`);
+    assertSp(3);
+
+    // Delete all three: the same three come back.
+    deletePods(c, [again0, again1, sts2]);
+    assertSp(3);
+    const third0 = await startPod(c, NS, "test-sts-0", node2, again0.uid);
+    const third1 = await startPod(c, NS, "test-sts-1", node1, again1.uid);
+    const third2 = await startPod(c, NS, "test-sts-2", node1, sts2.uid);
+    for (const p of [third0, third1, third2]) assertBound(p);
+    assert.equal(addresses([third0, third1, third2]), three, "all three recreated pods got their addresses back");
+    assertSp(3);
+
+    // Scale to 2: the controller sets deletionTimestamp on test-sts-2; the kubelet's DEL releases its address.
+    kc(["-n", NS, "scale", "sts", STS, "--replicas", "2"]);
+    await waitForTerminating(NS, "test-sts-2");
+    c.detach(third2.attachment);
+    assert.is(claimOf(third2.v4!), undefined, `test-sts-2's claim ${claimNameOf(third2.v4!)} is gone after DEL`);
+    assert.is(endpointOf(NS, "test-sts-2"), undefined, "test-sts-2's endpoint is gone after DEL");
+    await waitForAllocated(POOL, 2, 1000);
+    assertSp(2);
+    kc(["-n", NS, "delete", "pod", "test-sts-2", "--grace-period=0", "--force", "--wait=false"]);
+    // The remaining members are untouched.
+    assertBound(third0);
+    assertBound(third1);
+    assert.equal(claimsOfPool(POOL).map((cl) => cl.spec.address).sort(), [third0.v4, third1.v4].sort(), "only test-sts-0/1 hold claims");
+    // The controller does not bring test-sts-2 back.
+    await new Promise((r) => setTimeout(r, 500));
+    await waitFor("test-sts-2 to stay gone", () => !podOf(NS, "test-sts-2"), 5000);
+  }));
+
+S.run();
