@@ -30,6 +30,15 @@ and prints one JSON result. Without CNI_COMMAND it is a tool for operators:
       no sandbox leases it. Use after deleting a StatefulSet for good (local mode
       cannot see that happen).
 
+  berth controller [--kubeconfig PATH] [--listen HOST:PORT] [--resync-seconds N]
+                   [--lease-namespace NS] [--lease-name NAME] [--identity ID]
+                   [--add-timeout-seconds N] [--log-level LEVEL]
+      Cluster mode's reconciler (in-cluster configuration without --kubeconfig).
+      One replica acts at a time (a coordination.k8s.io Lease, default
+      kube-system/berth-controller); it frees the addresses of pods that are gone,
+      terminated, replaced, scaled down or whose ADD never finished, keeps pool
+      counts true, and serves /healthz and /metrics (default 0.0.0.0:9542).
+
   berth --help
       This text.
 `;
@@ -41,8 +50,18 @@ export interface CliIo {
 }
 
 /** Runs the CLI; returns the exit code. */
-export function runCli(argv: string[], io: CliIo): number {
-  const args = mri(argv, { string: ["db", "network", "o"], boolean: ["help", "h"], alias: { o: "output" } });
+/**
+ * The controller is a third entry point of the binary (see the build script),
+ * imported by a specifier the bundler cannot fold, like the cluster commands.
+ */
+const CONTROLLER_MODULE = ["./controller", "controller-main.ts"].join("/");
+
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const args = mri(argv, {
+    string: ["db", "network", "o", "kubeconfig", "listen", "lease-namespace", "lease-name", "identity", "log-level"],
+    boolean: ["help", "h"],
+    alias: { o: "output" },
+  });
   const [command, ...rest] = args._.map(String);
   if (args.help || args.h || command === "help") {
     io.out(HELP);
@@ -63,6 +82,18 @@ export function runCli(argv: string[], io: CliIo): number {
       return inspect(io, rest[0] ?? "leases", db, network, json);
     case "release":
       return release(io, rest[0], db, network, json);
+    case "controller": {
+      const num = (k: string) => (args[k] === undefined ? undefined : Number(args[k]));
+      for (const k of ["resync-seconds", "add-timeout-seconds"]) {
+        const v = num(k);
+        if (v !== undefined && !(v > 0)) return usage(io, `--${k} must be a positive number, got ${JSON.stringify(args[k])}`);
+      }
+      const { controllerMain } = (await import(CONTROLLER_MODULE)) as typeof import("./controller/controller-main.ts");
+      return controllerMain({
+        kubeconfig: args.kubeconfig, listen: args.listen, resyncSeconds: num("resync-seconds"), leaseNamespace: args["lease-namespace"],
+        leaseName: args["lease-name"], identity: args.identity, addTimeoutSeconds: num("add-timeout-seconds"), logLevel: args["log-level"],
+      });
+    }
     default:
       return usage(io, `unknown command ${JSON.stringify(command)}`);
   }

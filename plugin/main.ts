@@ -29,7 +29,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
     return runCni({ env, readStdin: () => readFileSync(0, "utf8"), write: (t) => writeAll(1, t), openDriver });
   }
   try {
-    return runCli(argv, { out: (t) => writeAll(1, t), err: (t) => writeAll(2, t), openDriver });
+    return await runCli(argv, { out: (t) => writeAll(1, t), err: (t) => writeAll(2, t), openDriver });
   } catch (err) {
     writeAll(2, `berth: ${(err as Error).message}\n`);
     return 1;

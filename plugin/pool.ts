@@ -35,6 +35,8 @@ export interface Pool {
   disable: boolean;
   /** Cluster mode: who may use the pool (SpiderIPPool's affinity fields), as given. */
   affinity?: PoolAffinity;
+  /** Cluster mode: the SpiderIPPool is being deleted; it serves its bound pods, no new ones. */
+  deleting?: boolean;
 }
 
 /** SpiderIPPool's restrictions on who may use a pool. Absent fields restrict nothing. */

@@ -110,11 +110,29 @@ healthy() {
 
 kc() { "$KUBECTL" --kubeconfig "$DIR/admin.kubeconfig" --cache-dir "$DIR/kube-cache" "$@"; }
 
+# sa_kubeconfig SERVICEACCOUNT FILE: a kubeconfig with the real token of kube-system/SERVICEACCOUNT.
+sa_kubeconfig() {
+  local sa=$1 file=$2 deadline=$((SECONDS + TOKEN_TIMEOUT)) secret="" token=""
+  while :; do
+    secret=$(kc -n kube-system get serviceaccount "$sa" -o 'jsonpath={.secrets[0].name}' 2>/dev/null || true)
+    if [[ -n $secret ]]; then
+      token=$(kc -n kube-system get secret "$secret" -o 'jsonpath={.data.token}' 2>/dev/null || true)
+      [[ -n $token ]] && break
+    fi
+    ((SECONDS < deadline)) || fail_with_log kube-controller-manager \
+      "no token secret for ServiceAccount kube-system/$sa after ${TOKEN_TIMEOUT}s (the controller-manager's token controller did not create one)"
+    sleep 0.5
+  done
+  token=$(printf '%s' "$token" | base64 -d)
+  write_kubeconfig "$file" "system:serviceaccount:kube-system:$sa" "$token"
+}
+
 print_env() {
   cat <<EOF
 export BERTH_TESTENV_DIR=$DIR
 export BERTH_ADMIN_KUBECONFIG=$DIR/admin.kubeconfig
 export BERTH_PLUGIN_KUBECONFIG=$DIR/berth.kubeconfig
+export BERTH_CONTROLLER_KUBECONFIG=$DIR/controller.kubeconfig
 export BERTH_KUBECTL=$KUBECTL
 export BERTH_APISERVER=https://127.0.0.1:$APISERVER_PORT
 EOF
@@ -204,7 +222,10 @@ wait_for() { # wait_for NAME TIMEOUT CHECK-CMD...
 
 up() {
   if healthy; then
-    log "already up and healthy ($DIR)"
+    # The fixtures may have changed since it was started: apply them again (cheap, idempotent).
+    log "already up and healthy ($DIR); applying fixtures/crds and fixtures/rbac.yaml again"
+    kc apply -f "$ROOT/fixtures/crds/" -f "$ROOT/fixtures/rbac.yaml" >&2
+    [[ -f $DIR/controller.kubeconfig ]] || sa_kubeconfig berth-controller "$DIR/controller.kubeconfig"
     print_env
     return 0
   fi
@@ -324,21 +345,10 @@ EOF
     fail_with_log kube-apiserver "CRDs not Established after 30s"
   kc apply -f "$ROOT/fixtures/rbac.yaml" >&2 || fail_with_log kube-apiserver "applying fixtures/rbac.yaml failed"
 
-  # The plugin's identity: the real token of ServiceAccount kube-system/berth,
-  # made by the controller-manager's token controller.
-  local deadline=$((SECONDS + TOKEN_TIMEOUT)) secret="" token=""
-  while :; do
-    secret=$(kc -n kube-system get serviceaccount berth -o 'jsonpath={.secrets[0].name}' 2>/dev/null || true)
-    if [[ -n $secret ]]; then
-      token=$(kc -n kube-system get secret "$secret" -o 'jsonpath={.data.token}' 2>/dev/null || true)
-      [[ -n $token ]] && break
-    fi
-    ((SECONDS < deadline)) || fail_with_log kube-controller-manager \
-      "no token secret for ServiceAccount kube-system/berth after ${TOKEN_TIMEOUT}s (the controller-manager's token controller did not create one)"
-    sleep 0.5
-  done
-  token=$(printf '%s' "$token" | base64 -d)
-  write_kubeconfig "$DIR/berth.kubeconfig" system:serviceaccount:kube-system:berth "$token"
+  # The plugin's and the controller's identities: the real tokens of their
+  # ServiceAccounts, made by the controller-manager's token controller.
+  sa_kubeconfig berth "$DIR/berth.kubeconfig"
+  sa_kubeconfig berth-controller "$DIR/controller.kubeconfig"
 
   # Pods need their namespace's `default` ServiceAccount and its token secret
   # (ServiceAccount admission); wait for it in `default` so the first test pod

@@ -201,7 +201,12 @@ async function reclaim(input: ClusterAddInput, pool: Pool, address: string, hold
 }
 
 /** Claims a free address from the first pool that has one. */
-async function claimFree(input: ClusterAddInput, family: Family, pools: Pool[], holder: Holder, deadline: Deadline, undo: UndoLog, counts: CountDeltas): Promise<Taken> {
+async function claimFree(input: ClusterAddInput, family: Family, candidates: Pool[], holder: Holder, deadline: Deadline, undo: UndoLog, counts: CountDeltas): Promise<Taken> {
+  // A pool being deleted keeps serving the pods bound to it, and takes no new ones.
+  const pools = candidates.filter((p) => !p.deleting);
+  if (pools.length === 0) {
+    throw new IpamError("no-pool", `no IPv${family} pool can serve pod ${holder.namespace}/${holder.name}: ${candidates.map((p) => p.name).join(", ")} being deleted`);
+  }
   for (const pool of pools) {
     const t = await claimInPool(input, pool, holder, deadline, undo, counts);
     if (t) return t;

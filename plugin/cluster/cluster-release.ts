@@ -8,7 +8,7 @@ import type { Lease, LeaseStore } from "../../store/lease-store.ts";
 import { heldBy, releaseClaim } from "./claims.ts";
 import type { EndpointObject, KubeApi } from "./kube-api.ts";
 import { CountDeltas, updatePoolCounts } from "./pool-counts.ts";
-import { ordinalInRange, statefulSetMembership } from "./statefulset.ts";
+import { RECLAIM_ANNOTATION, ordinalInRange, statefulSetMembership, stsKeeps } from "./statefulset.ts";
 
 export interface Attachment {
   network: string;
@@ -32,7 +32,8 @@ export async function keepReason(api: KubeApi, ipam: IpamConfig, ns: string, nam
   if (!name.startsWith(`${set}-`) || !/^(0|[1-9][0-9]*)$/.test(ordinalText)) return undefined;
   const sts = await api.getStatefulSet(ns, set);
   if (!sts) return undefined;
-  return ordinalInRange(sts, Number(ordinalText)) ? `StatefulSet ${ns}/${set} still has ordinal ${ordinalText}` : undefined;
+  if (ordinalInRange(sts, Number(ordinalText))) return `StatefulSet ${ns}/${set} still has ordinal ${ordinalText}`;
+  return stsKeeps(sts, Number(ordinalText)) ? `StatefulSet ${ns}/${set} retains scaled-down addresses (${RECLAIM_ANNOTATION}: Retain)` : undefined;
 }
 
 /** Releases (or keeps bound) one attachment's addresses. Idempotent; a missing pod or StatefulSet is not an error. */

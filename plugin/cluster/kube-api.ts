@@ -31,6 +31,7 @@ export interface ObjectMeta {
   ownerReferences?: OwnerReference[];
   deletionTimestamp?: string;
   creationTimestamp?: string;
+  finalizers?: string[];
 }
 
 export interface PodObject {
@@ -45,7 +46,7 @@ export interface NamedObject {
 
 export interface StatefulSetObject {
   metadata: ObjectMeta;
-  spec?: { replicas?: number; ordinals?: { start?: number } };
+  spec?: { replicas?: number; ordinals?: { start?: number }; template?: { metadata?: { annotations?: Record<string, string> } } };
 }
 
 export interface LabelSelector {

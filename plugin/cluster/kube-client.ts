@@ -5,14 +5,17 @@
 import {
   ApiException,
   AppsV1Api,
+  CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
   PatchStrategy,
   ServerConfiguration,
+  Watch,
   createConfiguration,
   setHeaderOptions,
 } from "@kubernetes/client-node";
+import type { ControllerApi, LeaseObject, WatchKind } from "../controller/controller-api.ts";
 import {
   BERTH_GROUP,
   BERTH_VERSION,
@@ -42,10 +45,24 @@ export interface KubeClientOptions {
 
 /** Reads the kubeconfig file (throws if it cannot) and returns a KubeApi. */
 export function createKubeClient(kubeconfigPath: string, options: KubeClientOptions): KubeApi {
+  return createControllerClient(kubeconfigPath, options);
+}
+
+const WATCH_PATHS: Record<WatchKind, string> = {
+  pods: "/api/v1/pods",
+  statefulsets: "/apis/apps/v1/statefulsets",
+  claims: `/apis/${BERTH_GROUP}/${BERTH_VERSION}/${CLAIM_PLURAL}`,
+  endpoints: `/apis/${BERTH_GROUP}/${BERTH_VERSION}/${ENDPOINT_PLURAL}`,
+  pools: `/apis/${POOL_GROUP}/${POOL_VERSION}/${POOL_PLURAL}`,
+};
+
+/** The full client: the plugin's KubeApi plus what the controller needs. No path: in-cluster configuration. */
+export function createControllerClient(kubeconfigPath: string | undefined, options: KubeClientOptions): ControllerApi {
   const kc = new KubeConfig();
-  kc.loadFromFile(kubeconfigPath);
+  if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
+  else kc.loadFromCluster();
   const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error(`kubeconfig ${kubeconfigPath} names no current cluster`);
+  if (!cluster) throw new Error(`kubeconfig ${kubeconfigPath ?? "(in-cluster)"} names no current cluster`);
   const server = cluster.server;
   // Every request carries its own deadline: a hung API server must not hang the runtime.
   const config = createConfiguration({
@@ -62,6 +79,7 @@ export function createKubeClient(kubeconfigPath: string, options: KubeClientOpti
     ],
   });
   const core = new CoreV1Api(config);
+  const coordination = new CoordinationV1Api(config);
   const apps = new AppsV1Api(config);
   const custom = new CustomObjectsApi(config);
   const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
@@ -140,12 +158,78 @@ export function createKubeClient(kubeconfigPath: string, options: KubeClientOpti
       );
       return !gone;
     },
+    listAllClaims: () =>
+      call("list berthipclaims", async () => ((await custom.listClusterCustomObject({ group: BERTH_GROUP, version: BERTH_VERSION, plural: CLAIM_PLURAL })) as { items: ClaimObject[] }).items),
+    listAllPods: () => call("list pods", async () => plain<{ items: PodObject[] }>(await core.listPodForAllNamespaces({})).items),
+    listAllStatefulSets: () => call("list statefulsets", async () => plain<{ items: StatefulSetObject[] }>(await apps.listStatefulSetForAllNamespaces({})).items),
+    listAllEndpoints: () =>
+      call("list berthendpoints", async () => ((await custom.listClusterCustomObject({ group: BERTH_GROUP, version: BERTH_VERSION, plural: ENDPOINT_PLURAL })) as { items: EndpointObject[] }).items),
+    deleteClaimIfUnchanged: async (claim) => {
+      const gone = await call(
+        `delete berthipclaim ${claim.metadata.name}`,
+        async () => {
+          await custom.deleteClusterCustomObject({
+            group: BERTH_GROUP, version: BERTH_VERSION, plural: CLAIM_PLURAL, name: claim.metadata.name,
+            body: { preconditions: { uid: claim.metadata.uid, resourceVersion: claim.metadata.resourceVersion } },
+          });
+          return false;
+        },
+        { value: true },
+      );
+      return !gone;
+    },
+    setPoolFinalizers: async (pool, finalizers) => {
+      await call(`set finalizers of spiderippool ${pool.metadata.name}`, () =>
+        custom.patchClusterCustomObject({
+          group: POOL_GROUP, version: POOL_VERSION, plural: POOL_PLURAL, name: pool.metadata.name,
+          body: { metadata: { resourceVersion: pool.metadata.resourceVersion, finalizers } },
+        }, mergePatch));
+    },
+    // Leases go through the raw-JSON custom-objects path: the typed client writes MicroTime with
+    // millisecond precision, which a 1.20 API server rejects (it wants six fractional digits).
+    getLease: (namespace, name) =>
+      call(`get lease ${namespace}/${name}`, async () => (await custom.getNamespacedCustomObject({ ...LEASES, namespace, name })) as LeaseObject, { value: undefined }),
+    createLease: (lease) =>
+      call(`create lease ${lease.metadata.namespace}/${lease.metadata.name}`, async () =>
+        (await custom.createNamespacedCustomObject({ ...LEASES, namespace: lease.metadata.namespace!, body: leaseBody(lease) })) as LeaseObject),
+    updateLease: (lease) =>
+      call(`update lease ${lease.metadata.namespace}/${lease.metadata.name}`, async () =>
+        (await custom.replaceNamespacedCustomObject({ ...LEASES, namespace: lease.metadata.namespace!, name: lease.metadata.name, body: leaseBody(lease) })) as LeaseObject),
+    recordEvent: async (target, type, reason, message) => {
+      const now = new Date();
+      await call(`record event on ${target.kind} ${target.namespace}/${target.name}`, () =>
+        core.createNamespacedEvent({
+          namespace: target.namespace,
+          body: {
+            metadata: { generateName: `${target.name}.`, namespace: target.namespace },
+            involvedObject: { kind: target.kind, apiVersion: target.apiVersion, namespace: target.namespace, name: target.name, uid: target.uid },
+            type, reason, message, firstTimestamp: now, lastTimestamp: now, count: 1,
+            source: { component: "berth-controller" }, reportingComponent: "berth-controller", reportingInstance: "berth-controller",
+          },
+        }));
+    },
+    watch: (kind, onEvent) =>
+      new Promise<void>((resolve) => {
+        const w = new Watch(kc);
+        w.watch(WATCH_PATHS[kind], { allowWatchBookmarks: false }, (type, obj) => onEvent(type, obj), () => resolve()).catch(() => resolve());
+      }),
     patchPoolStatus: async (name, resourceVersion, status) => {
       // resourceVersion in a patch is a precondition: 409 Conflict if the pool moved on meanwhile.
       await call(`patch spiderippool ${name} status`, () =>
         custom.patchClusterCustomObjectStatus({ group: POOL_GROUP, version: POOL_VERSION, plural: POOL_PLURAL, name, body: { metadata: { resourceVersion }, status } }, mergePatch));
     },
   };
+}
+
+const LEASES = { group: "coordination.k8s.io", version: "v1", plural: "leases" };
+
+/** A Lease body with MicroTime fields in the form the API server parses: six fractional digits. */
+function leaseBody(lease: LeaseObject): object {
+  const spec = { ...lease.spec } as Record<string, unknown>;
+  for (const k of ["acquireTime", "renewTime"]) {
+    if (typeof spec[k] === "string") spec[k] = new Date(spec[k] as string).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+  }
+  return { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: lease.metadata, spec };
 }
 
 function apiReason(err: ApiException<unknown>): string {

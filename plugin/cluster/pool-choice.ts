@@ -84,7 +84,9 @@ export async function choosePools(ctx: ChoiceContext): Promise<{ source: string;
 /** A SpiderIPPool object as a validated Pool (IpamError "bad-pool" if its spec is invalid). */
 export function toPool(obj: PoolObject): Pool {
   try {
-    return parsePool(`spiderippool ${obj.metadata.name} spec`, { name: obj.metadata.name, ...stripNulls(obj.spec) }, true);
+    const pool = parsePool(`spiderippool ${obj.metadata.name} spec`, { name: obj.metadata.name, ...stripNulls(obj.spec) }, true);
+    if (obj.metadata.deletionTimestamp) pool.deleting = true;
+    return pool;
   } catch (err) {
     if (err instanceof FieldError) throw new IpamError("bad-pool", err.message, "", { cause: err });
     throw err;

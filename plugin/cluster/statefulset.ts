@@ -29,3 +29,18 @@ export function ordinalInRange(sts: StatefulSetObject, ordinal: number): boolean
   const replicas = sts.spec?.replicas ?? 1;
   return ordinal >= start && ordinal < start + replicas;
 }
+
+/** The annotation that keeps scaled-down ordinals' addresses until the StatefulSet is deleted. */
+export const RECLAIM_ANNOTATION = "ipam.berth.dev/reclaim";
+
+/** Whether the set (or its pod template) asks to keep addresses across scale-down: `ipam.berth.dev/reclaim: Retain`. */
+export function retained(sts: StatefulSetObject): boolean {
+  const value = sts.metadata.annotations?.[RECLAIM_ANNOTATION] ?? sts.spec?.template?.metadata?.annotations?.[RECLAIM_ANNOTATION];
+  return value?.toLowerCase() === "retain";
+}
+
+/** Whether a member's binding stays: inside the replica range, or retained while the set exists. */
+export function stsKeeps(sts: StatefulSetObject, ordinal: number): boolean {
+  if (sts.metadata.deletionTimestamp) return false;
+  return ordinalInRange(sts, ordinal) || retained(sts);
+}

@@ -1,0 +1,41 @@
+/**
+ * Entry of `berth controller`: a separate entry point of the binary (like the
+ * cluster commands), so the plugin never loads the controller or its client.
+ */
+import { hostname } from "node:os";
+import { createLogger } from "../logger.ts";
+import { type ControllerOptions, createController } from "./controller.ts";
+
+export interface ControllerArgs {
+  kubeconfig?: string;
+  listen?: string;
+  resyncSeconds?: number;
+  leaseNamespace?: string;
+  leaseName?: string;
+  identity?: string;
+  addTimeoutSeconds?: number;
+  logLevel?: string;
+}
+
+/** Runs until SIGTERM/SIGINT; returns the exit code. */
+export async function controllerMain(args: ControllerArgs): Promise<number> {
+  const log = createLogger((args.logLevel as "info") ?? "info", undefined, { component: "controller" });
+  const opts: ControllerOptions = {
+    kubeconfig: args.kubeconfig,
+    listen: args.listen ?? "0.0.0.0:9542",
+    resyncMs: (args.resyncSeconds ?? 60) * 1000,
+    leaseNamespace: args.leaseNamespace ?? "kube-system",
+    leaseName: args.leaseName ?? "berth-controller",
+    identity: args.identity ?? `${hostname()}-${process.pid}`,
+    addTimeoutMs: (args.addTimeoutSeconds ?? 30) * 1000,
+    graceMarginMs: 5000,
+  };
+  const controller = createController(opts, log);
+  const stop = () => controller.stop();
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  log.info("starting", { identity: opts.identity, lease: `${opts.leaseNamespace}/${opts.leaseName}`, resyncSeconds: opts.resyncMs / 1000 });
+  await controller.run();
+  log.info("stopped");
+  return controller.failed ? 1 : 0;
+}

@@ -1,0 +1,60 @@
+/** The controller's Prometheus metrics, rendered in the text exposition format. */
+
+export class Metrics {
+  leader = false;
+  allocations = 0;
+  private releases = new Map<string, number>();
+  private pools = new Map<string, { size: number; allocated: number }>();
+  reconcileSeconds = { sum: 0, count: 0, last: 0 };
+  claims = 0;
+
+  released(reason: string): void {
+    this.releases.set(reason, (this.releases.get(reason) ?? 0) + 1);
+  }
+
+  pool(name: string, size: number, allocated: number): void {
+    this.pools.set(name, { size, allocated });
+  }
+
+  forgetPool(name: string): void {
+    this.pools.delete(name);
+  }
+
+  reconciled(seconds: number): void {
+    this.reconcileSeconds.sum += seconds;
+    this.reconcileSeconds.count += 1;
+    this.reconcileSeconds.last = seconds;
+  }
+
+  render(): string {
+    const esc = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+    const lines = [
+      "# HELP berth_controller_leader 1 when this replica holds the leader lease.",
+      "# TYPE berth_controller_leader gauge",
+      `berth_controller_leader ${this.leader ? 1 : 0}`,
+      "# HELP berth_allocations_total Addresses claimed (BerthIPClaims created) since this replica started watching.",
+      "# TYPE berth_allocations_total counter",
+      `berth_allocations_total ${this.allocations}`,
+      "# HELP berth_releases_total Addresses the controller released, by reason.",
+      "# TYPE berth_releases_total counter",
+      ...[...this.releases].map(([r, n]) => `berth_releases_total{reason="${esc(r)}"} ${n}`),
+      "# HELP berth_claims Addresses claimed cluster-wide, as last seen.",
+      "# TYPE berth_claims gauge",
+      `berth_claims ${this.claims}`,
+      "# HELP berth_pool_size Addresses a pool can hand out.",
+      "# TYPE berth_pool_size gauge",
+      ...[...this.pools].map(([p, v]) => `berth_pool_size{pool="${esc(p)}"} ${v.size}`),
+      "# HELP berth_pool_allocated Addresses of a pool that are claimed.",
+      "# TYPE berth_pool_allocated gauge",
+      ...[...this.pools].map(([p, v]) => `berth_pool_allocated{pool="${esc(p)}"} ${v.allocated}`),
+      "# HELP berth_reconcile_duration_seconds Time of a full reconcile pass.",
+      "# TYPE berth_reconcile_duration_seconds summary",
+      `berth_reconcile_duration_seconds_sum ${this.reconcileSeconds.sum}`,
+      `berth_reconcile_duration_seconds_count ${this.reconcileSeconds.count}`,
+      "# HELP berth_reconcile_last_duration_seconds Time of the last full reconcile pass.",
+      "# TYPE berth_reconcile_last_duration_seconds gauge",
+      `berth_reconcile_last_duration_seconds ${this.reconcileSeconds.last}`,
+    ];
+    return lines.join("\n") + "\n";
+  }
+}
