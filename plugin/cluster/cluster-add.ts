@@ -21,6 +21,9 @@ import { type Membership, statefulSetMembership } from "./statefulset.ts";
 import { UndoLog } from "./undo-log.ts";
 import type { NetConf } from "../config.ts";
 
+/** Pod (template) annotation: StatefulSet pod N gets the Nth address of its pools. */
+export const ORDINAL_IPS_ANNOTATION = "ipam.berth.dev/ordinal-ips";
+
 /** Hints older than this are refreshed from a full LIST before they are used. */
 export const HINT_TTL_MS = 30_000;
 /** After this many AlreadyExists in a row, the hints are refreshed. */
@@ -100,6 +103,12 @@ async function run(input: ClusterAddInput, deadline: Deadline, undo: UndoLog, co
   const reuse = !!endpoint && (!!member || endpoint.spec.podUID === uid);
   if (endpoint && !reuse) await releaseStaleEndpoint(api, endpoint, log, counts);
 
+  // Opt-in: StatefulSet pod N takes the Nth address of its pools, predictable before the pod exists.
+  let ordinalIndex: number | undefined;
+  if (member && pod.metadata.annotations?.[ORDINAL_IPS_ANNOTATION]?.toLowerCase() === "true") {
+    const sts = await api.getStatefulSet(ns, member.statefulSet);
+    ordinalIndex = member.ordinal - (sts?.spec?.ordinals?.start ?? 0);
+  }
   const holder: Holder = { namespace: ns, name: podName, uid, containerId, ifname, node: ipam.nodeName, ...(member ? { statefulSet: member.statefulSet } : {}) };
   const taken: Taken[] = [];
   for (const { family, pools } of families) {
@@ -119,7 +128,9 @@ async function run(input: ClusterAddInput, deadline: Deadline, undo: UndoLog, co
         log.info("address released: pod moved to another pool", { address: prev.address, pool: freed, pod: `${ns}/${podName}` });
       }
     }
-    taken.push(await claimFree(input, family, pools, holder, deadline, undo, counts));
+    taken.push(ordinalIndex === undefined
+      ? await claimFree(input, family, pools, holder, deadline, undo, counts)
+      : await claimOrdinal(input, family, pools, ordinalIndex, holder, undo, counts));
   }
 
   deadline.check();
@@ -217,6 +228,28 @@ async function claimFree(input: ClusterAddInput, family: Family, candidates: Poo
     pools.length === 1 ? `IPv${family} pool ${usage[0].replace(" (", " exhausted (")}` : `every IPv${family} pool exhausted: ${usage.join(", ")}`,
     `pod ${holder.namespace}/${holder.name}, container ${holder.containerId}, interface ${holder.ifname}`,
   );
+}
+
+/**
+ * Ordinal-ordered mode: the address at position `index` of the pools' addresses
+ * (in order, spilling from one pool into the next). Taken by another pod: an
+ * error, never a silent substitute, since operators rely on the prediction.
+ */
+async function claimOrdinal(input: ClusterAddInput, family: Family, candidates: Pool[], index: number, holder: Holder, undo: UndoLog, counts: CountDeltas): Promise<Taken> {
+  let rest = BigInt(index);
+  for (const pool of candidates.filter((p) => !p.deleting)) {
+    if (rest >= pool.total) {
+      rest -= pool.total;
+      continue;
+    }
+    const address = formatAddress(pool.family, addressAt(pool.ranges, rest)!);
+    const holderNow = await input.api.getClaim(claimNameOf(address));
+    if (holderNow && !(holderNow.spec.podNamespace === holder.namespace && holderNow.spec.podName === holder.name)) {
+      throw new IpamError("conflict", `address ${address} (position ${index} of pool ${pool.name}, for ordinal-ordered pod ${holder.namespace}/${holder.name}) is claimed by pod ${holderNow.spec.podNamespace}/${holderNow.spec.podName}`);
+    }
+    return reclaim(input, pool, address, holder, undo, counts);
+  }
+  throw new IpamError("exhausted", `no IPv${family} address at position ${index} for ordinal-ordered pod ${holder.namespace}/${holder.name}: pools ${candidates.map((p) => `${p.name} (${p.total})`).join(", ")} are smaller`);
 }
 
 async function refreshHints(input: ClusterAddInput, pool: Pool): Promise<void> {
