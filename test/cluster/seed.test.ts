@@ -194,6 +194,19 @@ S("seed: addresses kept across deletion and rescheduling, a new one on scale-up,
     // The controller does not bring test-sts-2 back.
     await new Promise((r) => setTimeout(r, 500));
     await waitFor("test-sts-2 to stay gone", () => !podOf(NS, "test-sts-2"), 5000);
+
+    // The StatefulSet is deleted: the garbage collector deletes its pods (terminating, bound), the kubelets' DELs
+    // find no StatefulSet to keep the addresses for and release them; the pool is empty again.
+    kc(["-n", NS, "delete", "sts", STS, "--wait=false"]);
+    for (const p of [third0, third1]) {
+      await waitForTerminating(NS, p.name);
+      c.detach(p.attachment);
+      assert.is(claimOf(p.v4!), undefined, `${p.name}: claim released once its StatefulSet is gone`);
+      assert.is(endpointOf(NS, p.name), undefined, `${p.name}: endpoint gone`);
+      kc(["-n", NS, "delete", "pod", p.name, "--grace-period=0", "--force", "--wait=false"]);
+    }
+    await waitForAllocated(POOL, 0, 1000);
+    assertSp(0);
   }));
 
 S.run();
