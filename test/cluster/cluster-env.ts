@@ -541,16 +541,28 @@ export function preflight(needChain = true): void {
 export async function withCluster(opts: ScopeOptions & { chain?: boolean; nsAnnotations?: Record<string, Record<string, string>> }, fn: (c: ClusterScope) => void | Promise<void>): Promise<void> {
   preflight(opts.chain ?? true);
   const c = new ClusterScope(opts);
+  const phases: string[] = [];
+  let t = Date.now();
+  const phase = (name: string) => {
+    phases.push(`${name} ${Date.now() - t} ms`);
+    t = Date.now();
+  };
   try {
     await c.removeStale();
+    phase("stale");
     for (const ns of opts.namespaces) await createNamespace(ns, opts.nsAnnotations?.[ns]);
+    phase("namespaces");
     await fn(c);
+    phase("test");
   } catch (err) {
     const logs = c.logTail(undefined, 30);
     if (logs) console.error(`\n[${opts.tag}] test failed; berth logs:\n${logs}\n`);
     throw err;
   } finally {
     c.cleanup();
+    phase("cleanup");
+    // BERTH_TEST_TIMING=1: where each test's time went.
+    if (process.env.BERTH_TEST_TIMING) console.error(`[${opts.tag}] ${phases.join(", ")}`);
   }
 }
 
