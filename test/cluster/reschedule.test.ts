@@ -12,14 +12,17 @@
  * Run: npm run build && eval "$(bash scripts/testenv.sh up)" &&
  *      node --import tsx node_modules/uvu/bin.js test/cluster reschedule.test.ts
  */
+import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { cli } from "../helpers/berth.ts";
 import {
   type Running,
   apply,
   claimNameOf,
   claimOf,
   claimsOfPool,
+  deletePod,
   endpointOf,
   kc,
   podOf,
@@ -35,6 +38,8 @@ import {
 
 const NS_MOVE = "berth-resched-move";
 const NS_POOL = "berth-resched-pool";
+const NS_SAME = "berth-resched-same";
+const NS_PLAIN = "berth-resched-plain";
 const POOL_A = "resched-a";
 const POOL_B = "resched-b";
 const STS = "resched";
@@ -74,10 +79,10 @@ function assertHeld(ns: string, p: Running, pool: string, what: string): void {
   assert.ok(claim, `${what}: claim ${claimNameOf(p.v4!)} exists`);
   assert.equal(
     { pool: claim!.spec.pool, pod: claim!.spec.podName, uid: claim!.spec.podUID, container: claim!.spec.containerID, node: claim!.spec.node },
-    { pool, pod: POD, uid: p.uid, container: p.attachment.containerId, node: p.node.name },
+    { pool, pod: p.name, uid: p.uid, container: p.attachment.containerId, node: p.node.name },
     `${what}: claim holder`,
   );
-  const ep = endpointOf(ns, POD);
+  const ep = endpointOf(ns, p.name);
   assert.ok(ep, `${what}: endpoint exists`);
   assert.equal(
     { uid: ep!.spec.podUID, node: ep!.spec.node, container: ep!.spec.containerID, ips: ep!.spec.ips },
@@ -164,6 +169,70 @@ S("pool annotation changed on the StatefulSet: the recreated pod gets an address
     assert.is(third.v4, second.v4, "the new address is kept across the next recreation");
     assertHeld(NS, third, POOL_B, "recreated again");
     await waitForPod(NS, POD);
+  }));
+
+S("recreated on the same node before the old sandbox's DEL: same address; the late DEL releases nothing", () =>
+  withCluster({ tag: "resch", namespaces: [NS_SAME], pools: [POOL_A, POOL_B] }, async (c) => {
+    const NS = NS_SAME;
+    const node1 = c.node("node1");
+    apply(poolManifest(POOL_A, { subnet: "10.6.0.0/16", ips: ["10.6.170.1-10.6.170.10"] }));
+    apply(statefulSet(NS, POOL_A));
+
+    const first = await startPod(c, NS, POD, node1);
+    assertHeld(NS, first, POOL_A, "first incarnation");
+    // Deleted while node1's kubelet is busy: no DEL yet, the old sandbox and its lease linger on node1.
+    startDeletion(NS, POD);
+    kc(["-n", NS, "delete", "pod", POD, "--grace-period=0", "--force", "--wait=false"]);
+    const second = await startPod(c, NS, POD, node1, first.uid);
+    assert.is(second.v4, first.v4, "same address for the new incarnation on the same node");
+    assertHeld(NS, second, POOL_A, "second incarnation");
+    const leases = () => {
+      const r = cli(["inspect", "leases", "--db", join(node1.dataDir, "berth.db"), "-o", "json"]);
+      assert.is(r.status, 0, r.stderr);
+      return (JSON.parse(r.stdout) as { container_id: string; address: string; state: string }[]).map((l) => `${l.container_id}=${l.address}:${l.state}`);
+    };
+    assert.equal(leases(), [`${second.attachment.containerId}=${second.v4}:active`], "node1's database: only the new sandbox's lease");
+
+    c.detach(first.attachment);
+    assertHeld(NS, second, POOL_A, "after the old sandbox's late DEL");
+    assert.equal(leases(), [`${second.attachment.containerId}=${second.v4}:active`], "the late DEL left the new sandbox's lease alone");
+    assert.is(poolStatus(POOL_A).allocatedIPCount, 1);
+  }));
+
+S("plain pod (no StatefulSet): a sandbox restart keeps its address; DEL once the pod is terminating releases it", () =>
+  withCluster({ tag: "resch", namespaces: [NS_PLAIN], pools: [POOL_A, POOL_B] }, async (c) => {
+    const NS = NS_PLAIN;
+    const node2 = c.node("node2");
+    apply(poolManifest(POOL_A, { subnet: "10.6.0.0/16", ips: ["10.6.170.1-10.6.170.10"] }));
+    const name = "plain-web";
+    apply(JSON.stringify({
+      apiVersion: "v1", kind: "Pod",
+      metadata: { name, namespace: NS, annotations: { [ANNOTATION]: JSON.stringify({ ipv4: [POOL_A] }) } },
+      spec: { containers: [{ name: "app", image: "nginx" }] },
+    }));
+    const first = await startPod(c, NS, name, node2);
+    assert.ok(inA(first.v4));
+    assertHeld(NS, first, POOL_A, "first sandbox");
+    const ep = endpointOf(NS, name);
+    assert.equal([ep?.spec.ownerControllerType, ep?.spec.ownerControllerName], ["None", undefined], "not a StatefulSet member");
+
+    // The sandbox dies and the kubelet runs DEL while the pod (same UID) still runs: the address stays.
+    c.detach(first.attachment);
+    assert.ok(claimOf(first.v4!), "claim kept across the sandbox restart");
+    assert.ok(endpointOf(NS, name), "endpoint kept across the sandbox restart");
+    assert.is(poolStatus(POOL_A).allocatedIPCount, 1);
+    const attachment = c.attach(node2, NS, name, first.uid);
+    const second = { ...first, attachment, v4: attachment.result.ips[0].address.split("/")[0] };
+    assert.is(second.v4, first.v4, "the new sandbox gets the same address");
+    assertHeld(NS, second, POOL_A, "second sandbox");
+
+    // The pod is deleted (kubelet order): released.
+    startDeletion(NS, name);
+    c.detach(attachment);
+    assert.is(claimOf(first.v4!), undefined, "claim released when the pod is terminating");
+    assert.is(endpointOf(NS, name), undefined, "endpoint gone");
+    assert.is(poolStatus(POOL_A).allocatedIPCount, 0);
+    deletePod(NS, name);
   }));
 
 S.run();
