@@ -40,6 +40,7 @@ const NS_MOVE = "berth-resched-move";
 const NS_POOL = "berth-resched-pool";
 const NS_SAME = "berth-resched-same";
 const NS_PLAIN = "berth-resched-plain";
+const NS_OFF = "berth-resched-off";
 const POOL_A = "resched-a";
 const POOL_B = "resched-b";
 const STS = "resched";
@@ -233,6 +234,30 @@ S("plain pod (no StatefulSet): a sandbox restart keeps its address; DEL once the
     assert.is(endpointOf(NS, name), undefined, "endpoint gone");
     assert.is(poolStatus(POOL_A).allocatedIPCount, 0);
     deletePod(NS, name);
+  }));
+
+S("enableStatefulSet: false: a member is treated like any pod: no binding kept, DEL of the terminating pod releases its address", () =>
+  withCluster({ tag: "resch", namespaces: [NS_OFF], pools: [POOL_A, POOL_B] }, async (c) => {
+    const NS = NS_OFF;
+    const node1 = c.node("node1");
+    const off = { enableStatefulSet: false };
+    apply(poolManifest(POOL_A, { subnet: "10.6.0.0/16", ips: ["10.6.170.1-10.6.170.10"] }));
+    apply(statefulSet(NS, POOL_A));
+
+    const first = await startPod(c, NS, POD, node1, undefined, off);
+    assert.ok(inA(first.v4));
+    const claim = claimOf(first.v4!);
+    assert.is(claim?.spec.statefulSet, undefined, "the claim records no StatefulSet");
+    assert.is(endpointOf(NS, POD)?.spec.ownerControllerType, "None", "the endpoint records no StatefulSet");
+
+    stopPod(c, NS, first, () => {
+      assert.is(claimOf(first.v4!), undefined, "DEL of the terminating member released its address");
+      assert.is(endpointOf(NS, POD), undefined, "and its endpoint");
+    });
+    assert.is(poolStatus(POOL_A).allocatedIPCount, 0);
+    const second = await startPod(c, NS, POD, node1, first.uid, off);
+    assert.ok(inA(second.v4), `the recreated member gets an address of the pool (${second.v4})`);
+    assertHeld(NS, second, POOL_A, "recreated member");
   }));
 
 S.run();
