@@ -20,6 +20,15 @@
  * whatever state the test died in. Each test file uses its own names
  * (namespace, pools, address range, bridge, network, netns prefix), so files
  * can run in one process, one after the other.
+ *
+ * Claims are cluster-wide and named after the address, so files must not
+ * share addresses either. In use: seed 10.6.168.101-110 (the seed's
+ * test-ippool), reschedule 10.6.170.x, concurrency 10.6.171.1-50, errors
+ * 10.6.172.x, dual-stack 10.6.173.x and fd00:6:173::/64, pool-choice
+ * 10.6.174.x. Each test gets fresh namespaces: re-creating one that was just
+ * deleted waits ~5 s for the namespace controller.
+ *
+ * BERTH_TEST_TIMING=1 prints each test's time per phase.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
