@@ -1,4 +1,4 @@
-/** The operator's side of the binary: `berth version | inspect | release | --help`. */
+/** The operator's side of the binary: `berth version | inspect | release | controller | install | --help`. */
 import mri from "mri";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -39,6 +39,18 @@ and prints one JSON result. Without CNI_COMMAND it is a tool for operators:
       terminated, replaced, scaled down or whose ADD never finished, keeps pool
       counts true, and serves /healthz and /metrics (default 0.0.0.0:9542).
 
+  berth install [--source PATH] [--cni-bin-dir DIR] [--kubeconfig-out PATH]
+                [--token-file PATH] [--ca-file PATH] [--server URL] [--once]
+                [--interval-seconds N] [--log-level LEVEL]
+      What the DaemonSet runs on every node. Copies this binary (or --source) to
+      DIR/berth (default /host/opt/cni/bin) atomically, unless it is already
+      identical; writes the plugin's kubeconfig (default
+      /host/etc/cni/net.d/berth.d/berth.kubeconfig, mode 0600) with the pod's
+      service-account token and CA (default /var/run/secrets/kubernetes.io/
+      serviceaccount/token and ca.crt) and the API server from
+      KUBERNETES_SERVICE_HOST/PORT (or --server); then, unless --once, rewrites
+      it when the token or CA changes (checked every 30 s) until SIGTERM.
+
   berth --help
       This text.
 `;
@@ -58,8 +70,9 @@ const CONTROLLER_MODULE = ["./controller", "controller-main.ts"].join("/");
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const args = mri(argv, {
-    string: ["db", "network", "o", "kubeconfig", "listen", "lease-namespace", "lease-name", "identity", "log-level"],
-    boolean: ["help", "h"],
+    string: ["db", "network", "o", "kubeconfig", "listen", "lease-namespace", "lease-name", "identity", "log-level",
+      "source", "cni-bin-dir", "kubeconfig-out", "token-file", "ca-file", "server"],
+    boolean: ["help", "h", "once"],
     alias: { o: "output" },
   });
   const [command, ...rest] = args._.map(String);
@@ -93,6 +106,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         kubeconfig: args.kubeconfig, listen: args.listen, resyncSeconds: num("resync-seconds"), leaseNamespace: args["lease-namespace"],
         leaseName: args["lease-name"], identity: args.identity, addTimeoutSeconds: num("add-timeout-seconds"), logLevel: args["log-level"],
       });
+    }
+    case "install": {
+      const { installMain, installOptions } = await import("./install/install.ts");
+      const opts = installOptions(args, rest);
+      return typeof opts === "string" ? usage(io, opts) : installMain(opts);
     }
     default:
       return usage(io, `unknown command ${JSON.stringify(command)}`);
