@@ -118,9 +118,28 @@ export class LeaseStore {
     return new LeaseStore(db);
   }
 
+  private inTransaction = false;
+
   /** Runs `fn` under the database write lock (BEGIN IMMEDIATE), waiting for other writers. `fn` may run more than once. */
   immediate<T>(fn: () => T): T {
-    return retryBusy(() => this.db.immediate(fn), this.busyTimeoutMs);
+    if (this.inTransaction) return fn();
+    return retryBusy(() => {
+      this.inTransaction = true;
+      try {
+        return this.db.immediate(fn);
+      } finally {
+        this.inTransaction = false;
+      }
+    }, this.busyTimeoutMs);
+  }
+
+  /**
+   * Every write method goes through here: inside `immediate` it joins that
+   * transaction; alone it gets its own, with the same wait for other writers
+   * (a bare statement would give up after SQLite's 5 ms busy timeout).
+   */
+  private write<T>(fn: () => T): T {
+    return this.immediate(fn);
   }
 
   leasesOf(network: string, containerId: string, ifname: string): Lease[] {
@@ -146,17 +165,21 @@ export class LeaseStore {
   }
 
   addLease(l: NewLease): number {
-    return this.db
-      .prepare(
-        `INSERT INTO leases (network, address, family, pool, container_id, ifname, pod_namespace, pod_name, pod_uid, created_at, state, prefix, gateway, routes)
-         VALUES (:network, :address, :family, :pool, :container_id, :ifname, :pod_namespace, :pod_name, :pod_uid, ${NOW}, :state, :prefix, :gateway, :routes)`,
-      )
-      .run({ state: "active", prefix: null, gateway: null, routes: null, ...l }).lastInsertRowid;
+    return this.write(() => {
+      return this.db
+        .prepare(
+          `INSERT INTO leases (network, address, family, pool, container_id, ifname, pod_namespace, pod_name, pod_uid, created_at, state, prefix, gateway, routes)
+           VALUES (:network, :address, :family, :pool, :container_id, :ifname, :pod_namespace, :pod_name, :pod_uid, ${NOW}, :state, :prefix, :gateway, :routes)`,
+        )
+        .run({ state: "active", prefix: null, gateway: null, routes: null, ...l }).lastInsertRowid;
+    });
   }
 
   /** Marks a pending lease active (its claim and endpoint exist). */
   activateLease(id: number): void {
-    this.db.prepare("UPDATE leases SET state = 'active' WHERE id = :id").run({ id });
+    return this.write(() => {
+      this.db.prepare("UPDATE leases SET state = 'active' WHERE id = :id").run({ id });
+    });
   }
 
   /** Cluster mode: whether the hints say `address` of `pool` was claimed when last seen. */
@@ -172,38 +195,48 @@ export class LeaseStore {
 
   /** Replaces a pool's hints with the addresses a full LIST returned. */
   replaceHints(pool: string, addresses: string[]): void {
-    this.db.prepare("DELETE FROM claim_hints WHERE pool = :pool").run({ pool });
-    const add = this.db.prepare("INSERT OR IGNORE INTO claim_hints (pool, address) VALUES (:pool, :address)");
-    for (const address of addresses) add.run({ pool, address });
-    this.db
-      .prepare(`INSERT INTO claim_hint_pools (pool, listed_at) VALUES (:pool, ${NOW}) ON CONFLICT (pool) DO UPDATE SET listed_at = excluded.listed_at`)
-      .run({ pool });
+    return this.write(() => {
+      this.db.prepare("DELETE FROM claim_hints WHERE pool = :pool").run({ pool });
+      const add = this.db.prepare("INSERT OR IGNORE INTO claim_hints (pool, address) VALUES (:pool, :address)");
+      for (const address of addresses) add.run({ pool, address });
+      this.db
+        .prepare(`INSERT INTO claim_hint_pools (pool, listed_at) VALUES (:pool, ${NOW}) ON CONFLICT (pool) DO UPDATE SET listed_at = excluded.listed_at`)
+        .run({ pool });
+    });
   }
 
   /** Records one address as claimed (true) or free (false) in the hints. */
   setHint(pool: string, address: string, taken: boolean): void {
-    this.db.prepare(taken ? "INSERT OR IGNORE INTO claim_hints (pool, address) VALUES (:pool, :address)" : "DELETE FROM claim_hints WHERE pool = :pool AND address = :address").run({ pool, address });
+    return this.write(() => {
+      this.db.prepare(taken ? "INSERT OR IGNORE INTO claim_hints (pool, address) VALUES (:pool, :address)" : "DELETE FROM claim_hints WHERE pool = :pool AND address = :address").run({ pool, address });
+    });
   }
 
   deleteLease(id: number): void {
-    this.db.prepare("DELETE FROM leases WHERE id = :id").run({ id });
+    return this.write(() => {
+      this.db.prepare("DELETE FROM leases WHERE id = :id").run({ id });
+    });
   }
 
   /** Deletes the leases of one attachment and returns them. */
   releaseAttachment(network: string, containerId: string, ifname: string): Lease[] {
-    const gone = this.leasesOf(network, containerId, ifname);
-    if (gone.length) {
-      this.db.prepare("DELETE FROM leases WHERE network = :network AND container_id = :cid AND ifname = :ifname").run({ network, cid: containerId, ifname });
-    }
-    return gone;
+    return this.write(() => {
+      const gone = this.leasesOf(network, containerId, ifname);
+      if (gone.length) {
+        this.db.prepare("DELETE FROM leases WHERE network = :network AND container_id = :cid AND ifname = :ifname").run({ network, cid: containerId, ifname });
+      }
+      return gone;
+    });
   }
 
   /** Deletes every lease of `network` whose attachment `keep` rejects; returns them. */
   collectGarbage(network: string, keep: (containerId: string, ifname: string) => boolean): Lease[] {
-    const all = this.db.prepare<Lease>("SELECT * FROM leases WHERE network = :network").all({ network });
-    const gone = all.filter((l) => !keep(l.container_id, l.ifname));
-    for (const l of gone) this.deleteLease(l.id);
-    return gone;
+    return this.write(() => {
+      const all = this.db.prepare<Lease>("SELECT * FROM leases WHERE network = :network").all({ network });
+      const gone = all.filter((l) => !keep(l.container_id, l.ifname));
+      for (const l of gone) this.deleteLease(l.id);
+      return gone;
+    });
   }
 
   bindingOf(network: string, namespace: string, pod: string, ifname: string, family: 4 | 6): Binding | undefined {
@@ -216,30 +249,36 @@ export class LeaseStore {
 
   /** Creates or moves a pod's binding and marks it used now. */
   putBinding(b: NewBinding): void {
-    this.db
-      .prepare(
-        `INSERT INTO bindings (network, pod_namespace, pod_name, ifname, family, address, pool, created_at, last_used_at)
-         VALUES (:network, :pod_namespace, :pod_name, :ifname, :family, :address, :pool, ${NOW}, ${NOW})
-         ON CONFLICT (network, pod_namespace, pod_name, ifname, family) DO UPDATE SET
-           created_at = CASE WHEN address = excluded.address THEN created_at ELSE excluded.created_at END,
-           address = excluded.address, pool = excluded.pool, last_used_at = excluded.last_used_at`,
-      )
-      .run(b);
+    return this.write(() => {
+      this.db
+        .prepare(
+          `INSERT INTO bindings (network, pod_namespace, pod_name, ifname, family, address, pool, created_at, last_used_at)
+           VALUES (:network, :pod_namespace, :pod_name, :ifname, :family, :address, :pool, ${NOW}, ${NOW})
+           ON CONFLICT (network, pod_namespace, pod_name, ifname, family) DO UPDATE SET
+             created_at = CASE WHEN address = excluded.address THEN created_at ELSE excluded.created_at END,
+             address = excluded.address, pool = excluded.pool, last_used_at = excluded.last_used_at`,
+        )
+        .run(b);
+    });
   }
 
   deleteBinding(b: Pick<Binding, "network" | "pod_namespace" | "pod_name" | "ifname" | "family">): void {
-    this.db
-      .prepare("DELETE FROM bindings WHERE network = :network AND pod_namespace = :pod_namespace AND pod_name = :pod_name AND ifname = :ifname AND family = :family")
-      .run(b);
+    return this.write(() => {
+      this.db
+        .prepare("DELETE FROM bindings WHERE network = :network AND pod_namespace = :pod_namespace AND pod_name = :pod_name AND ifname = :ifname AND family = :family")
+        .run(b);
+    });
   }
 
   /** Deletes every binding of a pod (all networks unless one is given) and returns them. */
   releasePod(namespace: string, pod: string, network?: string): Binding[] {
-    const where = `pod_namespace = :ns AND pod_name = :pod${network === undefined ? "" : " AND network = :network"}`;
-    const params = { ns: namespace, pod, network };
-    const gone = this.db.prepare<Binding>(`SELECT * FROM bindings WHERE ${where}`).all(params);
-    if (gone.length) this.db.prepare(`DELETE FROM bindings WHERE ${where}`).run(params);
-    return gone;
+    return this.write(() => {
+      const where = `pod_namespace = :ns AND pod_name = :pod${network === undefined ? "" : " AND network = :network"}`;
+      const params = { ns: namespace, pod, network };
+      const gone = this.db.prepare<Binding>(`SELECT * FROM bindings WHERE ${where}`).all(params);
+      if (gone.length) this.db.prepare(`DELETE FROM bindings WHERE ${where}`).run(params);
+      return gone;
+    });
   }
 
   /** Leases held by a pod (by name), in any network unless one is given. */
@@ -250,21 +289,23 @@ export class LeaseStore {
 
   /** Records the pools of a configuration (changed rows only) and forgets pools it no longer names. */
   syncPools(network: string, pools: PoolRecord[]): void {
-    const upsert = this.db.prepare(
-      `INSERT INTO pools (network, name, family, subnet, ranges, total, gateway, is_default, disabled, updated_at)
-       VALUES (:network, :name, :family, :subnet, :ranges, :total, :gateway, :is_default, :disabled, ${NOW})
-       ON CONFLICT (network, name) DO UPDATE SET
-         family = excluded.family, subnet = excluded.subnet, ranges = excluded.ranges, total = excluded.total,
-         gateway = excluded.gateway, is_default = excluded.is_default, disabled = excluded.disabled, updated_at = excluded.updated_at
-       WHERE family IS NOT excluded.family OR subnet IS NOT excluded.subnet OR ranges IS NOT excluded.ranges
-          OR gateway IS NOT excluded.gateway OR is_default IS NOT excluded.is_default OR disabled IS NOT excluded.disabled`,
-    );
-    for (const p of pools) upsert.run({ ...p });
-    const known = this.db.prepare<{ name: string }>("SELECT name FROM pools WHERE network = :network").all({ network });
-    const names = new Set(pools.map((p) => p.name));
-    for (const { name } of known) {
-      if (!names.has(name)) this.db.prepare("DELETE FROM pools WHERE network = :network AND name = :name").run({ network, name });
-    }
+    return this.write(() => {
+      const upsert = this.db.prepare(
+        `INSERT INTO pools (network, name, family, subnet, ranges, total, gateway, is_default, disabled, updated_at)
+         VALUES (:network, :name, :family, :subnet, :ranges, :total, :gateway, :is_default, :disabled, ${NOW})
+         ON CONFLICT (network, name) DO UPDATE SET
+           family = excluded.family, subnet = excluded.subnet, ranges = excluded.ranges, total = excluded.total,
+           gateway = excluded.gateway, is_default = excluded.is_default, disabled = excluded.disabled, updated_at = excluded.updated_at
+         WHERE family IS NOT excluded.family OR subnet IS NOT excluded.subnet OR ranges IS NOT excluded.ranges
+            OR gateway IS NOT excluded.gateway OR is_default IS NOT excluded.is_default OR disabled IS NOT excluded.disabled`,
+      );
+      for (const p of pools) upsert.run({ ...p });
+      const known = this.db.prepare<{ name: string }>("SELECT name FROM pools WHERE network = :network").all({ network });
+      const names = new Set(pools.map((p) => p.name));
+      for (const { name } of known) {
+        if (!names.has(name)) this.db.prepare("DELETE FROM pools WHERE network = :network AND name = :name").run({ network, name });
+      }
+    });
   }
 
   poolCursor(network: string, pool: string): string | undefined {
@@ -272,7 +313,9 @@ export class LeaseStore {
   }
 
   setPoolCursor(network: string, pool: string, address: string): void {
-    this.db.prepare("UPDATE pools SET last_address = :address WHERE network = :network AND name = :pool").run({ network, pool, address });
+    return this.write(() => {
+      this.db.prepare("UPDATE pools SET last_address = :address WHERE network = :network AND name = :pool").run({ network, pool, address });
+    });
   }
 
   /** Addresses of a pool that are leased or reserved. */

@@ -287,14 +287,15 @@ async function claimInPool(input: ClusterAddInput, pool: Pool, holder: Holder, d
     try {
       const created = await api.createClaim(claimFor(pool.family, address, pool.name, holder));
       counts.add(pool.name, 1);
-      store.setHint(pool.name, address, true);
+      // Register the undo first: whatever fails from here on must give the claim back.
       undo.push(`delete claim ${created.metadata.name}`, async () => {
         if (await api.deleteClaim(created.metadata.name, created.metadata.uid!)) {
           counts.add(pool.name, -1);
           store.setHint(pool.name, address, false);
         }
-        store.immediate(() => store.deleteLease(leaseId));
+        store.deleteLease(leaseId);
       });
+      store.setHint(pool.name, address, true);
       return { family: pool.family, address, pool, leaseId };
     } catch (err) {
       if (!(err instanceof KubeConflictError)) throw err; // the pending lease stays: DEL or the next ADD resolves it
