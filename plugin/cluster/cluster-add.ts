@@ -287,6 +287,8 @@ async function claimInPool(input: ClusterAddInput, pool: Pool, holder: Holder, d
     try {
       const created = await api.createClaim(claimFor(pool.family, address, pool.name, holder));
       counts.add(pool.name, 1);
+      // Fault injection for the crash tests: die the hardest way right after the claim exists.
+      if (process.env.BERTH_FAULT === "kill-after-claim") process.kill(process.pid, "SIGKILL");
       // Register the undo first: whatever fails from here on must give the claim back.
       undo.push(`delete claim ${created.metadata.name}`, async () => {
         if (await api.deleteClaim(created.metadata.name, created.metadata.uid!)) {
