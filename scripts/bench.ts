@@ -437,6 +437,10 @@ async function main() {
   console.log(`  sequential ADD p50 <= 2.5x host-local: ${targets.seqAddP50Ratio.toFixed(2)}x -> ${targets.seqAddMet ? "met" : "MISSED"}`);
   console.log(`  ${C} concurrent ADDs no slower than host-local: ${targets.concWallRatio.toFixed(2)}x -> ${targets.concMet ? "met" : "MISSED"}`);
 
+  // Cluster mode (scripts/bench-cluster.ts): starts the test control plane, or says why it cannot and is skipped.
+  const { clusterSection } = await import("./bench-cluster.ts");
+  const cluster = await clusterSection();
+
   const json = {
     date: started.toISOString(),
     rev,
@@ -463,8 +467,13 @@ async function main() {
     startup: bootD,
     targets,
     failures,
+    cluster: cluster.json,
   };
   console.log(`\nBENCH_JSON ${JSON.stringify(json)}`);
+  if (!cluster.ok) {
+    console.error(`\nbench FAILED: the cluster section ${"skipped" in cluster.json ? "was skipped" : "failed or had failures"} (see above)`);
+    process.exitCode = 1;
+  }
   if (failures.length) {
     console.error(`\nbench FAILED: ${failures.length} concurrent round(s) had failed ADDs or duplicate addresses:\n  ${failures.join("\n  ")}`);
     process.exitCode = 1;
