@@ -5,6 +5,8 @@
 #   eval "$(bash scripts/testenv.sh up)"   # start (idempotent); prints exports
 #   bash scripts/testenv.sh status         # exit 0 if healthy
 #   bash scripts/testenv.sh down           # stop and remove the state dir
+#   bash scripts/testenv.sh restart-apiserver  # stop kube-apiserver only, start it
+#                                          # again with the same flags, wait for /readyz
 #
 # Environment:
 #   BERTH_TESTENV_DIR   state directory (default /tmp/berth-testenv)
@@ -220,6 +222,33 @@ wait_for() { # wait_for NAME TIMEOUT CHECK-CMD...
   done
 }
 
+# The apiserver's command line, shared by `up` and `restart-apiserver`. Needs
+# $DIR, $K8S, $APISERVER_PORT and $ETCD_CLIENT_PORT.
+start_apiserver() {
+  start_proc kube-apiserver "$K8S/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --bind-address 127.0.0.1 \
+    --advertise-address 127.0.0.1 \
+    --secure-port "$APISERVER_PORT" \
+    --insecure-port 0 \
+    --tls-cert-file "$DIR/pki/apiserver.crt" \
+    --tls-private-key-file "$DIR/pki/apiserver.key" \
+    --client-ca-file "$DIR/pki/ca.crt" \
+    --token-auth-file "$DIR/tokens.csv" \
+    --authorization-mode RBAC \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$DIR/pki/sa.pub" \
+    --service-account-signing-key-file "$DIR/pki/sa.key" \
+    --service-cluster-ip-range 10.96.0.0/16 \
+    --endpoint-reconciler-type none \
+    --allow-privileged=true \
+    --profiling=false \
+    --logtostderr=true \
+    --v=1
+}
+
+apiserver_ready() { [[ $(admin_curl /readyz 2>/dev/null) == ok ]]; }
+
 up() {
   if healthy; then
     # The fixtures may have changed since it was started: apply them again (cheap, idempotent).
@@ -292,28 +321,8 @@ EOF
   wait_for etcd "$READY_TIMEOUT" curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
 
   # kube-apiserver
-  start_proc kube-apiserver "$K8S/kube-apiserver" \
-    --etcd-servers "http://127.0.0.1:$ETCD_CLIENT_PORT" \
-    --bind-address 127.0.0.1 \
-    --advertise-address 127.0.0.1 \
-    --secure-port "$APISERVER_PORT" \
-    --insecure-port 0 \
-    --tls-cert-file "$DIR/pki/apiserver.crt" \
-    --tls-private-key-file "$DIR/pki/apiserver.key" \
-    --client-ca-file "$DIR/pki/ca.crt" \
-    --token-auth-file "$DIR/tokens.csv" \
-    --authorization-mode RBAC \
-    --service-account-issuer https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file "$DIR/pki/sa.pub" \
-    --service-account-signing-key-file "$DIR/pki/sa.key" \
-    --service-cluster-ip-range 10.96.0.0/16 \
-    --endpoint-reconciler-type none \
-    --allow-privileged=true \
-    --profiling=false \
-    --logtostderr=true \
-    --v=1
-  wait_for kube-apiserver "$READY_TIMEOUT" bash -c '[[ $(curl -sS --max-time 2 --cacert "$1" -H "Authorization: Bearer $2" "$3/readyz") == ok ]]' \
-    _ "$DIR/pki/ca.crt" "$admin_token" "https://127.0.0.1:$APISERVER_PORT"
+  start_apiserver
+  wait_for kube-apiserver "$READY_TIMEOUT" apiserver_ready
   log "kube-apiserver ready on https://127.0.0.1:$APISERVER_PORT after $((SECONDS - t0))s"
 
   # kube-controller-manager
@@ -412,7 +421,18 @@ status() {
   return 1
 }
 
-# One `up`/`down` at a time per state dir.
+# Stops only kube-apiserver and starts it again with the same flags (etcd and
+# the controller-manager keep running); returns once /readyz answers ok.
+restart_apiserver() {
+  healthy || die "the control plane is not up and healthy ($DIR): run scripts/testenv.sh up"
+  local t0=$SECONDS
+  stop_proc kube-apiserver
+  start_apiserver
+  wait_for kube-apiserver "$READY_TIMEOUT" apiserver_ready
+  log "kube-apiserver restarted; ready again after $((SECONDS - t0))s"
+}
+
+# One `up`/`down`/`restart-apiserver` at a time per state dir.
 with_lock() {
   mkdir -p "$(dirname "$DIR")"
   exec 9>"$DIR.lock"
@@ -424,8 +444,9 @@ case ${1:-} in
   up) with_lock up ;;
   down) with_lock down ;;
   status) status ;;
+  restart-apiserver) with_lock restart_apiserver ;;
   *)
-    echo "usage: $0 up|down|status" >&2
+    echo "usage: $0 up|down|status|restart-apiserver" >&2
     exit 2
     ;;
 esac
