@@ -478,6 +478,10 @@ async function main() {
     console.error(`\nbench FAILED: ${failures.length} concurrent round(s) had failed ADDs or duplicate addresses:\n  ${failures.join("\n  ")}`);
     process.exitCode = 1;
   }
+
+  // The controller (scripts/bench-controller.ts): release latencies, full scans, CPU and RSS with 5,000 bound addresses.
+  const { controllerSection } = await import("./bench-controller.ts");
+  if (!(await controllerSection()).ok) process.exitCode = 1;
 }
 
 main().then(

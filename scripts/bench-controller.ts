@@ -1,0 +1,697 @@
+/**
+ * Controller figures for `npm run bench`: `berth controller` as a real process
+ * (the controller's own ServiceAccount, kube-system/berth-controller) against
+ * the test control plane of scripts/testenv.sh. scripts/bench.ts calls
+ * controllerSection() at its end; alone:
+ *
+ *   npm run build && node --import tsx scripts/bench-controller.ts
+ *
+ * Phases:
+ *   1. pod deletion without DEL → release: N plain pods ADDed by dist/berth,
+ *      each force-deleted in turn; time until its claim is gone (watch-driven)
+ *   2. scale-down without DEL → release: a StatefulSet of 10 whose members 5-9
+ *      lost their node (force-deleted, recreated unbound by the StatefulSet
+ *      controller, claims kept while in range); time from `kubectl scale
+ *      --replicas 5` to all five claims gone; R rounds. Plus one round where
+ *      the members are still bound and Terminating (grace 3 s): released at
+ *      deletionTimestamp + 5 s (the controller's grace margin)
+ *   3. 5,000 bound addresses (BENCH_CTL_BOUND): 2,500 plain pods + a
+ *      StatefulSet of 2,500 stuck at ordinal 0 (OrderedReady, never Ready),
+ *      a claim and an endpoint for each, created as admin; a fresh controller
+ *      is started on them: time to the first full scan, full-scan durations
+ *      (berth_reconcile_last_duration_seconds), CPU time and RSS from
+ *      /proc/<pid>/stat and status, and the API server's GET counts while the
+ *      controller re-judges every claim live when its ADD timeout passes; then
+ *      a failover: that replica stopped, a fresh one started on the now old
+ *      claims (first scan, the live re-judging wave, CPU, peak RSS).
+ *
+ * The controller acts cluster-wide: the section refuses to run while another
+ * controller holds the lease kube-system/berth-controller. Everything it makes
+ * lives in namespace berth-bench-ctl and pool bench-ctl (10.202.0.0/16); it is
+ * removed at the end (and at the start, if a killed run left some), every
+ * controller it started is stopped, and no pool keeps the controller's
+ * finalizer.
+ *
+ * Environment: BENCH_CTL_N (pods in phase 1, default 20), BENCH_CTL_ROUNDS
+ * (phase 2, default 5), BENCH_CTL_BOUND (phase 3, default 5000),
+ * BENCH_CTL_PAR (parallel API requests while filling, default 32),
+ * BENCH_CTL_PHASES (default 123), BERTH_BIN.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { Agent, request } from "node:https";
+import { createServer } from "node:net";
+import { loadavg, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const BERTH_SOURCE = process.env.BERTH_BIN ?? join(ROOT, "dist/berth");
+const N = intEnv("BENCH_CTL_N", 20);
+const ROUNDS = intEnv("BENCH_CTL_ROUNDS", 5);
+const BOUND = intEnv("BENCH_CTL_BOUND", 5000);
+const PAR = intEnv("BENCH_CTL_PAR", 32);
+const PHASES = process.env.BENCH_CTL_PHASES || "123";
+
+const NS = "berth-bench-ctl";
+const POOL = "bench-ctl";
+const SUBNET_BASE = (10 << 24) | (202 << 16); // 10.202.0.0/16
+const STS = "bench-ctl-sts";
+const BIG_STS = "bench-ctl-big";
+const NODES = ["node1", "node2", "node3"];
+const ANNOTATIONS = { "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: [POOL] }) };
+const FINALIZER = "ipam.berth.dev/pool-in-use";
+const CLAIMS = "/apis/ipam.berth.dev/v1alpha1/berthipclaims";
+const POOLS = "/apis/spiderpool.spidernet.io/v2beta1/spiderippools";
+const pods = `/api/v1/namespaces/${NS}/pods`;
+const endpoints = `/apis/ipam.berth.dev/v1alpha1/namespaces/${NS}/berthendpoints`;
+const statefulsets = `/apis/apps/v1/namespaces/${NS}/statefulsets`;
+
+function intEnv(name: string, dflt: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === "") return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const r3 = (x: number) => Math.round(x * 1000) / 1000;
+const say = (s: string) => console.log(`  ${s}`);
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.max(1, Math.ceil((p / 100) * s.length)) - 1];
+}
+const dist = (xs: number[]) => (xs.length ? { p50: r3(percentile(xs, 50)), p90: r3(percentile(xs, 90)), max: r3(Math.max(...xs)), min: r3(Math.min(...xs)), n: xs.length } : { n: 0 });
+
+async function inBatches<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i], i);
+    }
+  }));
+  return out;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 20): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+const addr = (i: number) => [24, 16, 8, 0].map((s) => ((SUBNET_BASE + i) >>> s) & 255).join(".");
+
+// ---------------------------------------------------------------- the control plane and the admin's API
+
+interface Env {
+  dir: string;
+  admin: string;
+  plugin: string;
+  controller: string;
+  kubectl: string;
+  server: string;
+}
+
+function controlPlane(): Env {
+  const r = spawnSync("bash", [join(ROOT, "scripts/testenv.sh"), "up"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], timeout: 30 * 60_000 });
+  if (r.status !== 0) throw new Error(`bash scripts/testenv.sh up failed (${r.error?.message ?? `exit ${r.status}`})`);
+  const v: Record<string, string> = {};
+  for (const m of r.stdout.matchAll(/^export ([A-Z_]+)=(.*)$/gm)) v[m[1]] = m[2];
+  const need = ["BERTH_TESTENV_DIR", "BERTH_ADMIN_KUBECONFIG", "BERTH_PLUGIN_KUBECONFIG", "BERTH_CONTROLLER_KUBECONFIG", "BERTH_KUBECTL", "BERTH_APISERVER"];
+  const missing = need.filter((k) => !v[k]);
+  if (missing.length) throw new Error(`scripts/testenv.sh up printed no ${missing.join(", ")}`);
+  return { dir: v.BERTH_TESTENV_DIR, admin: v.BERTH_ADMIN_KUBECONFIG, plugin: v.BERTH_PLUGIN_KUBECONFIG, controller: v.BERTH_CONTROLLER_KUBECONFIG, kubectl: v.BERTH_KUBECTL, server: v.BERTH_APISERVER };
+}
+
+class Api {
+  private readonly agent: Agent;
+  private readonly token: string;
+  constructor(readonly env: Env) {
+    const kc = readFileSync(env.admin, "utf8");
+    this.token = /^\s*token:\s*(\S+)/m.exec(kc)?.[1] ?? "";
+    const ca = /^\s*certificate-authority:\s*(\S+)/m.exec(kc)?.[1];
+    if (!this.token || !ca) throw new Error(`${env.admin}: no token or certificate-authority`);
+    this.agent = new Agent({ keepAlive: true, maxSockets: PAR, ca: readFileSync(ca) });
+  }
+
+  req<T = any>(method: string, path: string, body?: unknown, contentType = "application/json"): Promise<{ status: number; body: T }> {
+    // Content-Length always: Node sends a DELETE's body without one, and the API server would ignore it.
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    return new Promise((done, fail) => {
+      const r = request(new URL(path, this.env.server), {
+        method, agent: this.agent, timeout: 60_000,
+        headers: { authorization: `Bearer ${this.token}`, accept: path === "/metrics" ? "text/plain" : "application/json", ...(payload ? { "content-type": contentType, "content-length": String(payload.length) } : {}) },
+      }, (res) => {
+        let data = "";
+        res.setEncoding("utf8");
+        res.on("data", (d) => (data += d));
+        res.on("end", () => {
+          let parsed: unknown = data;
+          try {
+            parsed = data && path !== "/metrics" ? JSON.parse(data) : data;
+          } catch {
+            // text
+          }
+          done({ status: res.statusCode ?? 0, body: parsed as T });
+        });
+      });
+      r.on("timeout", () => r.destroy(new Error(`${method} ${path}: no answer in 60 s`)));
+      r.on("error", fail);
+      r.end(payload);
+    });
+  }
+
+  async must<T = any>(method: string, path: string, body?: unknown, ok: number[] = [], contentType?: string): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const r = await this.req<T>(method, path, body, contentType);
+      if ((r.status >= 200 && r.status < 300) || ok.includes(r.status)) return r.body;
+      // A fresh namespace may lack its default ServiceAccount for a moment (ServiceAccount admission).
+      if (r.status === 403 && /serviceaccount/i.test(JSON.stringify(r.body)) && attempt < 50) {
+        await sleep(200);
+        continue;
+      }
+      if ((r.status === 429 || r.status >= 500) && attempt < 5) {
+        await sleep(200 * attempt);
+        continue;
+      }
+      throw new Error(`${method} ${path}: ${r.status} ${(r.body as { message?: string })?.message ?? JSON.stringify(r.body).slice(0, 300)}`);
+    }
+  }
+
+  kubectl(args: string[]): string {
+    const r = spawnSync(this.env.kubectl, ["--kubeconfig", this.env.admin, ...args], { encoding: "utf8", timeout: 60_000 });
+    if (r.status !== 0) throw new Error(`kubectl ${args.join(" ")} failed: ${(r.stderr || r.error?.message || "").trim()}`);
+    return r.stdout;
+  }
+
+  async claimExists(address: string): Promise<boolean> {
+    return (await this.req("GET", `${CLAIMS}/v4-${address.replace(/\./g, "-")}`)).status === 200;
+  }
+
+  async poolClaims(): Promise<{ metadata: { name: string }; spec: { address: string; podName: string } }[]> {
+    const l = await this.must(`GET`, `${CLAIMS}?labelSelector=${encodeURIComponent(`ipam.berth.dev/pool=${POOL}`)}`);
+    return l.items.filter((c: { spec: { pool: string } }) => c.spec.pool === POOL);
+  }
+
+  /**
+   * Reads of single objects per resource, from the API server's own metrics (any response code). A 1.20
+   * API server counts a GET of a namespaced custom resource (a BerthEndpoint) as verb LIST, scope
+   * namespace; those are counted too (nothing lists endpoints per namespace while this is measured).
+   */
+  async getCounts(): Promise<Record<string, number>> {
+    const text = (await this.must<string>("GET", "/metrics")) as string;
+    const out: Record<string, number> = {};
+    for (const line of text.split("\n")) {
+      if (!line.startsWith("apiserver_request_total{")) continue;
+      const single = line.includes('verb="GET"') && line.includes('scope="resource"');
+      const crGet = line.includes('resource="berthendpoints"') && line.includes('verb="LIST"') && line.includes('scope="namespace"');
+      if (!single && !crGet) continue;
+      const res = /resource="([^"]*)"/.exec(line)?.[1] ?? "";
+      out[res] = (out[res] ?? 0) + Number(line.slice(line.lastIndexOf(" ") + 1));
+    }
+    return out;
+  }
+
+  /** The controller lease's live holder, if any. */
+  async leaseHolder(): Promise<string | undefined> {
+    const r = await this.req("GET", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/berth-controller");
+    if (r.status !== 200) return undefined;
+    const s = r.body.spec ?? {};
+    if (!s.holderIdentity) return undefined;
+    return Date.now() <= Date.parse(s.renewTime ?? 0) + (s.leaseDurationSeconds ?? 8) * 1000 ? s.holderIdentity : undefined;
+  }
+
+  async stripFinalizers(): Promise<void> {
+    for (const p of (await this.must(`GET`, POOLS)).items as { metadata: { name: string; finalizers?: string[] } }[]) {
+      const i = p.metadata.finalizers?.indexOf(FINALIZER) ?? -1;
+      if (i < 0) continue;
+      await this.must("PATCH", `${POOLS}/${p.metadata.name}`, [{ op: "test", path: `/metadata/finalizers/${i}`, value: FINALIZER }, { op: "remove", path: `/metadata/finalizers/${i}` }], [404, 422], "application/json-patch+json");
+    }
+  }
+
+  destroy(): void {
+    this.agent.destroy();
+  }
+}
+
+// ---------------------------------------------------------------- the controller process
+
+interface ProcStats {
+  cpuSeconds: number;
+  rssMiB: number;
+  hwmMiB: number;
+}
+
+const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
+
+function procStats(pid: number): ProcStats {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
+  return { cpuSeconds: (Number(f[11]) + Number(f[12])) / CLK_TCK, rssMiB: r3(kb("VmRSS") / 1024), hwmMiB: r3(kb("VmHWM") / 1024) };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const s = createServer();
+    s.on("error", fail);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => done(port));
+    });
+  });
+}
+
+class Controller {
+  log = "";
+  exited = false;
+  readonly done: Promise<number | null>;
+  private constructor(readonly child: ChildProcess, readonly port: number, readonly identity: string) {
+    child.stdout!.on("data", (d) => (this.log += d));
+    child.stderr!.on("data", (d) => (this.log += d));
+    this.done = new Promise((r) => child.on("exit", (code) => {
+      this.exited = true;
+      r(code);
+    }));
+  }
+
+  static async start(bin: string, env: Env, identity: string, resyncSeconds: number): Promise<Controller> {
+    const port = await freePort();
+    const child = spawn(bin, ["controller", "--kubeconfig", env.controller, "--listen", `127.0.0.1:${port}`, "--resync-seconds", String(resyncSeconds), "--identity", identity],
+      { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, stdio: ["ignore", "pipe", "pipe"] });
+    const c = new Controller(child, port, identity);
+    running.add(c);
+    await until(`controller ${identity} /healthz`, async () => {
+      if (c.exited) throw new Error(`controller exited:\n${c.log}`);
+      return (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok;
+    }, 15_000, 20);
+    return c;
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  async metrics(): Promise<Map<string, number>> {
+    const m = new Map<string, number>();
+    const text = await (await fetch(`http://127.0.0.1:${this.port}/metrics`)).text();
+    for (const line of text.split("\n")) {
+      const x = /^([a-zA-Z_:][\w:]*(?:\{[^}]*\})?)\s+(\S+)$/.exec(line.trim());
+      if (x) m.set(x[1], Number(x[2]));
+    }
+    return m;
+  }
+
+  async scans(): Promise<number> {
+    return (await this.metrics()).get("berth_reconcile_duration_seconds_count") ?? 0;
+  }
+
+  async stop(): Promise<void> {
+    if (this.exited) return;
+    this.child.kill("SIGTERM");
+    const t = setTimeout(() => this.child.kill("SIGKILL"), 15_000);
+    const code = await this.done;
+    clearTimeout(t);
+    running.delete(this);
+    if (code !== 0) throw new Error(`controller ${this.identity} exited ${code} on SIGTERM:\n${this.log.slice(-2000)}`);
+  }
+}
+
+const running = new Set<Controller>();
+process.on("exit", () => {
+  for (const c of running) if (!c.exited) c.child.kill("SIGKILL");
+});
+
+// ---------------------------------------------------------------- set-up, the plugin, clean-up
+
+interface Ctx {
+  api: Api;
+  env: Env;
+  bin: string;
+  dirs: Record<string, string>;
+}
+
+let seq = 0;
+const container = () => `bench-ctl-${process.pid}-${++seq}`;
+
+function cni(ctx: Ctx, command: "ADD" | "DEL", id: string, pod: { name: string; uid: string; node: string }): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done, fail) => {
+    const child = spawn(ctx.bin, [], {
+      env: {
+        PATH: process.env.PATH ?? "/usr/bin:/bin", CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: "/var/run/netns/none", CNI_IFNAME: "eth0", CNI_PATH: "/usr/lib/cni",
+        CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${NS};K8S_POD_NAME=${pod.name};K8S_POD_UID=${pod.uid}`,
+      },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    child.on("error", fail);
+    child.on("close", (code) => done({ code, stdout: out, stderr: err }));
+    child.stdin.end(JSON.stringify({ cniVersion: "1.0.0", name: "bench-ctl", type: "berth", ipam: { type: "berth", kubeconfig: ctx.env.plugin, nodeName: pod.node, dataDir: ctx.dirs[pod.node] } }));
+  });
+}
+
+async function add(ctx: Ctx, pod: { name: string; uid: string; node: string }): Promise<string> {
+  const r = await cni(ctx, "ADD", container(), pod);
+  if (r.code !== 0) throw new Error(`ADD of ${NS}/${pod.name} failed: ${r.stdout} ${r.stderr}`);
+  return JSON.parse(r.stdout).ips[0].address.split("/")[0];
+}
+
+async function createPod(api: Api, name: string, node: string): Promise<string> {
+  const body = { apiVersion: "v1", kind: "Pod", metadata: { name, namespace: NS, annotations: ANNOTATIONS }, spec: { nodeName: node, automountServiceAccountToken: false, containers: [{ name: "c", image: "registry.k8s.io/pause:3.2" }] } };
+  return (await api.must("POST", pods, body)).metadata.uid;
+}
+
+const forceDelete = (api: Api, name: string) => api.must("DELETE", `${pods}/${name}`, { apiVersion: "v1", kind: "DeleteOptions", gracePeriodSeconds: 0 }, [404]);
+
+async function removeAll(api: Api): Promise<void> {
+  const ns = await api.req("GET", `/api/v1/namespaces/${NS}`);
+  if (ns.status === 200) {
+    for (const s of [STS, BIG_STS]) await api.must("DELETE", `${statefulsets}/${s}`, { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy: "Orphan" }, [404]);
+    const list = (await api.must(`GET`, pods)).items as { metadata: { name: string } }[];
+    await inBatches(list, PAR, (p) => forceDelete(api, p.metadata.name));
+  }
+  const claims = await api.poolClaims();
+  await inBatches(claims, PAR, (c) => api.must("DELETE", `${CLAIMS}/${c.metadata.name}`, undefined, [404]));
+  await api.must("DELETE", `${POOLS}/${POOL}`, undefined, [404]);
+  if (ns.status === 200) {
+    await api.must("DELETE", `/api/v1/namespaces/${NS}`, undefined, [404, 409]);
+    await until(`namespace ${NS} to go`, async () => (await api.req("GET", `/api/v1/namespaces/${NS}`)).status === 404, 180_000, 250);
+  }
+}
+
+// ---------------------------------------------------------------- phases
+
+/** Phase 1: plain pods force-deleted one at a time, no DEL: ms until the controller has deleted the claim. */
+async function podDeletion(ctx: Ctx): Promise<number[]> {
+  const names = Array.from({ length: N }, (_, i) => `gone-${i}`);
+  const held = await inBatches(names, 8, async (name, i) => {
+    const node = NODES[i % 3];
+    const uid = await createPod(ctx.api, name, node);
+    return { name, address: await add(ctx, { name, uid, node }) };
+  });
+  await sleep(1000);
+  const ms: number[] = [];
+  for (const h of held) {
+    const t0 = performance.now();
+    await forceDelete(ctx.api, h.name);
+    await until(`claim of ${h.address} released`, async () => !(await ctx.api.claimExists(h.address)), 30_000, 5);
+    ms.push(performance.now() - t0);
+  }
+  return ms;
+}
+
+/** Scheduler + kubelet for a StatefulSet member: wait for a pod with a new UID, bind it, ADD. */
+async function startMember(ctx: Ctx, name: string, node: string, notUid?: string): Promise<{ uid: string; address: string }> {
+  const pod = await until(`${name}`, async () => {
+    const r = await ctx.api.req("GET", `${pods}/${name}`);
+    return r.status === 200 && !r.body.metadata.deletionTimestamp && r.body.metadata.uid !== notUid ? r.body : undefined;
+  }, 30_000, 20);
+  if (!pod.spec.nodeName) {
+    await ctx.api.must("POST", `${pods}/${name}/binding`, { apiVersion: "v1", kind: "Binding", metadata: { name, namespace: NS }, target: { apiVersion: "v1", kind: "Node", name: node } });
+  }
+  return { uid: pod.metadata.uid, address: await add(ctx, { name, uid: pod.metadata.uid, node }) };
+}
+
+/** Phase 2: scale 10 → 5 with members 5-9 gone with their node (recreated unbound); ms until all five claims are released. */
+async function scaleDown(ctx: Ctx): Promise<{ all: number[]; each: number[]; terminating: { afterScale: number; afterMargin: number } }> {
+  const scale = (n: number) => ctx.api.must("PATCH", `${statefulsets}/${STS}`, { spec: { replicas: n } }, [], "application/merge-patch+json");
+  await ctx.api.must("POST", statefulsets, {
+    apiVersion: "apps/v1", kind: "StatefulSet", metadata: { name: STS, namespace: NS },
+    spec: {
+      serviceName: STS, replicas: 10, podManagementPolicy: "Parallel", selector: { matchLabels: { app: STS } },
+      template: { metadata: { labels: { app: STS }, annotations: ANNOTATIONS }, spec: { terminationGracePeriodSeconds: 3, automountServiceAccountToken: false, containers: [{ name: "c", image: "registry.k8s.io/pause:3.2" }] } },
+    },
+  });
+  const members = new Map<string, { uid: string; address: string }>();
+  const up = async (ordinals: number[]) => {
+    await inBatches(ordinals, 8, async (i) => members.set(`${STS}-${i}`, await startMember(ctx, `${STS}-${i}`, NODES[i % 3])));
+  };
+  await up([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  const beyond = [5, 6, 7, 8, 9].map((i) => `${STS}-${i}`);
+  const all: number[] = [];
+  const each: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    // Their node dies: the pods are removed, the StatefulSet controller recreates them (unbound, nowhere to run).
+    await Promise.all(beyond.map((n) => forceDelete(ctx.api, n)));
+    await Promise.all(beyond.map((n) => until(`${n} recreated`, async () => {
+      const r = await ctx.api.req("GET", `${pods}/${n}`);
+      return r.status === 200 && r.body.metadata.uid !== members.get(n)!.uid;
+    }, 30_000, 20)));
+    await sleep(500);
+    const t0 = performance.now();
+    await scale(5);
+    await Promise.all(beyond.map(async (n) => {
+      await until(`claim of ${n} released`, async () => !(await ctx.api.claimExists(members.get(n)!.address)), 60_000, 5);
+      each.push(performance.now() - t0);
+    }));
+    all.push(performance.now() - t0);
+    await scale(10);
+    await up([5, 6, 7, 8, 9]);
+  }
+  // Once more with the members still bound, Terminating (grace 3 s) and no DEL: released at deletionTimestamp + 5 s.
+  const t0 = performance.now();
+  await scale(5);
+  let deadline = 0;
+  await Promise.all(beyond.map(async (n) => {
+    const p = await until(`${n} terminating`, async () => {
+      const r = await ctx.api.req("GET", `${pods}/${n}`);
+      return r.status === 200 && r.body.metadata.deletionTimestamp ? r.body : undefined;
+    }, 30_000, 20);
+    deadline = Math.max(deadline, Date.parse(p.metadata.deletionTimestamp) + 5000);
+    await until(`claim of ${n} released`, async () => !(await ctx.api.claimExists(members.get(n)!.address)), 90_000, 20);
+  }));
+  const afterScale = performance.now() - t0;
+  const afterMargin = Date.now() - deadline;
+  await Promise.all(beyond.map((n) => forceDelete(ctx.api, n)));
+  return { all, each, terminating: { afterScale, afterMargin } };
+}
+
+/** Phase 3: BOUND claims + endpoints (half plain pods, half members of a StatefulSet stuck at ordinal 0), then a fresh controller. */
+async function bound(ctx: Ctx) {
+  const { api } = ctx;
+  const half = Math.floor(BOUND / 2);
+  const t0 = performance.now();
+  await api.must("POST", statefulsets, {
+    apiVersion: "apps/v1", kind: "StatefulSet", metadata: { name: BIG_STS, namespace: NS },
+    spec: {
+      serviceName: BIG_STS, replicas: BOUND - half, selector: { matchLabels: { app: BIG_STS } },
+      // OrderedReady: ordinal 0 never becomes Ready (no kubelet), so the StatefulSet controller creates no other pod.
+      template: { metadata: { labels: { app: BIG_STS } }, spec: { nodeName: "node1", automountServiceAccountToken: false, containers: [{ name: "c", image: "registry.k8s.io/pause:3.2" }] } },
+    },
+  });
+  const entries = Array.from({ length: BOUND }, (_, i) => i);
+  const base = 256; // 10.202.1.0 on: clear of phases 1 and 2 (which take free addresses at random, but few)
+  const taken = new Set((await api.poolClaims()).map((c) => c.spec.address));
+  const addresses: string[] = [];
+  for (let i = base; addresses.length < BOUND; i++) if (!taken.has(addr(i)) && (i & 255) !== 0 && (i & 255) !== 255) addresses.push(addr(i));
+  await inBatches(entries, PAR, async (i) => {
+    const plain = i < half;
+    const name = plain ? `bound-${i}` : `${BIG_STS}-${i - half}`;
+    const node = NODES[i % 3];
+    const uid = plain ? await createPod(api, name, node) : `00000000-0000-0000-0000-${String(i).padStart(12, "0")}`;
+    const address = addresses[i];
+    await api.must("POST", CLAIMS, {
+      apiVersion: "ipam.berth.dev/v1alpha1", kind: "BerthIPClaim",
+      metadata: { name: `v4-${address.replace(/\./g, "-")}`, labels: { "ipam.berth.dev/pool": POOL } },
+      spec: { address, ipVersion: 4, pool: POOL, podNamespace: NS, podName: name, podUID: uid, containerID: `fill-${i}`, interface: "eth0", node, claimedAt: new Date().toISOString(), ...(plain ? {} : { statefulSet: BIG_STS }) },
+    });
+    await api.must("POST", endpoints, {
+      apiVersion: "ipam.berth.dev/v1alpha1", kind: "BerthEndpoint", metadata: { name, namespace: NS },
+      spec: { podUID: uid, node, containerID: `fill-${i}`, ownerControllerType: plain ? "None" : "StatefulSet", ...(plain ? {} : { ownerControllerName: BIG_STS }), ips: [{ interface: "eth0", ipv4: `${address}/16`, ipv4Pool: POOL }] },
+    });
+  });
+  const fillSeconds = (performance.now() - t0) / 1000;
+  const claimedAt = Date.now();
+  say(`${BOUND} claims + endpoints (${half} plain pods, ${BOUND - half} StatefulSet members) created in ${fillSeconds.toFixed(1)} s`);
+
+  // A fresh controller on them. --resync-seconds 15: full scans keep coming while we watch.
+  const getsBefore = await api.getCounts();
+  const started = performance.now();
+  const ctl = await Controller.start(ctx.bin, ctx.env, "bench-ctl-big", 15);
+  await until("the first full scan", async () => (await ctl.scans()) >= 1, 120_000, 50);
+  const firstScanWall = (performance.now() - started) / 1000;
+  const firstScan = (await ctl.metrics()).get("berth_reconcile_last_duration_seconds")!;
+  const atFirstScan = procStats(ctl.pid);
+  // The claims' ADD timeout (30 s after claimedAt) passes: the controller re-judges every claim on the live API server.
+  const timeoutAt = claimedAt + 31_000;
+  await sleep(Math.max(0, timeoutAt - Date.now()) + 1000);
+  const getsAt = await api.getCounts();
+  // Wait for that wave to settle: no GET growth for 3 s.
+  let last = getsAt;
+  for (;;) {
+    await sleep(3000);
+    const now = await api.getCounts();
+    const grew = ["berthendpoints", "pods", "statefulsets"].some((r) => (now[r] ?? 0) > (last[r] ?? 0) + 20);
+    last = now;
+    if (!grew) break;
+  }
+  const afterWave = procStats(ctl.pid);
+  const gets = Object.fromEntries(["berthendpoints", "pods", "statefulsets", "berthipclaims", "spiderippools"].map((r) => [r, (last[r] ?? 0) - (getsBefore[r] ?? 0)]));
+  // Steady state: three more full scans.
+  const scanDurations: number[] = [];
+  const cpuPerScan: number[] = [];
+  let prev = procStats(ctl.pid);
+  let scans = await ctl.scans();
+  for (let i = 0; i < 3; i++) {
+    await until("another full scan", async () => (await ctl.scans()) > scans, 60_000, 50);
+    scans = await ctl.scans();
+    scanDurations.push((await ctl.metrics()).get("berth_reconcile_last_duration_seconds")!);
+    const now = procStats(ctl.pid);
+    cpuPerScan.push(r3(now.cpuSeconds - prev.cpuSeconds));
+    prev = now;
+  }
+  const steady = procStats(ctl.pid);
+  const m = await ctl.metrics();
+  let released = [...ctl.log.matchAll(/ address released /g)].length;
+
+  // A failover: a fresh replica on claims older than the ADD timeout (their watch replay re-judges every one live at once).
+  await ctl.stop();
+  const g0 = await api.getCounts();
+  const t1 = performance.now();
+  const next = await Controller.start(ctx.bin, ctx.env, "bench-ctl-big-2", 15);
+  await until("the new replica's first full scan", async () => (await next.scans()) >= 1, 120_000, 50);
+  const failoverFirstScan = (performance.now() - t1) / 1000;
+  let prevGets = await api.getCounts();
+  for (;;) {
+    await sleep(2000);
+    const now = await api.getCounts();
+    const grew = ["berthendpoints", "pods", "statefulsets"].some((r) => (now[r] ?? 0) > (prevGets[r] ?? 0) + 20);
+    prevGets = now;
+    if (!grew) break;
+  }
+  const settled = (performance.now() - t1) / 1000 - 2;
+  const fo = procStats(next.pid);
+  released += [...next.log.matchAll(/ address released /g)].length;
+  const failover = {
+    firstScanAfterStartSeconds: r3(failoverFirstScan), scanSeconds: r3((await next.metrics()).get("berth_reconcile_last_duration_seconds")!),
+    liveWaveSettledAfterSeconds: r3(settled), cpuSeconds: r3(fo.cpuSeconds), peakRssMiB: fo.hwmMiB,
+    gets: Object.fromEntries(["berthendpoints", "pods", "statefulsets"].map((r) => [r, (prevGets[r] ?? 0) - (g0[r] ?? 0)])),
+  };
+  return {
+    ctl: next,
+    result: {
+      failover,
+      bound: BOUND, fillSeconds: r3(fillSeconds),
+      firstScan: { wallFromStartSeconds: r3(firstScanWall), scanSeconds: r3(firstScan), cpuSeconds: r3(atFirstScan.cpuSeconds), rssMiB: atFirstScan.rssMiB },
+      addTimeoutWave: { cpuSeconds: r3(afterWave.cpuSeconds - atFirstScan.cpuSeconds), gets, rssMiB: afterWave.rssMiB },
+      steady: { scanSeconds: scanDurations.map(r3), cpuSecondsPerResync15s: cpuPerScan, rssMiB: steady.rssMiB, peakRssMiB: steady.hwmMiB, totalCpuSeconds: r3(steady.cpuSeconds) },
+      claimsMetric: m.get("berth_claims"), released,
+    },
+  };
+}
+
+// ---------------------------------------------------------------- the section
+
+export interface ControllerOutcome {
+  ok: boolean;
+  json: Record<string, unknown>;
+}
+
+export async function controllerSection(): Promise<ControllerOutcome> {
+  console.log(`\n==== Controller ====`);
+  let env: Env;
+  try {
+    env = controlPlane();
+  } catch (err) {
+    console.error(`\n!! controller section SKIPPED: ${(err as Error).message}`);
+    return { ok: false, json: { skipped: (err as Error).message } };
+  }
+  const api = new Api(env);
+  const holder = await api.leaseHolder();
+  if (holder) {
+    const why = `another berth controller (identity ${holder}) holds lease kube-system/berth-controller; the controller bench needs the control plane to itself`;
+    console.error(`\n!! controller section SKIPPED: ${why}`);
+    api.destroy();
+    return { ok: false, json: { skipped: why } };
+  }
+  const temp = mkdtempSync(join(tmpdir(), "berth-bench-ctl-"));
+  const bin = join(temp, "berth");
+  copyFileSync(BERTH_SOURCE, bin); // a rebuild during the bench must not swap the binary under us
+  const dirs = Object.fromEntries(NODES.map((n) => [n, mkdtempSync(join(temp, `${n}-`))]));
+  const ctx: Ctx = { api, env, bin, dirs };
+  const json: Record<string, unknown> = { date: new Date().toISOString(), loadavg1Before: r3(loadavg()[0]) };
+  let ok = true;
+  try {
+    await api.stripFinalizers();
+    await removeAll(api);
+    await api.must("POST", "/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
+    await api.must("POST", POOLS, { apiVersion: "spiderpool.spidernet.io/v2beta1", kind: "SpiderIPPool", metadata: { name: POOL }, spec: { subnet: "10.202.0.0/16" } });
+
+    if (PHASES.includes("1") || PHASES.includes("2")) {
+      const ctl = await Controller.start(bin, env, "bench-ctl", 60);
+      await until("leadership and a first scan", async () => (await ctl.scans()) >= 1, 30_000, 50);
+      if (PHASES.includes("1")) {
+        const ms = await podDeletion(ctx);
+        json.podDeletedToReleasedMs = dist(ms);
+        say(`pod deleted (no DEL) → claim released, ${N} pods one at a time: p50 ${percentile(ms, 50).toFixed(0)} ms, p90 ${percentile(ms, 90).toFixed(0)} ms, max ${Math.max(...ms).toFixed(0)} ms`);
+      }
+      if (PHASES.includes("2")) {
+        const s = await scaleDown(ctx);
+        json.scaleDownToReleasedMs = { allFive: dist(s.all), each: dist(s.each), terminatingGrace3s: { afterScaleMs: Math.round(s.terminating.afterScale), afterDeadlinePlusMarginMs: s.terminating.afterMargin } };
+        say(`kubectl scale 10 → 5 (members 5-9 gone with their node, no DEL) → all five claims released, ${ROUNDS} rounds: p50 ${percentile(s.all, 50).toFixed(0)} ms, max ${Math.max(...s.all).toFixed(0)} ms (each claim p50 ${percentile(s.each, 50).toFixed(0)} ms)`);
+        say(`  members still bound and Terminating (grace 3 s): released ${(s.terminating.afterScale / 1000).toFixed(1)} s after the scale, ${s.terminating.afterMargin} ms past deletionTimestamp + 5 s`);
+      }
+      await ctl.stop();
+    }
+    if (PHASES.includes("3")) {
+      const { ctl, result } = await bound(ctx);
+      json.bound = result;
+      say(`first full scan ${result.firstScan.scanSeconds} s (leader + lists + judging ${BOUND} claims), ${result.firstScan.wallFromStartSeconds} s after start; CPU ${result.firstScan.cpuSeconds} s, RSS ${result.firstScan.rssMiB} MiB`);
+      say(`ADD-timeout wave (every claim re-judged live 30 s after it was made): CPU ${result.addTimeoutWave.cpuSeconds} s, single-object GETs ${JSON.stringify(result.addTimeoutWave.gets)}`);
+      say(`steady full scans ${result.steady.scanSeconds.join(", ")} s; CPU per 15 s resync ${result.steady.cpuSecondsPerResync15s.join(", ")} s; RSS ${result.steady.rssMiB} MiB (peak ${result.steady.peakRssMiB} MiB); released ${result.released}`);
+      const f = result.failover;
+      say(`failover (fresh replica, claims past the ADD timeout): first scan ${f.firstScanAfterStartSeconds} s after start; live re-judging wave done ~${f.liveWaveSettledAfterSeconds} s after start; CPU ${f.cpuSeconds} s, peak RSS ${f.peakRssMiB} MiB, GETs ${JSON.stringify(f.gets)}`);
+      if (result.released !== 0) {
+        ok = false;
+        console.error(`!! the controller released ${result.released} of the ${BOUND} bound addresses`);
+      }
+      // Clean-up while the controller runs: claims first, then the pool (its finalizer comes off once empty).
+      const t = performance.now();
+      const claims = await api.poolClaims();
+      await inBatches(claims, PAR, (c) => api.must("DELETE", `${CLAIMS}/${c.metadata.name}`, undefined, [404]));
+      await api.must("DELETE", `${POOLS}/${POOL}`, undefined, [404]);
+      await until("pool bench-ctl to go (finalizer removed by the controller)", async () => (await api.req("GET", `${POOLS}/${POOL}`)).status === 404, 60_000, 100);
+      say(`deleted ${claims.length} claims and the pool in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+      await ctl.stop();
+    }
+    json.loadavg1After = r3(loadavg()[0]);
+  } catch (err) {
+    ok = false;
+    json.error = (err as Error).message;
+    console.error(`\n!! controller section FAILED: ${(err as Error).stack}`);
+    for (const c of running) console.error(`controller ${c.identity} log tail:\n${c.log.slice(-3000)}`);
+  } finally {
+    for (const c of [...running]) await c.stop().catch((e) => console.error(`!! ${(e as Error).message}`));
+    try {
+      await api.stripFinalizers();
+      await removeAll(api);
+    } catch (err) {
+      ok = false;
+      console.error(`!! controller bench cleanup failed: ${(err as Error).message}; run node --import tsx scripts/bench-controller.ts again, it cleans up first`);
+    }
+    api.destroy();
+    rmSync(temp, { recursive: true, force: true });
+  }
+  console.log(`\nCONTROLLER_JSON ${JSON.stringify(json)}`);
+  return { ok, json };
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  if (!existsSync(BERTH_SOURCE)) {
+    console.error(`${BERTH_SOURCE} is missing: npm run build`);
+    process.exit(1);
+  }
+  controllerSection().then((o) => process.exit(o.ok ? 0 : 1));
+}
