@@ -204,6 +204,18 @@ async function inBatches<T, R>(items: T[], limit: number, fn: (item: T, i: numbe
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Percentage of CPU time the whole machine spent idle over the next `ms` (/proc/stat): what is running right now, unlike the load average. */
+async function cpuIdle(ms: number): Promise<number> {
+  const read = () => {
+    const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    return { idle: f[3] + (f[4] ?? 0), total: f.reduce((a, b) => a + b, 0) };
+  };
+  const a = read();
+  await sleep(ms);
+  const b = read();
+  return b.total > a.total ? (100 * (b.idle - a.idle)) / (b.total - a.total) : NaN;
+}
+
 // ---------------------------------------------------------------- the control plane
 
 interface Env {
@@ -862,11 +874,12 @@ export async function clusterSection(): Promise<ClusterOutcome> {
     await setUp(api);
 
     const loadBefore = loadavg()[0];
+    const idleBefore = await cpuIdle(2000);
     const started = new Date();
     console.log(`berth cluster bench: ${BERTH_SOURCE} (copy sha256 ${sha}, source ${rev}${dirty.length ? `; uncommitted under plugin/ store/: ${dirty.map((l) => l.trim()).join(", ")}` : ""})`);
     console.log(`  API server ${env.server}${env.startedByUs ? " (started by this bench; `bash scripts/testenv.sh down` stops it)" : " (already running)"}, plugin as ServiceAccount kube-system/berth`);
     console.log(`  namespace ${NS}, pools ${POOLS.map((p) => p.name).join(", ")}; N=${N} (+${WARMUP} warm-up), ${ROUNDS} rounds x ${C} concurrent ADDs, ${BIG_N} ADDs on the /16 empty and ${FILL_PCT}% full`);
-    console.log(`  ${cpus().length} CPUs, load average (1 min) ${loadBefore.toFixed(2)} before\n`);
+    console.log(`  ${cpus().length} CPUs, load average (1 min) ${loadBefore.toFixed(2)} before (it lags: right after the local bench it still counts its bursts); CPU idle over the last 2 s ${idleBefore.toFixed(0)}%\n`);
 
     const ctx: Ctx = { api, bin, dirs: { node1: fresh("node1"), node2: fresh("node2"), node3: fresh("node3") }, pluginKubeconfig: env.plugin };
 
@@ -898,6 +911,7 @@ export async function clusterSection(): Promise<ClusterOutcome> {
       n: N,
       warmup: WARMUP,
       loadavg1: { before: r2(loadBefore), after: r2(loadAfter) },
+      cpuIdlePctBefore: Math.round(idleBefore),
     };
     const aims: string[] = [];
     const targets: Record<string, unknown> = {};
