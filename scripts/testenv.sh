@@ -254,6 +254,8 @@ up() {
     # The fixtures may have changed since it was started: apply them again (cheap, idempotent).
     log "already up and healthy ($DIR); applying fixtures/crds and fixtures/rbac.yaml again"
     kc apply -f "$ROOT/fixtures/crds/" -f "$ROOT/fixtures/rbac.yaml" >&2
+    kc wait --for condition=Established --timeout 30s -f "$ROOT/fixtures/crds/" >&2
+    rm -rf "$DIR/kube-cache"
     [[ -f $DIR/controller.kubeconfig ]] || sa_kubeconfig berth-controller "$DIR/controller.kubeconfig"
     print_env
     return 0
@@ -352,6 +354,9 @@ EOF
   kc apply -f "$ROOT/fixtures/crds/" >&2 || fail_with_log kube-apiserver "applying fixtures/crds failed"
   kc wait --for condition=Established --timeout 30s -f "$ROOT/fixtures/crds/" >&2 ||
     fail_with_log kube-apiserver "CRDs not Established after 30s"
+  # kubectl cached discovery before the CRDs existed; without this, short names
+  # such as `bic` are unknown to it for up to ten minutes.
+  rm -rf "$DIR/kube-cache"
   kc apply -f "$ROOT/fixtures/rbac.yaml" >&2 || fail_with_log kube-apiserver "applying fixtures/rbac.yaml failed"
 
   # The plugin's and the controller's identities: the real tokens of their
