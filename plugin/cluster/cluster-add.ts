@@ -180,9 +180,18 @@ function pending(input: ClusterAddInput, pool: Pool, address: string): number | 
 async function reclaim(input: ClusterAddInput, pool: Pool, address: string, holder: Holder, undo: UndoLog, counts: CountDeltas): Promise<Taken> {
   const { api, store } = input;
   const local = store.leaseAt(input.conf.name, address);
-  if (local && local.pod_namespace === holder.namespace && local.pod_name === holder.name) {
-    // An older sandbox of this pod on this node never got its DEL: its local lease is stale.
-    store.immediate(() => store.deleteLease(local.id));
+  if (local) {
+    const samePod = local.pod_namespace === holder.namespace && local.pod_name === holder.name;
+    // The API server decides whose the address is. A local lease is stale when it is an older
+    // sandbox of this pod (its DEL never came), or when it belongs to another pod whose ADD had
+    // completed but whose claim is gone or now held by this pod (the controller freed it while
+    // this node never saw the DEL). A pending lease of another pod is an ADD in flight: a conflict.
+    const claim = samePod ? undefined : await api.getClaim(claimNameOf(address));
+    const ours = !!claim && claim.spec.podNamespace === holder.namespace && claim.spec.podName === holder.name;
+    if (samePod || ours || (local.state === "active" && !claim)) {
+      store.deleteLease(local.id);
+      if (!samePod) input.log.info("stale local lease dropped", { address, container: local.container_id, pod: `${local.pod_namespace}/${local.pod_name}` });
+    }
   }
   const leaseId = pending(input, pool, address);
   if (leaseId === undefined) throw new IpamError("conflict", `address ${address} bound to pod ${holder.namespace}/${holder.name} is leased on this node to container ${local?.container_id}`);

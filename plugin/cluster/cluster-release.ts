@@ -88,7 +88,7 @@ async function dropInterface(api: KubeApi, ep: EndpointObject, ifname: string): 
   const rest = ep.spec.ips.filter((i) => i.interface !== ifname);
   if (rest.length === ep.spec.ips.length) return;
   if (rest.length === 0) {
-    await api.deleteEndpoint(ep.metadata.namespace!, ep.metadata.name, ep.metadata.uid!).catch((err) => {
+    await api.deleteEndpoint(ep.metadata.namespace!, ep.metadata.name, ep.metadata.uid!, ep.metadata.resourceVersion).catch((err) => {
       if (!(err instanceof Error && err.name === "KubeConflictError")) throw err; // recreated meanwhile by a new pod: leave it
     });
   } else {

@@ -172,7 +172,8 @@ export interface KubeApi {
   getEndpoint(namespace: string, name: string): Promise<EndpointObject | undefined>;
   createEndpoint(endpoint: EndpointObject): Promise<EndpointObject>;
   updateEndpoint(endpoint: EndpointObject): Promise<EndpointObject>;
-  deleteEndpoint(namespace: string, name: string, uid: string): Promise<boolean>;
+  /** Deletes the endpoint if it still has this uid (and, when given, this resourceVersion). */
+  deleteEndpoint(namespace: string, name: string, uid: string, resourceVersion?: string): Promise<boolean>;
   /**
    * Merge-patches a pool's status subresource, on condition that the pool is
    * still at `resourceVersion` (KubeConflictError otherwise).

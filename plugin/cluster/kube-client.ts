@@ -8,6 +8,7 @@ import {
   CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
+  Health,
   KubeConfig,
   PatchStrategy,
   ServerConfiguration,
@@ -93,6 +94,10 @@ export function createControllerClient(kubeconfigPath: string | undefined, optio
         if (err.code === 404 && notFound) return notFound.value;
         const reason = apiReason(err);
         if (err.code === 409) throw new KubeConflictError(`${what}: ${reason}`, { cause: err });
+        // A starting API server answers 403 until its authorizer has synced: that is "try again", not RBAC.
+        if (err.code === 403 && !(await ready())) {
+          throw new KubeUnreachableError(server, `${what}: API server ${server} is not ready yet (403 while starting: ${reason})`, { cause: err });
+        }
         if (err.code >= 500 || err.code === 429) throw new KubeUnreachableError(server, `${what}: API server ${server} answered ${err.code}: ${reason}`, { cause: err });
         throw new KubeRequestError(err.code, `${what}: ${err.code} ${reason}`, { cause: err });
       }
@@ -103,6 +108,15 @@ export function createControllerClient(kubeconfigPath: string | undefined, optio
   }
 
   const plain = <T>(o: unknown) => JSON.parse(JSON.stringify(o)) as T;
+
+  /** Whether the API server says it is ready (/readyz is readable by any authenticated user). */
+  async function ready(): Promise<boolean> {
+    try {
+      return await new Health(kc).readyz({ timeout: 2000 });
+    } catch {
+      return false;
+    }
+  }
 
   return {
     server,
@@ -147,11 +161,14 @@ export function createControllerClient(kubeconfigPath: string | undefined, optio
     updateEndpoint: (ep) =>
       call(`update berthendpoint ${ep.metadata.namespace}/${ep.metadata.name}`, async () =>
         (await custom.replaceNamespacedCustomObject({ group: BERTH_GROUP, version: BERTH_VERSION, plural: ENDPOINT_PLURAL, namespace: ep.metadata.namespace!, name: ep.metadata.name, body: { apiVersion: `${BERTH_GROUP}/${BERTH_VERSION}`, kind: "BerthEndpoint", ...ep } })) as EndpointObject),
-    deleteEndpoint: async (namespace, name, uid) => {
+    deleteEndpoint: async (namespace, name, uid, resourceVersion) => {
       const gone = await call(
         `delete berthendpoint ${namespace}/${name}`,
         async () => {
-          await custom.deleteNamespacedCustomObject({ group: BERTH_GROUP, version: BERTH_VERSION, plural: ENDPOINT_PLURAL, namespace, name, body: { preconditions: { uid } } });
+          await custom.deleteNamespacedCustomObject({
+            group: BERTH_GROUP, version: BERTH_VERSION, plural: ENDPOINT_PLURAL, namespace, name,
+            body: { preconditions: resourceVersion ? { uid, resourceVersion } : { uid } },
+          });
           return false;
         },
         { value: true },

@@ -126,8 +126,11 @@ export class Controller {
       else {
         if (type === "ADDED" && this.synced && !this.claims.has(m.name)) this.metrics.allocations++;
         this.claims.set(m.name, claim);
-        // A claim not bound within the ADD timeout is a half-finished ADD: look again then.
-        this.later(`claim:${m.name}`, Date.parse(claim.spec.claimedAt) + this.opts.addTimeoutMs + 1000);
+        // A claim not bound within the ADD timeout is a half-finished ADD: look again then. Only for
+        // claims that are new: a watch (re)opening replays every claim, and the full scans cover old ones
+        // (re-checking all of them live cost ~10x a full scan, measured in BENCHMARKS.md).
+        const due = Date.parse(claim.spec.claimedAt) + this.opts.addTimeoutMs + 1000;
+        if (due > Date.now() - 5000) this.later(`claim:${m.name}`, due);
       }
       this.enqueue(`pool:${claim.spec?.pool}`);
     } else if (kind === "pods") {

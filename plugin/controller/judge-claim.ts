@@ -34,7 +34,13 @@ export async function judgeClaim(read: Reader, claim: ClaimObject, opts: JudgeOp
   const bound = !!ep?.spec.ips.some((i) => [i.ipv4, i.ipv6].some((c) => c?.split("/")[0] === address));
   const age = opts.now - Date.parse(claim.spec.claimedAt);
   if (!bound && age > opts.addTimeoutMs) {
-    return { release: true, reason: "half-finished-add", detail: `claimed ${Math.round(age / 1000)} s ago by container ${claim.spec.containerID} on ${claim.spec.node} and never bound` };
+    // The Event goes on the pod when it is still the one the claim was made for.
+    const owner = await read.getPod(ns, name);
+    return {
+      release: true, reason: "half-finished-add",
+      detail: `claimed ${Math.round(age / 1000)} s ago by container ${claim.spec.containerID} on ${claim.spec.node} and never bound`,
+      ...(owner && owner.metadata.uid === uid ? { pod: owner } : {}),
+    };
   }
   if (!bound) return { release: false, reason: "ADD in progress" };
 

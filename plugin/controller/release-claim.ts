@@ -49,7 +49,8 @@ async function dropFromEndpoint(api: ControllerApi, claim: ClaimObject): Promise
     const ips = ep.spec.ips.map(strip).filter((i) => i.ipv4 || i.ipv6);
     if (JSON.stringify(ips) === JSON.stringify(ep.spec.ips)) return;
     try {
-      if (ips.length === 0) await api.deleteEndpoint(ns, name, ep.metadata.uid!);
+      // Only the endpoint as read: if a new pod of this name rewrote it meanwhile, leave it (conflict → read again).
+      if (ips.length === 0) await api.deleteEndpoint(ns, name, ep.metadata.uid!, ep.metadata.resourceVersion);
       else await api.updateEndpoint({ metadata: ep.metadata, spec: { ...ep.spec, ips } });
       return;
     } catch (err) {

@@ -65,10 +65,10 @@ export class FakeKube implements KubeApi {
     this.endpoints.set(key, stored);
     return structuredClone(stored);
   }
-  async deleteEndpoint(ns: string, name: string, uid: string) {
+  async deleteEndpoint(ns: string, name: string, uid: string, resourceVersion?: string) {
     const cur = this.endpoints.get(`${ns}/${name}`);
     if (!cur) return false;
-    if (cur.metadata.uid !== uid) throw new KubeConflictError("uid precondition");
+    if (cur.metadata.uid !== uid || (resourceVersion && cur.metadata.resourceVersion !== resourceVersion)) throw new KubeConflictError("precondition");
     this.endpoints.delete(`${ns}/${name}`);
     return true;
   }
