@@ -1,0 +1,20 @@
+/** The version the binary reports is the package's (and the deploy manifests' image tag). */
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { BERTH_VERSION } from "../../plugin/version.ts";
+
+const root = resolve(import.meta.dirname, "../..");
+
+test("plugin/version.ts matches package.json", () => {
+  assert.is(BERTH_VERSION, JSON.parse(readFileSync(resolve(root, "package.json"), "utf8")).version);
+});
+
+test("the deploy manifests run the image of this version", () => {
+  for (const f of ["daemonset.yaml", "controller.yaml"]) {
+    assert.match(readFileSync(resolve(root, "fixtures/deploy", f), "utf8"), `:${BERTH_VERSION}`, f);
+  }
+});
+
+test.run();
