@@ -9,6 +9,7 @@
  *   BENCH_ROUNDS     concurrent rounds (default 5)
  *   BENCH_C          concurrent ADDs per round (default 100)
  *   BENCH_DATA_ROOT  where the temporary dataDirs go (default os.tmpdir()); e.g. /dev/shm
+ *   BENCH_ONLY=local skip the cluster and controller sections
  *                    to take the disk (fsync) out of the picture
  *   HOST_LOCAL       host-local binary (default /usr/lib/cni/host-local)
  *   BERTH_BIN        berth binary (default dist/berth)
@@ -438,8 +439,11 @@ async function main() {
   console.log(`  ${C} concurrent ADDs no slower than host-local: ${targets.concWallRatio.toFixed(2)}x -> ${targets.concMet ? "met" : "MISSED"}`);
 
   // Cluster mode (scripts/bench-cluster.ts): starts the test control plane, or says why it cannot and is skipped.
-  const { clusterSection } = await import("./bench-cluster.ts");
-  const cluster = await clusterSection();
+  // BENCH_ONLY=local skips the cluster and controller sections (no control plane needed).
+  const localOnly = process.env.BENCH_ONLY === "local";
+  const cluster = localOnly
+    ? { ok: true, json: { skipped: "BENCH_ONLY=local" } as Record<string, unknown> }
+    : await (await import("./bench-cluster.ts")).clusterSection();
 
   const json = {
     date: started.toISOString(),
@@ -471,7 +475,7 @@ async function main() {
   };
   console.log(`\nBENCH_JSON ${JSON.stringify(json)}`);
   if (!cluster.ok) {
-    console.error(`\nbench FAILED: the cluster section ${"skipped" in cluster.json ? "was skipped" : "failed or had failures"} (see above)`);
+    console.error(`\nbench FAILED: the cluster section ${"skipped" in (cluster.json as object) ? "was skipped" : "failed or had failures"} (see above)`);
     process.exitCode = 1;
   }
   if (failures.length) {
@@ -480,8 +484,10 @@ async function main() {
   }
 
   // The controller (scripts/bench-controller.ts): release latencies, full scans, CPU and RSS with 5,000 bound addresses.
-  const { controllerSection } = await import("./bench-controller.ts");
-  if (!(await controllerSection()).ok) process.exitCode = 1;
+  if (!localOnly) {
+    const { controllerSection } = await import("./bench-controller.ts");
+    if (!(await controllerSection()).ok) process.exitCode = 1;
+  }
 }
 
 main().then(
