@@ -16,7 +16,7 @@ import { type Holder, claimFor, claimNameOf, heldBy, releaseClaim } from "./clai
 import { Deadline } from "./deadline.ts";
 import { type EndpointIp, type EndpointObject, type KubeApi, KubeConflictError, type NamedObject, type PodObject } from "./kube-api.ts";
 import { choosePools } from "./pool-choice.ts";
-import { CountDeltas, updatePoolCounts } from "./pool-counts.ts";
+import { CountDeltas, EXACT_COUNT_LIMIT, updatePoolCounts } from "./pool-counts.ts";
 import { type Membership, statefulSetMembership } from "./statefulset.ts";
 import { UndoLog } from "./undo-log.ts";
 import type { NetConf } from "../config.ts";
@@ -231,7 +231,7 @@ async function claimFree(input: ClusterAddInput, family: Family, candidates: Poo
     const t = await claimInPool(input, pool, holder, deadline, undo, counts);
     if (t) return t;
   }
-  const usage = await Promise.all(pools.map(async (p) => `${p.name} (${(await input.api.listClaims(p.name)).length} of ${p.total} claimed)`));
+  const usage = await Promise.all(pools.map(async (p) => `${p.name} (${(await input.api.listClaims(p.name, true)).length} of ${p.total} claimed)`));
   throw new IpamError(
     "exhausted",
     pools.length === 1 ? `IPv${family} pool ${usage[0].replace(" (", " exhausted (")}` : `every IPv${family} pool exhausted: ${usage.join(", ")}`,
@@ -262,25 +262,40 @@ async function claimOrdinal(input: ClusterAddInput, family: Family, candidates: 
 }
 
 async function refreshHints(input: ClusterAddInput, pool: Pool): Promise<void> {
-  const claims = await input.api.listClaims(pool.name);
+  const claims = await input.api.listClaims(pool.name, true);
   input.store.immediate(() => input.store.replaceHints(pool.name, claims.map((c) => c.spec.address)));
 }
 
 async function claimInPool(input: ClusterAddInput, pool: Pool, holder: Holder, deadline: Deadline, undo: UndoLog, counts: CountDeltas): Promise<Taken | undefined> {
   const { api, store } = input;
   if (pool.total === 0n) return undefined;
+  // A large pool is never LISTed up front: listing tens of thousands of claims costs seconds. Its
+  // ADDs probe random addresses the hints do not know as taken; each AlreadyExists teaches the
+  // hints. At 90% full that is ~10 creates, not a LIST. Only many conflicts in a row, or finding
+  // nothing, make it LIST once, and exhaustion is declared only after that.
+  const large = pool.total > EXACT_COUNT_LIMIT;
   let refreshed = false;
   const listedAt = store.hintsListedAt(pool.name);
-  if (listedAt === undefined || Date.now() - listedAt > HINT_TTL_MS) {
+  if (!large && (listedAt === undefined || Date.now() - listedAt > HINT_TTL_MS)) {
     await refreshHints(input, pool);
     refreshed = true;
   }
+  const taken = (v: bigint) => store.hintedTaken(pool.name, formatAddress(pool.family, v));
+  const size = Number(countAddresses(pool.ranges));
+  const randomIndex = () => BigInt(Math.floor(Math.random() * size));
   // Start somewhere random: nodes racing for one pool then rarely want the same address.
-  const start = addressAt(pool.ranges, BigInt(Math.floor(Math.random() * Number(countAddresses(pool.ranges)))))!;
+  const start = addressAt(pool.ranges, randomIndex())!;
   let conflicts = 0;
   for (;;) {
     deadline.check();
-    const value = findFree(pool.ranges, start - 1n, (v) => !store.hintedTaken(pool.name, formatAddress(pool.family, v)));
+    let value: bigint | undefined;
+    if (large && !refreshed) {
+      for (let i = 0; i < 32 && value === undefined; i++) {
+        const v = addressAt(pool.ranges, randomIndex())!;
+        if (!taken(v)) value = v;
+      }
+    }
+    value ??= findFree(pool.ranges, start - 1n, (v) => !taken(v));
     if (value === undefined) {
       if (refreshed) return undefined; // a fresh LIST agrees: the pool is full
       await refreshHints(input, pool);
@@ -314,7 +329,7 @@ async function claimInPool(input: ClusterAddInput, pool: Pool, holder: Holder, d
         store.deleteLease(leaseId);
         store.setHint(pool.name, address, true);
       });
-      if (++conflicts % CONFLICTS_BEFORE_REFRESH === 0 && !refreshed) {
+      if (++conflicts % (large ? CONFLICTS_BEFORE_REFRESH * 8 : CONFLICTS_BEFORE_REFRESH) === 0 && !refreshed) {
         await refreshHints(input, pool);
         refreshed = true;
       }

@@ -161,8 +161,12 @@ export interface KubeApi {
   getPool(name: string): Promise<PoolObject | undefined>;
   listPools(): Promise<PoolObject[]>;
   getClaim(name: string): Promise<ClaimObject | undefined>;
-  /** Claims of one pool (label selector). */
-  listClaims(pool: string): Promise<ClaimObject[]>;
+  /**
+   * Claims of one pool (label selector), from the API server's watch cache.
+   * `fresh`: no older than this moment (for counts); otherwise possibly a
+   * moment stale (for hints, where that is harmless).
+   */
+  listClaims(pool: string, fresh?: boolean): Promise<ClaimObject[]>;
   /** Creates the claim; throws KubeConflictError when the name is taken. */
   createClaim(claim: ClaimObject): Promise<ClaimObject>;
   /** Replaces the claim (metadata.resourceVersion must be set); KubeConflictError on a stale version. */

@@ -131,10 +131,18 @@ export function createControllerClient(kubeconfigPath: string | undefined, optio
       call("list spiderippools", async () => ((await custom.listClusterCustomObject({ group: POOL_GROUP, version: POOL_VERSION, plural: POOL_PLURAL })) as { items: PoolObject[] }).items),
     getClaim: (name) =>
       call(`get berthipclaim ${name}`, async () => (await custom.getClusterCustomObject({ group: BERTH_GROUP, version: BERTH_VERSION, plural: CLAIM_PLURAL, name })) as ClaimObject, { value: undefined }),
-    listClaims: (pool) =>
-      call(`list berthipclaims of pool ${pool}`, async () =>
-        ((await custom.listClusterCustomObject({ group: BERTH_GROUP, version: BERTH_VERSION, plural: CLAIM_PLURAL, labelSelector: `${POOL_LABEL}=${labelValue(pool)}` })) as { items: ClaimObject[] })
-          .items.filter((c) => c.spec.pool === pool)), // a cut label may be shared by two long pool names
+    // Served from the API server's watch cache: from etcd, a label-selected LIST reads every claim in
+    // the cluster (measured: 8 s for a pool with no claims while the cluster held 59,000). "0" takes the
+    // cache as it is; for a fresh list, a consistent one-item LIST gives the current revision first
+    // and the cache answers once it has caught up with it.
+    listClaims: (pool, fresh = false) =>
+      call(`list berthipclaims of pool ${pool}`, async () => {
+        const resourceVersion = fresh
+          ? ((await custom.listClusterCustomObject({ group: BERTH_GROUP, version: BERTH_VERSION, plural: CLAIM_PLURAL, limit: 1 })) as { metadata: { resourceVersion: string } }).metadata.resourceVersion
+          : "0";
+        const list = (await custom.listClusterCustomObject({ group: BERTH_GROUP, version: BERTH_VERSION, plural: CLAIM_PLURAL, labelSelector: `${POOL_LABEL}=${labelValue(pool)}`, resourceVersion })) as { items: ClaimObject[] };
+        return list.items.filter((c) => c.spec.pool === pool); // a cut label may be shared by two long pool names
+      }),
     createClaim: (claim) =>
       call(`create berthipclaim ${claim.metadata.name}`, async () =>
         (await custom.createClusterCustomObject({ group: BERTH_GROUP, version: BERTH_VERSION, plural: CLAIM_PLURAL, body: { apiVersion: `${BERTH_GROUP}/${BERTH_VERSION}`, kind: "BerthIPClaim", ...claim } })) as ClaimObject),

@@ -22,7 +22,7 @@ export async function updatePoolCounts(api: KubeApi, deltas: Map<string, number>
         if (!obj) return; // deleted meanwhile: nothing to count
         const pool = toPool(obj);
         const allocatedIPCount = pool.total <= EXACT_COUNT_LIMIT
-          ? (await api.listClaims(name)).length
+          ? (await api.listClaims(name, true)).length
           : Math.max(0, (obj.status?.allocatedIPCount ?? 0) + delta);
         const status = { ipVersion: pool.family, allocatedIPCount, totalIPCount: Number(pool.total) };
         const s = obj.status ?? {};
