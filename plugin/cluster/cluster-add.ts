@@ -262,7 +262,8 @@ async function claimOrdinal(input: ClusterAddInput, family: Family, candidates: 
 }
 
 async function refreshHints(input: ClusterAddInput, pool: Pool): Promise<void> {
-  const claims = await input.api.listClaims(pool.name, true);
+  // The watch cache's view: a moment stale at worst, which hints tolerate (the create decides).
+  const claims = await input.api.listClaims(pool.name);
   input.store.immediate(() => input.store.replaceHints(pool.name, claims.map((c) => c.spec.address)));
 }
 
