@@ -56,6 +56,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { type Timed, inBatches, intEnv, percentile, sleep, timed } from "./bench-lib.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const BERTH_SOURCE = process.env.BERTH_BIN ?? join(ROOT, "dist/berth");
@@ -97,63 +98,8 @@ const STS_NAME = "bench-sts";
 const CLAIM_API = { group: "ipam.berth.dev", version: "v1alpha1", plural: "berthipclaims" };
 const POOL_API = { group: "spiderpool.spidernet.io", version: "v2beta1", plural: "spiderippools" };
 
-function intEnv(name: string, dflt: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === "") return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(v)}`);
-  return n;
-}
-
 // ---------------------------------------------------------------- processes (same timing as scripts/bench.ts)
 
-interface Timed {
-  code: number;
-  stdout: string;
-  stderr: string;
-  /** Spawn to exit, in ms. */
-  ms: number;
-  t0: bigint;
-  t1: bigint;
-}
-
-/** Spawns `bin`, feeds `stdin`, and times it from spawn to exit with process.hrtime. */
-function timed(bin: string, args: string[], env: Record<string, string>, stdin = ""): Promise<Timed> {
-  return new Promise((done, fail) => {
-    const t0 = process.hrtime.bigint();
-    const child = spawn(bin, args, { env, stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    let t1: bigint | undefined;
-    let code: number | null = null;
-    let closed = false;
-    const finish = () => {
-      if (t1 === undefined || !closed) return;
-      done({ code: code ?? -1, stdout: out, stderr: err, ms: Number(t1 - t0) / 1e6, t0, t1 });
-    };
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    child.on("error", fail);
-    child.on("exit", (c) => {
-      t1 = process.hrtime.bigint();
-      code = c;
-      finish();
-    });
-    child.on("close", () => {
-      closed = true;
-      finish();
-    });
-    child.stdin.on("error", () => {});
-    child.stdin.end(stdin);
-  });
-}
-
-function percentile(xs: number[], p: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const rank = Math.max(1, Math.ceil((p / 100) * s.length)); // nearest rank
-  return s[rank - 1];
-}
 const median = (xs: number[]) => {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -190,19 +136,6 @@ function fail(what: string, r?: Timed): never {
   throw new BenchFailure(`${what}${detail}`);
 }
 
-/** Runs `fn` over `items` with at most `limit` at a time. */
-async function inBatches<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i], i);
-    }
-  }));
-  return out;
-}
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Percentage of CPU time the whole machine spent idle over the next `ms` (/proc/stat): what is running right now, unlike the load average. */
 async function cpuIdle(ms: number): Promise<number> {

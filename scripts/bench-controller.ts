@@ -44,6 +44,7 @@ import { createServer } from "node:net";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { inBatches, intEnv, percentile, sleep } from "./bench-lib.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const BERTH_SOURCE = process.env.BERTH_BIN ?? join(ROOT, "dist/berth");
@@ -67,35 +68,9 @@ const pods = `/api/v1/namespaces/${NS}/pods`;
 const endpoints = `/apis/ipam.berth.dev/v1alpha1/namespaces/${NS}/berthendpoints`;
 const statefulsets = `/apis/apps/v1/namespaces/${NS}/statefulsets`;
 
-function intEnv(name: string, dflt: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === "") return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(v)}`);
-  return n;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 const say = (s: string) => console.log(`  ${s}`);
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.max(1, Math.ceil((p / 100) * s.length)) - 1];
-}
 const dist = (xs: number[]) => (xs.length ? { p50: r3(percentile(xs, 50)), p90: r3(percentile(xs, 90)), max: r3(Math.max(...xs)), min: r3(Math.min(...xs)), n: xs.length } : { n: 0 });
-
-async function inBatches<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i], i);
-    }
-  }));
-  return out;
-}
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 20): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -25,6 +25,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { BERTH, ROOT, netconf } from "../test/helpers/berth.ts";
+import { type Timed, intEnv, percentile, timed } from "./bench-lib.ts";
 
 const N = intEnv("BENCH_N", 200);
 const ROUNDS = intEnv("BENCH_ROUNDS", 5);
@@ -43,57 +44,8 @@ const GATEWAY = "10.6.0.1";
 type Plugin = "berth" | "host-local";
 const PLUGINS: Plugin[] = ["berth", "host-local"];
 
-function intEnv(name: string, dflt: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === "") return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(v)}`);
-  return n;
-}
-
 // ---------------------------------------------------------------- processes
 
-interface Timed {
-  code: number;
-  stdout: string;
-  stderr: string;
-  /** Spawn to exit, in ms. */
-  ms: number;
-  /** hrtime (ns) at spawn and at exit, for wall-clock spans over many processes. */
-  t0: bigint;
-  t1: bigint;
-}
-
-/** Spawns `bin`, feeds `stdin`, and times it from spawn to exit with process.hrtime. */
-function timed(bin: string, args: string[], env: Record<string, string>, stdin = ""): Promise<Timed> {
-  return new Promise((done, fail) => {
-    const t0 = process.hrtime.bigint();
-    const child = spawn(bin, args, { env, stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    let t1: bigint | undefined;
-    let code: number | null = null;
-    let closed = false;
-    const finish = () => {
-      if (t1 === undefined || !closed) return;
-      done({ code: code ?? -1, stdout: out, stderr: err, ms: Number(t1 - t0) / 1e6, t0, t1 });
-    };
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    child.on("error", fail);
-    child.on("exit", (c) => {
-      t1 = process.hrtime.bigint();
-      code = c;
-      finish();
-    });
-    child.on("close", () => {
-      closed = true;
-      finish();
-    });
-    child.stdin.on("error", () => {}); // a plugin that exits without reading stdin (VERSION) is fine
-    child.stdin.end(stdin);
-  });
-}
 
 function cniEnv(command: string, containerId: string, args?: string): Record<string, string> {
   const env: Record<string, string> = {
@@ -174,14 +126,6 @@ function addressOf(p: string, r: Timed): string {
   const a = res.ips?.[0]?.address;
   if (typeof a !== "string") fail(`${p} ADD result has no ips[0].address`, r);
   return a.split("/")[0];
-}
-
-function percentile(xs: number[], p: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  // nearest rank
-  const rank = Math.max(1, Math.ceil((p / 100) * s.length));
-  return s[rank - 1];
 }
 const median = (xs: number[]) => {
   if (xs.length === 0) return NaN;
