@@ -29,7 +29,7 @@
  *      own dataDir (pool bench-conc); wall time first spawn → last exit
  *   4. a /16 pool (bench-big, 65534 addresses, no ips): ADDs empty, then the
  *      admin creates BerthIPClaims for FILL_PCT% of it (random addresses,
- *      fixed seed), then the first ADD (its hints are stale: it LISTs the
+ *      fixed seed), then the first ADD (its hints are stale: up to 84e1d00 it LISTed the
  *      pool's claims) and the next ones; a small pool's ADDs while the fill
  *      is there; then the fill is deleted and the count checked
  *
@@ -922,7 +922,7 @@ export async function clusterSection(): Promise<ClusterOutcome> {
         ],
       );
       console.log(`  full/empty ADD p50: ${Number.isNaN(ratio) ? "-" : `${ratio.toFixed(2)}x`} (steady state: the ADDs after the first)`);
-      console.log(`  node1's hints of ${BIG.name} were older than ${HINT_TTL_MS / 1000} s when the fill was done, so the first ADD LISTs all the pool's claims to refresh them; the next ones use those hints (if that LIST succeeded)`);
+      console.log(`  node1's hints of ${BIG.name} were older than ${HINT_TTL_MS / 1000} s when the fill was done, so the first ADD after it is the one that finds out the pool is full (up to 84e1d00 by LISTing all its claims; since 0afff87 by probing)`);
       if (big.full.firstError) console.log(`  first ADD after the fill FAILED: ${big.full.firstError}`);
       if (big.full.errors.length) console.log(`  ${big.full.errors.length} later ADD(s) FAILED${big.full.gaveUp ? " (gave up after 2 in a row)" : ""}; first: ${big.full.errors[0]}`);
       console.log(`  fill: ${big.fill.claims} claims in ${(big.fill.ms / 1000).toFixed(1)} s (${(big.fill.claims / (big.fill.ms / 1000)).toFixed(0)}/s, ${FILL_PAR} in parallel); emptied in ${(big.clean.ms / 1000).toFixed(1)} s; claims left ${big.clean.claimsAfter}; status.allocatedIPCount ${big.clean.allocatedBefore} before the fill, ${big.clean.allocatedAfter} after`);
