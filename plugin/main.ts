@@ -1,8 +1,22 @@
 /** The one entry of the binary: a CNI plugin when CNI_COMMAND is set, otherwise the operator CLI. */
 import { readFileSync, writeSync } from "node:fs";
-import { runCli } from "./cli.ts";
-import { runCni } from "./cni-main.ts";
+import { runCli } from "./cli/cli.ts";
+import { runCni } from "./cni/cni-main.ts";
 import type { OpenDriver } from "../store/driver.ts";
+import type { CommandTable } from "./ipam/command.ts";
+
+/**
+ * Cluster mode and the controller live in entry points of their own (see the
+ * build script), imported by specifiers the bundler cannot fold: bundled into
+ * the main entry, the Kubernetes client cost every local-mode start ~5 ms even
+ * unevaluated (measured). They are resolved from this file, which sits at the
+ * root of the bundle as it does in the source tree.
+ */
+const CLUSTER_MODULE = ["./cluster", "cluster-commands.ts"].join("/");
+const CONTROLLER_MODULE = ["./controller", "controller-main.ts"].join("/");
+
+const loadClusterCommands = async () => ((await import(CLUSTER_MODULE)) as { clusterCommands: CommandTable }).clusterCommands;
+const loadController = async () => ((await import(CONTROLLER_MODULE)) as typeof import("./controller/controller-main.ts")).controllerMain;
 
 // Not CNI_PATH: operators' shells export it, runtimes always set the others.
 const CNI_VARS = ["CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS"];
@@ -26,10 +40,10 @@ export async function main(argv: string[], env: Record<string, string | undefine
     while (off < buf.length) off += writeSync(fd, buf, off);
   };
   if (invokedAsPlugin(argv, env)) {
-    return runCni({ env, readStdin: () => readFileSync(0, "utf8"), write: (t) => writeAll(1, t), openDriver });
+    return runCni({ env, readStdin: () => readFileSync(0, "utf8"), write: (t) => writeAll(1, t), openDriver, loadClusterCommands });
   }
   try {
-    return await runCli(argv, { out: (t) => writeAll(1, t), err: (t) => writeAll(2, t), openDriver });
+    return await runCli(argv, { out: (t) => writeAll(1, t), err: (t) => writeAll(2, t), openDriver, loadController });
   } catch (err) {
     writeAll(2, `berth: ${(err as Error).message}\n`);
     return 1;

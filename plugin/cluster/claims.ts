@@ -1,7 +1,8 @@
 /** Building, recognising and releasing BerthIPClaims. */
-import { type Family, parseAddress } from "../ip.ts";
-import { claimName } from "./claim-name.ts";
-import { type ClaimObject, type ClaimSpec, type KubeApi, POOL_LABEL } from "./kube-api.ts";
+import { type Family, parseAddress } from "../ipam/ip.ts";
+import { claimName } from "../kube/claim-name.ts";
+import { POOL_LABEL, labelValue } from "../kube/crd.ts";
+import type { ClaimObject, ClaimSpec, KubeApi } from "../kube/kube-api.ts";
 
 export interface Holder {
   namespace: string;
@@ -31,11 +32,6 @@ export function claimFor(family: Family, address: string, pool: string, holder: 
   if (holder.statefulSet) spec.statefulSet = holder.statefulSet;
   const labels = { ...(existing?.metadata.labels ?? {}), [POOL_LABEL]: labelValue(pool) };
   return { metadata: { ...(existing?.metadata ?? {}), name: claimName(family, value), labels }, spec };
-}
-
-/** Pool names are up to 253 characters, label values 63: long ones are cut (selectors compare the same cut). */
-export function labelValue(pool: string): string {
-  return pool.length <= 63 ? pool : pool.slice(0, 63).replace(/[^a-z0-9]+$/, "");
 }
 
 /** The claim's name for a textual address. */

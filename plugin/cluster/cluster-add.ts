@@ -4,25 +4,24 @@
  * is its binding. The node's SQLite database records this node's leases
  * (pending until the ADD completes) and hints at which addresses are taken.
  */
-import { CniError, Code } from "../cni-error.ts";
-import { formatResult } from "../cni-version.ts";
-import { type Family, addressAt, countAddresses, findFree, formatAddress, inRanges, parseAddress } from "../ip.ts";
-import { IpamError } from "../ipam-error.ts";
-import type { Logger } from "../logger.ts";
-import type { PodIdentity } from "../pod-identity.ts";
-import type { Pool } from "../pool.ts";
+import { type Family, addressAt, countAddresses, findFree, formatAddress, inRanges, parseAddress } from "../ipam/ip.ts";
+import { IpamError } from "../ipam/ipam-error.ts";
+import type { Logger } from "../support/logger.ts";
+import type { PodIdentity } from "../ipam/pod-identity.ts";
+import { type Pool, resultIp } from "../ipam/pool.ts";
+import type { AddResult } from "../ipam/command.ts";
 import type { Lease, LeaseStore } from "../../store/lease-store.ts";
 import { type Holder, claimFor, claimNameOf, heldBy, releaseClaim } from "./claims.ts";
 import { Deadline } from "./deadline.ts";
-import { type EndpointIp, type EndpointObject, type KubeApi, KubeConflictError, type NamedObject, type PodObject } from "./kube-api.ts";
+import { ORDINAL_IPS_ANNOTATION } from "../kube/crd.ts";
+import type { EndpointIp, EndpointObject, KubeApi, NamedObject, PodObject } from "../kube/kube-api.ts";
+import { KubeConflictError } from "../kube/kube-errors.ts";
+import { isKind } from "../support/errors.ts";
 import { choosePools } from "./pool-choice.ts";
 import { CountDeltas, EXACT_COUNT_LIMIT, updatePoolCounts } from "./pool-counts.ts";
 import { type Membership, statefulSetMembership } from "./statefulset.ts";
 import { UndoLog } from "./undo-log.ts";
-import type { NetConf } from "../config.ts";
-
-/** Pod (template) annotation: StatefulSet pod N gets the Nth address of its pools. */
-export const ORDINAL_IPS_ANNOTATION = "ipam.berth.dev/ordinal-ips";
+import type { NetConf } from "../ipam/config.ts";
 
 /** Hints older than this are refreshed from a full LIST before they are used. */
 export const HINT_TTL_MS = 30_000;
@@ -47,17 +46,16 @@ interface Taken {
 }
 
 /** Returns a held attachment's result straight from the node database, or undefined. */
-export function heldResult(conf: NetConf, leases: Lease[]): Record<string, unknown> | undefined {
+export function heldResult(leases: Lease[]): AddResult | undefined {
   if (leases.length === 0 || leases.some((l) => l.state !== "active" || l.prefix === null)) return undefined;
-  return formatResult(
-    conf.cniVersion,
-    leases.map((l) => ({ family: l.family, address: `${l.address}/${l.prefix}`, ...(l.gateway ? { gateway: l.gateway } : {}) })),
-    leases.flatMap((l) => (l.routes ? JSON.parse(l.routes) : [])),
-  );
+  return {
+    ips: leases.map((l) => ({ family: l.family, address: `${l.address}/${l.prefix}`, ...(l.gateway ? { gateway: l.gateway } : {}) })),
+    routes: leases.flatMap((l) => (l.routes ? JSON.parse(l.routes) : [])),
+  };
 }
 
 /** Allocates (or gives back) the pod's addresses for this interface; rolls back on failure or timeout. */
-export async function clusterAdd(input: ClusterAddInput): Promise<Record<string, unknown>> {
+export async function clusterAdd(input: ClusterAddInput): Promise<AddResult> {
   const { conf, api, store, log } = input;
   const deadline = new Deadline(conf.ipam.timeoutMs, api.server);
   const undo = new UndoLog();
@@ -72,7 +70,7 @@ export async function clusterAdd(input: ClusterAddInput): Promise<Record<string,
   }
 }
 
-async function run(input: ClusterAddInput, deadline: Deadline, undo: UndoLog, counts: CountDeltas): Promise<Record<string, unknown>> {
+async function run(input: ClusterAddInput, deadline: Deadline, undo: UndoLog, counts: CountDeltas): Promise<AddResult> {
   const { conf, api, store, log, containerId, ifname } = input;
   const { ipam } = conf;
   const network = conf.name;
@@ -140,11 +138,7 @@ async function run(input: ClusterAddInput, deadline: Deadline, undo: UndoLog, co
   });
   await updatePoolCounts(api, counts.deltas, log);
   for (const t of taken) log.info("address assigned", { address: t.address, pool: t.pool.name, pod: `${ns}/${podName}`, container: containerId, ifname, statefulSet: member?.statefulSet });
-  return formatResult(
-    conf.cniVersion,
-    taken.map((t) => ({ family: t.family, address: `${t.address}/${t.pool.subnet.prefix}`, ...(t.pool.gateway ? { gateway: t.pool.gateway } : {}) })),
-    taken.flatMap((t) => t.pool.routes),
-  );
+  return { ips: taken.map((t) => resultIp(t.pool, t.address)), routes: taken.flatMap((t) => t.pool.routes) };
 }
 
 function contains(pool: Pool, address: string): boolean {
@@ -214,7 +208,7 @@ async function reclaim(input: ClusterAddInput, pool: Pool, address: string, hold
       store.setHint(pool.name, address, true);
       return { family: pool.family, address, pool, leaseId };
     } catch (err) {
-      if (!(err instanceof KubeConflictError)) throw err; // lost a race with another writer: read again
+      if (!isKind(err, KubeConflictError)) throw err; // lost a race with another writer: read again
     }
   }
   throw new IpamError("conflict", `address ${address} of pod ${holder.namespace}/${holder.name}: its claim kept changing under us`);
@@ -325,7 +319,7 @@ async function claimInPool(input: ClusterAddInput, pool: Pool, holder: Holder, d
       store.setHint(pool.name, address, true);
       return { family: pool.family, address, pool, leaseId };
     } catch (err) {
-      if (!(err instanceof KubeConflictError)) throw err; // the pending lease stays: DEL or the next ADD resolves it
+      if (!isKind(err, KubeConflictError)) throw err; // the pending lease stays: DEL or the next ADD resolves it
       store.immediate(() => {
         store.deleteLease(leaseId);
         store.setHint(pool.name, address, true);
@@ -373,10 +367,10 @@ async function writeEndpoint(
       }
       return;
     } catch (err) {
-      if (!(err instanceof KubeConflictError)) throw err;
+      if (!isKind(err, KubeConflictError)) throw err;
     }
   }
-  throw new CniError(Code.TryAgainLater, `endpoint ${pod.metadata.namespace}/${pod.metadata.name} kept changing under us`);
+  throw new IpamError("try-again", `endpoint ${pod.metadata.namespace}/${pod.metadata.name} kept changing under us`);
 }
 
 /** An earlier pod of this name (not a StatefulSet member) left an endpoint: free what its UID still claims. */

@@ -2,18 +2,17 @@
  * The CNI commands in cluster mode. Loaded with a dynamic import only when the
  * ipam block names a kubeconfig, so local mode never loads the Kubernetes client.
  */
-import { CniError, Code } from "../cni-error.ts";
-import { compareVersions } from "../cni-version.ts";
-import type { IpamConfig } from "../config.ts";
-import { normalizeAddress } from "../ip.ts";
-import { assertWritable, openStore } from "../open-store.ts";
-import { podIdentity } from "../pod-identity.ts";
-import type { CommandContext, CommandOutcome } from "../commands/context.ts";
+import type { IpamConfig } from "../ipam/config.ts";
+import { normalizeAddress } from "../ipam/ip.ts";
+import { assertWritable, openStore } from "../node-store/open-store.ts";
+import { podIdentity } from "../ipam/pod-identity.ts";
+import type { CommandContext, CommandOutcome, CommandTable } from "../ipam/command.ts";
+import { IpamError } from "../ipam/ipam-error.ts";
 import { claimNameOf } from "./claims.ts";
 import { clusterAdd, heldResult } from "./cluster-add.ts";
 import { clusterRelease } from "./cluster-release.ts";
-import type { KubeApi } from "./kube-api.ts";
-import { createKubeClient } from "./kube-client.ts";
+import type { KubeApi } from "../kube/kube-api.ts";
+import { createKubeClient } from "../kube/kube-client.ts";
 
 /** A KubeApi for the ipam block's kubeconfig (CNI error 7 naming the field if it cannot be read). */
 export function connect(ipam: IpamConfig): KubeApi {
@@ -21,13 +20,13 @@ export function connect(ipam: IpamConfig): KubeApi {
     // Each request gets at most 10 s (or the whole ADD budget, if smaller): one slow call must not eat it all.
     return createKubeClient(ipam.kubeconfig!, { requestTimeoutMs: Math.min(ipam.timeoutMs, 10_000) });
   } catch (err) {
-    throw new CniError(Code.InvalidConfig, `invalid ipam.kubeconfig ${JSON.stringify(ipam.kubeconfig)}: ${(err as Error).message}`, "", { cause: err });
+    throw new IpamError("invalid-config", `invalid ipam.kubeconfig ${JSON.stringify(ipam.kubeconfig)}: ${(err as Error).message}`, "", { cause: err });
   }
 }
 
 function requirePod(ctx: CommandContext) {
   const pod = podIdentity(ctx.env.args);
-  if (!pod) throw new CniError(Code.InvalidEnv, "CNI_ARGS lacks K8S_POD_NAMESPACE / K8S_POD_NAME: cluster mode needs to know the pod");
+  if (!pod) throw new IpamError("invalid-env", "CNI_ARGS lacks K8S_POD_NAMESPACE / K8S_POD_NAME: cluster mode needs to know the pod");
   return pod;
 }
 
@@ -37,12 +36,12 @@ async function add(ctx: CommandContext): Promise<CommandOutcome> {
   const store = openStore(conf.ipam, ctx.openDriver)!;
   try {
     // A repeated ADD of an attachment that completed is answered from the node database.
-    const held = heldResult(conf, store.leasesOf(conf.name, env.containerId, env.ifname));
-    if (held) return { output: held };
+    const held = heldResult(store.leasesOf(conf.name, env.containerId, env.ifname));
+    if (held) return { result: held };
     const api = connect(conf.ipam);
-    const output = await clusterAdd({ conf, containerId: env.containerId, ifname: env.ifname, pod, api, store, log });
+    const result = await clusterAdd({ conf, containerId: env.containerId, ifname: env.ifname, pod, api, store, log });
     return {
-      output,
+      result,
       // The result could not be delivered: give back what this ADD took, binding included.
       rollback: async () => {
         const again = openStore(conf.ipam, ctx.openDriver)!;
@@ -73,20 +72,18 @@ async function del(ctx: CommandContext): Promise<CommandOutcome> {
 
 async function check(ctx: CommandContext): Promise<CommandOutcome> {
   const { env, conf } = ctx;
-  if (compareVersions(conf.cniVersion, "0.4.0") < 0) throw new CniError(Code.IncompatibleVersion, `config version ${conf.cniVersion} does not allow CHECK`);
-  if (conf.prevIps === undefined) throw new CniError(Code.InvalidConfig, "invalid prevResult: missing (required for CHECK)");
   const store = openStore(conf.ipam, ctx.openDriver, true);
   const leases = store?.leasesOf(conf.name, env.containerId, env.ifname) ?? [];
   store?.close();
   const api = connect(conf.ipam);
-  for (const cidr of conf.prevIps) {
+  for (const cidr of conf.prevIps ?? []) {
     const address = normalizeAddress(cidr.split("/")[0]);
-    if (!address) throw new CniError(Code.InvalidConfig, `invalid prevResult address ${JSON.stringify(cidr)}`);
+    if (!address) throw new IpamError("invalid-config", `invalid prevResult address ${JSON.stringify(cidr)}`);
     const lease = leases.find((l) => l.address === address && l.state === "active");
-    if (!lease) throw new CniError(Code.LeaseMissing, `lease for ${address} is gone: container ${env.containerId} interface ${env.ifname} holds no such address on this node`);
+    if (!lease) throw new IpamError("lease-missing", `lease for ${address} is gone: container ${env.containerId} interface ${env.ifname} holds no such address on this node`);
     const claim = await api.getClaim(claimNameOf(address));
     if (!claim || claim.spec.podNamespace !== lease.pod_namespace || claim.spec.podName !== lease.pod_name) {
-      throw new CniError(Code.LeaseMissing, `lease for ${address} is gone: its BerthIPClaim ${claimNameOf(address)} ${claim ? `is held by pod ${claim.spec.podNamespace}/${claim.spec.podName}` : "no longer exists"} on API server ${api.server}`);
+      throw new IpamError("lease-missing", `lease for ${address} is gone: its BerthIPClaim ${claimNameOf(address)} ${claim ? `is held by pod ${claim.spec.podNamespace}/${claim.spec.podName}` : "no longer exists"} on API server ${api.server}`);
     }
   }
   return {};
@@ -94,7 +91,6 @@ async function check(ctx: CommandContext): Promise<CommandOutcome> {
 
 async function gc(ctx: CommandContext): Promise<CommandOutcome> {
   const { conf, log } = ctx;
-  if (compareVersions(conf.cniVersion, "1.1.0") < 0) throw new CniError(Code.IncompatibleVersion, `config version ${conf.cniVersion} does not allow GC`);
   if (conf.validAttachments === undefined) {
     log.warn("GC without cni.dev/valid-attachments: nothing released", { network: conf.name });
     return {};
@@ -119,14 +115,13 @@ async function gc(ctx: CommandContext): Promise<CommandOutcome> {
 
 async function status(ctx: CommandContext): Promise<CommandOutcome> {
   const { conf } = ctx;
-  if (compareVersions(conf.cniVersion, "1.1.0") < 0) throw new CniError(Code.IncompatibleVersion, `config version ${conf.cniVersion} does not allow STATUS`);
   assertWritable(conf.ipam, ctx.openDriver).close();
   try {
     await connect(conf.ipam).listPools();
   } catch (err) {
-    throw new CniError(Code.NotAvailable, `cannot serve ADD: ${err instanceof CniError ? err.msg : (err as Error).message}`, "", { cause: err });
+    throw new IpamError("not-available", `cannot serve ADD: ${(err as Error).message}`, "", { cause: err });
   }
   return {};
 }
 
-export const clusterCommands = { ADD: add, DEL: del, CHECK: check, GC: gc, STATUS: status } as const;
+export const clusterCommands: CommandTable = { ADD: add, DEL: del, CHECK: check, GC: gc, STATUS: status };

@@ -2,13 +2,16 @@
  * Cluster-mode release (DEL, GC): decide whether the pod's addresses stay
  * bound, and free them on the API server when they do not.
  */
-import type { IpamConfig } from "../config.ts";
-import type { Logger } from "../logger.ts";
+import type { IpamConfig } from "../ipam/config.ts";
+import type { Logger } from "../support/logger.ts";
 import type { Lease, LeaseStore } from "../../store/lease-store.ts";
 import { heldBy, releaseClaim } from "./claims.ts";
-import type { EndpointObject, KubeApi } from "./kube-api.ts";
+import type { EndpointObject, KubeApi } from "../kube/kube-api.ts";
 import { CountDeltas, updatePoolCounts } from "./pool-counts.ts";
-import { RECLAIM_ANNOTATION, ordinalInRange, statefulSetMembership, stsKeeps } from "./statefulset.ts";
+import { RECLAIM_ANNOTATION } from "../kube/crd.ts";
+import { KubeConflictError } from "../kube/kube-errors.ts";
+import { isKind } from "../support/errors.ts";
+import { ordinalInRange, statefulSetMembership, stsKeeps } from "./statefulset.ts";
 
 export interface Attachment {
   network: string;
@@ -89,11 +92,11 @@ async function dropInterface(api: KubeApi, ep: EndpointObject, ifname: string): 
   if (rest.length === ep.spec.ips.length) return;
   if (rest.length === 0) {
     await api.deleteEndpoint(ep.metadata.namespace!, ep.metadata.name, ep.metadata.uid!, ep.metadata.resourceVersion).catch((err) => {
-      if (!(err instanceof Error && err.name === "KubeConflictError")) throw err; // recreated meanwhile by a new pod: leave it
+      if (!isKind(err, KubeConflictError)) throw err; // recreated meanwhile by a new pod: leave it
     });
   } else {
     await api.updateEndpoint({ metadata: ep.metadata, spec: { ...ep.spec, ips: rest } }).catch((err) => {
-      if (!(err instanceof Error && err.name === "KubeConflictError")) throw err;
+      if (!isKind(err, KubeConflictError)) throw err;
     });
   }
 }

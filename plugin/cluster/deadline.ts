@@ -1,5 +1,5 @@
 /** Bounds an ADD in time: past the deadline every further step refuses to start. */
-import { KubeUnreachableError } from "./kube-api.ts";
+import { KubeUnreachableError } from "../kube/kube-errors.ts";
 
 export class Deadline {
   private readonly end: number;

@@ -2,11 +2,11 @@
  * Which SpiderIPPools may serve one interface of a pod, per family, in
  * Spiderpool's order of precedence, filtered by each pool's restrictions.
  */
-import type { Family } from "../ip.ts";
-import { IpamError } from "../ipam-error.ts";
-import { FieldError, type Pool, parsePool } from "../pool.ts";
-import type { KubeApi, NamedObject, PodObject, PoolObject } from "./kube-api.ts";
-import { matchesSelector } from "./label-selector.ts";
+import type { Family } from "../ipam/ip.ts";
+import { IpamError } from "../ipam/ipam-error.ts";
+import { FieldError, type Pool, parsePool } from "../ipam/pool.ts";
+import type { KubeApi, NamedObject, PodObject, PoolObject } from "../kube/kube-api.ts";
+import { matchesSelector } from "../ipam/label-selector.ts";
 
 export const ANNOTATION_IPPOOLS = "ipam.spidernet.io/ippools";
 export const ANNOTATION_IPPOOL = "ipam.spidernet.io/ippool";

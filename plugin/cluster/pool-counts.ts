@@ -2,8 +2,10 @@
  * Keeps SpiderIPPool status counts true. Counts are derived, never the
  * allocation's source of truth, so a failure here is logged, not fatal.
  */
-import type { Logger } from "../logger.ts";
-import { type KubeApi, KubeConflictError } from "./kube-api.ts";
+import type { Logger } from "../support/logger.ts";
+import type { KubeApi } from "../kube/kube-api.ts";
+import { KubeConflictError } from "../kube/kube-errors.ts";
+import { isKind } from "../support/errors.ts";
 import { toPool } from "./pool-choice.ts";
 
 /**
@@ -30,7 +32,7 @@ export async function updatePoolCounts(api: KubeApi, deltas: Map<string, number>
         await api.patchPoolStatus(name, obj.metadata.resourceVersion!, status);
         return;
       } catch (err) {
-        if (err instanceof KubeConflictError) continue;
+        if (isKind(err, KubeConflictError)) continue;
         log.warn("pool status not updated", { pool: name, error: (err as Error).message });
         return;
       }

@@ -1,5 +1,6 @@
 /** StatefulSet membership and replica range, read from the API objects (never guessed from names). */
-import type { PodObject, StatefulSetObject } from "./kube-api.ts";
+import type { PodObject, StatefulSetObject } from "../kube/kube-api.ts";
+import { RECLAIM_ANNOTATION } from "../kube/crd.ts";
 
 export interface Membership {
   statefulSet: string;
@@ -29,9 +30,6 @@ export function ordinalInRange(sts: StatefulSetObject, ordinal: number): boolean
   const replicas = sts.spec?.replicas ?? 1;
   return ordinal >= start && ordinal < start + replicas;
 }
-
-/** The annotation that keeps scaled-down ordinals' addresses until the StatefulSet is deleted. */
-export const RECLAIM_ANNOTATION = "ipam.berth.dev/reclaim";
 
 /** Whether the set (or its pod template) asks to keep addresses across scale-down: `ipam.berth.dev/reclaim: Retain`. */
 export function retained(sts: StatefulSetObject): boolean {

@@ -1,5 +1,5 @@
 /** What an ADD took on the API server, to give back if a later step fails. */
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../support/logger.ts";
 
 export class UndoLog {
   private steps: { what: string; run: () => Promise<unknown> }[] = [];

@@ -3,7 +3,7 @@
  * cluster commands), so the plugin never loads the controller or its client.
  */
 import { hostname } from "node:os";
-import { createLogger } from "../logger.ts";
+import { createLogger } from "../support/logger.ts";
 import { type ControllerOptions, createController } from "./controller.ts";
 
 export interface ControllerArgs {

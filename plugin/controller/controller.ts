@@ -5,10 +5,10 @@
  * Every release is decided twice: on what it saw, then on a live re-read.
  */
 import { createServer } from "node:http";
-import type { ClaimObject, EndpointObject, PodObject, StatefulSetObject } from "../cluster/kube-api.ts";
-import { createControllerClient } from "../cluster/kube-client.ts";
-import type { Logger } from "../logger.ts";
-import type { ControllerApi, WatchKind } from "./controller-api.ts";
+import type { ClaimObject, EndpointObject, PodObject, StatefulSetObject } from "../kube/kube-api.ts";
+import { createControllerClient } from "../kube/kube-client.ts";
+import type { Logger } from "../support/logger.ts";
+import type { ControllerApi, WatchKind } from "../kube/controller-api.ts";
 import { type Reader, judgeClaim } from "./judge-claim.ts";
 import { LeaderElector } from "./leader.ts";
 import { Metrics } from "./metrics.ts";

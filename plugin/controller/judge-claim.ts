@@ -4,7 +4,7 @@
  * is either a snapshot (a full scan's lists) or the live API server; nothing
  * is released on a snapshot's word: the caller re-judges live first.
  */
-import type { ClaimObject, EndpointObject, PodObject, StatefulSetObject } from "../cluster/kube-api.ts";
+import type { ClaimObject, EndpointObject, PodObject, StatefulSetObject } from "../kube/kube-api.ts";
 import { retained, stsKeeps } from "../cluster/statefulset.ts";
 import { statefulSetMembership } from "../cluster/statefulset.ts";
 

@@ -4,7 +4,7 @@
  * renewed for its duration. Every write is optimistic (resourceVersion), so
  * two replicas never both believe they won.
  */
-import type { ControllerApi, LeaseObject } from "./controller-api.ts";
+import type { ControllerApi, LeaseObject } from "../kube/controller-api.ts";
 
 export class LeaderElector {
   private leader = false;

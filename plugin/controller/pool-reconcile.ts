@@ -1,11 +1,12 @@
 /** Keeps a pool's counts true and its deletion safe (a finalizer holds it while addresses are claimed). */
-import type { PoolObject } from "../cluster/kube-api.ts";
+import { POOL_FINALIZER } from "../kube/crd.ts";
+import type { PoolObject } from "../kube/kube-api.ts";
 import { toPool } from "../cluster/pool-choice.ts";
-import type { Logger } from "../logger.ts";
-import type { ControllerApi } from "./controller-api.ts";
+import { KubeConflictError } from "../kube/kube-errors.ts";
+import { isKind } from "../support/errors.ts";
+import type { Logger } from "../support/logger.ts";
+import type { ControllerApi } from "../kube/controller-api.ts";
 import type { Metrics } from "./metrics.ts";
-
-export const POOL_FINALIZER = "ipam.berth.dev/pool-in-use";
 
 /** `claimed`: how many claims name this pool, from the controller's fresh view. */
 export async function reconcilePool(api: ControllerApi, name: string, claimed: number, log: Logger, metrics: Metrics): Promise<void> {
@@ -34,7 +35,7 @@ export async function reconcilePool(api: ControllerApi, name: string, claimed: n
       }
       return;
     } catch (err) {
-      if ((err as Error).name !== "KubeConflictError") throw err;
+      if (!isKind(err, KubeConflictError)) throw err;
     }
   }
 }

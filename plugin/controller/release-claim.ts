@@ -1,7 +1,9 @@
 /** Carries out a release verdict: claim, endpoint entry, Event, log, metric. */
-import type { ClaimObject, EndpointIp } from "../cluster/kube-api.ts";
-import type { Logger } from "../logger.ts";
-import type { ControllerApi } from "./controller-api.ts";
+import type { ClaimObject, EndpointIp } from "../kube/kube-api.ts";
+import { KubeConflictError } from "../kube/kube-errors.ts";
+import { isKind } from "../support/errors.ts";
+import type { Logger } from "../support/logger.ts";
+import type { ControllerApi } from "../kube/controller-api.ts";
 import type { Verdict } from "./judge-claim.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -12,7 +14,7 @@ export async function releaseClaim(api: ControllerApi, claim: ClaimObject, verdi
   try {
     deleted = await api.deleteClaimIfUnchanged(claim);
   } catch (err) {
-    if ((err as Error).name === "KubeConflictError") {
+    if (isKind(err, KubeConflictError)) {
       log.info("claim changed since it was judged; left for the next pass", { claim: claim.metadata.name });
       return false;
     }
@@ -54,7 +56,7 @@ async function dropFromEndpoint(api: ControllerApi, claim: ClaimObject): Promise
       else await api.updateEndpoint({ metadata: ep.metadata, spec: { ...ep.spec, ips } });
       return;
     } catch (err) {
-      if ((err as Error).name !== "KubeConflictError") throw err;
+      if (!isKind(err, KubeConflictError)) throw err;
     }
   }
 }

@@ -6,8 +6,7 @@
  */
 import { accessSync, chmodSync, constants, lstatSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import type { LogLevel } from "../config.ts";
-import { type Logger, createLogger } from "../logger.ts";
+import { LOG_LEVELS, type LogLevel, type Logger, createLogger } from "../support/logger.ts";
 import { InstallError, copyFileAtomic, describeError, fileDigest, modeOf, removeStaleTemps, writeFileAtomic } from "./atomic-file.ts";
 import { inClusterServer, renderKubeconfig } from "./kubeconfig.ts";
 
@@ -44,7 +43,6 @@ export interface InstallOptions {
   logLevel: LogLevel;
 }
 
-const LEVELS: LogLevel[] = ["debug", "info", "warn", "error"];
 
 /**
  * Turns the CLI's parsed flags into options, or returns the usage error to
@@ -78,7 +76,7 @@ export function installOptions(args: Record<string, unknown>, positionals: strin
     if (!url || !["https:", "http:"].includes(url.protocol) || !url.hostname) return `--server must be a URL such as https://10.96.0.1:443, got ${JSON.stringify(got.server)}`;
   }
   const logLevel = (got["log-level"] ?? "info") as LogLevel;
-  if (!LEVELS.includes(logLevel)) return `--log-level must be one of ${LEVELS.join(", ")}, got ${JSON.stringify(got["log-level"])}`;
+  if (!LOG_LEVELS.includes(logLevel)) return `--log-level must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(got["log-level"])}`;
   return {
     source,
     cniBinDir: got["cni-bin-dir"] ?? INSTALL_DEFAULTS.cniBinDir,

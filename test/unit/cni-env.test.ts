@@ -1,8 +1,8 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { parseCniArgs, readCniEnv } from "../../plugin/cni-env.ts";
-import { CniError } from "../../plugin/cni-error.ts";
-import { looksLikeStatefulSetPod, podIdentity } from "../../plugin/pod-identity.ts";
+import { parseCniArgs, readCniEnv } from "../../plugin/cni/cni-env.ts";
+import { CniError } from "../../plugin/cni/cni-error.ts";
+import { looksLikeStatefulSetPod, podIdentity } from "../../plugin/ipam/pod-identity.ts";
 
 const code4 = (fn: () => unknown, fragment: string) => {
   try {

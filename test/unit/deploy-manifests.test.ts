@@ -9,7 +9,7 @@ import * as assert from "uvu/assert";
 import { readFileSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { loadAllYaml } from "@kubernetes/client-node";
-import { parseNetConf } from "../../plugin/config.ts";
+import { parseNetConf } from "../../plugin/cni/netconf.ts";
 import { INSTALL_DEFAULTS } from "../../plugin/install/install.ts";
 
 const root = resolve(import.meta.dirname, "../..");

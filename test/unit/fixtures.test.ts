@@ -3,7 +3,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { parseNetConf } from "../../plugin/config.ts";
+import { parseNetConf } from "../../plugin/cni/netconf.ts";
 
 const dir = resolve(import.meta.dirname, "../../fixtures/netconf");
 const files = readdirSync(dir);

@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import {
   countAddresses, findFree, formatAddress, inRanges, mergeRanges, normalizeAddress, parseAddress, parseRange, parseSubnet,
   subtractRanges, usableRange,
-} from "../../plugin/ip.ts";
+} from "../../plugin/ipam/ip.ts";
 
 const v4 = (s: string) => parseAddress(s)!.value;
 const r4 = (a: string, b: string) => ({ family: 4 as const, start: v4(a), end: v4(b) });

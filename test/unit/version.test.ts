@@ -3,7 +3,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { BERTH_VERSION } from "../../plugin/version.ts";
+import { BERTH_VERSION } from "../../plugin/support/version.ts";
 
 const root = resolve(import.meta.dirname, "../..");
 

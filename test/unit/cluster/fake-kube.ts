@@ -1,7 +1,8 @@
 /** An in-memory KubeApi for unit tests of cluster logic (the real one is exercised in test/cluster). */
-import {
-  type ClaimObject, type EndpointObject, type KubeApi, KubeConflictError, type NamedObject, type PodObject, type PoolObject, type PoolStatus, type StatefulSetObject,
-} from "../../../plugin/cluster/kube-api.ts";
+import type {
+  ClaimObject, EndpointObject, KubeApi, NamedObject, PodObject, PoolObject, PoolStatus, StatefulSetObject,
+} from "../../../plugin/kube/kube-api.ts";
+import { KubeConflictError } from "../../../plugin/kube/kube-errors.ts";
 
 export class FakeKube implements KubeApi {
   readonly server = "https://fake.invalid:6443";

@@ -1,8 +1,8 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { choosePools } from "../../../plugin/cluster/pool-choice.ts";
-import { IpamError } from "../../../plugin/ipam-error.ts";
-import type { PodObject } from "../../../plugin/cluster/kube-api.ts";
+import { IpamError } from "../../../plugin/ipam/ipam-error.ts";
+import type { PodObject } from "../../../plugin/kube/kube-api.ts";
 import { FakeKube } from "./fake-kube.ts";
 
 function setup() {

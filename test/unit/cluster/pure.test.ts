@@ -1,9 +1,9 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { claimName } from "../../../plugin/cluster/claim-name.ts";
-import { matchesSelector } from "../../../plugin/cluster/label-selector.ts";
+import { claimName } from "../../../plugin/kube/claim-name.ts";
+import { matchesSelector } from "../../../plugin/ipam/label-selector.ts";
 import { ordinalInRange, statefulSetMembership } from "../../../plugin/cluster/statefulset.ts";
-import { parseAddress } from "../../../plugin/ip.ts";
+import { parseAddress } from "../../../plugin/ipam/ip.ts";
 
 test("claim names are the address, valid object names for both families", () => {
   const n = (s: string) => { const a = parseAddress(s)!; return claimName(a.family, a.value); };

@@ -16,6 +16,9 @@ import {
   subtractRanges,
   usableRange,
 } from "./ip.ts";
+import { brand } from "../support/errors.ts";
+import type { ResultIp } from "./command.ts";
+import type { LabelSelector } from "./label-selector.ts";
 
 export interface PoolRoute {
   dst: string;
@@ -41,18 +44,12 @@ export interface Pool {
 
 /** SpiderIPPool's restrictions on who may use a pool. Absent fields restrict nothing. */
 export interface PoolAffinity {
-  podAffinity?: Selector;
-  namespaceAffinity?: Selector;
-  nodeAffinity?: Selector;
+  podAffinity?: LabelSelector;
+  namespaceAffinity?: LabelSelector;
+  nodeAffinity?: LabelSelector;
   namespaceName?: string[];
   nodeName?: string[];
   multusName?: string[];
-}
-
-/** A Kubernetes label selector. */
-export interface Selector {
-  matchLabels?: Record<string, string>;
-  matchExpressions?: { key: string; operator: string; values?: string[] }[];
 }
 
 const POOL_FIELDS = new Set(["name", "subnet", "ips", "excludeIPs", "gateway", "routes", "default", "disable"]);
@@ -62,6 +59,7 @@ const NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)
 
 /** Thrown for a field that is present but wrong; `unsupported` marks an unknown field (CNI code 2). */
 export class FieldError extends Error {
+  static readonly brand = "FieldError";
   constructor(
     readonly field: string,
     readonly value: unknown,
@@ -69,7 +67,7 @@ export class FieldError extends Error {
     readonly unsupported = false,
   ) {
     super(`${unsupported ? "unsupported field" : "invalid"} ${field}${value === undefined ? "" : ` ${JSON.stringify(value)}`}: ${reason}`);
-    this.name = "FieldError";
+    brand(this, FieldError.brand);
   }
 }
 
@@ -156,7 +154,7 @@ export function parsePool(field: string, raw: unknown, cluster = false): Pool {
     }
     const affinity: PoolAffinity = {};
     for (const key of ["podAffinity", "namespaceAffinity", "nodeAffinity"] as const) {
-      if (entry[key] !== undefined && entry[key] !== null) affinity[key] = entry[key] as Selector;
+      if (entry[key] !== undefined && entry[key] !== null) affinity[key] = entry[key] as LabelSelector;
     }
     for (const key of ["namespaceName", "nodeName", "multusName"] as const) {
       if (entry[key] !== undefined && entry[key] !== null) {
@@ -216,4 +214,9 @@ function firstShared(a: IpRange[], b: IpRange[]): bigint | undefined {
 /** The "addr/prefix" text of an address of this pool. */
 export function withPrefix(pool: Pool, address: string): string {
   return `${address}/${pool.subnet.prefix}`;
+}
+
+/** `address` of `pool` as an ADD result reports it: with the pool's prefix and gateway. */
+export function resultIp(pool: Pool, address: string): ResultIp {
+  return { family: pool.family, address: withPrefix(pool, address), ...(pool.gateway ? { gateway: pool.gateway } : {}) };
 }

@@ -1,13 +1,12 @@
 /** CNI ADD: allocate (or return) this attachment's addresses. */
-import { allocate } from "../allocator.ts";
-import { formatResult } from "../cni-version.ts";
-import { openStore, poolRecord } from "../open-store.ts";
-import { looksLikeStatefulSetPod, podIdentity } from "../pod-identity.ts";
-import { selectPools } from "../pool-selection.ts";
-import { withPrefix } from "../pool.ts";
-import type { CommandContext, CommandOutcome } from "./context.ts";
+import { allocate } from "./allocator.ts";
+import { openStore, poolRecord } from "../node-store/open-store.ts";
+import { looksLikeStatefulSetPod, podIdentity } from "../ipam/pod-identity.ts";
+import { selectPools } from "./pool-selection.ts";
+import { resultIp } from "../ipam/pool.ts";
+import type { CommandContext, CommandOutcome } from "../ipam/command.ts";
 
-export function cmdAdd({ env, conf, log, openDriver }: CommandContext): CommandOutcome {
+export function localAdd({ env, conf, log, openDriver }: CommandContext): CommandOutcome {
   const { ipam } = conf;
   const pod = podIdentity(env.args);
   const sticky = ipam.enableStatefulSet && pod !== undefined && looksLikeStatefulSetPod(pod.name);
@@ -24,11 +23,9 @@ export function cmdAdd({ env, conf, log, openDriver }: CommandContext): CommandO
         pod: pod && `${pod.namespace}/${pod.name}`, replaced: a.replacedContainer,
       });
     }
-    const ips = allocations.map((a) => ({ family: a.family, address: withPrefix(a.pool, a.address), ...(a.pool.gateway ? { gateway: a.pool.gateway } : {}) }));
-    const routes = allocations.flatMap((a) => a.pool.routes);
     const fresh = allocations.some((a) => a.source !== "existing");
     return {
-      output: formatResult(conf.cniVersion, ips, routes),
+      result: { ips: allocations.map((a) => resultIp(a.pool, a.address)), routes: allocations.flatMap((a) => a.pool.routes) },
       // Only what this ADD took is given back; a repeated ADD must not drop the earlier lease.
       rollback: fresh
         ? () => {

@@ -7,54 +7,16 @@ import { isAbsolute, join } from "node:path";
 import { hostname } from "node:os";
 import { CniError, Code } from "./cni-error.ts";
 import { isSupportedVersion } from "./cni-version.ts";
-import type { Family } from "./ip.ts";
-import { FieldError, type Pool, parsePools } from "./pool.ts";
+import { DEFAULT_DATA_DIR, type NetConf, type ValidAttachment } from "../ipam/config.ts";
+import type { Family } from "../ipam/ip.ts";
+import { FieldError, type Pool, parsePools } from "../ipam/pool.ts";
+import { isKind } from "../support/errors.ts";
+import { LOG_LEVELS, type LogLevel } from "../support/logger.ts";
 
-export type LogLevel = "debug" | "info" | "warn" | "error";
-
-/** The normalised `ipam` block. */
-export interface IpamConfig {
-  type: string;
-  dataDir: string;
-  /** `<dataDir>/berth.db` */
-  dbPath: string;
-  /** Present: cluster mode. Absent: local mode. */
-  kubeconfig?: string;
-  nodeName: string;
-  pools: Pool[];
-  /** Pool names to try per family, in order (default_ipv4_ippool / default_ipv6_ippool). */
-  defaultPools: Record<Family, string[]>;
-  enableStatefulSet: boolean;
-  logFile?: string;
-  logLevel: LogLevel;
-  /** Cluster mode: the longest an ADD may take before it rolls back (timeoutSeconds). */
-  timeoutMs: number;
-}
-
-/** One attachment the runtime still considers valid (GC). */
-export interface Attachment {
-  containerID: string;
-  ifname: string;
-}
-
-/** The normalised network configuration. */
-export interface NetConf {
-  cniVersion: string;
-  /** Network name: leases are kept per network. */
-  name: string;
-  ipam: IpamConfig;
-  /** Addresses of prevResult.ips (CHECK), as "addr/prefix". */
-  prevIps?: string[];
-  /** GC: undefined when the runtime sent no list at all. */
-  validAttachments?: Attachment[];
-}
-
-export const DEFAULT_DATA_DIR = "/var/lib/cni/berth";
 const IPAM_FIELDS = new Set([
   "type", "dataDir", "kubeconfig", "nodeName", "pools", "default_ipv4_ippool", "default_ipv6_ippool",
   "enableStatefulSet", "logFile", "logLevel", "timeoutSeconds",
 ]);
-const LOG_LEVELS = new Set(["debug", "info", "warn", "error"]);
 const NETWORK_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
 
 function invalid(field: string, value: unknown, reason: string): never {
@@ -90,7 +52,7 @@ export function parseNetConf(stdin: string): NetConf {
   try {
     return normalise(conf, conf.cniVersion);
   } catch (err) {
-    if (err instanceof FieldError) {
+    if (isKind(err, FieldError)) {
       throw new CniError(err.unsupported ? Code.UnsupportedField : Code.InvalidConfig, err.message, "", { cause: err });
     }
     throw err;
@@ -114,7 +76,7 @@ function normalise(conf: Record<string, unknown>, cniVersion: string): NetConf {
   const logFile = optionalString("ipam.logFile", ipam.logFile);
   if (logFile !== undefined && !isAbsolute(logFile)) invalid("ipam.logFile", logFile, "must be an absolute path");
   const logLevel = optionalString("ipam.logLevel", ipam.logLevel) ?? "info";
-  if (!LOG_LEVELS.has(logLevel)) invalid("ipam.logLevel", logLevel, "must be one of debug, info, warn, error");
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) invalid("ipam.logLevel", logLevel, `must be one of ${LOG_LEVELS.join(", ")}`);
   const kubeconfig = optionalString("ipam.kubeconfig", ipam.kubeconfig);
   if (kubeconfig !== undefined && !isAbsolute(kubeconfig)) invalid("ipam.kubeconfig", kubeconfig, "must be an absolute path");
   if (ipam.enableStatefulSet !== undefined && typeof ipam.enableStatefulSet !== "boolean") {
@@ -203,7 +165,7 @@ function prevIps(prev: unknown): string[] {
   });
 }
 
-function validAttachments(value: unknown): Attachment[] {
+function validAttachments(value: unknown): ValidAttachment[] {
   if (value === null) return [];
   if (!Array.isArray(value)) invalid("cni.dev/valid-attachments", value, "must be a list of {containerID, ifname}");
   return value.map((a, i) => {

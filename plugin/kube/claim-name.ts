@@ -1,5 +1,5 @@
 /** The name of the one claim object an address can have, cluster-wide. */
-import { type Family, formatAddressLong } from "../ip.ts";
+import { type Family, formatAddressLong } from "../ipam/ip.ts";
 
 /**
  * "v4-10-6-168-101", "v6-fd00-6-0-0-0-0-0-101": the address itself, so two

@@ -1,8 +1,11 @@
 /**
  * The error berth reports at the CNI boundary. Everything inside throws
- * ordinary errors (with `cause`); command glue turns them into a CniError.
+ * ordinary errors (with `cause`); to-cni-error.ts turns them into a CniError.
  */
+import { brand } from "../support/errors.ts";
+
 export class CniError extends Error {
+  static readonly brand = "CniError";
   constructor(
     readonly code: number,
     readonly msg: string,
@@ -10,7 +13,7 @@ export class CniError extends Error {
     options?: { cause?: unknown },
   ) {
     super(msg, options);
-    this.name = "CniError";
+    brand(this, CniError.brand);
   }
 
   /** The spec's error object, for stdout. */

@@ -1,7 +1,7 @@
 /** Which pools a local-mode ADD may use, per family, in order. */
-import type { IpamConfig } from "./config.ts";
-import type { Family } from "./ip.ts";
-import type { Pool } from "./pool.ts";
+import type { IpamConfig } from "../ipam/config.ts";
+import type { Family } from "../ipam/ip.ts";
+import type { Pool } from "../ipam/pool.ts";
 
 /**
  * `default_ipv4_ippool` / `default_ipv6_ippool` when set, else every pool

@@ -1,5 +1,5 @@
 /** What the controller needs of the API server beyond what the plugin does. */
-import type { ClaimObject, EndpointObject, KubeApi, ObjectMeta, PodObject, PoolObject, StatefulSetObject } from "../cluster/kube-api.ts";
+import type { ClaimObject, EndpointObject, KubeApi, ObjectMeta, PodObject, PoolObject, StatefulSetObject } from "./kube-api.ts";
 
 export interface LeaseObject {
   metadata: ObjectMeta;

@@ -16,28 +16,10 @@ import {
   createConfiguration,
   setHeaderOptions,
 } from "@kubernetes/client-node";
-import type { ControllerApi, LeaseObject, WatchKind } from "../controller/controller-api.ts";
-import {
-  BERTH_GROUP,
-  BERTH_VERSION,
-  CLAIM_PLURAL,
-  type ClaimObject,
-  ENDPOINT_PLURAL,
-  type EndpointObject,
-  type KubeApi,
-  KubeConflictError,
-  KubeRequestError,
-  KubeUnreachableError,
-  type NamedObject,
-  POOL_GROUP,
-  POOL_LABEL,
-  POOL_PLURAL,
-  POOL_VERSION,
-  type PodObject,
-  type PoolObject,
-  type StatefulSetObject,
-} from "./kube-api.ts";
-import { labelValue } from "./claims.ts";
+import type { ControllerApi, LeaseObject, WatchKind } from "./controller-api.ts";
+import { BERTH_API_VERSION as BERTH_VERSION, BERTH_GROUP, CLAIM_PLURAL, ENDPOINT_PLURAL, POOL_GROUP, POOL_LABEL, POOL_PLURAL, POOL_VERSION, labelValue } from "./crd.ts";
+import type { ClaimObject, EndpointObject, KubeApi, NamedObject, PodObject, PoolObject, StatefulSetObject } from "./kube-api.ts";
+import { KubeConflictError, KubeRequestError, KubeUnreachableError } from "./kube-errors.ts";
 
 export interface KubeClientOptions {
   /** Per-request timeout. */

@@ -1,9 +1,9 @@
 /** CNI DEL: release this attachment's leases. Idempotent; a StatefulSet pod's binding stays. */
-import { openStore } from "../open-store.ts";
-import { podIdentity } from "../pod-identity.ts";
-import type { CommandContext, CommandOutcome } from "./context.ts";
+import { openStore } from "../node-store/open-store.ts";
+import { podIdentity } from "../ipam/pod-identity.ts";
+import type { CommandContext, CommandOutcome } from "../ipam/command.ts";
 
-export function cmdDel({ env, conf, log, openDriver }: CommandContext): CommandOutcome {
+export function localDel({ env, conf, log, openDriver }: CommandContext): CommandOutcome {
   const store = openStore(conf.ipam, openDriver, true);
   if (!store) return {}; // no database: nothing was ever allocated here
   try {

@@ -1,13 +1,8 @@
 /** CNI GC: release every lease of this network that the runtime no longer lists. */
-import { CniError, Code } from "../cni-error.ts";
-import { compareVersions } from "../cni-version.ts";
-import { openStore } from "../open-store.ts";
-import type { CommandContext, CommandOutcome } from "./context.ts";
+import { openStore } from "../node-store/open-store.ts";
+import type { CommandContext, CommandOutcome } from "../ipam/command.ts";
 
-export function cmdGc({ conf, log, openDriver }: CommandContext): CommandOutcome {
-  if (compareVersions(conf.cniVersion, "1.1.0") < 0) {
-    throw new CniError(Code.IncompatibleVersion, `config version ${conf.cniVersion} does not allow GC`, "GC needs cniVersion 1.1.0");
-  }
+export function localGc({ conf, log, openDriver }: CommandContext): CommandOutcome {
   if (conf.validAttachments === undefined) {
     // No list at all is not "nothing is valid": releasing every lease on a guess would cut running pods off.
     log.warn("GC without cni.dev/valid-attachments: nothing released", { network: conf.name });

@@ -1,12 +1,12 @@
 /** Opens the node's lease database for a CNI command, creating its directory when needed. */
 import { existsSync, mkdirSync } from "node:fs";
-import { CniError, Code } from "./cni-error.ts";
-import type { IpamConfig } from "./config.ts";
-import type { OpenDriver } from "../store/driver.ts";
-import { LeaseStore, isBusy } from "../store/lease-store.ts";
-import type { Pool } from "./pool.ts";
-import type { PoolRecord } from "../store/lease-store.ts";
-import { formatAddress } from "./ip.ts";
+import type { IpamConfig } from "../ipam/config.ts";
+import { IpamError } from "../ipam/ipam-error.ts";
+import type { OpenDriver } from "../../store/driver.ts";
+import { LeaseStore, isBusy } from "../../store/lease-store.ts";
+import type { Pool } from "../ipam/pool.ts";
+import type { PoolRecord } from "../../store/lease-store.ts";
+import { formatAddress } from "../ipam/ip.ts";
 
 /**
  * Opens (and migrates) the database. With `mustExist`, returns undefined when
@@ -19,7 +19,7 @@ export function openStore(ipam: IpamConfig, openDriver: OpenDriver, mustExist = 
     return LeaseStore.open(openDriver(ipam.dbPath));
   } catch (err) {
     if (isBusy(err)) throw err; // still locked after the busy timeout: CNI code 11, try again
-    throw new CniError(Code.IoFailure, `cannot open lease database ${ipam.dbPath}: ${(err as Error).message}`, "check ipam.dataDir and its permissions", { cause: err });
+    throw new IpamError("io-failure", `cannot open lease database ${ipam.dbPath}: ${(err as Error).message}`, "check ipam.dataDir and its permissions", { cause: err });
   }
 }
 
@@ -35,8 +35,8 @@ export function assertWritable(ipam: IpamConfig, openDriver: OpenDriver): LeaseS
     return s;
   } catch (err) {
     store?.close();
-    const reason = err instanceof CniError ? err.msg : (err as Error).message;
-    throw new CniError(Code.NotAvailable, `lease database unwritable: ${reason}`, ipam.dbPath, { cause: err });
+    const reason = (err as Error).message;
+    throw new IpamError("not-available", `lease database unwritable: ${reason}`, ipam.dbPath, { cause: err });
   }
 }
 

@@ -1,20 +1,10 @@
 /** Reads the CNI_* environment the runtime sets, per the spec's rules for each command. */
+import { CNI_COMMANDS, type CniCommand, type Invocation } from "../ipam/command.ts";
 import { CniError, Code } from "./cni-error.ts";
 
-export const COMMANDS = ["ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS"] as const;
-export type Command = (typeof COMMANDS)[number];
-
-export interface CniEnv {
-  command: Command;
-  containerId: string;
-  netns: string;
-  ifname: string;
-  /** CNI_ARGS as key → value. */
-  args: Map<string, string>;
-}
 
 /** Which variables each command cannot do without. */
-const REQUIRED: Record<Command, readonly string[]> = {
+const REQUIRED: Record<CniCommand, readonly string[]> = {
   ADD: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"],
   CHECK: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"],
   DEL: ["CNI_CONTAINERID", "CNI_IFNAME"],
@@ -28,14 +18,14 @@ const KNOWN_ARGS = new Set(["IgnoreUnknown", "K8S_POD_NAMESPACE", "K8S_POD_NAME"
 const CONTAINER_ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
 
 /** Reads and checks the environment; empty values count as unset. Throws CniError code 4. */
-export function readCniEnv(env: Record<string, string | undefined>): CniEnv {
+export function readCniEnv(env: Record<string, string | undefined>): Invocation {
   const get = (k: string) => (env[k] === "" ? undefined : env[k]);
   const command = get("CNI_COMMAND");
   if (command === undefined) throw new CniError(Code.InvalidEnv, "CNI_COMMAND is not set");
-  if (!(COMMANDS as readonly string[]).includes(command)) {
-    throw new CniError(Code.InvalidEnv, `invalid CNI_COMMAND ${JSON.stringify(command)}`, `expected one of ${COMMANDS.join(", ")}`);
+  if (!(CNI_COMMANDS as readonly string[]).includes(command)) {
+    throw new CniError(Code.InvalidEnv, `invalid CNI_COMMAND ${JSON.stringify(command)}`, `expected one of ${CNI_COMMANDS.join(", ")}`);
   }
-  const cmd = command as Command;
+  const cmd = command as CniCommand;
   const missing = REQUIRED[cmd].filter((k) => get(k) === undefined);
   if (missing.length) throw new CniError(Code.InvalidEnv, `${missing.join(", ")} not set (required for ${cmd})`);
 

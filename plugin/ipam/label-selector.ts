@@ -1,8 +1,13 @@
 /** Kubernetes label-selector matching, for SpiderIPPool's pod/namespace/node affinity. */
-import type { Selector } from "../pool.ts";
+
+/** A Kubernetes label selector (SpiderIPPool affinities). */
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: string; values?: string[] }[];
+}
 
 /** True when `labels` satisfy the selector (an empty selector matches everything). */
-export function matchesSelector(selector: Selector, labels: Record<string, string> = {}): boolean {
+export function matchesSelector(selector: LabelSelector, labels: Record<string, string> = {}): boolean {
   for (const [k, v] of Object.entries(selector.matchLabels ?? {})) {
     if (labels[k] !== v) return false;
   }

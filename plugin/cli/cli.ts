@@ -2,11 +2,11 @@
 import mri from "mri";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { SUPPORTED_VERSIONS } from "./cni-version.ts";
-import { DEFAULT_DATA_DIR } from "./config.ts";
-import { BERTH_VERSION } from "./version.ts";
-import type { OpenDriver } from "../store/driver.ts";
-import { LeaseStore } from "../store/lease-store.ts";
+import { SUPPORTED_VERSIONS } from "../cni/cni-version.ts";
+import { DEFAULT_DATA_DIR } from "../ipam/config.ts";
+import { BERTH_VERSION } from "../support/version.ts";
+import type { OpenDriver } from "../../store/driver.ts";
+import { LeaseStore } from "../../store/lease-store.ts";
 import { renderTable } from "./table.ts";
 
 export const HELP = `berth ${BERTH_VERSION}: CNI IPAM plugin that keeps StatefulSet pods on the same IP address
@@ -59,15 +59,11 @@ export interface CliIo {
   out: (text: string) => void;
   err: (text: string) => void;
   openDriver: OpenDriver;
+  /** Loads the controller (an entry point of its own: see main.ts). */
+  loadController: () => Promise<typeof import("../controller/controller-main.ts").controllerMain>;
 }
 
 /** Runs the CLI; returns the exit code. */
-/**
- * The controller is a third entry point of the binary (see the build script),
- * imported by a specifier the bundler cannot fold, like the cluster commands.
- */
-const CONTROLLER_MODULE = ["./controller", "controller-main.ts"].join("/");
-
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const args = mri(argv, {
     string: ["db", "network", "o", "kubeconfig", "listen", "lease-namespace", "lease-name", "identity", "log-level",
@@ -101,14 +97,14 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         const v = num(k);
         if (v !== undefined && !(v > 0)) return usage(io, `--${k} must be a positive number, got ${JSON.stringify(args[k])}`);
       }
-      const { controllerMain } = (await import(CONTROLLER_MODULE)) as typeof import("./controller/controller-main.ts");
+      const controllerMain = await io.loadController();
       return controllerMain({
         kubeconfig: args.kubeconfig, listen: args.listen, resyncSeconds: num("resync-seconds"), leaseNamespace: args["lease-namespace"],
         leaseName: args["lease-name"], identity: args.identity, addTimeoutSeconds: num("add-timeout-seconds"), logLevel: args["log-level"],
       });
     }
     case "install": {
-      const { installMain, installOptions } = await import("./install/install.ts");
+      const { installMain, installOptions } = await import("../install/install.ts");
       const opts = installOptions(args, rest);
       return typeof opts === "string" ? usage(io, opts) : installMain(opts);
     }

@@ -3,15 +3,7 @@
  * allocation logic sees only this (a fake serves the unit tests, the real
  * client in kube-client.ts everything else).
  */
-
-export const POOL_GROUP = "spiderpool.spidernet.io";
-export const POOL_VERSION = "v2beta1";
-export const POOL_PLURAL = "spiderippools";
-export const BERTH_GROUP = "ipam.berth.dev";
-export const BERTH_VERSION = "v1alpha1";
-export const CLAIM_PLURAL = "berthipclaims";
-export const ENDPOINT_PLURAL = "berthendpoints";
-export const POOL_LABEL = "ipam.berth.dev/pool";
+import type { LabelSelector } from "../ipam/label-selector.ts";
 
 export interface OwnerReference {
   apiVersion: string;
@@ -47,11 +39,6 @@ export interface NamedObject {
 export interface StatefulSetObject {
   metadata: ObjectMeta;
   spec?: { replicas?: number; ordinals?: { start?: number }; template?: { metadata?: { annotations?: Record<string, string> } } };
-}
-
-export interface LabelSelector {
-  matchLabels?: Record<string, string>;
-  matchExpressions?: { key: string; operator: string; values?: string[] }[];
 }
 
 export interface PoolSpec {
@@ -125,30 +112,6 @@ export interface PoolStatus {
   ipVersion: number;
   allocatedIPCount: number;
   totalIPCount: number;
-}
-
-/** The API server could not be reached or did not answer in time (CNI code 11). */
-export class KubeUnreachableError extends Error {
-  constructor(readonly server: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "KubeUnreachableError";
-  }
-}
-
-/** A write lost a race: AlreadyExists, a stale resourceVersion, a failed precondition or JSON-patch test. */
-export class KubeConflictError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "KubeConflictError";
-  }
-}
-
-/** Any other refusal (403 Forbidden, 422 Invalid, ...), with the server's reason. */
-export class KubeRequestError extends Error {
-  constructor(readonly status: number, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "KubeRequestError";
-  }
 }
 
 export interface KubeApi {

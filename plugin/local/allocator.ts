@@ -3,11 +3,11 @@
  * as one write transaction, so concurrent plugin processes never hand out an
  * address twice and a crash mid-ADD leaves nothing behind.
  */
-import { type Family, findFree, formatAddress, inRanges, parseAddress } from "./ip.ts";
-import { IpamError } from "./ipam-error.ts";
-import type { Pool } from "./pool.ts";
-import type { PodIdentity } from "./pod-identity.ts";
-import type { Binding, Lease, NewBinding, NewLease } from "../store/lease-store.ts";
+import { type Family, findFree, formatAddress, inRanges, parseAddress } from "../ipam/ip.ts";
+import { IpamError } from "../ipam/ipam-error.ts";
+import type { Pool } from "../ipam/pool.ts";
+import type { PodIdentity } from "../ipam/pod-identity.ts";
+import type { Binding, Lease, NewBinding, NewLease } from "../../store/lease-store.ts";
 
 /** What allocation needs of a store (LeaseStore implements it). */
 export interface AllocationStore {

@@ -1,6 +1,8 @@
 /** Leveled logging to stderr or `ipam.logFile`; never to stdout, which carries the CNI result. */
 import { appendFileSync, writeSync } from "node:fs";
-import type { LogLevel } from "./config.ts";
+/** Log levels, least severe first. */
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 

@@ -1,0 +1,37 @@
+/** How API server failures reach the rest of berth: three kinds, recognised with `isKind`. */
+import { brand } from "../support/errors.ts";
+
+/** The API server could not be reached or did not answer in time (CNI code 11). */
+export class KubeUnreachableError extends Error {
+  static readonly brand = "KubeUnreachableError";
+  constructor(
+    readonly server: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    brand(this, KubeUnreachableError.brand);
+  }
+}
+
+/** A write lost a race: AlreadyExists, a stale resourceVersion, a failed precondition or JSON-patch test. */
+export class KubeConflictError extends Error {
+  static readonly brand = "KubeConflictError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    brand(this, KubeConflictError.brand);
+  }
+}
+
+/** Any other refusal (403 Forbidden, 422 Invalid, ...), with the server's reason. */
+export class KubeRequestError extends Error {
+  static readonly brand = "KubeRequestError";
+  constructor(
+    readonly status: number,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    brand(this, KubeRequestError.brand);
+  }
+}
