@@ -50,7 +50,7 @@ export function heldBy(claim: ClaimObject, namespace: string, name: string, cont
  * Deletes the claim of `address` if `mayRelease` accepts its current holder.
  * Returns the pool it counted against, or undefined when nothing was deleted.
  */
-export async function releaseClaim(api: KubeApi, address: string, mayRelease: (claim: ClaimObject) => boolean): Promise<string | undefined> {
+export async function releaseClaimIf(api: KubeApi, address: string, mayRelease: (claim: ClaimObject) => boolean): Promise<string | undefined> {
   const claim = await api.getClaim(claimNameOf(address));
   if (!claim || !mayRelease(claim)) return undefined;
   const deleted = await api.deleteClaim(claim.metadata.name, claim.metadata.uid!);

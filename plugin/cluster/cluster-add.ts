@@ -4,46 +4,27 @@
  * is its binding. The node's SQLite database records this node's leases
  * (pending until the ADD completes) and hints at which addresses are taken.
  */
-import { type Family, addressAt, countAddresses, findFree, formatAddress, inRanges, parseAddress } from "../ipam/ip.ts";
-import { IpamError } from "../ipam/ipam-error.ts";
-import type { Logger } from "../support/logger.ts";
-import type { PodIdentity } from "../ipam/pod-identity.ts";
-import { type Pool, resultIp } from "../ipam/pool.ts";
+import type { Lease } from "../../store/lease-store.ts";
 import type { AddResult } from "../ipam/command.ts";
-import type { Lease, LeaseStore } from "../../store/lease-store.ts";
-import { type Holder, claimFor, claimNameOf, heldBy, releaseClaim } from "./claims.ts";
-import { Deadline } from "./deadline.ts";
+import type { Family } from "../ipam/ip.ts";
+import { IpamError } from "../ipam/ipam-error.ts";
+import { type Pool, poolContains, resultIp } from "../ipam/pool.ts";
 import { ORDINAL_IPS_ANNOTATION } from "../kube/crd.ts";
-import type { EndpointIp, EndpointObject, KubeApi, NamedObject, PodObject } from "../kube/kube-api.ts";
-import { KubeConflictError } from "../kube/kube-errors.ts";
-import { isKind } from "../support/errors.ts";
+import type { EndpointObject, NamedObject, PodObject } from "../kube/kube-api.ts";
+import { abandonPending } from "./abandon-pending.ts";
+import type { AddState, Claiming, ClusterAddInput, Taken } from "./add-state.ts";
+import { releaseClaimIf } from "./claims.ts";
+import { Deadline } from "./deadline.ts";
+import { releaseStaleEndpoint, writeEndpoint } from "./endpoint-write.ts";
 import { choosePools } from "./pool-choice.ts";
-import { CountDeltas, EXACT_COUNT_LIMIT, updatePoolCounts } from "./pool-counts.ts";
+import { CountDeltas, updatePoolCounts } from "./pool-counts.ts";
 import { type Membership, statefulSetMembership } from "./statefulset.ts";
+import { retakeBound, takeOrdinal } from "./take-bound.ts";
+import { takeFree } from "./take-free.ts";
 import { UndoLog } from "./undo-log.ts";
-import type { NetConf } from "../ipam/config.ts";
 
-/** Hints older than this are refreshed from a full LIST before they are used. */
-export const HINT_TTL_MS = 30_000;
-/** After this many AlreadyExists in a row, the hints are refreshed. */
-const CONFLICTS_BEFORE_REFRESH = 8;
-
-export interface ClusterAddInput {
-  conf: NetConf;
-  containerId: string;
-  ifname: string;
-  pod: PodIdentity;
-  api: KubeApi;
-  store: LeaseStore;
-  log: Logger;
-}
-
-interface Taken {
-  family: Family;
-  address: string;
-  pool: Pool;
-  leaseId: number;
-}
+export type { ClusterAddInput } from "./add-state.ts";
+export { HINT_TTL_MS } from "./take-free.ts";
 
 /** Returns a held attachment's result straight from the node database, or undefined. */
 export function heldResult(leases: Lease[]): AddResult | undefined {
@@ -56,358 +37,112 @@ export function heldResult(leases: Lease[]): AddResult | undefined {
 
 /** Allocates (or gives back) the pod's addresses for this interface; rolls back on failure or timeout. */
 export async function clusterAdd(input: ClusterAddInput): Promise<AddResult> {
-  const { conf, api, store, log } = input;
-  const deadline = new Deadline(conf.ipam.timeoutMs, api.server);
-  const undo = new UndoLog();
-  const counts = new CountDeltas();
+  const state: AddState = { ...input, deadline: new Deadline(input.conf.ipam.timeoutMs, input.api.server), undo: new UndoLog(), counts: new CountDeltas() };
   try {
-    return await deadline.race(() => run(input, deadline, undo, counts));
+    return await state.deadline.race(() => run(state));
   } catch (err) {
-    await undo.run(log);
+    await state.undo.run(input.log);
     // Counts move with what was really undone; recount the touched pools.
-    await updatePoolCounts(api, counts.deltas, log).catch(() => undefined);
+    await updatePoolCounts(input.api, state.counts.deltas, input.log).catch(() => undefined);
     throw err;
   }
 }
 
-async function run(input: ClusterAddInput, deadline: Deadline, undo: UndoLog, counts: CountDeltas): Promise<AddResult> {
-  const { conf, api, store, log, containerId, ifname } = input;
-  const { ipam } = conf;
-  const network = conf.name;
-  const ns = input.pod.namespace;
-  const podName = input.pod.name;
-
+async function run(s: AddState): Promise<AddResult> {
+  const { api, store, log, conf } = s;
   // Leftovers of an interrupted ADD of this very attachment: undo them first.
-  await abandonPending(api, store, network, containerId, ifname, log, counts);
+  await abandonPending(api, store, conf.name, s.containerId, s.ifname, log, s.counts);
 
-  const pod = await api.getPod(ns, podName);
-  if (!pod) throw new IpamError("not-found", `pod ${ns}/${podName} not found on API server ${api.server}`);
-  const uid = pod.metadata.uid!;
-  if (input.pod.uid && input.pod.uid !== uid) {
-    throw new IpamError("not-found", `pod ${ns}/${podName} on API server ${api.server} has UID ${uid}, not ${input.pod.uid}: the pod was deleted and recreated`);
+  const pod = await readPod(s);
+  const member = conf.ipam.enableStatefulSet ? statefulSetMembership(pod) : undefined;
+  const families = await poolsFor(s, pod);
+  s.deadline.check();
+
+  const endpoint = await api.getEndpoint(s.pod.namespace, s.pod.name);
+  // The binding holds for a StatefulSet member whatever its UID, and for any pod whose sandbox is recreated.
+  const reuse = !!endpoint && (!!member || endpoint.spec.podUID === pod.metadata.uid);
+  if (endpoint && !reuse) await releaseStaleEndpoint(s, endpoint);
+
+  const claiming: Claiming = {
+    ...s,
+    holder: {
+      namespace: s.pod.namespace, name: s.pod.name, uid: pod.metadata.uid!, containerId: s.containerId, ifname: s.ifname, node: conf.ipam.nodeName,
+      ...(member ? { statefulSet: member.statefulSet } : {}),
+    },
+  };
+  const ordinalIndex = await ordinalPosition(s, pod, member);
+  const taken: Taken[] = [];
+  for (const { family, pools } of families) {
+    s.deadline.check();
+    taken.push(await takeFamily(claiming, family, pools, reuse ? endpoint : undefined, ordinalIndex));
   }
-  const member: Membership | undefined = ipam.enableStatefulSet ? statefulSetMembership(pod) : undefined;
+
+  s.deadline.check();
+  await writeEndpoint(s, endpoint, pod, member, taken);
+  store.immediate(() => {
+    for (const t of taken) store.activateLease(t.leaseId);
+  });
+  await updatePoolCounts(api, s.counts.deltas, log);
+  for (const t of taken) {
+    log.info("address assigned", { address: t.address, pool: t.pool.name, pod: `${s.pod.namespace}/${s.pod.name}`, container: s.containerId, ifname: s.ifname, statefulSet: member?.statefulSet });
+  }
+  return { ips: taken.map((t) => resultIp(t.pool, t.address)), routes: taken.flatMap((t) => t.pool.routes) };
+}
+
+/** The pod object; the UID the runtime gave must be this pod's (a recreated pod of the same name is another pod). */
+async function readPod(s: AddState): Promise<PodObject> {
+  const { namespace: ns, name } = s.pod;
+  const pod = await s.api.getPod(ns, name);
+  if (!pod) throw new IpamError("not-found", `pod ${ns}/${name} not found on API server ${s.api.server}`);
+  const uid = pod.metadata.uid!;
+  if (s.pod.uid && s.pod.uid !== uid) {
+    throw new IpamError("not-found", `pod ${ns}/${name} on API server ${s.api.server} has UID ${uid}, not ${s.pod.uid}: the pod was deleted and recreated`);
+  }
+  return pod;
+}
+
+/** The candidate pools per family, in Spiderpool's order; the namespace and node are read only if a pool needs them. */
+async function poolsFor(s: AddState, pod: PodObject): Promise<{ family: Family; pools: Pool[] }[]> {
+  const { api, conf } = s;
   const once = <T>(fn: () => Promise<T>) => {
     let p: Promise<T> | undefined;
     return () => (p ??= fn());
   };
-  const namespace = once<NamedObject | undefined>(() => api.getNamespace(ns));
-  const node = once<NamedObject | undefined>(() => api.getNode(ipam.nodeName));
-  const { families } = await choosePools({ api, pod, ifname, network, nodeName: ipam.nodeName, configDefaults: ipam.defaultPools, namespace, node });
-  deadline.check();
+  const namespace = once<NamedObject | undefined>(() => api.getNamespace(s.pod.namespace));
+  const node = once<NamedObject | undefined>(() => api.getNode(conf.ipam.nodeName));
+  const { families } = await choosePools({ api, pod, ifname: s.ifname, network: conf.name, nodeName: conf.ipam.nodeName, configDefaults: conf.ipam.defaultPools, namespace, node });
+  return families;
+}
 
-  const endpoint = await api.getEndpoint(ns, podName);
-  // The binding holds for a StatefulSet member whatever its UID, and for any pod whose sandbox is recreated.
-  const reuse = !!endpoint && (!!member || endpoint.spec.podUID === uid);
-  if (endpoint && !reuse) await releaseStaleEndpoint(api, endpoint, log, counts);
+/** Opt-in: StatefulSet pod N takes the Nth address of its pools, predictable before the pod exists. */
+async function ordinalPosition(s: AddState, pod: PodObject, member: Membership | undefined): Promise<number | undefined> {
+  if (!member || pod.metadata.annotations?.[ORDINAL_IPS_ANNOTATION]?.toLowerCase() !== "true") return undefined;
+  const sts = await s.api.getStatefulSet(s.pod.namespace, member.statefulSet);
+  return member.ordinal - (sts?.spec?.ordinals?.start ?? 0);
+}
 
-  // Opt-in: StatefulSet pod N takes the Nth address of its pools, predictable before the pod exists.
-  let ordinalIndex: number | undefined;
-  if (member && pod.metadata.annotations?.[ORDINAL_IPS_ANNOTATION]?.toLowerCase() === "true") {
-    const sts = await api.getStatefulSet(ns, member.statefulSet);
-    ordinalIndex = member.ordinal - (sts?.spec?.ordinals?.start ?? 0);
-  }
-  const holder: Holder = { namespace: ns, name: podName, uid, containerId, ifname, node: ipam.nodeName, ...(member ? { statefulSet: member.statefulSet } : {}) };
-  const taken: Taken[] = [];
-  for (const { family, pools } of families) {
-    deadline.check();
-    const prev = reuse ? previous(endpoint!, ifname, family) : undefined;
-    if (prev) {
-      const pool = pools.find((p) => p.name === prev.pool && contains(p, prev.address));
-      if (pool) {
-        taken.push(await reclaim(input, pool, prev.address, holder, undo, counts));
-        continue;
-      }
-      // The pod now asks for pools that do not hold its address: free it, take one from the new pools.
-      const freed = await releaseClaim(api, prev.address, (c) => c.spec.podNamespace === ns && c.spec.podName === podName);
-      if (freed) {
-        counts.add(freed, -1);
-        store.setHint(freed, prev.address, false);
-        log.info("address released: pod moved to another pool", { address: prev.address, pool: freed, pod: `${ns}/${podName}` });
-      }
+/** One family's address: the bound one when the pod still asks for its pool, else the ordinal's or a free one. */
+async function takeFamily(s: Claiming, family: Family, pools: Pool[], boundEndpoint: EndpointObject | undefined, ordinalIndex: number | undefined): Promise<Taken> {
+  const prev = boundEndpoint ? boundAddress(boundEndpoint, s.ifname, family) : undefined;
+  if (prev) {
+    const pool = pools.find((p) => p.name === prev.pool && poolContains(p, prev.address));
+    if (pool) return retakeBound(s, pool, prev.address);
+    // The pod now asks for pools that do not hold its address: free it, take one from the new pools.
+    const { namespace: ns, name } = s.holder;
+    const freed = await releaseClaimIf(s.api, prev.address, (c) => c.spec.podNamespace === ns && c.spec.podName === name);
+    if (freed) {
+      s.counts.add(freed, -1);
+      s.store.setHint(freed, prev.address, false);
+      s.log.info("address released: pod moved to another pool", { address: prev.address, pool: freed, pod: `${ns}/${name}` });
     }
-    taken.push(ordinalIndex === undefined
-      ? await claimFree(input, family, pools, holder, deadline, undo, counts)
-      : await claimOrdinal(input, family, pools, ordinalIndex, holder, undo, counts));
   }
-
-  deadline.check();
-  await writeEndpoint(api, endpoint, pod, member, ifname, taken, containerId, ipam.nodeName, undo);
-  store.immediate(() => {
-    for (const t of taken) store.activateLease(t.leaseId);
-  });
-  await updatePoolCounts(api, counts.deltas, log);
-  for (const t of taken) log.info("address assigned", { address: t.address, pool: t.pool.name, pod: `${ns}/${podName}`, container: containerId, ifname, statefulSet: member?.statefulSet });
-  return { ips: taken.map((t) => resultIp(t.pool, t.address)), routes: taken.flatMap((t) => t.pool.routes) };
+  return ordinalIndex === undefined ? takeFree(s, family, pools) : takeOrdinal(s, family, pools, ordinalIndex);
 }
 
-function contains(pool: Pool, address: string): boolean {
-  const a = parseAddress(address);
-  return !!a && a.family === pool.family && inRanges(a.value, pool.ranges);
-}
-
-function previous(ep: EndpointObject, ifname: string, family: Family): { address: string; pool: string } | undefined {
+/** The address and pool the endpoint binds for this interface and family. */
+function boundAddress(ep: EndpointObject, ifname: string, family: Family): { address: string; pool: string } | undefined {
   const entry = ep.spec.ips.find((i) => i.interface === ifname);
   const cidr = family === 4 ? entry?.ipv4 : entry?.ipv6;
   const pool = family === 4 ? entry?.ipv4Pool : entry?.ipv6Pool;
   return cidr && pool ? { address: cidr.split("/")[0], pool } : undefined;
-}
-
-/** Records a pending lease before its claim exists, so a crash in between is found by the next command. */
-function pending(input: ClusterAddInput, pool: Pool, address: string): number | undefined {
-  const { store, conf } = input;
-  try {
-    return store.immediate(() =>
-      store.addLease({
-        network: conf.name, address, family: pool.family, pool: pool.name, container_id: input.containerId, ifname: input.ifname,
-        pod_namespace: input.pod.namespace, pod_name: input.pod.name, pod_uid: input.pod.uid ?? null,
-        state: "pending", prefix: pool.subnet.prefix, gateway: pool.gateway ?? null, routes: JSON.stringify(pool.routes),
-      }));
-  } catch (err) {
-    // Another attachment on this node holds it locally: taken, whatever the hints say.
-    if (String((err as { code?: string }).code).startsWith("SQLITE_CONSTRAINT")) return undefined;
-    throw err;
-  }
-}
-
-/** Takes back the pod's bound address: its claim is updated to this sandbox, or re-created if it vanished. */
-async function reclaim(input: ClusterAddInput, pool: Pool, address: string, holder: Holder, undo: UndoLog, counts: CountDeltas): Promise<Taken> {
-  const { api, store } = input;
-  const local = store.leaseAt(input.conf.name, address);
-  if (local) {
-    const samePod = local.pod_namespace === holder.namespace && local.pod_name === holder.name;
-    // The API server decides whose the address is. A local lease is stale when it is an older
-    // sandbox of this pod (its DEL never came), or when it belongs to another pod whose ADD had
-    // completed but whose claim is gone or now held by this pod (the controller freed it while
-    // this node never saw the DEL). A pending lease of another pod is an ADD in flight: a conflict.
-    const claim = samePod ? undefined : await api.getClaim(claimNameOf(address));
-    const ours = !!claim && claim.spec.podNamespace === holder.namespace && claim.spec.podName === holder.name;
-    if (samePod || ours || (local.state === "active" && !claim)) {
-      store.deleteLease(local.id);
-      if (!samePod) input.log.info("stale local lease dropped", { address, container: local.container_id, pod: `${local.pod_namespace}/${local.pod_name}` });
-    }
-  }
-  const leaseId = pending(input, pool, address);
-  if (leaseId === undefined) throw new IpamError("conflict", `address ${address} bound to pod ${holder.namespace}/${holder.name} is leased on this node to container ${local?.container_id}`);
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const claim = await api.getClaim(claimNameOf(address));
-    if (claim && !(claim.spec.podNamespace === holder.namespace && claim.spec.podName === holder.name)) {
-      store.immediate(() => store.deleteLease(leaseId));
-      throw new IpamError("conflict", `address ${address} bound to pod ${holder.namespace}/${holder.name} is claimed by pod ${claim.spec.podNamespace}/${claim.spec.podName} on node ${claim.spec.node}`);
-    }
-    try {
-      if (claim) {
-        await api.updateClaim(claimFor(pool.family, address, pool.name, holder, claim));
-      } else {
-        const created = await api.createClaim(claimFor(pool.family, address, pool.name, holder));
-        counts.add(pool.name, 1);
-        undo.push(`delete claim ${created.metadata.name}`, async () => {
-          if (await api.deleteClaim(created.metadata.name, created.metadata.uid!)) counts.add(pool.name, -1);
-        });
-      }
-      store.setHint(pool.name, address, true);
-      return { family: pool.family, address, pool, leaseId };
-    } catch (err) {
-      if (!isKind(err, KubeConflictError)) throw err; // lost a race with another writer: read again
-    }
-  }
-  throw new IpamError("conflict", `address ${address} of pod ${holder.namespace}/${holder.name}: its claim kept changing under us`);
-}
-
-/** Claims a free address from the first pool that has one. */
-async function claimFree(input: ClusterAddInput, family: Family, candidates: Pool[], holder: Holder, deadline: Deadline, undo: UndoLog, counts: CountDeltas): Promise<Taken> {
-  // A pool being deleted keeps serving the pods bound to it, and takes no new ones.
-  const pools = candidates.filter((p) => !p.deleting);
-  if (pools.length === 0) {
-    throw new IpamError("no-pool", `no IPv${family} pool can serve pod ${holder.namespace}/${holder.name}: ${candidates.map((p) => p.name).join(", ")} being deleted`);
-  }
-  for (const pool of pools) {
-    const t = await claimInPool(input, pool, holder, deadline, undo, counts);
-    if (t) return t;
-  }
-  const usage = await Promise.all(pools.map(async (p) => `${p.name} (${(await input.api.listClaims(p.name, true)).length} of ${p.total} claimed)`));
-  throw new IpamError(
-    "exhausted",
-    pools.length === 1 ? `IPv${family} pool ${usage[0].replace(" (", " exhausted (")}` : `every IPv${family} pool exhausted: ${usage.join(", ")}`,
-    `pod ${holder.namespace}/${holder.name}, container ${holder.containerId}, interface ${holder.ifname}`,
-  );
-}
-
-/**
- * Ordinal-ordered mode: the address at position `index` of the pools' addresses
- * (in order, spilling from one pool into the next). Taken by another pod: an
- * error, never a silent substitute, since operators rely on the prediction.
- */
-async function claimOrdinal(input: ClusterAddInput, family: Family, candidates: Pool[], index: number, holder: Holder, undo: UndoLog, counts: CountDeltas): Promise<Taken> {
-  let rest = BigInt(index);
-  for (const pool of candidates.filter((p) => !p.deleting)) {
-    if (rest >= pool.total) {
-      rest -= pool.total;
-      continue;
-    }
-    const address = formatAddress(pool.family, addressAt(pool.ranges, rest)!);
-    const holderNow = await input.api.getClaim(claimNameOf(address));
-    if (holderNow && !(holderNow.spec.podNamespace === holder.namespace && holderNow.spec.podName === holder.name)) {
-      throw new IpamError("conflict", `address ${address} (position ${index} of pool ${pool.name}, for ordinal-ordered pod ${holder.namespace}/${holder.name}) is claimed by pod ${holderNow.spec.podNamespace}/${holderNow.spec.podName}`);
-    }
-    return reclaim(input, pool, address, holder, undo, counts);
-  }
-  throw new IpamError("exhausted", `no IPv${family} address at position ${index} for ordinal-ordered pod ${holder.namespace}/${holder.name}: pools ${candidates.map((p) => `${p.name} (${p.total})`).join(", ")} are smaller`);
-}
-
-async function refreshHints(input: ClusterAddInput, pool: Pool): Promise<void> {
-  // The watch cache's view: a moment stale at worst, which hints tolerate (the create decides).
-  const claims = await input.api.listClaims(pool.name);
-  input.store.immediate(() => input.store.replaceHints(pool.name, claims.map((c) => c.spec.address)));
-}
-
-async function claimInPool(input: ClusterAddInput, pool: Pool, holder: Holder, deadline: Deadline, undo: UndoLog, counts: CountDeltas): Promise<Taken | undefined> {
-  const { api, store } = input;
-  if (pool.total === 0n) return undefined;
-  // A large pool is never LISTed up front: listing tens of thousands of claims costs seconds. Its
-  // ADDs probe random addresses the hints do not know as taken; each AlreadyExists teaches the
-  // hints. At 90% full that is ~10 creates, not a LIST. Only many conflicts in a row, or finding
-  // nothing, make it LIST once, and exhaustion is declared only after that.
-  const large = pool.total > EXACT_COUNT_LIMIT;
-  let refreshed = false;
-  const listedAt = store.hintsListedAt(pool.name);
-  if (!large && (listedAt === undefined || Date.now() - listedAt > HINT_TTL_MS)) {
-    await refreshHints(input, pool);
-    refreshed = true;
-  }
-  const taken = (v: bigint) => store.hintedTaken(pool.name, formatAddress(pool.family, v));
-  const size = Number(countAddresses(pool.ranges));
-  const randomIndex = () => BigInt(Math.floor(Math.random() * size));
-  // Start somewhere random: nodes racing for one pool then rarely want the same address.
-  const start = addressAt(pool.ranges, randomIndex())!;
-  let conflicts = 0;
-  for (;;) {
-    deadline.check();
-    let value: bigint | undefined;
-    if (large && !refreshed) {
-      for (let i = 0; i < 32 && value === undefined; i++) {
-        const v = addressAt(pool.ranges, randomIndex())!;
-        if (!taken(v)) value = v;
-      }
-    }
-    value ??= findFree(pool.ranges, start - 1n, (v) => !taken(v));
-    if (value === undefined) {
-      if (refreshed) return undefined; // a fresh LIST agrees: the pool is full
-      await refreshHints(input, pool);
-      refreshed = true;
-      continue;
-    }
-    const address = formatAddress(pool.family, value);
-    const leaseId = pending(input, pool, address);
-    if (leaseId === undefined) {
-      store.setHint(pool.name, address, true);
-      continue;
-    }
-    try {
-      const created = await api.createClaim(claimFor(pool.family, address, pool.name, holder));
-      counts.add(pool.name, 1);
-      // Fault injection for the crash tests: die the hardest way right after the claim exists.
-      if (process.env.BERTH_FAULT === "kill-after-claim") process.kill(process.pid, "SIGKILL");
-      // Register the undo first: whatever fails from here on must give the claim back.
-      undo.push(`delete claim ${created.metadata.name}`, async () => {
-        if (await api.deleteClaim(created.metadata.name, created.metadata.uid!)) {
-          counts.add(pool.name, -1);
-          store.setHint(pool.name, address, false);
-        }
-        store.deleteLease(leaseId);
-      });
-      store.setHint(pool.name, address, true);
-      return { family: pool.family, address, pool, leaseId };
-    } catch (err) {
-      if (!isKind(err, KubeConflictError)) throw err; // the pending lease stays: DEL or the next ADD resolves it
-      store.immediate(() => {
-        store.deleteLease(leaseId);
-        store.setHint(pool.name, address, true);
-      });
-      if (++conflicts % (large ? CONFLICTS_BEFORE_REFRESH * 8 : CONFLICTS_BEFORE_REFRESH) === 0 && !refreshed) {
-        await refreshHints(input, pool);
-        refreshed = true;
-      }
-    }
-  }
-}
-
-/** Writes the pod's BerthEndpoint with this interface's addresses (the binding). */
-async function writeEndpoint(
-  api: KubeApi, current: EndpointObject | undefined, pod: PodObject, member: Membership | undefined, ifname: string,
-  taken: Taken[], containerId: string, node: string, undo: UndoLog,
-): Promise<void> {
-  const entry: EndpointIp = { interface: ifname };
-  for (const t of taken) {
-    const cidr = `${t.address}/${t.pool.subnet.prefix}`;
-    if (t.family === 4) Object.assign(entry, { ipv4: cidr, ipv4Pool: t.pool.name }, t.pool.gateway ? { ipv4Gateway: t.pool.gateway } : {});
-    else Object.assign(entry, { ipv6: cidr, ipv6Pool: t.pool.name }, t.pool.gateway ? { ipv6Gateway: t.pool.gateway } : {});
-  }
-  const uid = pod.metadata.uid!;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const ep = attempt === 0 ? current : await api.getEndpoint(pod.metadata.namespace!, pod.metadata.name);
-    // Other interfaces of the same pod (or the same StatefulSet member) stay.
-    const others = ep && (ep.spec.podUID === uid || member) ? ep.spec.ips.filter((i) => i.interface !== ifname) : [];
-    const spec = {
-      podUID: uid, node, containerID: containerId,
-      ownerControllerType: member ? ("StatefulSet" as const) : ("None" as const),
-      ...(member ? { ownerControllerName: member.statefulSet } : {}),
-      ips: [...others, entry],
-    };
-    try {
-      if (ep) {
-        await api.updateEndpoint({ metadata: ep.metadata, spec });
-        undo.push(`restore endpoint ${ep.metadata.namespace}/${ep.metadata.name}`, async () => {
-          const now = await api.getEndpoint(ep.metadata.namespace!, ep.metadata.name);
-          if (now) await api.updateEndpoint({ metadata: now.metadata, spec: ep.spec });
-        });
-      } else {
-        const created = await api.createEndpoint({ metadata: { name: pod.metadata.name, namespace: pod.metadata.namespace }, spec });
-        undo.push(`delete endpoint ${pod.metadata.namespace}/${pod.metadata.name}`, () => api.deleteEndpoint(pod.metadata.namespace!, pod.metadata.name, created.metadata.uid!));
-      }
-      return;
-    } catch (err) {
-      if (!isKind(err, KubeConflictError)) throw err;
-    }
-  }
-  throw new IpamError("try-again", `endpoint ${pod.metadata.namespace}/${pod.metadata.name} kept changing under us`);
-}
-
-/** An earlier pod of this name (not a StatefulSet member) left an endpoint: free what its UID still claims. */
-async function releaseStaleEndpoint(api: KubeApi, ep: EndpointObject, log: Logger, counts: CountDeltas): Promise<void> {
-  for (const entry of ep.spec.ips) {
-    for (const cidr of [entry.ipv4, entry.ipv6]) {
-      if (!cidr) continue;
-      const address = cidr.split("/")[0];
-      const freed = await releaseClaim(api, address, (c) => c.spec.podUID === ep.spec.podUID);
-      if (freed) {
-        counts.add(freed, -1);
-        log.info("address released: left by an earlier pod of this name", { address, pool: freed, pod: `${ep.metadata.namespace}/${ep.metadata.name}`, uid: ep.spec.podUID });
-      }
-    }
-  }
-}
-
-/**
- * Undoes what an interrupted ADD of this attachment left: pending leases and
- * the claims they were about to take (if this container holds them).
- */
-export async function abandonPending(api: KubeApi, store: LeaseStore, network: string, containerId: string, ifname: string, log: Logger, counts: CountDeltas): Promise<void> {
-  const stale = store.leasesOf(network, containerId, ifname).filter((l) => l.state === "pending");
-  if (stale.length === 0) return;
-  const first = stale[0];
-  // An address the pod's endpoint lists is its binding (a StatefulSet member being re-taken): keep that claim.
-  const ep = first.pod_namespace && first.pod_name ? await api.getEndpoint(first.pod_namespace, first.pod_name) : undefined;
-  const bound = new Set((ep?.spec.ips ?? []).flatMap((i) => [i.ipv4, i.ipv6]).filter((c): c is string => !!c).map((c) => c.split("/")[0]));
-  for (const l of stale) {
-    const freed = bound.has(l.address)
-      ? undefined
-      : await releaseClaim(api, l.address, (c) => heldBy(c, l.pod_namespace ?? "", l.pod_name ?? "", containerId, undefined) && c.spec.containerID === containerId);
-    if (freed) counts.add(freed, -1);
-    store.immediate(() => {
-      store.deleteLease(l.id);
-      if (freed) store.setHint(l.pool, l.address, false);
-    });
-    log.info("undid an interrupted ADD", { address: l.address, pool: l.pool, container: containerId, claimDeleted: !!freed });
-  }
 }

@@ -5,12 +5,13 @@
 import type { IpamConfig } from "../ipam/config.ts";
 import type { Logger } from "../support/logger.ts";
 import type { Lease, LeaseStore } from "../../store/lease-store.ts";
-import { heldBy, releaseClaim } from "./claims.ts";
+import { heldBy, releaseClaimIf } from "./claims.ts";
 import type { EndpointObject, KubeApi } from "../kube/kube-api.ts";
 import { CountDeltas, updatePoolCounts } from "./pool-counts.ts";
 import { RECLAIM_ANNOTATION } from "../kube/crd.ts";
 import { KubeConflictError } from "../kube/kube-errors.ts";
 import { isKind } from "../support/errors.ts";
+import { ordinalOf } from "../ipam/pod-identity.ts";
 import { ordinalInRange, statefulSetMembership, stsKeeps } from "./statefulset.ts";
 
 export interface Attachment {
@@ -31,12 +32,12 @@ export async function keepReason(api: KubeApi, ipam: IpamConfig, ns: string, nam
   const fromPod = pod ? statefulSetMembership(pod) : undefined;
   const set = fromPod?.statefulSet ?? (ep?.spec.ownerControllerType === "StatefulSet" ? ep.spec.ownerControllerName : undefined);
   if (!set) return undefined;
-  const ordinalText = name.slice(set.length + 1);
-  if (!name.startsWith(`${set}-`) || !/^(0|[1-9][0-9]*)$/.test(ordinalText)) return undefined;
+  const ordinal = ordinalOf(name, set);
+  if (ordinal === undefined) return undefined;
   const sts = await api.getStatefulSet(ns, set);
   if (!sts) return undefined;
-  if (ordinalInRange(sts, Number(ordinalText))) return `StatefulSet ${ns}/${set} still has ordinal ${ordinalText}`;
-  return stsKeeps(sts, Number(ordinalText)) ? `StatefulSet ${ns}/${set} retains scaled-down addresses (${RECLAIM_ANNOTATION}: Retain)` : undefined;
+  if (ordinalInRange(sts, ordinal)) return `StatefulSet ${ns}/${set} still has ordinal ${ordinal}`;
+  return stsKeeps(sts, ordinal) ? `StatefulSet ${ns}/${set} retains scaled-down addresses (${RECLAIM_ANNOTATION}: Retain)` : undefined;
 }
 
 /** Releases (or keeps bound) one attachment's addresses. Idempotent; a missing pod or StatefulSet is not an error. */
@@ -66,7 +67,7 @@ export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: Ipam
   for (const a of addresses) {
     // Kept: a bound address of a pod that stays. A pending one (interrupted ADD) is never part of the binding.
     if (keep && !a.pending && boundHere.has(a.address)) continue;
-    const freed = await releaseClaim(api, a.address, (c) => heldBy(c, ns, name, at.containerId, uid));
+    const freed = await releaseClaimIf(api, a.address, (c) => heldBy(c, ns, name, at.containerId, uid));
     if (freed) {
       counts.add(freed, -1);
       store.immediate(() => store.setHint(freed, a.address, false));

@@ -1,6 +1,7 @@
 /** StatefulSet membership and replica range, read from the API objects (never guessed from names). */
 import type { PodObject, StatefulSetObject } from "../kube/kube-api.ts";
 import { RECLAIM_ANNOTATION } from "../kube/crd.ts";
+import { ordinalOf } from "../ipam/pod-identity.ts";
 
 export interface Membership {
   statefulSet: string;
@@ -11,12 +12,8 @@ export interface Membership {
 export function statefulSetMembership(pod: PodObject): Membership | undefined {
   const owner = pod.metadata.ownerReferences?.find((o) => o.controller);
   if (!owner || owner.kind !== "StatefulSet" || !owner.apiVersion.startsWith("apps/")) return undefined;
-  const prefix = `${owner.name}-`;
-  const name = pod.metadata.name;
-  if (!name.startsWith(prefix)) return undefined;
-  const rest = name.slice(prefix.length);
-  if (!/^(0|[1-9][0-9]*)$/.test(rest)) return undefined;
-  return { statefulSet: owner.name, ordinal: Number(rest) };
+  const ordinal = ordinalOf(pod.metadata.name, owner.name);
+  return ordinal === undefined ? undefined : { statefulSet: owner.name, ordinal };
 }
 
 /**

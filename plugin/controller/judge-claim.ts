@@ -7,6 +7,7 @@
 import type { ClaimObject, EndpointObject, PodObject, StatefulSetObject } from "../kube/kube-api.ts";
 import { retained, stsKeeps } from "../cluster/statefulset.ts";
 import { statefulSetMembership } from "../cluster/statefulset.ts";
+import { ordinalOf } from "../ipam/pod-identity.ts";
 
 export interface Reader {
   getPod(ns: string, name: string): Promise<PodObject | undefined>;
@@ -46,9 +47,9 @@ export async function judgeClaim(read: Reader, claim: ClaimObject, opts: JudgeOp
 
   const pod = await read.getPod(ns, name);
   const setName = claim.spec.statefulSet;
-  const ordinal = setName && name.startsWith(`${setName}-`) ? Number(name.slice(setName.length + 1)) : NaN;
+  const ordinal = setName ? ordinalOf(name, setName) : undefined;
   const stsVerdict = async (otherwise: Verdict): Promise<Verdict> => {
-    if (!setName || !Number.isInteger(ordinal)) return otherwise;
+    if (!setName || ordinal === undefined) return otherwise;
     const sts = await read.getStatefulSet(ns, setName);
     if (!sts || sts.metadata.deletionTimestamp) {
       return { release: true, reason: "statefulset-deleted", detail: `StatefulSet ${ns}/${setName} is ${sts ? "being deleted" : "gone"}`, ...(pod ? { pod } : {}) };

@@ -19,7 +19,10 @@ export function podIdentity(args: Map<string, string>): PodIdentity | undefined 
 
 // The alphabet Kubernetes uses for generated name suffixes (no vowels, no 0/1/3).
 const GENERATED = "[bcdfghjklmnpqrstvwxz2456789]";
-const ORDINAL_RE = /^(.+)-(0|[1-9][0-9]*)$/;
+// A StatefulSet ordinal as the controller writes it: decimal, no leading zero.
+const ORDINAL = "0|[1-9][0-9]*";
+const ORDINAL_RE = new RegExp(`^(.+)-(${ORDINAL})$`);
+const ORDINAL_ONLY_RE = new RegExp(`^(${ORDINAL})$`);
 const GENERATED_SUFFIX_RE = new RegExp(`^${GENERATED}{5}$`);
 
 /**
@@ -33,4 +36,11 @@ export function looksLikeStatefulSetPod(name: string): boolean {
   const m = ORDINAL_RE.exec(name);
   if (!m) return false;
   return !GENERATED_SUFFIX_RE.test(m[2]);
+}
+
+/** The ordinal of pod `podName` in StatefulSet `setName` (`<set>-<ordinal>`), or undefined when the name is not of that form. */
+export function ordinalOf(podName: string, setName: string): number | undefined {
+  if (!podName.startsWith(`${setName}-`)) return undefined;
+  const rest = podName.slice(setName.length + 1);
+  return ORDINAL_ONLY_RE.test(rest) ? Number(rest) : undefined;
 }

@@ -8,6 +8,7 @@ import {
   type Subnet,
   countAddresses,
   formatAddress,
+  inRanges,
   mergeRanges,
   parseAddress,
   parseRange,
@@ -214,6 +215,12 @@ function firstShared(a: IpRange[], b: IpRange[]): bigint | undefined {
 /** The "addr/prefix" text of an address of this pool. */
 export function withPrefix(pool: Pool, address: string): string {
   return `${address}/${pool.subnet.prefix}`;
+}
+
+/** Whether `pool` may hand out `address` (right family, inside its ranges). */
+export function poolContains(pool: Pool, address: string): boolean {
+  const a = parseAddress(address);
+  return !!a && a.family === pool.family && inRanges(a.value, pool.ranges);
 }
 
 /** `address` of `pool` as an ADD result reports it: with the pool's prefix and gateway. */

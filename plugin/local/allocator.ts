@@ -3,9 +3,9 @@
  * as one write transaction, so concurrent plugin processes never hand out an
  * address twice and a crash mid-ADD leaves nothing behind.
  */
-import { type Family, findFree, formatAddress, inRanges, parseAddress } from "../ipam/ip.ts";
+import { type Family, findFree, formatAddress, parseAddress } from "../ipam/ip.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
-import type { Pool } from "../ipam/pool.ts";
+import { type Pool, poolContains } from "../ipam/pool.ts";
 import type { PodIdentity } from "../ipam/pod-identity.ts";
 import type { Binding, Lease, NewBinding, NewLease } from "../../store/lease-store.ts";
 
@@ -66,7 +66,7 @@ function reuseExisting(store: AllocationStore, req: AllocationRequest): Allocati
   if (leases.length === 0) return undefined;
   const out: Allocation[] = [];
   for (const l of leases) {
-    const pool = req.allPools.find((p) => p.name === l.pool && containsAddress(p, l.address));
+    const pool = req.allPools.find((p) => p.name === l.pool && poolContains(p, l.address));
     if (!pool) {
       // The configuration no longer covers it: give it up and allocate afresh.
       for (const stale of leases) store.deleteLease(stale.id);
@@ -75,11 +75,6 @@ function reuseExisting(store: AllocationStore, req: AllocationRequest): Allocati
     out.push({ family: l.family, address: l.address, pool, source: "existing" });
   }
   return out;
-}
-
-function containsAddress(pool: Pool, address: string): boolean {
-  const a = parseAddress(address);
-  return !!a && a.family === pool.family && inRanges(a.value, pool.ranges);
 }
 
 function allocateFamily(store: AllocationStore, req: AllocationRequest, family: Family, pools: Pool[]): Allocation {
@@ -92,7 +87,7 @@ function allocateFamily(store: AllocationStore, req: AllocationRequest, family: 
   if (pod) {
     const binding = store.bindingOf(req.network, pod.namespace, pod.name, req.ifname, family);
     if (binding) {
-      const pool = req.sticky ? serving.find((p) => p.name === binding.pool && containsAddress(p, binding.address)) : undefined;
+      const pool = req.sticky ? serving.find((p) => p.name === binding.pool && poolContains(p, binding.address)) : undefined;
       if (pool) return takeBound(store, req, pool, binding);
       // Stickiness is off, or the pod's pools no longer hold its address: free the binding, allocate anew.
       store.deleteBinding(binding);

@@ -1,0 +1,43 @@
+/** What one cluster-mode ADD carries from step to step. */
+import type { LeaseStore } from "../../store/lease-store.ts";
+import type { NetConf } from "../ipam/config.ts";
+import type { Family } from "../ipam/ip.ts";
+import type { PodIdentity } from "../ipam/pod-identity.ts";
+import type { Pool } from "../ipam/pool.ts";
+import type { KubeApi } from "../kube/kube-api.ts";
+import type { Logger } from "../support/logger.ts";
+import type { Holder } from "./claims.ts";
+import type { Deadline } from "./deadline.ts";
+import type { CountDeltas } from "./pool-counts.ts";
+import type { UndoLog } from "./undo-log.ts";
+
+/** What the command glue hands a cluster ADD. */
+export interface ClusterAddInput {
+  conf: NetConf;
+  containerId: string;
+  ifname: string;
+  pod: PodIdentity;
+  api: KubeApi;
+  store: LeaseStore;
+  log: Logger;
+}
+
+/** The ADD in progress: its input, its time budget, and what it would have to give back. */
+export interface AddState extends ClusterAddInput {
+  deadline: Deadline;
+  undo: UndoLog;
+  counts: CountDeltas;
+}
+
+/** The ADD once it knows who the addresses are for. */
+export interface Claiming extends AddState {
+  holder: Holder;
+}
+
+/** One address this ADD holds: its claim exists and a pending local lease records it. */
+export interface Taken {
+  family: Family;
+  address: string;
+  pool: Pool;
+  leaseId: number;
+}

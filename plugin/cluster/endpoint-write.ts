@@ -1,0 +1,64 @@
+/** The pod's BerthEndpoint: the binding an ADD writes, and an earlier pod's that it clears. */
+import type { EndpointIp, EndpointObject, PodObject } from "../kube/kube-api.ts";
+import { KubeConflictError } from "../kube/kube-errors.ts";
+import { IpamError } from "../ipam/ipam-error.ts";
+import { isKind } from "../support/errors.ts";
+import type { AddState, Taken } from "./add-state.ts";
+import { releaseClaimIf } from "./claims.ts";
+import type { Membership } from "./statefulset.ts";
+
+/** Writes the pod's BerthEndpoint with this interface's addresses (the binding). */
+export async function writeEndpoint(s: AddState, current: EndpointObject | undefined, pod: PodObject, member: Membership | undefined, taken: Taken[]): Promise<void> {
+  const { api, ifname, containerId, undo } = s;
+  const node = s.conf.ipam.nodeName;
+  const entry: EndpointIp = { interface: ifname };
+  for (const t of taken) {
+    const cidr = `${t.address}/${t.pool.subnet.prefix}`;
+    if (t.family === 4) Object.assign(entry, { ipv4: cidr, ipv4Pool: t.pool.name }, t.pool.gateway ? { ipv4Gateway: t.pool.gateway } : {});
+    else Object.assign(entry, { ipv6: cidr, ipv6Pool: t.pool.name }, t.pool.gateway ? { ipv6Gateway: t.pool.gateway } : {});
+  }
+  const uid = pod.metadata.uid!;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const ep = attempt === 0 ? current : await api.getEndpoint(pod.metadata.namespace!, pod.metadata.name);
+    // Other interfaces of the same pod (or the same StatefulSet member) stay.
+    const others = ep && (ep.spec.podUID === uid || member) ? ep.spec.ips.filter((i) => i.interface !== ifname) : [];
+    const spec = {
+      podUID: uid, node, containerID: containerId,
+      ownerControllerType: member ? ("StatefulSet" as const) : ("None" as const),
+      ...(member ? { ownerControllerName: member.statefulSet } : {}),
+      ips: [...others, entry],
+    };
+    try {
+      if (ep) {
+        await api.updateEndpoint({ metadata: ep.metadata, spec });
+        undo.push(`restore endpoint ${ep.metadata.namespace}/${ep.metadata.name}`, async () => {
+          const now = await api.getEndpoint(ep.metadata.namespace!, ep.metadata.name);
+          if (now) await api.updateEndpoint({ metadata: now.metadata, spec: ep.spec });
+        });
+      } else {
+        const created = await api.createEndpoint({ metadata: { name: pod.metadata.name, namespace: pod.metadata.namespace }, spec });
+        undo.push(`delete endpoint ${pod.metadata.namespace}/${pod.metadata.name}`, () => api.deleteEndpoint(pod.metadata.namespace!, pod.metadata.name, created.metadata.uid!));
+      }
+      return;
+    } catch (err) {
+      if (!isKind(err, KubeConflictError)) throw err;
+    }
+  }
+  throw new IpamError("try-again", `endpoint ${pod.metadata.namespace}/${pod.metadata.name} kept changing under us`);
+}
+
+/** An earlier pod of this name (not a StatefulSet member) left an endpoint: free what its UID still claims. */
+export async function releaseStaleEndpoint(s: AddState, ep: EndpointObject): Promise<void> {
+  const { api, log, counts } = s;
+  for (const entry of ep.spec.ips) {
+    for (const cidr of [entry.ipv4, entry.ipv6]) {
+      if (!cidr) continue;
+      const address = cidr.split("/")[0];
+      const freed = await releaseClaimIf(api, address, (c) => c.spec.podUID === ep.spec.podUID);
+      if (freed) {
+        counts.add(freed, -1);
+        log.info("address released: left by an earlier pod of this name", { address, pool: freed, pod: `${ep.metadata.namespace}/${ep.metadata.name}`, uid: ep.spec.podUID });
+      }
+    }
+  }
+}
