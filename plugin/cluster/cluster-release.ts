@@ -14,7 +14,7 @@ import { isKind } from "../support/errors.ts";
 import { ordinalOf } from "../ipam/pod-identity.ts";
 import { ordinalInRange, statefulSetMembership, stsKeeps } from "./statefulset.ts";
 
-export interface Attachment {
+export interface ReleaseTarget {
   network: string;
   containerId: string;
   ifname: string;
@@ -41,7 +41,7 @@ export async function keepReason(api: KubeApi, ipam: IpamConfig, ns: string, nam
 }
 
 /** Releases (or keeps bound) one attachment's addresses. Idempotent; a missing pod or StatefulSet is not an error. */
-export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: IpamConfig, at: Attachment, log: Logger): Promise<void> {
+export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: IpamConfig, at: ReleaseTarget, log: Logger): Promise<void> {
   const leases = store.leasesOf(at.network, at.containerId, at.ifname);
   const ns = leases[0]?.pod_namespace ?? at.pod?.namespace;
   const name = leases[0]?.pod_name ?? at.pod?.name;

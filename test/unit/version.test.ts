@@ -7,7 +7,7 @@ import { BERTH_VERSION } from "../../plugin/support/version.ts";
 
 const root = resolve(import.meta.dirname, "../..");
 
-test("plugin/version.ts matches package.json", () => {
+test("plugin/support/version.ts matches package.json", () => {
   assert.is(BERTH_VERSION, JSON.parse(readFileSync(resolve(root, "package.json"), "utf8")).version);
 });
 

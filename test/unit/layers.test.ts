@@ -1,0 +1,75 @@
+/**
+ * The layers of plugin/ and which way imports may run between them. A new
+ * import against the direction fails here, naming the file and the import.
+ */
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+
+const root = resolve(import.meta.dirname, "../..");
+
+/**
+ * Layer → the layers it may import (besides itself). "entry" is plugin/'s
+ * own files (main.ts and the two entries), which wire everything together.
+ */
+const ALLOWED: Record<string, string[]> = {
+  entry: ["cni", "cli", "ipam", "support", "store", "cluster", "controller"],
+  cli: ["cni", "ipam", "support", "store", "install", "controller"],
+  cni: ["local", "ipam", "kube", "support", "store"],
+  local: ["ipam", "node-store", "support", "store"],
+  cluster: ["ipam", "kube", "node-store", "support", "store"],
+  controller: ["cluster", "kube", "ipam", "support"],
+  install: ["support"],
+  "node-store": ["ipam", "support", "store"],
+  kube: ["ipam", "support"],
+  ipam: ["support", "store"],
+  support: [],
+  store: [],
+};
+
+function layerOf(file: string): string {
+  const rel = relative(root, file).split("/");
+  if (rel[0] === "store") return "store";
+  return rel.length === 2 ? "entry" : rel[1];
+}
+
+function tsFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? tsFiles(p) : p.endsWith(".ts") ? [p] : [];
+  });
+}
+
+/** Static imports, `import type`, re-exports and `import("…")` with a literal specifier. */
+function importsOf(file: string): string[] {
+  const src = readFileSync(file, "utf8");
+  const specs = [...src.matchAll(/(?:^|\n)\s*(?:import|export)\b[^;]*?\bfrom\s*["']([^"']+)["']/g), ...src.matchAll(/import\(\s*["']([^"']+)["']\s*\)/g)];
+  return specs.map((m) => m[1]).filter((s) => s.startsWith("."));
+}
+
+const files = [...tsFiles(join(root, "plugin")), ...tsFiles(join(root, "store"))];
+
+test("every plugin/ file belongs to a known layer", () => {
+  for (const f of files) assert.ok(layerOf(f) in ALLOWED, `${relative(root, f)}: unknown layer ${layerOf(f)}`);
+});
+
+test("imports run only in the allowed directions", () => {
+  const wrong: string[] = [];
+  for (const f of files) {
+    const from = layerOf(f);
+    for (const spec of importsOf(f)) {
+      const to = layerOf(resolve(dirname(f), spec));
+      if (to !== from && !ALLOWED[from].includes(to)) wrong.push(`${relative(root, f)} (${from}) imports ${spec} (${to})`);
+    }
+  }
+  assert.equal(wrong, []);
+});
+
+test("the checker sees imports at all (guards the regexes above)", () => {
+  const main = importsOf(join(root, "plugin/cni/cni-main.ts"));
+  assert.ok(main.includes("../local/local-commands.ts"), main.join(", "));
+  assert.ok(main.some((s) => s.startsWith("../../store/")), main.join(", "));
+});
+
+test.run();
