@@ -8,9 +8,16 @@ import {
   closeSync, constants, fchmodSync, fstatSync, fsyncSync, lstatSync, openSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { brand, isKind } from "../support/errors.ts";
 
 /** An install step that failed for a reason outside berth: the message names the path and the cause. */
-export class InstallError extends Error {}
+export class InstallError extends Error {
+  static readonly brand = "InstallError";
+  constructor(message: string) {
+    super(message);
+    brand(this, InstallError.brand);
+  }
+}
 
 const CHUNK = 1 << 20;
 
@@ -90,7 +97,7 @@ function replaceAtomically(target: string, mode: number, fill: (fd: number) => v
       fchmodSync(fd, mode);
       fsyncSync(fd);
     } catch (err) {
-      if (err instanceof InstallError) throw err;
+      if (isKind(err, InstallError)) throw err;
       throw new InstallError(`cannot write ${tmp}: ${describeError(err)}`);
     }
     closeSync(fd);

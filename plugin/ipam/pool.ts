@@ -17,10 +17,15 @@ import {
   subtractRanges,
   usableRange,
 } from "./ip.ts";
-import { brand } from "../support/errors.ts";
 import type { ResultIp } from "./command.ts";
-import type { LabelSelector } from "./label-selector.ts";
+import { FieldError, stringList } from "./field-error.ts";
+import { type PoolAffinity, checkIpVersion, parseAffinity } from "./pool-affinity.ts";
 
+// Re-exported so that this module stays the one import for pools and their errors.
+export { FieldError } from "./field-error.ts";
+export type { PoolAffinity } from "./pool-affinity.ts";
+
+/** A route that ADD results carry for every address from the pool (a CNI result `routes` entry). */
 export interface PoolRoute {
   dst: string;
   gw?: string;
@@ -43,42 +48,12 @@ export interface Pool {
   deleting?: boolean;
 }
 
-/** SpiderIPPool's restrictions on who may use a pool. Absent fields restrict nothing. */
-export interface PoolAffinity {
-  podAffinity?: LabelSelector;
-  namespaceAffinity?: LabelSelector;
-  nodeAffinity?: LabelSelector;
-  namespaceName?: string[];
-  nodeName?: string[];
-  multusName?: string[];
-}
-
 const POOL_FIELDS = new Set(["name", "subnet", "ips", "excludeIPs", "gateway", "routes", "default", "disable"]);
 // SpiderIPPool spec fields that only mean something with an API server.
 const CLUSTER_FIELDS = new Set(["ipVersion", "vlan", "podAffinity", "namespaceAffinity", "nodeAffinity", "namespaceName", "nodeName", "multusName"]);
 const NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
-/** Thrown for a field that is present but wrong; `unsupported` marks an unknown field (CNI code 2). */
-export class FieldError extends Error {
-  static readonly brand = "FieldError";
-  constructor(
-    readonly field: string,
-    readonly value: unknown,
-    readonly reason: string,
-    readonly unsupported = false,
-  ) {
-    super(`${unsupported ? "unsupported field" : "invalid"} ${field}${value === undefined ? "" : ` ${JSON.stringify(value)}`}: ${reason}`);
-    brand(this, FieldError.brand);
-  }
-}
-
-function stringList(field: string, value: unknown): string[] {
-  if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) {
-    throw new FieldError(field, value, "must be a list of strings");
-  }
-  return value;
-}
-
+/** An optional flag: absent is false, anything but a boolean is refused rather than read as truthy. */
 function optionalBool(field: string, value: unknown): boolean {
   if (value === undefined) return false;
   if (typeof value !== "boolean") throw new FieldError(field, value, "must be true or false");
@@ -86,11 +61,11 @@ function optionalBool(field: string, value: unknown): boolean {
 }
 
 /**
- * Validates one pool entry found at `field` (e.g. "ipam.pools[0]", or
- * "spiderippool test-ippool spec"). With `cluster`, the entry is a
- * SpiderIPPool spec plus its name and may carry the affinity fields.
+ * `raw` as an object whose keys are all pool fields; unknown keys are refused
+ * rather than ignored, because a misspelt field would otherwise silently
+ * widen what the pool hands out.
  */
-export function parsePool(field: string, raw: unknown, cluster = false): Pool {
+function poolEntry(field: string, raw: unknown, cluster: boolean): Record<string, unknown> {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new FieldError(field, raw, "must be an object");
   }
@@ -98,16 +73,30 @@ export function parsePool(field: string, raw: unknown, cluster = false): Pool {
   for (const key of Object.keys(entry)) {
     if (!POOL_FIELDS.has(key) && !(cluster && CLUSTER_FIELDS.has(key))) throw new FieldError(`${field}.${key}`, undefined, "not a pool field", true);
   }
-  const name = entry.name;
-  if (typeof name !== "string" || name.length > 253 || !NAME_RE.test(name)) {
-    throw new FieldError(`${field}.name`, name, "must be a Kubernetes object name (lower-case letters, digits, '-' and '.')");
-  }
-  const at = field;
-  if (typeof entry.subnet !== "string") throw new FieldError(`${at}.subnet`, entry.subnet, "must be a CIDR such as 10.6.0.0/16");
-  const parsed = parseSubnet(entry.subnet);
-  if (!parsed.ok) throw new FieldError(`${at}.subnet`, entry.subnet, parsed.reason);
-  const subnet = parsed.subnet;
+  return entry;
+}
 
+/** The pool's name, held to Kubernetes object-name rules because in cluster mode it is a SpiderIPPool's name. */
+function parseName(at: string, name: unknown): string {
+  if (typeof name !== "string" || name.length > 253 || !NAME_RE.test(name)) {
+    throw new FieldError(`${at}.name`, name, "must be a Kubernetes object name (lower-case letters, digits, '-' and '.')");
+  }
+  return name;
+}
+
+/** The pool's subnet, which every other address field is checked against. */
+function parsePoolSubnet(at: string, value: unknown): Subnet {
+  if (typeof value !== "string") throw new FieldError(`${at}.subnet`, value, "must be a CIDR such as 10.6.0.0/16");
+  const parsed = parseSubnet(value);
+  if (!parsed.ok) throw new FieldError(`${at}.subnet`, value, parsed.reason);
+  return parsed.subnet;
+}
+
+/**
+ * `ips` (default: the subnet's usable range) and `excludeIPs`, each entry
+ * inside the subnet: an address outside it could be handed out but not routed.
+ */
+function parseAddressLists(at: string, entry: Record<string, unknown>, subnet: Subnet): { ips: IpRange[]; excludes: IpRange[] } {
   const inSubnet = (key: string, texts: string[]): IpRange[] =>
     texts.map((text) => {
       const r = parseRange(text);
@@ -115,55 +104,62 @@ export function parsePool(field: string, raw: unknown, cluster = false): Pool {
       if (!rangeInSubnet(r, subnet)) throw new FieldError(`${at}.${key}`, text, `outside subnet ${subnet.cidr}`);
       return r;
     });
-
-  let ranges = entry.ips === undefined ? [usableRange(subnet)] : inSubnet("ips", stringList(`${at}.ips`, entry.ips));
+  const ips = entry.ips === undefined ? [usableRange(subnet)] : inSubnet("ips", stringList(`${at}.ips`, entry.ips));
   const excludes = entry.excludeIPs === undefined ? [] : inSubnet("excludeIPs", stringList(`${at}.excludeIPs`, entry.excludeIPs));
+  return { ips, excludes };
+}
 
-  let gateway: string | undefined;
-  if (entry.gateway !== undefined) {
-    const gw = typeof entry.gateway === "string" ? parseAddress(entry.gateway) : undefined;
-    if (!gw) throw new FieldError(`${at}.gateway`, entry.gateway, "must be an IP address");
-    if (gw.family !== subnet.family || gw.value < subnet.start || gw.value > subnet.end) {
-      throw new FieldError(`${at}.gateway`, entry.gateway, `outside subnet ${subnet.cidr}`);
-    }
-    gateway = formatAddress(gw.family, gw.value);
-    // Never hand the gateway to a pod, even when the operator's ips cover it.
-    excludes.push({ family: gw.family, start: gw.value, end: gw.value });
+/** The gateway, normalised, with its one-address range so that it can be excluded; undefined when absent. */
+function parseGateway(at: string, value: unknown, subnet: Subnet): { text: string; range: IpRange } | undefined {
+  if (value === undefined) return undefined;
+  const gw = typeof value === "string" ? parseAddress(value) : undefined;
+  if (!gw) throw new FieldError(`${at}.gateway`, value, "must be an IP address");
+  if (gw.family !== subnet.family || gw.value < subnet.start || gw.value > subnet.end) {
+    throw new FieldError(`${at}.gateway`, value, `outside subnet ${subnet.cidr}`);
   }
-  ranges = subtractRanges(mergeRanges(ranges), excludes);
+  return { text: formatAddress(gw.family, gw.value), range: { family: gw.family, start: gw.value, end: gw.value } };
+}
 
-  let routes: PoolRoute[] = [];
-  if (entry.routes !== undefined) {
-    if (!Array.isArray(entry.routes)) throw new FieldError(`${at}.routes`, entry.routes, "must be a list of {dst, gw}");
-    routes = entry.routes.map((r, i) => parseRoute(`${at}.routes[${i}]`, r, subnet.family));
-  }
+/** The routes; each must be of the subnet's family, since the pool hands out only that family. */
+function parseRoutes(at: string, value: unknown, family: Family): PoolRoute[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new FieldError(`${at}.routes`, value, "must be a list of {dst, gw}");
+  return value.map((r, i) => parseRoute(`${at}.routes[${i}]`, r, family));
+}
 
+/** `default` and `disable`, both false when absent. */
+function parseFlags(at: string, entry: Record<string, unknown>): { default: boolean; disable: boolean } {
+  return { default: optionalBool(`${at}.default`, entry.default), disable: optionalBool(`${at}.disable`, entry.disable) };
+}
+
+/**
+ * Validates one pool entry found at `field` (e.g. "ipam.pools[0]", or
+ * "spiderippool test-ippool spec"). With `cluster`, the entry is a
+ * SpiderIPPool spec plus its name and may carry the affinity fields.
+ * Fields are checked in a fixed order, so the first error reported is stable.
+ */
+export function parsePool(field: string, raw: unknown, cluster = false): Pool {
+  const entry = poolEntry(field, raw, cluster);
+  const name = parseName(field, entry.name);
+  const subnet = parsePoolSubnet(field, entry.subnet);
+  const { ips, excludes } = parseAddressLists(field, entry, subnet);
+  const gateway = parseGateway(field, entry.gateway, subnet);
+  // Never hand the gateway to a pod, even when the operator's ips cover it.
+  if (gateway) excludes.push(gateway.range);
+  const ranges = subtractRanges(mergeRanges(ips), excludes);
   const pool: Pool = {
     name,
     family: subnet.family,
     subnet,
     ranges,
     total: countAddresses(ranges),
-    routes,
-    default: optionalBool(`${at}.default`, entry.default),
-    disable: optionalBool(`${at}.disable`, entry.disable),
+    routes: parseRoutes(field, entry.routes, subnet.family),
+    ...parseFlags(field, entry),
   };
-  if (gateway) pool.gateway = gateway;
+  if (gateway) pool.gateway = gateway.text;
   if (cluster) {
-    if (entry.ipVersion !== undefined && entry.ipVersion !== subnet.family) {
-      throw new FieldError(`${at}.ipVersion`, entry.ipVersion, `subnet ${subnet.cidr} is IPv${subnet.family}`);
-    }
-    const affinity: PoolAffinity = {};
-    for (const key of ["podAffinity", "namespaceAffinity", "nodeAffinity"] as const) {
-      if (entry[key] !== undefined && entry[key] !== null) affinity[key] = entry[key] as LabelSelector;
-    }
-    for (const key of ["namespaceName", "nodeName", "multusName"] as const) {
-      if (entry[key] !== undefined && entry[key] !== null) {
-        const list = stringList(`${at}.${key}`, entry[key]);
-        if (list.length) affinity[key] = list;
-      }
-    }
-    pool.affinity = affinity;
+    checkIpVersion(field, entry, subnet);
+    pool.affinity = parseAffinity(field, entry);
   }
   return pool;
 }
