@@ -13,7 +13,7 @@ import { type Reader, judgeClaim } from "./judge-claim.ts";
 import { LeaderElector } from "./leader.ts";
 import { Metrics } from "./metrics.ts";
 import { reconcilePool } from "./pool-reconcile.ts";
-import { releaseClaim } from "./release-claim.ts";
+import { releaseJudgedClaim } from "./release-claim.ts";
 
 export interface ControllerOptions {
   kubeconfig?: string;
@@ -188,7 +188,7 @@ export class Controller {
     if (!live) return;
     const verdict = reader === this.api && live.metadata.resourceVersion === claim.metadata.resourceVersion ? first : await judgeClaim(this.api, live, { ...opts, now: Date.now() });
     if (!verdict.release) return;
-    if (await releaseClaim(this.api, live, verdict, this.log, this.metrics)) {
+    if (await releaseJudgedClaim(this.api, live, verdict, this.log, this.metrics)) {
       this.claims.delete(live.metadata.name);
       this.enqueue(`pool:${live.spec.pool}`);
     }

@@ -8,7 +8,7 @@ import type { Verdict } from "./judge-claim.ts";
 import type { Metrics } from "./metrics.ts";
 
 /** Releases the claim if it is unchanged since it was judged; returns whether it was deleted. */
-export async function releaseClaim(api: ControllerApi, claim: ClaimObject, verdict: Extract<Verdict, { release: true }>, log: Logger, metrics: Metrics): Promise<boolean> {
+export async function releaseJudgedClaim(api: ControllerApi, claim: ClaimObject, verdict: Extract<Verdict, { release: true }>, log: Logger, metrics: Metrics): Promise<boolean> {
   const { podNamespace: ns, podName: name, address, pool } = claim.spec;
   let deleted: boolean;
   try {

@@ -5,6 +5,7 @@
  */
 import type { LabelSelector } from "../ipam/label-selector.ts";
 
+/** metadata.ownerReferences entry: who owns an object (a pod's StatefulSet). */
 export interface OwnerReference {
   apiVersion: string;
   kind: string;
@@ -13,6 +14,7 @@ export interface OwnerReference {
   controller?: boolean;
 }
 
+/** The metadata fields berth reads or writes; the server's JSON may carry more. */
 export interface ObjectMeta {
   name: string;
   namespace?: string;
@@ -26,21 +28,25 @@ export interface ObjectMeta {
   finalizers?: string[];
 }
 
+/** A pod, as far as berth looks at it: where it runs and whether it has finished. */
 export interface PodObject {
   metadata: ObjectMeta;
   spec?: { nodeName?: string };
   status?: { phase?: string };
 }
 
+/** An object berth only needs to exist, or to read labels from (namespaces, nodes). */
 export interface NamedObject {
   metadata: ObjectMeta;
 }
 
+/** A StatefulSet: its size, first ordinal and pod template annotations decide which bindings stay. */
 export interface StatefulSetObject {
   metadata: ObjectMeta;
   spec?: { replicas?: number; ordinals?: { start?: number }; template?: { metadata?: { annotations?: Record<string, string> } } };
 }
 
+/** SpiderIPPool spec (spiderpool.spidernet.io/v2beta1), the fields berth honours. */
 export interface PoolSpec {
   ipVersion?: number;
   subnet?: string;
@@ -59,12 +65,14 @@ export interface PoolSpec {
   disable?: boolean;
 }
 
+/** A SpiderIPPool. */
 export interface PoolObject {
   metadata: ObjectMeta;
   spec: PoolSpec;
   status?: Partial<PoolStatus>;
 }
 
+/** BerthIPClaim spec: one address, its pool, and the pod, container and node holding it. */
 export interface ClaimSpec {
   address: string;
   ipVersion: 4 | 6;
@@ -79,11 +87,13 @@ export interface ClaimSpec {
   claimedAt: string;
 }
 
+/** A BerthIPClaim: the cluster-wide lock on one address (named by claim-name.ts). */
 export interface ClaimObject {
   metadata: ObjectMeta;
   spec: ClaimSpec;
 }
 
+/** One interface's addresses in a BerthEndpoint. */
 export interface EndpointIp {
   interface: string;
   ipv4?: string;
@@ -94,6 +104,7 @@ export interface EndpointIp {
   ipv6Gateway?: string;
 }
 
+/** BerthEndpoint spec: the pod's addresses and who owns the pod (a StatefulSet keeps them). */
 export interface EndpointSpec {
   podUID: string;
   node: string;
@@ -103,25 +114,30 @@ export interface EndpointSpec {
   ips: EndpointIp[];
 }
 
+/** A BerthEndpoint: per pod, the addresses it was given (named and namespaced as the pod). */
 export interface EndpointObject {
   metadata: ObjectMeta;
   spec: EndpointSpec;
 }
 
+/** The counts berth keeps in a SpiderIPPool's status. */
 export interface PoolStatus {
   ipVersion: number;
   allocatedIPCount: number;
   totalIPCount: number;
 }
 
+/** The API server as the CNI plugin (cluster mode) uses it. Failures are the kinds in kube-errors.ts. */
 export interface KubeApi {
   /** The server URL, for messages. */
   readonly server: string;
+  /** The pod, or undefined when there is none; so for every `get`. */
   getPod(namespace: string, name: string): Promise<PodObject | undefined>;
   getNamespace(name: string): Promise<NamedObject | undefined>;
   getNode(name: string): Promise<NamedObject | undefined>;
   getStatefulSet(namespace: string, name: string): Promise<StatefulSetObject | undefined>;
   getPool(name: string): Promise<PoolObject | undefined>;
+  /** Every SpiderIPPool (a consistent read). */
   listPools(): Promise<PoolObject[]>;
   getClaim(name: string): Promise<ClaimObject | undefined>;
   /**
@@ -137,7 +153,9 @@ export interface KubeApi {
   /** Deletes the claim if it still has this uid; false when it was already gone. */
   deleteClaim(name: string, uid: string): Promise<boolean>;
   getEndpoint(namespace: string, name: string): Promise<EndpointObject | undefined>;
+  /** Creates the endpoint in its namespace; KubeConflictError when the name is taken. */
   createEndpoint(endpoint: EndpointObject): Promise<EndpointObject>;
+  /** Replaces the endpoint (metadata.resourceVersion must be set); KubeConflictError on a stale version. */
   updateEndpoint(endpoint: EndpointObject): Promise<EndpointObject>;
   /** Deletes the endpoint if it still has this uid (and, when given, this resourceVersion). */
   deleteEndpoint(namespace: string, name: string, uid: string, resourceVersion?: string): Promise<boolean>;

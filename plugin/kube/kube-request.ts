@@ -1,0 +1,115 @@
+/**
+ * The one way berth talks to the API server: an HTTP request carrying the
+ * kubeconfig's credentials and its own deadline, and the one place where a
+ * failure becomes KubeUnreachableError, KubeConflictError or KubeRequestError.
+ *
+ * Requests go through client-node's own HTTP library and authentication (the
+ * ones its generated API classes use), only with a path built here instead of
+ * one method per kind and verb. That keeps what the wire, the errors and the
+ * performance were: node-fetch with the kubeconfig's agent under Node, and
+ * Bun's native fetch (which pools TLS connections) in the compiled binary,
+ * where a plain node:https request costs a TLS handshake per request.
+ */
+import { Health, HttpMethod, IsomorphicFetchHttpLibrary, KubeConfig, RequestContext } from "@kubernetes/client-node";
+import { KubeConflictError, KubeRequestError, KubeUnreachableError } from "./kube-errors.ts";
+
+/** The HTTP verbs berth uses. */
+export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+
+/** Query parameters; undefined values are left out. */
+export type Query = Record<string, string | undefined>;
+
+/** A connection to one API server, as named by a kubeconfig. */
+export interface KubeTransport {
+  /** The server URL, for messages. */
+  readonly server: string;
+  /** The loaded kubeconfig, for what still uses client-node directly (watches). */
+  readonly config: KubeConfig;
+  /**
+   * Sends one request and returns the parsed JSON of a 2xx answer. Anything
+   * else throws a berth error whose message starts with `what` (e.g.
+   * "get pod ns/name"); a 404 is a KubeRequestError with status 404.
+   */
+  request<T>(what: string, method: Method, path: string, body?: unknown, query?: Query, contentType?: string): Promise<T>;
+}
+
+/** Loads the kubeconfig (throws if it cannot; no path: in-cluster configuration) and returns its transport. */
+export function openTransport(kubeconfigPath: string | undefined, requestTimeoutMs: number): KubeTransport {
+  const kc = new KubeConfig();
+  if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
+  else kc.loadFromCluster();
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error(`kubeconfig ${kubeconfigPath ?? "(in-cluster)"} names no current cluster`);
+  const server = cluster.server;
+  const http = new IsomorphicFetchHttpLibrary();
+
+  /** One exchange: status and body text; throws only when there is no HTTP answer. */
+  async function exchange(method: Method, path: string, body: unknown, query: Query | undefined, contentType: string | undefined) {
+    const ctx = new RequestContext(server + path, HttpMethod[method]); // as client-node: the server URL may carry a path prefix
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) ctx.setQueryParam(k, v);
+    ctx.setHeaderParam("Accept", "application/json, */*;q=0.8");
+    if (body !== undefined) {
+      ctx.setHeaderParam("Content-Type", contentType ?? "application/json");
+      ctx.setBody(JSON.stringify(body));
+    }
+    await kc.applySecurityAuthentication(ctx); // per request: CA, client certificate, a rotated token, proxy agent
+    // Every request carries its own deadline, the answer's body included: a hung API server must not hang the runtime.
+    ctx.setSignal(AbortSignal.timeout(requestTimeoutMs) as never);
+    const rsp = await http.send(ctx).toPromise();
+    return { status: rsp.httpStatusCode, text: await rsp.body.text() };
+  }
+
+  /** Whether the API server says it is ready (/readyz is readable by any authenticated user). */
+  async function ready(): Promise<boolean> {
+    try {
+      return await new Health(kc).readyz({ timeout: 2000 });
+    } catch {
+      return false;
+    }
+  }
+
+  /** Maps a non-2xx answer to berth's error kinds. */
+  async function refusal(what: string, status: number, text: string): Promise<Error> {
+    const reason = reasonOf(text);
+    const cause = new Error(`HTTP ${status}: ${text.slice(0, 300)}`);
+    if (status === 409) return new KubeConflictError(`${what}: ${reason}`, { cause });
+    // A starting API server answers 403 until its authorizer has synced: that is "try again", not RBAC.
+    if (status === 403 && !(await ready())) {
+      return new KubeUnreachableError(server, `${what}: API server ${server} is not ready yet (403 while starting: ${reason})`, { cause });
+    }
+    if (status >= 500 || status === 429) return new KubeUnreachableError(server, `${what}: API server ${server} answered ${status}: ${reason}`, { cause });
+    return new KubeRequestError(status, `${what}: ${status} ${reason}`, { cause });
+  }
+
+  return {
+    server,
+    config: kc,
+    async request<T>(what: string, method: Method, path: string, body?: unknown, query?: Query, contentType?: string): Promise<T> {
+      let answer: { status: number; text: string };
+      try {
+        answer = await exchange(method, path, body, query, contentType);
+        if (answer.status >= 200 && answer.status < 300) return (answer.text ? JSON.parse(answer.text) : undefined) as T;
+      } catch (err) {
+        // Anything short of an HTTP status (refused, reset, TLS, credentials, no answer, bad JSON) is "unreachable".
+        // The deadline is recognised by name: it is fetch's own error, not one of berth's. node-fetch says
+        // AbortError; Bun's native fetch says TimeoutError ("23: The operation timed out." before).
+        const e = err as Error & { code?: string; type?: string };
+        const timedOut = e.name === "AbortError" || e.name === "TimeoutError" || e.type === "aborted";
+        const cause = timedOut ? `no answer within ${requestTimeoutMs} ms` : `${e.code ?? e.name}: ${e.message}`;
+        throw new KubeUnreachableError(server, `${what}: API server ${server} unreachable (${cause})`, { cause: err });
+      }
+      throw await refusal(what, answer.status, answer.text);
+    },
+  };
+}
+
+/** The server's own reason: a Status object's message, else the start of the body. */
+function reasonOf(text: string): string {
+  try {
+    const parsed = JSON.parse(text) as { message?: string };
+    if (parsed?.message) return parsed.message;
+  } catch {
+    // not JSON
+  }
+  return text.slice(0, 300);
+}
