@@ -85,6 +85,12 @@ export interface ClaimSpec {
   node: string;
   statefulSet?: string;
   claimedAt: string;
+  /**
+   * Seconds after the claim's last write, by the API server's clock, during
+   * which its ADD may still be running: the controller never judges it
+   * half-finished before then. Absent on claims written by berth 0.3.
+   */
+  addDeadlineSeconds?: number;
 }
 
 /** A BerthIPClaim: the cluster-wide lock on one address (named by claim-name.ts). */
@@ -150,8 +156,12 @@ export interface KubeApi {
   createClaim(claim: ClaimObject): Promise<ClaimObject>;
   /** Replaces the claim (metadata.resourceVersion must be set); KubeConflictError on a stale version. */
   updateClaim(claim: ClaimObject): Promise<ClaimObject>;
-  /** Deletes the claim if it still has this uid; false when it was already gone. */
-  deleteClaim(name: string, uid: string): Promise<boolean>;
+  /**
+   * Deletes the claim if it still has this uid (and, when given, this
+   * resourceVersion); false when it was already gone, KubeConflictError when
+   * it changed.
+   */
+  deleteClaim(name: string, uid: string, resourceVersion?: string): Promise<boolean>;
   getEndpoint(namespace: string, name: string): Promise<EndpointObject | undefined>;
   /** Creates the endpoint in its namespace; KubeConflictError when the name is taken. */
   createEndpoint(endpoint: EndpointObject): Promise<EndpointObject>;

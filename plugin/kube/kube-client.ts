@@ -73,7 +73,7 @@ export function createControllerClient(kubeconfigPath: string | undefined, optio
     },
     createClaim: (claim) => claims.create(claim),
     updateClaim: (claim) => claims.replace(claim),
-    deleteClaim: (name, uid) => claims.delete({ name }, { uid }),
+    deleteClaim: (name, uid, resourceVersion) => claims.delete({ name }, resourceVersion ? { uid, resourceVersion } : { uid }),
     getEndpoint: (namespace, name) => endpoints.get({ namespace, name }),
     createEndpoint: (ep) => endpoints.create(ep),
     updateEndpoint: (ep) => endpoints.replace(ep),

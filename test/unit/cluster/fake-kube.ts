@@ -43,10 +43,11 @@ export class FakeKube implements KubeApi {
     this.claims.set(c.metadata.name, stored);
     return structuredClone(stored);
   }
-  async deleteClaim(name: string, uid: string) {
+  async deleteClaim(name: string, uid: string, resourceVersion?: string) {
     const cur = this.claims.get(name);
     if (!cur) return false;
     if (cur.metadata.uid !== uid) throw new KubeConflictError("uid precondition");
+    if (resourceVersion && cur.metadata.resourceVersion !== resourceVersion) throw new KubeConflictError("resourceVersion precondition");
     this.claims.delete(name);
     return true;
   }
