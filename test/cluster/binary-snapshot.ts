@@ -17,14 +17,11 @@ import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { runCniSync } from "../harness/cni-runner.ts";
 
 function works(bin: string): boolean {
-  const r = spawnSync(bin, [], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", CNI_COMMAND: "VERSION" }, input: "", encoding: "utf8", timeout: 20_000 });
-  try {
-    return r.status === 0 && Array.isArray(JSON.parse(r.stdout).supportedVersions);
-  } catch {
-    return false;
-  }
+  const r = runCniSync(bin, { command: "VERSION", stdin: "" }, 20_000);
+  return r.status === 0 && Array.isArray(r.json?.supportedVersions);
 }
 
 function snapshot(): void {

@@ -12,7 +12,9 @@
  *   CNI_PATH), or runs dist/berth directly when no interface is needed;
  * - berth always runs with PLUGIN_KUBECONFIG (ServiceAccount kube-system/berth,
  *   the shipped least-privilege role), never the admin one; the test itself
- *   reads and writes objects as admin.
+ *   reads and writes objects as admin, through the harness's admin client
+ *   (test/harness/admin-client.ts; the helpers here use its blocking
+ *   `sync` verbs), not kubectl.
  *
  * Everything a test makes (namespaces, SpiderIPPools, BerthIPClaims of its
  * pools, network namespaces, the bridge, attachments, temp dirs) is recorded
@@ -36,52 +38,47 @@
  *
  * BERTH_TEST_TIMING=1 prints each test's time per phase.
  */
-import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
 import "./binary-snapshot.ts"; // before berth.ts: BERTH_BIN → a private copy of dist/berth
+import { CLAIM_PLURAL, ENDPOINT_PLURAL, POOL_GROUP, POOL_KIND, POOL_LABEL, POOL_PLURAL, POOL_VERSION, labelValue } from "../../plugin/kube/crd.ts";
+import { path } from "../harness/admin-client.ts";
+import { inBatches } from "../harness/batch.ts";
+import { type ProcessResult, describe, runCniSync, runProcessSync } from "../harness/cni-runner.ts";
 import { BERTH, type Invocation, type Outcome, cni, cniAsync, podArgs } from "../helpers/berth.ts";
 import {
   ADMIN_KUBECONFIG,
-  KUBECTL,
   PLUGIN_KUBECONFIG,
-  TESTENV_DIR,
+  admin,
   apply,
   bindPod,
+  bindPodAsync,
   deleteAll,
   deletePod,
+  deletePods,
   kubectl,
-  kubectlJson,
   markPodReady,
   waitFor,
 } from "../helpers/testenv.ts";
 
-export { ADMIN_KUBECONFIG, PLUGIN_KUBECONFIG, apply, bindPod, deletePod, kubectl, kubectlJson, markPodReady, podArgs, waitFor };
+export {
+  ADMIN_KUBECONFIG, PLUGIN_KUBECONFIG, POOL_LABEL, admin, apply, bindPod, bindPodAsync, deletePod, deletePods, describe, inBatches, kubectl, markPodReady, path, podArgs, waitFor,
+};
 
 export const BRIDGE_PLUGIN = "/usr/lib/cni/bridge";
-export const POOL_LABEL = "ipam.berth.dev/pool";
 /** Label put on every namespace these tests create. */
 const NS_LABEL = "berth-test";
+const api = admin.sync;
 
 // ---------------------------------------------------------------- processes
 
-export interface Run {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
+export type Run = ProcessResult;
 
 export function run(cmd: string, args: string[], input?: string, env?: Record<string, string>): Run {
-  const r = spawnSync(cmd, args, { input, env: env ?? process.env, encoding: "utf8", timeout: 60_000, maxBuffer: 64 << 20 });
-  if (r.error) return { status: -1, stdout: r.stdout ?? "", stderr: `${r.stderr ?? ""}\n${r.error.message}` };
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-export function describe(r: Run): string {
-  return `exit ${r.status}\nstdout: ${r.stdout.trim()}\nstderr: ${r.stderr.trim()}`;
+  return runProcessSync(cmd, args, env ?? (process.env as Record<string, string>), input);
 }
 
 function must(cmd: string, args: string[]): string {
@@ -90,56 +87,7 @@ function must(cmd: string, args: string[]): string {
   return r.stdout;
 }
 
-/** kubectl as admin; throws with kubectl's stderr on failure. */
-export function kc(args: string[], input?: string): string {
-  const r = kubectl(args, { input });
-  if (r.status !== 0) throw new Error(`kubectl ${args.join(" ")} failed (exit ${r.status}): ${r.stderr.trim()}`);
-  return r.stdout;
-}
-
-/** kubectl as admin without blocking the event loop (for many calls at once). Never throws on a non-zero exit. */
-export function kubectlAsync(args: string[], input = ""): Promise<Run> {
-  return new Promise((done) => {
-    const child = spawn(KUBECTL, ["--kubeconfig", ADMIN_KUBECONFIG, "--cache-dir", join(TESTENV_DIR, "kube-cache"), ...args], { stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    child.on("error", (e) => done({ status: -1, stdout: out, stderr: `${err}\n${e.message}` }));
-    child.on("close", (code) => done({ status: code ?? -1, stdout: out, stderr: err }));
-    child.stdin.end(input);
-  });
-}
-
-/** bindPod without blocking: the scheduler's Binding, for many pods at once. */
-export async function bindPodAsync(ns: string, name: string, node: string): Promise<void> {
-  const binding = { apiVersion: "v1", kind: "Binding", metadata: { name, namespace: ns }, target: { apiVersion: "v1", kind: "Node", name: node } };
-  const r = await kubectlAsync(["create", "--raw", `/api/v1/namespaces/${ns}/pods/${name}/binding`, "-f", "-"], JSON.stringify(binding));
-  if (r.status !== 0) throw new Error(`binding ${ns}/${name} to ${node} failed: ${r.stderr.trim()}`);
-}
-
-/** Runs `fn` over `items` with at most `limit` at a time. */
-export async function inBatches<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  }));
-  return out;
-}
-
 // ---------------------------------------------------------------- reading objects (as admin)
-
-/** `kubectl get ARGS -o json`, or undefined when the object does not exist. */
-export function getJson<T = any>(args: string[]): T | undefined {
-  const r = kubectl(["get", ...args, "-o", "json"]);
-  if (r.status === 0) return JSON.parse(r.stdout) as T;
-  if (/NotFound|not found/.test(r.stderr)) return undefined;
-  throw new Error(`kubectl get ${args.join(" ")} failed (exit ${r.status}): ${r.stderr.trim()}`);
-}
 
 /** IPv6 written out uncompressed with "-" for ":" (and IPv4 with "-" for "."), as berth names claims. */
 export function claimNameOf(address: string): string {
@@ -158,18 +106,22 @@ export interface Claim {
 
 /** The BerthIPClaim of an address, or undefined. */
 export function claimOf(address: string): Claim | undefined {
-  return getJson<Claim>(["berthipclaim", claimNameOf(address)]);
+  return api.get<Claim>(path(CLAIM_PLURAL, { name: claimNameOf(address) }));
+}
+
+/** Every BerthIPClaim in the cluster. */
+export function listClaims(): Claim[] {
+  return api.list<Claim>(path(CLAIM_PLURAL));
 }
 
 /** Every BerthIPClaim counted against `pool` (by label and spec.pool). */
 export function claimsOfPool(pool: string): Claim[] {
-  const list = JSON.parse(kc(["get", "bic", "-l", `${POOL_LABEL}=${pool}`, "-o", "json"])) as { items: Claim[] };
-  return list.items.filter((c) => c.spec.pool === pool);
+  return api.list<Claim>(path(CLAIM_PLURAL), { labelSelector: `${POOL_LABEL}=${labelValue(pool)}` }).filter((c) => c.spec.pool === pool);
 }
 
 /** Every BerthIPClaim naming a pod of namespace `ns`. */
 export function claimsOfNamespace(ns: string): Claim[] {
-  return (JSON.parse(kc(["get", "bic", "-o", "json"])) as { items: Claim[] }).items.filter((c) => c.spec.podNamespace === ns);
+  return listClaims().filter((c) => c.spec.podNamespace === ns);
 }
 
 export interface Endpoint {
@@ -181,23 +133,50 @@ export interface Endpoint {
 }
 
 export function endpointOf(ns: string, name: string): Endpoint | undefined {
-  return getJson<Endpoint>(["-n", ns, "berthendpoint", name]);
+  return api.get<Endpoint>(path(ENDPOINT_PLURAL, { ns, name }));
 }
 
 export function endpointsIn(ns: string): Endpoint[] {
-  return (JSON.parse(kc(["-n", ns, "get", "bep", "-o", "json"])) as { items: Endpoint[] }).items;
+  return api.list<Endpoint>(path(ENDPOINT_PLURAL, { ns }));
+}
+
+export interface Pool {
+  metadata: { name: string; uid: string; deletionTimestamp?: string; finalizers?: string[] };
+  spec: Record<string, any> & { default?: boolean };
+  status?: { ipVersion?: number; allocatedIPCount?: number; totalIPCount?: number };
+}
+
+/** The SpiderIPPool, or undefined. */
+export function getPool(name: string): Pool | undefined {
+  return api.get<Pool>(path(POOL_PLURAL, { name }));
+}
+
+export function listPools(): Pool[] {
+  return api.list<Pool>(path(POOL_PLURAL));
 }
 
 export function poolStatus(pool: string): { ipVersion?: number; allocatedIPCount?: number; totalIPCount?: number } {
-  return getJson(["sp", pool])?.status ?? {};
+  return getPool(pool)?.status ?? {};
 }
 
-/** `kubectl get sp NAMES` (default columns), each line whitespace-normalised. */
+/** Merge-patches pool NAME (as `kubectl patch sp NAME --type merge -p PATCH`). */
+export function patchPool(name: string, patch: unknown): void {
+  api.patch(path(POOL_PLURAL, { name }), patch);
+}
+
+/** Deletes pool NAME (deletionTimestamp: it goes once its finalizer is off). Throws if it does not exist. */
+export function deletePool(name: string): void {
+  if (!api.delete(path(POOL_PLURAL, { name }))) throw new Error(`SpiderIPPool ${name} not found`);
+}
+
+/** `kubectl get sp NAMES` (default columns), each line whitespace-normalised: kubectl's own output, on purpose. */
 export function spTable(...pools: string[]): string[] {
-  return kc(["get", "sp", ...pools]).trim().split("\n").map((l) => l.trim().split(/\s+/).join(" "));
+  const r = kubectl(["get", "sp", ...pools]);
+  if (r.status !== 0) throw new Error(`kubectl get sp ${pools.join(" ")} failed (exit ${r.status}): ${r.stderr.trim()}`);
+  return r.stdout.trim().split("\n").map((l) => l.trim().split(/\s+/).join(" "));
 }
 
-/** Waits until `kubectl get sp POOL` shows `allocated` (and returns the status). */
+/** Waits until pool POOL's status shows `allocated` (and returns the status). */
 export function waitForAllocated(pool: string, allocated: number, timeoutMs = 1000) {
   return waitFor(`SpiderIPPool ${pool} to show ${allocated} allocated (now ${JSON.stringify(poolStatus(pool))})`, () => {
     const s = poolStatus(pool);
@@ -212,7 +191,19 @@ export interface Pod {
 }
 
 export function podOf(ns: string, name: string): Pod | undefined {
-  return getJson<Pod>(["-n", ns, "pod", name]);
+  return api.get<Pod>(path("pods", { ns, name }));
+}
+
+/** The UID of pod NS/NAME; throws if it does not exist. */
+export function podUid(ns: string, name: string): string {
+  const p = podOf(ns, name);
+  if (!p) throw new Error(`pod ${ns}/${name} not found`);
+  return p.metadata.uid;
+}
+
+/** Every pod in NS (terminating ones included). */
+export function listPods(ns: string): Pod[] {
+  return api.list<Pod>(path("pods", { ns }));
 }
 
 /**
@@ -234,9 +225,24 @@ export function waitForTerminating(ns: string, name: string, timeoutMs = 20_000)
   }, timeoutMs);
 }
 
-/** Sets deletionTimestamp (kubectl delete pod --wait=false), as a user or controller deleting a bound pod does. */
+/** Sets deletionTimestamp (a plain delete, default grace period), as a user or controller deleting a bound pod does. */
 export function startDeletion(ns: string, name: string): void {
-  kc(["-n", ns, "delete", "pod", name, "--wait=false"]);
+  deletePods(ns, [name]);
+}
+
+/** Sets spec.replicas of StatefulSet NS/NAME (as `kubectl scale sts`). */
+export function scaleStatefulSet(ns: string, name: string, replicas: number): void {
+  api.patch(path("statefulsets", { ns, name }), { spec: { replicas } });
+}
+
+/** Merge-patches StatefulSet NS/NAME. */
+export function patchStatefulSet(ns: string, name: string, patch: unknown): void {
+  api.patch(path("statefulsets", { ns, name }), patch);
+}
+
+/** Deletes StatefulSet NS/NAME, its pods in the background (bound ones then stay Terminating). Throws if it does not exist. */
+export function deleteStatefulSet(ns: string, name: string): void {
+  if (!api.delete(path("statefulsets", { ns, name }), { propagationPolicy: "Background" })) throw new Error(`StatefulSet ${ns}/${name} not found`);
 }
 
 // ---------------------------------------------------------------- namespaces, pools
@@ -244,30 +250,30 @@ export function startDeletion(ns: string, name: string): void {
 /** Creates namespace NS (labelled as a test namespace) and waits for its default ServiceAccount token, so pods are admitted. */
 export async function createNamespace(ns: string, annotations: Record<string, string> = {}): Promise<void> {
   await waitFor(`stale namespace ${ns} to finish terminating`, () => {
-    const o = getJson(["namespace", ns]);
+    const o = api.get(path("namespaces", { name: ns }));
     return !o || o.status?.phase !== "Terminating";
   }, 60_000, 250);
   apply(JSON.stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name: ns, labels: { [NS_LABEL]: "cluster" }, annotations } }));
-  await waitFor(`ServiceAccount ${ns}/default and its token`, () => kubectl(["-n", ns, "get", "serviceaccount", "default", "-o", "jsonpath={.secrets[0].name}"]).stdout.trim(), 30_000);
+  await waitFor(`ServiceAccount ${ns}/default and its token`, () => api.get(path("serviceaccounts", { ns, name: "default" }))?.secrets?.[0]?.name, 30_000);
 }
 
 /** Force-deletes every pod and StatefulSet in NS, then the namespace (not waiting for it to go). */
 export function removeNamespace(ns: string): void {
-  if (!getJson(["namespace", ns])) return;
+  if (!api.get(path("namespaces", { name: ns }))) return;
   deleteAll(ns);
-  kc(["delete", "namespace", ns, "--wait=false", "--ignore-not-found"]);
+  api.delete(path("namespaces", { name: ns }));
 }
 
-/** A SpiderIPPool manifest (apiVersion spiderpool.spidernet.io/v2beta1). */
+/** A SpiderIPPool manifest. */
 export function poolManifest(name: string, spec: Record<string, unknown>): string {
-  return JSON.stringify({ apiVersion: "spiderpool.spidernet.io/v2beta1", kind: "SpiderIPPool", metadata: { name }, spec });
+  return JSON.stringify({ apiVersion: `${POOL_GROUP}/${POOL_VERSION}`, kind: POOL_KIND, metadata: { name }, spec });
 }
 
 /** Deletes the pools and every claim counted against them. */
 export function removePools(pools: string[]): void {
   if (pools.length === 0) return;
-  kc(["delete", "bic", "-l", `${POOL_LABEL} in (${pools.join(",")})`, "--ignore-not-found", "--wait=false"]);
-  kc(["delete", "sp", ...pools, "--ignore-not-found", "--wait=false"]);
+  api.delete(path(CLAIM_PLURAL, { query: { labelSelector: `${POOL_LABEL} in (${pools.map(labelValue).join(",")})` } }));
+  for (const name of pools) api.delete(path(POOL_PLURAL, { name }));
 }
 
 // ---------------------------------------------------------------- network namespaces
@@ -416,23 +422,11 @@ export class ClusterScope {
   }
 
   private bridgeRun(command: string, a: Attachment): Run & { json: any } {
-    const env: Record<string, string> = {
-      PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
-      CNI_COMMAND: command,
-      CNI_CONTAINERID: a.containerId,
-      CNI_NETNS: `/var/run/netns/${a.netns}`,
-      CNI_IFNAME: a.ifname,
-      CNI_PATH: this.cniPath(),
-      CNI_ARGS: a.args,
-    };
-    const r = run(BRIDGE_PLUGIN, [], JSON.stringify(a.conf), env);
-    let json: any;
-    try {
-      json = r.stdout.trim() === "" ? undefined : JSON.parse(r.stdout);
-    } catch {
-      throw new Error(`bridge ${command} printed something that is not JSON: ${describe(r)}`);
-    }
-    return { ...r, json };
+    const r = runCniSync(BRIDGE_PLUGIN, {
+      command, containerId: a.containerId, netns: `/var/run/netns/${a.netns}`, ifname: a.ifname, path: this.cniPath(), args: a.args, stdin: a.conf,
+    });
+    if (r.jsonError) throw new Error(`bridge ${command} printed something that is not JSON: ${describe(r)}`);
+    return r;
   }
 
   /**
@@ -515,7 +509,7 @@ export class ClusterScope {
     for (const fn of this.extra.reverse()) attempt("extra cleanup", fn);
     this.extra = [];
     // Pods first, so berth's DEL below releases rather than keeps (no StatefulSet left to keep for).
-    for (const ns of this.opts.namespaces) attempt(`pods of ${ns}`, () => getJson(["namespace", ns]) && deleteAll(ns));
+    for (const ns of this.opts.namespaces) attempt(`pods of ${ns}`, () => api.get(path("namespaces", { name: ns })) && deleteAll(ns));
     for (const a of this.live.values()) {
       const r = this.bridgeRun("DEL", a);
       if (r.status !== 0) errors.push(`cleanup DEL ${a.containerId.slice(0, 12)} (${a.args}): ${describe(r)}`);

@@ -19,7 +19,8 @@ import {
   claimsOfPool,
   endpointsIn,
   inBatches,
-  kc,
+  deletePods,
+  listPods,
   podArgs,
   poolManifest,
   poolStatus,
@@ -65,7 +66,7 @@ S(`${NODES.length} nodes × ${PER_NODE} ADDs at once against a ${POOL_SIZE}-addr
       })),
     }));
     await inBatches(names, 10, ({ pod, node }) => bindPodAsync(NS, pod, node));
-    const uids = new Map((JSON.parse(kc(["-n", NS, "get", "pods", "-o", "json"])).items as { metadata: { name: string; uid: string }; spec: { nodeName?: string } }[])
+    const uids = new Map(listPods(NS)
       .map((p) => [p.metadata.name, { uid: p.metadata.uid, nodeName: p.spec.nodeName }]));
     for (const { pod, node } of names) assert.is(uids.get(pod)?.nodeName, node, `${pod} bound to ${node}`);
 
@@ -131,8 +132,8 @@ S(`${NODES.length} nodes × ${PER_NODE} ADDs at once against a ${POOL_SIZE}-addr
     }
 
     // The pods go; the kubelets' DELs (losers' too, as a kubelet does after a failed ADD) all succeed and free everything.
-    kc(["-n", NS, "delete", "pods", "--all", "--grace-period=0", "--force", "--wait=false"]);
-    await waitFor("the pods to be gone", () => kc(["-n", NS, "get", "pods", "-o", "name"]).trim() === "", 20_000);
+    deletePods(NS, undefined, { force: true });
+    await waitFor("the pods to be gone", () => listPods(NS).length === 0, 20_000);
     const dels = await Promise.all(attempts.map((a) => c.berthAsync("DEL", a.node, { containerId: a.containerId, args: podArgs(NS, a.pod, a.uid) })));
     dels.forEach((d, i) => assert.is(d.status, 0, `DEL of ${attempts[i].pod}: ${d.stdout} ${d.stderr}`));
     assert.equal(claimsOfPool(POOL), [], "no claims left");

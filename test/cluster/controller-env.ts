@@ -14,65 +14,44 @@
  * - The controller puts the finalizer ipam.berth.dev/pool-in-use on every
  *   pool; once the test's controllers are stopped, withControllers removes it
  *   from every pool that still has it, so nobody's pool deletion hangs.
- * - A plain HTTPS client with the admin token (adminApi) for tests that need
- *   many API calls fast; kubectl for the rest.
+ * - The tests' admin client (test/harness/admin-client.ts) for the API:
+ *   `adminApi`/`adminMust` are its async request verbs, for tests that need
+ *   many API calls at once.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { Agent, request } from "node:https";
-import { createServer } from "node:net";
-import { join } from "node:path";
 import * as assert from "uvu/assert";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { CLAIMS_PATH, POOL_FINALIZER, POOL_PLURAL } from "../../plugin/kube/crd.ts";
+import { sleep, waitFor as poll } from "../harness/batch.ts";
+import { type Exit, ControllerProcess, runningControllers } from "../harness/controller-process.ts";
+import { controlPlane } from "../harness/control-plane.ts";
 import {
   type ClusterScope,
   type ScopeOptions,
   type SimNode,
-  getJson,
-  kc,
-  kubectl,
+  admin,
+  getPool,
+  listPools,
+  path,
   waitFor,
   withCluster,
 } from "./cluster-env.ts";
 import { BERTH, cli } from "../helpers/berth.ts";
-import { APISERVER, TESTENV_DIR } from "../helpers/testenv.ts";
 
-export const CONTROLLER_KUBECONFIG = process.env.BERTH_CONTROLLER_KUBECONFIG || join(TESTENV_DIR, "controller.kubeconfig");
+export const CONTROLLER_KUBECONFIG = controlPlane().controllerKubeconfig;
 export const LEASE_NS = "kube-system";
 export const LEASE_NAME = "berth-controller";
-export const POOL_FINALIZER = "ipam.berth.dev/pool-in-use";
+export { CLAIMS_PATH, POOL_FINALIZER, sleep };
+const api = admin.sync;
 
 // ---------------------------------------------------------------- waiting
 
-/** waitFor with an async check. */
-export async function waitForAsync<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 15_000, everyMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== null && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
-    await sleep(everyMs);
-  }
+/** waitFor with an async check; an error it throws counts as "not yet" (the last one is named on timeout). */
+export function waitForAsync<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 15_000, everyMs = 200): Promise<T> {
+  return poll(what, fn, { timeoutMs, everyMs, retryErrors: true });
 }
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------- controller processes
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export interface Release {
   address: string;
@@ -83,12 +62,8 @@ export interface Release {
   line: string;
 }
 
-const running = new Set<ControllerProc>();
 /** Every controller started in this process, in order. */
 const everStarted: ControllerProc[] = [];
-process.on("exit", () => {
-  for (const c of running) if (c.alive) c.child.kill("SIGKILL");
-});
 
 export interface ControllerOptions {
   identity: string;
@@ -98,42 +73,12 @@ export interface ControllerOptions {
   logDir?: string;
 }
 
-export class ControllerProc {
-  private out = "";
-  exit?: { code: number | null; signal: NodeJS.Signals | null };
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-
-  constructor(readonly identity: string, readonly port: number, readonly child: ChildProcess) {
-    child.stdout!.on("data", (d) => (this.out += d));
-    child.stderr!.on("data", (d) => (this.out += d));
-    this.exited = new Promise((done) => child.on("exit", (code, signal) => {
-      this.exit = { code, signal };
-      running.delete(this);
-      done(this.exit);
-    }));
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  get alive(): boolean {
-    return this.exit === undefined;
-  }
-
-  /** Everything it logged so far. */
-  log(): string {
-    return this.out;
-  }
-
-  logTail(lines = 25): string {
-    return this.out.trimEnd().split("\n").slice(-lines).join("\n");
-  }
-
+/** A `berth controller` process (test/harness/controller-process.ts) with what the tests read of it. */
+export class ControllerProc extends ControllerProcess {
   /** Its "address released" log lines, parsed. */
   releases(filter: (r: Release) => boolean = () => true): Release[] {
     const out: Release[] = [];
-    for (const line of this.out.split("\n")) {
+    for (const line of this.log().split("\n")) {
       if (!line.includes(" address released ")) continue;
       const f = (k: string) => new RegExp(`\\b${k}=(\\S+)`).exec(line)?.[1] ?? "";
       const r = { address: f("address"), pool: f("pool"), pod: f("pod"), reason: f("reason"), claim: f("claim"), line };
@@ -155,38 +100,13 @@ export class ControllerProc {
 
   /** Waits until a log line matches. */
   async waitLog(re: RegExp, timeoutMs = 5000): Promise<string> {
-    return waitForAsync(`controller ${this.identity} to log ${re}\n${this.logTail()}`, async () => this.out.split("\n").find((l) => re.test(l)), timeoutMs, 50);
-  }
-
-  private async get(path: string): Promise<string> {
-    const res = await fetch(`http://127.0.0.1:${this.port}${path}`, { signal: AbortSignal.timeout(3000) });
-    if (!res.ok) throw new Error(`GET ${path} on controller ${this.identity}: ${res.status}`);
-    return res.text();
-  }
-
-  /** /metrics as name{labels} → value. */
-  async metrics(): Promise<Map<string, number>> {
-    const m = new Map<string, number>();
-    for (const line of (await this.get("/metrics")).split("\n")) {
-      const x = /^([a-zA-Z_:][\w:]*(?:\{[^}]*\})?)\s+(\S+)$/.exec(line.trim());
-      if (x) m.set(x[1], Number(x[2]));
-    }
-    return m;
-  }
-
-  async metric(key: string): Promise<number | undefined> {
-    return (await this.metrics()).get(key);
+    return waitForAsync(`controller ${this.identity} to log ${re}\n${this.logTail()}`, async () => this.log().split("\n").find((l) => re.test(l)), timeoutMs, 50);
   }
 
   /** 1/0 from berth_controller_leader, or undefined if it does not answer. */
   async leader(): Promise<number | undefined> {
     if (!this.alive) return undefined;
     return this.metric("berth_controller_leader").catch(() => undefined);
-  }
-
-  /** Full scans done so far (berth_reconcile_duration_seconds_count). */
-  async scans(): Promise<number> {
-    return (await this.metric("berth_reconcile_duration_seconds_count")) ?? 0;
   }
 
   async waitLeader(timeoutMs = 15_000): Promise<void> {
@@ -200,47 +120,28 @@ export class ControllerProc {
   }
 
   /** SIGTERM; expects a clean exit 0 (it hands the lease over first). */
-  async stop(timeoutMs = 15_000): Promise<void> {
-    if (!this.alive) return;
-    this.child.kill("SIGTERM");
-    const t = setTimeout(() => this.child.kill("SIGKILL"), timeoutMs);
-    const e = await this.exited;
-    clearTimeout(t);
+  override async stop(timeoutMs = 15_000): Promise<Exit> {
+    if (!this.alive) return this.exit!;
+    const e = await super.stop(timeoutMs);
     assert.equal(e, { code: 0, signal: null }, `controller ${this.identity} exits 0 on SIGTERM\n${this.logTail()}`);
-  }
-
-  /** SIGKILL, as a node dying takes it; resolves once it is gone. */
-  async kill(): Promise<void> {
-    if (!this.alive) return;
-    this.child.kill("SIGKILL");
-    await this.exited;
+    return e;
   }
 }
 
 /** Starts `berth controller` with the controller's ServiceAccount; resolves once /healthz answers. */
 export async function startController(o: ControllerOptions): Promise<ControllerProc> {
   assert.ok(existsSync(CONTROLLER_KUBECONFIG), `${CONTROLLER_KUBECONFIG} is missing: run scripts/testenv.sh up (it writes the controller's kubeconfig)`);
-  const port = await freePort();
-  const args = [
-    "controller", "--kubeconfig", CONTROLLER_KUBECONFIG, "--listen", `127.0.0.1:${port}`,
-    "--resync-seconds", String(o.resyncSeconds ?? 3), "--add-timeout-seconds", String(o.addTimeoutSeconds ?? 5), "--identity", o.identity,
-  ];
-  const child = spawn(BERTH, args, { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, stdio: ["ignore", "pipe", "pipe"] });
-  const c = new ControllerProc(o.identity, port, child);
-  running.add(c);
+  const c = await ControllerProc.start({
+    bin: BERTH, kubeconfig: CONTROLLER_KUBECONFIG, identity: o.identity, resyncSeconds: o.resyncSeconds ?? 3, addTimeoutSeconds: o.addTimeoutSeconds ?? 5,
+  });
   everStarted.push(c);
-  await waitForAsync(`controller ${o.identity} to answer /healthz on 127.0.0.1:${port}`, async () => {
-    if (!c.alive) throw new Error(`controller ${o.identity} exited ${JSON.stringify(c.exit)}:\n${c.logTail()}`);
-    const r = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
-    return r?.ok;
-  }, 15_000, 50);
   return c;
 }
 
 /** Stops every controller the tests started (SIGTERM; SIGKILL after 10 s). Returns problems, never throws. */
 export async function stopAllControllers(): Promise<string[]> {
   const problems: string[] = [];
-  await Promise.all([...running].map(async (c) => {
+  await Promise.all([...runningControllers].map(async (c) => {
     try {
       await c.stop(10_000);
     } catch (err) {
@@ -257,7 +158,7 @@ export interface Lease {
 }
 
 export function lease(): Lease | undefined {
-  return getJson<Lease>(["-n", LEASE_NS, "lease", LEASE_NAME]);
+  return api.get<Lease>(path("leases", { ns: LEASE_NS, name: LEASE_NAME }));
 }
 
 /** The lease's holder if it is held and not expired. */
@@ -274,7 +175,7 @@ export function liveHolder(): string | undefined {
  * controller` holds the lease (waits up to 12 s, in case it is one that died).
  */
 export async function assertNoOtherController(): Promise<void> {
-  const ours = new Set([...running].map((c) => c.identity));
+  const ours = new Set([...runningControllers].map((c) => c.identity));
   try {
     await waitFor("the controller lease to be free", () => {
       const h = liveHolder();
@@ -287,22 +188,20 @@ export async function assertNoOtherController(): Promise<void> {
 
 /** Removes the controller's finalizer from every pool that has it (after our controllers stopped). Returns the pools. */
 export function stripPoolFinalizers(): string[] {
-  const pools = (JSON.parse(kc(["get", "sp", "-o", "json"])) as { items: { metadata: { name: string; finalizers?: string[] } }[] }).items;
   const done: string[] = [];
-  for (const p of pools) {
+  for (const p of listPools()) {
     const i = p.metadata.finalizers?.indexOf(POOL_FINALIZER) ?? -1;
     if (i < 0) continue;
     const patch = [{ op: "test", path: `/metadata/finalizers/${i}`, value: POOL_FINALIZER }, { op: "remove", path: `/metadata/finalizers/${i}` }];
-    const r = kubectl(["patch", "sp", p.metadata.name, "--type", "json", "-p", JSON.stringify(patch)]);
-    if (r.status === 0 || /NotFound|not found/.test(r.stderr)) done.push(p.metadata.name);
-    else throw new Error(`removing ${POOL_FINALIZER} from pool ${p.metadata.name} failed: ${r.stderr.trim()}`);
+    api.patch(path(POOL_PLURAL, { name: p.metadata.name }), patch, "json", [404]);
+    done.push(p.metadata.name);
   }
   return done;
 }
 
 /** The pool's finalizers, or undefined when the pool does not exist. */
 export function poolFinalizers(pool: string): string[] | undefined {
-  const p = getJson<{ metadata: { finalizers?: string[] } }>(["sp", pool]);
+  const p = getPool(pool);
   return p ? (p.metadata.finalizers ?? []) : undefined;
 }
 
@@ -315,7 +214,7 @@ export interface KEvent {
 }
 
 export function events(ns: string, reason?: string): KEvent[] {
-  const items = (JSON.parse(kc(["-n", ns, "get", "events", "-o", "json"])) as { items: KEvent[] }).items;
+  const items = api.list<KEvent>(path("events", { ns }));
   return reason ? items.filter((e) => e.reason === reason) : items;
 }
 
@@ -347,7 +246,7 @@ export async function withControllers(opts: ScopeOptions & { chain?: boolean }, 
   await withCluster({ chain: false, ...opts }, async (c) => {
     await assertNoOtherController();
     stripPoolFinalizers();
-    await waitFor(`pools ${opts.pools.join(", ")} of an earlier run to be gone`, () => opts.pools.every((p) => !getJson(["sp", p])), 20_000, 250);
+    await waitFor(`pools ${opts.pools.join(", ")} of an earlier run to be gone`, () => opts.pools.every((p) => !getPool(p)), 20_000, 250);
     const first = everStarted.length;
     try {
       await fn(c);
@@ -366,54 +265,11 @@ export async function withControllers(opts: ScopeOptions & { chain?: boolean }, 
   });
 }
 
-// ---------------------------------------------------------------- the API as admin, without kubectl
+// ---------------------------------------------------------------- the API as admin, many calls at once
 
-const agent = new Agent({ keepAlive: true, maxSockets: 16, ca: existsSync(join(TESTENV_DIR, "pki/ca.crt")) ? readFileSync(join(TESTENV_DIR, "pki/ca.crt")) : undefined });
-let adminToken: string | undefined;
-
-export interface ApiResult<T = any> {
-  status: number;
-  body: T;
-}
-
-/** One request to the API server as admin (JSON in, JSON out). Never throws on an HTTP error status. */
-export function adminApi<T = any>(method: string, path: string, body?: unknown, contentType = "application/json"): Promise<ApiResult<T>> {
-  adminToken ??= readFileSync(join(TESTENV_DIR, "admin.token"), "utf8").trim();
-  const url = new URL(path, APISERVER);
-  // Content-Length always: Node sends a DELETE's body without one (no chunked encoding by default for DELETE),
-  // and the API server then ignores it (the DeleteOptions) and reads it as the next request on the connection.
-  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-  const headers = { authorization: `Bearer ${adminToken}`, accept: "application/json", ...(payload ? { "content-type": contentType, "content-length": String(payload.length) } : {}) };
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, agent, headers, timeout: 30_000 }, (res) => {
-      let data = "";
-      res.setEncoding("utf8");
-      res.on("data", (d) => (data += d));
-      res.on("end", () => {
-        let parsed: unknown = data;
-        try {
-          parsed = data ? JSON.parse(data) : undefined;
-        } catch {
-          // not JSON: keep the text
-        }
-        resolve({ status: res.statusCode ?? 0, body: parsed as T });
-      });
-    });
-    req.on("timeout", () => req.destroy(new Error(`${method} ${path}: no answer in 30 s`)));
-    req.on("error", reject);
-    req.end(payload);
-  });
-}
-
+/** One request as admin (JSON in, JSON out). Never throws on an HTTP error status. */
+export const adminApi = admin.request.bind(admin);
 /** adminApi that throws unless the status is 2xx (or one of `ok`). */
-export async function adminMust<T = any>(method: string, path: string, body?: unknown, ok: number[] = [], contentType?: string): Promise<T> {
-  const r = await adminApi<T>(method, path, body, contentType);
-  if ((r.status < 200 || r.status >= 300) && !ok.includes(r.status)) {
-    throw new Error(`${method} ${path}: ${r.status} ${typeof r.body === "string" ? r.body : (r.body as { message?: string })?.message ?? JSON.stringify(r.body)}`);
-  }
-  return r.body;
-}
-
-export const CLAIMS_PATH = "/apis/ipam.berth.dev/v1alpha1/berthipclaims";
-export const endpointsPath = (ns: string) => `/apis/ipam.berth.dev/v1alpha1/namespaces/${ns}/berthendpoints`;
-export const podsPath = (ns: string) => `/api/v1/namespaces/${ns}/pods`;
+export const adminMust = admin.must.bind(admin);
+export const endpointsPath = (ns: string) => path("berthendpoints", { ns });
+export const podsPath = (ns: string) => path("pods", { ns });

@@ -35,15 +35,18 @@ import {
   claimNameOf,
   claimOf,
   claimsOfNamespace,
+  deletePods,
+  deletePool,
+  deleteStatefulSet,
   endpointOf,
-  getJson,
-  kc,
-  kubectlJson,
+  getPool,
   markPodReady,
   podArgs,
   podOf,
+  podUid,
   poolManifest,
   poolStatus,
+  scaleStatefulSet,
   waitFor,
   waitForAllocated,
   waitForPod,
@@ -74,7 +77,7 @@ function plainPod(ns: string, name: string, node: string, pool: string): string 
     metadata: { name, namespace: ns, annotations: ippool(pool) },
     spec: { nodeName: node, containers: [{ name: "app", image: "nginx" }] },
   }));
-  return kubectlJson(["-n", ns, "get", "pod", name]).metadata.uid;
+  return podUid(ns, name);
 }
 
 function statefulSet(ns: string, name: string, replicas: number, pool: string, o: { annotations?: Record<string, string>; templateAnnotations?: Record<string, string> } = {}): string {
@@ -125,7 +128,7 @@ async function member(c: ClusterScope, ns: string, name: string, node: SimNode, 
 
 /** Removes pods at once with no DEL: their node is gone. */
 function forceDelete(ns: string, ...names: string[]): void {
-  kc(["-n", ns, "delete", "pod", ...names, "--grace-period=0", "--force", "--wait=false"]);
+  deletePods(ns, names, { force: true });
 }
 
 function claimsOf(ns: string, pool: string) {
@@ -217,14 +220,14 @@ S("crash: an ADD SIGKILLed after creating its claim leaves claim + pending lease
 
     // The finalizer: a pool deleted while crash-a holds an address stays until that address is released.
     assert.ok(poolFinalizers(P_CRASH)?.includes(POOL_FINALIZER), `the controller put ${POOL_FINALIZER} on ${P_CRASH}`);
-    kc(["delete", "sp", P_CRASH, "--wait=false"]);
+    deletePool(P_CRASH);
     await ctl.waitScans(1);
-    const deleting = getJson(["sp", P_CRASH]);
+    const deleting = getPool(P_CRASH);
     assert.ok(deleting?.metadata.deletionTimestamp, `${P_CRASH} is still there (terminating) while crash-a holds ${a.address}`);
     assert.ok(claimOf(a.address), "crash-a's claim is not released by the pool's deletion");
-    kc(["-n", NS_CRASH, "delete", "pod", "crash-a", "--grace-period=0", "--force", "--wait=false"]);
+    deletePods(NS_CRASH, ["crash-a"], { force: true });
     del(c, a);
-    await waitFor(`${P_CRASH} to be gone once empty\n${ctl.logTail()}`, () => !getJson(["sp", P_CRASH]), 10_000, 200);
+    await waitFor(`${P_CRASH} to be gone once empty\n${ctl.logTail()}`, () => !getPool(P_CRASH), 10_000, 200);
     await ctl.waitLog(new RegExp(`pool deleted: no address claimed any more .*pool=${P_CRASH}( |$)`));
   }));
 
@@ -274,7 +277,7 @@ S("node gone: plain pods' claims freed (pod-deleted), the StatefulSet member's k
 
     // Scaled down with web-1 never having run again: ordinal 1's address is released, no DEL.
     const t1 = Date.now();
-    kc(["-n", NS_GONE, "scale", "sts", "web", "--replicas", "1"]);
+    scaleStatefulSet(NS_GONE, "web", 1);
     await waitReleased(web1.address, 10_000, ctl);
     console.error(`[ctlgone] scaled-down ordinal released ${Date.now() - t1} ms after kubectl scale`);
     const down = await ctl.waitReleases((r) => r.pod === `${NS_GONE}/web-1`, 1);
@@ -315,10 +318,10 @@ S("Retain: scaled 3 → 2 → 3, ordinal 2 gets its old address back; deleting t
     assert.is(new Set(k.map((h) => h.address)).size, 3);
 
     // 3 → 2: the StatefulSet controller deletes keep-2; the kubelet's DEL keeps the retained address.
-    kc(["-n", NS_KEEP, "scale", "sts", "keep", "--replicas", "2"]);
+    scaleStatefulSet(NS_KEEP, "keep", 2);
     await waitForTerminating(NS_KEEP, "keep-2");
     del(c, k[2]);
-    kc(["-n", NS_KEEP, "delete", "pod", "keep-2", "--grace-period=0", "--force", "--wait=false"]);
+    deletePods(NS_KEEP, ["keep-2"], { force: true });
     await waitFor("keep-2 to be gone", () => !podOf(NS_KEEP, "keep-2"), 10_000);
     await ctl.waitScans(2);
     assert.is(claimOf(k[2].address)?.spec.podName, "keep-2", `keep-2's address stays claimed while scaled down (Retain)\n${ctl.logTail()}`);
@@ -327,7 +330,7 @@ S("Retain: scaled 3 → 2 → 3, ordinal 2 gets its old address back; deleting t
     await waitForAllocated(P_KEEP, 3, 3000);
 
     // 2 → 3: keep-2 comes back (new UID, another node) with its old address.
-    kc(["-n", NS_KEEP, "scale", "sts", "keep", "--replicas", "3"]);
+    scaleStatefulSet(NS_KEEP, "keep", 3);
     const back = await member(c, NS_KEEP, "keep-2", nodes[0], k[2].uid);
     assert.is(back.address, k[2].address, "keep-2 got its old address back");
     assert.equal({ uid: claimOf(back.address)?.spec.podUID, node: claimOf(back.address)?.spec.node }, { uid: back.uid, node: "node1" }, "the claim follows the new incarnation");
@@ -341,16 +344,16 @@ S("Retain: scaled 3 → 2 → 3, ordinal 2 gets its old address back; deleting t
 
     // Scale keep down again (retained, with DEL), delete its pool while in use, then the StatefulSet with
     // its nodes gone (pods removed, no DEL): the controller releases all three and the pool goes.
-    kc(["-n", NS_KEEP, "scale", "sts", "keep", "--replicas", "2"]);
+    scaleStatefulSet(NS_KEEP, "keep", 2);
     await waitForTerminating(NS_KEEP, "keep-2");
     del(c, back);
-    kc(["-n", NS_KEEP, "delete", "pod", "keep-2", "--grace-period=0", "--force", "--wait=false"]);
-    kc(["delete", "sp", P_KEEP, "--wait=false"]);
+    deletePods(NS_KEEP, ["keep-2"], { force: true });
+    deletePool(P_KEEP);
     await ctl.waitScans(1);
-    assert.ok(getJson(["sp", P_KEEP])?.metadata.deletionTimestamp, `${P_KEEP} waits (terminating) while its addresses are claimed`);
+    assert.ok(getPool(P_KEEP)?.metadata.deletionTimestamp, `${P_KEEP} waits (terminating) while its addresses are claimed`);
     assert.is(claimsOf(NS_KEEP, P_KEEP).length, 3, "a pool's deletion releases nothing by itself");
     const t0 = Date.now();
-    kc(["-n", NS_KEEP, "delete", "sts", "keep", "--wait=false"]);
+    deleteStatefulSet(NS_KEEP, "keep");
     forceDelete(NS_KEEP, "keep-0", "keep-1");
     for (const h of [k[0], k[1], back]) await waitReleased(h.address, 15_000, ctl);
     console.error(`[ctlkeep] StatefulSet deleted: 3 addresses released in ${Date.now() - t0} ms`);
@@ -358,7 +361,7 @@ S("Retain: scaled 3 → 2 → 3, ordinal 2 gets its old address back; deleting t
     assert.equal(rel.map((r) => `${r.pod} ${r.address} ${r.reason}`).sort(),
       [k[0], k[1], back].map((h) => `${NS_KEEP}/${h.name} ${h.address} statefulset-deleted`).sort(), "each released once, as statefulset-deleted");
     for (const h of [k[0], k[1], back]) assert.is(endpointOf(NS_KEEP, h.name), undefined, `${h.name}'s endpoint is gone`);
-    await waitFor(`${P_KEEP} to be gone once empty\n${ctl.logTail()}`, () => !getJson(["sp", P_KEEP]), 10_000, 200);
+    await waitFor(`${P_KEEP} to be gone once empty\n${ctl.logTail()}`, () => !getPool(P_KEEP), 10_000, 200);
     // ord is untouched.
     assert.equal(claimsOf(NS_KEEP, P_ORD).map((cl) => cl.spec.address).sort(), ["10.6.175.51", "10.6.175.52", "10.6.175.53"]);
   }));

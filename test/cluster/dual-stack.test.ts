@@ -19,9 +19,10 @@ import {
   claimsOfPool,
   endpointOf,
   endpointsIn,
-  kubectlJson,
+  listPods,
   nsAddrs,
   podArgs,
+  podUid,
   poolManifest,
   poolStatus,
   spTable,
@@ -49,7 +50,7 @@ function applyPools(): void {
 function makePod(ns: string, name: string, annotations: Record<string, string>, node: string): string {
   apply(JSON.stringify({ apiVersion: "v1", kind: "Pod", metadata: { name, namespace: ns, annotations }, spec: { containers: [{ name: "app", image: "nginx" }] } }));
   bindPod(ns, name, node);
-  return kubectlJson(["-n", ns, "get", "pod", name]).metadata.uid;
+  return podUid(ns, name);
 }
 
 S("one IPv4 and one IPv6 address through bridge in the netns, claims and endpoint for both; released together", () =>
@@ -134,7 +135,7 @@ S("IPv6 pool exhausted: ADD fails with 100 naming it, and the IPv4 address taken
     // The kubelet's DEL after the failed ADD, then the first pod's: everything free.
     assert.is(c.berth("DEL", node, { containerId: cidB, args: podArgs(NS_FULL, "full-b", uidB) }).status, 0);
     deletePod(NS_FULL, "full-a");
-    await waitFor("full-a gone", () => !kubectlJson(["-n", NS_FULL, "get", "pods"]).items.some((p: { metadata: { name: string } }) => p.metadata.name === "full-a"), 10_000);
+    await waitFor("full-a gone", () => !listPods(NS_FULL).some((p: { metadata: { name: string } }) => p.metadata.name === "full-a"), 10_000);
     assert.is(c.berth("DEL", node, { containerId: cidA, args: podArgs(NS_FULL, "full-a", uidA) }).status, 0);
     assert.equal(claimsOfNamespace(NS_FULL), [], "no claims left");
     await waitFor("both pools back to 0", () => poolStatus(V4).allocatedIPCount === 0 && poolStatus(V6_ONE).allocatedIPCount === 0, 1000, 100);

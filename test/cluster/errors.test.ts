@@ -23,14 +23,18 @@ import {
   ClusterScope,
   PLUGIN_KUBECONFIG,
   type SimNode,
+  admin,
   apply,
   bindPod,
   claimOf,
   createNamespace,
-  kc,
+  endpointsIn,
   kubectl,
-  kubectlJson,
+  listClaims,
+  listPools,
+  path,
   podArgs,
+  podUid,
   poolManifest,
   poolStatus,
   waitFor,
@@ -58,7 +62,7 @@ S.before(async () => {
   scope = new ClusterScope({ tag: "errs", namespaces: [NS], pools: [...ALL_POOLS] });
   try {
     await scope.removeStale();
-    kc(["delete", "clusterrolebinding,clusterrole", LIMITED, "--ignore-not-found"]);
+    removeLimitedRole();
     await createNamespace(NS);
     node1 = scope.node("node1");
     node2 = scope.node("node2");
@@ -75,9 +79,15 @@ S.before(async () => {
 });
 
 S.after(() => {
-  kubectl(["delete", "clusterrolebinding,clusterrole", LIMITED, "--ignore-not-found"]);
+  removeLimitedRole();
   scope.cleanup();
 });
+
+/** Deletes this file's ClusterRoleBinding and ClusterRole, if there. */
+function removeLimitedRole(): void {
+  admin.sync.delete(path("clusterrolebindings", { name: LIMITED }));
+  admin.sync.delete(path("clusterroles", { name: LIMITED }));
+}
 
 /** Prints the nodes' berth logs when a test fails. */
 function withLogs(fn: () => void | Promise<void>): () => Promise<void> {
@@ -98,14 +108,14 @@ function makePod(annotations: Record<string, string>, node = "node1", prefix = "
   const name = `${prefix}-${++podCounter}`;
   apply(JSON.stringify({ apiVersion: "v1", kind: "Pod", metadata: { name, namespace: NS, annotations }, spec: { containers: [{ name: "app", image: "nginx" }] } }));
   bindPod(NS, name, node);
-  return { name, uid: kubectlJson(["-n", NS, "get", "pod", name]).metadata.uid };
+  return { name, uid: podUid(NS, name) };
 }
 
 const ippool = (v4: string[], v6?: string[]) => ({ "ipam.spidernet.io/ippool": JSON.stringify(v6 ? { ipv4: v4, ipv6: v6 } : { ipv4: v4 }) });
 
-/** What an operator would see of this file's allocations: claims of its pods, its endpoints, its pools' status (one kubectl call). */
+/** What an operator would see of this file's allocations: claims of its pods, its endpoints, its pools' status. */
 function snapshot(): string {
-  const items = (kubectlJson(["-n", NS, "get", "berthipclaims,berthendpoints,spiderippools"]) as { items: any[] }).items;
+  const items: any[] = [...listClaims(), ...endpointsIn(NS), ...listPools()];
   return JSON.stringify({
     claims: items.filter((o) => o.kind === "BerthIPClaim" && o.spec.podNamespace === NS).map((c) => `${c.metadata.name}=${c.spec.podName}/${c.spec.podUID}`).sort(),
     endpoints: items.filter((o) => o.kind === "BerthEndpoint").map((e) => `${e.metadata.name}=${JSON.stringify(e.spec.ips)}`).sort(),
@@ -287,7 +297,7 @@ S("exhausted pool: 100 naming the pool and its counts; the failed ADD takes noth
 
 S("least privilege: a role without create on berthipclaims makes ADD fail with 109 naming the verb and resource, leaving nothing", withLogs(async () => {
   // The shipped role, minus `create` on berthipclaims, bound to a new ServiceAccount.
-  const shipped = kubectlJson(["get", "clusterrole", "berth-plugin"]);
+  const shipped = admin.sync.must("GET", path("clusterroles", { name: "berth-plugin" }));
   const rules = (shipped.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[]).map((r) =>
     r.resources.includes("berthipclaims") ? { ...r, verbs: r.verbs.filter((v) => v !== "create") } : r);
   assert.ok(rules.some((r) => r.resources.includes("berthipclaims") && !r.verbs.includes("create") && r.verbs.includes("get")), "the rule was found and changed");
@@ -305,9 +315,9 @@ S("least privilege: a role without create on berthipclaims makes ADD fail with 1
     ],
   }));
   const user = `system:serviceaccount:${NS}:${LIMITED}`;
-  const secret = await waitFor(`a token secret for ServiceAccount ${NS}/${LIMITED}`, () =>
-    kubectl(["-n", NS, "get", "serviceaccount", LIMITED, "-o", "jsonpath={.secrets[0].name}"]).stdout.trim(), 30_000);
-  const token = await waitFor(`the token of secret ${secret}`, () => kubectl(["-n", NS, "get", "secret", secret, "-o", "jsonpath={.data.token}"]).stdout.trim(), 30_000);
+  const secret = await waitFor<string>(`a token secret for ServiceAccount ${NS}/${LIMITED}`, () =>
+    admin.sync.get(path("serviceaccounts", { ns: NS, name: LIMITED }))?.secrets?.[0]?.name, 30_000);
+  const token = await waitFor<string>(`the token of secret ${secret}`, () => admin.sync.get(path("secrets", { ns: NS, name: secret }))?.data?.token, 30_000);
   const kubeconfig = kubeconfigCopy("limited", { token: Buffer.from(token, "base64").toString("utf8"), user });
   // RBAC is in force for that identity before berth runs.
   await waitFor("RBAC to deny create berthipclaims", () => kubectl(["auth", "can-i", "create", "berthipclaims.ipam.berth.dev", "--as", user]).stdout.trim() === "no", 10_000);

@@ -18,9 +18,10 @@ import {
   apply,
   bindPod,
   claimOf,
-  kc,
-  kubectlJson,
+  listPools,
+  patchPool,
   podArgs,
+  podUid,
   poolManifest,
   withCluster,
 } from "./cluster-env.ts";
@@ -48,7 +49,7 @@ function makePod(ns: string, annotations: Record<string, string> = {}, labels: R
   const name = `pc-${++n}`;
   apply(JSON.stringify({ apiVersion: "v1", kind: "Pod", metadata: { name, namespace: ns, annotations, labels }, spec: { containers: [{ name: "app", image: "nginx" }] } }));
   bindPod(ns, name, "node1");
-  return { ns, name, uid: kubectlJson(["-n", ns, "get", "pod", name]).metadata.uid };
+  return { ns, name, uid: podUid(ns, name) };
 }
 
 /** ADD (must succeed), returns the pool the claim names after checking the address is in its range; then DEL frees it. */
@@ -119,7 +120,7 @@ S("precedence: ippools (this interface) > ippool > namespace default > ipam defa
     assert.is(poolChosen(c, node, confDefault, conf), POOL.conf, "ipam default_ipv4_ippool without other choices");
 
     const specDefault = makePod(NS_PLAIN);
-    const defaults = (kubectlJson(["get", "sp"]).items as { metadata: { name: string }; spec: { default?: boolean } }[]).filter((p) => p.spec.default).map((p) => p.metadata.name);
+    const defaults = (listPools() as { metadata: { name: string }; spec: { default?: boolean } }[]).filter((p) => p.spec.default).map((p) => p.metadata.name);
     assert.is(poolChosen(c, node, specDefault), POOL.dflt, `a pool with spec.default: true serves when nothing names one (default pools now: ${defaults.join(", ")})`);
   }));
 
@@ -134,7 +135,7 @@ S("restrictions: podAffinity, namespaceName and multusName exclude pods they do 
     assert.is(poolChosen(c, node, makePod(NS_RESTRICT, ippool(POOL.aff), { app: "wanted" })), POOL.aff, "podAffinity matches");
 
     refused(c, node, makePod(NS_RESTRICT, ippool(POOL.nsName)), [POOL.nsName, NS_RESTRICT, "some-other-namespace"]);
-    kc(["patch", "sp", POOL.nsName, "--type", "merge", "-p", JSON.stringify({ spec: { namespaceName: [NS_RESTRICT] } })]);
+    patchPool(POOL.nsName, { spec: { namespaceName: [NS_RESTRICT] } });
     assert.is(poolChosen(c, node, makePod(NS_RESTRICT, ippool(POOL.nsName))), POOL.nsName, "namespaceName lists the namespace");
 
     refused(c, node, makePod(NS_RESTRICT, ippool(POOL.multus)), [POOL.multus, "kube-system/other-net", c.network]);

@@ -23,8 +23,9 @@ import {
   claimOf,
   claimsOfPool,
   deletePod,
+  deletePods,
   endpointOf,
-  kc,
+  patchStatefulSet,
   podOf,
   poolManifest,
   poolStatus,
@@ -106,7 +107,7 @@ S("rescheduled to another node: same address there; the old node's late DEL does
 
     // node1 goes away: the pod is deleted without node1's kubelet running DEL (its sandbox lingers).
     startDeletion(NS, POD);
-    kc(["-n", NS, "delete", "pod", POD, "--grace-period=0", "--force", "--wait=false"]);
+    deletePods(NS, [POD], { force: true });
     const second = await startPod(c, NS, POD, node2, first.uid);
     assert.is.not(second.uid, first.uid, "a new incarnation");
     assert.is(second.v4, first.v4, "same address on node2");
@@ -142,7 +143,7 @@ S("pool annotation changed on the StatefulSet: the recreated pod gets an address
 
     // The template now names POOL_B. (RollingUpdate may itself start deleting the pod: either way it ends terminating.)
     const patch = { spec: { template: { metadata: { annotations: { [ANNOTATION]: JSON.stringify({ ipv4: [POOL_B] }) } } } } };
-    kc(["-n", NS, "patch", "sts", STS, "--type", "merge", "-p", JSON.stringify(patch)]);
+    patchStatefulSet(NS, STS, patch);
     stopPod(c, NS, first, () => {
       // The member is still in range, so its DEL keeps the old address bound.
       assert.ok(claimOf(first.v4!), "DEL of a member in range keeps the old claim");
@@ -183,7 +184,7 @@ S("recreated on the same node before the old sandbox's DEL: same address; the la
     assertHeld(NS, first, POOL_A, "first incarnation");
     // Deleted while node1's kubelet is busy: no DEL yet, the old sandbox and its lease linger on node1.
     startDeletion(NS, POD);
-    kc(["-n", NS, "delete", "pod", POD, "--grace-period=0", "--force", "--wait=false"]);
+    deletePods(NS, [POD], { force: true });
     const second = await startPod(c, NS, POD, node1, first.uid);
     assert.is(second.v4, first.v4, "same address for the new incarnation on the same node");
     assertHeld(NS, second, POOL_A, "second incarnation");

@@ -21,9 +21,11 @@ import {
   claimNameOf,
   claimOf,
   claimsOfPool,
+  deletePods as deletePodsNow,
+  deleteStatefulSet,
   endpointOf,
-  kc,
   podOf,
+  scaleStatefulSet,
   spTable,
   startPod,
   stopPod,
@@ -118,7 +120,7 @@ const addresses = (pods: Running[]) => Object.fromEntries(pods.map((p) => [p.nam
 
 /** kubectl delete pod A B ... (deletionTimestamp), then for each the kubelet's DEL and final delete. */
 function deletePods(c: ClusterScope, pods: Running[]): void {
-  kc(["-n", NS, "delete", "pod", ...pods.map((p) => p.name), "--wait=false"]);
+  deletePodsNow(NS, pods.map((p) => p.name));
   for (const p of pods) {
     stopPod(c, NS, p, () => {
       // Terminating and DEL done: a member within the replica range keeps its claim and endpoint.
@@ -161,7 +163,7 @@ S("seed: addresses kept across deletion and rescheduling, a new one on scale-up,
     assertSp(2);
 
     // Scale to 3: test-sts-2 gets a third, different address.
-    kc(["-n", NS, "scale", "sts", STS, "--replicas", "3"]);
+    scaleStatefulSet(NS, STS, 3);
     const sts2 = await startPod(c, NS, "test-sts-2", node2);
     assertBound(sts2);
     const three = addresses([again0, again1, sts2]);
@@ -179,14 +181,14 @@ S("seed: addresses kept across deletion and rescheduling, a new one on scale-up,
     assertSp(3);
 
     // Scale to 2: the controller sets deletionTimestamp on test-sts-2; the kubelet's DEL releases its address.
-    kc(["-n", NS, "scale", "sts", STS, "--replicas", "2"]);
+    scaleStatefulSet(NS, STS, 2);
     await waitForTerminating(NS, "test-sts-2");
     c.detach(third2.attachment);
     assert.is(claimOf(third2.v4!), undefined, `test-sts-2's claim ${claimNameOf(third2.v4!)} is gone after DEL`);
     assert.is(endpointOf(NS, "test-sts-2"), undefined, "test-sts-2's endpoint is gone after DEL");
     await waitForAllocated(POOL, 2, 1000);
     assertSp(2);
-    kc(["-n", NS, "delete", "pod", "test-sts-2", "--grace-period=0", "--force", "--wait=false"]);
+    deletePodsNow(NS, ["test-sts-2"], { force: true });
     // The remaining members are untouched.
     assertBound(third0);
     assertBound(third1);
@@ -197,13 +199,13 @@ S("seed: addresses kept across deletion and rescheduling, a new one on scale-up,
 
     // The StatefulSet is deleted: the garbage collector deletes its pods (terminating, bound), the kubelets' DELs
     // find no StatefulSet to keep the addresses for and release them; the pool is empty again.
-    kc(["-n", NS, "delete", "sts", STS, "--wait=false"]);
+    deleteStatefulSet(NS, STS);
     for (const p of [third0, third1]) {
       await waitForTerminating(NS, p.name);
       c.detach(p.attachment);
       assert.is(claimOf(p.v4!), undefined, `${p.name}: claim released once its StatefulSet is gone`);
       assert.is(endpointOf(NS, p.name), undefined, `${p.name}: endpoint gone`);
-      kc(["-n", NS, "delete", "pod", p.name, "--grace-period=0", "--force", "--wait=false"]);
+      deletePodsNow(NS, [p.name], { force: true });
     }
     await waitForAllocated(POOL, 0, 1000);
     assertSp(0);

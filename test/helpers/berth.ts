@@ -1,11 +1,13 @@
 /**
  * Runs the compiled dist/berth as a whole process, the way a runtime or a
- * main plugin does. Every black-box test goes through here.
+ * main plugin does (through test/harness/cni-runner.ts). Every black-box test
+ * goes through here.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { type CniCall, type CniResult, runCni, runCniSync } from "../harness/cni-runner.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const BERTH = process.env.BERTH_BIN ?? join(ROOT, "dist/berth");
@@ -14,16 +16,8 @@ if (!existsSync(BERTH)) {
   throw new Error(`${BERTH} is missing: run 'npm run build' first (black-box tests run the compiled binary)`);
 }
 
-export interface Invocation {
-  command: string;
-  containerId?: string;
-  ifname?: string;
-  netns?: string;
-  args?: string;
-  /** Extra or overriding environment. */
-  env?: Record<string, string>;
-  stdin?: string | object;
-}
+/** One CNI call; CNI_PATH defaults to /usr/lib/cni. */
+export type Invocation = Omit<CniCall, "path">;
 
 export interface Outcome {
   status: number;
@@ -33,50 +27,19 @@ export interface Outcome {
   json: any;
 }
 
-function envFor(inv: Invocation): Record<string, string> {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", CNI_COMMAND: inv.command, CNI_PATH: "/usr/lib/cni" };
-  if (inv.containerId !== undefined) env.CNI_CONTAINERID = inv.containerId;
-  if (inv.ifname !== undefined) env.CNI_IFNAME = inv.ifname;
-  if (inv.netns !== undefined) env.CNI_NETNS = inv.netns;
-  if (inv.args !== undefined) env.CNI_ARGS = inv.args;
-  return { ...env, ...inv.env };
-}
-
-function stdinText(inv: Invocation): string {
-  return typeof inv.stdin === "string" ? inv.stdin : JSON.stringify(inv.stdin ?? {});
-}
-
-function outcome(status: number | null, stdout: string, stderr: string): Outcome {
-  const trimmed = stdout.trim();
-  // JSON.parse of the whole stdout fails if there is anything besides one document.
-  const json = trimmed === "" ? undefined : JSON.parse(trimmed);
-  return { status: status ?? -1, stdout, stderr, json };
+function outcome(r: CniResult): Outcome {
+  if (r.jsonError) throw new Error(`berth: ${r.jsonError}`);
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, json: r.json };
 }
 
 /** Runs berth synchronously as a CNI plugin. */
 export function cni(inv: Invocation): Outcome {
-  const r = spawnSync(BERTH, [], { env: envFor(inv), input: stdinText(inv), encoding: "utf8" });
-  return outcome(r.status, r.stdout, r.stderr);
+  return outcome(runCniSync(BERTH, inv));
 }
 
 /** Runs berth as a CNI plugin without waiting, for concurrency tests. */
-export function cniAsync(inv: Invocation): Promise<Outcome> {
-  return new Promise((done, fail) => {
-    const child = spawn(BERTH, [], { env: envFor(inv), stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    child.on("error", fail);
-    child.on("close", (code) => {
-      try {
-        done(outcome(code, out, err));
-      } catch (e) {
-        fail(e);
-      }
-    });
-    child.stdin.end(stdinText(inv));
-  });
+export async function cniAsync(inv: Invocation): Promise<Outcome> {
+  return outcome(await runCni(BERTH, inv));
 }
 
 /** Runs berth as the operator CLI (from a shell that may export CNI_PATH, as many do). */
