@@ -14,7 +14,7 @@
  * some). The control plane itself is left running.
  *
  * Phases (the plugin always runs with the ServiceAccount kubeconfig, the
- * harness acts as admin through @kubernetes/client-node; pods are created
+ * bench acts as admin through the test harness's client; pods are created
  * already bound to their node, pool chosen by the ipam.spidernet.io/ippool
  * annotation; nothing the harness does is timed):
  *   1. sequential, fresh pods on node1 (pool bench-seq, 1020 addresses):
@@ -50,13 +50,17 @@
  * stops trying). Either makes the bench exit 1. Timings are reported against
  * the issue's aims, never asserted.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Timed, inBatches, intEnv, percentile, sleep, timed } from "./bench-lib.ts";
+import { BERTH_API_VERSION, BERTH_GROUP, CLAIMS_PATH, CLAIM_KIND, POOLS_PATH, POOL_GROUP, POOL_KIND, POOL_LABEL, POOL_VERSION } from "../plugin/kube/crd.ts";
+import { AdminClient, ApiError, path } from "../test/harness/admin-client.ts";
+import { runCni } from "../test/harness/cni-runner.ts";
+import { NODES, up } from "../test/harness/control-plane.ts";
+import { BenchFailure, type Timed, dist, fail, inBatches, intEnv, median, percentile, r2, r3, sleep, table, timed } from "./bench-lib.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const BERTH_SOURCE = process.env.BERTH_BIN ?? join(ROOT, "dist/berth");
@@ -72,9 +76,7 @@ const DATA_ROOT = process.env.BENCH_DATA_ROOT ?? tmpdir();
 
 const NS = "berth-bench";
 const NETWORK = "bench-cluster";
-const NODES = ["node1", "node2", "node3"] as const;
 type Node = (typeof NODES)[number];
-const POOL_LABEL = "ipam.berth.dev/pool";
 const POOL_ANNOTATION = "ipam.spidernet.io/ippool";
 /** berth refreshes a pool's hints from a full LIST when they are older than this (HINT_TTL_MS, plugin/cluster/cluster-add.ts). */
 const HINT_TTL_MS = 30_000;
@@ -95,47 +97,6 @@ const POOLS = [SEQ, STS, CONC, BIG];
 const BIG_USABLE = 65534;
 const STS_NAME = "bench-sts";
 
-const CLAIM_API = { group: "ipam.berth.dev", version: "v1alpha1", plural: "berthipclaims" };
-const POOL_API = { group: "spiderpool.spidernet.io", version: "v2beta1", plural: "spiderippools" };
-
-// ---------------------------------------------------------------- processes (same timing as scripts/bench.ts)
-
-const median = (xs: number[]) => {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const r2 = (x: number) => Math.round(x * 100) / 100;
-const r3 = (x: number) => Math.round(x * 1000) / 1000;
-
-interface Dist {
-  p50: number;
-  p99: number;
-  min: number;
-  max: number;
-  n: number;
-}
-function dist(xs: number[]): Dist {
-  if (xs.length === 0) return { p50: NaN, p99: NaN, min: NaN, max: NaN, n: 0 };
-  return { p50: r3(percentile(xs, 50)), p99: r3(percentile(xs, 99)), min: r3(Math.min(...xs)), max: r3(Math.max(...xs)), n: xs.length };
-}
-
-function table(head: string[], rows: (string | number)[][]) {
-  const cells = [head, ...rows.map((r) => r.map((c) => (typeof c === "number" ? (Number.isNaN(c) ? "-" : c.toFixed(2)) : c)))];
-  const w = head.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
-  const line = (r: string[]) => "  " + r.map((c, i) => (i > 0 ? c.padStart(w[i]) : c.padEnd(w[i]))).join("  ");
-  console.log(line(cells[0]));
-  console.log("  " + w.map((n) => "-".repeat(n)).join("  "));
-  for (const r of cells.slice(1)) console.log(line(r));
-}
-
-class BenchFailure extends Error {}
-function fail(what: string, r?: Timed): never {
-  const detail = r ? `\n  exit ${r.code}\n  stdout: ${r.stdout.trim()}\n  stderr: ${r.stderr.trim()}` : "";
-  throw new BenchFailure(`${what}${detail}`);
-}
-
 
 /** Percentage of CPU time the whole machine spent idle over the next `ms` (/proc/stat): what is running right now, unlike the load average. */
 async function cpuIdle(ms: number): Promise<number> {
@@ -149,115 +110,48 @@ async function cpuIdle(ms: number): Promise<number> {
   return b.total > a.total ? (100 * (b.idle - a.idle)) / (b.total - a.total) : NaN;
 }
 
-// ---------------------------------------------------------------- the control plane
+// ---------------------------------------------------------------- the admin's API
 
-interface Env {
-  admin: string;
-  plugin: string;
-  kubectl: string;
-  server: string;
-  startedByUs: boolean;
-}
+const pods = path("pods", { ns: NS });
 
-/** `bash scripts/testenv.sh up` (idempotent): returns its exports, or throws with the reason. */
-function controlPlane(): Env {
-  const before = spawnSync("bash", [join(ROOT, "scripts/testenv.sh"), "status"], { encoding: "utf8" });
-  const r = spawnSync("bash", [join(ROOT, "scripts/testenv.sh"), "up"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], timeout: 30 * 60_000 });
-  if (r.status !== 0) throw new Error(`bash scripts/testenv.sh up failed (${r.error?.message ?? `exit ${r.status}`}); see its messages above`);
-  const vars: Record<string, string> = {};
-  for (const m of r.stdout.matchAll(/^export ([A-Z_]+)=(.*)$/gm)) vars[m[1]] = m[2];
-  const need = ["BERTH_ADMIN_KUBECONFIG", "BERTH_PLUGIN_KUBECONFIG", "BERTH_KUBECTL", "BERTH_APISERVER"];
-  const missing = need.filter((k) => !vars[k]);
-  if (missing.length) throw new Error(`scripts/testenv.sh up printed no ${missing.join(", ")}`);
-  return { admin: vars.BERTH_ADMIN_KUBECONFIG, plugin: vars.BERTH_PLUGIN_KUBECONFIG, kubectl: vars.BERTH_KUBECTL, server: vars.BERTH_APISERVER, startedByUs: before.status !== 0 };
-}
-
-type K8s = typeof import("@kubernetes/client-node");
-
-/** The admin's view of the API: only what the bench needs, all on 127.0.0.1. */
-class Admin {
-  readonly core;
-  readonly custom;
-  readonly apps;
-  agent?: { destroy?: () => void };
-  constructor(readonly k8s: K8s, readonly env: Env) {
-    const kc = new k8s.KubeConfig();
-    kc.loadFromFile(env.admin);
-    // client-node builds a new https.Agent, so under Node a new TLS connection, for every request.
-    // One keep-alive agent for all of the admin's requests: the fill runs about twice as fast (measured).
-    const hook = kc as unknown as { createAgent(cluster: unknown, options: object): { destroy?: () => void } };
-    const make = hook.createAgent.bind(kc);
-    hook.createAgent = (cluster, options) => (this.agent ??= make(cluster, { ...options, keepAlive: true }));
-    this.core = kc.makeApiClient(k8s.CoreV1Api);
-    this.custom = kc.makeApiClient(k8s.CustomObjectsApi);
-    this.apps = kc.makeApiClient(k8s.AppsV1Api);
-  }
-
-  isNotFound(err: unknown): boolean {
-    return err instanceof this.k8s.ApiException && err.code === 404;
-  }
-  isConflict(err: unknown): boolean {
-    return err instanceof this.k8s.ApiException && err.code === 409;
-  }
-  async ignoreNotFound<T>(p: Promise<T>): Promise<T | undefined> {
-    try {
-      return await p;
-    } catch (err) {
-      if (this.isNotFound(err)) return undefined;
-      throw err;
-    }
-  }
-
-  kubectl(args: string[], input = ""): string {
-    const r = spawnSync(this.env.kubectl, ["--kubeconfig", this.env.admin, ...args], { input, encoding: "utf8", timeout: 60_000 });
-    if (r.status !== 0) throw new Error(`kubectl ${args.join(" ")} failed (exit ${r.status}): ${(r.stderr || r.error?.message || "").trim()}`);
-    return r.stdout;
+/** The test harness's admin client (one keep-alive agent for all of the bench's requests), plus what this bench does. */
+class Admin extends AdminClient {
+  constructor() {
+    super({ timeoutMs: 10 * 60_000 }); // the LIST of a /16 pool's claims is timed as it comes, however long it takes
   }
 
   async getPod(name: string): Promise<{ uid: string; deleting: boolean } | undefined> {
-    const p = await this.ignoreNotFound(this.core.readNamespacedPod({ namespace: NS, name }));
-    return p ? { uid: p.metadata!.uid!, deleting: !!p.metadata!.deletionTimestamp } : undefined;
+    const p = await this.get(`${pods}/${name}`);
+    return p ? { uid: p.metadata.uid, deleting: !!p.metadata.deletionTimestamp } : undefined;
   }
 
   /** A plain pod already bound to `node` (nothing schedules here), choosing its pool by annotation. Returns its UID. */
   async createPod(name: string, pool: string, node: Node): Promise<string> {
-    const body = {
+    return (await this.create(pods, {
       apiVersion: "v1",
       kind: "Pod",
       metadata: { name, namespace: NS, labels: { app: "berth-bench" }, annotations: { [POOL_ANNOTATION]: JSON.stringify({ ipv4: [pool] }) } },
       spec: { nodeName: node, automountServiceAccountToken: false, containers: [{ name: "c", image: "registry.k8s.io/pause:3.2" }] },
-    };
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return (await this.core.createNamespacedPod({ namespace: NS, body })).metadata!.uid!;
-      } catch (err) {
-        // A brand-new namespace may not have its default ServiceAccount yet (ServiceAccount admission).
-        if (attempt < 50 && err instanceof this.k8s.ApiException && err.code === 403 && /serviceaccount/i.test(String(err.body))) {
-          await sleep(200);
-          continue;
-        }
-        throw err;
-      }
-    }
+    })).metadata.uid; // a 403 while the brand-new namespace has no default ServiceAccount yet is retried by the client
   }
 
   /** The kubelet's last step of a deletion: grace period 0, gone at once. */
   async forceDeletePod(name: string): Promise<void> {
-    await this.ignoreNotFound(this.core.deleteNamespacedPod({ namespace: NS, name, gracePeriodSeconds: 0 }));
+    await this.delete(`${pods}/${name}`, { gracePeriodSeconds: 0 });
   }
 
   async poolClaims(pool: string): Promise<{ name: string; address: string; uid: string }[]> {
-    const list = (await this.custom.listClusterCustomObject({ ...CLAIM_API, labelSelector: `${POOL_LABEL}=${pool}` })) as { items: { metadata: { name: string; uid: string }; spec: { address: string; pool: string } }[] };
-    return list.items.filter((c) => c.spec.pool === pool).map((c) => ({ name: c.metadata.name, address: c.spec.address, uid: c.metadata.uid }));
+    const items = await this.list<{ metadata: { name: string; uid: string }; spec: { address: string; pool: string } }>(CLAIMS_PATH, { labelSelector: `${POOL_LABEL}=${pool}` });
+    return items.filter((c) => c.spec.pool === pool).map((c) => ({ name: c.metadata.name, address: c.spec.address, uid: c.metadata.uid }));
   }
 
   async poolStatus(pool: string): Promise<{ allocatedIPCount?: number; totalIPCount?: number } | undefined> {
-    const p = (await this.ignoreNotFound(this.custom.getClusterCustomObject({ ...POOL_API, name: pool }))) as { status?: { allocatedIPCount?: number; totalIPCount?: number } } | undefined;
+    const p = await this.get(`${POOLS_PATH}/${pool}`);
     return p ? (p.status ?? {}) : undefined;
   }
 
   async deleteClaims(names: string[]): Promise<void> {
-    await inBatches(names, FILL_PAR, (name) => this.ignoreNotFound(this.custom.deleteClusterCustomObject({ ...CLAIM_API, name })));
+    await inBatches(names, FILL_PAR, (name) => this.delete(`${CLAIMS_PATH}/${name}`));
   }
 }
 
@@ -265,12 +159,11 @@ class Admin {
 
 /** Removes everything the bench makes (idempotent): the StatefulSet, pods, claims of bench pools, the pools, the namespace. */
 async function removeAll(api: Admin, say: (s: string) => void): Promise<void> {
-  const ns = await api.ignoreNotFound(api.core.readNamespace({ name: NS }));
+  const ns = await api.get(path("namespaces", { name: NS }));
   if (ns) {
     // Orphan the pods (bound to a node, they would stay Terminating without a kubelet), then force-delete them.
-    await api.ignoreNotFound(api.apps.deleteNamespacedStatefulSet({ namespace: NS, name: STS_NAME, propagationPolicy: "Orphan" }));
-    const pods = await api.core.listNamespacedPod({ namespace: NS });
-    await inBatches(pods.items, 16, (p) => api.forceDeletePod(p.metadata!.name!));
+    await api.delete(path("statefulsets", { ns: NS, name: STS_NAME }), { propagationPolicy: "Orphan" });
+    await inBatches(await api.list(pods), 16, (p) => api.forceDeletePod(p.metadata.name));
   }
   for (const pool of POOLS) {
     const claims = await api.poolClaims(pool.name);
@@ -279,13 +172,13 @@ async function removeAll(api: Admin, say: (s: string) => void): Promise<void> {
       await api.deleteClaims(claims.map((c) => c.name));
       say(`deleted ${claims.length} BerthIPClaim(s) of pool ${pool.name} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     }
-    await api.ignoreNotFound(api.custom.deleteClusterCustomObject({ ...POOL_API, name: pool.name }));
+    await api.delete(`${POOLS_PATH}/${pool.name}`);
   }
   if (ns) {
     // The namespace controller removes the BerthEndpoints with it.
-    await api.ignoreNotFound(api.core.deleteNamespace({ name: NS }));
+    await api.delete(path("namespaces", { name: NS }));
     const deadline = Date.now() + 90_000;
-    while (await api.ignoreNotFound(api.core.readNamespace({ name: NS }))) {
+    while (await api.get(path("namespaces", { name: NS }))) {
       if (Date.now() > deadline) throw new Error(`namespace ${NS} still there 90 s after its deletion`);
       await sleep(250);
     }
@@ -293,12 +186,12 @@ async function removeAll(api: Admin, say: (s: string) => void): Promise<void> {
 }
 
 async function setUp(api: Admin): Promise<void> {
-  await api.core.createNamespace({ body: { metadata: { name: NS, labels: { "berth-bench": "true" } } } });
+  await api.create(path("namespaces"), { apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels: { "berth-bench": "true" } } });
   for (const p of POOLS) {
     const spec: Record<string, unknown> = { subnet: p.subnet };
     if (p.ips) spec.ips = p.ips;
     if (p.gateway) spec.gateway = p.gateway;
-    await api.custom.createClusterCustomObject({ ...POOL_API, body: { apiVersion: `${POOL_API.group}/${POOL_API.version}`, kind: "SpiderIPPool", metadata: { name: p.name }, spec } });
+    await api.create(POOLS_PATH, { apiVersion: `${POOL_GROUP}/${POOL_VERSION}`, kind: POOL_KIND, metadata: { name: p.name }, spec });
   }
 }
 
@@ -331,21 +224,14 @@ interface PodRef {
 }
 
 function cni(ctx: Ctx, command: "ADD" | "DEL", containerId: string, pod: PodRef): Promise<Timed> {
-  const env = {
-    PATH: process.env.PATH ?? "/usr/bin:/bin",
-    CNI_COMMAND: command,
-    CNI_CONTAINERID: containerId,
-    CNI_NETNS: `/var/run/netns/${containerId}`,
-    CNI_IFNAME: "eth0",
-    CNI_PATH: "/usr/lib/cni",
-    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${NS};K8S_POD_NAME=${pod.name};K8S_POD_UID=${pod.uid}`,
-  };
-  return timed(ctx.bin, [], env, confFor(ctx, pod.node));
+  return runCni(ctx.bin, {
+    command, containerId, netns: `/var/run/netns/${containerId}`, ifname: "eth0", args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${NS};K8S_POD_NAME=${pod.name};K8S_POD_UID=${pod.uid}`, stdin: confFor(ctx, pod.node),
+  });
 }
 
 /** The IPv4 address (without prefix) of a successful ADD, or undefined with the reason. */
 function parseAddress(r: Timed): { address?: string; why?: string } {
-  if (r.code !== 0) return { why: `exit ${r.code}: ${r.stdout.trim()} ${r.stderr.trim()}` };
+  if (r.status !== 0) return { why: `exit ${r.status}: ${r.stdout.trim()} ${r.stderr.trim()}` };
   try {
     const a = (JSON.parse(r.stdout) as { ips?: { address?: string }[] }).ips?.[0]?.address;
     return typeof a === "string" ? { address: a.split("/")[0] } : { why: `no ips[0].address in ${r.stdout.trim()}` };
@@ -393,7 +279,7 @@ async function podCycle(ctx: Ctx, pool: PoolDef, pod: PodRef): Promise<{ add: nu
   if (!inPool(pool, address)) fail(`ADD of ${NS}/${pod.name} returned ${address}, outside pool ${pool.name}`);
   await ctx.api.forceDeletePod(pod.name);
   const d = await cni(ctx, "DEL", id, pod);
-  if (d.code !== 0) fail(`DEL of deleted pod ${NS}/${pod.name}`, d);
+  if (d.status !== 0) fail(`DEL of deleted pod ${NS}/${pod.name}`, d);
   const released = / address released /.test(d.stderr);
   if (!released && !/ address already released /.test(d.stderr)) fail(`DEL of deleted pod ${NS}/${pod.name} neither released ${address} nor found it released`, d);
   return { add: a.ms, del: released ? d.ms : undefined, address };
@@ -474,19 +360,19 @@ async function heldBaseline(ctx: Ctx) {
   const version: number[] = [];
   for (let i = -WARMUP; i < N; i++) {
     const r = await timed(ctx.bin, [], verEnv, "{}");
-    if (r.code !== 0) fail("berth CNI VERSION failed", r);
+    if (r.status !== 0) fail("berth CNI VERSION failed", r);
     if (i >= 0) version.push(r.ms);
   }
   await ctx.api.forceDeletePod(pod.name);
   const d = await cni(ctx, "DEL", id, pod);
-  if (d.code !== 0) fail(`DEL of ${NS}/held-0`, d);
+  if (d.status !== 0) fail(`DEL of ${NS}/held-0`, d);
   return { again, version };
 }
 
 /** Phase 2: a real StatefulSet's pod, force-deleted and recreated by the controller; ADD must give its address back. */
 async function statefulSet(ctx: Ctx) {
   const { api } = ctx;
-  api.kubectl(["apply", "-f", "-"], JSON.stringify({
+  await api.apply(JSON.stringify({
     apiVersion: "apps/v1",
     kind: "StatefulSet",
     metadata: { name: STS_NAME, namespace: NS },
@@ -532,7 +418,7 @@ async function statefulSet(ctx: Ctx) {
     // The kubelet tears the sandbox down after the pod is deleted: DEL sees the pod gone (or back with a new UID).
     await api.forceDeletePod(pod0);
     const d = await cni(ctx, "DEL", id, pod);
-    if (d.code !== 0) fail(`DEL of StatefulSet pod ${NS}/${pod0}`, d);
+    if (d.status !== 0) fail(`DEL of StatefulSet pod ${NS}/${pod0}`, d);
     const kept = /addresses stay bound .*reason="([^"]*)"/.exec(d.stderr);
     if (!kept) fail(`DEL of StatefulSet pod ${NS}/${pod0} did not keep ${address} bound`, d);
     const reason = kept[1].replace(/ordinal \d+/, "ordinal N");
@@ -562,7 +448,7 @@ async function concurrentRound(ctx: Ctx, round: number) {
     addressOf(`priming ADD on ${node}`, await cni(ctx, "ADD", id, p));
     await ctx.api.forceDeletePod(name);
     const d = await cni(ctx, "DEL", id, p);
-    if (d.code !== 0) fail(`priming DEL on ${node}`, d);
+    if (d.status !== 0) fail(`priming DEL on ${node}`, d);
   }
   const ids = pods.map(() => newContainer());
   const rs = await Promise.all(pods.map((p, i) => cni(ctx, "ADD", ids[i], p)));
@@ -590,7 +476,7 @@ async function concurrentRound(ctx: Ctx, round: number) {
   await inBatches(pods, 8, (p) => ctx.api.forceDeletePod(p.name));
   await inBatches(pods.map((p, i) => ({ p, id: ids[i] })), 3, async ({ p, id }) => {
     const d = await cni(ctx, "DEL", id, p);
-    if (d.code !== 0) failures.push(`concurrent round ${round + 1}: DEL of ${p.name} on ${p.node} failed: ${d.stdout.trim()}`);
+    if (d.status !== 0) failures.push(`concurrent round ${round + 1}: DEL of ${p.name} on ${p.node} failed: ${d.stdout.trim()}`);
   });
   const left = await ctx.api.poolClaims(CONC.name);
   if (left.length) failures.push(`concurrent round ${round + 1}: ${left.length} claim(s) of ${CONC.name} left after every DEL: ${left.map((c) => c.address).join(", ")}`);
@@ -632,17 +518,17 @@ async function bigPool(ctx: Ctx, say: (s: string) => void) {
   await inBatches(fill, FILL_PAR, async (address, i) => {
     const name = `v4-${address.replace(/\./g, "-")}`;
     const body = {
-      apiVersion: `${CLAIM_API.group}/${CLAIM_API.version}`,
-      kind: "BerthIPClaim",
+      apiVersion: `${BERTH_GROUP}/${BERTH_API_VERSION}`,
+      kind: CLAIM_KIND,
       metadata: { name, labels: { [POOL_LABEL]: BIG.name } },
       spec: { address, ipVersion: 4, pool: BIG.name, podNamespace: NS, podName: `fill-${i}`, podUID: `fill-${runTag}-${i}`, containerID: `bench-fill-${runTag}`, interface: "eth0", node: "node3", claimedAt },
     };
     for (let attempt = 1; ; attempt++) {
       try {
-        await api.custom.createClusterCustomObject({ ...CLAIM_API, body });
+        await api.create(CLAIMS_PATH, body);
         break;
       } catch (err) {
-        if (api.isConflict(err)) throw new BenchFailure(`fill: claim ${name} already exists: someone else holds ${address}`);
+        if (err instanceof ApiError && err.status === 409) throw new BenchFailure(`fill: claim ${name} already exists: someone else holds ${address}`);
         if (attempt >= 5) throw err;
         await sleep(200 * attempt); // 429/5xx/timeouts under load: retry
       }
@@ -691,7 +577,7 @@ async function bigPool(ctx: Ctx, say: (s: string) => void) {
   await inBatches(names, FILL_PAR, async (name) => {
     for (let attempt = 1; ; attempt++) {
       try {
-        if ((await api.ignoreNotFound(api.custom.deleteClusterCustomObject({ ...CLAIM_API, name }))) === undefined) gone++;
+        if (!(await api.delete(`${CLAIMS_PATH}/${name}`))) gone++;
         break;
       } catch (err) {
         if (attempt >= 5) throw err;
@@ -732,23 +618,16 @@ export interface ClusterOutcome {
 export async function clusterSection(): Promise<ClusterOutcome> {
   const say = (s: string) => console.log(`  ${s}`);
   console.log(`\n==== Cluster mode ====`);
-  let env: Env;
+  let env: ReturnType<typeof up>;
   try {
-    env = controlPlane();
+    env = up();
   } catch (err) {
     const why = (err as Error).message;
     console.error(`\n!! cluster section SKIPPED: ${why}`);
     return { json: { skipped: why }, ok: false };
   }
-  let k8s: K8s;
-  try {
-    k8s = await import("@kubernetes/client-node");
-  } catch (err) {
-    const why = `cannot load @kubernetes/client-node (${(err as Error).message}): run npm ci`;
-    console.error(`\n!! cluster section SKIPPED: ${why}`);
-    return { json: { skipped: why }, ok: false };
-  }
-  const api = new Admin(k8s, env);
+  const server = env.plane.server;
+  const api = new Admin();
   const temp: string[] = [];
   const fresh = (label: string) => {
     const d = mkdtempSync(join(DATA_ROOT, `berth-bench-cluster-${label}-`));
@@ -765,7 +644,7 @@ export async function clusterSection(): Promise<ClusterOutcome> {
       console.error(`!! cleanup failed: ${(err as Error).message}; run \`node --import tsx scripts/bench-cluster.ts\` again, it cleans up first`);
     }
     for (const d of temp) rmSync(d, { recursive: true, force: true });
-    api.agent?.destroy?.();
+    api.close();
   };
   // Ctrl-C while the cluster holds our objects (up to tens of thousands of claims): clean up first, then
   // hand the signal to whoever listened before (scripts/bench.ts exits 130). A second signal exits at once.
@@ -792,8 +671,8 @@ export async function clusterSection(): Promise<ClusterOutcome> {
     }
   };
   try {
-    const ready = await api.custom.listClusterCustomObject({ ...POOL_API, limit: 1 }).then(() => true, (e: Error) => e.message);
-    if (ready !== true) throw new BenchFailure(`control plane at ${env.server} does not answer: ${ready}`);
+    const ready = await api.list(POOLS_PATH, { limit: 1 }).then(() => true, (e: Error) => e.message);
+    if (ready !== true) throw new BenchFailure(`control plane at ${server} does not answer: ${ready}`);
     // One consistent binary for the whole section, even if a build elsewhere rewrites dist/berth meanwhile.
     const binDir = fresh("bin");
     const bin = join(binDir, "berth");
@@ -802,7 +681,7 @@ export async function clusterSection(): Promise<ClusterOutcome> {
     const rev = process.env.BERTH_BIN ? "BERTH_BIN" : spawnSync("git", ["-C", ROOT, "describe", "--always", "--dirty", "--exclude", "*"], { encoding: "utf8" }).stdout?.trim() || "unknown";
     const dirty = process.env.BERTH_BIN ? [] : spawnSync("git", ["-C", ROOT, "status", "--short", "--", "plugin", "store"], { encoding: "utf8" }).stdout?.trim().split("\n").filter(Boolean) ?? [];
 
-    const leftovers = await api.ignoreNotFound(api.core.readNamespace({ name: NS }));
+    const leftovers = await api.get(path("namespaces", { name: NS }));
     await removeAll(api, say); // what a killed run may have left
     if (leftovers) say(`removed leftovers of an earlier run`);
     await setUp(api);
@@ -811,11 +690,11 @@ export async function clusterSection(): Promise<ClusterOutcome> {
     const idleBefore = await cpuIdle(2000);
     const started = new Date();
     console.log(`berth cluster bench: ${BERTH_SOURCE} (copy sha256 ${sha}, source ${rev}${dirty.length ? `; uncommitted under plugin/ store/: ${dirty.map((l) => l.trim()).join(", ")}` : ""})`);
-    console.log(`  API server ${env.server}${env.startedByUs ? " (started by this bench; `bash scripts/testenv.sh down` stops it)" : " (already running)"}, plugin as ServiceAccount kube-system/berth`);
+    console.log(`  API server ${server}${env.startedByUs ? " (started by this bench; `bash scripts/testenv.sh down` stops it)" : " (already running)"}, plugin as ServiceAccount kube-system/berth`);
     console.log(`  namespace ${NS}, pools ${POOLS.map((p) => p.name).join(", ")}; N=${N} (+${WARMUP} warm-up), ${ROUNDS} rounds x ${C} concurrent ADDs, ${BIG_N} ADDs on the /16 empty and ${FILL_PCT}% full`);
     console.log(`  ${cpus().length} CPUs, load average (1 min) ${loadBefore.toFixed(2)} before (it lags: right after the local bench it still counts its bursts); CPU idle over the last 2 s ${idleBefore.toFixed(0)}%\n`);
 
-    const ctx: Ctx = { api, bin, dirs: { node1: fresh("node1"), node2: fresh("node2"), node3: fresh("node3") }, pluginKubeconfig: env.plugin };
+    const ctx: Ctx = { api, bin, dirs: { node1: fresh("node1"), node2: fresh("node2"), node3: fresh("node3") }, pluginKubeconfig: env.plane.pluginKubeconfig };
 
     const phase = async <T>(n: string, label: string, fn: () => Promise<T>): Promise<T | undefined> => {
       if (!PHASES.includes(n)) return undefined;
@@ -840,7 +719,7 @@ export async function clusterSection(): Promise<ClusterOutcome> {
       binarySha256: sha,
       rev,
       uncommitted: dirty,
-      server: env.server,
+      server,
       phases: PHASES,
       n: N,
       warmup: WARMUP,

@@ -37,14 +37,18 @@
  * BENCH_CTL_PAR (parallel API requests while filling, default 32),
  * BENCH_CTL_PHASES (default 123), BERTH_BIN.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { Agent, request } from "node:https";
-import { createServer } from "node:net";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { inBatches, intEnv, percentile, sleep } from "./bench-lib.ts";
+import { BERTH_API_VERSION, BERTH_GROUP, CLAIMS_PATH as CLAIMS, CLAIM_KIND, ENDPOINT_KIND, ENDPOINT_PLURAL, POOLS_PATH as POOLS, POOL_FINALIZER as FINALIZER, POOL_GROUP, POOL_KIND, POOL_LABEL, POOL_VERSION } from "../plugin/kube/crd.ts";
+import { AdminClient, path } from "../test/harness/admin-client.ts";
+import { runCni } from "../test/harness/cni-runner.ts";
+import { type ControlPlane, NODES, up } from "../test/harness/control-plane.ts";
+import { ControllerProcess, runningControllers as running } from "../test/harness/controller-process.ts";
+import { waitFor } from "../test/harness/batch.ts";
+import { inBatches, intEnv, percentile, r3, sleep } from "./bench-lib.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const BERTH_SOURCE = process.env.BERTH_BIN ?? join(ROOT, "dist/berth");
@@ -59,121 +63,33 @@ const POOL = "bench-ctl";
 const SUBNET_BASE = (10 << 24) | (202 << 16); // 10.202.0.0/16
 const STS = "bench-ctl-sts";
 const BIG_STS = "bench-ctl-big";
-const NODES = ["node1", "node2", "node3"];
 const ANNOTATIONS = { "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: [POOL] }) };
-const FINALIZER = "ipam.berth.dev/pool-in-use";
-const CLAIMS = "/apis/ipam.berth.dev/v1alpha1/berthipclaims";
-const POOLS = "/apis/spiderpool.spidernet.io/v2beta1/spiderippools";
-const pods = `/api/v1/namespaces/${NS}/pods`;
-const endpoints = `/apis/ipam.berth.dev/v1alpha1/namespaces/${NS}/berthendpoints`;
-const statefulsets = `/apis/apps/v1/namespaces/${NS}/statefulsets`;
+const pods = path("pods", { ns: NS });
+const endpoints = path(ENDPOINT_PLURAL, { ns: NS });
+const statefulsets = path("statefulsets", { ns: NS });
 
-const r3 = (x: number) => Math.round(x * 1000) / 1000;
 const say = (s: string) => console.log(`  ${s}`);
 const dist = (xs: number[]) => (xs.length ? { p50: r3(percentile(xs, 50)), p90: r3(percentile(xs, 90)), max: r3(Math.max(...xs)), min: r3(Math.min(...xs)), n: xs.length } : { n: 0 });
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
+const until = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 20) => waitFor(what, fn, { timeoutMs, everyMs });
 
 const addr = (i: number) => [24, 16, 8, 0].map((s) => ((SUBNET_BASE + i) >>> s) & 255).join(".");
 
-// ---------------------------------------------------------------- the control plane and the admin's API
+// ---------------------------------------------------------------- the admin's API
 
-interface Env {
-  dir: string;
-  admin: string;
-  plugin: string;
-  controller: string;
-  kubectl: string;
-  server: string;
-}
-
-function controlPlane(): Env {
-  const r = spawnSync("bash", [join(ROOT, "scripts/testenv.sh"), "up"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], timeout: 30 * 60_000 });
-  if (r.status !== 0) throw new Error(`bash scripts/testenv.sh up failed (${r.error?.message ?? `exit ${r.status}`})`);
-  const v: Record<string, string> = {};
-  for (const m of r.stdout.matchAll(/^export ([A-Z_]+)=(.*)$/gm)) v[m[1]] = m[2];
-  const need = ["BERTH_TESTENV_DIR", "BERTH_ADMIN_KUBECONFIG", "BERTH_PLUGIN_KUBECONFIG", "BERTH_CONTROLLER_KUBECONFIG", "BERTH_KUBECTL", "BERTH_APISERVER"];
-  const missing = need.filter((k) => !v[k]);
-  if (missing.length) throw new Error(`scripts/testenv.sh up printed no ${missing.join(", ")}`);
-  return { dir: v.BERTH_TESTENV_DIR, admin: v.BERTH_ADMIN_KUBECONFIG, plugin: v.BERTH_PLUGIN_KUBECONFIG, controller: v.BERTH_CONTROLLER_KUBECONFIG, kubectl: v.BERTH_KUBECTL, server: v.BERTH_APISERVER };
-}
-
-class Api {
-  private readonly agent: Agent;
-  private readonly token: string;
-  constructor(readonly env: Env) {
-    const kc = readFileSync(env.admin, "utf8");
-    this.token = /^\s*token:\s*(\S+)/m.exec(kc)?.[1] ?? "";
-    const ca = /^\s*certificate-authority:\s*(\S+)/m.exec(kc)?.[1];
-    if (!this.token || !ca) throw new Error(`${env.admin}: no token or certificate-authority`);
-    this.agent = new Agent({ keepAlive: true, maxSockets: PAR, ca: readFileSync(ca) });
-  }
-
-  req<T = any>(method: string, path: string, body?: unknown, contentType = "application/json"): Promise<{ status: number; body: T }> {
-    // Content-Length always: Node sends a DELETE's body without one, and the API server would ignore it.
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    return new Promise((done, fail) => {
-      const r = request(new URL(path, this.env.server), {
-        method, agent: this.agent, timeout: 60_000,
-        headers: { authorization: `Bearer ${this.token}`, accept: path === "/metrics" ? "text/plain" : "application/json", ...(payload ? { "content-type": contentType, "content-length": String(payload.length) } : {}) },
-      }, (res) => {
-        let data = "";
-        res.setEncoding("utf8");
-        res.on("data", (d) => (data += d));
-        res.on("end", () => {
-          let parsed: unknown = data;
-          try {
-            parsed = data && path !== "/metrics" ? JSON.parse(data) : data;
-          } catch {
-            // text
-          }
-          done({ status: res.statusCode ?? 0, body: parsed as T });
-        });
-      });
-      r.on("timeout", () => r.destroy(new Error(`${method} ${path}: no answer in 60 s`)));
-      r.on("error", fail);
-      r.end(payload);
-    });
-  }
-
-  async must<T = any>(method: string, path: string, body?: unknown, ok: number[] = [], contentType?: string): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      const r = await this.req<T>(method, path, body, contentType);
-      if ((r.status >= 200 && r.status < 300) || ok.includes(r.status)) return r.body;
-      // A fresh namespace may lack its default ServiceAccount for a moment (ServiceAccount admission).
-      if (r.status === 403 && /serviceaccount/i.test(JSON.stringify(r.body)) && attempt < 50) {
-        await sleep(200);
-        continue;
-      }
-      if ((r.status === 429 || r.status >= 500) && attempt < 5) {
-        await sleep(200 * attempt);
-        continue;
-      }
-      throw new Error(`${method} ${path}: ${r.status} ${(r.body as { message?: string })?.message ?? JSON.stringify(r.body).slice(0, 300)}`);
-    }
-  }
-
-  kubectl(args: string[]): string {
-    const r = spawnSync(this.env.kubectl, ["--kubeconfig", this.env.admin, ...args], { encoding: "utf8", timeout: 60_000 });
-    if (r.status !== 0) throw new Error(`kubectl ${args.join(" ")} failed: ${(r.stderr || r.error?.message || "").trim()}`);
-    return r.stdout;
+/** The test harness's admin client, plus what this bench reads. */
+class Api extends AdminClient {
+  constructor() {
+    super({ maxSockets: PAR, timeoutMs: 60_000, retryServerErrors: true });
   }
 
   async claimExists(address: string): Promise<boolean> {
-    return (await this.req("GET", `${CLAIMS}/v4-${address.replace(/\./g, "-")}`)).status === 200;
+    return (await this.request("GET", `${CLAIMS}/v4-${address.replace(/\./g, "-")}`)).status === 200;
   }
 
   async poolClaims(): Promise<{ metadata: { name: string }; spec: { address: string; podName: string } }[]> {
-    const l = await this.must(`GET`, `${CLAIMS}?labelSelector=${encodeURIComponent(`ipam.berth.dev/pool=${POOL}`)}`);
-    return l.items.filter((c: { spec: { pool: string } }) => c.spec.pool === POOL);
+    const l = await this.list(CLAIMS, { labelSelector: `${POOL_LABEL}=${POOL}` });
+    return l.filter((c: { spec: { pool: string } }) => c.spec.pool === POOL);
   }
 
   /**
@@ -197,7 +113,7 @@ class Api {
 
   /** The controller lease's live holder, if any. */
   async leaseHolder(): Promise<string | undefined> {
-    const r = await this.req("GET", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/berth-controller");
+    const r = await this.request("GET", path("leases", { ns: "kube-system", name: "berth-controller" }));
     if (r.status !== 200) return undefined;
     const s = r.body.spec ?? {};
     if (!s.holderIdentity) return undefined;
@@ -205,15 +121,11 @@ class Api {
   }
 
   async stripFinalizers(): Promise<void> {
-    for (const p of (await this.must(`GET`, POOLS)).items as { metadata: { name: string; finalizers?: string[] } }[]) {
+    for (const p of await this.list<{ metadata: { name: string; finalizers?: string[] } }>(POOLS)) {
       const i = p.metadata.finalizers?.indexOf(FINALIZER) ?? -1;
       if (i < 0) continue;
-      await this.must("PATCH", `${POOLS}/${p.metadata.name}`, [{ op: "test", path: `/metadata/finalizers/${i}`, value: FINALIZER }, { op: "remove", path: `/metadata/finalizers/${i}` }], [404, 422], "application/json-patch+json");
+      await this.patch(`${POOLS}/${p.metadata.name}`, [{ op: "test", path: `/metadata/finalizers/${i}`, value: FINALIZER }, { op: "remove", path: `/metadata/finalizers/${i}` }], "json", [404, 422]);
     }
-  }
-
-  destroy(): void {
-    this.agent.destroy();
   }
 }
 
@@ -235,82 +147,23 @@ function procStats(pid: number): ProcStats {
   return { cpuSeconds: (Number(f[11]) + Number(f[12])) / CLK_TCK, rssMiB: r3(kb("VmRSS") / 1024), hwmMiB: r3(kb("VmHWM") / 1024) };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const s = createServer();
-    s.on("error", fail);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => done(port));
-    });
-  });
-}
-
-class Controller {
-  log = "";
-  exited = false;
-  readonly done: Promise<number | null>;
-  private constructor(readonly child: ChildProcess, readonly port: number, readonly identity: string) {
-    child.stdout!.on("data", (d) => (this.log += d));
-    child.stderr!.on("data", (d) => (this.log += d));
-    this.done = new Promise((r) => child.on("exit", (code) => {
-      this.exited = true;
-      r(code);
-    }));
-  }
-
-  static async start(bin: string, env: Env, identity: string, resyncSeconds: number): Promise<Controller> {
-    const port = await freePort();
-    const child = spawn(bin, ["controller", "--kubeconfig", env.controller, "--listen", `127.0.0.1:${port}`, "--resync-seconds", String(resyncSeconds), "--identity", identity],
-      { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, stdio: ["ignore", "pipe", "pipe"] });
-    const c = new Controller(child, port, identity);
-    running.add(c);
-    await until(`controller ${identity} /healthz`, async () => {
-      if (c.exited) throw new Error(`controller exited:\n${c.log}`);
-      return (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok;
-    }, 15_000, 20);
-    return c;
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  async metrics(): Promise<Map<string, number>> {
-    const m = new Map<string, number>();
-    const text = await (await fetch(`http://127.0.0.1:${this.port}/metrics`)).text();
-    for (const line of text.split("\n")) {
-      const x = /^([a-zA-Z_:][\w:]*(?:\{[^}]*\})?)\s+(\S+)$/.exec(line.trim());
-      if (x) m.set(x[1], Number(x[2]));
-    }
-    return m;
-  }
-
-  async scans(): Promise<number> {
-    return (await this.metrics()).get("berth_reconcile_duration_seconds_count") ?? 0;
-  }
-
-  async stop(): Promise<void> {
-    if (this.exited) return;
-    this.child.kill("SIGTERM");
-    const t = setTimeout(() => this.child.kill("SIGKILL"), 15_000);
-    const code = await this.done;
-    clearTimeout(t);
-    running.delete(this);
-    if (code !== 0) throw new Error(`controller ${this.identity} exited ${code} on SIGTERM:\n${this.log.slice(-2000)}`);
+/** A `berth controller` process (test/harness/controller-process.ts) whose stop must end in exit 0. */
+class Controller extends ControllerProcess {
+  override async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    const e = await super.stop(15_000);
+    if (e.code !== 0) throw new Error(`controller ${this.identity} exited ${e.code} on SIGTERM:\n${this.log().slice(-2000)}`);
+    return e;
   }
 }
 
-const running = new Set<Controller>();
-process.on("exit", () => {
-  for (const c of running) if (!c.exited) c.child.kill("SIGKILL");
-});
+const startController = (ctx: { bin: string; plane: ControlPlane }, identity: string, resyncSeconds: number) =>
+  Controller.start({ bin: ctx.bin, kubeconfig: ctx.plane.controllerKubeconfig, identity, resyncSeconds, pollMs: 20, httpTimeoutMs: 120_000 });
 
 // ---------------------------------------------------------------- set-up, the plugin, clean-up
 
 interface Ctx {
   api: Api;
-  env: Env;
+  plane: ControlPlane;
   bin: string;
   dirs: Record<string, string>;
 }
@@ -318,51 +171,37 @@ interface Ctx {
 let seq = 0;
 const container = () => `bench-ctl-${process.pid}-${++seq}`;
 
-function cni(ctx: Ctx, command: "ADD" | "DEL", id: string, pod: { name: string; uid: string; node: string }): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(ctx.bin, [], {
-      env: {
-        PATH: process.env.PATH ?? "/usr/bin:/bin", CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: "/var/run/netns/none", CNI_IFNAME: "eth0", CNI_PATH: "/usr/lib/cni",
-        CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${NS};K8S_POD_NAME=${pod.name};K8S_POD_UID=${pod.uid}`,
-      },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    child.on("error", fail);
-    child.on("close", (code) => done({ code, stdout: out, stderr: err }));
-    child.stdin.end(JSON.stringify({ cniVersion: "1.0.0", name: "bench-ctl", type: "berth", ipam: { type: "berth", kubeconfig: ctx.env.plugin, nodeName: pod.node, dataDir: ctx.dirs[pod.node] } }));
+function cni(ctx: Ctx, command: "ADD" | "DEL", id: string, pod: { name: string; uid: string; node: string }) {
+  return runCni(ctx.bin, {
+    command, containerId: id, netns: "/var/run/netns/none", ifname: "eth0", args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${NS};K8S_POD_NAME=${pod.name};K8S_POD_UID=${pod.uid}`,
+    stdin: { cniVersion: "1.0.0", name: "bench-ctl", type: "berth", ipam: { type: "berth", kubeconfig: ctx.plane.pluginKubeconfig, nodeName: pod.node, dataDir: ctx.dirs[pod.node] } },
   });
 }
 
 async function add(ctx: Ctx, pod: { name: string; uid: string; node: string }): Promise<string> {
   const r = await cni(ctx, "ADD", container(), pod);
-  if (r.code !== 0) throw new Error(`ADD of ${NS}/${pod.name} failed: ${r.stdout} ${r.stderr}`);
+  if (r.status !== 0) throw new Error(`ADD of ${NS}/${pod.name} failed: ${r.stdout} ${r.stderr}`);
   return JSON.parse(r.stdout).ips[0].address.split("/")[0];
 }
 
 async function createPod(api: Api, name: string, node: string): Promise<string> {
   const body = { apiVersion: "v1", kind: "Pod", metadata: { name, namespace: NS, annotations: ANNOTATIONS }, spec: { nodeName: node, automountServiceAccountToken: false, containers: [{ name: "c", image: "registry.k8s.io/pause:3.2" }] } };
-  return (await api.must("POST", pods, body)).metadata.uid;
+  return (await api.create(pods, body)).metadata.uid;
 }
 
-const forceDelete = (api: Api, name: string) => api.must("DELETE", `${pods}/${name}`, { apiVersion: "v1", kind: "DeleteOptions", gracePeriodSeconds: 0 }, [404]);
+const forceDelete = (api: Api, name: string) => api.delete(`${pods}/${name}`, { gracePeriodSeconds: 0 });
 
 async function removeAll(api: Api): Promise<void> {
-  const ns = await api.req("GET", `/api/v1/namespaces/${NS}`);
-  if (ns.status === 200) {
-    for (const s of [STS, BIG_STS]) await api.must("DELETE", `${statefulsets}/${s}`, { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy: "Orphan" }, [404]);
-    const list = (await api.must(`GET`, pods)).items as { metadata: { name: string } }[];
-    await inBatches(list, PAR, (p) => forceDelete(api, p.metadata.name));
+  const ns = await api.get(path("namespaces", { name: NS }));
+  if (ns) {
+    for (const s of [STS, BIG_STS]) await api.delete(`${statefulsets}/${s}`, { propagationPolicy: "Orphan" });
+    await inBatches(await api.list(pods), PAR, (p) => forceDelete(api, p.metadata.name));
   }
-  const claims = await api.poolClaims();
-  await inBatches(claims, PAR, (c) => api.must("DELETE", `${CLAIMS}/${c.metadata.name}`, undefined, [404]));
-  await api.must("DELETE", `${POOLS}/${POOL}`, undefined, [404]);
-  if (ns.status === 200) {
-    await api.must("DELETE", `/api/v1/namespaces/${NS}`, undefined, [404, 409]);
-    await until(`namespace ${NS} to go`, async () => (await api.req("GET", `/api/v1/namespaces/${NS}`)).status === 404, 180_000, 250);
+  await inBatches(await api.poolClaims(), PAR, (c) => api.delete(`${CLAIMS}/${c.metadata.name}`));
+  await api.delete(`${POOLS}/${POOL}`);
+  if (ns) {
+    await api.must("DELETE", path("namespaces", { name: NS }), undefined, [404, 409]);
+    await until(`namespace ${NS} to go`, async () => !(await api.get(path("namespaces", { name: NS }))), 180_000, 250);
   }
 }
 
@@ -390,19 +229,19 @@ async function podDeletion(ctx: Ctx): Promise<number[]> {
 /** Scheduler + kubelet for a StatefulSet member: wait for a pod with a new UID, bind it, ADD. */
 async function startMember(ctx: Ctx, name: string, node: string, notUid?: string): Promise<{ uid: string; address: string }> {
   const pod = await until(`${name}`, async () => {
-    const r = await ctx.api.req("GET", `${pods}/${name}`);
+    const r = await ctx.api.request("GET", `${pods}/${name}`);
     return r.status === 200 && !r.body.metadata.deletionTimestamp && r.body.metadata.uid !== notUid ? r.body : undefined;
   }, 30_000, 20);
   if (!pod.spec.nodeName) {
-    await ctx.api.must("POST", `${pods}/${name}/binding`, { apiVersion: "v1", kind: "Binding", metadata: { name, namespace: NS }, target: { apiVersion: "v1", kind: "Node", name: node } });
+    await ctx.api.create(`${pods}/${name}/binding`, { apiVersion: "v1", kind: "Binding", metadata: { name, namespace: NS }, target: { apiVersion: "v1", kind: "Node", name: node } });
   }
   return { uid: pod.metadata.uid, address: await add(ctx, { name, uid: pod.metadata.uid, node }) };
 }
 
 /** Phase 2: scale 10 → 5 with members 5-9 gone with their node (recreated unbound); ms until all five claims are released. */
 async function scaleDown(ctx: Ctx): Promise<{ all: number[]; each: number[]; terminating: { afterScale: number; afterMargin: number } }> {
-  const scale = (n: number) => ctx.api.must("PATCH", `${statefulsets}/${STS}`, { spec: { replicas: n } }, [], "application/merge-patch+json");
-  await ctx.api.must("POST", statefulsets, {
+  const scale = (n: number) => ctx.api.patch(`${statefulsets}/${STS}`, { spec: { replicas: n } });
+  await ctx.api.create(statefulsets, {
     apiVersion: "apps/v1", kind: "StatefulSet", metadata: { name: STS, namespace: NS },
     spec: {
       serviceName: STS, replicas: 10, podManagementPolicy: "Parallel", selector: { matchLabels: { app: STS } },
@@ -421,7 +260,7 @@ async function scaleDown(ctx: Ctx): Promise<{ all: number[]; each: number[]; ter
     // Their node dies: the pods are removed, the StatefulSet controller recreates them (unbound, nowhere to run).
     await Promise.all(beyond.map((n) => forceDelete(ctx.api, n)));
     await Promise.all(beyond.map((n) => until(`${n} recreated`, async () => {
-      const r = await ctx.api.req("GET", `${pods}/${n}`);
+      const r = await ctx.api.request("GET", `${pods}/${n}`);
       return r.status === 200 && r.body.metadata.uid !== members.get(n)!.uid;
     }, 30_000, 20)));
     await sleep(500);
@@ -441,7 +280,7 @@ async function scaleDown(ctx: Ctx): Promise<{ all: number[]; each: number[]; ter
   let deadline = 0;
   await Promise.all(beyond.map(async (n) => {
     const p = await until(`${n} terminating`, async () => {
-      const r = await ctx.api.req("GET", `${pods}/${n}`);
+      const r = await ctx.api.request("GET", `${pods}/${n}`);
       return r.status === 200 && r.body.metadata.deletionTimestamp ? r.body : undefined;
     }, 30_000, 20);
     deadline = Math.max(deadline, Date.parse(p.metadata.deletionTimestamp) + 5000);
@@ -458,7 +297,7 @@ async function bound(ctx: Ctx) {
   const { api } = ctx;
   const half = Math.floor(BOUND / 2);
   const t0 = performance.now();
-  await api.must("POST", statefulsets, {
+  await api.create(statefulsets, {
     apiVersion: "apps/v1", kind: "StatefulSet", metadata: { name: BIG_STS, namespace: NS },
     spec: {
       serviceName: BIG_STS, replicas: BOUND - half, selector: { matchLabels: { app: BIG_STS } },
@@ -477,13 +316,13 @@ async function bound(ctx: Ctx) {
     const node = NODES[i % 3];
     const uid = plain ? await createPod(api, name, node) : `00000000-0000-0000-0000-${String(i).padStart(12, "0")}`;
     const address = addresses[i];
-    await api.must("POST", CLAIMS, {
-      apiVersion: "ipam.berth.dev/v1alpha1", kind: "BerthIPClaim",
-      metadata: { name: `v4-${address.replace(/\./g, "-")}`, labels: { "ipam.berth.dev/pool": POOL } },
+    await api.create(CLAIMS, {
+      apiVersion: `${BERTH_GROUP}/${BERTH_API_VERSION}`, kind: CLAIM_KIND,
+      metadata: { name: `v4-${address.replace(/\./g, "-")}`, labels: { [POOL_LABEL]: POOL } },
       spec: { address, ipVersion: 4, pool: POOL, podNamespace: NS, podName: name, podUID: uid, containerID: `fill-${i}`, interface: "eth0", node, claimedAt: new Date().toISOString(), ...(plain ? {} : { statefulSet: BIG_STS }) },
     });
-    await api.must("POST", endpoints, {
-      apiVersion: "ipam.berth.dev/v1alpha1", kind: "BerthEndpoint", metadata: { name, namespace: NS },
+    await api.create(endpoints, {
+      apiVersion: `${BERTH_GROUP}/${BERTH_API_VERSION}`, kind: ENDPOINT_KIND, metadata: { name, namespace: NS },
       spec: { podUID: uid, node, containerID: `fill-${i}`, ownerControllerType: plain ? "None" : "StatefulSet", ...(plain ? {} : { ownerControllerName: BIG_STS }), ips: [{ interface: "eth0", ipv4: `${address}/16`, ipv4Pool: POOL }] },
     });
   });
@@ -494,7 +333,7 @@ async function bound(ctx: Ctx) {
   // A fresh controller on them. --resync-seconds 15: full scans keep coming while we watch.
   const getsBefore = await api.getCounts();
   const started = performance.now();
-  const ctl = await Controller.start(ctx.bin, ctx.env, "bench-ctl-big", 15);
+  const ctl = await startController(ctx, "bench-ctl-big", 15);
   await until("the first full scan", async () => (await ctl.scans()) >= 1, 120_000, 50);
   const firstScanWall = (performance.now() - started) / 1000;
   const firstScan = (await ctl.metrics()).get("berth_reconcile_last_duration_seconds")!;
@@ -529,13 +368,13 @@ async function bound(ctx: Ctx) {
   }
   const steady = procStats(ctl.pid);
   const m = await ctl.metrics();
-  let released = [...ctl.log.matchAll(/ address released /g)].length;
+  let released = [...ctl.log().matchAll(/ address released /g)].length;
 
   // A failover: a fresh replica on claims older than the ADD timeout (their watch replay re-judges every one live at once).
   await ctl.stop();
   const g0 = await api.getCounts();
   const t1 = performance.now();
-  const next = await Controller.start(ctx.bin, ctx.env, "bench-ctl-big-2", 15);
+  const next = await startController(ctx, "bench-ctl-big-2", 15);
   await until("the new replica's first full scan", async () => (await next.scans()) >= 1, 120_000, 50);
   const failoverFirstScan = (performance.now() - t1) / 1000;
   let prevGets = await api.getCounts();
@@ -548,7 +387,7 @@ async function bound(ctx: Ctx) {
   }
   const settled = (performance.now() - t1) / 1000 - 2;
   const fo = procStats(next.pid);
-  released += [...next.log.matchAll(/ address released /g)].length;
+  released += [...next.log().matchAll(/ address released /g)].length;
   const failover = {
     firstScanAfterStartSeconds: r3(failoverFirstScan), scanSeconds: r3((await next.metrics()).get("berth_reconcile_last_duration_seconds")!),
     liveWaveSettledAfterSeconds: r3(settled), cpuSeconds: r3(fo.cpuSeconds), peakRssMiB: fo.hwmMiB,
@@ -576,36 +415,36 @@ export interface ControllerOutcome {
 
 export async function controllerSection(): Promise<ControllerOutcome> {
   console.log(`\n==== Controller ====`);
-  let env: Env;
+  let plane: ControlPlane;
   try {
-    env = controlPlane();
+    plane = up().plane;
   } catch (err) {
     console.error(`\n!! controller section SKIPPED: ${(err as Error).message}`);
     return { ok: false, json: { skipped: (err as Error).message } };
   }
-  const api = new Api(env);
+  const api = new Api();
   const holder = await api.leaseHolder();
   if (holder) {
     const why = `another berth controller (identity ${holder}) holds lease kube-system/berth-controller; the controller bench needs the control plane to itself`;
     console.error(`\n!! controller section SKIPPED: ${why}`);
-    api.destroy();
+    api.close();
     return { ok: false, json: { skipped: why } };
   }
   const temp = mkdtempSync(join(tmpdir(), "berth-bench-ctl-"));
   const bin = join(temp, "berth");
   copyFileSync(BERTH_SOURCE, bin); // a rebuild during the bench must not swap the binary under us
   const dirs = Object.fromEntries(NODES.map((n) => [n, mkdtempSync(join(temp, `${n}-`))]));
-  const ctx: Ctx = { api, env, bin, dirs };
+  const ctx: Ctx = { api, plane, bin, dirs };
   const json: Record<string, unknown> = { date: new Date().toISOString(), loadavg1Before: r3(loadavg()[0]) };
   let ok = true;
   try {
     await api.stripFinalizers();
     await removeAll(api);
-    await api.must("POST", "/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
-    await api.must("POST", POOLS, { apiVersion: "spiderpool.spidernet.io/v2beta1", kind: "SpiderIPPool", metadata: { name: POOL }, spec: { subnet: "10.202.0.0/16" } });
+    await api.create(path("namespaces"), { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
+    await api.create(POOLS, { apiVersion: `${POOL_GROUP}/${POOL_VERSION}`, kind: POOL_KIND, metadata: { name: POOL }, spec: { subnet: "10.202.0.0/16" } });
 
     if (PHASES.includes("1") || PHASES.includes("2")) {
-      const ctl = await Controller.start(bin, env, "bench-ctl", 60);
+      const ctl = await startController(ctx, "bench-ctl", 60);
       await until("leadership and a first scan", async () => (await ctl.scans()) >= 1, 30_000, 50);
       if (PHASES.includes("1")) {
         const ms = await podDeletion(ctx);
@@ -635,9 +474,9 @@ export async function controllerSection(): Promise<ControllerOutcome> {
       // Clean-up while the controller runs: claims first, then the pool (its finalizer comes off once empty).
       const t = performance.now();
       const claims = await api.poolClaims();
-      await inBatches(claims, PAR, (c) => api.must("DELETE", `${CLAIMS}/${c.metadata.name}`, undefined, [404]));
-      await api.must("DELETE", `${POOLS}/${POOL}`, undefined, [404]);
-      await until("pool bench-ctl to go (finalizer removed by the controller)", async () => (await api.req("GET", `${POOLS}/${POOL}`)).status === 404, 60_000, 100);
+      await inBatches(claims, PAR, (c) => api.delete(`${CLAIMS}/${c.metadata.name}`));
+      await api.delete(`${POOLS}/${POOL}`);
+      await until("pool bench-ctl to go (finalizer removed by the controller)", async () => !(await api.get(`${POOLS}/${POOL}`)), 60_000, 100);
       say(`deleted ${claims.length} claims and the pool in ${((performance.now() - t) / 1000).toFixed(1)} s`);
       await ctl.stop();
     }
@@ -646,7 +485,7 @@ export async function controllerSection(): Promise<ControllerOutcome> {
     ok = false;
     json.error = (err as Error).message;
     console.error(`\n!! controller section FAILED: ${(err as Error).stack}`);
-    for (const c of running) console.error(`controller ${c.identity} log tail:\n${c.log.slice(-3000)}`);
+    for (const c of running) console.error(`controller ${c.identity} log tail:\n${c.log().slice(-3000)}`);
   } finally {
     for (const c of [...running]) await c.stop().catch((e) => console.error(`!! ${(e as Error).message}`));
     try {
@@ -656,7 +495,7 @@ export async function controllerSection(): Promise<ControllerOutcome> {
       ok = false;
       console.error(`!! controller bench cleanup failed: ${(err as Error).message}; run node --import tsx scripts/bench-controller.ts again, it cleans up first`);
     }
-    api.destroy();
+    api.close();
     rmSync(temp, { recursive: true, force: true });
   }
   console.log(`\nCONTROLLER_JSON ${JSON.stringify(json)}`);

@@ -1,5 +1,11 @@
-/** What the benchmark scripts share: knobs, timing a whole process, percentiles, bounded parallelism. */
-import { spawn } from "node:child_process";
+/**
+ * What the benchmark scripts share: knobs and percentiles. Timing a whole
+ * process, bounded parallelism and the control plane come from the test
+ * harness (test/harness/), which the tests use too.
+ */
+export { inBatches, sleep } from "../test/harness/batch.ts";
+import type { TimedResult } from "../test/harness/cni-runner.ts";
+export { type TimedResult as Timed, runProcess as timed } from "../test/harness/cni-runner.ts";
 
 /** A positive integer from the environment, or the default. */
 export function intEnv(name: string, dflt: number): number {
@@ -10,48 +16,6 @@ export function intEnv(name: string, dflt: number): number {
   return n;
 }
 
-export interface Timed {
-  code: number;
-  stdout: string;
-  stderr: string;
-  /** Spawn to exit, in ms. */
-  ms: number;
-  /** hrtime (ns) at spawn and at exit, for wall-clock spans over many processes. */
-  t0: bigint;
-  t1: bigint;
-}
-
-/** Spawns `bin`, feeds `stdin`, and times it from spawn to exit with process.hrtime. */
-export function timed(bin: string, args: string[], env: Record<string, string>, stdin = ""): Promise<Timed> {
-  return new Promise((done, fail) => {
-    const t0 = process.hrtime.bigint();
-    const child = spawn(bin, args, { env, stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    let t1: bigint | undefined;
-    let code: number | null = null;
-    let closed = false;
-    const finish = () => {
-      if (t1 === undefined || !closed) return;
-      done({ code: code ?? -1, stdout: out, stderr: err, ms: Number(t1 - t0) / 1e6, t0, t1 });
-    };
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    child.on("error", fail);
-    child.on("exit", (c) => {
-      t1 = process.hrtime.bigint();
-      code = c;
-      finish();
-    });
-    child.on("close", () => {
-      closed = true;
-      finish();
-    });
-    child.stdin.on("error", () => {}); // a plugin that exits without reading stdin (VERSION) is fine
-    child.stdin.end(stdin);
-  });
-}
-
 /** Nearest-rank percentile; NaN for no samples. */
 export function percentile(xs: number[], p: number): number {
   if (xs.length === 0) return NaN;
@@ -59,17 +23,40 @@ export function percentile(xs: number[], p: number): number {
   return s[Math.max(1, Math.ceil((p / 100) * s.length)) - 1];
 }
 
-/** Runs `fn` over `items` with at most `limit` at a time. */
-export async function inBatches<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i], i);
-    }
-  }));
-  return out;
+export const median = (xs: number[]) => {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+export const r2 = (x: number) => Math.round(x * 100) / 100;
+export const r3 = (x: number) => Math.round(x * 1000) / 1000;
+
+export interface Dist {
+  p50: number;
+  p99: number;
+  min: number;
+  max: number;
+  n: number;
+}
+export function dist(xs: number[]): Dist {
+  if (xs.length === 0) return { p50: NaN, p99: NaN, min: NaN, max: NaN, n: 0 };
+  return { p50: r3(percentile(xs, 50)), p99: r3(percentile(xs, 99)), min: r3(Math.min(...xs)), max: r3(Math.max(...xs)), n: xs.length };
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** Prints a table: the first column left-aligned, the others right-aligned, numbers with two decimals ("-" for NaN). */
+export function table(head: string[], rows: (string | number)[][]) {
+  const cells = [head, ...rows.map((r) => r.map((c) => (typeof c === "number" ? (Number.isNaN(c) ? "-" : c.toFixed(2)) : c)))];
+  const w = head.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  const line = (r: string[]) => "  " + r.map((c, i) => (i > 0 ? c.padStart(w[i]) : c.padEnd(w[i]))).join("  ");
+  console.log(line(cells[0]));
+  console.log("  " + w.map((n) => "-".repeat(n)).join("  "));
+  for (const r of cells.slice(1)) console.log(line(r));
+}
+
+/** A failure that aborts a bench section: its message is the whole report (no stack). */
+export class BenchFailure extends Error {}
+export function fail(what: string, r?: TimedResult): never {
+  const detail = r ? `\n  exit ${r.status}\n  stdout: ${r.stdout.trim()}\n  stderr: ${r.stderr.trim()}` : "";
+  throw new BenchFailure(`${what}${detail}`);
+}

@@ -24,8 +24,9 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { cniEnv as cniCallEnv } from "../test/harness/cni-runner.ts";
 import { BERTH, ROOT, netconf } from "../test/helpers/berth.ts";
-import { type Timed, intEnv, percentile, timed } from "./bench-lib.ts";
+import { BenchFailure, type Timed, dist, fail, intEnv, median, percentile, r2, r3, table, timed } from "./bench-lib.ts";
 
 const N = intEnv("BENCH_N", 200);
 const ROUNDS = intEnv("BENCH_ROUNDS", 5);
@@ -48,16 +49,7 @@ const PLUGINS: Plugin[] = ["berth", "host-local"];
 
 
 function cniEnv(command: string, containerId: string, args?: string): Record<string, string> {
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? "/usr/bin:/bin",
-    CNI_COMMAND: command,
-    CNI_CONTAINERID: containerId,
-    CNI_NETNS: `/var/run/netns/${containerId}`,
-    CNI_IFNAME: "eth0",
-    CNI_PATH: "/usr/lib/cni",
-  };
-  if (args !== undefined) env.CNI_ARGS = args;
-  return env;
+  return cniCallEnv({ command, containerId, netns: `/var/run/netns/${containerId}`, ifname: "eth0", args });
 }
 
 function berthConf(dataDir: string): string {
@@ -108,15 +100,10 @@ let idSeq = 0;
 const runTag = Math.random().toString(36).slice(2, 8);
 const newId = (p: string) => `bench-${p === "berth" ? "b" : "h"}-${runTag}-${++idSeq}`;
 
-class BenchFailure extends Error {}
-function fail(what: string, r?: Timed): never {
-  const detail = r ? `\n  exit ${r.code}\n  stdout: ${r.stdout.trim()}\n  stderr: ${r.stderr.trim()}` : "";
-  throw new BenchFailure(`${what}${detail}`);
-}
 
 /** The IPv4 address (without prefix) of a successful ADD, or fails the bench. */
 function addressOf(p: string, r: Timed): string {
-  if (r.code !== 0) fail(`${p} ADD failed`, r);
+  if (r.status !== 0) fail(`${p} ADD failed`, r);
   let res: { ips?: { address?: string }[] };
   try {
     res = JSON.parse(r.stdout);
@@ -126,26 +113,6 @@ function addressOf(p: string, r: Timed): string {
   const a = res.ips?.[0]?.address;
   if (typeof a !== "string") fail(`${p} ADD result has no ips[0].address`, r);
   return a.split("/")[0];
-}
-const median = (xs: number[]) => {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const r2 = (x: number) => Math.round(x * 100) / 100;
-const r3 = (x: number) => Math.round(x * 1000) / 1000;
-
-interface Dist {
-  p50: number;
-  p99: number;
-  min: number;
-  max: number;
-  n: number;
-}
-function dist(xs: number[]): Dist {
-  if (xs.length === 0) return { p50: NaN, p99: NaN, min: NaN, max: NaN, n: 0 };
-  return { p50: r3(percentile(xs, 50)), p99: r3(percentile(xs, 99)), min: r3(Math.min(...xs)), max: r3(Math.max(...xs)), n: xs.length };
 }
 
 // ---------------------------------------------------------------- phases
@@ -157,7 +124,7 @@ async function addDel(p: Plugin, dir: string, args?: string): Promise<{ add: num
   const add = await timed(BIN[p], [], cniEnv("ADD", id, args), conf);
   const address = addressOf(p, add);
   const del = await timed(BIN[p], [], cniEnv("DEL", id, args), conf);
-  if (del.code !== 0) fail(`${p} DEL failed`, del);
+  if (del.status !== 0) fail(`${p} DEL failed`, del);
   return { add: add.ms, del: del.ms, address };
 }
 
@@ -211,10 +178,10 @@ async function burst(p: Plugin, prime: boolean, label: string) {
   for (let i = 0; i < C; i++) runs.push(timed(BIN[p], [], cniEnv("ADD", newId(p)), conf));
   const rs = await Promise.all(runs);
   rmSync(dir, { recursive: true, force: true });
-  const failed = rs.filter((r) => r.code !== 0);
+  const failed = rs.filter((r) => r.status !== 0);
   if (failed.length) {
     const f = failed[0];
-    failures.push(`${label}: ${p}: ${failed.length} of ${C} concurrent ADDs failed; first: exit ${f.code}, stdout ${f.stdout.trim()}`);
+    failures.push(`${label}: ${p}: ${failed.length} of ${C} concurrent ADDs failed; first: exit ${f.status}, stdout ${f.stdout.trim()}`);
     console.error(`!! ${failures[failures.length - 1]}`);
     return undefined;
   }
@@ -269,7 +236,7 @@ async function startup(hello: string | undefined) {
   for (let i = -WARMUP; i < N; i++) {
     for (const [k, run] of i % 2 === 0 ? cases : [...cases].reverse()) {
       const r = await run();
-      if (r.code !== 0) fail(`${k} failed`, r);
+      if (r.status !== 0) fail(`${k} failed`, r);
       if (i >= 0) t.get(k)!.push(r.ms);
     }
   }
@@ -291,17 +258,6 @@ function buildHello(): string | undefined {
 
 // ---------------------------------------------------------------- report
 
-function pad(s: string, n: number, right = false) {
-  return right ? s.padStart(n) : s.padEnd(n);
-}
-function table(head: string[], rows: (string | number)[][]) {
-  const cells = [head, ...rows.map((r) => r.map((c) => (typeof c === "number" ? (Number.isNaN(c) ? "-" : c.toFixed(2)) : c)))];
-  const w = head.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
-  const line = (r: string[]) => "  " + r.map((c, i) => pad(c, w[i], i > 0)).join("  ");
-  console.log(line(cells[0]));
-  console.log("  " + w.map((n) => "-".repeat(n)).join("  "));
-  for (const r of cells.slice(1)) console.log(line(r));
-}
 
 async function main() {
   if (!existsSync(HOST_LOCAL)) {
