@@ -2,51 +2,148 @@
  * Runs every test group (Node and bun), streams their output, and ends with
  * one summary line: "tests: N passed, N failed". Exits non-zero if any group
  * failed, crashed, or ran no test.
+ *
+ *   node --import tsx scripts/run-tests.ts [GROUP-SUBSTRING...]
+ *
+ * The cluster group starts the test control plane (scripts/testenv.sh up)
+ * first. If this run started it, the run stops it again (testenv.sh down)
+ * when the group is over, and checks that none of its daemons is left; a
+ * control plane that was already up is left up. After the groups that make
+ * network namespaces and links, it checks that none of theirs is left.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { resolve } from "node:path";
+import { type Up, daemonsLeft, down, planeEnv, up } from "../test/harness/control-plane.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const uvu = ["--import", "tsx", "node_modules/uvu/bin.js"];
-const groups: { name: string; cmd: string; args: string[]; before?: string[] }[] = [
+interface Group {
+  name: string;
+  cmd: string;
+  args: string[];
+  /** Needs the test control plane. */
+  cluster?: boolean;
+  /** Its network namespaces, given the group's pid; and the bridges it makes. */
+  net?: { netns: (pid: number) => RegExp; bridges: RegExp };
+}
+const groups: Group[] = [
   { name: "unit", cmd: "node", args: [...uvu, "test/unit", "\\.test\\.ts$"] },
   { name: "store contract (better-sqlite3)", cmd: "node", args: [...uvu, "test/store", "\\.test\\.ts$"] },
   { name: "store contract (bun:sqlite)", cmd: "node_modules/.bin/bun", args: ["test/store/bun-sqlite.bun.ts"] },
   { name: "compiled binary", cmd: "node", args: [...uvu, "test/binary", "\\.test\\.ts$"] },
-  { name: "bridge chain in network namespaces", cmd: "node", args: [...uvu, "test/chain", "\\.test\\.ts$"] },
+  { name: "bridge chain in network namespaces", cmd: "node", args: [...uvu, "test/chain", "\\.test\\.ts$"], net: { netns: (pid) => new RegExp(`^berth-t-${pid}-`), bridges: /^berthbr0$/ } },
   // Starts etcd, kube-apiserver and kube-controller-manager first (building them once, ~10 min, then cached).
-  { name: "cluster mode on the test control plane", cmd: "node", args: [...uvu, "test/cluster", "\\.test\\.ts$"], before: ["bash", "scripts/testenv.sh", "up"] },
+  { name: "cluster mode on the test control plane", cmd: "node", args: [...uvu, "test/cluster", "\\.test\\.ts$"], cluster: true, net: { netns: (pid) => new RegExp(`^bc-[^-]+-${pid}-`), bridges: /^bc\w+0$/ } },
 ];
+
+/** The running group's process: a signal to this runner is passed on to it. */
+let child: ReturnType<typeof spawn> | undefined;
+let interrupted: NodeJS.Signals | undefined;
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(sig, () => {
+    // Ctrl-C reaches the group's process too (same process group); a kill of this one alone is passed on.
+    if (!interrupted) process.stderr.write(`\nrun-tests: ${sig}: stopping after the current group (and the control plane, if this run started it)\n`);
+    interrupted = sig;
+    child?.kill(sig);
+  });
+}
+
+interface GroupRun {
+  status: number | null;
+  error?: Error;
+  stdout: string;
+  pid?: number;
+}
+
+/** Runs one group, streaming its output; resolves with its exit status and stdout. */
+function runGroup(g: Group, env: Record<string, string | undefined>): Promise<GroupRun> {
+  return new Promise((done) => {
+    let stdout = "";
+    const c = spawn(g.cmd, g.args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+    child = c;
+    const finish = (r: GroupRun) => {
+      child = undefined;
+      done({ ...r, pid: c.pid });
+    };
+    c.stdout!.on("data", (d) => {
+      stdout += d;
+      process.stdout.write(d);
+    });
+    c.stderr!.on("data", (d) => process.stderr.write(d));
+    c.on("error", (error) => finish({ status: null, error, stdout }));
+    c.on("close", (status) => finish({ status, stdout }));
+  });
+}
+
+function ipJson(args: string[]): any[] {
+  const r = spawnSync("ip", ["-j", ...args], { encoding: "utf8" });
+  return r.status === 0 && r.stdout.trim() ? JSON.parse(r.stdout) : [];
+}
+
+/** What the group left behind: its network namespaces, and bridges of its kind that no other run uses (no ports). */
+function netLeftovers(net: NonNullable<Group["net"]>, pid: number | undefined, bridgesBefore: Set<string>): string[] {
+  const netns = pid === undefined ? [] : ipJson(["netns", "list"]).map((n: { name: string }) => n.name).filter((n) => net.netns(pid).test(n));
+  const bridges = ipJson(["link", "show", "type", "bridge"]).map((l: { ifname: string }) => l.ifname)
+    .filter((b) => net.bridges.test(b) && !bridgesBefore.has(b) && ipJson(["link", "show", "master", b]).length === 0);
+  return [...netns.map((n) => `netns ${n}`), ...bridges.map((b) => `bridge ${b}`)];
+}
 
 const only = process.argv.slice(2);
 let passed = 0;
 let failed = 0;
-for (const g of groups) {
-  if (only.length && !only.some((o) => g.name.includes(o))) continue;
-  process.stdout.write(`\n=== ${g.name}\n`);
-  const env: Record<string, string | undefined> = { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1" };
-  if (g.before) {
-    const pre = spawnSync(g.before[0], g.before.slice(1), { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-    if (pre.status !== 0) {
-      failed += 1;
-      process.stdout.write(`--- ${g.name}: FAILED (${g.before.join(" ")} exited ${pre.status})\n`);
-      continue;
+let plane: Up | undefined;
+
+function stopPlane(): void {
+  if (!plane?.startedByUs) return;
+  process.stdout.write(`--- control plane: started by this run; stopping it (scripts/testenv.sh down)\n`);
+  const status = down();
+  const left = daemonsLeft(plane.plane.dir);
+  if (status !== 0 || left.length) {
+    failed += 1;
+    process.stdout.write(`--- control plane: FAILED to stop (testenv.sh down exited ${status}; still running: ${left.map((p) => `${p.pid} ${p.cmd}`).join("; ") || "none"})\n`);
+  }
+  plane = undefined;
+}
+
+try {
+  for (const g of groups) {
+    if (only.length && !only.some((o) => g.name.includes(o))) continue;
+    if (interrupted) break;
+    process.stdout.write(`\n=== ${g.name}\n`);
+    const env: Record<string, string | undefined> = { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1" };
+    if (g.cluster) {
+      try {
+        plane = up();
+      } catch (err) {
+        failed += 1;
+        process.stdout.write(`--- ${g.name}: FAILED (${(err as Error).message})\n`);
+        continue;
+      }
+      process.stdout.write(`--- control plane: ${plane.startedByUs ? "started by this run" : "already up before this run: left running"} (${plane.plane.server})\n`);
+      Object.assign(env, planeEnv(plane.plane));
     }
-    // `testenv.sh up` prints export lines for the tests.
-    for (const m of pre.stdout.matchAll(/^export (\w+)=(.*)$/gm)) env[m[1]] = m[2].replace(/^'(.*)'$/, "$1");
+    const bridgesBefore = new Set<string>(ipJson(["link", "show", "type", "bridge"]).map((l: { ifname: string }) => l.ifname));
+    const r = await runGroup(g, env);
+    const plain = r.stdout.replace(/\x1b\[[0-9;]*m/g, "");
+    const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+    const ok = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+    passed += ok;
+    failed += total - ok;
+    if (r.status !== 0 || total === 0) {
+      if (total - ok === 0) failed += 1; // crashed, or ran nothing: count it
+      process.stdout.write(`--- ${g.name}: FAILED (exit ${r.status}${r.error ? `, ${r.error.message}` : ""}${total === 0 ? ", no test ran" : ""})\n`);
+    }
+    if (g.net) {
+      const left = netLeftovers(g.net, r.pid, bridgesBefore);
+      if (left.length) {
+        failed += 1;
+        process.stdout.write(`--- ${g.name}: FAILED to clean up: left ${left.join(", ")}\n`);
+      }
+    }
+    if (g.cluster) stopPlane();
   }
-  const r = spawnSync(g.cmd, g.args, { cwd: root, encoding: "utf8", env, maxBuffer: 64 << 20 });
-  process.stdout.write(r.stdout);
-  process.stderr.write(r.stderr);
-  const plain = r.stdout.replace(/\x1b\[[0-9;]*m/g, "");
-  const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? 0);
-  const ok = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? 0);
-  passed += ok;
-  failed += total - ok;
-  if (r.status !== 0 || total === 0) {
-    if (total - ok === 0) failed += 1; // crashed, or ran nothing: count it
-    process.stdout.write(`--- ${g.name}: FAILED (exit ${r.status}${r.error ? `, ${r.error.message}` : ""}${total === 0 ? ", no test ran" : ""})\n`);
-  }
+} finally {
+  stopPlane();
 }
 process.stdout.write(`\ntests: ${passed} passed, ${failed} failed\n`);
-process.exitCode = failed === 0 && passed > 0 ? 0 : 1;
+process.exitCode = failed === 0 && passed > 0 && !interrupted ? 0 : 1;
