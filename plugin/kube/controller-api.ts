@@ -11,16 +11,36 @@ export interface LeaseObject {
   spec: { holderIdentity?: string; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number };
 }
 
-/** The collections the controller watches. */
-export type WatchKind = "pods" | "statefulsets" | "claims" | "endpoints" | "pools";
+/** A Node, as far as the controller looks at it: its conditions (Ready). */
+export interface NodeObject {
+  metadata: ObjectMeta;
+  status?: { conditions?: { type: string; status: string; lastHeartbeatTime?: string; reason?: string }[] };
+}
 
-/** The API server as the controller uses it: the plugin's KubeApi plus cluster-wide lists, leases, events and watches. */
+/** The collections the controller watches. */
+export type WatchKind = "pods" | "statefulsets" | "claims" | "endpoints" | "pools" | "nodes";
+
+/** One page of a paged LIST, handed over as it arrives. */
+export type OnPage<T> = (items: T[]) => void;
+
+/**
+ * The API server as the controller uses it: the plugin's KubeApi plus
+ * cluster-wide paged lists, leases, events, watches and the server's clock.
+ */
 export interface ControllerApi extends KubeApi {
-  /** Every claim, consistent read; so for the other `listAll*`. */
-  listAllClaims(): Promise<ClaimObject[]>;
-  listAllPods(): Promise<PodObject[]>;
-  listAllStatefulSets(): Promise<StatefulSetObject[]>;
-  listAllEndpoints(): Promise<EndpointObject[]>;
+  /** The API server's clock now (ms since the epoch), estimated from its answers (kube-request.ts ServerClock). */
+  serverNow(): number;
+  /**
+   * Every claim, in pages of `pageSize` (one consistent snapshot); so for the
+   * other `listAll*`. Resolves with the number of requests.
+   */
+  listAllClaims(pageSize: number, onPage: OnPage<ClaimObject>): Promise<number>;
+  listAllPods(pageSize: number, onPage: OnPage<PodObject>): Promise<number>;
+  listAllStatefulSets(pageSize: number, onPage: OnPage<StatefulSetObject>): Promise<number>;
+  listAllEndpoints(pageSize: number, onPage: OnPage<EndpointObject>): Promise<number>;
+  listAllNodes(pageSize: number, onPage: OnPage<NodeObject>): Promise<number>;
+  /** The node with its status, or undefined when there is none. */
+  getNode(name: string): Promise<NodeObject | undefined>;
   /** Deletes the claim only if it still has this uid and resourceVersion (unchanged since it was judged). */
   deleteClaimIfUnchanged(claim: ClaimObject): Promise<boolean>;
   /** Sets a pool's finalizers, on condition it is still at `resourceVersion`. */

@@ -26,6 +26,8 @@ export interface ObjectMeta {
   deletionTimestamp?: string;
   creationTimestamp?: string;
   finalizers?: string[];
+  /** Server-side field ownership; each entry's `time` is when its manager last changed the object (set by the server). */
+  managedFields?: { manager?: string; operation?: string; time?: string }[];
 }
 
 /** A pod, as far as berth looks at it: where it runs and whether it has finished. */

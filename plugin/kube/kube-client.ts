@@ -5,7 +5,7 @@
  * the client's start-up.
  */
 import { Watch } from "@kubernetes/client-node";
-import type { ControllerApi, LeaseObject, WatchKind } from "./controller-api.ts";
+import type { ControllerApi, LeaseObject, NodeObject, WatchKind } from "./controller-api.ts";
 import {
   BERTH_API_VERSION, BERTH_GROUP, CLAIM_KIND, CLAIM_PLURAL, ENDPOINT_KIND, ENDPOINT_PLURAL, POOL_GROUP, POOL_KIND, POOL_LABEL, POOL_PLURAL, POOL_VERSION, labelValue,
 } from "./crd.ts";
@@ -44,17 +44,20 @@ export function createControllerClient(kubeconfigPath: string | undefined, optio
   const t = openTransport(kubeconfigPath, options.requestTimeoutMs);
   const pods = resource<PodObject>(t, { group: "", version: "v1", plural: "pods", namespaced: true, kind: "Pod" });
   const namespaces = resource<NamedObject>(t, { group: "", version: "v1", plural: "namespaces", namespaced: false, kind: "Namespace" });
-  const nodes = resource<NamedObject>(t, { group: "", version: "v1", plural: "nodes", namespaced: false, kind: "Node" });
+  const nodes = resource<NodeObject>(t, { group: "", version: "v1", plural: "nodes", namespaced: false, kind: "Node" });
   const events = resource<EventObject>(t, { group: "", version: "v1", plural: "events", namespaced: true, kind: "Event" });
   const statefulSets = resource<StatefulSetObject>(t, { group: "apps", version: "v1", plural: "statefulsets", namespaced: true, kind: "StatefulSet" });
   const leases = resource<LeaseObject>(t, { group: "coordination.k8s.io", version: "v1", plural: "leases", namespaced: true, kind: "Lease" });
   const pools = resource<PoolObject>(t, { group: POOL_GROUP, version: POOL_VERSION, plural: POOL_PLURAL, namespaced: false, kind: POOL_KIND });
   const claims = resource<ClaimObject>(t, { group: BERTH_GROUP, version: BERTH_API_VERSION, plural: CLAIM_PLURAL, namespaced: false, kind: CLAIM_KIND });
   const endpoints = resource<EndpointObject>(t, { group: BERTH_GROUP, version: BERTH_API_VERSION, plural: ENDPOINT_PLURAL, namespaced: true, kind: ENDPOINT_KIND });
-  const watchPaths: Record<WatchKind, string> = { pods: pods.path, statefulsets: statefulSets.path, claims: claims.path, endpoints: endpoints.path, pools: pools.path };
+  const watchPaths: Record<WatchKind, string> = {
+    pods: pods.path, statefulsets: statefulSets.path, claims: claims.path, endpoints: endpoints.path, pools: pools.path, nodes: nodes.path,
+  };
 
   return {
     server: t.server,
+    serverNow: () => t.serverNow(),
     getPod: (namespace, name) => pods.get({ namespace, name }),
     getNamespace: (name) => namespaces.get({ name }),
     getNode: (name) => nodes.get({ name }),
@@ -80,10 +83,11 @@ export function createControllerClient(kubeconfigPath: string | undefined, optio
     deleteEndpoint: (namespace, name, uid, resourceVersion) => endpoints.delete({ namespace, name }, { uid, resourceVersion }),
     // resourceVersion in a patch is a precondition: 409 Conflict if the pool moved on meanwhile.
     patchPoolStatus: (name, resourceVersion, status) => pools.patch({ name }, { metadata: { resourceVersion }, status }, { status: true }),
-    listAllClaims: () => claims.list(),
-    listAllPods: () => pods.list(),
-    listAllStatefulSets: () => statefulSets.list(),
-    listAllEndpoints: () => endpoints.list(),
+    listAllClaims: (pageSize, onPage) => claims.listPages(pageSize, onPage),
+    listAllPods: (pageSize, onPage) => pods.listPages(pageSize, onPage),
+    listAllStatefulSets: (pageSize, onPage) => statefulSets.listPages(pageSize, onPage),
+    listAllEndpoints: (pageSize, onPage) => endpoints.listPages(pageSize, onPage),
+    listAllNodes: (pageSize, onPage) => nodes.listPages(pageSize, onPage),
     deleteClaimIfUnchanged: (claim) => claims.delete(claim.metadata, { uid: claim.metadata.uid, resourceVersion: claim.metadata.resourceVersion }),
     setPoolFinalizers: (pool, finalizers) =>
       pools.patch(pool.metadata, { metadata: { resourceVersion: pool.metadata.resourceVersion, finalizers } }, { what: `set finalizers of spiderippool ${pool.metadata.name}` }),

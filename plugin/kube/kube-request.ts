@@ -31,6 +31,47 @@ export interface KubeTransport {
    * "get pod ns/name"); a 404 is a KubeRequestError with status 404.
    */
   request<T>(what: string, method: Method, path: string, body?: unknown, query?: Query, contentType?: string): Promise<T>;
+  /**
+   * The API server's clock now (ms since the epoch), estimated from the
+   * `Date` header of its answers; see ServerClock. The local clock until the
+   * server has answered once.
+   */
+  serverNow(): number;
+}
+
+/**
+ * The API server's clock as seen from here. Each answer's `Date` header D
+ * (whole seconds, truncated) was written between the request's send and its
+ * answer's arrival, so the server's clock minus the local one was at least
+ * D - (local time at arrival). The estimate is the largest such lower bound
+ * of the last minute, on the local monotonic clock: it lags the server by at
+ * most a second plus a round trip, never leads it (so ages measured with it
+ * are never overstated), and a step of the local wall clock does not move it.
+ */
+export class ServerClock {
+  private offset: number | undefined;
+  private offsetAt = 0;
+
+  /** Records one answer: its Date header and the local monotonic time it arrived. */
+  observe(dateHeader: string | undefined, arrivedMono: number): void {
+    const d = dateHeader ? Date.parse(dateHeader) : NaN;
+    if (!Number.isFinite(d)) return;
+    const lower = d - arrivedMono;
+    if (this.offset === undefined || lower >= this.offset || arrivedMono - this.offsetAt > 60_000) {
+      this.offset = lower;
+      this.offsetAt = arrivedMono;
+    }
+  }
+
+  /** Whether the server has answered with a usable Date header. */
+  get known(): boolean {
+    return this.offset !== undefined;
+  }
+
+  /** The server's time now (ms since the epoch); the local wall clock while unknown. */
+  now(): number {
+    return this.offset === undefined ? Date.now() : performance.now() + this.offset;
+  }
 }
 
 /** Loads the kubeconfig (throws if it cannot; no path: in-cluster configuration) and returns its transport. */
@@ -42,6 +83,7 @@ export function openTransport(kubeconfigPath: string | undefined, requestTimeout
   if (!cluster) throw new Error(`kubeconfig ${kubeconfigPath ?? "(in-cluster)"} names no current cluster`);
   const server = cluster.server;
   const http = new IsomorphicFetchHttpLibrary();
+  const clock = new ServerClock();
 
   /** One exchange: status and body text; throws only when there is no HTTP answer. */
   async function exchange(method: Method, path: string, body: unknown, query: Query | undefined, contentType: string | undefined) {
@@ -56,6 +98,7 @@ export function openTransport(kubeconfigPath: string | undefined, requestTimeout
     // Every request carries its own deadline, the answer's body included: a hung API server must not hang the runtime.
     ctx.setSignal(AbortSignal.timeout(requestTimeoutMs) as never);
     const rsp = await http.send(ctx).toPromise();
+    clock.observe(rsp.headers?.date, performance.now());
     return { status: rsp.httpStatusCode, text: await rsp.body.text() };
   }
 
@@ -84,6 +127,7 @@ export function openTransport(kubeconfigPath: string | undefined, requestTimeout
   return {
     server,
     config: kc,
+    serverNow: () => clock.now(),
     async request<T>(what: string, method: Method, path: string, body?: unknown, query?: Query, contentType?: string): Promise<T> {
       let answer: { status: number; text: string };
       try {

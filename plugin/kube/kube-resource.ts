@@ -45,6 +45,14 @@ export interface Resource<T extends HasMetadata> {
   get(ref: ObjectRef): Promise<T | undefined>;
   /** Every object across namespaces; `what` replaces the default message label "list <plural>". */
   list(query?: Query, what?: string): Promise<T[]>;
+  /**
+   * Every object across namespaces, in pages of at most `pageSize`
+   * (`limit`/`continue`: one consistent snapshot, each page its own request
+   * within the request deadline). `onPage` sees each page as it arrives and
+   * keeps what it needs, so the whole collection is never in memory at once.
+   * Returns how many requests it took.
+   */
+  listPages(pageSize: number, onPage: (items: T[]) => void, query?: Query, what?: string): Promise<number>;
   /** Creates the object in its metadata.namespace; KubeConflictError when the name is taken. */
   create(obj: T, what?: string): Promise<T>;
   /** Replaces the object (optimistic when metadata.resourceVersion is set: KubeConflictError if it moved). */
@@ -81,6 +89,19 @@ export function resource<T extends HasMetadata>(transport: KubeTransport, spec: 
     },
     async list(query, what = `list ${plural}`) {
       return (await request<{ items: T[] }>(what, "GET", pathOf({}), undefined, query)).items;
+    },
+    async listPages(pageSize, onPage, query, what = `list ${plural}`) {
+      let token: string | undefined;
+      let pages = 0;
+      do {
+        const page = await request<{ items: T[]; metadata?: { continue?: string } }>(
+          `${what} (page ${pages + 1})`, "GET", pathOf({}), undefined, { ...query, limit: String(pageSize), continue: token },
+        );
+        pages++;
+        onPage(page.items ?? []);
+        token = page.metadata?.continue || undefined;
+      } while (token);
+      return pages;
     },
     create: (obj, what = `create ${noun} ${label(obj.metadata)}`) => request<T>(what, "POST", pathOf(obj.metadata), typed(obj)),
     replace: (obj) => request<T>(`update ${noun} ${label(obj.metadata)}`, "PUT", pathOf(obj.metadata, obj.metadata.name), typed(obj)),
