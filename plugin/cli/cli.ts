@@ -32,12 +32,16 @@ and prints one JSON result. Without CNI_COMMAND it is a tool for operators:
 
   berth controller [--kubeconfig PATH] [--listen HOST:PORT] [--resync-seconds N]
                    [--lease-namespace NS] [--lease-name NAME] [--identity ID]
-                   [--add-timeout-seconds N] [--log-level LEVEL]
+                   [--add-timeout-seconds N] [--list-page-size N]
+                   [--release-terminating-on-unready-nodes] [--log-level LEVEL]
       Cluster mode's reconciler (in-cluster configuration without --kubeconfig).
       One replica acts at a time (a coordination.k8s.io Lease, default
       kube-system/berth-controller); it frees the addresses of pods that are gone,
       terminated, replaced, scaled down or whose ADD never finished, keeps pool
       counts true, and serves /healthz and /metrics (default 0.0.0.0:9542).
+      A Terminating pod on a node that is not Ready keeps its addresses until its
+      pod object is gone, unless --release-terminating-on-unready-nodes. Full
+      scans LIST in pages of --list-page-size objects (default 500).
 
   berth install [--source PATH] [--cni-bin-dir DIR] [--kubeconfig-out PATH]
                 [--token-file PATH] [--ca-file PATH] [--server URL] [--once]
@@ -68,7 +72,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const args = mri(argv, {
     string: ["db", "network", "o", "kubeconfig", "listen", "lease-namespace", "lease-name", "identity", "log-level",
       "source", "cni-bin-dir", "kubeconfig-out", "token-file", "ca-file", "server"],
-    boolean: ["help", "h", "once"],
+    boolean: ["help", "h", "once", "release-terminating-on-unready-nodes"],
     alias: { o: "output" },
   });
   const [command, ...rest] = args._.map(String);
@@ -93,14 +97,17 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       return release(io, rest[0], db, network, json);
     case "controller": {
       const num = (k: string) => (args[k] === undefined ? undefined : Number(args[k]));
-      for (const k of ["resync-seconds", "add-timeout-seconds"]) {
+      for (const k of ["resync-seconds", "add-timeout-seconds", "list-page-size"]) {
         const v = num(k);
         if (v !== undefined && !(v > 0)) return usage(io, `--${k} must be a positive number, got ${JSON.stringify(args[k])}`);
       }
+      const pageSize = num("list-page-size");
+      if (pageSize !== undefined && !Number.isInteger(pageSize)) return usage(io, `--list-page-size must be a whole number, got ${JSON.stringify(args["list-page-size"])}`);
       const controllerMain = await io.loadController();
       return controllerMain({
         kubeconfig: args.kubeconfig, listen: args.listen, resyncSeconds: num("resync-seconds"), leaseNamespace: args["lease-namespace"],
         leaseName: args["lease-name"], identity: args.identity, addTimeoutSeconds: num("add-timeout-seconds"), logLevel: args["log-level"],
+        releaseTerminatingOnUnreadyNodes: args["release-terminating-on-unready-nodes"] === true, listPageSize: pageSize,
       });
     }
     case "install": {

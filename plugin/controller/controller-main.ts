@@ -14,6 +14,8 @@ export interface ControllerArgs {
   leaseName?: string;
   identity?: string;
   addTimeoutSeconds?: number;
+  releaseTerminatingOnUnreadyNodes?: boolean;
+  listPageSize?: number;
   logLevel?: string;
 }
 
@@ -29,12 +31,15 @@ export async function controllerMain(args: ControllerArgs): Promise<number> {
     identity: args.identity ?? `${hostname()}-${process.pid}`,
     addTimeoutMs: (args.addTimeoutSeconds ?? 30) * 1000,
     graceMarginMs: 5000,
+    releaseTerminatingOnUnreadyNodes: args.releaseTerminatingOnUnreadyNodes ?? false,
+    listPageSize: args.listPageSize ?? 500,
   };
   const controller = createController(opts, log);
   const stop = () => controller.stop();
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
-  log.info("starting", { identity: opts.identity, lease: `${opts.leaseNamespace}/${opts.leaseName}`, resyncSeconds: opts.resyncMs / 1000 });
+  log.info("starting", { identity: opts.identity, lease: `${opts.leaseNamespace}/${opts.leaseName}`, resyncSeconds: opts.resyncMs / 1000,
+    addTimeoutSeconds: opts.addTimeoutMs / 1000, listPageSize: opts.listPageSize, releaseTerminatingOnUnreadyNodes: opts.releaseTerminatingOnUnreadyNodes });
   await controller.run();
   log.info("stopped");
   return controller.failed ? 1 : 0;

@@ -1,19 +1,27 @@
 /**
  * `berth controller`: the long-running reconciler. One replica acts at a time
- * (Lease). It watches claims, pods, StatefulSets and pools, reacts to each
- * change, and runs a full scan on taking the lead and every resync interval.
- * Every release is decided twice: on what it saw, then on a live re-read.
+ * (Lease, renewed on its own timer: leader.ts). It watches claims, pods,
+ * StatefulSets, pools and nodes, reacts to each change, and runs a full scan
+ * on taking the lead and every resync interval. Every release is decided
+ * twice: on what it saw, then on a live re-read; every write checks, right
+ * before it is sent, that this replica still leads (guarded-api.ts).
  */
 import { createServer } from "node:http";
-import type { ClaimObject, EndpointObject, PodObject, StatefulSetObject } from "../kube/kube-api.ts";
+import type { ClaimObject, PodObject } from "../kube/kube-api.ts";
 import { createControllerClient } from "../kube/kube-client.ts";
 import type { Logger } from "../support/logger.ts";
-import type { ControllerApi, WatchKind } from "../kube/controller-api.ts";
-import { type Reader, judgeClaim } from "./judge-claim.ts";
-import { LeaderElector } from "./leader.ts";
+import type { ControllerApi, NodeObject, WatchKind } from "../kube/controller-api.ts";
+import { isKind } from "../support/errors.ts";
+import { faultValue } from "../support/faults.ts";
+import { halfFinishedAt } from "./claim-age.ts";
+import { guardWrites } from "./guarded-api.ts";
+import { type Reader, judgeClaim, nodeState } from "./judge-claim.ts";
+import { DEFAULT_LEADER_TIMING, LeaderElector, NotLeaderError } from "./leader.ts";
 import { Metrics } from "./metrics.ts";
 import { reconcilePool } from "./pool-reconcile.ts";
 import { releaseJudgedClaim } from "./release-claim.ts";
+import { IncompleteListError, takeSnapshot } from "./scan-snapshot.ts";
+import { slimClaim } from "./slim.ts";
 
 export interface ControllerOptions {
   kubeconfig?: string;
@@ -25,41 +33,48 @@ export interface ControllerOptions {
   identity: string;
   addTimeoutMs: number;
   graceMarginMs: number;
+  /** Release Terminating pods past their grace period on nodes that are not Ready too (off by default: kept). */
+  releaseTerminatingOnUnreadyNodes?: boolean;
+  /** Objects per LIST request of a full scan. */
+  listPageSize?: number;
 }
+
+const podKey = (ns: string | undefined, name: string) => `${ns}/${name}`;
 
 export class Controller {
   readonly metrics = new Metrics();
+  /** Every claim as last seen (slim), by name; and the claim names of each pod. */
   private readonly claims = new Map<string, ClaimObject>();
+  private readonly byPod = new Map<string, Set<string>>();
+  /** Pods being deleted (namespace/name → node), to look at again when their node becomes Ready. */
+  private readonly terminating = new Map<string, string>();
+  private readonly nodeReady = new Map<string, boolean>();
   private readonly queue = new Set<string>();
   private draining = false;
   private stopped = false;
   /** Set when the controller stopped because it could not work (exit non-zero). */
   failed = false;
-  private synced = false;
+  /** The leadership term in which a full scan listed (and judged) every claim: only then is the view complete. */
+  private syncedTerm = -1;
+  private everScanned = false;
   private readonly elector: LeaderElector;
+  /** The API for writes: each one checks leadership right before it is sent. */
+  private readonly writer: ControllerApi;
   private timers = new Set<ReturnType<typeof setTimeout>>();
+  private sleepers = new Set<() => void>();
 
   constructor(readonly api: ControllerApi, readonly opts: ControllerOptions, readonly log: Logger) {
     this.elector = new LeaderElector(api, opts.leaseNamespace, opts.leaseName, opts.identity);
+    this.writer = guardWrites(api, (what) => this.elector.check(what));
   }
 
   /** Starts everything; resolves when stop() is called. */
   async run(): Promise<void> {
     const server = this.serve();
-    for (const kind of ["claims", "pods", "statefulsets", "pools"] as WatchKind[]) void this.watchForever(kind);
-    let wasLeader = false;
-    let lastScan = 0;
-    while (!this.stopped) {
-      const leader = await this.elector.tick();
-      this.metrics.leader = leader;
-      if (leader !== wasLeader) this.log.info(leader ? "became leader" : "lost leadership", { identity: this.opts.identity });
-      if (leader && (!wasLeader || Date.now() - lastScan >= this.opts.resyncMs)) {
-        lastScan = Date.now();
-        await this.fullScan().catch((err) => this.log.error("full scan failed", { error: (err as Error).message }));
-      }
-      wasLeader = leader;
-      await this.sleep(2000);
-    }
+    for (const kind of ["claims", "pods", "statefulsets", "pools", "nodes"] as WatchKind[]) void this.watchForever(kind);
+    const lease = this.leaseLoop();
+    await this.scanLoop();
+    await lease;
     await this.elector.release();
     server.close();
   }
@@ -70,7 +85,39 @@ export class Controller {
     for (const wake of this.sleepers) wake();
   }
 
-  private sleepers = new Set<() => void>();
+  /** Renews (or tries to take) the lease every 2 s, whatever the scans are doing. */
+  private async leaseLoop(): Promise<void> {
+    let was = false;
+    while (!this.stopped) {
+      const leader = await this.elector.tick();
+      if (leader !== was) this.log.info(leader ? "became leader" : "lost leadership", { identity: this.opts.identity, term: this.elector.term });
+      was = leader;
+      await this.sleep(DEFAULT_LEADER_TIMING.retryMs);
+    }
+  }
+
+  /** Runs a full scan on each new term of leadership and every resync interval while leading. */
+  private async scanLoop(): Promise<void> {
+    let lastScan = -Infinity;
+    let scannedTerm = -1;
+    while (!this.stopped) {
+      if (this.elector.isLeader) {
+        const term = this.elector.term;
+        const since = performance.now() - lastScan;
+        // A scan whose claims list failed is retried soon: until one succeeds, nothing is complete.
+        const due = term !== scannedTerm || since >= this.opts.resyncMs || (this.syncedTerm !== term && since >= 5000);
+        if (due) {
+          lastScan = performance.now();
+          scannedTerm = term;
+          await this.fullScan(term).catch((err) => {
+            if (isKind(err, NotLeaderError)) this.log.warn("full scan stopped: no longer the leader", { identity: this.opts.identity });
+            else this.log.error("full scan failed", { error: (err as Error).message });
+          });
+        }
+      }
+      await this.sleep(250);
+    }
+  }
 
   /** Sleeps `ms`, or less when the controller is stopped. */
   private sleep(ms: number): Promise<void> {
@@ -85,8 +132,9 @@ export class Controller {
     });
   }
 
-  private later(key: string, atMs: number): void {
-    const t = setTimeout(() => (this.timers.delete(t), this.enqueue(key)), Math.max(0, atMs - Date.now()));
+  /** Looks at `key` again at `atServerMs` (the API server's clock). */
+  private later(key: string, atServerMs: number): void {
+    const t = setTimeout(() => (this.timers.delete(t), this.enqueue(key)), Math.min(2 ** 31 - 1, Math.max(0, atServerMs - this.api.serverNow())));
     this.timers.add(t);
   }
 
@@ -96,6 +144,7 @@ export class Controller {
       if (req.url === "/healthz") {
         res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
       } else if (req.url === "/metrics") {
+        this.metrics.leader = this.elector.isLeader;
         res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(this.metrics.render());
       } else {
         res.writeHead(404).end();
@@ -112,36 +161,78 @@ export class Controller {
 
   /** Keeps one watch of `kind` open, reopening it when the server ends it. */
   private async watchForever(kind: WatchKind): Promise<void> {
+    const delay = /^([a-z]+):(\d+)$/.exec(faultValue("delay-watch") ?? "");
+    if (delay && delay[1] === kind) await this.sleep(Number(delay[2]));
     while (!this.stopped) {
       await this.api.watch(kind, (type, obj) => this.onEvent(kind, type, obj)).catch(() => undefined);
       await this.sleep(1000);
     }
   }
 
+  private remember(claim: ClaimObject): void {
+    const old = this.claims.get(claim.metadata.name);
+    if (old) this.byPod.get(podKey(old.spec.podNamespace, old.spec.podName))?.delete(old.metadata.name);
+    this.claims.set(claim.metadata.name, claim);
+    const k = podKey(claim.spec.podNamespace, claim.spec.podName);
+    let names = this.byPod.get(k);
+    if (!names) this.byPod.set(k, (names = new Set()));
+    names.add(claim.metadata.name);
+  }
+
+  private forget(name: string): void {
+    const old = this.claims.get(name);
+    if (!old) return;
+    this.claims.delete(name);
+    const k = podKey(old.spec.podNamespace, old.spec.podName);
+    const names = this.byPod.get(k);
+    names?.delete(name);
+    if (names?.size === 0) this.byPod.delete(k);
+  }
+
   private onEvent(kind: WatchKind, type: string, obj: { metadata: { name: string; namespace?: string } }): void {
     const m = obj.metadata;
     if (kind === "claims") {
       const claim = obj as ClaimObject;
-      if (type === "DELETED") this.claims.delete(m.name);
+      if (type === "DELETED") this.forget(m.name);
       else {
-        if (type === "ADDED" && this.synced && !this.claims.has(m.name)) this.metrics.allocations++;
-        this.claims.set(m.name, claim);
-        // A claim not bound within the ADD timeout is a half-finished ADD: look again then. Only for
-        // claims that are new: a watch (re)opening replays every claim, and the full scans cover old ones
+        if (type === "ADDED" && this.everScanned && !this.claims.has(m.name)) this.metrics.allocations++;
+        const slim = slimClaim(claim);
+        this.remember(slim);
+        // A claim not bound within its ADD's window is a half-finished ADD: look again then (server time). Only
+        // for claims written lately: a watch (re)opening replays every claim, and the full scans cover old ones
         // (re-checking all of them live cost ~10x a full scan, measured in BENCHMARKS.md).
-        const due = Date.parse(claim.spec.claimedAt) + this.opts.addTimeoutMs + 1000;
-        if (due > Date.now() - 5000) this.later(`claim:${m.name}`, due);
+        const due = halfFinishedAt(slim, this.opts.addTimeoutMs);
+        if (due !== undefined && due + 1000 > this.api.serverNow() - 5000) this.later(`claim:${m.name}`, due + 1000);
       }
       this.enqueue(`pool:${claim.spec?.pool}`);
     } else if (kind === "pods") {
       const pod = obj as PodObject;
-      const key = `pod:${m.namespace}/${m.name}`;
-      if (type === "DELETED" || pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") this.enqueue(key);
-      else if (pod.metadata.deletionTimestamp) this.later(key, Date.parse(pod.metadata.deletionTimestamp) + this.opts.graceMarginMs + 500);
+      const key = `pod:${podKey(m.namespace, m.name)}`;
+      if (type === "DELETED") {
+        this.terminating.delete(podKey(m.namespace, m.name));
+        this.enqueue(key);
+      } else if (pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") {
+        this.enqueue(key);
+      } else if (pod.metadata.deletionTimestamp) {
+        this.terminating.set(podKey(m.namespace, m.name), pod.spec?.nodeName ?? "");
+        this.later(key, Date.parse(pod.metadata.deletionTimestamp) + this.opts.graceMarginMs + 500);
+      }
     } else if (kind === "statefulsets") {
       if (type !== "ADDED") this.enqueue(`sts:${m.namespace}/${m.name}`);
     } else if (kind === "pools") {
       this.enqueue(`pool:${m.name}`);
+    } else if (kind === "nodes") {
+      const was = this.nodeReady.get(m.name);
+      if (type === "DELETED") {
+        this.nodeReady.delete(m.name);
+        return;
+      }
+      const ready = nodeState(obj as NodeObject) === "Ready";
+      this.nodeReady.set(m.name, ready);
+      // Terminating pods kept because their node was cut off: their node is back, judge them again.
+      if (ready && was === false) {
+        for (const [pod, node] of this.terminating) if (node === m.name || node === "") this.enqueue(`pod:${pod}`);
+      }
     }
   }
 
@@ -158,73 +249,130 @@ export class Controller {
         const key = this.queue.values().next().value as string;
         this.queue.delete(key);
         if (!this.elector.isLeader) continue; // followers only watch; the next leader's full scan catches up
-        await this.handle(key).catch((err) => this.log.warn("reconcile failed; retried on the next scan", { key, error: (err as Error).message }));
+        await this.handle(key).catch((err) => {
+          if (isKind(err, NotLeaderError)) return;
+          this.log.warn("reconcile failed; retried on the next scan", { key, error: (err as Error).message });
+        });
       }
     } finally {
       this.draining = false;
     }
   }
 
+  /** Whether this replica's view of the claims is complete: it leads, and listed every claim in this term. */
+  private get synced(): boolean {
+    return this.elector.isLeader && this.syncedTerm === this.elector.term;
+  }
+
+  private claimedIn(pool: string): number {
+    let n = 0;
+    for (const c of this.claims.values()) if (c.spec.pool === pool) n++;
+    return n;
+  }
+
   private async handle(key: string): Promise<void> {
     const [kind, id] = [key.slice(0, key.indexOf(":")), key.slice(key.indexOf(":") + 1)];
-    const all = [...this.claims.values()];
     let targets: ClaimObject[] = [];
     if (kind === "claim") targets = this.claims.has(id) ? [this.claims.get(id)!] : [];
-    else if (kind === "pod") targets = all.filter((c) => `${c.spec.podNamespace}/${c.spec.podName}` === id);
-    else if (kind === "sts") targets = all.filter((c) => c.spec.statefulSet && `${c.spec.podNamespace}/${c.spec.statefulSet}` === id);
+    else if (kind === "pod") targets = [...(this.byPod.get(id) ?? [])].map((n) => this.claims.get(n)!).filter(Boolean);
+    else if (kind === "sts") targets = [...this.claims.values()].filter((c) => c.spec.statefulSet && `${c.spec.podNamespace}/${c.spec.statefulSet}` === id);
     else if (kind === "pool") {
-      await reconcilePool(this.api, id, all.filter((c) => c.spec.pool === id).length, this.log, this.metrics);
+      // Before the first full scan of this term the view is incomplete: the finalizer is only added then.
+      const synced = this.synced;
+      await reconcilePool(this.writer, id, { claimed: synced ? this.claimedIn(id) : undefined, mayRemoveFinalizer: synced }, this.log, this.metrics);
       return;
     }
     for (const c of targets) await this.judgeAndRelease(c, this.api);
   }
 
-  /** Judges on `reader`; a release verdict is confirmed on the live API server before it is carried out. */
-  private async judgeAndRelease(claim: ClaimObject, reader: Reader): Promise<void> {
-    const opts = { addTimeoutMs: this.opts.addTimeoutMs, graceMarginMs: this.opts.graceMarginMs, now: Date.now() };
+  /** Judges on `reader`; a release verdict is confirmed on the live API server before it is carried out. Returns whether it released. */
+  private async judgeAndRelease(claim: ClaimObject, reader: Reader): Promise<boolean> {
+    const opts = {
+      addTimeoutMs: this.opts.addTimeoutMs, graceMarginMs: this.opts.graceMarginMs,
+      releaseTerminatingOnUnreadyNodes: this.opts.releaseTerminatingOnUnreadyNodes ?? false, now: this.api.serverNow(),
+    };
     const first = await judgeClaim(reader, claim, opts);
-    if (!first.release) return;
+    if (!first.release) return false;
     const live = await this.api.getClaim(claim.metadata.name);
-    if (!live) return;
-    const verdict = reader === this.api && live.metadata.resourceVersion === claim.metadata.resourceVersion ? first : await judgeClaim(this.api, live, { ...opts, now: Date.now() });
-    if (!verdict.release) return;
-    if (await releaseJudgedClaim(this.api, live, verdict, this.log, this.metrics)) {
-      this.claims.delete(live.metadata.name);
+    if (!live) return false;
+    const verdict = reader === this.api && live.metadata.resourceVersion === claim.metadata.resourceVersion
+      ? first
+      : await judgeClaim(this.api, live, { ...opts, now: this.api.serverNow() });
+    if (!verdict.release) return false;
+    if (await releaseJudgedClaim(this.writer, live, verdict, this.log, this.metrics)) {
+      this.forget(live.metadata.name);
       this.enqueue(`pool:${live.spec.pool}`);
+      return true;
     }
+    return false;
   }
 
-  /** Judges every claim on one consistent set of lists, then reconciles every pool. */
-  async fullScan(): Promise<void> {
+  /**
+   * Judges every claim on one set of paged lists, then reconciles every pool.
+   * Stops (NotLeaderError) as soon as this replica no longer leads in `term`.
+   */
+  async fullScan(term: number): Promise<void> {
     const t0 = performance.now();
-    const [claims, pods, sets, endpoints, pools] = await Promise.all([
-      this.api.listAllClaims(), this.api.listAllPods(), this.api.listAllStatefulSets(), this.api.listAllEndpoints(), this.api.listPools(),
-    ]);
-    this.claims.clear();
-    for (const c of claims) this.claims.set(c.metadata.name, c);
-    this.synced = true;
-    const key = (o: { metadata: { namespace?: string; name: string } }) => `${o.metadata.namespace}/${o.metadata.name}`;
-    const podMap = new Map(pods.map((p) => [key(p), p]));
-    const stsMap = new Map(sets.map((s) => [key(s), s]));
-    const epMap = new Map(endpoints.map((e) => [key(e), e]));
-    const snapshot: Reader = {
-      getPod: async (ns, name) => podMap.get(`${ns}/${name}`),
-      getStatefulSet: async (ns, name) => stsMap.get(`${ns}/${name}`) as StatefulSetObject | undefined,
-      getEndpoint: async (ns, name) => epMap.get(`${ns}/${name}`) as EndpointObject | undefined,
-    };
-    for (const c of claims) {
-      await this.judgeAndRelease(c, snapshot).catch((err) => this.log.warn("reconcile failed", { claim: c.metadata.name, error: (err as Error).message }));
+    const pageSize = this.opts.listPageSize ?? 500;
+    const snap = await takeSnapshot(this.api, pageSize);
+    for (const [kind, n] of snap.requests) this.metrics.listed(kind, n);
+    for (const [kind, err] of snap.failed) {
+      this.metrics.listed(kind, undefined);
+      this.log.warn("full scan: list failed; what needs it waits for the next scan", { kind, error: err.message });
     }
+    this.elector.check("full scan", term);
+    const first = !this.everScanned;
+    if (snap.claims) {
+      this.claims.clear();
+      this.byPod.clear();
+      for (const c of snap.claims) this.remember(c);
+      this.everScanned = true;
+    }
+    let released = 0;
+    let undecided = 0;
+    let judged = 0;
+    for (const c of snap.claims ?? []) {
+      if (this.stopped) return;
+      this.elector.check("full scan", term);
+      try {
+        if (await this.judgeAndRelease(c, snap.reader)) released++;
+      } catch (err) {
+        if (isKind(err, NotLeaderError)) throw err;
+        if (isKind(err, IncompleteListError)) undecided++;
+        else this.log.warn("reconcile failed", { claim: c.metadata.name, error: (err as Error).message });
+      }
+      if (first && ++judged === 1) await this.pauseForTests();
+    }
+    // Every claim was listed and judged in this term: the view is complete (finalizers may go, on a fresh read).
+    if (snap.claims) this.syncedTerm = term;
     const counts = new Map<string, number>();
     for (const c of this.claims.values()) counts.set(c.spec.pool, (counts.get(c.spec.pool) ?? 0) + 1);
-    for (const p of pools) {
-      await reconcilePool(this.api, p.metadata.name, counts.get(p.metadata.name) ?? 0, this.log, this.metrics)
-        .catch((err) => this.log.warn("pool reconcile failed", { pool: p.metadata.name, error: (err as Error).message }));
+    for (const p of snap.pools ?? []) {
+      this.elector.check("full scan", term);
+      const name = p.metadata.name;
+      await reconcilePool(this.writer, name, { claimed: snap.claims ? (counts.get(name) ?? 0) : undefined, mayRemoveFinalizer: this.synced }, this.log, this.metrics)
+        .catch((err) => {
+          if (isKind(err, NotLeaderError)) throw err;
+          this.log.warn("pool reconcile failed", { pool: name, error: (err as Error).message });
+        });
     }
     this.metrics.claims = this.claims.size;
     const seconds = (performance.now() - t0) / 1000;
     this.metrics.reconciled(seconds);
-    this.log.info("full scan done", { claims: claims.length, released: claims.length - this.claims.size, seconds: seconds.toFixed(3) });
+    const listRequests = [...snap.requests.values()].reduce((a, b) => a + b, 0);
+    this.log.info("full scan done", {
+      claims: snap.claims?.length ?? "unknown", released, undecided, incomplete: snap.failed.size ? [...snap.failed.keys()].join(",") : undefined,
+      listRequests, seconds: seconds.toFixed(3),
+    });
+  }
+
+  /** BERTH_FAULT=pause-scan=SECONDS: the first full scan stops that long after judging its first claim. */
+  private async pauseForTests(): Promise<void> {
+    const seconds = Number(faultValue("pause-scan"));
+    if (!(seconds > 0)) return;
+    this.log.warn("full scan paused (BERTH_FAULT=pause-scan)", { seconds });
+    await this.sleep(seconds * 1000);
+    this.log.warn("full scan resumes (BERTH_FAULT=pause-scan)", {});
   }
 }
 

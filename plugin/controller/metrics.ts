@@ -7,6 +7,14 @@ export class Metrics {
   private pools = new Map<string, { size: number; allocated: number }>();
   reconcileSeconds = { sum: 0, count: 0, last: 0 };
   claims = 0;
+  private listRequests = new Map<string, number>();
+  private listFailures = new Map<string, number>();
+
+  /** A full scan LISTed `kind` in `requests` pages, or (requests undefined) failed to. */
+  listed(kind: string, requests: number | undefined): void {
+    if (requests === undefined) this.listFailures.set(kind, (this.listFailures.get(kind) ?? 0) + 1);
+    else this.listRequests.set(kind, (this.listRequests.get(kind) ?? 0) + requests);
+  }
 
   released(reason: string): void {
     this.releases.set(reason, (this.releases.get(reason) ?? 0) + 1);
@@ -47,6 +55,12 @@ export class Metrics {
       "# HELP berth_pool_allocated Addresses of a pool that are claimed.",
       "# TYPE berth_pool_allocated gauge",
       ...[...this.pools].map(([p, v]) => `berth_pool_allocated{pool="${esc(p)}"} ${v.allocated}`),
+      "# HELP berth_list_requests_total LIST requests (pages) of full scans, by kind.",
+      "# TYPE berth_list_requests_total counter",
+      ...[...this.listRequests].map(([k, n]) => `berth_list_requests_total{kind="${esc(k)}"} ${n}`),
+      "# HELP berth_list_failures_total Full scans whose LIST of a kind failed (the claims needing it were left for the next scan).",
+      "# TYPE berth_list_failures_total counter",
+      ...[...this.listFailures].map(([k, n]) => `berth_list_failures_total{kind="${esc(k)}"} ${n}`),
       "# HELP berth_reconcile_duration_seconds Time of a full reconcile pass.",
       "# TYPE berth_reconcile_duration_seconds summary",
       `berth_reconcile_duration_seconds_sum ${this.reconcileSeconds.sum}`,

@@ -8,8 +8,23 @@ import type { Logger } from "../support/logger.ts";
 import type { ControllerApi } from "../kube/controller-api.ts";
 import type { Metrics } from "./metrics.ts";
 
-/** `claimed`: how many claims name this pool, from the controller's fresh view. */
-export async function reconcilePool(api: ControllerApi, name: string, claimed: number, log: Logger, metrics: Metrics): Promise<void> {
+export interface PoolView {
+  /**
+   * How many claims name this pool in the controller's view; undefined when
+   * that view is not complete (before the first full scan of this term, or a
+   * scan whose claims list failed): then only the finalizer is added.
+   */
+  claimed: number | undefined;
+  /**
+   * Whether a deleting pool may lose its finalizer: only on complete data
+   * (the first full scan of this leadership term has listed every claim).
+   * Even then it goes only if a fresh read of the pool's claims finds none.
+   */
+  mayRemoveFinalizer: boolean;
+}
+
+/** Adds the finalizer, removes it from a deleted pool that is empty, writes the counts. */
+export async function reconcilePool(api: ControllerApi, name: string, view: PoolView, log: Logger, metrics: Metrics): Promise<void> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const pool = await api.getPool(name);
     if (!pool) {
@@ -17,7 +32,9 @@ export async function reconcilePool(api: ControllerApi, name: string, claimed: n
       return;
     }
     try {
-      if (await finalize(api, pool, claimed, log)) continue; // metadata changed: read again for the status write
+      if (await finalize(api, pool, view, log)) continue; // metadata changed: read again for the status write
+      const claimed = view.claimed;
+      if (claimed === undefined) return;
       let total: number;
       let family: number;
       try {
@@ -41,18 +58,26 @@ export async function reconcilePool(api: ControllerApi, name: string, claimed: n
 }
 
 /** Adds the finalizer to a live pool, removes it from a deleted one that is empty. Returns whether it wrote. */
-async function finalize(api: ControllerApi, pool: PoolObject, claimed: number, log: Logger): Promise<boolean> {
+async function finalize(api: ControllerApi, pool: PoolObject, view: PoolView, log: Logger): Promise<boolean> {
   const fin = pool.metadata.finalizers ?? [];
   const has = fin.includes(POOL_FINALIZER);
+  const name = pool.metadata.name;
   if (!pool.metadata.deletionTimestamp && !has) {
     await api.setPoolFinalizers(pool, [...fin, POOL_FINALIZER]);
     return true;
   }
-  if (pool.metadata.deletionTimestamp && has && claimed === 0) {
-    await api.setPoolFinalizers(pool, fin.filter((f) => f !== POOL_FINALIZER));
-    log.info("pool deleted: no address claimed any more", { pool: pool.metadata.name });
-    return true;
+  if (!pool.metadata.deletionTimestamp || !has) return false;
+  if (view.claimed === 0 && view.mayRemoveFinalizer) {
+    // Confirmed on a fresh, consistent read of the pool's claims, not only on memory.
+    const live = await api.listClaims(name, true);
+    if (live.length === 0) {
+      await api.setPoolFinalizers(pool, fin.filter((f) => f !== POOL_FINALIZER));
+      log.info("pool deleted: no address claimed any more", { pool: name });
+      return true;
+    }
+    log.info("pool deletion waits for its addresses", { pool: name, claimed: live.length });
+    return false;
   }
-  if (pool.metadata.deletionTimestamp && has) log.info("pool deletion waits for its addresses", { pool: pool.metadata.name, claimed });
+  log.info("pool deletion waits for its addresses", { pool: name, claimed: view.claimed ?? "unknown (not every claim listed yet)" });
   return false;
 }

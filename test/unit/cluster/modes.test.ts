@@ -100,7 +100,13 @@ t("the controller's judgement: runs, replaced, terminated, half-finished", async
   assert.equal(await judgeClaim(k, claim, opts), { release: false, reason: "pod runs" });
   k.pods.get("default/web")!.metadata.deletionTimestamp = new Date(Date.now() + 20_000).toISOString();
   assert.not.ok((await judgeClaim(k, claim, opts)).release, "terminating within its grace period: still in use");
-  assert.is((await judgeClaim(k, claim, { ...opts, now: Date.now() + 60_000 })).release, true, "past the grace period");
+  // Past the grace period: released only when its node is Ready (the pod may still run on a node cut off).
+  assert.equal(await judgeClaim(k, claim, { ...opts, now: Date.now() + 60_000 }), { release: false, reason: "terminating on node node1, which is not found: it may still run there" });
+  k.nodes.set("node1", { metadata: { name: "node1" }, status: { conditions: [{ type: "Ready", status: "Unknown" }] } } as never);
+  assert.not.ok((await judgeClaim(k, claim, { ...opts, now: Date.now() + 60_000 })).release, "past the grace period on a node whose Ready is Unknown: kept");
+  assert.is((await judgeClaim(k, claim, { ...opts, now: Date.now() + 60_000, releaseTerminatingOnUnreadyNodes: true })).release, true, "unless --release-terminating-on-unready-nodes");
+  k.nodes.set("node1", { metadata: { name: "node1" }, status: { conditions: [{ type: "Ready", status: "True" }] } } as never);
+  assert.is((await judgeClaim(k, claim, { ...opts, now: Date.now() + 60_000 })).release, true, "past the grace period on a Ready node");
   k.pods.get("default/web")!.metadata.deletionTimestamp = undefined;
   k.pods.get("default/web")!.status = { phase: "Succeeded" };
   const done = await judgeClaim(k, claim, opts);
@@ -109,11 +115,18 @@ t("the controller's judgement: runs, replaced, terminated, half-finished", async
   k.addPod("default", "web");
   const replaced = await judgeClaim(k, claim, opts);
   assert.is(replaced.release && replaced.reason, "pod-replaced");
-  // A claim never bound to an endpoint: in progress, then half-finished.
+  // A claim never bound to an endpoint: in progress until max(ADD timeout, its recorded deadline) after its
+  // last write by the server's clock (creation, managedFields), then half-finished; claimedAt (the node's clock) is ignored.
   k.endpoints.clear();
-  assert.equal(await judgeClaim(k, claim, opts), { release: false, reason: "ADD in progress" });
-  const late = await judgeClaim(k, claim, { ...opts, now: Date.now() + 31_000 });
+  const written = Date.parse("2026-12-01T10:00:00Z");
+  const unbound = { ...claim, metadata: { ...claim.metadata, creationTimestamp: "2026-12-01T09:00:00Z", managedFields: [{ manager: "berth", time: "2026-12-01T10:00:00Z" }] },
+    spec: { ...claim.spec, claimedAt: "2026-12-01T08:00:00Z", addDeadlineSeconds: 45 } };
+  assert.equal(await judgeClaim(k, unbound, { ...opts, now: written + 44_000 }), { release: false, reason: "ADD in progress" });
+  const late = await judgeClaim(k, unbound, { ...opts, now: written + 47_000 });
   assert.is(late.release && late.reason, "half-finished-add");
+  const { addDeadlineSeconds: _, ...legacySpec } = unbound.spec;
+  assert.equal(await judgeClaim(k, { ...unbound, spec: legacySpec }, { ...opts, now: written + 600_000 }), { release: false, reason: "ADD in progress" }, "no recorded deadline (0.3 plugin): 615 s");
+  assert.is((await judgeClaim(k, { ...unbound, spec: legacySpec }, { ...opts, now: written + 617_000 })).release, true);
 });
 
 t.run();

@@ -1,0 +1,106 @@
+/**
+ * The data of one full scan: every claim, and of the pods, StatefulSets,
+ * endpoints and nodes only what those claims need, each LISTed in pages
+ * (`--list-page-size`) and kept slim (slim.ts), so neither a request nor the
+ * memory grows with the whole cluster in one piece. A list that fails voids
+ * only the judgements that need it: the Reader throws IncompleteListError
+ * for that kind, and the scan judges every claim it still can.
+ */
+import type { ControllerApi, NodeObject } from "../kube/controller-api.ts";
+import type { ClaimObject, EndpointObject, PodObject, PoolObject, StatefulSetObject } from "../kube/kube-api.ts";
+import { brand } from "../support/errors.ts";
+import { faultValue } from "../support/faults.ts";
+import type { Reader } from "./judge-claim.ts";
+import { slimClaim, slimEndpoint, slimNode, slimPod, slimStatefulSet } from "./slim.ts";
+
+export type ListKind = "claims" | "pods" | "statefulsets" | "endpoints" | "nodes" | "pools";
+
+/** A judgement needed a list that failed in this scan. */
+export class IncompleteListError extends Error {
+  static readonly brand = "IncompleteListError";
+  constructor(readonly kind: ListKind) {
+    super(`the ${kind} list of this scan failed`);
+    brand(this, IncompleteListError.brand);
+  }
+}
+
+export interface Snapshot {
+  /** Every claim (slim); undefined when the claims list failed. */
+  claims: ClaimObject[] | undefined;
+  pools: PoolObject[] | undefined;
+  /** Reads the lists; throws IncompleteListError for a kind whose list failed. */
+  reader: Reader;
+  /** Kinds whose list failed, with the error. */
+  failed: Map<ListKind, Error>;
+  /** LIST requests per kind. */
+  requests: Map<ListKind, number>;
+}
+
+const key = (ns: string | undefined, name: string) => `${ns}/${name}`;
+
+/** Fails the list when the test suite asks (BERTH_FAULT=fail-list=pods+nodes). */
+function injected(kind: ListKind): void {
+  const kinds = faultValue("fail-list")?.split("+") ?? [];
+  if (kinds.includes(kind)) throw new Error(`injected failure (BERTH_FAULT=fail-list=${kinds.join("+")})`);
+}
+
+export async function takeSnapshot(api: ControllerApi, pageSize: number): Promise<Snapshot> {
+  const failed = new Map<ListKind, Error>();
+  const requests = new Map<ListKind, number>();
+  const list = async (kind: ListKind, run: () => Promise<number>): Promise<boolean> => {
+    try {
+      injected(kind);
+      requests.set(kind, await run());
+      return true;
+    } catch (err) {
+      failed.set(kind, err as Error);
+      return false;
+    }
+  };
+
+  let claims: ClaimObject[] | undefined = [];
+  if (!(await list("claims", () => api.listAllClaims(pageSize, (page) => {
+    for (const c of page) claims!.push(slimClaim(c));
+  })))) claims = undefined;
+
+  // What the claims need: their pods (and endpoints, named as the pods), their StatefulSets.
+  const podKeys = new Set<string>();
+  const stsKeys = new Set<string>();
+  for (const c of claims ?? []) {
+    podKeys.add(key(c.spec.podNamespace, c.spec.podName));
+    if (c.spec.statefulSet) stsKeys.add(key(c.spec.podNamespace, c.spec.statefulSet));
+  }
+  const pods = new Map<string, PodObject>();
+  const sets = new Map<string, StatefulSetObject>();
+  const endpoints = new Map<string, EndpointObject>();
+  const nodes = new Map<string, NodeObject>();
+  let pools: PoolObject[] | undefined;
+  const wanted = <T extends { metadata: { namespace?: string; name: string } }>(keys: Set<string>, into: Map<string, T>, slim: (o: T) => T) => (page: T[]) => {
+    for (const o of page) {
+      const k = key(o.metadata.namespace, o.metadata.name);
+      if (keys.has(k)) into.set(k, slim(o));
+    }
+  };
+  await Promise.all([
+    claims ? list("pods", () => api.listAllPods(pageSize, wanted(podKeys, pods, slimPod))) : undefined,
+    claims ? list("statefulsets", () => api.listAllStatefulSets(pageSize, wanted(stsKeys, sets, slimStatefulSet))) : undefined,
+    claims ? list("endpoints", () => api.listAllEndpoints(pageSize, wanted(podKeys, endpoints, slimEndpoint))) : undefined,
+    claims ? list("nodes", () => api.listAllNodes(pageSize, (page) => {
+      for (const n of page) nodes.set(n.metadata.name, slimNode(n));
+    })) : undefined,
+    list("pools", async () => {
+      pools = await api.listPools();
+      return 1;
+    }),
+  ]);
+
+  const from = <T>(kind: ListKind, map: Map<string, T>, k: string): Promise<T | undefined> =>
+    failed.has(kind) ? Promise.reject(new IncompleteListError(kind)) : Promise.resolve(map.get(k));
+  const reader: Reader = {
+    getPod: (ns, name) => from("pods", pods, key(ns, name)),
+    getStatefulSet: (ns, name) => from("statefulsets", sets, key(ns, name)),
+    getEndpoint: (ns, name) => from("endpoints", endpoints, key(ns, name)),
+    getNode: (name) => from("nodes", nodes, name),
+  };
+  return { claims, pools, reader, failed, requests };
+}

@@ -1,0 +1,119 @@
+/** The controller's clocks and leadership, on fakes: server-time ages, the lease as client-go keeps it, writes guarded. */
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import type { ControllerApi, LeaseObject } from "../../plugin/kube/controller-api.ts";
+import { KubeConflictError } from "../../plugin/kube/kube-errors.ts";
+import { ServerClock } from "../../plugin/kube/kube-request.ts";
+import { LEGACY_ADD_DEADLINE_SECONDS, addWindowMs, lastWriteMs } from "../../plugin/controller/claim-age.ts";
+import { guardWrites } from "../../plugin/controller/guarded-api.ts";
+import { LeaderElector, NotLeaderError } from "../../plugin/controller/leader.ts";
+import { slimClaim } from "../../plugin/controller/slim.ts";
+import { isKind } from "../../plugin/support/errors.ts";
+import type { ClaimObject } from "../../plugin/kube/kube-api.ts";
+
+const t = suite("controller");
+
+const claim = (meta: Partial<ClaimObject["metadata"]>, spec: Partial<ClaimObject["spec"]> = {}): ClaimObject => ({
+  metadata: { name: "v4-10-0-0-1", ...meta },
+  spec: { address: "10.0.0.1", ipVersion: 4, pool: "p", podNamespace: "ns", podName: "a", podUID: "u", containerID: "c", interface: "eth0", node: "n", claimedAt: "2000-01-01T00:00:00Z", ...spec },
+});
+
+t("a claim's age: the latest server-set time (creation, managedFields) plus a second; never claimedAt", () => {
+  const c = claim({ creationTimestamp: "2026-12-01T10:00:00Z", managedFields: [{ time: "2026-12-01T10:05:00Z" }, { time: "2026-12-01T10:01:00Z" }] });
+  assert.is(lastWriteMs(c), Date.parse("2026-12-01T10:05:01Z"));
+  assert.is(lastWriteMs(claim({})), undefined, "no server time: unknown");
+  assert.is(lastWriteMs(slimClaim(c)), lastWriteMs(c), "the slim copy keeps it");
+  assert.is(slimClaim(c).metadata.managedFields!.length, 1);
+  assert.is(addWindowMs(claim({}, { addDeadlineSeconds: 20 }), 2000), 20_000);
+  assert.is(addWindowMs(claim({}, { addDeadlineSeconds: 20 }), 30_000), 30_000, "never shorter than --add-timeout-seconds");
+  assert.is(addWindowMs(claim({}), 2000), LEGACY_ADD_DEADLINE_SECONDS * 1000, "a 0.3 claim: 615 s");
+});
+
+t("the server clock: the largest lower bound from Date headers, never ahead of the server", () => {
+  const clock = new ServerClock();
+  assert.not.ok(clock.known);
+  // The server is 1 h ahead; its Date header truncates to the second.
+  const ahead = 3_600_000;
+  const mono = performance.now();
+  const serverAt = (m: number) => Date.now() + ahead + (m - performance.now());
+  clock.observe(new Date(Math.floor(serverAt(mono) / 1000) * 1000).toUTCString(), mono);
+  assert.ok(clock.known);
+  const est = clock.now();
+  const truth = serverAt(performance.now());
+  assert.ok(est <= truth + 5 && est > truth - 1100, `estimate ${est - truth} ms off`);
+  clock.observe("not a date", performance.now());
+  assert.ok(clock.now() >= est, "a bad header changes nothing");
+});
+
+/** A Lease on a fake API server, with a settable monotonic clock per replica. */
+function leaseServer() {
+  let lease: LeaseObject | undefined;
+  let rv = 0;
+  const api = {
+    getLease: async () => (lease ? structuredClone(lease) : undefined),
+    createLease: async (l: LeaseObject) => {
+      if (lease) throw new KubeConflictError("exists");
+      lease = { ...structuredClone(l), metadata: { ...l.metadata, resourceVersion: String(++rv) } };
+      return structuredClone(lease);
+    },
+    updateLease: async (l: LeaseObject) => {
+      if (!lease || l.metadata.resourceVersion !== lease.metadata.resourceVersion) throw new KubeConflictError("stale");
+      lease = { ...structuredClone(l), metadata: { ...l.metadata, resourceVersion: String(++rv) } };
+      return structuredClone(lease);
+    },
+  } as unknown as ControllerApi;
+  return { api, lease: () => lease, set: (l: LeaseObject) => (lease = { ...l, metadata: { ...l.metadata, resourceVersion: String(++rv) } }) };
+}
+
+t("leadership: a standby waits a lease duration from when it saw the last change, whatever renewTime says", async () => {
+  const s = leaseServer();
+  let now = 0;
+  const b = new LeaderElector(s.api, "kube-system", "l", "b", undefined, () => now);
+  // A holder whose clock is an hour behind keeps renewing: renewTime looks ancient, but the lease changes.
+  const ghost = (renew: string) => s.set({ metadata: { name: "l", namespace: "kube-system", resourceVersion: s.lease()?.metadata.resourceVersion }, spec: { holderIdentity: "ghost", leaseDurationSeconds: 8, renewTime: renew } });
+  ghost("2000-01-01T00:00:00.000000Z");
+  assert.not.ok(await b.tick(), "does not take a lease it has just seen change");
+  for (let i = 1; i <= 5; i++) {
+    now += 2000;
+    ghost(`2000-01-01T00:00:0${i}.000000Z`);
+    assert.not.ok(await b.tick(), `renewed by the holder: still the holder's (${now} ms)`);
+  }
+  now += 7000;
+  assert.not.ok(await b.tick(), "7 s without a change: not yet");
+  now += 1500;
+  assert.ok(await b.tick(), "8 s without a change: taken");
+  assert.is(s.lease()!.spec.holderIdentity, "b");
+  assert.is(s.lease()!.spec.leaseTransitions, 1);
+});
+
+t("leadership: the holder leads only until renewDeadline after its last renewal; every guarded write checks", async () => {
+  const s = leaseServer();
+  let now = 0;
+  const a = new LeaderElector(s.api, "kube-system", "l", "a", undefined, () => now);
+  assert.ok(await a.tick());
+  const term = a.term;
+  const sent: string[] = [];
+  const api = guardWrites({ deleteClaim: async () => (sent.push("deleteClaim"), true), getClaim: async () => undefined } as unknown as ControllerApi, (w) => a.check(w));
+  await api.deleteClaim("x", "u");
+  assert.equal(sent, ["deleteClaim"]);
+  now += 4900;
+  assert.ok(a.isLeader);
+  now += 200;
+  assert.not.ok(a.isLeader, "5 s without a renewal: stops acting, before a standby (8 s) may take over");
+  try {
+    await api.deleteClaim("x", "u");
+    assert.unreachable("sent while not leading");
+  } catch (err) {
+    assert.ok(isKind(err, NotLeaderError), String(err));
+  }
+  assert.equal(sent, ["deleteClaim"], "nothing sent");
+  assert.is(await api.getClaim("x"), undefined, "reads pass");
+  assert.ok(await a.tick(), "renewed: leads again (nobody took over)");
+  assert.ok(a.term > term, "in a new term: what it was doing before the gap is void");
+  // Someone else takes the lease meanwhile: lost at the next round.
+  s.set({ metadata: { name: "l", namespace: "kube-system", resourceVersion: s.lease()!.metadata.resourceVersion }, spec: { holderIdentity: "b", leaseDurationSeconds: 8 } });
+  assert.not.ok(await a.tick());
+  assert.not.ok(a.isLeader);
+});
+
+t.run();
