@@ -63,6 +63,10 @@ test("the ServiceAccounts the workloads use exist in fixtures/rbac.yaml and are 
   const args: string[] = controller.spec.template.spec.containers[0].args;
   assert.not.ok(args.some((a) => a.startsWith("--lease-name") || a.startsWith("--lease-namespace")), "the default Lease kube-system/berth-controller");
   assert.ok(leader.rules.some((r: any) => r.resourceNames?.includes("berth-controller") && r.verbs.includes("update")));
+  // It reads node readiness (Terminating pods on nodes that are not Ready keep their addresses).
+  const role = rbac.find((o) => o.kind === "ClusterRole" && o.metadata.name === "berth-controller");
+  const nodes = role.rules.find((r: any) => r.apiGroups.includes("") && r.resources.includes("nodes"));
+  assert.equal(nodes?.verbs, ["get", "list", "watch"], "the controller may get, list and watch nodes");
 });
 
 test("the DaemonSet runs berth install on every node with the host directories where install writes by default", () => {
