@@ -8,6 +8,12 @@
 #   bash scripts/testenv.sh restart-apiserver  # stop kube-apiserver only, start it
 #                                          # again with the same flags, wait for /readyz
 #
+# There is no kubelet: a heartbeat process (started by `up`, stopped by
+# `down`) sets each node's Ready condition to True with a fresh
+# lastHeartbeatTime every 10 s, as a kubelet would. A test makes a node not
+# Ready by listing its name in $DIR/heartbeat-paused (one per line; the
+# heartbeat skips it) and patching its Ready condition itself.
+#
 # Environment:
 #   BERTH_TESTENV_DIR   state directory (default /tmp/berth-testenv)
 #   BERTH_TESTENV_PORT  apiserver port (default 6443, or a free one if taken)
@@ -100,6 +106,52 @@ admin_curl() { # admin_curl PATH [curl args...]
   curl -sS --max-time 5 --cacert "$DIR/pki/ca.crt" \
     -H "Authorization: Bearer $(<"$DIR/admin.token")" "$@" \
     "https://127.0.0.1:$APISERVER_PORT$path"
+}
+
+# ---------------------------------------------------------------- heartbeat
+
+HEARTBEAT_SECONDS=10
+
+# beat NODE FIRST: Ready=True with a fresh lastHeartbeatTime (and lastTransitionTime when FIRST=1).
+beat() {
+  local now transition=""
+  now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  [[ $2 == 1 ]] && transition=",\"lastTransitionTime\":\"$now\""
+  admin_curl "/api/v1/nodes/$1/status" -o /dev/null -w '%{http_code}' -X PATCH \
+    -H 'Content-Type: application/strategic-merge-patch+json' \
+    --data "{\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\",\"message\":\"berth testenv heartbeat\",\"lastHeartbeatTime\":\"$now\"$transition}]}}" 2>/dev/null
+}
+
+# The heartbeat process: runs until the control plane's state dir is gone or it is stopped.
+heartbeat_loop() {
+  load_env || die "heartbeat: no $DIR/env"
+  declare -A beating=()
+  local n code
+  while [[ -f $DIR/env ]]; do
+    for n in node1 node2 node3; do
+      if [[ -f $DIR/heartbeat-paused ]] && grep -qx "$n" "$DIR/heartbeat-paused"; then
+        beating[$n]=0
+        continue
+      fi
+      code=$(beat "$n" "$([[ ${beating[$n]:-0} == 1 ]] && echo 0 || echo 1)") || code=000
+      if [[ $code == 200 ]]; then beating[$n]=1; else beating[$n]=0; fi
+    done
+    sleep "$HEARTBEAT_SECONDS"
+  done
+}
+
+start_heartbeat() {
+  pid_alive heartbeat && return 0
+  start_proc heartbeat env BERTH_TESTENV_DIR="$DIR" bash "$ROOT/scripts/testenv.sh" heartbeat
+  # The first beat makes the nodes Ready before anyone uses them.
+  local deadline=$((SECONDS + 15)) n
+  for n in node1 node2 node3; do
+    until [[ $(admin_curl "/api/v1/nodes/$n" 2>/dev/null | grep -c '"lastHeartbeatTime"') -gt 0 ]]; do
+      pid_alive heartbeat || fail_with_log heartbeat "the node heartbeat exited"
+      ((SECONDS < deadline)) || fail_with_log heartbeat "node $n not Ready after 15s"
+      sleep 0.25
+    done
+  done
 }
 
 healthy() {
@@ -257,6 +309,7 @@ up() {
     kc wait --for condition=Established --timeout 30s -f "$ROOT/fixtures/crds/" >&2
     rm -rf "$DIR/kube-cache"
     [[ -f $DIR/controller.kubeconfig ]] || sa_kubeconfig berth-controller "$DIR/controller.kubeconfig"
+    start_heartbeat
     print_env
     return 0
   fi
@@ -373,7 +426,7 @@ EOF
     sleep 0.5
   done
 
-  # Nodes for tests to bind pods to (no kubelet: they never report status).
+  # Nodes for tests to bind pods to (no kubelet: the heartbeat below reports them Ready).
   local n
   for n in node1 node2 node3; do
     kc apply -f - >&2 <<EOF || fail_with_log kube-apiserver "creating node $n failed"
@@ -387,6 +440,7 @@ metadata:
     kubernetes.io/arch: amd64
 EOF
   done
+  start_heartbeat
 
   touch "$DIR/ready"
   log "up in $((SECONDS - t0))s ($DIR)"
@@ -394,6 +448,7 @@ EOF
 }
 
 stop_all() {
+  stop_proc heartbeat
   stop_proc kube-controller-manager
   stop_proc kube-apiserver
   stop_proc etcd
@@ -419,7 +474,7 @@ status() {
     return 0
   fi
   local n
-  for n in etcd kube-apiserver kube-controller-manager; do
+  for n in etcd kube-apiserver kube-controller-manager heartbeat; do
     if pid_alive "$n"; then log "$n: running (pid $(<"$DIR/$n.pid"))"; else log "$n: not running"; fi
   done
   log "not healthy ($DIR)"
@@ -450,6 +505,7 @@ case ${1:-} in
   down) with_lock down ;;
   status) status ;;
   restart-apiserver) with_lock restart_apiserver ;;
+  heartbeat) heartbeat_loop ;;
   *)
     echo "usage: $0 up|down|status|restart-apiserver" >&2
     exit 2
