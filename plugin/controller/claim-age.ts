@@ -14,10 +14,17 @@ export const LEGACY_ADD_DEADLINE_SECONDS = 615;
 /**
  * The claim's last write, by the server's clock (ms since the epoch): the
  * latest of `metadata.creationTimestamp` and `metadata.managedFields[].time`,
- * both set by the API server (a claim re-taken by a new sandbox is an
- * update, which moves its manager's time). Those times have whole seconds,
- * truncated, so one second is added: an age is never overstated. Undefined
- * when the object carries neither.
+ * both set by the API server. Those times have whole seconds, truncated, so
+ * one second is added: an age is never overstated. Undefined when the
+ * object carries neither.
+ *
+ * A claim never changed since its creation (`metadata.generation` 1) was
+ * last written at its creation, exactly. A claim re-taken by a new sandbox
+ * (an update, generation 2 and up) may have been written later than any of
+ * those times: a manager's time moves only when it takes fields it did not
+ * own (Kubernetes 1.20), and the plugin updates its own fields. The
+ * controller adds, in its own copies, the time it first saw that generation
+ * (`withObservation`): later than the write, so never an overstated age.
  */
 export function lastWriteMs(claim: ClaimObject): number | undefined {
   let latest: number | undefined;
@@ -39,4 +46,13 @@ export function addWindowMs(claim: ClaimObject, addTimeoutMs: number): number {
 export function halfFinishedAt(claim: ClaimObject, addTimeoutMs: number): number | undefined {
   const written = lastWriteMs(claim);
   return written === undefined ? undefined : written + addWindowMs(claim, addTimeoutMs);
+}
+
+/** The managedFields entry the controller adds to its own copies of a claim (never sent to the server). */
+export const OBSERVED_MANAGER = "berth-controller/observed";
+
+/** A copy of `claim` whose last write is at least `atMs` (server time the controller first saw this generation). */
+export function withObservation(claim: ClaimObject, atMs: number): ClaimObject {
+  const fields = (claim.metadata.managedFields ?? []).filter((f) => f.manager !== OBSERVED_MANAGER);
+  return { ...claim, metadata: { ...claim.metadata, managedFields: [...fields, { manager: OBSERVED_MANAGER, time: new Date(atMs).toISOString() }] } };
 }

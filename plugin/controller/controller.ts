@@ -13,7 +13,7 @@ import type { Logger } from "../support/logger.ts";
 import type { ControllerApi, NodeObject, WatchKind } from "../kube/controller-api.ts";
 import { isKind } from "../support/errors.ts";
 import { faultValue } from "../support/faults.ts";
-import { halfFinishedAt } from "./claim-age.ts";
+import { halfFinishedAt, withObservation } from "./claim-age.ts";
 import { guardWrites } from "./guarded-api.ts";
 import { type Reader, judgeClaim, nodeState } from "./judge-claim.ts";
 import { DEFAULT_LEADER_TIMING, LeaderElector, NotLeaderError } from "./leader.ts";
@@ -49,6 +49,8 @@ export class Controller {
   /** Pods being deleted (namespace/name → node), to look at again when their node becomes Ready. */
   private readonly terminating = new Map<string, string>();
   private readonly nodeReady = new Map<string, boolean>();
+  /** Claims changed since their creation: when (server time) this replica first saw their current generation. */
+  private readonly observed = new Map<string, { uid?: string; generation: number; at: number }>();
   private readonly queue = new Set<string>();
   private draining = false;
   private stopped = false;
@@ -77,6 +79,11 @@ export class Controller {
     await lease;
     await this.elector.release();
     server.close();
+  }
+
+  /** Throws NotLeaderError unless this replica leads right now. */
+  checkLeader(what: string): void {
+    this.elector.check(what);
   }
 
   stop(): void {
@@ -161,15 +168,33 @@ export class Controller {
 
   /** Keeps one watch of `kind` open, reopening it when the server ends it. */
   private async watchForever(kind: WatchKind): Promise<void> {
-    const delay = /^([a-z]+):(\d+)$/.exec(faultValue("delay-watch") ?? "");
-    if (delay && delay[1] === kind) await this.sleep(Number(delay[2]));
     while (!this.stopped) {
       await this.api.watch(kind, (type, obj) => this.onEvent(kind, type, obj)).catch(() => undefined);
       await this.sleep(1000);
     }
   }
 
-  private remember(claim: ClaimObject): void {
+  /**
+   * `claim` as the judgement must see it: a claim updated since its creation
+   * (re-taken by a new sandbox) counts as written no earlier than when this
+   * replica first saw that generation (claim-age.ts).
+   */
+  private observe(claim: ClaimObject): ClaimObject {
+    const { name, uid, generation = 1 } = claim.metadata;
+    if (generation <= 1) {
+      this.observed.delete(name);
+      return claim;
+    }
+    let seen = this.observed.get(name);
+    if (!seen || seen.uid !== uid || seen.generation !== generation) {
+      seen = { uid, generation, at: this.api.serverNow() };
+      this.observed.set(name, seen);
+    }
+    return withObservation(claim, seen.at);
+  }
+
+  private remember(input: ClaimObject): void {
+    const claim = this.observe(input);
     const old = this.claims.get(claim.metadata.name);
     if (old) this.byPod.get(podKey(old.spec.podNamespace, old.spec.podName))?.delete(old.metadata.name);
     this.claims.set(claim.metadata.name, claim);
@@ -180,6 +205,7 @@ export class Controller {
   }
 
   private forget(name: string): void {
+    this.observed.delete(name);
     const old = this.claims.get(name);
     if (!old) return;
     this.claims.delete(name);
@@ -196,12 +222,11 @@ export class Controller {
       if (type === "DELETED") this.forget(m.name);
       else {
         if (type === "ADDED" && this.everScanned && !this.claims.has(m.name)) this.metrics.allocations++;
-        const slim = slimClaim(claim);
-        this.remember(slim);
+        this.remember(slimClaim(claim));
         // A claim not bound within its ADD's window is a half-finished ADD: look again then (server time). Only
         // for claims written lately: a watch (re)opening replays every claim, and the full scans cover old ones
         // (re-checking all of them live cost ~10x a full scan, measured in BENCHMARKS.md).
-        const due = halfFinishedAt(slim, this.opts.addTimeoutMs);
+        const due = halfFinishedAt(this.claims.get(m.name)!, this.opts.addTimeoutMs);
         if (due !== undefined && due + 1000 > this.api.serverNow() - 5000) this.later(`claim:${m.name}`, due + 1000);
       }
       this.enqueue(`pool:${claim.spec?.pool}`);
@@ -297,7 +322,7 @@ export class Controller {
     if (!live) return false;
     const verdict = reader === this.api && live.metadata.resourceVersion === claim.metadata.resourceVersion
       ? first
-      : await judgeClaim(this.api, live, { ...opts, now: this.api.serverNow() });
+      : await judgeClaim(this.api, this.observe(live), { ...opts, now: this.api.serverNow() });
     if (!verdict.release) return false;
     if (await releaseJudgedClaim(this.writer, live, verdict, this.log, this.metrics)) {
       this.forget(live.metadata.name);
@@ -325,6 +350,8 @@ export class Controller {
     if (snap.claims) {
       this.claims.clear();
       this.byPod.clear();
+      const listed = new Set(snap.claims.map((c) => c.metadata.name));
+      for (const name of this.observed.keys()) if (!listed.has(name)) this.observed.delete(name);
       for (const c of snap.claims) this.remember(c);
       this.everScanned = true;
     }
@@ -335,7 +362,7 @@ export class Controller {
       if (this.stopped) return;
       this.elector.check("full scan", term);
       try {
-        if (await this.judgeAndRelease(c, snap.reader)) released++;
+        if (await this.judgeAndRelease(this.observe(c), snap.reader)) released++;
       } catch (err) {
         if (isKind(err, NotLeaderError)) throw err;
         if (isKind(err, IncompleteListError)) undecided++;
@@ -383,5 +410,16 @@ function splitHostPort(listen: string): [string, number] {
 
 /** Builds a controller from options (kubeconfig file, or in-cluster configuration when none). */
 export function createController(opts: ControllerOptions, log: Logger): Controller {
-  return new Controller(createControllerClient(opts.kubeconfig, { requestTimeoutMs: 10_000 }), opts, log);
+  // Every write but the Lease's checks leadership in the transport too, as late as it can: after the
+  // request's credentials are applied, right before it is sent.
+  let controller: Controller | undefined;
+  const leasePath = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(opts.leaseNamespace)}/leases`;
+  const api = createControllerClient(opts.kubeconfig, {
+    requestTimeoutMs: 10_000,
+    beforeWrite: (what, _method, path) => {
+      if (!path.startsWith(leasePath)) controller?.checkLeader(what);
+    },
+  });
+  controller = new Controller(api, opts, log);
+  return controller;
 }

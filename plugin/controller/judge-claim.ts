@@ -55,8 +55,9 @@ export async function judgeClaim(read: Reader, claim: ClaimObject, opts: JudgeOp
     const written = lastWriteMs(claim);
     const window = addWindowMs(claim, opts.addTimeoutMs);
     if (written === undefined || opts.now - written <= window) return { release: false, reason: "ADD in progress" };
-    // The Event goes on the pod when it is still the one the claim was made for.
-    const owner = await read.getPod(ns, name);
+    // The Event goes on the pod when it is still the one the claim was made for (not needed to decide: a
+    // pod that cannot be read gets no Event).
+    const owner = await read.getPod(ns, name).catch(() => undefined);
     return {
       release: true, reason: "half-finished-add",
       detail: `last written ${Math.round((opts.now - written) / 1000)} s ago (by the API server's clock; its ADD had ${Math.round(window / 1000)} s) by container ${claim.spec.containerID} on ${claim.spec.node} and never bound`,

@@ -9,7 +9,6 @@
 import type { ControllerApi, NodeObject } from "../kube/controller-api.ts";
 import type { ClaimObject, EndpointObject, PodObject, PoolObject, StatefulSetObject } from "../kube/kube-api.ts";
 import { brand } from "../support/errors.ts";
-import { faultValue } from "../support/faults.ts";
 import type { Reader } from "./judge-claim.ts";
 import { slimClaim, slimEndpoint, slimNode, slimPod, slimStatefulSet } from "./slim.ts";
 
@@ -38,18 +37,11 @@ export interface Snapshot {
 
 const key = (ns: string | undefined, name: string) => `${ns}/${name}`;
 
-/** Fails the list when the test suite asks (BERTH_FAULT=fail-list=pods+nodes). */
-function injected(kind: ListKind): void {
-  const kinds = faultValue("fail-list")?.split("+") ?? [];
-  if (kinds.includes(kind)) throw new Error(`injected failure (BERTH_FAULT=fail-list=${kinds.join("+")})`);
-}
-
 export async function takeSnapshot(api: ControllerApi, pageSize: number): Promise<Snapshot> {
   const failed = new Map<ListKind, Error>();
   const requests = new Map<ListKind, number>();
   const list = async (kind: ListKind, run: () => Promise<number>): Promise<boolean> => {
     try {
-      injected(kind);
       requests.set(kind, await run());
       return true;
     } catch (err) {

@@ -33,6 +33,7 @@ export function slimClaim(c: ClaimObject): ClaimObject {
   return {
     metadata: meta(c.metadata, {
       creationTimestamp: c.metadata.creationTimestamp,
+      generation: c.metadata.generation,
       // lastWriteMs adds its second again: keep the raw latest time.
       managedFields: written === undefined ? undefined : [{ time: new Date(written - 1000).toISOString() }],
     }),

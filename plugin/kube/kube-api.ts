@@ -26,7 +26,9 @@ export interface ObjectMeta {
   deletionTimestamp?: string;
   creationTimestamp?: string;
   finalizers?: string[];
-  /** Server-side field ownership; each entry's `time` is when its manager last changed the object (set by the server). */
+  /** Incremented by the server on every change of a custom object's spec (1 when never changed since its creation). */
+  generation?: number;
+  /** Server-side field ownership; each entry's `time` is when its manager last took fields of the object (set by the server). */
   managedFields?: { manager?: string; operation?: string; time?: string }[];
 }
 

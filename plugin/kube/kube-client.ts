@@ -10,13 +10,15 @@ import {
   BERTH_API_VERSION, BERTH_GROUP, CLAIM_KIND, CLAIM_PLURAL, ENDPOINT_KIND, ENDPOINT_PLURAL, POOL_GROUP, POOL_KIND, POOL_LABEL, POOL_PLURAL, POOL_VERSION, labelValue,
 } from "./crd.ts";
 import type { ClaimObject, EndpointObject, KubeApi, NamedObject, ObjectMeta, PodObject, PoolObject, StatefulSetObject } from "./kube-api.ts";
-import { openTransport } from "./kube-request.ts";
+import { type BeforeWrite, openTransport } from "./kube-request.ts";
 import { resource } from "./kube-resource.ts";
 
 /** How the client talks to the API server. */
 export interface KubeClientOptions {
   /** Per-request timeout. */
   requestTimeoutMs: number;
+  /** Checked right before every request other than GET is sent; throwing stops it (kube-request.ts BeforeWrite). */
+  beforeWrite?: BeforeWrite;
 }
 
 /** Reads the kubeconfig file (throws if it cannot) and returns a KubeApi. */
@@ -41,7 +43,7 @@ interface EventObject {
 
 /** The full client: the plugin's KubeApi plus what the controller needs. No path: in-cluster configuration. */
 export function createControllerClient(kubeconfigPath: string | undefined, options: KubeClientOptions): ControllerApi {
-  const t = openTransport(kubeconfigPath, options.requestTimeoutMs);
+  const t = openTransport(kubeconfigPath, options.requestTimeoutMs, options.beforeWrite);
   const pods = resource<PodObject>(t, { group: "", version: "v1", plural: "pods", namespaced: true, kind: "Pod" });
   const namespaces = resource<NamedObject>(t, { group: "", version: "v1", plural: "namespaces", namespaced: false, kind: "Namespace" });
   const nodes = resource<NodeObject>(t, { group: "", version: "v1", plural: "nodes", namespaced: false, kind: "Node" });

@@ -74,8 +74,15 @@ export class ServerClock {
   }
 }
 
+/**
+ * Called right before a request other than GET leaves (after its
+ * credentials are applied); throwing stops it unsent. `what` is the
+ * request's message label, `path` its REST path.
+ */
+export type BeforeWrite = (what: string, method: Method, path: string) => void;
+
 /** Loads the kubeconfig (throws if it cannot; no path: in-cluster configuration) and returns its transport. */
-export function openTransport(kubeconfigPath: string | undefined, requestTimeoutMs: number): KubeTransport {
+export function openTransport(kubeconfigPath: string | undefined, requestTimeoutMs: number, beforeWrite?: BeforeWrite): KubeTransport {
   const kc = new KubeConfig();
   if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
   else kc.loadFromCluster();
@@ -86,7 +93,7 @@ export function openTransport(kubeconfigPath: string | undefined, requestTimeout
   const clock = new ServerClock();
 
   /** One exchange: status and body text; throws only when there is no HTTP answer. */
-  async function exchange(method: Method, path: string, body: unknown, query: Query | undefined, contentType: string | undefined) {
+  async function exchange(what: string, method: Method, path: string, body: unknown, query: Query | undefined, contentType: string | undefined) {
     const ctx = new RequestContext(server + path, HttpMethod[method]); // as client-node: the server URL may carry a path prefix
     for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) ctx.setQueryParam(k, v);
     ctx.setHeaderParam("Accept", "application/json, */*;q=0.8");
@@ -97,6 +104,13 @@ export function openTransport(kubeconfigPath: string | undefined, requestTimeout
     await kc.applySecurityAuthentication(ctx); // per request: CA, client certificate, a rotated token, proxy agent
     // Every request carries its own deadline, the answer's body included: a hung API server must not hang the runtime.
     ctx.setSignal(AbortSignal.timeout(requestTimeoutMs) as never);
+    if (method !== "GET" && beforeWrite) {
+      try {
+        beforeWrite(what, method, path);
+      } catch (err) {
+        throw new WriteStopped(err);
+      }
+    }
     const rsp = await http.send(ctx).toPromise();
     clock.observe(rsp.headers?.date, performance.now());
     return { status: rsp.httpStatusCode, text: await rsp.body.text() };
@@ -131,9 +145,10 @@ export function openTransport(kubeconfigPath: string | undefined, requestTimeout
     async request<T>(what: string, method: Method, path: string, body?: unknown, query?: Query, contentType?: string): Promise<T> {
       let answer: { status: number; text: string };
       try {
-        answer = await exchange(method, path, body, query, contentType);
+        answer = await exchange(what, method, path, body, query, contentType);
         if (answer.status >= 200 && answer.status < 300) return (answer.text ? JSON.parse(answer.text) : undefined) as T;
       } catch (err) {
+        if (err instanceof WriteStopped) throw err.cause;
         // Anything short of an HTTP status (refused, reset, TLS, credentials, no answer, bad JSON) is "unreachable".
         // The deadline is recognised by name: it is fetch's own error, not one of berth's. node-fetch says
         // AbortError; Bun's native fetch says TimeoutError ("23: The operation timed out." before).
@@ -145,6 +160,11 @@ export function openTransport(kubeconfigPath: string | undefined, requestTimeout
       throw await refusal(what, answer.status, answer.text);
     },
   };
+}
+
+/** BeforeWrite refused: its error goes to the caller as it is (not as "unreachable"). */
+class WriteStopped {
+  constructor(readonly cause: unknown) {}
 }
 
 /** The server's own reason: a Status object's message, else the start of the body. */

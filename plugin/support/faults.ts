@@ -7,12 +7,8 @@
  *   kill-after-claim       a cluster ADD SIGKILLs itself right after creating a claim
  *   pause-scan=SECONDS     the controller's first full scan stops for SECONDS after
  *                          judging its first claim (a scan that takes long)
- *   fail-list=KIND[+KIND]  the controller's full scans fail to list these kinds
- *                          (claims, pods, statefulsets, endpoints, nodes, pools)
- *   delay-watch=KIND:MS    the controller's watch of KIND starts MS late (a watch
- *                          slow to replay a large collection)
  */
-export type Fault = "kill-after-claim" | "pause-scan" | "fail-list" | "delay-watch";
+export type Fault = "kill-after-claim" | "pause-scan";
 
 const active = new Map<string, string>();
 for (const entry of (process.env.BERTH_FAULT ?? "").split(",").map((s) => s.trim()).filter(Boolean)) {

@@ -4,7 +4,7 @@ import * as assert from "uvu/assert";
 import type { ControllerApi, LeaseObject } from "../../plugin/kube/controller-api.ts";
 import { KubeConflictError } from "../../plugin/kube/kube-errors.ts";
 import { ServerClock } from "../../plugin/kube/kube-request.ts";
-import { LEGACY_ADD_DEADLINE_SECONDS, addWindowMs, lastWriteMs } from "../../plugin/controller/claim-age.ts";
+import { LEGACY_ADD_DEADLINE_SECONDS, addWindowMs, lastWriteMs, withObservation } from "../../plugin/controller/claim-age.ts";
 import { guardWrites } from "../../plugin/controller/guarded-api.ts";
 import { LeaderElector, NotLeaderError } from "../../plugin/controller/leader.ts";
 import { slimClaim } from "../../plugin/controller/slim.ts";
@@ -24,6 +24,10 @@ t("a claim's age: the latest server-set time (creation, managedFields) plus a se
   assert.is(lastWriteMs(claim({})), undefined, "no server time: unknown");
   assert.is(lastWriteMs(slimClaim(c)), lastWriteMs(c), "the slim copy keeps it");
   assert.is(slimClaim(c).metadata.managedFields!.length, 1);
+  // Re-taken (an update by the same manager does not move its time): the controller's first sight of the generation counts.
+  const seen = withObservation(c, Date.parse("2026-12-01T10:07:00.500Z"));
+  assert.is(lastWriteMs(seen), Date.parse("2026-12-01T10:07:01.500Z"));
+  assert.is(lastWriteMs(withObservation(seen, Date.parse("2026-12-01T10:06:00Z"))), Date.parse("2026-12-01T10:06:01Z"), "the observation replaces an earlier one");
   assert.is(addWindowMs(claim({}, { addDeadlineSeconds: 20 }), 2000), 20_000);
   assert.is(addWindowMs(claim({}, { addDeadlineSeconds: 20 }), 30_000), 30_000, "never shorter than --add-timeout-seconds");
   assert.is(addWindowMs(claim({}), 2000), LEGACY_ADD_DEADLINE_SECONDS * 1000, "a 0.3 claim: 615 s");
