@@ -19,7 +19,7 @@
  *   many API calls at once.
  */
 import * as assert from "uvu/assert";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CLAIMS_PATH, POOL_FINALIZER, POOL_PLURAL } from "../../plugin/kube/crd.ts";
 import { sleep, waitFor as poll } from "../harness/batch.ts";
@@ -54,6 +54,8 @@ export function waitForAsync<T>(what: string, fn: () => Promise<T | undefined | 
 // ---------------------------------------------------------------- controller processes
 
 export interface Release {
+  /** When the line was logged (ms since the epoch). */
+  time: number;
   address: string;
   pool: string;
   pod: string;
@@ -69,6 +71,10 @@ export interface ControllerOptions {
   identity: string;
   resyncSeconds?: number;
   addTimeoutSeconds?: number;
+  /** More flags (e.g. --list-page-size 2). */
+  args?: string[];
+  /** BERTH_FAULT (plugin/support/faults.ts). */
+  faults?: string;
   /** Directory for its log file (a scope temp dir). */
   logDir?: string;
 }
@@ -79,12 +85,22 @@ export class ControllerProc extends ControllerProcess {
   releases(filter: (r: Release) => boolean = () => true): Release[] {
     const out: Release[] = [];
     for (const line of this.log().split("\n")) {
-      if (!line.includes(" address released ")) continue;
-      const f = (k: string) => new RegExp(`\\b${k}=(\\S+)`).exec(line)?.[1] ?? "";
-      const r = { address: f("address"), pool: f("pool"), pod: f("pod"), reason: f("reason"), claim: f("claim"), line };
+      const e = logEntry(line);
+      if (e?.msg !== "address released") continue;
+      const f = (k: string) => String(e[k] ?? "");
+      const r = { time: Date.parse(f("time")), address: f("address"), pool: f("pool"), pod: f("pod"), reason: f("reason"), claim: f("claim"), line };
       if (filter(r)) out.push(r);
     }
     return out;
+  }
+
+  /** When it first logged a line with this message (ms since the epoch), or undefined. */
+  loggedAt(msg: string): number | undefined {
+    for (const line of this.log().split("\n")) {
+      const e = logEntry(line);
+      if (e?.msg === msg) return Date.parse(String(e.time));
+    }
+    return undefined;
   }
 
   /**
@@ -128,11 +144,39 @@ export class ControllerProc extends ControllerProcess {
   }
 }
 
+/**
+ * One log line as fields: `time`, `msg` and the key=value pairs after it, or
+ * the object of a JSON line; undefined for anything else.
+ */
+export function logEntry(line: string): Record<string, unknown> | undefined {
+  if (line.startsWith("{")) {
+    try {
+      return JSON.parse(line);
+    } catch {
+      return undefined;
+    }
+  }
+  const m = /^(\S+) (DEBUG|INFO|WARN|ERROR) (.*)$/.exec(line);
+  if (!m) return undefined;
+  const rest = m[3];
+  const firstField = rest.search(/ [\w.-]+=/);
+  const e: Record<string, unknown> = { time: m[1], level: m[2].toLowerCase(), msg: firstField < 0 ? rest : rest.slice(0, firstField) };
+  for (const f of rest.slice(firstField < 0 ? rest.length : firstField).matchAll(/ ([\w.-]+)=("(?:[^"\\]|\\.)*"|\S+)/g)) {
+    try {
+      e[f[1]] = f[2].startsWith('"') ? JSON.parse(f[2]) : f[2];
+    } catch {
+      e[f[1]] = f[2];
+    }
+  }
+  return e;
+}
+
 /** Starts `berth controller` with the controller's ServiceAccount; resolves once /healthz answers. */
 export async function startController(o: ControllerOptions): Promise<ControllerProc> {
   assert.ok(existsSync(CONTROLLER_KUBECONFIG), `${CONTROLLER_KUBECONFIG} is missing: run scripts/testenv.sh up (it writes the controller's kubeconfig)`);
   const c = await ControllerProc.start({
     bin: BERTH, kubeconfig: CONTROLLER_KUBECONFIG, identity: o.identity, resyncSeconds: o.resyncSeconds ?? 3, addTimeoutSeconds: o.addTimeoutSeconds ?? 5,
+    args: o.args, faults: o.faults,
   });
   everStarted.push(c);
   return c;
@@ -218,6 +262,87 @@ export function events(ns: string, reason?: string): KEvent[] {
   return reason ? items.filter((e) => e.reason === reason) : items;
 }
 
+// ---------------------------------------------------------------- the controller's role
+
+const CONTROLLER_ROLE = path("clusterroles", { name: "berth-controller" });
+const CONTROLLER_USER = "system:serviceaccount:kube-system:berth-controller";
+
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+}
+
+/** Whether the controller's ServiceAccount may `verb` `resource` (a SubjectAccessReview). */
+export function controllerMay(verb: string, group: string, resource: string): boolean {
+  const r = api.must("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", {
+    apiVersion: "authorization.k8s.io/v1", kind: "SubjectAccessReview",
+    spec: { user: CONTROLLER_USER, groups: ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"], resourceAttributes: { verb, group, resource } },
+  });
+  return !!r.status?.allowed;
+}
+
+/**
+ * Takes `verbs` on `resource` away from the controller's ClusterRole (as an
+ * operator who upgraded the controller but not fixtures/rbac.yaml would), and
+ * waits until the API server refuses them. Returns the undo, which waits
+ * until they are allowed again; withControllers undoes it too.
+ */
+export async function denyController(group: string, resource: string, verbs: string[]): Promise<() => Promise<void>> {
+  const role = api.get<{ rules: Rule[] }>(CONTROLLER_ROLE)!;
+  const original = structuredClone(role.rules);
+  const rules = role.rules.map((r) => (r.apiGroups.includes(group) && r.resources.includes(resource) ? { ...r, verbs: r.verbs.filter((v) => !verbs.includes(v)) } : r));
+  api.patch(CONTROLLER_ROLE, { rules });
+  await waitFor(`the controller to be refused ${verbs.join(", ")} on ${resource}`, () => verbs.every((v) => !controllerMay(v, group, resource)), 10_000, 100);
+  const undo = async () => {
+    undos.delete(undo);
+    api.patch(CONTROLLER_ROLE, { rules: original });
+    await waitFor(`the controller to be allowed ${verbs.join(", ")} on ${resource} again`, () => verbs.every((v) => controllerMay(v, group, resource)), 10_000, 100);
+  };
+  undos.add(undo);
+  return undo;
+}
+const undos = new Set<() => Promise<void>>();
+
+// ---------------------------------------------------------------- node readiness
+
+/** The file scripts/testenv.sh's heartbeat reads: nodes it leaves alone. */
+const HEARTBEAT_PAUSED = join(controlPlane().dir, "heartbeat-paused");
+
+function pausedNodes(): string[] {
+  return existsSync(HEARTBEAT_PAUSED) ? readFileSync(HEARTBEAT_PAUSED, "utf8").split("\n").filter(Boolean) : [];
+}
+
+/** The node's Ready condition status ("True", "False", "Unknown"), or undefined when it has none. */
+export function nodeReady(node: string): string | undefined {
+  const n = api.get<{ status?: { conditions?: { type: string; status: string }[] } }>(path("nodes", { name: node }));
+  return n?.status?.conditions?.find((c) => c.type === "Ready")?.status;
+}
+
+/**
+ * Cuts `node` off, as a partition would: its heartbeat stops and its Ready
+ * condition becomes `status` (what the node lifecycle controller writes
+ * when a kubelet stops reporting). Undo with `reconnectNode`.
+ */
+export function disconnectNode(node: string, status: "Unknown" | "False" = "Unknown"): void {
+  writeFileSync(HEARTBEAT_PAUSED, [...new Set([...pausedNodes(), node])].join("\n") + "\n");
+  const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+  api.patch(path("nodes", { name: node, sub: "status" }), {
+    status: { conditions: [{ type: "Ready", status, reason: "NodeStatusUnknown", message: "berth test: node cut off", lastTransitionTime: now }] },
+  }, "strategic");
+  assert.is(nodeReady(node), status, `node ${node} is ${status}`);
+}
+
+/** Gives `node` its heartbeat back and makes it Ready at once. */
+export function reconnectNode(node: string): void {
+  const rest = pausedNodes().filter((n) => n !== node);
+  writeFileSync(HEARTBEAT_PAUSED, rest.length ? rest.join("\n") + "\n" : "");
+  const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+  api.patch(path("nodes", { name: node, sub: "status" }), {
+    status: { conditions: [{ type: "Ready", status: "True", reason: "KubeletReady", message: "berth test: node back", lastHeartbeatTime: now, lastTransitionTime: now }] },
+  }, "strategic");
+}
+
 // ---------------------------------------------------------------- the node database
 
 export interface NodeLease {
@@ -257,6 +382,8 @@ export async function withControllers(opts: ScopeOptions & { chain?: boolean }, 
       const problems = await stopAllControllers();
       try {
         stripPoolFinalizers();
+        for (const n of pausedNodes()) reconnectNode(n);
+        for (const undo of [...undos]) await undo();
       } catch (err) {
         problems.push((err as Error).message);
       }

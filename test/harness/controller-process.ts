@@ -28,6 +28,10 @@ export interface ControllerStart {
   resyncSeconds: number;
   /** --add-timeout-seconds; berth's default when undefined. */
   addTimeoutSeconds?: number;
+  /** More flags (e.g. --list-page-size 2). */
+  args?: string[];
+  /** BERTH_FAULT for the process (plugin/support/faults.ts), e.g. "pause-scan=10". */
+  faults?: string;
   /** How often to try /healthz while it starts (default 50 ms). */
   pollMs?: number;
   /** Per HTTP request to it (default 3 s). */
@@ -65,8 +69,9 @@ export class ControllerProcess {
     const port = await freePort();
     const args = ["controller", "--kubeconfig", o.kubeconfig, "--listen", `127.0.0.1:${port}`, "--resync-seconds", String(o.resyncSeconds)];
     if (o.addTimeoutSeconds !== undefined) args.push("--add-timeout-seconds", String(o.addTimeoutSeconds));
-    args.push("--identity", o.identity);
-    const child = spawn(o.bin, args, { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, stdio: ["ignore", "pipe", "pipe"] });
+    args.push("--identity", o.identity, ...(o.args ?? []));
+    const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", ...(o.faults ? { BERTH_FAULT: o.faults } : {}) };
+    const child = spawn(o.bin, args, { env, stdio: ["ignore", "pipe", "pipe"] });
     const c = new this(o.identity, port, child, o.httpTimeoutMs);
     runningControllers.add(c);
     await waitFor(`controller ${o.identity} to answer /healthz on 127.0.0.1:${port}`, async () => {
@@ -124,16 +129,28 @@ export class ControllerProcess {
   async stop(timeoutMs = 15_000): Promise<Exit> {
     if (!this.alive) return this.exit!;
     this.child.kill("SIGTERM");
+    this.child.kill("SIGCONT"); // a frozen process handles SIGTERM only once it runs
     const t = setTimeout(() => this.child.kill("SIGKILL"), timeoutMs);
     const e = await this.exited;
     clearTimeout(t);
     return e;
   }
 
+  /** SIGSTOP: the process freezes, timers and all (a long pause, as a stalled VM or GC would cause). */
+  freeze(): void {
+    if (this.alive) this.child.kill("SIGSTOP");
+  }
+
+  /** SIGCONT after freeze(). */
+  thaw(): void {
+    if (this.alive) this.child.kill("SIGCONT");
+  }
+
   /** SIGKILL, as a node dying takes it; resolves once it is gone. */
   async kill(): Promise<void> {
     if (!this.alive) return;
     this.child.kill("SIGKILL");
+    this.child.kill("SIGCONT"); // a frozen process dies only once it runs
     await this.exited;
   }
 }
