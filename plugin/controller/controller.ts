@@ -43,9 +43,9 @@ const podKey = (ns: string | undefined, name: string) => `${ns}/${name}`;
 
 export class Controller {
   readonly metrics = new Metrics();
-  /** Every claim as last seen (slim), by name; and the claim names of each pod. */
+  /** Every claim as last seen (slim), by name; and the claim names of each pod (one name, or a set when more). */
   private readonly claims = new Map<string, ClaimObject>();
-  private readonly byPod = new Map<string, Set<string>>();
+  private readonly byPod = new Map<string, string | Set<string>>();
   /** Pods being deleted (namespace/name → node), to look at again when their node becomes Ready. */
   private readonly terminating = new Map<string, string>();
   private readonly nodeReady = new Map<string, boolean>();
@@ -117,7 +117,8 @@ export class Controller {
           lastScan = performance.now();
           scannedTerm = term;
           await this.fullScan(term).catch((err) => {
-            if (isKind(err, NotLeaderError)) this.log.warn("full scan stopped: no longer the leader", { identity: this.opts.identity });
+            if (this.stopped) this.log.info("full scan interrupted: stopping");
+            else if (isKind(err, NotLeaderError)) this.log.warn("full scan stopped: no longer the leader", { identity: this.opts.identity });
             else this.log.error("full scan failed", { error: (err as Error).message });
           });
         }
@@ -195,13 +196,32 @@ export class Controller {
 
   private remember(input: ClaimObject): void {
     const claim = this.observe(input);
-    const old = this.claims.get(claim.metadata.name);
-    if (old) this.byPod.get(podKey(old.spec.podNamespace, old.spec.podName))?.delete(old.metadata.name);
-    this.claims.set(claim.metadata.name, claim);
+    const name = claim.metadata.name;
+    const old = this.claims.get(name);
+    if (old) this.unindex(old);
+    this.claims.set(name, claim);
     const k = podKey(claim.spec.podNamespace, claim.spec.podName);
-    let names = this.byPod.get(k);
-    if (!names) this.byPod.set(k, (names = new Set()));
-    names.add(claim.metadata.name);
+    const names = this.byPod.get(k);
+    if (names === undefined) this.byPod.set(k, name);
+    else if (typeof names === "string") this.byPod.set(k, names === name ? name : new Set([names, name]));
+    else names.add(name);
+  }
+
+  private unindex(claim: ClaimObject): void {
+    const k = podKey(claim.spec.podNamespace, claim.spec.podName);
+    const names = this.byPod.get(k);
+    if (typeof names === "string") {
+      if (names === claim.metadata.name) this.byPod.delete(k);
+    } else if (names) {
+      names.delete(claim.metadata.name);
+      if (names.size === 0) this.byPod.delete(k);
+    }
+  }
+
+  private claimsOfPod(k: string): ClaimObject[] {
+    const names = this.byPod.get(k);
+    const list = names === undefined ? [] : typeof names === "string" ? [names] : [...names];
+    return list.map((n) => this.claims.get(n)).filter((c): c is ClaimObject => !!c);
   }
 
   private forget(name: string): void {
@@ -209,10 +229,7 @@ export class Controller {
     const old = this.claims.get(name);
     if (!old) return;
     this.claims.delete(name);
-    const k = podKey(old.spec.podNamespace, old.spec.podName);
-    const names = this.byPod.get(k);
-    names?.delete(name);
-    if (names?.size === 0) this.byPod.delete(k);
+    this.unindex(old);
   }
 
   private onEvent(kind: WatchKind, type: string, obj: { metadata: { name: string; namespace?: string } }): void {
@@ -299,7 +316,7 @@ export class Controller {
     const [kind, id] = [key.slice(0, key.indexOf(":")), key.slice(key.indexOf(":") + 1)];
     let targets: ClaimObject[] = [];
     if (kind === "claim") targets = this.claims.has(id) ? [this.claims.get(id)!] : [];
-    else if (kind === "pod") targets = [...(this.byPod.get(id) ?? [])].map((n) => this.claims.get(n)!).filter(Boolean);
+    else if (kind === "pod") targets = this.claimsOfPod(id);
     else if (kind === "sts") targets = [...this.claims.values()].filter((c) => c.spec.statefulSet && `${c.spec.podNamespace}/${c.spec.statefulSet}` === id);
     else if (kind === "pool") {
       // Before the first full scan of this term the view is incomplete: the finalizer is only added then.

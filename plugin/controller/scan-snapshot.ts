@@ -7,10 +7,10 @@
  * for that kind, and the scan judges every claim it still can.
  */
 import type { ControllerApi, NodeObject } from "../kube/controller-api.ts";
-import type { ClaimObject, EndpointObject, PodObject, PoolObject, StatefulSetObject } from "../kube/kube-api.ts";
+import type { ClaimObject, PoolObject, StatefulSetObject } from "../kube/kube-api.ts";
 import { brand } from "../support/errors.ts";
 import type { Reader } from "./judge-claim.ts";
-import { slimClaim, slimEndpoint, slimNode, slimPod, slimStatefulSet } from "./slim.ts";
+import { type PodRecord, endpointFromRecord, endpointRecord, podFromRecord, podRecord, slimClaim, slimNode, slimStatefulSet } from "./slim.ts";
 
 export type ListKind = "claims" | "pods" | "statefulsets" | "endpoints" | "nodes" | "pools";
 
@@ -62,21 +62,21 @@ export async function takeSnapshot(api: ControllerApi, pageSize: number): Promis
     podKeys.add(key(c.spec.podNamespace, c.spec.podName));
     if (c.spec.statefulSet) stsKeys.add(key(c.spec.podNamespace, c.spec.statefulSet));
   }
-  const pods = new Map<string, PodObject>();
+  const pods = new Map<string, PodRecord>();
   const sets = new Map<string, StatefulSetObject>();
-  const endpoints = new Map<string, EndpointObject>();
+  const endpoints = new Map<string, string>();
   const nodes = new Map<string, NodeObject>();
   let pools: PoolObject[] | undefined;
-  const wanted = <T extends { metadata: { namespace?: string; name: string } }>(keys: Set<string>, into: Map<string, T>, slim: (o: T) => T) => (page: T[]) => {
+  const wanted = <T extends { metadata: { namespace?: string; name: string } }, K>(keys: Set<string>, into: Map<string, K>, slim: (o: T) => K) => (page: T[]) => {
     for (const o of page) {
       const k = key(o.metadata.namespace, o.metadata.name);
       if (keys.has(k)) into.set(k, slim(o));
     }
   };
   await Promise.all([
-    claims ? list("pods", () => api.listAllPods(pageSize, wanted(podKeys, pods, slimPod))) : undefined,
+    claims ? list("pods", () => api.listAllPods(pageSize, wanted(podKeys, pods, podRecord))) : undefined,
     claims ? list("statefulsets", () => api.listAllStatefulSets(pageSize, wanted(stsKeys, sets, slimStatefulSet))) : undefined,
-    claims ? list("endpoints", () => api.listAllEndpoints(pageSize, wanted(podKeys, endpoints, slimEndpoint))) : undefined,
+    claims ? list("endpoints", () => api.listAllEndpoints(pageSize, wanted(podKeys, endpoints, endpointRecord))) : undefined,
     claims ? list("nodes", () => api.listAllNodes(pageSize, (page) => {
       for (const n of page) nodes.set(n.metadata.name, slimNode(n));
     })) : undefined,
@@ -89,9 +89,15 @@ export async function takeSnapshot(api: ControllerApi, pageSize: number): Promis
   const from = <T>(kind: ListKind, map: Map<string, T>, k: string): Promise<T | undefined> =>
     failed.has(kind) ? Promise.reject(new IncompleteListError(kind)) : Promise.resolve(map.get(k));
   const reader: Reader = {
-    getPod: (ns, name) => from("pods", pods, key(ns, name)),
+    getPod: async (ns, name) => {
+      const r = await from("pods", pods, key(ns, name));
+      return r && podFromRecord(ns, name, r);
+    },
     getStatefulSet: (ns, name) => from("statefulsets", sets, key(ns, name)),
-    getEndpoint: (ns, name) => from("endpoints", endpoints, key(ns, name)),
+    getEndpoint: async (ns, name) => {
+      const r = await from("endpoints", endpoints, key(ns, name));
+      return r === undefined ? undefined : endpointFromRecord(ns, name, r);
+    },
     getNode: (name) => from("nodes", nodes, name),
   };
   return { claims, pools, reader, failed, requests };

@@ -7,7 +7,7 @@ import { ServerClock } from "../../plugin/kube/kube-request.ts";
 import { LEGACY_ADD_DEADLINE_SECONDS, addWindowMs, lastWriteMs, withObservation } from "../../plugin/controller/claim-age.ts";
 import { guardWrites } from "../../plugin/controller/guarded-api.ts";
 import { LeaderElector, NotLeaderError } from "../../plugin/controller/leader.ts";
-import { slimClaim } from "../../plugin/controller/slim.ts";
+import { endpointFromRecord, endpointRecord, podFromRecord, podRecord, slimClaim } from "../../plugin/controller/slim.ts";
 import { isKind } from "../../plugin/support/errors.ts";
 import type { ClaimObject } from "../../plugin/kube/kube-api.ts";
 
@@ -23,7 +23,7 @@ t("a claim's age: the latest server-set time (creation, managedFields) plus a se
   assert.is(lastWriteMs(c), Date.parse("2026-12-01T10:05:01Z"));
   assert.is(lastWriteMs(claim({})), undefined, "no server time: unknown");
   assert.is(lastWriteMs(slimClaim(c)), lastWriteMs(c), "the slim copy keeps it");
-  assert.is(slimClaim(c).metadata.managedFields!.length, 1);
+  assert.is(slimClaim(c).metadata.managedFields, undefined, "without the managedFields themselves");
   // Re-taken (an update by the same manager does not move its time): the controller's first sight of the generation counts.
   const seen = withObservation(c, Date.parse("2026-12-01T10:07:00.500Z"));
   assert.is(lastWriteMs(seen), Date.parse("2026-12-01T10:07:01.500Z"));
@@ -31,6 +31,21 @@ t("a claim's age: the latest server-set time (creation, managedFields) plus a se
   assert.is(addWindowMs(claim({}, { addDeadlineSeconds: 20 }), 2000), 20_000);
   assert.is(addWindowMs(claim({}, { addDeadlineSeconds: 20 }), 30_000), 30_000, "never shorter than --add-timeout-seconds");
   assert.is(addWindowMs(claim({}), 2000), LEGACY_ADD_DEADLINE_SECONDS * 1000, "a 0.3 claim: 615 s");
+});
+
+t("a full scan's pod and endpoint records give back what the judgement reads", () => {
+  const pod = {
+    metadata: { name: "db-1", namespace: "ns", uid: "u1", deletionTimestamp: "2026-12-01T10:00:00Z", annotations: { big: "x".repeat(1000), "kubernetes.io/config.mirror": "h" },
+      ownerReferences: [{ apiVersion: "apps/v1", kind: "ReplicaSet", name: "rs", uid: "r" }, { apiVersion: "apps/v1", kind: "StatefulSet", name: "db", uid: "s", controller: true }] },
+    spec: { nodeName: "node2" }, status: { phase: "Running" },
+  };
+  assert.equal(podFromRecord("ns", "db-1", podRecord(pod)), {
+    metadata: { name: "db-1", namespace: "ns", uid: "u1", deletionTimestamp: "2026-12-01T10:00:00Z", ownerReferences: [{ apiVersion: "apps/v1", kind: "StatefulSet", name: "db", uid: "", controller: true }], annotations: { "kubernetes.io/config.mirror": "h" } },
+    spec: { nodeName: "node2" }, status: { phase: "Running" },
+  });
+  assert.equal(podFromRecord("ns", "p", podRecord({ metadata: { name: "p", namespace: "ns", uid: "u" } })), { metadata: { name: "p", namespace: "ns", uid: "u" }, spec: {}, status: {} });
+  const ep = { metadata: { name: "db-1", namespace: "ns" }, spec: { podUID: "u1", node: "n", ownerControllerType: "None" as const, ips: [{ interface: "eth0", ipv4: "10.0.0.1/16", ipv6: "fd00::1/64" }, { interface: "net1", ipv4: "10.1.0.1/16" }] } };
+  assert.equal(endpointFromRecord("ns", "db-1", endpointRecord(ep)).spec.ips.flatMap((i) => [i.ipv4, i.ipv6]).filter(Boolean), ["10.0.0.1/16", "fd00::1/64", "10.1.0.1/16"]);
 });
 
 t("the server clock: the largest lower bound from Date headers, never ahead of the server", () => {
