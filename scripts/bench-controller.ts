@@ -24,6 +24,14 @@
  *      controller re-judges every claim live when its ADD timeout passes; then
  *      a failover: that replica stopped, a fresh one started on the now old
  *      claims (first scan, the live re-judging wave, CPU, peak RSS).
+ *   4. a big cluster (BENCH_CTL_SCALE, default 10,000; 50,000 is the figure
+ *      BENCHMARKS.md states): that many pods (Pending: no scheduler, no
+ *      kubelet), each with a claim and an endpoint, in namespace
+ *      berth-bench-scale and pool bench-ctl-scale (10.203.0.0/16); a fresh
+ *      controller (--list-page-size 500) scans them: the first full scan's
+ *      time, steady scans, LIST requests per scan, and the controller's peak
+ *      RSS (VmHWM) against the Deployment's 256 MiB memory limit (the section
+ *      fails above it, and if anything is released).
  *
  * The controller acts cluster-wide: the section refuses to run while another
  * controller holds the lease kube-system/berth-controller. Everything it makes
@@ -34,8 +42,10 @@
  *
  * Environment: BENCH_CTL_N (pods in phase 1, default 20), BENCH_CTL_ROUNDS
  * (phase 2, default 5), BENCH_CTL_BOUND (phase 3, default 5000),
- * BENCH_CTL_PAR (parallel API requests while filling, default 32),
- * BENCH_CTL_PHASES (default 123), BERTH_BIN.
+ * BENCH_CTL_SCALE (phase 4, default 10000), BENCH_CTL_PAR (parallel API
+ * requests while filling, default 32), BENCH_CTL_PHASES (default 1234),
+ * BERTH_BIN. `BENCH_CTL_SCALE=50000 npm run bench` shows 50,000 claims and
+ * 50,000 pods (filling them takes several minutes on a small machine).
  */
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -56,10 +66,18 @@ const N = intEnv("BENCH_CTL_N", 20);
 const ROUNDS = intEnv("BENCH_CTL_ROUNDS", 5);
 const BOUND = intEnv("BENCH_CTL_BOUND", 5000);
 const PAR = intEnv("BENCH_CTL_PAR", 32);
-const PHASES = process.env.BENCH_CTL_PHASES || "123";
+const SCALE = intEnv("BENCH_CTL_SCALE", 10_000);
+const PHASES = process.env.BENCH_CTL_PHASES || "1234";
+/** The Deployment's memory limit (fixtures/deploy/controller.yaml). */
+const MEMORY_LIMIT_MIB = 256;
+/** spec.addDeadlineSeconds of phase 3's claims: as a plugin with timeoutSeconds 20 writes it (20 + 10 + 5 s). */
+const ADD_DEADLINE = 35;
 
 const NS = "berth-bench-ctl";
 const POOL = "bench-ctl";
+const SCALE_NS = "berth-bench-scale";
+const SCALE_POOL = "bench-ctl-scale";
+const SCALE_BASE = (10 << 24) | (203 << 16); // 10.203.0.0/16
 const SUBNET_BASE = (10 << 24) | (202 << 16); // 10.202.0.0/16
 const STS = "bench-ctl-sts";
 const BIG_STS = "bench-ctl-big";
@@ -73,7 +91,7 @@ const dist = (xs: number[]) => (xs.length ? { p50: r3(percentile(xs, 50)), p90: 
 
 const until = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 20) => waitFor(what, fn, { timeoutMs, everyMs });
 
-const addr = (i: number) => [24, 16, 8, 0].map((s) => ((SUBNET_BASE + i) >>> s) & 255).join(".");
+const addr = (i: number, base = SUBNET_BASE) => [24, 16, 8, 0].map((s) => ((base + i) >>> s) & 255).join(".");
 
 // ---------------------------------------------------------------- the admin's API
 
@@ -87,9 +105,9 @@ class Api extends AdminClient {
     return (await this.request("GET", `${CLAIMS}/v4-${address.replace(/\./g, "-")}`)).status === 200;
   }
 
-  async poolClaims(): Promise<{ metadata: { name: string }; spec: { address: string; podName: string } }[]> {
-    const l = await this.list(CLAIMS, { labelSelector: `${POOL_LABEL}=${POOL}` });
-    return l.filter((c: { spec: { pool: string } }) => c.spec.pool === POOL);
+  async poolClaims(pool = POOL): Promise<{ metadata: { name: string }; spec: { address: string; podName: string } }[]> {
+    const l = await this.list(CLAIMS, { labelSelector: `${POOL_LABEL}=${pool}` });
+    return l.filter((c: { spec: { pool: string } }) => c.spec.pool === pool);
   }
 
   /**
@@ -156,8 +174,8 @@ class Controller extends ControllerProcess {
   }
 }
 
-const startController = (ctx: { bin: string; plane: ControlPlane }, identity: string, resyncSeconds: number) =>
-  Controller.start({ bin: ctx.bin, kubeconfig: ctx.plane.controllerKubeconfig, identity, resyncSeconds, pollMs: 20, httpTimeoutMs: 120_000 });
+const startController = (ctx: { bin: string; plane: ControlPlane }, identity: string, resyncSeconds: number, args: string[] = []) =>
+  Controller.start({ bin: ctx.bin, kubeconfig: ctx.plane.controllerKubeconfig, identity, resyncSeconds, pollMs: 20, httpTimeoutMs: 120_000, args });
 
 // ---------------------------------------------------------------- set-up, the plugin, clean-up
 
@@ -202,6 +220,17 @@ async function removeAll(api: Api): Promise<void> {
   if (ns) {
     await api.must("DELETE", path("namespaces", { name: NS }), undefined, [404, 409]);
     await until(`namespace ${NS} to go`, async () => !(await api.get(path("namespaces", { name: NS }))), 180_000, 250);
+  }
+}
+
+/** Removes phase 4's namespace (its pods are unscheduled: deleted at once), claims and pool. */
+async function removeScale(api: Api): Promise<void> {
+  const claims = await api.poolClaims(SCALE_POOL);
+  await inBatches(claims, PAR, (c) => api.delete(`${CLAIMS}/${c.metadata.name}`));
+  await api.delete(`${POOLS}/${SCALE_POOL}`);
+  if (await api.get(path("namespaces", { name: SCALE_NS }))) {
+    await api.must("DELETE", path("namespaces", { name: SCALE_NS }), undefined, [404, 409]);
+    await until(`namespace ${SCALE_NS} to go`, async () => !(await api.get(path("namespaces", { name: SCALE_NS }))), 600_000, 500);
   }
 }
 
@@ -319,7 +348,7 @@ async function bound(ctx: Ctx) {
     await api.create(CLAIMS, {
       apiVersion: `${BERTH_GROUP}/${BERTH_API_VERSION}`, kind: CLAIM_KIND,
       metadata: { name: `v4-${address.replace(/\./g, "-")}`, labels: { [POOL_LABEL]: POOL } },
-      spec: { address, ipVersion: 4, pool: POOL, podNamespace: NS, podName: name, podUID: uid, containerID: `fill-${i}`, interface: "eth0", node, claimedAt: new Date().toISOString(), ...(plain ? {} : { statefulSet: BIG_STS }) },
+      spec: { address, ipVersion: 4, pool: POOL, podNamespace: NS, podName: name, podUID: uid, containerID: `fill-${i}`, interface: "eth0", node, claimedAt: new Date().toISOString(), addDeadlineSeconds: ADD_DEADLINE, ...(plain ? {} : { statefulSet: BIG_STS }) },
     });
     await api.create(endpoints, {
       apiVersion: `${BERTH_GROUP}/${BERTH_API_VERSION}`, kind: ENDPOINT_KIND, metadata: { name, namespace: NS },
@@ -338,8 +367,9 @@ async function bound(ctx: Ctx) {
   const firstScanWall = (performance.now() - started) / 1000;
   const firstScan = (await ctl.metrics()).get("berth_reconcile_last_duration_seconds")!;
   const atFirstScan = procStats(ctl.pid);
-  // The claims' ADD timeout (30 s after claimedAt) passes: the controller re-judges every claim on the live API server.
-  const timeoutAt = claimedAt + 31_000;
+  // The claims' ADD deadline (ADD_DEADLINE s after their creation, by the API server's clock) passes: the
+  // controller re-judges every claim on the live API server.
+  const timeoutAt = claimedAt + ADD_DEADLINE * 1000 + 2000;
   await sleep(Math.max(0, timeoutAt - Date.now()) + 1000);
   const getsAt = await api.getCounts();
   // Wait for that wave to settle: no GET growth for 3 s.
@@ -406,6 +436,71 @@ async function bound(ctx: Ctx) {
   };
 }
 
+/**
+ * Phase 4: SCALE pods (Pending), each with a claim and an endpoint, then a fresh controller scanning them in
+ * pages: scan times, LIST requests, peak RSS against the Deployment's limit. Nothing may be released.
+ */
+async function bigCluster(ctx: Ctx) {
+  const { api } = ctx;
+  await api.create(path("namespaces"), { apiVersion: "v1", kind: "Namespace", metadata: { name: SCALE_NS } });
+  await api.create(POOLS, { apiVersion: `${POOL_GROUP}/${POOL_VERSION}`, kind: POOL_KIND, metadata: { name: SCALE_POOL }, spec: { subnet: "10.203.0.0/16" } });
+  const scalePods = path("pods", { ns: SCALE_NS });
+  const scaleEndpoints = path(ENDPOINT_PLURAL, { ns: SCALE_NS });
+  const t0 = performance.now();
+  let done = 0;
+  await inBatches(Array.from({ length: SCALE }, (_, i) => i), PAR, async (i) => {
+    const name = `scale-${i}`;
+    const node = NODES[i % 3];
+    // No nodeName: no scheduler runs, so it stays Pending (and a deletion removes it at once).
+    const pod = await api.create(scalePods, {
+      apiVersion: "v1", kind: "Pod", metadata: { name, namespace: SCALE_NS, annotations: { "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: [SCALE_POOL] }) } },
+      spec: { automountServiceAccountToken: false, containers: [{ name: "c", image: "registry.k8s.io/pause:3.2" }] },
+    });
+    const uid = pod.metadata.uid;
+    const address = addr(i + 1, SCALE_BASE);
+    await api.create(CLAIMS, {
+      apiVersion: `${BERTH_GROUP}/${BERTH_API_VERSION}`, kind: CLAIM_KIND,
+      metadata: { name: `v4-${address.replace(/\./g, "-")}`, labels: { [POOL_LABEL]: SCALE_POOL } },
+      spec: { address, ipVersion: 4, pool: SCALE_POOL, podNamespace: SCALE_NS, podName: name, podUID: uid, containerID: `scale-${i}`, interface: "eth0", node, claimedAt: new Date().toISOString(), addDeadlineSeconds: 45 },
+    });
+    await api.create(scaleEndpoints, {
+      apiVersion: `${BERTH_GROUP}/${BERTH_API_VERSION}`, kind: ENDPOINT_KIND, metadata: { name, namespace: SCALE_NS },
+      spec: { podUID: uid, node, containerID: `scale-${i}`, ownerControllerType: "None", ips: [{ interface: "eth0", ipv4: `${address}/16`, ipv4Pool: SCALE_POOL }] },
+    });
+    if (++done % 10_000 === 0) say(`  ${done} of ${SCALE} pods + claims + endpoints (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  });
+  const fillSeconds = (performance.now() - t0) / 1000;
+  say(`${SCALE} pods (Pending) + ${SCALE} claims + ${SCALE} endpoints created in ${fillSeconds.toFixed(1)} s`);
+
+  const started = performance.now();
+  const ctl = await startController(ctx, "bench-ctl-scale", 30, ["--list-page-size", "500"]);
+  await until("the first full scan", async () => (await ctl.scans()) >= 1, 600_000, 200);
+  const firstScanWall = (performance.now() - started) / 1000;
+  const m1 = await ctl.metrics();
+  const firstScan = m1.get("berth_reconcile_last_duration_seconds")!;
+  const requests = (m: Map<string, number>) => Object.fromEntries(["claims", "pods", "endpoints", "statefulsets", "nodes"].map((k) => [k, m.get(`berth_list_requests_total{kind="${k}"}`) ?? 0]));
+  const firstRequests = requests(m1);
+  const atFirst = procStats(ctl.pid);
+  const scanDurations: number[] = [];
+  let scans = await ctl.scans();
+  for (let i = 0; i < 2; i++) {
+    await until("another full scan", async () => (await ctl.scans()) > scans, 600_000, 200);
+    scans = await ctl.scans();
+    scanDurations.push(r3((await ctl.metrics()).get("berth_reconcile_last_duration_seconds")!));
+  }
+  const m = await ctl.metrics();
+  const failures = ["claims", "pods", "endpoints", "statefulsets", "nodes", "pools"].filter((k) => (m.get(`berth_list_failures_total{kind="${k}"}`) ?? 0) > 0);
+  const end = procStats(ctl.pid);
+  const released = [...ctl.log().matchAll(/address released/g)].length;
+  await ctl.stop();
+  return {
+    pods: SCALE, claims: SCALE, endpoints: SCALE, fillSeconds: r3(fillSeconds),
+    firstScan: { wallFromStartSeconds: r3(firstScanWall), scanSeconds: r3(firstScan), listRequests: firstRequests, rssMiB: atFirst.rssMiB },
+    steadyScanSeconds: scanDurations, claimsMetric: m.get("berth_claims"), listFailures: failures,
+    cpuSeconds: r3(end.cpuSeconds), rssMiB: end.rssMiB, peakRssMiB: end.hwmMiB, memoryLimitMiB: MEMORY_LIMIT_MIB, underLimit: end.hwmMiB < MEMORY_LIMIT_MIB, released,
+  };
+}
+
 // ---------------------------------------------------------------- the section
 
 export interface ControllerOutcome {
@@ -440,6 +535,7 @@ export async function controllerSection(): Promise<ControllerOutcome> {
   try {
     await api.stripFinalizers();
     await removeAll(api);
+    await removeScale(api);
     await api.create(path("namespaces"), { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
     await api.create(POOLS, { apiVersion: `${POOL_GROUP}/${POOL_VERSION}`, kind: POOL_KIND, metadata: { name: POOL }, spec: { subnet: "10.202.0.0/16" } });
 
@@ -463,7 +559,7 @@ export async function controllerSection(): Promise<ControllerOutcome> {
       const { ctl, result } = await bound(ctx);
       json.bound = result;
       say(`first full scan ${result.firstScan.scanSeconds} s (leader + lists + judging ${BOUND} claims), ${result.firstScan.wallFromStartSeconds} s after start; CPU ${result.firstScan.cpuSeconds} s, RSS ${result.firstScan.rssMiB} MiB`);
-      say(`ADD-timeout wave (every claim re-judged live 30 s after it was made): CPU ${result.addTimeoutWave.cpuSeconds} s, single-object GETs ${JSON.stringify(result.addTimeoutWave.gets)}`);
+      say(`ADD-deadline wave (every claim re-judged live ${ADD_DEADLINE} s after it was made): CPU ${result.addTimeoutWave.cpuSeconds} s, single-object GETs ${JSON.stringify(result.addTimeoutWave.gets)}`);
       say(`steady full scans ${result.steady.scanSeconds.join(", ")} s; CPU per 15 s resync ${result.steady.cpuSecondsPerResync15s.join(", ")} s; RSS ${result.steady.rssMiB} MiB (peak ${result.steady.peakRssMiB} MiB); released ${result.released}`);
       const f = result.failover;
       say(`failover (fresh replica, claims past the ADD timeout): first scan ${f.firstScanAfterStartSeconds} s after start; live re-judging wave done ~${f.liveWaveSettledAfterSeconds} s after start; CPU ${f.cpuSeconds} s, peak RSS ${f.peakRssMiB} MiB, GETs ${JSON.stringify(f.gets)}`);
@@ -480,6 +576,20 @@ export async function controllerSection(): Promise<ControllerOutcome> {
       say(`deleted ${claims.length} claims and the pool in ${((performance.now() - t) / 1000).toFixed(1)} s`);
       await ctl.stop();
     }
+    if (PHASES.includes("4")) {
+      const r = await bigCluster(ctx);
+      json.bigCluster = r;
+      say(`big cluster, ${r.pods} pods and ${r.claims} claims: first full scan ${r.firstScan.scanSeconds} s (${r.firstScan.wallFromStartSeconds} s after start; LIST requests ${JSON.stringify(r.firstScan.listRequests)}), steady scans ${r.steadyScanSeconds.join(", ")} s`);
+      say(`  controller RSS ${r.rssMiB} MiB, peak (VmHWM) ${r.peakRssMiB} MiB: ${r.underLimit ? "under" : "OVER"} the Deployment's ${MEMORY_LIMIT_MIB} MiB limit; CPU ${r.cpuSeconds} s; released ${r.released}`);
+      if (!r.underLimit || r.released !== 0 || r.listFailures.length || (r.claimsMetric ?? 0) < SCALE) {
+        ok = false;
+        console.error(`!! big cluster: peak RSS ${r.peakRssMiB} MiB (limit ${MEMORY_LIMIT_MIB}), released ${r.released}, failed lists ${r.listFailures.join(",") || "none"}, berth_claims ${r.claimsMetric}`);
+      }
+      const t = performance.now();
+      await api.stripFinalizers();
+      await removeScale(api);
+      say(`  removed in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    }
     json.loadavg1After = r3(loadavg()[0]);
   } catch (err) {
     ok = false;
@@ -491,6 +601,7 @@ export async function controllerSection(): Promise<ControllerOutcome> {
     try {
       await api.stripFinalizers();
       await removeAll(api);
+      await removeScale(api);
     } catch (err) {
       ok = false;
       console.error(`!! controller bench cleanup failed: ${(err as Error).message}; run node --import tsx scripts/bench-controller.ts again, it cleans up first`);
