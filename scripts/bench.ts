@@ -383,7 +383,8 @@ async function main() {
     process.exitCode = 1;
   }
 
-  // The controller (scripts/bench-controller.ts): release latencies, full scans, CPU and RSS with 5,000 bound addresses.
+  // The controller (scripts/bench-controller.ts): release latencies, full scans, CPU and RSS with 5,000 bound addresses,
+  // and a big cluster (BENCH_CTL_SCALE pods and claims): scan times and peak RSS against the Deployment's limit.
   if (!localOnly) {
     const { controllerSection } = await import("./bench-controller.ts");
     if (!(await controllerSection()).ok) process.exitCode = 1;

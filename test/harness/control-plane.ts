@@ -15,7 +15,7 @@ import { basename, join, resolve } from "node:path";
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const TESTENV_SCRIPT = join(ROOT, "scripts/testenv.sh");
 export const TESTENV_DIR = (process.env.BERTH_TESTENV_DIR || "/tmp/berth-testenv").replace(/\/+$/, "");
-/** Nodes that exist in the control plane (labels only: nothing reports their status). */
+/** Nodes that exist in the control plane (no kubelet: testenv.sh's heartbeat keeps their Ready condition True). */
 export const NODES = ["node1", "node2", "node3"] as const;
 /** The daemons `testenv.sh up` starts. */
 export const DAEMONS = ["etcd", "kube-apiserver", "kube-controller-manager"] as const;
