@@ -274,6 +274,16 @@ export function removePools(pools: string[]): void {
   if (pools.length === 0) return;
   api.delete(path(CLAIM_PLURAL, { query: { labelSelector: `${POOL_LABEL} in (${pools.map(labelValue).join(",")})` } }));
   for (const name of pools) api.delete(path(POOL_PLURAL, { name }));
+  // A controller's finalizer would keep a deleted pool (and a later create of the same name would
+  // land on the deleting object): no controller runs between tests, so take it off and wait.
+  const deadline = Date.now() + 15_000;
+  for (const name of pools) {
+    while (api.get(path(POOL_PLURAL, { name }))) {
+      api.patch(path(POOL_PLURAL, { name }), { metadata: { finalizers: null } }, "merge", [404]);
+      if (Date.now() > deadline) throw new Error(`pool ${name} is still there 15 s after its deletion`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+    }
+  }
 }
 
 // ---------------------------------------------------------------- network namespaces
