@@ -133,6 +133,7 @@ async function withProxy(fn: (proxy: FaultProxy) => Promise<void>, untrusted = f
 S("a slow endpoint write: the controller leaves the claim alone until the ADD's recorded deadline; nobody else gets the address", () =>
   withProxy(async (proxy) => {
     const ctl = await startController({ identity: "psafe-ctl", addTimeoutSeconds: 2, resyncSeconds: 1 });
+    scope.onCleanup(() => void stopAllControllers());
     const kubeconfig = viaProxy(proxy, "slow-endpoint");
     proxy.rule({ method: "POST", path: /\/berthendpoints/, action: "delay", ms: 6000, times: 1 });
     const a = plainPod(ippool([P.one]));
@@ -279,6 +280,7 @@ S("DEL never blocks teardown: nothing held here → success without kubeconfig o
 // ------------------------------------------------------------------ window 8
 
 S("GC leaves an ADD in flight alone: a lease younger than its ADD's deadline is kept, an older one of a gone pod is released", async () => {
+  await stopAllControllers(); // only GC may release here
   const p = plainPod(ippool([P.gc]));
   // timeoutSeconds 1: the claim's deadline is 1 + 1 + 5 = 7 s.
   const a = scope.berth("ADD", node1, { containerId: cid(), args: podArgs(NS, p.name, p.uid), ipamExtra: { timeoutSeconds: 1 } });
