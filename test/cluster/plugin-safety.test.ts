@@ -133,7 +133,7 @@ async function withProxy(fn: (proxy: FaultProxy) => Promise<void>, untrusted = f
 S("a slow endpoint write: the controller leaves the claim alone until the ADD's recorded deadline; nobody else gets the address", () =>
   withProxy(async (proxy) => {
     const ctl = await startController({ identity: "psafe-ctl", addTimeoutSeconds: 2, resyncSeconds: 1 });
-    scope.onCleanup(() => void stopAllControllers());
+    try {
     const kubeconfig = viaProxy(proxy, "slow-endpoint");
     proxy.rule({ method: "POST", path: /\/berthendpoints/, action: "delay", ms: 6000, times: 1 });
     const a = plainPod(ippool([P.one]));
@@ -152,7 +152,9 @@ S("a slow endpoint write: the controller leaves the claim alone until the ADD's 
     assert.ok((claimOf("10.6.190.1")!.spec as { addDeadlineSeconds?: number }).addDeadlineSeconds! >= 15, "the claim records the ADD's deadline");
     deletePods(NS, [a.name, b.name], { force: true });
     await waitFor("a's claim released by the controller", () => !claimOf("10.6.190.1"), 15_000);
-    await stopAllControllers();
+    } finally {
+      await stopAllControllers();
+    }
   }),
 );
 
