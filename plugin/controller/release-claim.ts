@@ -36,12 +36,14 @@ export async function releaseJudgedClaim(api: ControllerApi, claim: ClaimObject,
   return true;
 }
 
-/** Removes the released address from the pod's endpoint if it still lists it; deletes an endpoint left empty. */
+/** Removes the released address from the pod's endpoint (the same incarnation) if it still lists it; deletes an endpoint left empty. */
 async function dropFromEndpoint(api: ControllerApi, claim: ClaimObject): Promise<void> {
   const { podNamespace: ns, podName: name, address } = claim.spec;
   for (let attempt = 0; attempt < 3; attempt++) {
     const ep = await api.getEndpoint(ns, name);
-    if (!ep) return;
+    // Only the incarnation the claim was made for: a new pod of this name (another UID) may have
+    // taken the same address again with a claim of its own, and its binding is not ours to strip.
+    if (!ep || ep.spec.podUID !== claim.spec.podUID) return;
     const strip = (i: EndpointIp): EndpointIp => {
       const out = { ...i };
       if (out.ipv4?.split("/")[0] === address) delete out.ipv4, delete out.ipv4Pool, delete out.ipv4Gateway;

@@ -36,7 +36,8 @@ import {
   waitFor,
   waitForPod,
 } from "./cluster-env.ts";
-import { startController, stopAllControllers } from "./controller-env.ts";
+import { CONTROLLER_KUBECONFIG, ControllerProc, startController, stopAllControllers } from "./controller-env.ts";
+import { BERTH } from "../helpers/berth.ts";
 import { APISERVER, TESTENV_DIR } from "../helpers/testenv.ts";
 
 const NS = "berth-psafe";
@@ -49,6 +50,7 @@ const P = {
   aff: "psafe-aff", // 10.6.190.51-52, nodeAffinity
   gc: "psafe-gc", // 10.6.190.61-62
   race: "psafe-race", // 10.6.190.71-72
+  rel: "psafe-rel", // 10.6.190.81
 } as const;
 
 const S = suite("cluster: plugin safety");
@@ -73,6 +75,7 @@ S.before(async () => {
     apply(poolManifest(P.aff, { subnet: "10.6.0.0/16", ips: ["10.6.190.51-10.6.190.52"], nodeAffinity: { matchLabels: { "kubernetes.io/hostname": "node1" } } }));
     apply(poolManifest(P.gc, { subnet: "10.6.0.0/16", ips: ["10.6.190.61-10.6.190.62"] }));
     apply(poolManifest(P.race, { subnet: "10.6.0.0/16", ips: ["10.6.190.71-10.6.190.72"] }));
+    apply(poolManifest(P.rel, { subnet: "10.6.0.0/16", ips: ["10.6.190.81"] }));
   } catch (err) {
     scope.cleanup();
     throw err;
@@ -252,6 +255,39 @@ S("a DEL's claim delete carries the resourceVersion it judged: a claim re-taken 
     const d = await slowDel;
     assert.is(d.status, 0, d.stdout);
     assert.is(claimOf(address)?.spec.podUID, w1b.metadata.uid, "the new sandbox's claim survived the old DEL");
+  }),
+);
+
+S("the controller strips a released address only from the endpoint of the pod incarnation it judged, not from a new one that took the address again", () =>
+  withProxy(async (proxy) => {
+    const ctlToken = /token: (\S+)/.exec(readFileSync(CONTROLLER_KUBECONFIG, "utf8"))![1];
+    const kubeconfig = join(scope.tempDir("kubeconfig"), "controller");
+    writeFileSync(kubeconfig, proxy.kubeconfig(ctlToken), { mode: 0o600 });
+    const first = plainPod(ippool([P.rel]), "node1", "rel");
+    const a = scope.berth("ADD", node1, { containerId: cid(), args: podArgs(NS, first.name, first.uid) });
+    assert.is(addr(a), "10.6.190.81");
+    // The controller's claim delete reaches the server at once; it hears back 4 s later.
+    proxy.rule({ method: "DELETE", path: /\/berthipclaims\//, action: "delay-response", ms: 4000, times: 1 });
+    const ctl = await ControllerProc.start({ bin: BERTH, kubeconfig, identity: "psafe-rel", resyncSeconds: 60, addTimeoutSeconds: 30 });
+    try {
+      await waitFor("the controller to lead", () => ctl.log().includes('"became leader"'), 20_000);
+      deletePods(NS, [first.name], { force: true }); // its node is gone: no DEL
+      await waitFor("the claim deleted by the controller", () => !claimOf("10.6.190.81"), 20_000);
+      // A new pod of the same name (another UID) takes the address again before the controller hears back.
+      apply(JSON.stringify({ apiVersion: "v1", kind: "Pod", metadata: { name: first.name, namespace: NS, annotations: ippool([P.rel]) }, spec: { nodeName: "node2", containers: [{ name: "app", image: "nginx" }] } }));
+      const uid2 = podUid(NS, first.name);
+      const b = await scope.berthAsync("ADD", node2, { containerId: cid(), args: podArgs(NS, first.name, uid2) });
+      assert.is(b.status, 0, b.stdout);
+      assert.is(addr(b), "10.6.190.81");
+      await waitFor("the controller's release line", () => ctl.releases((r) => r.address === "10.6.190.81").length === 1, 20_000);
+      await new Promise((r) => setTimeout(r, 1000));
+      const ep = endpointOf(NS, first.name);
+      assert.is(ep?.spec.podUID, uid2);
+      assert.equal(ep?.spec.ips.map((i: { ipv4?: string }) => i.ipv4), ["10.6.190.81/16"], "the new incarnation's binding is intact");
+      assert.is(claimOf("10.6.190.81")?.spec.podUID, uid2);
+    } finally {
+      await ctl.stop();
+    }
   }),
 );
 
