@@ -230,10 +230,10 @@ export class LeaseStore {
   }
 
   /** Deletes every lease of `network` whose attachment `keep` rejects; returns them. */
-  collectGarbage(network: string, keep: (containerId: string, ifname: string) => boolean): Lease[] {
+  collectGarbage(network: string, keep: (containerId: string, ifname: string, createdAt: string) => boolean): Lease[] {
     return this.write(() => {
       const all = this.db.prepare<Lease>("SELECT * FROM leases WHERE network = :network").all({ network });
-      const gone = all.filter((l) => !keep(l.container_id, l.ifname));
+      const gone = all.filter((l) => !keep(l.container_id, l.ifname, l.created_at));
       for (const l of gone) this.deleteLease(l.id);
       return gone;
     });

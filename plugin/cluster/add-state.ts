@@ -27,6 +27,8 @@ export interface AddState extends ClusterAddInput {
   deadline: Deadline;
   undo: UndoLog;
   counts: CountDeltas;
+  /** The node this ADD runs on (ipam.nodeName, else the pod's spec.nodeName). */
+  nodeName: string;
 }
 
 /** The ADD once it knows who the addresses are for. */

@@ -3,6 +3,8 @@ import { type Family, parseAddress } from "../ipam/ip.ts";
 import { claimName } from "../kube/claim-name.ts";
 import { POOL_LABEL, labelValue } from "../kube/crd.ts";
 import type { ClaimObject, ClaimSpec, KubeApi } from "../kube/kube-api.ts";
+import { KubeConflictError } from "../kube/kube-errors.ts";
+import { isKind } from "../support/errors.ts";
 
 export interface Holder {
   namespace: string;
@@ -12,6 +14,12 @@ export interface Holder {
   ifname: string;
   node: string;
   statefulSet?: string;
+  /**
+   * Seconds after the claim's last write (by the API server's clock) until
+   * which the ADD holding it may still be running; the controller never
+   * judges the claim half-finished before then.
+   */
+  addDeadlineSeconds: number;
 }
 
 /** The claim object for `address` of `pool`, held by `holder`. */
@@ -28,10 +36,16 @@ export function claimFor(family: Family, address: string, pool: string, holder: 
     interface: holder.ifname,
     node: holder.node,
     claimedAt: new Date().toISOString(),
+    addDeadlineSeconds: holder.addDeadlineSeconds,
   };
   if (holder.statefulSet) spec.statefulSet = holder.statefulSet;
   const labels = { ...(existing?.metadata.labels ?? {}), [POOL_LABEL]: labelValue(pool) };
   return { metadata: { ...(existing?.metadata ?? {}), name: claimName(family, value), labels }, spec };
+}
+
+/** Whether the claim names this pod (any sandbox, any incarnation). */
+export function samePod(claim: ClaimObject, holder: Pick<Holder, "namespace" | "name">): boolean {
+  return claim.spec.podNamespace === holder.namespace && claim.spec.podName === holder.name;
 }
 
 /** The claim's name for a textual address. */
@@ -53,6 +67,10 @@ export function heldBy(claim: ClaimObject, namespace: string, name: string, cont
 export async function releaseClaimIf(api: KubeApi, address: string, mayRelease: (claim: ClaimObject) => boolean): Promise<string | undefined> {
   const claim = await api.getClaim(claimNameOf(address));
   if (!claim || !mayRelease(claim)) return undefined;
-  const deleted = await api.deleteClaim(claim.metadata.name, claim.metadata.uid!);
+  // Deleted only as judged: a claim re-taken meanwhile (new resourceVersion) is someone else's now.
+  const deleted = await api.deleteClaim(claim.metadata.name, claim.metadata.uid!, claim.metadata.resourceVersion).catch((err) => {
+    if (isKind(err, KubeConflictError)) return false;
+    throw err;
+  });
   return deleted ? claim.spec.pool : undefined;
 }

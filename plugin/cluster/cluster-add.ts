@@ -4,6 +4,7 @@
  * is its binding. The node's SQLite database records this node's leases
  * (pending until the ADD completes) and hints at which addresses are taken.
  */
+import { hostname } from "node:os";
 import type { Lease } from "../../store/lease-store.ts";
 import type { AddResult } from "../ipam/command.ts";
 import type { Family } from "../ipam/ip.ts";
@@ -13,12 +14,12 @@ import { ORDINAL_IPS_ANNOTATION } from "../kube/crd.ts";
 import type { EndpointObject, NamedObject, PodObject } from "../kube/kube-api.ts";
 import { abandonPending } from "./abandon-pending.ts";
 import type { AddState, Claiming, ClusterAddInput, Taken } from "./add-state.ts";
-import { releaseClaimIf } from "./claims.ts";
+import { claimNameOf, releaseClaimIf, samePod } from "./claims.ts";
 import { Deadline } from "./deadline.ts";
 import { releaseStaleEndpoint, writeEndpoint } from "./endpoint-write.ts";
 import { choosePools } from "./pool-choice.ts";
 import { CountDeltas, updatePoolCounts } from "./pool-counts.ts";
-import { type Membership, statefulSetMembership } from "./statefulset.ts";
+import { type Membership, isIncarnation, statefulSetMembership } from "./statefulset.ts";
 import { retakeBound, takeOrdinal } from "./take-bound.ts";
 import { takeFree } from "./take-free.ts";
 import { UndoLog } from "./undo-log.ts";
@@ -37,7 +38,10 @@ export function heldResult(leases: Lease[]): AddResult | undefined {
 
 /** Allocates (or gives back) the pod's addresses for this interface; rolls back on failure or timeout. */
 export async function clusterAdd(input: ClusterAddInput): Promise<AddResult> {
-  const state: AddState = { ...input, deadline: new Deadline(input.conf.ipam.timeoutMs, input.api.server), undo: new UndoLog(), counts: new CountDeltas() };
+  const state: AddState = {
+    ...input, deadline: new Deadline(input.conf.ipam.timeoutMs, input.api.server), undo: new UndoLog(), counts: new CountDeltas(),
+    nodeName: input.conf.ipam.nodeName ?? hostname(),
+  };
   try {
     return await state.deadline.race(() => run(state));
   } catch (err) {
@@ -54,6 +58,8 @@ async function run(s: AddState): Promise<AddResult> {
   await abandonPending(api, store, conf.name, s.containerId, s.ifname, log, s.counts);
 
   const pod = await readPod(s);
+  // The node this ADD runs on: as configured, else the one the pod is scheduled to.
+  s.nodeName = conf.ipam.nodeName ?? pod.spec?.nodeName ?? hostname();
   const member = conf.ipam.enableStatefulSet ? statefulSetMembership(pod) : undefined;
   const families = await poolsFor(s, pod);
   s.deadline.check();
@@ -66,7 +72,8 @@ async function run(s: AddState): Promise<AddResult> {
   const claiming: Claiming = {
     ...s,
     holder: {
-      namespace: s.pod.namespace, name: s.pod.name, uid: pod.metadata.uid!, containerId: s.containerId, ifname: s.ifname, node: conf.ipam.nodeName,
+      namespace: s.pod.namespace, name: s.pod.name, uid: pod.metadata.uid!, containerId: s.containerId, ifname: s.ifname, node: s.nodeName,
+      addDeadlineSeconds: claimDeadlineSeconds(conf.ipam.timeoutMs),
       ...(member ? { statefulSet: member.statefulSet } : {}),
     },
   };
@@ -74,11 +81,12 @@ async function run(s: AddState): Promise<AddResult> {
   const taken: Taken[] = [];
   for (const { family, pools } of families) {
     s.deadline.check();
-    taken.push(await takeFamily(claiming, family, pools, reuse ? endpoint : undefined, ordinalIndex));
+    taken.push(await takeFamily(claiming, family, pools, reuse ? endpoint : undefined, ordinalIndex, !!member));
   }
 
   s.deadline.check();
   await writeEndpoint(s, endpoint, pod, member, taken);
+  await confirmStillHeld(claiming, taken);
   store.immediate(() => {
     for (const t of taken) store.activateLease(t.leaseId);
   });
@@ -95,7 +103,7 @@ async function readPod(s: AddState): Promise<PodObject> {
   const pod = await s.api.getPod(ns, name);
   if (!pod) throw new IpamError("not-found", `pod ${ns}/${name} not found on API server ${s.api.server}`);
   const uid = pod.metadata.uid!;
-  if (s.pod.uid && s.pod.uid !== uid) {
+  if (s.pod.uid && !isIncarnation(pod, s.pod.uid)) {
     throw new IpamError("not-found", `pod ${ns}/${name} on API server ${s.api.server} has UID ${uid}, not ${s.pod.uid}: the pod was deleted and recreated`);
   }
   return pod;
@@ -109,8 +117,8 @@ async function poolsFor(s: AddState, pod: PodObject): Promise<{ family: Family; 
     return () => (p ??= fn());
   };
   const namespace = once<NamedObject | undefined>(() => api.getNamespace(s.pod.namespace));
-  const node = once<NamedObject | undefined>(() => api.getNode(conf.ipam.nodeName));
-  const { families } = await choosePools({ api, pod, ifname: s.ifname, network: conf.name, nodeName: conf.ipam.nodeName, configDefaults: conf.ipam.defaultPools, namespace, node });
+  const node = once<NamedObject | undefined>(() => api.getNode(s.nodeName));
+  const { families } = await choosePools({ api, pod, ifname: s.ifname, network: conf.name, nodeName: s.nodeName, configDefaults: conf.ipam.defaultPools, namespace, node });
   return families;
 }
 
@@ -122,14 +130,23 @@ async function ordinalPosition(s: AddState, pod: PodObject, member: Membership |
 }
 
 /** One family's address: the bound one when the pod still asks for its pool, else the ordinal's or a free one. */
-async function takeFamily(s: Claiming, family: Family, pools: Pool[], boundEndpoint: EndpointObject | undefined, ordinalIndex: number | undefined): Promise<Taken> {
+async function takeFamily(
+  s: Claiming, family: Family, pools: Pool[], boundEndpoint: EndpointObject | undefined, ordinalIndex: number | undefined, member: boolean,
+): Promise<Taken> {
   const prev = boundEndpoint ? boundAddress(boundEndpoint, s.ifname, family) : undefined;
   if (prev) {
     const pool = pools.find((p) => p.name === prev.pool && poolContains(p, prev.address));
-    if (pool) return retakeBound(s, pool, prev.address);
+    // A member insists on its address (taken by someone else: 102 until they go). Any other pod
+    // whose endpoint lists an address that is now someone else's takes a new one.
+    const retaken = pool ? await retakeBound(s, pool, prev.address, member) : undefined;
+    if (retaken) return retaken;
+    if (pool) {
+      s.log.info("bound address taken by another pod meanwhile; taking a new one", { address: prev.address, pod: `${s.holder.namespace}/${s.holder.name}` });
+      return ordinalIndex === undefined ? takeFree(s, family, pools) : takeOrdinal(s, family, pools, ordinalIndex);
+    }
     // The pod now asks for pools that do not hold its address: free it, take one from the new pools.
     const { namespace: ns, name } = s.holder;
-    const freed = await releaseClaimIf(s.api, prev.address, (c) => c.spec.podNamespace === ns && c.spec.podName === name);
+    const freed = await releaseClaimIf(s.api, prev.address, (c) => samePod(c, s.holder) && c.spec.interface === s.ifname);
     if (freed) {
       s.counts.add(freed, -1);
       s.store.setHint(freed, prev.address, false);
@@ -137,6 +154,32 @@ async function takeFamily(s: Claiming, family: Family, pools: Pool[], boundEndpo
     }
   }
   return ordinalIndex === undefined ? takeFree(s, family, pools) : takeOrdinal(s, family, pools, ordinalIndex);
+}
+
+/**
+ * How long after a claim's last write the controller must leave it alone: the
+ * ADD's own budget, plus one request that may still be in flight when the
+ * budget runs out (requests are capped at 10 s), plus the second-granularity
+ * of server timestamps.
+ */
+export function claimDeadlineSeconds(timeoutMs: number): number {
+  return Math.ceil((timeoutMs + Math.min(timeoutMs, 10_000)) / 1000) + 5;
+}
+
+/**
+ * An ADD must never report an address whose claim it no longer holds. Within
+ * half of its claims' deadline nobody may have taken them (the controller
+ * waits for the whole deadline by server time, and the server stamped them
+ * after this ADD started). Past that, read them again before answering.
+ */
+async function confirmStillHeld(s: Claiming, taken: Taken[]): Promise<void> {
+  if (s.deadline.elapsedMs() < (s.holder.addDeadlineSeconds * 1000) / 2) return;
+  for (const t of taken) {
+    const claim = await s.api.getClaim(claimNameOf(t.address));
+    if (!claim || claim.spec.containerID !== s.containerId || claim.spec.interface !== s.ifname) {
+      throw new IpamError("try-again", `address ${t.address} was released while this ADD ran (${Math.round(s.deadline.elapsedMs() / 1000)} s): its claim ${claim ? `is held by pod ${claim.spec.podNamespace}/${claim.spec.podName}` : "is gone"}`);
+    }
+  }
 }
 
 /** The address and pool the endpoint binds for this interface and family. */

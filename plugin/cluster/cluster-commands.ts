@@ -9,7 +9,8 @@ import { podIdentity } from "../ipam/pod-identity.ts";
 import type { CommandContext, CommandOutcome, CommandTable } from "../ipam/command.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
 import { claimNameOf } from "./claims.ts";
-import { clusterAdd, heldResult } from "./cluster-add.ts";
+import { claimDeadlineSeconds, clusterAdd, heldResult } from "./cluster-add.ts";
+import { mayBeInFlight } from "../ipam/in-flight.ts";
 import { clusterRelease } from "./cluster-release.ts";
 import type { KubeApi } from "../kube/kube-api.ts";
 import { createKubeClient } from "../kube/kube-client.ts";
@@ -57,13 +58,30 @@ async function add(ctx: CommandContext): Promise<CommandOutcome> {
   }
 }
 
+/**
+ * DEL must never block a sandbox's teardown on the network: with nothing held
+ * on this node it succeeds without reading the kubeconfig or calling the API
+ * server (a pod deleted meanwhile is the controller's to clean up). With
+ * something held and the API server unreachable (or no kubeconfig yet) it is
+ * code 11, and the runtime retries.
+ */
 async function del(ctx: CommandContext): Promise<CommandOutcome> {
   const { env, conf, log } = ctx;
-  const store = openStore(conf.ipam, ctx.openDriver)!;
+  const store = openStore(conf.ipam, ctx.openDriver, true);
+  if (!store) return {};
   try {
+    if (store.leasesOf(conf.name, env.containerId, env.ifname).length === 0) {
+      log.debug("nothing held on this node", { container: env.containerId, ifname: env.ifname });
+      return {};
+    }
     const pod = podIdentity(ctx.env.args);
-    if (store.leasesOf(conf.name, env.containerId, env.ifname).length === 0 && !pod) return {};
-    await clusterRelease(connect(conf.ipam), store, conf.ipam, { network: conf.name, containerId: env.containerId, ifname: env.ifname, ...(pod ? { pod } : {}) }, log);
+    let api: KubeApi;
+    try {
+      api = connect(conf.ipam);
+    } catch (err) {
+      throw new IpamError("try-again", `cannot release container ${env.containerId}'s addresses yet: ${(err as Error).message}`, "", { cause: err });
+    }
+    await clusterRelease(api, store, conf.ipam, { network: conf.name, containerId: env.containerId, ifname: env.ifname, ...(pod ? { pod } : {}) }, log);
     return {};
   } finally {
     store.close();
@@ -100,9 +118,17 @@ async function gc(ctx: CommandContext): Promise<CommandOutcome> {
   try {
     const valid = new Set(conf.validAttachments.map((a) => `${a.containerID}\u0000${a.ifname}`));
     const stale = new Map<string, { containerId: string; ifname: string }>();
+    // A lease younger than its ADD's deadline may belong to an ADD still running, which the
+    // runtime's list cannot show yet (and whose claim the controller also leaves alone until then).
+    const window = claimDeadlineSeconds(conf.ipam.timeoutMs) * 1000;
+    const now = Date.now();
     for (const l of store.listLeases(conf.name)) {
       const key = `${l.container_id}\u0000${l.ifname}`;
-      if (!valid.has(key)) stale.set(key, { containerId: l.container_id, ifname: l.ifname });
+      if (!valid.has(key) && !mayBeInFlight(l.created_at, window, now)) stale.set(key, { containerId: l.container_id, ifname: l.ifname });
+    }
+    // Every lease of a stale attachment goes together; one still young keeps them all.
+    for (const l of store.listLeases(conf.name)) {
+      if (mayBeInFlight(l.created_at, window, now)) stale.delete(`${l.container_id}\u0000${l.ifname}`);
     }
     if (stale.size === 0) return {};
     const api = connect(conf.ipam);

@@ -12,7 +12,7 @@ import { RECLAIM_ANNOTATION } from "../kube/crd.ts";
 import { KubeConflictError } from "../kube/kube-errors.ts";
 import { isKind } from "../support/errors.ts";
 import { ordinalOf } from "../ipam/pod-identity.ts";
-import { ordinalInRange, statefulSetMembership, stsKeeps } from "./statefulset.ts";
+import { isIncarnation, ordinalInRange, statefulSetMembership, stsKeeps } from "./statefulset.ts";
 
 export interface ReleaseTarget {
   network: string;
@@ -22,11 +22,18 @@ export interface ReleaseTarget {
   pod?: { namespace: string; name: string; uid?: string };
 }
 
+/** Why a pod's addresses stay bound: its sandbox restarts, or it is a StatefulSet member that keeps them. */
+export interface KeepReason {
+  reason: string;
+  /** A StatefulSet member's binding: kept whichever sandbox wrote it. */
+  member: boolean;
+}
+
 /** Why the addresses stay bound, or undefined when they are to be released. */
-export async function keepReason(api: KubeApi, ipam: IpamConfig, ns: string, name: string, uid: string | undefined, ep: EndpointObject | undefined): Promise<string | undefined> {
+export async function keepReason(api: KubeApi, ipam: IpamConfig, ns: string, name: string, uid: string | undefined, ep: EndpointObject | undefined): Promise<KeepReason | undefined> {
   const pod = await api.getPod(ns, name);
   const alive = pod && !pod.metadata.deletionTimestamp && pod.status?.phase !== "Succeeded" && pod.status?.phase !== "Failed";
-  if (alive && uid && pod.metadata.uid === uid) return "the pod still runs (sandbox restart)";
+  if (alive && uid && isIncarnation(pod, uid)) return { reason: "the pod still runs (sandbox restart)", member: false };
   if (!ipam.enableStatefulSet) return undefined;
   // Membership from the pod object when there is one (any incarnation), else from what the endpoint recorded.
   const fromPod = pod ? statefulSetMembership(pod) : undefined;
@@ -36,8 +43,8 @@ export async function keepReason(api: KubeApi, ipam: IpamConfig, ns: string, nam
   if (ordinal === undefined) return undefined;
   const sts = await api.getStatefulSet(ns, set);
   if (!sts) return undefined;
-  if (ordinalInRange(sts, ordinal)) return `StatefulSet ${ns}/${set} still has ordinal ${ordinal}`;
-  return stsKeeps(sts, ordinal) ? `StatefulSet ${ns}/${set} retains scaled-down addresses (${RECLAIM_ANNOTATION}: Retain)` : undefined;
+  if (ordinalInRange(sts, ordinal)) return { reason: `StatefulSet ${ns}/${set} still has ordinal ${ordinal}`, member: true };
+  return stsKeeps(sts, ordinal) ? { reason: `StatefulSet ${ns}/${set} retains scaled-down addresses (${RECLAIM_ANNOTATION}: Retain)`, member: true } : undefined;
 }
 
 /** Releases (or keeps bound) one attachment's addresses. Idempotent; a missing pod or StatefulSet is not an error. */
@@ -62,11 +69,15 @@ export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: Ipam
   const counts = new CountDeltas();
   const keep = await keepReason(api, ipam, ns, name, uid, ep);
   const endpointOwnsSandbox = !!ep && (ep.spec.containerID === at.containerId || (!!uid && ep.spec.podUID === uid));
-  const entry = endpointOwnsSandbox ? ep!.spec.ips.find((i) => i.interface === at.ifname) : undefined;
+  // A member's binding is what the endpoint lists for this interface, whichever sandbox wrote it: the
+  // DEL of a sandbox whose ADD failed half-way (its lease still pending on the re-taken address) must
+  // not free the address the member comes back to.
+  const entry = endpointOwnsSandbox || keep?.member ? ep?.spec.ips.find((i) => i.interface === at.ifname) : undefined;
   const boundHere = new Set([entry?.ipv4, entry?.ipv6].filter((c): c is string => !!c).map((c) => c.split("/")[0]));
   for (const a of addresses) {
-    // Kept: a bound address of a pod that stays. A pending one (interrupted ADD) is never part of the binding.
-    if (keep && !a.pending && boundHere.has(a.address)) continue;
+    // Kept: a bound address of a pod that stays. For a restarting sandbox a pending one (interrupted ADD)
+    // is never part of the binding.
+    if (keep && boundHere.has(a.address) && (keep.member || !a.pending)) continue;
     const freed = await releaseClaimIf(api, a.address, (c) => heldBy(c, ns, name, at.containerId, uid));
     if (freed) {
       counts.add(freed, -1);
@@ -75,7 +86,7 @@ export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: Ipam
     log.info(freed ? "address released" : "address already released", { address: a.address, pool: freed, pod: `${ns}/${name}`, container: at.containerId, ifname: at.ifname });
   }
   if (keep) {
-    log.info("addresses stay bound", { pod: `${ns}/${name}`, reason: keep, addresses: [...boundHere].join(",") });
+    log.info("addresses stay bound", { pod: `${ns}/${name}`, reason: keep.reason, addresses: [...boundHere].join(",") });
   } else if (ep && endpointOwnsSandbox) {
     await dropInterface(api, ep, at.ifname);
   }

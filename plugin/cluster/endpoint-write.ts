@@ -10,7 +10,7 @@ import type { Membership } from "./statefulset.ts";
 /** Writes the pod's BerthEndpoint with this interface's addresses (the binding). */
 export async function writeEndpoint(s: AddState, current: EndpointObject | undefined, pod: PodObject, member: Membership | undefined, taken: Taken[]): Promise<void> {
   const { api, ifname, containerId, undo } = s;
-  const node = s.conf.ipam.nodeName;
+  const node = s.nodeName;
   const entry: EndpointIp = { interface: ifname };
   for (const t of taken) {
     const cidr = `${t.address}/${t.pool.subnet.prefix}`;
@@ -18,8 +18,20 @@ export async function writeEndpoint(s: AddState, current: EndpointObject | undef
     else Object.assign(entry, { ipv6: cidr, ipv6Pool: t.pool.name }, t.pool.gateway ? { ipv6Gateway: t.pool.gateway } : {});
   }
   const uid = pod.metadata.uid!;
+  const ns = pod.metadata.namespace!;
+  const name = pod.metadata.name;
+  // The undo is registered before the write: a write whose answer is lost (the server did it, this
+  // ADD never heard) must be undone too, or the endpoint would name claims the undo deletes.
+  let before: EndpointObject | undefined;
+  undo.push(`restore endpoint ${ns}/${name}`, async () => {
+    const now = await api.getEndpoint(ns, name);
+    if (!now || now.spec.containerID !== containerId || now.spec.podUID !== uid) return; // not ours (any more)
+    if (before) await api.updateEndpoint({ metadata: now.metadata, spec: before.spec });
+    else await api.deleteEndpoint(ns, name, now.metadata.uid!, now.metadata.resourceVersion);
+  });
   for (let attempt = 0; attempt < 5; attempt++) {
-    const ep = attempt === 0 ? current : await api.getEndpoint(pod.metadata.namespace!, pod.metadata.name);
+    const ep = attempt === 0 ? current : await api.getEndpoint(ns, name);
+    before = ep;
     // Other interfaces of the same pod (or the same StatefulSet member) stay.
     const others = ep && (ep.spec.podUID === uid || member) ? ep.spec.ips.filter((i) => i.interface !== ifname) : [];
     const spec = {
@@ -29,16 +41,8 @@ export async function writeEndpoint(s: AddState, current: EndpointObject | undef
       ips: [...others, entry],
     };
     try {
-      if (ep) {
-        await api.updateEndpoint({ metadata: ep.metadata, spec });
-        undo.push(`restore endpoint ${ep.metadata.namespace}/${ep.metadata.name}`, async () => {
-          const now = await api.getEndpoint(ep.metadata.namespace!, ep.metadata.name);
-          if (now) await api.updateEndpoint({ metadata: now.metadata, spec: ep.spec });
-        });
-      } else {
-        const created = await api.createEndpoint({ metadata: { name: pod.metadata.name, namespace: pod.metadata.namespace }, spec });
-        undo.push(`delete endpoint ${pod.metadata.namespace}/${pod.metadata.name}`, () => api.deleteEndpoint(pod.metadata.namespace!, pod.metadata.name, created.metadata.uid!));
-      }
+      if (ep) await api.updateEndpoint({ metadata: ep.metadata, spec });
+      else await api.createEndpoint({ metadata: { name, namespace: ns }, spec });
       return;
     } catch (err) {
       if (!isKind(err, KubeConflictError)) throw err;

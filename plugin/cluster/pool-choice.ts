@@ -108,8 +108,12 @@ async function refusal(ctx: ChoiceContext, pool: Pool): Promise<string | undefin
   const a = pool.affinity ?? {};
   if (a.nodeName) {
     if (!a.nodeName.includes(ctx.nodeName)) return `is for nodes ${a.nodeName.join(", ")}, not ${ctx.nodeName}`;
-  } else if (a.nodeAffinity && !matchesSelector(a.nodeAffinity, (await ctx.node())?.metadata.labels)) {
-    return `nodeAffinity does not match node ${ctx.nodeName}`;
+  } else if (a.nodeAffinity) {
+    // Judged on the node's real labels only: treating a node that cannot be read as unlabelled would
+    // silently skip the pool (and could move a bound member to another one).
+    const node = await ctx.node();
+    if (!node) throw new IpamError("not-found", `node ${ctx.nodeName} not found on the API server: pool ${pool.name} has a nodeAffinity, which needs the node's labels`);
+    if (!matchesSelector(a.nodeAffinity, node.metadata.labels)) return `nodeAffinity does not match node ${ctx.nodeName}`;
   }
   const ns = ctx.pod.metadata.namespace ?? "";
   if (a.namespaceName) {

@@ -39,3 +39,15 @@ export function stsKeeps(sts: StatefulSetObject, ordinal: number): boolean {
   if (sts.metadata.deletionTimestamp) return false;
   return ordinalInRange(sts, ordinal) || retained(sts);
 }
+
+/** Kubernetes' annotation on a static pod's mirror: the kubelet's UID for the pod, which CNI_ARGS carries. */
+const CONFIG_MIRROR_ANNOTATION = "kubernetes.io/config.mirror";
+
+/**
+ * Whether `uid` (from CNI_ARGS) names this pod object's incarnation. For a
+ * static pod the kubelet passes its config hash, which the API server's
+ * mirror pod carries in an annotation, not as its UID.
+ */
+export function isIncarnation(pod: PodObject, uid: string): boolean {
+  return pod.metadata.uid === uid || pod.metadata.annotations?.[CONFIG_MIRROR_ANNOTATION] === uid;
+}

@@ -2,55 +2,81 @@
 import { type Family, addressAt, formatAddress } from "../ipam/ip.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
 import type { Pool } from "../ipam/pool.ts";
+import type { ClaimObject } from "../kube/kube-api.ts";
 import { KubeConflictError } from "../kube/kube-errors.ts";
 import { isKind } from "../support/errors.ts";
 import type { Claiming, Taken } from "./add-state.ts";
-import { claimFor, claimNameOf } from "./claims.ts";
+import { claimFor, claimNameOf, samePod } from "./claims.ts";
 import { recordPending } from "./pending-lease.ts";
 
-/** Whether the claim names the holder's pod (any sandbox, any incarnation). */
-const samePodAs = (claim: { spec: { podNamespace: string; podName: string } }, s: Claiming) =>
-  claim.spec.podNamespace === s.holder.namespace && claim.spec.podName === s.holder.name;
+/**
+ * Why this ADD may not take the claimed address, or undefined when it may:
+ * the claim is this pod's on this interface. Another pod, or another
+ * interface of this pod (two networks asking for one ordinal address), may not.
+ */
+function heldElsewhere(claim: ClaimObject, s: Claiming): string | undefined {
+  if (!samePod(claim, s.holder)) return `pod ${claim.spec.podNamespace}/${claim.spec.podName} on node ${claim.spec.node}`;
+  if (claim.spec.interface !== s.holder.ifname) return `interface ${claim.spec.interface} of the same pod`;
+  return undefined;
+}
 
-/** Drops a local lease of `address` that the API server says is stale; leaves one that may be live. */
+/** Drops a local lease of `address` that the API server says is stale; returns the container of one that may be live. */
 async function dropStaleLocalLease(s: Claiming, address: string): Promise<string | undefined> {
   const local = s.store.leaseAt(s.conf.name, address);
   if (!local) return undefined;
-  const samePod = local.pod_namespace === s.holder.namespace && local.pod_name === s.holder.name;
+  const ownPod = local.pod_namespace === s.holder.namespace && local.pod_name === s.holder.name && local.ifname === s.holder.ifname;
   // The API server decides whose the address is. A local lease is stale when it is an older
   // sandbox of this pod (its DEL never came), or when it belongs to another pod whose ADD had
   // completed but whose claim is gone or now held by this pod (the controller freed it while
   // this node never saw the DEL). A pending lease of another pod is an ADD in flight: a conflict.
-  const claim = samePod ? undefined : await s.api.getClaim(claimNameOf(address));
-  const ours = !!claim && samePodAs(claim, s);
-  if (samePod || ours || (local.state === "active" && !claim)) {
+  const claim = ownPod ? undefined : await s.api.getClaim(claimNameOf(address));
+  const ours = !!claim && !heldElsewhere(claim, s);
+  if (ownPod || ours || (local.state === "active" && !claim)) {
     s.store.deleteLease(local.id);
-    if (!samePod) s.log.info("stale local lease dropped", { address, container: local.container_id, pod: `${local.pod_namespace}/${local.pod_name}` });
+    if (!ownPod) s.log.info("stale local lease dropped", { address, container: local.container_id, pod: `${local.pod_namespace}/${local.pod_name}` });
     return undefined;
   }
   return local.container_id;
 }
 
-/** Takes back the pod's bound address: its claim is updated to this sandbox, or re-created if it vanished. */
-export async function retakeBound(s: Claiming, pool: Pool, address: string): Promise<Taken> {
+/**
+ * Takes back the pod's bound address: its claim is updated to this sandbox,
+ * or re-created if it vanished. A failed ADD gives the claim back exactly as
+ * it was, so the binding survives. `insist` (a StatefulSet member): an
+ * address held by someone else is a conflict (102); otherwise undefined, and
+ * the caller takes a new address instead.
+ */
+export async function retakeBound(s: Claiming, pool: Pool, address: string, insist = true): Promise<Taken | undefined> {
   const { api, store, holder } = s;
+  const name = claimNameOf(address);
+  if (!insist) {
+    const claim = await api.getClaim(name);
+    if (claim && heldElsewhere(claim, s)) return undefined;
+  }
   const localHolder = await dropStaleLocalLease(s, address);
   const leaseId = recordPending(s, pool, address);
-  if (leaseId === undefined) throw new IpamError("conflict", `address ${address} bound to pod ${holder.namespace}/${holder.name} is leased on this node to container ${localHolder}`);
+  if (leaseId === undefined) {
+    if (!insist) return undefined;
+    throw new IpamError("conflict", `address ${address} bound to pod ${holder.namespace}/${holder.name} is leased on this node to container ${localHolder}`);
+  }
+  s.undo.push(`drop pending lease of ${address}`, async () => store.deleteLease(leaseId));
   for (let attempt = 0; attempt < 3; attempt++) {
-    const claim = await api.getClaim(claimNameOf(address));
-    if (claim && !samePodAs(claim, s)) {
+    const claim = await api.getClaim(name);
+    const elsewhere = claim && heldElsewhere(claim, s);
+    if (elsewhere) {
       store.immediate(() => store.deleteLease(leaseId));
-      throw new IpamError("conflict", `address ${address} bound to pod ${holder.namespace}/${holder.name} is claimed by pod ${claim.spec.podNamespace}/${claim.spec.podName} on node ${claim.spec.node}`);
+      if (!insist) return undefined;
+      throw new IpamError("conflict", `address ${address} bound to pod ${holder.namespace}/${holder.name} interface ${holder.ifname} is claimed by ${elsewhere}`);
     }
     try {
       if (claim) {
-        await api.updateClaim(claimFor(pool.family, address, pool.name, holder, claim));
+        const updated = await api.updateClaim(claimFor(pool.family, address, pool.name, holder, claim));
+        s.undo.push(`restore claim ${name}`, () => restoreClaim(s, claim, updated));
       } else {
         const created = await api.createClaim(claimFor(pool.family, address, pool.name, holder));
         s.counts.add(pool.name, 1);
         s.undo.push(`delete claim ${created.metadata.name}`, async () => {
-          if (await api.deleteClaim(created.metadata.name, created.metadata.uid!)) s.counts.add(pool.name, -1);
+          if (await api.deleteClaim(created.metadata.name, created.metadata.uid!, created.metadata.resourceVersion)) s.counts.add(pool.name, -1);
         });
       }
       store.setHint(pool.name, address, true);
@@ -62,10 +88,18 @@ export async function retakeBound(s: Claiming, pool: Pool, address: string): Pro
   throw new IpamError("conflict", `address ${address} of pod ${holder.namespace}/${holder.name}: its claim kept changing under us`);
 }
 
+/** Puts a re-taken claim back as it was before this ADD, unless someone changed it since. */
+async function restoreClaim(s: Claiming, before: ClaimObject, ours: ClaimObject): Promise<void> {
+  const now = await s.api.getClaim(before.metadata.name);
+  if (!now || now.metadata.uid !== ours.metadata.uid || now.metadata.resourceVersion !== ours.metadata.resourceVersion) return;
+  await s.api.updateClaim({ metadata: now.metadata, spec: before.spec });
+}
+
 /**
  * Ordinal-ordered mode: the address at position `index` of the pools' addresses
- * (in order, spilling from one pool into the next). Taken by another pod: an
- * error, never a silent substitute, since operators rely on the prediction.
+ * (in order, spilling from one pool into the next). Taken by another pod, or by
+ * another interface of this one: an error, never a silent substitute, since
+ * operators rely on the prediction.
  */
 export async function takeOrdinal(s: Claiming, family: Family, candidates: Pool[], index: number): Promise<Taken> {
   const { holder } = s;
@@ -77,10 +111,11 @@ export async function takeOrdinal(s: Claiming, family: Family, candidates: Pool[
     }
     const address = formatAddress(pool.family, addressAt(pool.ranges, rest)!);
     const holderNow = await s.api.getClaim(claimNameOf(address));
-    if (holderNow && !samePodAs(holderNow, s)) {
-      throw new IpamError("conflict", `address ${address} (position ${index} of pool ${pool.name}, for ordinal-ordered pod ${holder.namespace}/${holder.name}) is claimed by pod ${holderNow.spec.podNamespace}/${holderNow.spec.podName}`);
+    const elsewhere = holderNow && heldElsewhere(holderNow, s);
+    if (elsewhere) {
+      throw new IpamError("conflict", `address ${address} (position ${index} of pool ${pool.name}, for ordinal-ordered pod ${holder.namespace}/${holder.name}) is claimed by ${elsewhere}`);
     }
-    return retakeBound(s, pool, address);
+    return (await retakeBound(s, pool, address))!;
   }
   throw new IpamError("exhausted", `no IPv${family} address at position ${index} for ordinal-ordered pod ${holder.namespace}/${holder.name}: pools ${candidates.map((p) => `${p.name} (${p.total})`).join(", ")} are smaller`);
 }

@@ -4,7 +4,6 @@
  * changes nothing.
  */
 import { isAbsolute, join } from "node:path";
-import { hostname } from "node:os";
 import { CniError, Code } from "./cni-error.ts";
 import { isSupportedVersion } from "./cni-version.ts";
 import { DEFAULT_DATA_DIR, type NetConf, type ValidAttachment } from "../ipam/config.ts";
@@ -104,7 +103,6 @@ function normalise(conf: Record<string, unknown>, cniVersion: string): NetConf {
       type: ipam.type as string,
       dataDir,
       dbPath: join(dataDir, "berth.db"),
-      nodeName: optionalString("ipam.nodeName", ipam.nodeName) ?? hostname(),
       pools,
       defaultPools,
       enableStatefulSet: (ipam.enableStatefulSet as boolean | undefined) ?? true,
@@ -113,6 +111,8 @@ function normalise(conf: Record<string, unknown>, cniVersion: string): NetConf {
     },
   };
   if (kubeconfig !== undefined) out.ipam.kubeconfig = kubeconfig;
+  const nodeName = optionalString("ipam.nodeName", ipam.nodeName);
+  if (nodeName !== undefined) out.ipam.nodeName = nodeName;
   if (logFile !== undefined) out.ipam.logFile = logFile;
   if (conf.prevResult !== undefined) out.prevIps = prevIps(conf.prevResult);
   const attachments = "cni.dev/valid-attachments" in conf ? conf["cni.dev/valid-attachments"] : conf["cni.dev/attachments"];

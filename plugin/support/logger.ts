@@ -13,17 +13,16 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-/** One line per entry: time, level, message, then key=value pairs, so grep works on it. */
+/**
+ * One JSON object per line: `time`, `level`, `msg`, then the fields. Values
+ * often come from pod annotations and pool names that a namespace's users
+ * write; JSON escaping keeps a newline or quote in them from forging a line.
+ */
 export function createLogger(level: LogLevel = "info", file?: string, base: Record<string, unknown> = {}): Logger {
   const min = RANK[level];
   const write = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (RANK[lvl] < min) return;
-    const all = { ...base, ...fields };
-    let line = `${new Date().toISOString()} ${lvl.toUpperCase()} ${msg}`;
-    for (const [k, v] of Object.entries(all)) {
-      if (v !== undefined && v !== null) line += ` ${k}=${typeof v === "string" && !/\s|"/.test(v) ? v : JSON.stringify(v)}`;
-    }
-    line += "\n";
+    const line = `${formatLine(lvl, msg, { ...base, ...fields })}\n`;
     try {
       // writeSync, not process.stderr.write: bun builds a whole stream on first use (~2 ms, measured).
       if (file) appendFileSync(file, line);
@@ -38,4 +37,13 @@ export function createLogger(level: LogLevel = "info", file?: string, base: Reco
     warn: (m, f) => write("warn", m, f),
     error: (m, f) => write("error", m, f),
   };
+}
+
+/** The line for one entry (without its newline); fields that are undefined or null are left out. */
+export function formatLine(level: LogLevel, msg: string, fields: Record<string, unknown>): string {
+  const entry: Record<string, unknown> = { time: new Date().toISOString(), level, msg };
+  for (const [k, v] of Object.entries(fields)) {
+    if (v !== undefined && v !== null && !(k in entry)) entry[k] = typeof v === "bigint" ? String(v) : v;
+  }
+  return JSON.stringify(entry);
 }
