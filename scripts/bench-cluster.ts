@@ -59,6 +59,7 @@ import { fileURLToPath } from "node:url";
 import { BERTH_API_VERSION, BERTH_GROUP, CLAIMS_PATH, CLAIM_KIND, POOLS_PATH, POOL_GROUP, POOL_KIND, POOL_LABEL, POOL_VERSION } from "../plugin/kube/crd.ts";
 import { AdminClient, ApiError, path } from "../test/harness/admin-client.ts";
 import { runCni } from "../test/harness/cni-runner.ts";
+import { logged } from "../test/harness/log-lines.ts";
 import { NODES, up } from "../test/harness/control-plane.ts";
 import { BenchFailure, type Timed, dist, fail, inBatches, intEnv, median, percentile, r2, r3, sleep, table, timed } from "./bench-lib.ts";
 
@@ -244,7 +245,7 @@ function addressOf(what: string, r: Timed): string {
   if (!p.address) fail(`${what} failed`, r);
   return p.address;
 }
-const warnings = (r: Timed) => r.stderr.split("\n").filter((l) => / (WARN|ERROR) /.test(l));
+const warnings = (r: Timed) => r.stderr.split("\n").filter((l) => /"level":"(warn|error)"/.test(l));
 
 /** IPv4 dotted quad ↔ number, for checking results and picking fill addresses. */
 const toNum = (a: string) => a.split(".").reduce((n, o) => n * 256 + Number(o), 0);
@@ -280,8 +281,8 @@ async function podCycle(ctx: Ctx, pool: PoolDef, pod: PodRef): Promise<{ add: nu
   await ctx.api.forceDeletePod(pod.name);
   const d = await cni(ctx, "DEL", id, pod);
   if (d.status !== 0) fail(`DEL of deleted pod ${NS}/${pod.name}`, d);
-  const released = / address released /.test(d.stderr);
-  if (!released && !/ address already released /.test(d.stderr)) fail(`DEL of deleted pod ${NS}/${pod.name} neither released ${address} nor found it released`, d);
+  const released = logged(d.stderr, "address released").length > 0;
+  if (!released && logged(d.stderr, "address already released").length === 0) fail(`DEL of deleted pod ${NS}/${pod.name} neither released ${address} nor found it released`, d);
   return { add: a.ms, del: released ? d.ms : undefined, address };
 }
 

@@ -45,6 +45,7 @@ import { fileURLToPath } from "node:url";
 import { BERTH_API_VERSION, BERTH_GROUP, CLAIMS_PATH as CLAIMS, CLAIM_KIND, ENDPOINT_KIND, ENDPOINT_PLURAL, POOLS_PATH as POOLS, POOL_FINALIZER as FINALIZER, POOL_GROUP, POOL_KIND, POOL_LABEL, POOL_VERSION } from "../plugin/kube/crd.ts";
 import { AdminClient, path } from "../test/harness/admin-client.ts";
 import { runCni } from "../test/harness/cni-runner.ts";
+import { logged } from "../test/harness/log-lines.ts";
 import { type ControlPlane, NODES, up } from "../test/harness/control-plane.ts";
 import { ControllerProcess, runningControllers as running } from "../test/harness/controller-process.ts";
 import { waitFor } from "../test/harness/batch.ts";
@@ -368,7 +369,7 @@ async function bound(ctx: Ctx) {
   }
   const steady = procStats(ctl.pid);
   const m = await ctl.metrics();
-  let released = [...ctl.log().matchAll(/ address released /g)].length;
+  let released = logged(ctl.log(), "address released").length;
 
   // A failover: a fresh replica on claims older than the ADD timeout (their watch replay re-judges every one live at once).
   await ctl.stop();
@@ -387,7 +388,7 @@ async function bound(ctx: Ctx) {
   }
   const settled = (performance.now() - t1) / 1000 - 2;
   const fo = procStats(next.pid);
-  released += [...next.log().matchAll(/ address released /g)].length;
+  released += logged(next.log(), "address released").length;
   const failover = {
     firstScanAfterStartSeconds: r3(failoverFirstScan), scanSeconds: r3((await next.metrics()).get("berth_reconcile_last_duration_seconds")!),
     liveWaveSettledAfterSeconds: r3(settled), cpuSeconds: r3(fo.cpuSeconds), peakRssMiB: fo.hwmMiB,

@@ -45,7 +45,11 @@ DB=$DATA/berth.db
 PLUGINS=$WORK/plugins     # first entry of CNI_PATH: bridge finds "berth" here
 LOG=$WORK/berth.log       # ipam.logFile
 CONF=$WORK/netconf.json
+# The demo keeps its files under /tmp; a real node keeps dataDir under /var/lib/cni. Paths
+# outside the documented prefixes need the node's consent (a root-owned node configuration).
+NODE_CONF=$WORK/node.json
 mkdir -p "$DATA" "$PLUGINS"
+echo "{\"extraPathPrefixes\": [\"$WORK/\"]}" >"$NODE_CONF"
 ln -s "$BERTH" "$PLUGINS/berth"
 
 declare -A POD_NS=() POD_CID=() POD_UID=()   # running pods: netns, container ID, pod UID
@@ -100,6 +104,7 @@ cni() {
     CNI_IFNAME=eth0 \
     CNI_PATH="$PLUGINS:/usr/lib/cni" \
     CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=$pod;K8S_POD_UID=${POD_UID[$pod]}" \
+    BERTH_NODE_CONFIG="$NODE_CONF" \
     "$BRIDGE_PLUGIN" <"$CONF"
 }
 

@@ -3,6 +3,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { logEntries, logged } from "../harness/log-lines.ts";
 import { cni, dbSnapshot, netconf, podArgs, sql, tempDir } from "../helpers/berth.ts";
 
 const VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
@@ -15,6 +16,7 @@ t.before.each((ctx) => {
 });
 t.after.each((ctx) => ctx.cleanup());
 
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const add = (dir: string, cid: string, extra: { conf?: object; args?: string; ifname?: string } = {}) =>
   cni({ command: "ADD", containerId: cid, ifname: extra.ifname ?? "eth0", netns: "/var/run/netns/x", args: extra.args, stdin: extra.conf ?? netconf(dir) });
 const del = (dir: string, cid: string, conf?: object) => cni({ command: "DEL", containerId: cid, ifname: "eth0", stdin: conf ?? netconf(dir) });
@@ -87,11 +89,13 @@ t("CHECK passes while the lease exists and fails clearly once it is gone", ({ di
   assert.is(old.json.code, 1);
 });
 
-t("GC releases leases not listed; missing key does nothing; null and [] mean none are valid", ({ dir, db }) => {
-  const gcConf = (extra: object) => ({ ...netconf(dir, {}, { cniVersion: "1.1.0" }), ...extra });
+t("GC releases leases not listed; missing key does nothing; null and [] mean none are valid", async ({ dir, db }) => {
+  // An ADD's budget (timeoutSeconds) of 0.3 s: leases older than that cannot belong to an ADD still running.
+  const gcConf = (extra: object) => ({ ...netconf(dir, { timeoutSeconds: 0.3 }, { cniVersion: "1.1.0" }), ...extra });
   const gc = (extra: object) => cni({ command: "GC", stdin: gcConf(extra) });
   for (const c of ["c1", "c2", "c3"]) add(dir, c);
   const leases = () => sql<{ container_id: string }>(db, "SELECT container_id FROM leases ORDER BY container_id").map((r) => r.container_id);
+  await sleep(400);
 
   assert.is(gc({}).status, 0);
   assert.equal(leases(), ["c1", "c2", "c3"], "no list: nothing released");
@@ -107,6 +111,7 @@ t("GC releases leases not listed; missing key does nothing; null and [] mean non
   assert.is(gc({ "cni.dev/valid-attachments": null }).status, 0);
   assert.equal(leases(), []);
   add(dir, "c4");
+  await sleep(400);
   assert.is(gc({ "cni.dev/valid-attachments": [] }).status, 0);
   assert.equal(leases(), []);
 
@@ -114,11 +119,22 @@ t("GC releases leases not listed; missing key does nothing; null and [] mean non
   assert.is(old.json.code, 1, "GC needs 1.1.0");
 });
 
-t("GC keeps other networks' leases", ({ dir, db }) => {
+t("GC keeps other networks' leases", async ({ dir, db }) => {
   add(dir, "c1");
   add(dir, "c2", { conf: netconf(dir, {}, { name: "other-net" }) });
-  cni({ command: "GC", stdin: { ...netconf(dir, {}, { cniVersion: "1.1.0" }), "cni.dev/valid-attachments": [] } });
+  await sleep(400);
+  cni({ command: "GC", stdin: { ...netconf(dir, { timeoutSeconds: 0.3 }, { cniVersion: "1.1.0" }), "cni.dev/valid-attachments": [] } });
   assert.equal(sql(db, "SELECT network FROM leases"), [{ network: "other-net" }]);
+});
+
+t("GC never frees a lease younger than an ADD's budget: it may belong to an ADD still running", async ({ dir, db }) => {
+  const gc = () => cni({ command: "GC", stdin: { ...netconf(dir, { timeoutSeconds: 1 }, { cniVersion: "1.1.0" }), "cni.dev/valid-attachments": [] } });
+  add(dir, "in-flight");
+  assert.is(gc().status, 0);
+  assert.equal(sql(db, "SELECT container_id FROM leases"), [{ container_id: "in-flight" }], "kept: created within timeoutSeconds");
+  await sleep(1100);
+  assert.is(gc().status, 0);
+  assert.equal(sql(db, "SELECT container_id FROM leases"), [], "released once older than timeoutSeconds");
 });
 
 t("STATUS: ready, then code 50 when every pool is exhausted or the database is unwritable", ({ dir }) => {
@@ -148,12 +164,12 @@ t("logs go to ipam.logFile, never to stdout", ({ dir }) => {
   assert.is(r.status, 0);
   assert.is(r.stderr, "");
   const log = readFileSync(logFile, "utf8");
-  assert.match(log, /INFO address assigned .*address=10\.6\.168\.101 .*pod=default\/test-sts-0/);
+  assert.is(logged(log, "address assigned", { level: "info", address: "10.6.168.101", pod: "default/test-sts-0" }).length, 1, log);
   cni({ command: "ADD", containerId: "bare", ifname: "eth0", netns: "/x", stdin: netconf(dir, { logFile }) });
   cni({ command: "DEL", containerId: "bare", ifname: "eth0", stdin: netconf(dir, { logFile }) });
-  const lines = readFileSync(logFile, "utf8").split("\n").filter((l) => l.includes("container=bare"));
+  const lines = logEntries(readFileSync(logFile, "utf8")).filter((e) => e.container === "bare");
   assert.is(lines.length, 2, "one line for the assignment, one for the release");
-  for (const l of lines) assert.not.match(l, /=null|=undefined/, "absent fields are left out");
+  for (const l of lines) assert.ok(Object.values(l).every((v) => v !== null && v !== undefined), `absent fields are left out: ${JSON.stringify(l)}`);
 });
 
 t.run();

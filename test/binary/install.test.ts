@@ -12,6 +12,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
+import { logged } from "../harness/log-lines.ts";
 import { BERTH, cli, tempDir } from "../helpers/berth.ts";
 
 const { path: dir, cleanup } = tempDir("berth-install-");
@@ -62,8 +63,11 @@ test("--once copies the binary byte-identical with mode 0755 and leaves no tempo
   assert.ok(readFileSync(target).equals(readFileSync(n.source)), "byte-identical");
   assert.is(mode(target), 0o755);
   assert.equal(readdirSync(n.bin), ["berth"]);
-  assert.match(r.stderr, /INFO binary copied .*to=\S+\/opt\/cni\/bin\/berth bytes=3145728 sha256=[0-9a-f]{64}/);
-  assert.match(r.stderr, "INFO kubeconfig written");
+  const copied = logged(r.stderr, "binary copied", { level: "info", bytes: 3145728 });
+  assert.is(copied.length, 1, r.stderr);
+  assert.match(String(copied[0].to), /\/opt\/cni\/bin\/berth$/);
+  assert.match(String(copied[0].sha256), /^[0-9a-f]{64}$/);
+  assert.is(logged(r.stderr, "kubeconfig written", { level: "info" }).length, 1, r.stderr);
   assert.is(r.stderr.trim().split("\n").length, 2, "one line per action");
 });
 
@@ -146,11 +150,11 @@ test("without --once it rewrites the kubeconfig when the token or CA rotates or 
     await waitFor("the new token in the kubeconfig", () => readFileSync(n.kubeconfig, "utf8").includes("token-two"));
     assert.is(loadKubeconfig(n.kubeconfig).user?.token, "token-two");
     assert.is(mode(n.kubeconfig), 0o600);
-    await waitFor("the log line", () => /INFO kubeconfig refreshed .*reason="token changed"/.test(err));
+    await waitFor("the log line", () => logged(err, "kubeconfig refreshed", { level: "info", reason: "token changed" }).length === 1);
 
     replaceFile(n.ca, CA.replace("fake", "rotated"));
     await waitFor("the new CA", () => Buffer.from(loadKubeconfig(n.kubeconfig).cluster?.caData ?? "", "base64").toString().includes("rotated"));
-    await waitFor("the log line", () => err.includes('reason="CA changed"'));
+    await waitFor("the log line", () => logged(err, "kubeconfig refreshed", { reason: "CA changed" }).length === 1);
 
     // Rewritten by someone else (the next installer pod, during a surge rollout): left to them, even when the token rotates.
     const foreign = readFileSync(n.kubeconfig, "utf8").replace("token-two", "token-of-the-next-pod");
@@ -164,7 +168,7 @@ test("without --once it rewrites the kubeconfig when the token or CA rotates or 
     // Gone: written again, with the current token.
     unlinkSync(n.kubeconfig);
     await waitFor("the kubeconfig to come back", () => readdirSync(join(n.netd, "berth.d")).includes("berth.kubeconfig"));
-    await waitFor("the log line", () => err.includes('reason="kubeconfig missing"'));
+    await waitFor("the log line", () => logged(err, "kubeconfig refreshed", { reason: "kubeconfig missing" }).length === 1);
     assert.is(loadKubeconfig(n.kubeconfig).user?.token, "token-three");
 
     // A token that cannot be read keeps the last good kubeconfig (said once), and the process alive.
@@ -180,7 +184,7 @@ test("without --once it rewrites the kubeconfig when the token or CA rotates or 
   const { code, signal } = await done;
   assert.is(signal, null);
   assert.is(code, 0, err);
-  assert.match(err, /INFO stopping .*signal=SIGTERM/);
+  assert.is(logged(err, "stopping", { level: "info", signal: "SIGTERM" }).length, 1, err);
   assert.equal(readdirSync(join(n.netd, "berth.d")), ["berth.kubeconfig"], "no temporary kubeconfig left");
 });
 
@@ -240,7 +244,7 @@ test("temporary files left by an interrupted install are removed once they are o
   utimesSync(old, hourAgo, hourAgo);
   const r = cli(flags(n, ["--once"]));
   assert.is(r.status, 0, r.stderr);
-  assert.match(r.stderr, `removed a temporary file left by an interrupted install component=install path=${old}`);
+  assert.is(logged(r.stderr, "removed a temporary file left by an interrupted install", { component: "install", path: old }).length, 1, r.stderr);
   assert.equal(readdirSync(n.bin).sort(), [".berth.tmp-2-cafecafe", "berth"]);
 });
 

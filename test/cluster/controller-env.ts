@@ -36,6 +36,7 @@ import {
   waitFor,
   withCluster,
 } from "./cluster-env.ts";
+import { logged } from "../harness/log-lines.ts";
 import { BERTH, cli } from "../helpers/berth.ts";
 
 export const CONTROLLER_KUBECONFIG = controlPlane().controllerKubeconfig;
@@ -78,10 +79,9 @@ export class ControllerProc extends ControllerProcess {
   /** Its "address released" log lines, parsed. */
   releases(filter: (r: Release) => boolean = () => true): Release[] {
     const out: Release[] = [];
-    for (const line of this.log().split("\n")) {
-      if (!line.includes(" address released ")) continue;
-      const f = (k: string) => new RegExp(`\\b${k}=(\\S+)`).exec(line)?.[1] ?? "";
-      const r = { address: f("address"), pool: f("pool"), pod: f("pod"), reason: f("reason"), claim: f("claim"), line };
+    for (const e of logged(this.log(), "address released")) {
+      const f = (k: string) => (e[k] === undefined ? "" : String(e[k]));
+      const r = { address: f("address"), pool: f("pool"), pod: f("pod"), reason: f("reason"), claim: f("claim"), line: JSON.stringify(e) };
       if (filter(r)) out.push(r);
     }
     return out;

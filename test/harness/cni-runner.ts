@@ -5,6 +5,7 @@
  * stdout parsed as JSON, and (async) the time from spawn to exit.
  */
 import { spawn, spawnSync } from "node:child_process";
+import { testNodeConfig } from "./node-config.ts";
 
 export interface CniCall {
   command: string;
@@ -45,9 +46,13 @@ export interface CniResult extends ProcessResult {
 
 const PATH = () => process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin";
 
-/** The environment of one plugin call: PATH, CNI_COMMAND, CNI_PATH, the other CNI_* that are given, then `env`. */
+/**
+ * The environment of one plugin call: PATH, CNI_COMMAND, CNI_PATH, the other
+ * CNI_* that are given, BERTH_NODE_CONFIG (the tests' node allows temp
+ * paths: node-config.ts), then `env`.
+ */
 export function cniEnv(c: CniCall): Record<string, string> {
-  const env: Record<string, string> = { PATH: PATH(), CNI_COMMAND: c.command, CNI_PATH: c.path ?? "/usr/lib/cni" };
+  const env: Record<string, string> = { PATH: PATH(), CNI_COMMAND: c.command, CNI_PATH: c.path ?? "/usr/lib/cni", BERTH_NODE_CONFIG: testNodeConfig() };
   if (c.containerId !== undefined) env.CNI_CONTAINERID = c.containerId;
   if (c.netns !== undefined) env.CNI_NETNS = c.netns;
   if (c.ifname !== undefined) env.CNI_IFNAME = c.ifname;
