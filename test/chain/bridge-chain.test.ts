@@ -19,6 +19,7 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { testNodeConfig } from "../harness/node-config.ts";
 import { spawnSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
@@ -144,6 +145,8 @@ function bridgeEnv(command: string, a: Pick<Attachment, "containerId" | "netns" 
     CNI_NETNS: `/var/run/netns/${a.netns}`,
     CNI_IFNAME: a.ifname,
     CNI_PATH: cniPath(),
+    // The runtime's environment reaches the delegated IPAM plugin: the tests' node allows temp paths.
+    BERTH_NODE_CONFIG: testNodeConfig(),
   };
   if (a.args !== undefined) env.CNI_ARGS = a.args;
   return env;
