@@ -1,0 +1,425 @@
+/**
+ * Pod churn for the long cluster tests (mixed-versions.test.ts,
+ * fault-soak.test.ts), on top of cluster-env.ts and controller-env.ts. Not a
+ * test file itself.
+ *
+ * A Churn plays scheduler and kubelet for one namespace and one pool, over
+ * simulated nodes that each run their own berth binary (the DaemonSet's
+ * binary on that node: 0.3.0 or the new one, swapped with `node.bin = ...`
+ * as a rollout does) through their own kubeconfig (the plugin's, or one
+ * through a fault proxy). berth is called directly (no interface), as in
+ * controller-soak.test.ts:
+ *
+ * - ADD is the kubelet's: on failure, DEL of that sandbox and a new one. A
+ *   102 naming a container this node still leases the address to (a pod
+ *   removed here with no DEL) runs the runtime's GC on the node before the
+ *   retry (every sandbox the runtime knows there is valid, ADDs in flight
+ *   included); other failures are recorded (`failures`) or, under faults,
+ *   counted as expected.
+ * - DEL is retried as the kubelet retries it (under faults); without faults
+ *   the first must succeed.
+ * - A pod is removed with the kubelet's DEL (deletionTimestamp, DEL, final
+ *   delete) or without (it is just gone, as when its node dies).
+ *
+ * `check` asserts what must hold at every quiet moment: no address on two
+ * running pods (by the ADD results and by the living pods' BerthEndpoints),
+ * every running pod's address claimed by it and listed in its endpoint, a
+ * recreated StatefulSet member back on its address. `unexplained` lists the
+ * claims that no living pod and no in-range StatefulSet member owns;
+ * `converge` waits for none to be left and the pool's count to match.
+ */
+import { randomBytes } from "node:crypto";
+import * as assert from "uvu/assert";
+import { runCni } from "../harness/cni-runner.ts";
+import { type ClusterScope, type SimNode, apply, inBatches, podArgs } from "./cluster-env.ts";
+import { CLAIMS_PATH, adminApi, adminMust, endpointsPath, podsPath, sleep, waitForAsync } from "./controller-env.ts";
+
+/** A simulated node and the berth it runs. */
+export interface ChurnNode {
+  sim: SimNode;
+  /** The berth binary installed on this node (replace to roll the node to another version). */
+  bin: string;
+  /** The kubeconfig its network configuration names (default: the plugin's ServiceAccount, straight to the API server). */
+  kubeconfig?: string;
+  /** For messages: "0.3.0", "new". */
+  version: string;
+}
+
+export interface Running {
+  name: string;
+  uid: string;
+  node: ChurnNode;
+  containerId: string;
+  address: string;
+  set?: string;
+}
+
+export interface ApiPod {
+  metadata: { name: string; uid: string; deletionTimestamp?: string };
+  spec: { nodeName?: string };
+}
+
+export interface ApiEndpoint {
+  metadata: { name: string };
+  spec: { podUID: string; ips: { ipv4?: string }[] };
+}
+
+export interface ApiClaim {
+  metadata: { name: string; uid: string; resourceVersion: string; creationTimestamp: string };
+  spec: {
+    address: string; pool: string; podNamespace: string; podName: string; podUID: string; containerID: string; node: string;
+    statefulSet?: string; claimedAt: string; addDeadlineSeconds?: number;
+  };
+}
+
+export interface CniOutcome {
+  status: number;
+  stdout: string;
+  stderr: string;
+  json: any;
+}
+
+export interface ChurnOptions {
+  tag: string;
+  ns: string;
+  pool: string;
+  nodes: ChurnNode[];
+  /** The ipam block's timeoutSeconds (default 10). */
+  timeoutSeconds?: number;
+  /** Sandboxes tried per ADD before the test gives up (default 3). */
+  addAttempts?: number;
+  /** Instead of a number of attempts: new sandboxes until this long has passed (ms), as a kubelet keeps retrying. */
+  addBudgetMs?: number;
+  /** DELs tried before the test gives up (default 1: without faults the first must succeed). */
+  delAttempts?: number;
+  /** ADD failures are expected (faults): counted, not recorded as failures. */
+  faults?: boolean;
+  /** ADDs and removals at a time (default 8). */
+  parallel?: number;
+}
+
+export const rand = (n: number) => Math.floor(Math.random() * n);
+export const pick = <T>(xs: T[], n: number): T[] => {
+  const copy = [...xs];
+  const out: T[] = [];
+  while (out.length < n && copy.length) out.push(copy.splice(rand(copy.length), 1)[0]);
+  return out;
+};
+
+export class Churn {
+  readonly live = new Map<string, Running>();
+  /** A StatefulSet member's expected address when it comes back (its binding), while no scale-down came between. */
+  readonly binding = new Map<string, string>();
+  readonly replicas = new Map<string, number>();
+  readonly stats = { cycles: 0, withDel: 0, withoutDel: 0, adds: 0, addRetries: 0, faultedAdds: 0, delRetries: 0, sticky: 0, moves: 0, scaleDowns: 0, checks: 0, staleLeaseGcs: 0 };
+  /** ADD failures that no fault explains. */
+  readonly failures: string[] = [];
+  /** Under faults: why ADDs failed (the message, numbers and names blurred) → how often. */
+  readonly faultReasons = new Map<string, number>();
+  /** Sandboxes the runtime knows per node that are not in `live` (ADDs in flight, a crashed ADD not yet DELed): valid for GC. */
+  readonly sandboxes: Map<string, Set<string>>;
+  private readonly gcRunning = new Map<string, Promise<void>>();
+  private plainCounter = 0;
+  readonly annotations: Record<string, string>;
+  readonly parallel: number;
+
+  constructor(readonly c: ClusterScope, readonly o: ChurnOptions) {
+    this.sandboxes = new Map(o.nodes.map((n) => [n.sim.name, new Set<string>()]));
+    this.annotations = { "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: [o.pool] }) };
+    this.parallel = o.parallel ?? 8;
+  }
+
+  get nodes(): ChurnNode[] {
+    return this.o.nodes;
+  }
+
+  randomNode(): ChurnNode {
+    return this.o.nodes[rand(this.o.nodes.length)];
+  }
+
+  /** The network configuration on `node` (its kubeconfig, the churn's timeout) plus `extra` in the ipam block. */
+  conf(node: ChurnNode, extra: Record<string, unknown> = {}, top: Record<string, unknown> = {}): Record<string, any> {
+    const conf = this.c.berthConf(node.sim, { timeoutSeconds: this.o.timeoutSeconds ?? 10, ...(node.kubeconfig ? { kubeconfig: node.kubeconfig } : {}), ...extra });
+    return { ...conf, ...top };
+  }
+
+  /** One call of the berth installed on `node`. */
+  async plugin(node: ChurnNode, command: string, inv: { containerId?: string; args?: string; env?: Record<string, string>; stdin?: object } = {}): Promise<CniOutcome> {
+    const r = await runCni(node.bin, { command, ifname: "eth0", netns: "/var/run/netns/none", stdin: inv.stdin ?? this.conf(node), containerId: inv.containerId, args: inv.args, env: inv.env });
+    if (r.jsonError) throw new Error(`berth ${node.version} on ${node.sim.name} ${command}: ${r.jsonError}`);
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr, json: r.json };
+  }
+
+  /** The runtime's CNI GC on `node`, every sandbox it knows there valid; retried under faults. */
+  async gc(node: ChurnNode): Promise<void> {
+    while (this.gcRunning.has(node.sim.name)) await this.gcRunning.get(node.sim.name);
+    let done!: () => void;
+    this.gcRunning.set(node.sim.name, new Promise<void>((r) => (done = r)));
+    try {
+      const valid = [...[...this.live.values()].filter((r) => r.node.sim === node.sim).map((r) => r.containerId), ...this.sandboxes.get(node.sim.name)!]
+        .map((containerID) => ({ containerID, ifname: "eth0" }));
+      const stdin = { ...this.conf(node), cniVersion: "1.1.0", "cni.dev/valid-attachments": valid };
+      for (let attempt = 1; ; attempt++) {
+        const o = await this.plugin(node, "GC", { stdin });
+        if (o.status === 0) break;
+        if (attempt >= (this.o.delAttempts ?? 1)) assert.unreachable(`GC on ${node.sim.name} (berth ${node.version}): ${o.stdout} ${o.stderr}`);
+        await sleep(200);
+      }
+    } finally {
+      this.gcRunning.delete(node.sim.name);
+      done();
+    }
+  }
+
+  /** The kubelet's DEL of a sandbox, retried (under faults) until it succeeds. */
+  async del(node: ChurnNode, containerId: string, name: string, uid: string, what = "DEL"): Promise<void> {
+    const attempts = this.o.delAttempts ?? 1;
+    for (let attempt = 1; ; attempt++) {
+      const d = await this.plugin(node, "DEL", { containerId, args: podArgs(this.o.ns, name, uid) });
+      if (d.status === 0) return;
+      if (attempt >= attempts) assert.unreachable(`${what} of ${name} on ${node.sim.name} (berth ${node.version}) failed ${attempt} time(s): ${d.stdout} ${d.stderr}\n${this.c.logTail(node.sim, 10)}`);
+      this.stats.delRetries++;
+      await sleep(200);
+    }
+  }
+
+  /**
+   * The kubelet's ADD of pod NAME (UID `uid`) on `node`, with new sandboxes
+   * until one succeeds (see the file comment). `env` goes to every attempt.
+   */
+  async add(name: string, uid: string, node: ChurnNode, set?: string, env?: Record<string, string>): Promise<Running> {
+    let last = "";
+    const attempts = this.o.addAttempts ?? 3;
+    const started = Date.now();
+    const more = (attempt: number) => (this.o.addBudgetMs !== undefined ? Date.now() - started < this.o.addBudgetMs : attempt <= attempts);
+    let attempt = 0;
+    while (more(++attempt)) {
+      while (this.gcRunning.has(node.sim.name)) await this.gcRunning.get(node.sim.name);
+      const containerId = randomBytes(32).toString("hex");
+      const known = this.sandboxes.get(node.sim.name)!;
+      known.add(containerId);
+      const o = await this.plugin(node, "ADD", { containerId, args: podArgs(this.o.ns, name, uid), env });
+      this.stats.adds++;
+      if (o.status === 0) {
+        known.delete(containerId);
+        return { name, uid, node, containerId, address: o.json.ips[0].address.split("/")[0], set };
+      }
+      last = `${o.stdout.trim()} ${o.stderr.trim()}`;
+      this.stats.addRetries++;
+      // The kubelet: DEL of the failed sandbox, then a new one.
+      await this.del(node, containerId, name, uid, "DEL after a failed ADD");
+      known.delete(containerId);
+      if (o.json?.code === 102 && /is leased on this node to container/.test(o.json.msg)) {
+        this.stats.staleLeaseGcs++;
+        await this.gc(node);
+      } else if (this.o.faults) {
+        this.stats.faultedAdds++;
+        const why = String(o.json?.msg ?? last).replace(/https:\/\/[\d.:]+/g, "SERVER").replace(/\d+(\.\d+)*/g, "N").replace(/\b[\w-]+\/[\w-]+\b/g, "NS/NAME").slice(0, 120);
+        this.faultReasons.set(why, (this.faultReasons.get(why) ?? 0) + 1);
+      } else {
+        this.failures.push(`ADD ${name} on ${node.sim.name} (berth ${node.version}) attempt ${attempt}: ${last}`);
+      }
+      await sleep(200);
+    }
+    throw new Error(`ADD of ${name} on ${node.sim.name} (berth ${node.version}) failed ${attempt - 1} times in ${((Date.now() - started) / 1000).toFixed(0)} s: ${last}\n${this.c.logTail(node.sim, 10)}`);
+  }
+
+  /** The kubelet's last step: the pod object goes (grace period 0). */
+  deleteNow(name: string): Promise<unknown> {
+    return adminMust("DELETE", `${podsPath(this.o.ns)}/${name}`, { apiVersion: "v1", kind: "DeleteOptions", gracePeriodSeconds: 0 }, [404]);
+  }
+
+  /** Removes a running pod: with the kubelet's DEL (terminating, DEL, final delete) or without (just gone). */
+  async remove(r: Running, withDel: boolean): Promise<void> {
+    this.live.delete(r.name);
+    if (withDel) {
+      await adminMust("DELETE", `${podsPath(this.o.ns)}/${r.name}`, undefined, [404]); // deletionTimestamp (bound: 30 s grace)
+      await this.del(r.node, r.containerId, r.name, r.uid);
+      this.stats.withDel++;
+    } else {
+      this.stats.withoutDel++;
+    }
+    await this.deleteNow(r.name);
+    this.stats.cycles++;
+  }
+
+  /** A plain pod NAME on `node` (default: a random one): created bound, then ADD. */
+  async createPlain(name: string, node = this.randomNode()): Promise<Running> {
+    const created = await adminMust("POST", podsPath(this.o.ns), {
+      apiVersion: "v1", kind: "Pod", metadata: { name, namespace: this.o.ns, annotations: this.annotations },
+      spec: { nodeName: node.sim.name, containers: [{ name: "app", image: "nginx" }] },
+    });
+    const r = await this.add(name, created.metadata.uid, node);
+    this.live.set(name, r);
+    return r;
+  }
+
+  /** A plain pod name not running now (names are reused, out of `pool` names). */
+  freeName(pool: number): string {
+    for (;;) {
+      const n = `p-${this.plainCounter++ % pool}`;
+      if (!this.live.has(n)) return n;
+    }
+  }
+
+  /** Scheduler + kubelet for a member: waits for a new incarnation, binds it to `node` (default random), ADD; asserts its address came back. */
+  async startMember(set: string, name: string, notUid?: string, node = this.randomNode()): Promise<Running> {
+    const pod = await waitForAsync(`StatefulSet member ${name}${notUid ? ` (UID other than ${notUid})` : ""}`, async () => {
+      const r = await adminApi<ApiPod>("GET", `${podsPath(this.o.ns)}/${name}`);
+      return r.status === 200 && !r.body.metadata.deletionTimestamp && r.body.metadata.uid !== notUid ? r.body : undefined;
+    }, 20_000, 100);
+    await adminMust("POST", `${podsPath(this.o.ns)}/${name}/binding`, { apiVersion: "v1", kind: "Binding", metadata: { name, namespace: this.o.ns }, target: { apiVersion: "v1", kind: "Node", name: node.sim.name } });
+    const r = await this.add(name, pod.metadata.uid, node, set);
+    const want = this.binding.get(name);
+    if (want !== undefined) {
+      assert.is(r.address, want, `${name} came back (UID ${r.uid}, ${node.sim.name}, berth ${node.version}) with its address`);
+      this.stats.sticky++;
+    }
+    this.binding.set(name, r.address);
+    this.live.set(name, r);
+    return r;
+  }
+
+  /** Deletes running member `r` (with or without DEL) and starts its next incarnation on `to`. */
+  async moveMember(r: Running, to: ChurnNode, withDel: boolean): Promise<Running> {
+    await this.remove(r, withDel);
+    const next = await this.startMember(r.set!, r.name, r.uid, to);
+    if (to.sim !== r.node.sim) this.stats.moves++;
+    return next;
+  }
+
+  createStatefulSet(set: string, replicas: number): void {
+    apply(JSON.stringify({
+      apiVersion: "apps/v1", kind: "StatefulSet", metadata: { name: set, namespace: this.o.ns },
+      spec: {
+        serviceName: set, replicas, podManagementPolicy: "Parallel", selector: { matchLabels: { app: set } },
+        template: { metadata: { labels: { app: set }, annotations: this.annotations }, spec: { containers: [{ name: "app", image: "nginx" }] } },
+      },
+    }));
+    this.replicas.set(set, replicas);
+  }
+
+  async scale(set: string, n: number): Promise<void> {
+    await adminMust("PATCH", `/apis/apps/v1/namespaces/${this.o.ns}/statefulsets/${set}`, { spec: { replicas: n } }, [], "application/merge-patch+json");
+    this.replicas.set(set, n);
+  }
+
+  /** Scales `set` down by `by`; the StatefulSet controller deletes the top members: the first gets its DEL if `firstWithDel`, the others none. */
+  async scaleDown(set: string, by: number, firstWithDel: boolean): Promise<void> {
+    const n = this.replicas.get(set)!;
+    await this.scale(set, n - by);
+    const victims = Array.from({ length: by }, (_, i) => this.live.get(`${set}-${n - 1 - i}`)).filter((r): r is Running => !!r);
+    await Promise.all(victims.map(async (r, i) => {
+      await waitForAsync(`${r.name} to be terminating after the scale-down`, async () => {
+        const p = await adminApi<ApiPod>("GET", `${podsPath(this.o.ns)}/${r.name}`);
+        return p.status === 404 || !!p.body.metadata.deletionTimestamp;
+      }, 20_000, 100);
+      this.live.delete(r.name);
+      this.binding.delete(r.name);
+      if (i === 0 && firstWithDel) {
+        await this.del(r.node, r.containerId, r.name, r.uid, "DEL of a scaled-down member");
+        this.stats.withDel++;
+      } else this.stats.withoutDel++;
+      await this.deleteNow(r.name);
+      this.stats.cycles++;
+    }));
+    this.stats.scaleDowns++;
+  }
+
+  /** Scales `set` back to `to` and starts the new members. */
+  async scaleUp(set: string, to: number): Promise<void> {
+    const n = this.replicas.get(set)!;
+    if (n >= to) return;
+    await this.scale(set, to);
+    await inBatches(Array.from({ length: to - n }, (_, i) => `${set}-${n + i}`), this.parallel, (name) => this.startMember(set, name));
+  }
+
+  /**
+   * One batch: `plain` plain pods removed and as many created (names reused),
+   * `members` members deleted and recreated by the StatefulSet controller,
+   * each on a random node, a removal with DEL with probability `withDel`.
+   */
+  async batch(o: { plain: number; members: number; plainNames: number; withDel?: number }): Promise<void> {
+    const gone = pick([...this.live.values()].filter((r) => !r.set), o.plain);
+    const members = [...this.live.values()].filter((r) => r.set && Number(r.name.slice(r.set.length + 1)) < this.replicas.get(r.set)!);
+    const recycle = pick(members, o.members);
+    await inBatches([...gone, ...recycle], this.parallel, (r) => this.remove(r, Math.random() < (o.withDel ?? 0.5)));
+    const names = gone.map(() => this.freeName(o.plainNames));
+    await Promise.all([
+      inBatches(names, this.parallel, (n) => this.createPlain(n)),
+      inBatches(recycle, this.parallel, async (r) => {
+        const next = await this.startMember(r.set!, r.name, r.uid);
+        if (next.node.sim !== r.node.sim) this.stats.moves++;
+      }),
+    ]);
+  }
+
+  listPods = async () => (await adminMust<{ items: ApiPod[] }>("GET", podsPath(this.o.ns))).items;
+  listClaims = async () => (await adminMust<{ items: ApiClaim[] }>("GET", CLAIMS_PATH)).items.filter((cl) => cl.spec.pool === this.o.pool);
+  listEndpoints = async () => (await adminMust<{ items: ApiEndpoint[] }>("GET", endpointsPath(this.o.ns))).items;
+
+  /** The invariants that must hold at any quiet moment (see the file comment). `extra` names the controller's log tail for messages. */
+  async check(when: string, extra: () => string = () => ""): Promise<void> {
+    this.stats.checks++;
+    // 1. By the ADD results: the running pods' addresses are distinct.
+    const byAddress = new Map<string, string[]>();
+    for (const r of this.live.values()) byAddress.set(r.address, [...(byAddress.get(r.address) ?? []), r.name]);
+    assert.equal([...byAddress].filter(([, names]) => names.length > 1), [], `${when}: an address handed to two running pods`);
+    // 2. By the API: no address in two living pods' endpoints; every running pod's address claimed by it.
+    const [pods, eps, claims] = await Promise.all([this.listPods(), this.listEndpoints(), this.listClaims()]);
+    const living = new Set(pods.filter((p) => !p.metadata.deletionTimestamp).map((p) => p.metadata.name));
+    const epHolders = new Map<string, string[]>();
+    for (const e of eps) {
+      if (!living.has(e.metadata.name)) continue;
+      for (const ip of e.spec.ips) if (ip.ipv4) epHolders.set(ip.ipv4.split("/")[0], [...(epHolders.get(ip.ipv4.split("/")[0]) ?? []), e.metadata.name]);
+    }
+    assert.equal([...epHolders].filter(([, names]) => names.length > 1), [], `${when}: an address listed by two living pods' endpoints`);
+    const claimOf = new Map(claims.map((cl) => [cl.spec.address, cl]));
+    for (const r of this.live.values()) {
+      const cl = claimOf.get(r.address);
+      assert.ok(cl && cl.spec.podName === r.name && cl.spec.podUID === r.uid,
+        `${when}: running pod ${r.name} (UID ${r.uid}, ${r.node.sim.name}, berth ${r.node.version}) holds ${r.address}, but its claim is ${cl ? `${cl.spec.podName}/${cl.spec.podUID}` : "gone"}\n${extra()}`);
+      assert.ok(epHolders.get(r.address)?.includes(r.name), `${when}: running pod ${r.name}'s endpoint lists ${r.address}`);
+    }
+  }
+
+  /** Claims of the pool that neither a living pod (same UID, listed in its endpoint) nor an in-range StatefulSet member owns; the pool's status. */
+  async unexplained(): Promise<{ claims: ApiClaim[]; unexplained: ApiClaim[]; status: { allocatedIPCount?: number; totalIPCount?: number } }> {
+    const [pods, claims, eps, sets, pool] = await Promise.all([
+      this.listPods(),
+      this.listClaims(),
+      this.listEndpoints(),
+      adminMust<{ items: { metadata: { name: string }; spec: { replicas: number } }[] }>("GET", `/apis/apps/v1/namespaces/${this.o.ns}/statefulsets`).then((l) => l.items),
+      adminMust("GET", `/apis/spiderpool.spidernet.io/v2beta1/spiderippools/${this.o.pool}`),
+    ]);
+    const podByName = new Map(pods.map((p) => [p.metadata.name, p]));
+    const epByName = new Map(eps.map((e) => [e.metadata.name, e]));
+    const setReplicas = new Map(sets.map((s) => [s.metadata.name, s.spec.replicas]));
+    const unexplained = claims.filter((cl) => {
+      const { podName, podUID, statefulSet, address } = cl.spec;
+      const listed = epByName.get(podName)?.spec.ips.some((i) => i.ipv4?.split("/")[0] === address);
+      if (!listed) return true;
+      const pod = podByName.get(podName);
+      if (statefulSet) {
+        const ordinal = Number(podName.slice(statefulSet.length + 1));
+        return !(setReplicas.has(statefulSet) && ordinal < setReplicas.get(statefulSet)!);
+      }
+      return !(pod && pod.metadata.uid === podUID && !pod.metadata.deletionTimestamp);
+    });
+    return { claims, unexplained, status: pool.status ?? {} };
+  }
+
+  /**
+   * Waits until every claim of the pool is owned (a living pod or an in-range
+   * member) and, with `counts`, the pool's allocatedIPCount equals the claims.
+   */
+  async converge(what: string, timeoutMs: number, counts: boolean, extra: () => string = () => ""): Promise<{ claims: ApiClaim[]; status: { allocatedIPCount?: number } }> {
+    return waitForAsync(`${what}: every claim owned by a living pod or an in-range StatefulSet member${counts ? ", and the pool count to match" : ""}`, async () => {
+      const p = await this.unexplained();
+      return p.unexplained.length === 0 && (!counts || p.status.allocatedIPCount === p.claims.length) ? p : undefined;
+    }, timeoutMs, 500).catch(async (err) => {
+      const p = await this.unexplained();
+      throw new Error(`${(err as Error).message}\nunexplained claims: ${JSON.stringify(p.unexplained.map((cl) => cl.spec))}\npool status ${JSON.stringify(p.status)} for ${p.claims.length} claims\n${extra()}`);
+    });
+  }
+}
