@@ -98,7 +98,6 @@ const POOLS = [SEQ, STS, CONC, BIG];
 const BIG_USABLE = 65534;
 const STS_NAME = "bench-sts";
 
-
 /** Percentage of CPU time the whole machine spent idle over the next `ms` (/proc/stat): what is running right now, unlike the load average. */
 async function cpuIdle(ms: number): Promise<number> {
   const read = () => {
@@ -128,12 +127,14 @@ class Admin extends AdminClient {
 
   /** A plain pod already bound to `node` (nothing schedules here), choosing its pool by annotation. Returns its UID. */
   async createPod(name: string, pool: string, node: Node): Promise<string> {
-    return (await this.create(pods, {
-      apiVersion: "v1",
-      kind: "Pod",
-      metadata: { name, namespace: NS, labels: { app: "berth-bench" }, annotations: { [POOL_ANNOTATION]: JSON.stringify({ ipv4: [pool] }) } },
-      spec: { nodeName: node, automountServiceAccountToken: false, containers: [{ name: "c", image: "registry.k8s.io/pause:3.2" }] },
-    })).metadata.uid; // a 403 while the brand-new namespace has no default ServiceAccount yet is retried by the client
+    return (
+      await this.create(pods, {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name, namespace: NS, labels: { app: "berth-bench" }, annotations: { [POOL_ANNOTATION]: JSON.stringify({ ipv4: [pool] }) } },
+        spec: { nodeName: node, automountServiceAccountToken: false, containers: [{ name: "c", image: "registry.k8s.io/pause:3.2" }] },
+      })
+    ).metadata.uid; // a 403 while the brand-new namespace has no default ServiceAccount yet is retried by the client
   }
 
   /** The kubelet's last step of a deletion: grace period 0, gone at once. */
@@ -142,7 +143,9 @@ class Admin extends AdminClient {
   }
 
   async poolClaims(pool: string): Promise<{ name: string; address: string; uid: string }[]> {
-    const items = await this.list<{ metadata: { name: string; uid: string }; spec: { address: string; pool: string } }>(CLAIMS_PATH, { labelSelector: `${POOL_LABEL}=${pool}` });
+    const items = await this.list<{ metadata: { name: string; uid: string }; spec: { address: string; pool: string } }>(CLAIMS_PATH, {
+      labelSelector: `${POOL_LABEL}=${pool}`,
+    });
     return items.filter((c) => c.spec.pool === pool).map((c) => ({ name: c.metadata.name, address: c.spec.address, uid: c.metadata.uid }));
   }
 
@@ -226,7 +229,12 @@ interface PodRef {
 
 function cni(ctx: Ctx, command: "ADD" | "DEL", containerId: string, pod: PodRef): Promise<Timed> {
   return runCni(ctx.bin, {
-    command, containerId, netns: `/var/run/netns/${containerId}`, ifname: "eth0", args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${NS};K8S_POD_NAME=${pod.name};K8S_POD_UID=${pod.uid}`, stdin: confFor(ctx, pod.node),
+    command,
+    containerId,
+    netns: `/var/run/netns/${containerId}`,
+    ifname: "eth0",
+    args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${NS};K8S_POD_NAME=${pod.name};K8S_POD_UID=${pod.uid}`,
+    stdin: confFor(ctx, pod.node),
   });
 }
 
@@ -252,10 +260,11 @@ const toNum = (a: string) => a.split(".").reduce((n, o) => n * 256 + Number(o), 
 const toAddr = (n: number) => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join(".");
 function inPool(p: PoolDef, a: string): boolean {
   const v = toNum(a);
-  if (p.ips) return p.ips.some((r) => {
-    const [lo, hi = lo] = r.split("-");
-    return v >= toNum(lo) && v <= toNum(hi);
-  });
+  if (p.ips)
+    return p.ips.some((r) => {
+      const [lo, hi = lo] = r.split("-");
+      return v >= toNum(lo) && v <= toNum(hi);
+    });
   const [net, len] = p.subnet.split("/");
   const base = toNum(net);
   const size = 2 ** (32 - Number(len));
@@ -282,7 +291,8 @@ async function podCycle(ctx: Ctx, pool: PoolDef, pod: PodRef): Promise<{ add: nu
   const d = await cni(ctx, "DEL", id, pod);
   if (d.status !== 0) fail(`DEL of deleted pod ${NS}/${pod.name}`, d);
   const released = logged(d.stderr, "address released").length > 0;
-  if (!released && logged(d.stderr, "address already released").length === 0) fail(`DEL of deleted pod ${NS}/${pod.name} neither released ${address} nor found it released`, d);
+  if (!released && logged(d.stderr, "address already released").length === 0)
+    fail(`DEL of deleted pod ${NS}/${pod.name} neither released ${address} nor found it released`, d);
   return { add: a.ms, del: released ? d.ms : undefined, address };
 }
 
@@ -335,7 +345,13 @@ async function freshPods(ctx: Ctx, pool: PoolDef, n: number, label: string, warm
     }
   }
   const left = checkEmpty ? await ctx.api.poolClaims(pool.name) : [];
-  if (left.length) fail(`after ${names.length} ADD+DEL of deleted pods, pool ${pool.name} still has ${left.length} claim(s): ${left.slice(0, 5).map((c) => c.address).join(", ")}`);
+  if (left.length)
+    fail(
+      `after ${names.length} ADD+DEL of deleted pods, pool ${pool.name} still has ${left.length} claim(s): ${left
+        .slice(0, 5)
+        .map((c) => c.address)
+        .join(", ")}`,
+    );
   if (freedByOthers) {
     const msg = `${freedByOthers} of ${names.length} claims of pool ${pool.name} were already gone when their DEL came (freed by someone else); those DELs are left out`;
     failures.push(msg);
@@ -373,21 +389,23 @@ async function heldBaseline(ctx: Ctx) {
 /** Phase 2: a real StatefulSet's pod, force-deleted and recreated by the controller; ADD must give its address back. */
 async function statefulSet(ctx: Ctx) {
   const { api } = ctx;
-  await api.apply(JSON.stringify({
-    apiVersion: "apps/v1",
-    kind: "StatefulSet",
-    metadata: { name: STS_NAME, namespace: NS },
-    spec: {
-      replicas: 1,
-      serviceName: STS_NAME,
-      selector: { matchLabels: { app: STS_NAME } },
-      template: {
-        metadata: { labels: { app: STS_NAME }, annotations: { [POOL_ANNOTATION]: JSON.stringify({ ipv4: [STS.name] }) } },
-        // Bound to node1 from the start: nothing schedules here.
-        spec: { nodeName: "node1", automountServiceAccountToken: false, containers: [{ name: "c", image: "registry.k8s.io/pause:3.2" }] },
+  await api.apply(
+    JSON.stringify({
+      apiVersion: "apps/v1",
+      kind: "StatefulSet",
+      metadata: { name: STS_NAME, namespace: NS },
+      spec: {
+        replicas: 1,
+        serviceName: STS_NAME,
+        selector: { matchLabels: { app: STS_NAME } },
+        template: {
+          metadata: { labels: { app: STS_NAME }, annotations: { [POOL_ANNOTATION]: JSON.stringify({ ipv4: [STS.name] }) } },
+          // Bound to node1 from the start: nothing schedules here.
+          spec: { nodeName: "node1", automountServiceAccountToken: false, containers: [{ name: "c", image: "registry.k8s.io/pause:3.2" }] },
+        },
       },
-    },
-  }));
+    }),
+  );
   const pod0 = `${STS_NAME}-0`;
   const add: number[] = [];
   const del: number[] = [];
@@ -430,17 +448,17 @@ async function statefulSet(ctx: Ctx) {
     }
   }
   const claims = await api.poolClaims(STS.name);
-  if (claims.length !== 1 || claims[0].address !== address) fail(`pool ${STS.name} should hold exactly the StatefulSet's claim on ${address}; it holds ${claims.map((c) => c.address).join(", ") || "none"}`);
+  if (claims.length !== 1 || claims[0].address !== address)
+    fail(`pool ${STS.name} should hold exactly the StatefulSet's claim on ${address}; it holds ${claims.map((c) => c.address).join(", ") || "none"}`);
   return { add, del, recreate, address: address!, reasons: Object.fromEntries(reasons) };
 }
-
 
 /** Phase 3: C fresh pods spread over node1..3, C ADDs spawned at once; wall time first spawn → last exit. */
 async function concurrentRound(ctx: Ctx, round: number) {
   const pods: PodRef[] = [];
   const names = Array.from({ length: C }, (_, i) => `conc-${round}-${i}`);
   const uids = await inBatches(names, 8, (name, i) => ctx.api.createPod(name, CONC.name, NODES[i % NODES.length]));
-  names.forEach((name, i) => pods.push({ name, uid: uids[i], node: NODES[i % NODES.length] }));
+  for (const [i, name] of names.entries()) pods.push({ name, uid: uids[i], node: NODES[i % NODES.length] });
   // Each node has just run a pod of this pool (hints fresh), as a busy node would have.
   for (const node of NODES) {
     const name = `conc-${round}-prime-${node}`;
@@ -475,12 +493,17 @@ async function concurrentRound(ctx: Ctx, round: number) {
   if (!ok) console.error(`!! ${failures[failures.length - 1]}`);
   // Clean up the round (not timed): pods gone, then their DELs.
   await inBatches(pods, 8, (p) => ctx.api.forceDeletePod(p.name));
-  await inBatches(pods.map((p, i) => ({ p, id: ids[i] })), 3, async ({ p, id }) => {
-    const d = await cni(ctx, "DEL", id, p);
-    if (d.status !== 0) failures.push(`concurrent round ${round + 1}: DEL of ${p.name} on ${p.node} failed: ${d.stdout.trim()}`);
-  });
+  await inBatches(
+    pods.map((p, i) => ({ p, id: ids[i] })),
+    3,
+    async ({ p, id }) => {
+      const d = await cni(ctx, "DEL", id, p);
+      if (d.status !== 0) failures.push(`concurrent round ${round + 1}: DEL of ${p.name} on ${p.node} failed: ${d.stdout.trim()}`);
+    },
+  );
   const left = await ctx.api.poolClaims(CONC.name);
-  if (left.length) failures.push(`concurrent round ${round + 1}: ${left.length} claim(s) of ${CONC.name} left after every DEL: ${left.map((c) => c.address).join(", ")}`);
+  if (left.length)
+    failures.push(`concurrent round ${round + 1}: ${left.length} claim(s) of ${CONC.name} left after every DEL: ${left.map((c) => c.address).join(", ")}`);
   return { ok, wall, each: rs.map((r) => r.ms), warnings: warns, failed: bad.length };
 }
 
@@ -522,7 +545,18 @@ async function bigPool(ctx: Ctx, say: (s: string) => void) {
       apiVersion: `${BERTH_GROUP}/${BERTH_API_VERSION}`,
       kind: CLAIM_KIND,
       metadata: { name, labels: { [POOL_LABEL]: BIG.name } },
-      spec: { address, ipVersion: 4, pool: BIG.name, podNamespace: NS, podName: `fill-${i}`, podUID: `fill-${runTag}-${i}`, containerID: `bench-fill-${runTag}`, interface: "eth0", node: "node3", claimedAt },
+      spec: {
+        address,
+        ipVersion: 4,
+        pool: BIG.name,
+        podNamespace: NS,
+        podName: `fill-${i}`,
+        podUID: `fill-${runTag}-${i}`,
+        containerID: `bench-fill-${runTag}`,
+        interface: "eth0",
+        node: "node3",
+        claimedAt,
+      },
     };
     for (let attempt = 1; ; attempt++) {
       try {
@@ -554,7 +588,9 @@ async function bigPool(ctx: Ctx, say: (s: string) => void) {
   const tList0 = performance.now();
   const listed0 = (await api.poolClaims(CONC.name)).length;
   const list0Ms = performance.now() - tList0;
-  say(`LIST by the admin while the cluster holds the fill: ${BIG.name}'s claims (${listed}) ${listMs.toFixed(0)} ms, ${CONC.name}'s (${listed0}) ${list0Ms.toFixed(0)} ms`);
+  say(
+    `LIST by the admin while the cluster holds the fill: ${BIG.name}'s claims (${listed}) ${listMs.toFixed(0)} ms, ${CONC.name}'s (${listed0}) ${list0Ms.toFixed(0)} ms`,
+  );
   if (listed !== count) fail(`pool ${BIG.name} should hold the ${count} fill claims, it holds ${listed}: is someone else deleting claims?`);
 
   // The first ADD after the fill, on its own: it pays the LIST.
@@ -564,7 +600,8 @@ async function bigPool(ctx: Ctx, say: (s: string) => void) {
   if (first.error) say(`!! first ADD after the fill failed after ${((performance.now() - t1) / 1000).toFixed(1)} s: ${first.error}`);
   const steady = await tryPods(ctx, BIG, BIG_N, "big-full", 2);
   const full = { first: first.add, firstDel: first.del ?? NaN, firstError: first.error, ...steady };
-  if (steady.errors.length) say(`!! ${steady.errors.length} ADD(s) on the full pool failed${steady.gaveUp ? " (gave up after 2 in a row)" : ""}; first: ${steady.errors[0]}`);
+  if (steady.errors.length)
+    say(`!! ${steady.errors.length} ADD(s) on the full pool failed${steady.gaveUp ? " (gave up after 2 in a row)" : ""}; first: ${steady.errors[0]}`);
 
   // A small pool (counted exactly, by a LIST, after every ADD and DEL) while the cluster holds the fill.
   // Two: the first also refreshes node1's hints of that pool (stale since phase 1), the second only recounts.
@@ -590,9 +627,13 @@ async function bigPool(ctx: Ctx, say: (s: string) => void) {
   const cleanMs = performance.now() - tClean;
   const after = await api.poolClaims(BIG.name);
   const statusAfter = await api.poolStatus(BIG.name);
-  say(`deleted the ${count} fill claims in ${(cleanMs / 1000).toFixed(1)} s; ${BIG.name} now has ${after.length} claim(s), status.allocatedIPCount ${statusAfter?.allocatedIPCount} (before the fill: ${statusBefore?.allocatedIPCount})`);
+  say(
+    `deleted the ${count} fill claims in ${(cleanMs / 1000).toFixed(1)} s; ${BIG.name} now has ${after.length} claim(s), status.allocatedIPCount ${statusAfter?.allocatedIPCount} (before the fill: ${statusBefore?.allocatedIPCount})`,
+  );
   if (gone) {
-    failures.push(`${gone} of the ${count} fill claims were already gone at cleanup: someone else deleted them while the pool was meant to be ${FILL_PCT}% full`);
+    failures.push(
+      `${gone} of the ${count} fill claims were already gone at cleanup: someone else deleted them while the pool was meant to be ${FILL_PCT}% full`,
+    );
     console.error(`!! ${failures[failures.length - 1]}`);
   }
   if (after.length !== 0) fail(`after deleting the fill, pool ${BIG.name} still has ${after.length} claims`);
@@ -601,7 +642,13 @@ async function bigPool(ctx: Ctx, say: (s: string) => void) {
     full,
     small,
     fill: { claims: count, ms: fillMs, parallel: FILL_PAR },
-    clean: { ms: cleanMs, claimsAfter: after.length, goneBefore: gone, allocatedBefore: statusBefore?.allocatedIPCount, allocatedAfter: statusAfter?.allocatedIPCount },
+    clean: {
+      ms: cleanMs,
+      claimsAfter: after.length,
+      goneBefore: gone,
+      allocatedBefore: statusBefore?.allocatedIPCount,
+      allocatedAfter: statusAfter?.allocatedIPCount,
+    },
     list: { items: listed, ms: listMs, emptyPoolMs: list0Ms },
   };
 }
@@ -672,15 +719,22 @@ export async function clusterSection(): Promise<ClusterOutcome> {
     }
   };
   try {
-    const ready = await api.list(POOLS_PATH, { limit: 1 }).then(() => true, (e: Error) => e.message);
+    const ready = await api.list(POOLS_PATH, { limit: 1 }).then(
+      () => true,
+      (e: Error) => e.message,
+    );
     if (ready !== true) throw new BenchFailure(`control plane at ${server} does not answer: ${ready}`);
     // One consistent binary for the whole section, even if a build elsewhere rewrites dist/berth meanwhile.
     const binDir = fresh("bin");
     const bin = join(binDir, "berth");
     copyFileSync(BERTH_SOURCE, bin);
     const sha = createHash("sha256").update(readFileSync(bin)).digest("hex").slice(0, 12);
-    const rev = process.env.BERTH_BIN ? "BERTH_BIN" : spawnSync("git", ["-C", ROOT, "describe", "--always", "--dirty", "--exclude", "*"], { encoding: "utf8" }).stdout?.trim() || "unknown";
-    const dirty = process.env.BERTH_BIN ? [] : spawnSync("git", ["-C", ROOT, "status", "--short", "--", "plugin", "store"], { encoding: "utf8" }).stdout?.trim().split("\n").filter(Boolean) ?? [];
+    const rev = process.env.BERTH_BIN
+      ? "BERTH_BIN"
+      : spawnSync("git", ["-C", ROOT, "describe", "--always", "--dirty", "--exclude", "*"], { encoding: "utf8" }).stdout?.trim() || "unknown";
+    const dirty = process.env.BERTH_BIN
+      ? []
+      : (spawnSync("git", ["-C", ROOT, "status", "--short", "--", "plugin", "store"], { encoding: "utf8" }).stdout?.trim().split("\n").filter(Boolean) ?? []);
 
     const leftovers = await api.get(path("namespaces", { name: NS }));
     await removeAll(api, say); // what a killed run may have left
@@ -690,10 +744,18 @@ export async function clusterSection(): Promise<ClusterOutcome> {
     const loadBefore = loadavg()[0];
     const idleBefore = await cpuIdle(2000);
     const started = new Date();
-    console.log(`berth cluster bench: ${BERTH_SOURCE} (copy sha256 ${sha}, source ${rev}${dirty.length ? `; uncommitted under plugin/ store/: ${dirty.map((l) => l.trim()).join(", ")}` : ""})`);
-    console.log(`  API server ${server}${env.startedByUs ? " (started by this bench; `bash scripts/testenv.sh down` stops it)" : " (already running)"}, plugin as ServiceAccount kube-system/berth`);
-    console.log(`  namespace ${NS}, pools ${POOLS.map((p) => p.name).join(", ")}; N=${N} (+${WARMUP} warm-up), ${ROUNDS} rounds x ${C} concurrent ADDs, ${BIG_N} ADDs on the /16 empty and ${FILL_PCT}% full`);
-    console.log(`  ${cpus().length} CPUs, load average (1 min) ${loadBefore.toFixed(2)} before (it lags: right after the local bench it still counts its bursts); CPU idle over the last 2 s ${idleBefore.toFixed(0)}%\n`);
+    console.log(
+      `berth cluster bench: ${BERTH_SOURCE} (copy sha256 ${sha}, source ${rev}${dirty.length ? `; uncommitted under plugin/ store/: ${dirty.map((l) => l.trim()).join(", ")}` : ""})`,
+    );
+    console.log(
+      `  API server ${server}${env.startedByUs ? " (started by this bench; `bash scripts/testenv.sh down` stops it)" : " (already running)"}, plugin as ServiceAccount kube-system/berth`,
+    );
+    console.log(
+      `  namespace ${NS}, pools ${POOLS.map((p) => p.name).join(", ")}; N=${N} (+${WARMUP} warm-up), ${ROUNDS} rounds x ${C} concurrent ADDs, ${BIG_N} ADDs on the /16 empty and ${FILL_PCT}% full`,
+    );
+    console.log(
+      `  ${cpus().length} CPUs, load average (1 min) ${loadBefore.toFixed(2)} before (it lags: right after the local bench it still counts its bursts); CPU idle over the last 2 s ${idleBefore.toFixed(0)}%\n`,
+    );
 
     const ctx: Ctx = { api, bin, dirs: { node1: fresh("node1"), node2: fresh("node2"), node3: fresh("node3") }, pluginKubeconfig: env.plane.pluginKubeconfig };
 
@@ -705,7 +767,10 @@ export async function clusterSection(): Promise<ClusterOutcome> {
       say(`  (${((performance.now() - t) / 1000).toFixed(1)} s)`);
       return r;
     };
-    const seq = await phase("1", "sequential ADD/DEL of fresh pods, and baselines", async () => ({ ...(await freshPods(ctx, SEQ, N, "seq")), ...(await heldBaseline(ctx)) }));
+    const seq = await phase("1", "sequential ADD/DEL of fresh pods, and baselines", async () => ({
+      ...(await freshPods(ctx, SEQ, N, "seq")),
+      ...(await heldBaseline(ctx)),
+    }));
     const sts = await phase("2", "StatefulSet pod coming back", () => statefulSet(ctx));
     const rounds = await phase("3", `${C} concurrent ADDs from ${NODES.length} nodes, ${ROUNDS} rounds`, async () => {
       const rs = [];
@@ -745,16 +810,31 @@ export async function clusterSection(): Promise<ClusterOutcome> {
       if (sts) {
         const [a, dl] = [dist(sts.add), dist(sts.del)];
         rows.push([`StatefulSet pod back with a new UID (DEL: stays bound)`, a.p50, a.p99, dl.p50, dl.p99]);
-        json.statefulSet = { add: a, del: dl, address: sts.address, sameAddress: true, keptBecause: sts.reasons, recreateP50: r2(percentile(sts.recreate, 50)) };
+        json.statefulSet = {
+          add: a,
+          del: dl,
+          address: sts.address,
+          sameAddress: true,
+          keptBecause: sts.reasons,
+          recreateP50: r2(percentile(sts.recreate, 50)),
+        };
       }
       table(["", "ADD p50", "ADD p99", "DEL p50", "DEL p99"], rows);
       if (sts) {
-        console.log(`  StatefulSet ${NS}/${STS_NAME}: pod ${STS_NAME}-0 got ${sts.address} back on all ${N + WARMUP} ADDs after its first (checked); DEL kept it: ${Object.entries(sts.reasons).map(([k, v]) => `"${k}" x${v}`).join(", ")}`);
+        console.log(
+          `  StatefulSet ${NS}/${STS_NAME}: pod ${STS_NAME}-0 got ${sts.address} back on all ${N + WARMUP} ADDs after its first (checked); DEL kept it: ${Object.entries(
+            sts.reasons,
+          )
+            .map(([k, v]) => `"${k}" x${v}`)
+            .join(", ")}`,
+        );
         console.log(`  the controller recreated the pod in p50 ${percentile(sts.recreate, 50).toFixed(0)} ms (waited for, not in the figures)`);
       }
       if (seq) {
         const [h, v] = [dist(seq.again), dist(seq.version)];
-        console.log(`  baselines (N=${N}): a repeated ADD answered from the node database (loads the cluster code, no API request) p50 ${fmt(h.p50)} / p99 ${fmt(h.p99)}; CNI VERSION p50 ${fmt(v.p50)}`);
+        console.log(
+          `  baselines (N=${N}): a repeated ADD answered from the node database (loads the cluster code, no API request) p50 ${fmt(h.p50)} / p99 ${fmt(h.p99)}; CNI VERSION p50 ${fmt(v.p50)}`,
+        );
       }
     }
 
@@ -767,67 +847,144 @@ export async function clusterSection(): Promise<ClusterOutcome> {
       const allWarn = rounds.flatMap((r) => r.warnings);
       const statusWarn = allWarn.filter((l) => /pool status not updated/.test(l)).length;
       const failedAdds = rounds.reduce((n, r) => n + r.failed, 0);
-      console.log(`\nCluster mode, ${C} ADDs spawned at once from ${NODES.join("/")} (own dataDir each, hints fresh), wall ms first spawn -> last exit (${ROUNDS} rounds):`);
+      console.log(
+        `\nCluster mode, ${C} ADDs spawned at once from ${NODES.join("/")} (own dataDir each, hints fresh), wall ms first spawn -> last exit (${ROUNDS} rounds):`,
+      );
       table(
         ["", "median", "min", "max", "per-ADD p50", "per-ADD p99"],
         [
-          ["rounds where all succeeded", median(walls), walls.length ? Math.min(...walls) : NaN, walls.length ? Math.max(...walls) : NaN, percentile(each, 50), percentile(each, 99)],
-          ...(okRounds.length < rounds.length ? [["every round, failed ADDs included", median(allWalls), Math.min(...allWalls), Math.max(...allWalls), percentile(allEach, 50), percentile(allEach, 99)]] : []),
+          [
+            "rounds where all succeeded",
+            median(walls),
+            walls.length ? Math.min(...walls) : NaN,
+            walls.length ? Math.max(...walls) : NaN,
+            percentile(each, 50),
+            percentile(each, 99),
+          ],
+          ...(okRounds.length < rounds.length
+            ? [
+                [
+                  "every round, failed ADDs included",
+                  median(allWalls),
+                  Math.min(...allWalls),
+                  Math.max(...allWalls),
+                  percentile(allEach, 50),
+                  percentile(allEach, 99),
+                ],
+              ]
+            : []),
         ],
       );
-      console.log(`  rounds: ${rounds.map((r) => `${r.wall.toFixed(0)}${r.ok ? "" : ` (${r.failed} of ${C} FAILED)`}`).join(", ")} ms; ` +
-        (okRounds.length === rounds.length ? `all ${C} ADDs of every round succeeded with distinct addresses (checked)` : `${failedAdds} of ${C * ROUNDS} ADDs failed`));
-      console.log(`  warnings logged by these ADDs: ${allWarn.length} (${statusWarn} "pool status not updated")${allWarn.length ? `; first: ${allWarn[0].replace(/^\S+ /, "")}` : ""}`);
+      console.log(
+        `  rounds: ${rounds.map((r) => `${r.wall.toFixed(0)}${r.ok ? "" : ` (${r.failed} of ${C} FAILED)`}`).join(", ")} ms; ` +
+          (okRounds.length === rounds.length
+            ? `all ${C} ADDs of every round succeeded with distinct addresses (checked)`
+            : `${failedAdds} of ${C * ROUNDS} ADDs failed`),
+      );
+      console.log(
+        `  warnings logged by these ADDs: ${allWarn.length} (${statusWarn} "pool status not updated")${allWarn.length ? `; first: ${allWarn[0].replace(/^\S+ /, "")}` : ""}`,
+      );
       json.concurrent = {
-        adds: C, nodes: NODES.length, walls: allWalls.map(r2), okRounds: rounds.map((r) => r.ok), failedAdds,
-        wallMedian: walls.length ? r2(median(walls)) : null, wallMedianAll: r2(median(allWalls)), perAdd: dist(each), warnings: allWarn.length, poolStatusWarnings: statusWarn,
+        adds: C,
+        nodes: NODES.length,
+        walls: allWalls.map(r2),
+        okRounds: rounds.map((r) => r.ok),
+        failedAdds,
+        wallMedian: walls.length ? r2(median(walls)) : null,
+        wallMedianAll: r2(median(allWalls)),
+        perAdd: dist(each),
+        warnings: allWarn.length,
+        poolStatusWarnings: statusWarn,
       };
       const met = walls.length === rounds.length && median(walls) < 1000;
       Object.assign(targets, { concWallMedian: walls.length ? r2(median(walls)) : null, concWallTarget: 1000, concMet: met });
-      aims.push(`${C} concurrent ADDs under 1 s: ` + (walls.length ? `${median(walls).toFixed(0)} ms (median of ${walls.length} round(s) where all succeeded)` : "no round succeeded") +
-        `${walls.length < rounds.length ? `; ${rounds.length - walls.length} round(s) had failed ADDs (${failedAdds} of ${C * ROUNDS})` : ""} -> ${met ? "met" : "MISSED"}`);
+      aims.push(
+        `${C} concurrent ADDs under 1 s: ` +
+          (walls.length ? `${median(walls).toFixed(0)} ms (median of ${walls.length} round(s) where all succeeded)` : "no round succeeded") +
+          `${walls.length < rounds.length ? `; ${rounds.length - walls.length} round(s) had failed ADDs (${failedAdds} of ${C * ROUNDS})` : ""} -> ${met ? "met" : "MISSED"}`,
+      );
     }
 
     if (big) {
       const e = dist(big.empty.add);
       const f = dist(big.full.add);
       const ratio = r2(f.p50 / e.p50);
-      console.log(`\nCluster mode, /16 pool ${BIG.name} (${BIG_USABLE} addresses, no ips: above ${EXACT_COUNT_LIMIT}, so counts move by delta, no LIST), ms (node1):`);
+      console.log(
+        `\nCluster mode, /16 pool ${BIG.name} (${BIG_USABLE} addresses, no ips: above ${EXACT_COUNT_LIMIT}, so counts move by delta, no LIST), ms (node1):`,
+      );
       table(
         ["", "ADD p50", "ADD p99", "DEL p50", "DEL p99", "failed ADDs"],
         [
           [`empty (N=${BIG_N}, ${WARMUP} warm-up)`, e.p50, e.p99, dist(big.empty.del).p50, dist(big.empty.del).p99, "0"],
-          [`${FILL_PCT}% full: first ADD after the fill`, big.full.first, big.full.first, big.full.firstDel, big.full.firstDel, big.full.firstError ? "1" : "0"],
-          [`${FILL_PCT}% full: the next ${big.full.add.length + big.full.errors.length}`, f.p50, f.p99, dist(big.full.del).p50, dist(big.full.del).p99, String(big.full.errors.length)],
+          [
+            `${FILL_PCT}% full: first ADD after the fill`,
+            big.full.first,
+            big.full.first,
+            big.full.firstDel,
+            big.full.firstDel,
+            big.full.firstError ? "1" : "0",
+          ],
+          [
+            `${FILL_PCT}% full: the next ${big.full.add.length + big.full.errors.length}`,
+            f.p50,
+            f.p99,
+            dist(big.full.del).p50,
+            dist(big.full.del).p99,
+            String(big.full.errors.length),
+          ],
         ],
       );
       console.log(`  full/empty ADD p50: ${Number.isNaN(ratio) ? "-" : `${ratio.toFixed(2)}x`} (steady state: the ADDs after the first)`);
-      console.log(`  node1's hints of ${BIG.name} were older than ${HINT_TTL_MS / 1000} s when the fill was done, so the first ADD after it is the one that finds out the pool is full (up to 84e1d00 by LISTing all its claims; since 0afff87 by probing)`);
+      console.log(
+        `  node1's hints of ${BIG.name} were older than ${HINT_TTL_MS / 1000} s when the fill was done, so the first ADD after it is the one that finds out the pool is full (up to 84e1d00 by LISTing all its claims; since 0afff87 by probing)`,
+      );
       if (big.full.firstError) console.log(`  first ADD after the fill FAILED: ${big.full.firstError}`);
-      if (big.full.errors.length) console.log(`  ${big.full.errors.length} later ADD(s) FAILED${big.full.gaveUp ? " (gave up after 2 in a row)" : ""}; first: ${big.full.errors[0]}`);
-      console.log(`  fill: ${big.fill.claims} claims in ${(big.fill.ms / 1000).toFixed(1)} s (${(big.fill.claims / (big.fill.ms / 1000)).toFixed(0)}/s, ${FILL_PAR} in parallel); emptied in ${(big.clean.ms / 1000).toFixed(1)} s; claims left ${big.clean.claimsAfter}; status.allocatedIPCount ${big.clean.allocatedBefore} before the fill, ${big.clean.allocatedAfter} after`);
-      console.log(`  LIST by label while the cluster held the fill (admin, no timeout; berth allows each request 10 s): ${BIG.name} (${big.list.items} claims) ${big.list.ms.toFixed(0)} ms, ${CONC.name} (0 claims) ${big.list.emptyPoolMs.toFixed(0)} ms`);
+      if (big.full.errors.length)
+        console.log(`  ${big.full.errors.length} later ADD(s) FAILED${big.full.gaveUp ? " (gave up after 2 in a row)" : ""}; first: ${big.full.errors[0]}`);
+      console.log(
+        `  fill: ${big.fill.claims} claims in ${(big.fill.ms / 1000).toFixed(1)} s (${(big.fill.claims / (big.fill.ms / 1000)).toFixed(0)}/s, ${FILL_PAR} in parallel); emptied in ${(big.clean.ms / 1000).toFixed(1)} s; claims left ${big.clean.claimsAfter}; status.allocatedIPCount ${big.clean.allocatedBefore} before the fill, ${big.clean.allocatedAfter} after`,
+      );
+      console.log(
+        `  LIST by label while the cluster held the fill (admin, no timeout; berth allows each request 10 s): ${BIG.name} (${big.list.items} claims) ${big.list.ms.toFixed(0)} ms, ${CONC.name} (0 claims) ${big.list.emptyPoolMs.toFixed(0)} ms`,
+      );
       const list = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(", ") || "-";
-      console.log(`  small pool ${SEQ.name} (recounted by a LIST after every ADD/DEL) while the cluster held the fill: ADD ${list(big.small.add)} ms (the first also LISTs to refresh node1's stale hints), DEL ${list(big.small.del)} ms (${big.small.errors.length} failed)`);
+      console.log(
+        `  small pool ${SEQ.name} (recounted by a LIST after every ADD/DEL) while the cluster held the fill: ADD ${list(big.small.add)} ms (the first also LISTs to refresh node1's stale hints), DEL ${list(big.small.del)} ms (${big.small.errors.length} failed)`,
+      );
       if (big.small.errors.length) console.log(`  small pool ADD FAILED: ${big.small.errors[0]}`);
       for (const err of [big.full.firstError, ...big.full.errors, ...big.small.errors]) if (err) failures.push(`/16 phase: ${err}`);
       json.bigPool = {
         usable: BIG_USABLE,
         fillPct: FILL_PCT,
         empty: { add: e, del: dist(big.empty.del) },
-        full: { firstAdd: r3(big.full.first), firstDel: r3(big.full.firstDel), firstError: big.full.firstError ?? null, add: f, del: dist(big.full.del), errors: big.full.errors.length },
+        full: {
+          firstAdd: r3(big.full.first),
+          firstDel: r3(big.full.firstDel),
+          firstError: big.full.firstError ?? null,
+          add: f,
+          del: dist(big.full.del),
+          errors: big.full.errors.length,
+        },
         ratioP50: Number.isNaN(ratio) ? null : ratio,
         fill: { claims: big.fill.claims, seconds: r2(big.fill.ms / 1000), parallel: FILL_PAR },
-        clean: { seconds: r2(big.clean.ms / 1000), claimsAfter: big.clean.claimsAfter, goneBefore: big.clean.goneBefore, allocatedBefore: big.clean.allocatedBefore, allocatedAfter: big.clean.allocatedAfter },
+        clean: {
+          seconds: r2(big.clean.ms / 1000),
+          claimsAfter: big.clean.claimsAfter,
+          goneBefore: big.clean.goneBefore,
+          allocatedBefore: big.clean.allocatedBefore,
+          allocatedAfter: big.clean.allocatedAfter,
+        },
         listWhileFull: { items: big.list.items, ms: r2(big.list.ms), emptyPoolMs: r2(big.list.emptyPoolMs) },
         smallPoolWhileFull: { addMs: big.small.add.map(r2), delMs: big.small.del.map(r2), errors: big.small.errors.length },
       };
       const failedFull = !!big.full.firstError || big.full.errors.length > 0;
       const met = ratio <= 2 && !failedFull;
       Object.assign(targets, { fullEmptyP50Ratio: Number.isNaN(ratio) ? null : ratio, fullEmptyTarget: 2, fullEmptyMet: met });
-      aims.push(`/16 at ${FILL_PCT}% full no more than 2x slower than empty (ADD p50): ${Number.isNaN(ratio) ? "no ADD succeeded on the full pool" : `${ratio.toFixed(2)}x`}` +
-        `${failedFull ? `, ${Number(!!big.full.firstError) + big.full.errors.length} ADD(s) failed` : ""} -> ${met ? "met" : "MISSED"}` +
-        ` (first ADD after the fill: ${big.full.firstError ? "failed" : `${(big.full.first / e.p50).toFixed(1)}x`})`);
+      aims.push(
+        `/16 at ${FILL_PCT}% full no more than 2x slower than empty (ADD p50): ${Number.isNaN(ratio) ? "no ADD succeeded on the full pool" : `${ratio.toFixed(2)}x`}` +
+          `${failedFull ? `, ${Number(!!big.full.firstError) + big.full.errors.length} ADD(s) failed` : ""} -> ${met ? "met" : "MISSED"}` +
+          ` (first ADD after the fill: ${big.full.firstError ? "failed" : `${(big.full.first / e.p50).toFixed(1)}x`})`,
+      );
     }
 
     console.log(`\nLoad average (1 min): ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after.`);

@@ -52,7 +52,20 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "nod
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BERTH_API_VERSION, BERTH_GROUP, CLAIMS_PATH as CLAIMS, CLAIM_KIND, ENDPOINT_KIND, ENDPOINT_PLURAL, POOLS_PATH as POOLS, POOL_FINALIZER as FINALIZER, POOL_GROUP, POOL_KIND, POOL_LABEL, POOL_VERSION } from "../plugin/kube/crd.ts";
+import {
+  BERTH_API_VERSION,
+  BERTH_GROUP,
+  CLAIMS_PATH as CLAIMS,
+  CLAIM_KIND,
+  ENDPOINT_KIND,
+  ENDPOINT_PLURAL,
+  POOLS_PATH as POOLS,
+  POOL_FINALIZER as FINALIZER,
+  POOL_GROUP,
+  POOL_KIND,
+  POOL_LABEL,
+  POOL_VERSION,
+} from "../plugin/kube/crd.ts";
 import { AdminClient, path } from "../test/harness/admin-client.ts";
 import { runCni } from "../test/harness/cni-runner.ts";
 import { logged } from "../test/harness/log-lines.ts";
@@ -88,7 +101,8 @@ const endpoints = path(ENDPOINT_PLURAL, { ns: NS });
 const statefulsets = path("statefulsets", { ns: NS });
 
 const say = (s: string) => console.log(`  ${s}`);
-const dist = (xs: number[]) => (xs.length ? { p50: r3(percentile(xs, 50)), p90: r3(percentile(xs, 90)), max: r3(Math.max(...xs)), min: r3(Math.min(...xs)), n: xs.length } : { n: 0 });
+const dist = (xs: number[]) =>
+  xs.length ? { p50: r3(percentile(xs, 50)), p90: r3(percentile(xs, 90)), max: r3(Math.max(...xs)), min: r3(Math.min(...xs)), n: xs.length } : { n: 0 };
 
 const until = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 20) => waitFor(what, fn, { timeoutMs, everyMs });
 
@@ -143,7 +157,15 @@ class Api extends AdminClient {
     for (const p of await this.list<{ metadata: { name: string; finalizers?: string[] } }>(POOLS)) {
       const i = p.metadata.finalizers?.indexOf(FINALIZER) ?? -1;
       if (i < 0) continue;
-      await this.patch(`${POOLS}/${p.metadata.name}`, [{ op: "test", path: `/metadata/finalizers/${i}`, value: FINALIZER }, { op: "remove", path: `/metadata/finalizers/${i}` }], "json", [404, 422]);
+      await this.patch(
+        `${POOLS}/${p.metadata.name}`,
+        [
+          { op: "test", path: `/metadata/finalizers/${i}`, value: FINALIZER },
+          { op: "remove", path: `/metadata/finalizers/${i}` },
+        ],
+        "json",
+        [404, 422],
+      );
     }
   }
 }
@@ -192,8 +214,17 @@ const container = () => `bench-ctl-${process.pid}-${++seq}`;
 
 function cni(ctx: Ctx, command: "ADD" | "DEL", id: string, pod: { name: string; uid: string; node: string }) {
   return runCni(ctx.bin, {
-    command, containerId: id, netns: "/var/run/netns/none", ifname: "eth0", args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${NS};K8S_POD_NAME=${pod.name};K8S_POD_UID=${pod.uid}`,
-    stdin: { cniVersion: "1.0.0", name: "bench-ctl", type: "berth", ipam: { type: "berth", kubeconfig: ctx.plane.pluginKubeconfig, nodeName: pod.node, dataDir: ctx.dirs[pod.node] } },
+    command,
+    containerId: id,
+    netns: "/var/run/netns/none",
+    ifname: "eth0",
+    args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${NS};K8S_POD_NAME=${pod.name};K8S_POD_UID=${pod.uid}`,
+    stdin: {
+      cniVersion: "1.0.0",
+      name: "bench-ctl",
+      type: "berth",
+      ipam: { type: "berth", kubeconfig: ctx.plane.pluginKubeconfig, nodeName: pod.node, dataDir: ctx.dirs[pod.node] },
+    },
   });
 }
 
@@ -204,7 +235,12 @@ async function add(ctx: Ctx, pod: { name: string; uid: string; node: string }): 
 }
 
 async function createPod(api: Api, name: string, node: string): Promise<string> {
-  const body = { apiVersion: "v1", kind: "Pod", metadata: { name, namespace: NS, annotations: ANNOTATIONS }, spec: { nodeName: node, automountServiceAccountToken: false, containers: [{ name: "c", image: "registry.k8s.io/pause:3.2" }] } };
+  const body = {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name, namespace: NS, annotations: ANNOTATIONS },
+    spec: { nodeName: node, automountServiceAccountToken: false, containers: [{ name: "c", image: "registry.k8s.io/pause:3.2" }] },
+  };
   return (await api.create(pods, body)).metadata.uid;
 }
 
@@ -258,12 +294,22 @@ async function podDeletion(ctx: Ctx): Promise<number[]> {
 
 /** Scheduler + kubelet for a StatefulSet member: wait for a pod with a new UID, bind it, ADD. */
 async function startMember(ctx: Ctx, name: string, node: string, notUid?: string): Promise<{ uid: string; address: string }> {
-  const pod = await until(`${name}`, async () => {
-    const r = await ctx.api.request("GET", `${pods}/${name}`);
-    return r.status === 200 && !r.body.metadata.deletionTimestamp && r.body.metadata.uid !== notUid ? r.body : undefined;
-  }, 30_000, 20);
+  const pod = await until(
+    `${name}`,
+    async () => {
+      const r = await ctx.api.request("GET", `${pods}/${name}`);
+      return r.status === 200 && !r.body.metadata.deletionTimestamp && r.body.metadata.uid !== notUid ? r.body : undefined;
+    },
+    30_000,
+    20,
+  );
   if (!pod.spec.nodeName) {
-    await ctx.api.create(`${pods}/${name}/binding`, { apiVersion: "v1", kind: "Binding", metadata: { name, namespace: NS }, target: { apiVersion: "v1", kind: "Node", name: node } });
+    await ctx.api.create(`${pods}/${name}/binding`, {
+      apiVersion: "v1",
+      kind: "Binding",
+      metadata: { name, namespace: NS },
+      target: { apiVersion: "v1", kind: "Node", name: node },
+    });
   }
   return { uid: pod.metadata.uid, address: await add(ctx, { name, uid: pod.metadata.uid, node }) };
 }
@@ -272,10 +318,18 @@ async function startMember(ctx: Ctx, name: string, node: string, notUid?: string
 async function scaleDown(ctx: Ctx): Promise<{ all: number[]; each: number[]; terminating: { afterScale: number; afterMargin: number } }> {
   const scale = (n: number) => ctx.api.patch(`${statefulsets}/${STS}`, { spec: { replicas: n } });
   await ctx.api.create(statefulsets, {
-    apiVersion: "apps/v1", kind: "StatefulSet", metadata: { name: STS, namespace: NS },
+    apiVersion: "apps/v1",
+    kind: "StatefulSet",
+    metadata: { name: STS, namespace: NS },
     spec: {
-      serviceName: STS, replicas: 10, podManagementPolicy: "Parallel", selector: { matchLabels: { app: STS } },
-      template: { metadata: { labels: { app: STS }, annotations: ANNOTATIONS }, spec: { terminationGracePeriodSeconds: 3, automountServiceAccountToken: false, containers: [{ name: "c", image: "registry.k8s.io/pause:3.2" }] } },
+      serviceName: STS,
+      replicas: 10,
+      podManagementPolicy: "Parallel",
+      selector: { matchLabels: { app: STS } },
+      template: {
+        metadata: { labels: { app: STS }, annotations: ANNOTATIONS },
+        spec: { terminationGracePeriodSeconds: 3, automountServiceAccountToken: false, containers: [{ name: "c", image: "registry.k8s.io/pause:3.2" }] },
+      },
     },
   });
   const members = new Map<string, { uid: string; address: string }>();
@@ -289,17 +343,28 @@ async function scaleDown(ctx: Ctx): Promise<{ all: number[]; each: number[]; ter
   for (let round = 0; round < ROUNDS; round++) {
     // Their node dies: the pods are removed, the StatefulSet controller recreates them (unbound, nowhere to run).
     await Promise.all(beyond.map((n) => forceDelete(ctx.api, n)));
-    await Promise.all(beyond.map((n) => until(`${n} recreated`, async () => {
-      const r = await ctx.api.request("GET", `${pods}/${n}`);
-      return r.status === 200 && r.body.metadata.uid !== members.get(n)!.uid;
-    }, 30_000, 20)));
+    await Promise.all(
+      beyond.map((n) =>
+        until(
+          `${n} recreated`,
+          async () => {
+            const r = await ctx.api.request("GET", `${pods}/${n}`);
+            return r.status === 200 && r.body.metadata.uid !== members.get(n)!.uid;
+          },
+          30_000,
+          20,
+        ),
+      ),
+    );
     await sleep(500);
     const t0 = performance.now();
     await scale(5);
-    await Promise.all(beyond.map(async (n) => {
-      await until(`claim of ${n} released`, async () => !(await ctx.api.claimExists(members.get(n)!.address)), 60_000, 5);
-      each.push(performance.now() - t0);
-    }));
+    await Promise.all(
+      beyond.map(async (n) => {
+        await until(`claim of ${n} released`, async () => !(await ctx.api.claimExists(members.get(n)!.address)), 60_000, 5);
+        each.push(performance.now() - t0);
+      }),
+    );
     all.push(performance.now() - t0);
     await scale(10);
     await up([5, 6, 7, 8, 9]);
@@ -308,14 +373,21 @@ async function scaleDown(ctx: Ctx): Promise<{ all: number[]; each: number[]; ter
   const t0 = performance.now();
   await scale(5);
   let deadline = 0;
-  await Promise.all(beyond.map(async (n) => {
-    const p = await until(`${n} terminating`, async () => {
-      const r = await ctx.api.request("GET", `${pods}/${n}`);
-      return r.status === 200 && r.body.metadata.deletionTimestamp ? r.body : undefined;
-    }, 30_000, 20);
-    deadline = Math.max(deadline, Date.parse(p.metadata.deletionTimestamp) + 5000);
-    await until(`claim of ${n} released`, async () => !(await ctx.api.claimExists(members.get(n)!.address)), 90_000, 20);
-  }));
+  await Promise.all(
+    beyond.map(async (n) => {
+      const p = await until(
+        `${n} terminating`,
+        async () => {
+          const r = await ctx.api.request("GET", `${pods}/${n}`);
+          return r.status === 200 && r.body.metadata.deletionTimestamp ? r.body : undefined;
+        },
+        30_000,
+        20,
+      );
+      deadline = Math.max(deadline, Date.parse(p.metadata.deletionTimestamp) + 5000);
+      await until(`claim of ${n} released`, async () => !(await ctx.api.claimExists(members.get(n)!.address)), 90_000, 20);
+    }),
+  );
   const afterScale = performance.now() - t0;
   const afterMargin = Date.now() - deadline;
   await Promise.all(beyond.map((n) => forceDelete(ctx.api, n)));
@@ -328,11 +400,18 @@ async function bound(ctx: Ctx) {
   const half = Math.floor(BOUND / 2);
   const t0 = performance.now();
   await api.create(statefulsets, {
-    apiVersion: "apps/v1", kind: "StatefulSet", metadata: { name: BIG_STS, namespace: NS },
+    apiVersion: "apps/v1",
+    kind: "StatefulSet",
+    metadata: { name: BIG_STS, namespace: NS },
     spec: {
-      serviceName: BIG_STS, replicas: BOUND - half, selector: { matchLabels: { app: BIG_STS } },
+      serviceName: BIG_STS,
+      replicas: BOUND - half,
+      selector: { matchLabels: { app: BIG_STS } },
       // OrderedReady: ordinal 0 never becomes Ready (no kubelet), so the StatefulSet controller creates no other pod.
-      template: { metadata: { labels: { app: BIG_STS } }, spec: { nodeName: "node1", automountServiceAccountToken: false, containers: [{ name: "c", image: "registry.k8s.io/pause:3.2" }] } },
+      template: {
+        metadata: { labels: { app: BIG_STS } },
+        spec: { nodeName: "node1", automountServiceAccountToken: false, containers: [{ name: "c", image: "registry.k8s.io/pause:3.2" }] },
+      },
     },
   });
   const entries = Array.from({ length: BOUND }, (_, i) => i);
@@ -347,13 +426,36 @@ async function bound(ctx: Ctx) {
     const uid = plain ? await createPod(api, name, node) : `00000000-0000-0000-0000-${String(i).padStart(12, "0")}`;
     const address = addresses[i];
     await api.create(CLAIMS, {
-      apiVersion: `${BERTH_GROUP}/${BERTH_API_VERSION}`, kind: CLAIM_KIND,
+      apiVersion: `${BERTH_GROUP}/${BERTH_API_VERSION}`,
+      kind: CLAIM_KIND,
       metadata: { name: `v4-${address.replace(/\./g, "-")}`, labels: { [POOL_LABEL]: POOL } },
-      spec: { address, ipVersion: 4, pool: POOL, podNamespace: NS, podName: name, podUID: uid, containerID: `fill-${i}`, interface: "eth0", node, claimedAt: new Date().toISOString(), addDeadlineSeconds: ADD_DEADLINE, ...(plain ? {} : { statefulSet: BIG_STS }) },
+      spec: {
+        address,
+        ipVersion: 4,
+        pool: POOL,
+        podNamespace: NS,
+        podName: name,
+        podUID: uid,
+        containerID: `fill-${i}`,
+        interface: "eth0",
+        node,
+        claimedAt: new Date().toISOString(),
+        addDeadlineSeconds: ADD_DEADLINE,
+        ...(plain ? {} : { statefulSet: BIG_STS }),
+      },
     });
     await api.create(endpoints, {
-      apiVersion: `${BERTH_GROUP}/${BERTH_API_VERSION}`, kind: ENDPOINT_KIND, metadata: { name, namespace: NS },
-      spec: { podUID: uid, node, containerID: `fill-${i}`, ownerControllerType: plain ? "None" : "StatefulSet", ...(plain ? {} : { ownerControllerName: BIG_STS }), ips: [{ interface: "eth0", ipv4: `${address}/16`, ipv4Pool: POOL }] },
+      apiVersion: `${BERTH_GROUP}/${BERTH_API_VERSION}`,
+      kind: ENDPOINT_KIND,
+      metadata: { name, namespace: NS },
+      spec: {
+        podUID: uid,
+        node,
+        containerID: `fill-${i}`,
+        ownerControllerType: plain ? "None" : "StatefulSet",
+        ...(plain ? {} : { ownerControllerName: BIG_STS }),
+        ips: [{ interface: "eth0", ipv4: `${address}/16`, ipv4Pool: POOL }],
+      },
     });
   });
   const fillSeconds = (performance.now() - t0) / 1000;
@@ -383,7 +485,9 @@ async function bound(ctx: Ctx) {
     if (!grew) break;
   }
   const afterWave = procStats(ctl.pid);
-  const gets = Object.fromEntries(["berthendpoints", "pods", "statefulsets", "berthipclaims", "spiderippools"].map((r) => [r, (last[r] ?? 0) - (getsBefore[r] ?? 0)]));
+  const gets = Object.fromEntries(
+    ["berthendpoints", "pods", "statefulsets", "berthipclaims", "spiderippools"].map((r) => [r, (last[r] ?? 0) - (getsBefore[r] ?? 0)]),
+  );
   // Steady state: three more full scans.
   const scanDurations: number[] = [];
   const cpuPerScan: number[] = [];
@@ -420,19 +524,30 @@ async function bound(ctx: Ctx) {
   const fo = procStats(next.pid);
   released += logged(next.log(), "address released").length;
   const failover = {
-    firstScanAfterStartSeconds: r3(failoverFirstScan), scanSeconds: r3((await next.metrics()).get("berth_reconcile_last_duration_seconds")!),
-    liveWaveSettledAfterSeconds: r3(settled), cpuSeconds: r3(fo.cpuSeconds), peakRssMiB: fo.hwmMiB,
+    firstScanAfterStartSeconds: r3(failoverFirstScan),
+    scanSeconds: r3((await next.metrics()).get("berth_reconcile_last_duration_seconds")!),
+    liveWaveSettledAfterSeconds: r3(settled),
+    cpuSeconds: r3(fo.cpuSeconds),
+    peakRssMiB: fo.hwmMiB,
     gets: Object.fromEntries(["berthendpoints", "pods", "statefulsets"].map((r) => [r, (prevGets[r] ?? 0) - (g0[r] ?? 0)])),
   };
   return {
     ctl: next,
     result: {
       failover,
-      bound: BOUND, fillSeconds: r3(fillSeconds),
+      bound: BOUND,
+      fillSeconds: r3(fillSeconds),
       firstScan: { wallFromStartSeconds: r3(firstScanWall), scanSeconds: r3(firstScan), cpuSeconds: r3(atFirstScan.cpuSeconds), rssMiB: atFirstScan.rssMiB },
       addTimeoutWave: { cpuSeconds: r3(afterWave.cpuSeconds - atFirstScan.cpuSeconds), gets, rssMiB: afterWave.rssMiB },
-      steady: { scanSeconds: scanDurations.map(r3), cpuSecondsPerResync15s: cpuPerScan, rssMiB: steady.rssMiB, peakRssMiB: steady.hwmMiB, totalCpuSeconds: r3(steady.cpuSeconds) },
-      claimsMetric: m.get("berth_claims"), released,
+      steady: {
+        scanSeconds: scanDurations.map(r3),
+        cpuSecondsPerResync15s: cpuPerScan,
+        rssMiB: steady.rssMiB,
+        peakRssMiB: steady.hwmMiB,
+        totalCpuSeconds: r3(steady.cpuSeconds),
+      },
+      claimsMetric: m.get("berth_claims"),
+      released,
     },
   };
 }
@@ -449,27 +564,54 @@ async function bigCluster(ctx: Ctx) {
   const scaleEndpoints = path(ENDPOINT_PLURAL, { ns: SCALE_NS });
   const t0 = performance.now();
   let done = 0;
-  await inBatches(Array.from({ length: SCALE }, (_, i) => i), PAR, async (i) => {
-    const name = `scale-${i}`;
-    const node = NODES[i % 3];
-    // No nodeName: no scheduler runs, so it stays Pending (and a deletion removes it at once).
-    const pod = await api.create(scalePods, {
-      apiVersion: "v1", kind: "Pod", metadata: { name, namespace: SCALE_NS, annotations: { "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: [SCALE_POOL] }) } },
-      spec: { automountServiceAccountToken: false, containers: [{ name: "c", image: "registry.k8s.io/pause:3.2" }] },
-    });
-    const uid = pod.metadata.uid;
-    const address = addr(i + 1, SCALE_BASE);
-    await api.create(CLAIMS, {
-      apiVersion: `${BERTH_GROUP}/${BERTH_API_VERSION}`, kind: CLAIM_KIND,
-      metadata: { name: `v4-${address.replace(/\./g, "-")}`, labels: { [POOL_LABEL]: SCALE_POOL } },
-      spec: { address, ipVersion: 4, pool: SCALE_POOL, podNamespace: SCALE_NS, podName: name, podUID: uid, containerID: `scale-${i}`, interface: "eth0", node, claimedAt: new Date().toISOString(), addDeadlineSeconds: 45 },
-    });
-    await api.create(scaleEndpoints, {
-      apiVersion: `${BERTH_GROUP}/${BERTH_API_VERSION}`, kind: ENDPOINT_KIND, metadata: { name, namespace: SCALE_NS },
-      spec: { podUID: uid, node, containerID: `scale-${i}`, ownerControllerType: "None", ips: [{ interface: "eth0", ipv4: `${address}/16`, ipv4Pool: SCALE_POOL }] },
-    });
-    if (++done % 10_000 === 0) say(`  ${done} of ${SCALE} pods + claims + endpoints (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
-  });
+  await inBatches(
+    Array.from({ length: SCALE }, (_, i) => i),
+    PAR,
+    async (i) => {
+      const name = `scale-${i}`;
+      const node = NODES[i % 3];
+      // No nodeName: no scheduler runs, so it stays Pending (and a deletion removes it at once).
+      const pod = await api.create(scalePods, {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name, namespace: SCALE_NS, annotations: { "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: [SCALE_POOL] }) } },
+        spec: { automountServiceAccountToken: false, containers: [{ name: "c", image: "registry.k8s.io/pause:3.2" }] },
+      });
+      const uid = pod.metadata.uid;
+      const address = addr(i + 1, SCALE_BASE);
+      await api.create(CLAIMS, {
+        apiVersion: `${BERTH_GROUP}/${BERTH_API_VERSION}`,
+        kind: CLAIM_KIND,
+        metadata: { name: `v4-${address.replace(/\./g, "-")}`, labels: { [POOL_LABEL]: SCALE_POOL } },
+        spec: {
+          address,
+          ipVersion: 4,
+          pool: SCALE_POOL,
+          podNamespace: SCALE_NS,
+          podName: name,
+          podUID: uid,
+          containerID: `scale-${i}`,
+          interface: "eth0",
+          node,
+          claimedAt: new Date().toISOString(),
+          addDeadlineSeconds: 45,
+        },
+      });
+      await api.create(scaleEndpoints, {
+        apiVersion: `${BERTH_GROUP}/${BERTH_API_VERSION}`,
+        kind: ENDPOINT_KIND,
+        metadata: { name, namespace: SCALE_NS },
+        spec: {
+          podUID: uid,
+          node,
+          containerID: `scale-${i}`,
+          ownerControllerType: "None",
+          ips: [{ interface: "eth0", ipv4: `${address}/16`, ipv4Pool: SCALE_POOL }],
+        },
+      });
+      if (++done % 10_000 === 0) say(`  ${done} of ${SCALE} pods + claims + endpoints (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+    },
+  );
   const fillSeconds = (performance.now() - t0) / 1000;
   say(`${SCALE} pods (Pending) + ${SCALE} claims + ${SCALE} endpoints created in ${fillSeconds.toFixed(1)} s`);
 
@@ -479,7 +621,8 @@ async function bigCluster(ctx: Ctx) {
   const firstScanWall = (performance.now() - started) / 1000;
   const m1 = await ctl.metrics();
   const firstScan = m1.get("berth_reconcile_last_duration_seconds")!;
-  const requests = (m: Map<string, number>) => Object.fromEntries(["claims", "pods", "endpoints", "statefulsets", "nodes"].map((k) => [k, m.get(`berth_list_requests_total{kind="${k}"}`) ?? 0]));
+  const requests = (m: Map<string, number>) =>
+    Object.fromEntries(["claims", "pods", "endpoints", "statefulsets", "nodes"].map((k) => [k, m.get(`berth_list_requests_total{kind="${k}"}`) ?? 0]));
   const firstRequests = requests(m1);
   const atFirst = procStats(ctl.pid);
   const scanDurations: number[] = [];
@@ -495,10 +638,20 @@ async function bigCluster(ctx: Ctx) {
   const released = [...ctl.log().matchAll(/address released/g)].length;
   await ctl.stop();
   return {
-    pods: SCALE, claims: SCALE, endpoints: SCALE, fillSeconds: r3(fillSeconds),
+    pods: SCALE,
+    claims: SCALE,
+    endpoints: SCALE,
+    fillSeconds: r3(fillSeconds),
     firstScan: { wallFromStartSeconds: r3(firstScanWall), scanSeconds: r3(firstScan), listRequests: firstRequests, rssMiB: atFirst.rssMiB },
-    steadyScanSeconds: scanDurations, claimsMetric: m.get("berth_claims"), listFailures: failures,
-    cpuSeconds: r3(end.cpuSeconds), rssMiB: end.rssMiB, peakRssMiB: end.hwmMiB, memoryLimitMiB: MEMORY_LIMIT_MIB, underLimit: end.hwmMiB < MEMORY_LIMIT_MIB, released,
+    steadyScanSeconds: scanDurations,
+    claimsMetric: m.get("berth_claims"),
+    listFailures: failures,
+    cpuSeconds: r3(end.cpuSeconds),
+    rssMiB: end.rssMiB,
+    peakRssMiB: end.hwmMiB,
+    memoryLimitMiB: MEMORY_LIMIT_MIB,
+    underLimit: end.hwmMiB < MEMORY_LIMIT_MIB,
+    released,
   };
 }
 
@@ -546,24 +699,42 @@ export async function controllerSection(): Promise<ControllerOutcome> {
       if (PHASES.includes("1")) {
         const ms = await podDeletion(ctx);
         json.podDeletedToReleasedMs = dist(ms);
-        say(`pod deleted (no DEL) → claim released, ${N} pods one at a time: p50 ${percentile(ms, 50).toFixed(0)} ms, p90 ${percentile(ms, 90).toFixed(0)} ms, max ${Math.max(...ms).toFixed(0)} ms`);
+        say(
+          `pod deleted (no DEL) → claim released, ${N} pods one at a time: p50 ${percentile(ms, 50).toFixed(0)} ms, p90 ${percentile(ms, 90).toFixed(0)} ms, max ${Math.max(...ms).toFixed(0)} ms`,
+        );
       }
       if (PHASES.includes("2")) {
         const s = await scaleDown(ctx);
-        json.scaleDownToReleasedMs = { allFive: dist(s.all), each: dist(s.each), terminatingGrace3s: { afterScaleMs: Math.round(s.terminating.afterScale), afterDeadlinePlusMarginMs: s.terminating.afterMargin } };
-        say(`kubectl scale 10 → 5 (members 5-9 gone with their node, no DEL) → all five claims released, ${ROUNDS} rounds: p50 ${percentile(s.all, 50).toFixed(0)} ms, max ${Math.max(...s.all).toFixed(0)} ms (each claim p50 ${percentile(s.each, 50).toFixed(0)} ms)`);
-        say(`  members still bound and Terminating (grace 3 s): released ${(s.terminating.afterScale / 1000).toFixed(1)} s after the scale, ${s.terminating.afterMargin} ms past deletionTimestamp + 5 s`);
+        json.scaleDownToReleasedMs = {
+          allFive: dist(s.all),
+          each: dist(s.each),
+          terminatingGrace3s: { afterScaleMs: Math.round(s.terminating.afterScale), afterDeadlinePlusMarginMs: s.terminating.afterMargin },
+        };
+        say(
+          `kubectl scale 10 → 5 (members 5-9 gone with their node, no DEL) → all five claims released, ${ROUNDS} rounds: p50 ${percentile(s.all, 50).toFixed(0)} ms, max ${Math.max(...s.all).toFixed(0)} ms (each claim p50 ${percentile(s.each, 50).toFixed(0)} ms)`,
+        );
+        say(
+          `  members still bound and Terminating (grace 3 s): released ${(s.terminating.afterScale / 1000).toFixed(1)} s after the scale, ${s.terminating.afterMargin} ms past deletionTimestamp + 5 s`,
+        );
       }
       await ctl.stop();
     }
     if (PHASES.includes("3")) {
       const { ctl, result } = await bound(ctx);
       json.bound = result;
-      say(`first full scan ${result.firstScan.scanSeconds} s (leader + lists + judging ${BOUND} claims), ${result.firstScan.wallFromStartSeconds} s after start; CPU ${result.firstScan.cpuSeconds} s, RSS ${result.firstScan.rssMiB} MiB`);
-      say(`ADD-deadline wave (every claim re-judged live ${ADD_DEADLINE} s after it was made): CPU ${result.addTimeoutWave.cpuSeconds} s, single-object GETs ${JSON.stringify(result.addTimeoutWave.gets)}`);
-      say(`steady full scans ${result.steady.scanSeconds.join(", ")} s; CPU per 15 s resync ${result.steady.cpuSecondsPerResync15s.join(", ")} s; RSS ${result.steady.rssMiB} MiB (peak ${result.steady.peakRssMiB} MiB); released ${result.released}`);
+      say(
+        `first full scan ${result.firstScan.scanSeconds} s (leader + lists + judging ${BOUND} claims), ${result.firstScan.wallFromStartSeconds} s after start; CPU ${result.firstScan.cpuSeconds} s, RSS ${result.firstScan.rssMiB} MiB`,
+      );
+      say(
+        `ADD-deadline wave (every claim re-judged live ${ADD_DEADLINE} s after it was made): CPU ${result.addTimeoutWave.cpuSeconds} s, single-object GETs ${JSON.stringify(result.addTimeoutWave.gets)}`,
+      );
+      say(
+        `steady full scans ${result.steady.scanSeconds.join(", ")} s; CPU per 15 s resync ${result.steady.cpuSecondsPerResync15s.join(", ")} s; RSS ${result.steady.rssMiB} MiB (peak ${result.steady.peakRssMiB} MiB); released ${result.released}`,
+      );
       const f = result.failover;
-      say(`failover (fresh replica, claims past the ADD timeout): first scan ${f.firstScanAfterStartSeconds} s after start; live re-judging wave done ~${f.liveWaveSettledAfterSeconds} s after start; CPU ${f.cpuSeconds} s, peak RSS ${f.peakRssMiB} MiB, GETs ${JSON.stringify(f.gets)}`);
+      say(
+        `failover (fresh replica, claims past the ADD timeout): first scan ${f.firstScanAfterStartSeconds} s after start; live re-judging wave done ~${f.liveWaveSettledAfterSeconds} s after start; CPU ${f.cpuSeconds} s, peak RSS ${f.peakRssMiB} MiB, GETs ${JSON.stringify(f.gets)}`,
+      );
       if (result.released !== 0) {
         ok = false;
         console.error(`!! the controller released ${result.released} of the ${BOUND} bound addresses`);
@@ -580,11 +751,17 @@ export async function controllerSection(): Promise<ControllerOutcome> {
     if (PHASES.includes("4")) {
       const r = await bigCluster(ctx);
       json.bigCluster = r;
-      say(`big cluster, ${r.pods} pods and ${r.claims} claims: first full scan ${r.firstScan.scanSeconds} s (${r.firstScan.wallFromStartSeconds} s after start; LIST requests ${JSON.stringify(r.firstScan.listRequests)}), steady scans ${r.steadyScanSeconds.join(", ")} s`);
-      say(`  controller RSS ${r.rssMiB} MiB, peak (VmHWM) ${r.peakRssMiB} MiB: ${r.underLimit ? "under" : "OVER"} the Deployment's ${MEMORY_LIMIT_MIB} MiB limit; CPU ${r.cpuSeconds} s; released ${r.released}`);
+      say(
+        `big cluster, ${r.pods} pods and ${r.claims} claims: first full scan ${r.firstScan.scanSeconds} s (${r.firstScan.wallFromStartSeconds} s after start; LIST requests ${JSON.stringify(r.firstScan.listRequests)}), steady scans ${r.steadyScanSeconds.join(", ")} s`,
+      );
+      say(
+        `  controller RSS ${r.rssMiB} MiB, peak (VmHWM) ${r.peakRssMiB} MiB: ${r.underLimit ? "under" : "OVER"} the Deployment's ${MEMORY_LIMIT_MIB} MiB limit; CPU ${r.cpuSeconds} s; released ${r.released}`,
+      );
       if (!r.underLimit || r.released !== 0 || r.listFailures.length || (r.claimsMetric ?? 0) < SCALE) {
         ok = false;
-        console.error(`!! big cluster: peak RSS ${r.peakRssMiB} MiB (limit ${MEMORY_LIMIT_MIB}), released ${r.released}, failed lists ${r.listFailures.join(",") || "none"}, berth_claims ${r.claimsMetric}`);
+        console.error(
+          `!! big cluster: peak RSS ${r.peakRssMiB} MiB (limit ${MEMORY_LIMIT_MIB}), released ${r.released}, failed lists ${r.listFailures.join(",") || "none"}, berth_claims ${r.claimsMetric}`,
+        );
       }
       const t = performance.now();
       await api.stripFinalizers();
@@ -605,7 +782,9 @@ export async function controllerSection(): Promise<ControllerOutcome> {
       await removeScale(api);
     } catch (err) {
       ok = false;
-      console.error(`!! controller bench cleanup failed: ${(err as Error).message}; run node --import tsx scripts/bench-controller.ts again, it cleans up first`);
+      console.error(
+        `!! controller bench cleanup failed: ${(err as Error).message}; run node --import tsx scripts/bench-controller.ts again, it cleans up first`,
+      );
     }
     api.close();
     rmSync(temp, { recursive: true, force: true });

@@ -48,9 +48,9 @@ export function dist(xs: number[]): Dist {
 export function table(head: string[], rows: (string | number)[][]) {
   const cells = [head, ...rows.map((r) => r.map((c) => (typeof c === "number" ? (Number.isNaN(c) ? "-" : c.toFixed(2)) : c)))];
   const w = head.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
-  const line = (r: string[]) => "  " + r.map((c, i) => (i > 0 ? c.padStart(w[i]) : c.padEnd(w[i]))).join("  ");
+  const line = (r: string[]) => `  ${r.map((c, i) => (i > 0 ? c.padStart(w[i]) : c.padEnd(w[i]))).join("  ")}`;
   console.log(line(cells[0]));
-  console.log("  " + w.map((n) => "-".repeat(n)).join("  "));
+  console.log(`  ${w.map((n) => "-".repeat(n)).join("  ")}`);
   for (const r of cells.slice(1)) console.log(line(r));
 }
 

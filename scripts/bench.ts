@@ -20,13 +20,13 @@
  * or duplicate addresses is left out of the figures, listed loudly at the end,
  * and makes the run exit 1 after printing everything else.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { cniEnv as cniCallEnv } from "../test/harness/cni-runner.ts";
 import { BERTH, ROOT, netconf } from "../test/helpers/berth.ts";
-import { BenchFailure, type Timed, dist, fail, intEnv, median, percentile, r2, r3, table, timed } from "./bench-lib.ts";
+import { BenchFailure, type Timed, dist, fail, intEnv, median, percentile, r2, table, timed } from "./bench-lib.ts";
 
 const N = intEnv("BENCH_N", 200);
 const ROUNDS = intEnv("BENCH_ROUNDS", 5);
@@ -46,7 +46,6 @@ type Plugin = "berth" | "host-local";
 const PLUGINS: Plugin[] = ["berth", "host-local"];
 
 // ---------------------------------------------------------------- processes
-
 
 function cniEnv(command: string, containerId: string, args?: string): Record<string, string> {
   return cniCallEnv({ command, containerId, netns: `/var/run/netns/${containerId}`, ifname: "eth0", args });
@@ -99,7 +98,6 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
 let idSeq = 0;
 const runTag = Math.random().toString(36).slice(2, 8);
 const newId = (p: string) => `bench-${p === "berth" ? "b" : "h"}-${runTag}-${++idSeq}`;
-
 
 /** The IPv4 address (without prefix) of a successful ADD, or fails the bench. */
 function addressOf(p: string, r: Timed): string {
@@ -258,7 +256,6 @@ function buildHello(): string | undefined {
 
 // ---------------------------------------------------------------- report
 
-
 async function main() {
   if (!existsSync(HOST_LOCAL)) {
     throw new BenchFailure(`${HOST_LOCAL} is missing: apt-get install -y containernetworking-plugins (or set HOST_LOCAL)`);
@@ -294,37 +291,63 @@ async function main() {
     [
       ["berth", d.berth.add.p50, d.berth.add.p99, d.berth.del.p50, d.berth.del.p99],
       ["host-local", d["host-local"].add.p50, d["host-local"].add.p99, d["host-local"].del.p50, d["host-local"].del.p99],
-      ["berth/host-local (x)", ratio(d.berth.add.p50, d["host-local"].add.p50), ratio(d.berth.add.p99, d["host-local"].add.p99), ratio(d.berth.del.p50, d["host-local"].del.p50), ratio(d.berth.del.p99, d["host-local"].del.p99)],
+      [
+        "berth/host-local (x)",
+        ratio(d.berth.add.p50, d["host-local"].add.p50),
+        ratio(d.berth.add.p99, d["host-local"].add.p99),
+        ratio(d.berth.del.p50, d["host-local"].del.p50),
+        ratio(d.berth.del.p99, d["host-local"].del.p99),
+      ],
     ],
   );
   console.log(`\nStatefulSet pod default/bench-sts-0 coming back (berth only, new container ID + pod UID each), ms (N=${N}):`);
-  table(
-    ["", "ADD p50", "ADD p99", "DEL p50", "DEL p99"],
-    [["berth sticky", stsAdd.p50, stsAdd.p99, stsDel.p50, stsDel.p99]],
-  );
+  table(["", "ADD p50", "ADD p99", "DEL p50", "DEL p99"], [["berth sticky", stsAdd.p50, stsAdd.p99, stsDel.p50, stsDel.p99]]);
   console.log(`  same address every time: ${sts.address} (checked)`);
 
-  for (const [label, c] of [["fresh dataDir", conc], ["primed dataDir (one ADD+DEL first)", concWarm]] as const) {
+  for (const [label, c] of [
+    ["fresh dataDir", conc],
+    ["primed dataDir (one ADD+DEL first)", concWarm],
+  ] as const) {
     console.log(`\nConcurrent: ${C} ADDs spawned at once, ${label}, wall ms first spawn -> last exit (${ROUNDS} rounds, interleaved):`);
     table(
       ["", "median", "min", "max", "per-ADD p50", "per-ADD p99"],
-      PLUGINS.map((p) => [p, wallMed(c, p), c.wall[p].length ? Math.min(...c.wall[p]) : NaN, c.wall[p].length ? Math.max(...c.wall[p]) : NaN, percentile(c.each[p], 50), percentile(c.each[p], 99)]),
+      PLUGINS.map((p) => [
+        p,
+        wallMed(c, p),
+        c.wall[p].length ? Math.min(...c.wall[p]) : NaN,
+        c.wall[p].length ? Math.max(...c.wall[p]) : NaN,
+        percentile(c.each[p], 50),
+        percentile(c.each[p], 99),
+      ]),
     );
     const bad = PLUGINS.filter((p) => c.failedRounds[p] > 0).map((p) => `${p} ${c.failedRounds[p]} of ${ROUNDS}`);
-    console.log(`  berth/host-local wall (median): ${ratio(wallMed(c, "berth"), wallMed(c, "host-local")).toFixed(2)}x; ` +
-      (bad.length ? `FAILED ROUNDS (left out of the figures above): ${bad.join(", ")}` : `every ADD of every round succeeded with distinct addresses (checked)`));
+    console.log(
+      `  berth/host-local wall (median): ${ratio(wallMed(c, "berth"), wallMed(c, "host-local")).toFixed(2)}x; ` +
+        (bad.length
+          ? `FAILED ROUNDS (left out of the figures above): ${bad.join(", ")}`
+          : `every ADD of every round succeeded with distinct addresses (checked)`),
+    );
   }
 
   console.log(`\nStart-up baselines, ms (N=${N}, interleaved):`);
-  table(["", "p50", "p99"], [...boot.keys()].map((k) => [k, bootD[k].p50, bootD[k].p99]));
+  table(
+    ["", "p50", "p99"],
+    [...boot.keys()].map((k) => [k, bootD[k].p50, bootD[k].p99]),
+  );
   const bv = bootD["berth version"].p50;
   const hw = bootD["bun hello-world"]?.p50;
   const tr = bootD["/bin/true (spawn cost)"].p50;
   const f = (x: number) => x.toFixed(2);
-  console.log(`  berth ADD p50 ${f(d.berth.add.p50)} ms ~ ${f(tr)} spawn/exec/reap (/bin/true)` +
-    (hw !== undefined ? ` + ${f(hw - tr)} bun runtime start-up (hello-world - true) + ${f(bv - hw)} berth module loading (version - hello-world)` : ` + ${f(bv - tr)} bun start-up and module loading (version - true)`) +
-    ` + ${f(d.berth.add.p50 - bv)} CNI work (ADD - version: stdin, config, SQLite open, transaction, fsync, close)`);
-  console.log(`  host-local ADD p50 ${f(d["host-local"].add.p50)} ms ~ ${f(tr)} spawn/exec/reap + ${f(bootD["host-local CNI VERSION"].p50 - tr)} Go start-up + ${f(d["host-local"].add.p50 - bootD["host-local CNI VERSION"].p50)} work`);
+  console.log(
+    `  berth ADD p50 ${f(d.berth.add.p50)} ms ~ ${f(tr)} spawn/exec/reap (/bin/true)` +
+      (hw !== undefined
+        ? ` + ${f(hw - tr)} bun runtime start-up (hello-world - true) + ${f(bv - hw)} berth module loading (version - hello-world)`
+        : ` + ${f(bv - tr)} bun start-up and module loading (version - true)`) +
+      ` + ${f(d.berth.add.p50 - bv)} CNI work (ADD - version: stdin, config, SQLite open, transaction, fsync, close)`,
+  );
+  console.log(
+    `  host-local ADD p50 ${f(d["host-local"].add.p50)} ms ~ ${f(tr)} spawn/exec/reap + ${f(bootD["host-local CNI VERSION"].p50 - tr)} Go start-up + ${f(d["host-local"].add.p50 - bootD["host-local CNI VERSION"].p50)} work`,
+  );
 
   const targets = {
     seqAddP50Ratio: ratio(d.berth.add.p50, d["host-local"].add.p50),
@@ -333,7 +356,9 @@ async function main() {
     concWallRatio: ratio(wallMed(conc, "berth"), wallMed(conc, "host-local")),
     concMet: wallMed(conc, "berth") <= wallMed(conc, "host-local"),
   };
-  console.log(`\nLoad average (1 min): ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after ("after" includes the bench's own 100-process bursts; "before" shows what else was running).`);
+  console.log(
+    `\nLoad average (1 min): ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after ("after" includes the bench's own 100-process bursts; "before" shows what else was running).`,
+  );
   console.log(`\nTargets (reported, not asserted):`);
   console.log(`  sequential ADD p50 <= 2.5x host-local: ${targets.seqAddP50Ratio.toFixed(2)}x -> ${targets.seqAddMet ? "met" : "MISSED"}`);
   console.log(`  ${C} concurrent ADDs no slower than host-local: ${targets.concWallRatio.toFixed(2)}x -> ${targets.concMet ? "met" : "MISSED"}`);
@@ -355,10 +380,24 @@ async function main() {
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model,
     loadavg1: { before: r2(loadBefore), after: r2(loadAfter) },
-    sequential: { berth: d.berth, hostLocal: d["host-local"], ratio: { addP50: targets.seqAddP50Ratio, addP99: ratio(d.berth.add.p99, d["host-local"].add.p99), delP50: ratio(d.berth.del.p50, d["host-local"].del.p50), delP99: ratio(d.berth.del.p99, d["host-local"].del.p99) } },
+    sequential: {
+      berth: d.berth,
+      hostLocal: d["host-local"],
+      ratio: {
+        addP50: targets.seqAddP50Ratio,
+        addP99: ratio(d.berth.add.p99, d["host-local"].add.p99),
+        delP50: ratio(d.berth.del.p50, d["host-local"].del.p50),
+        delP99: ratio(d.berth.del.p99, d["host-local"].del.p99),
+      },
+    },
     statefulSet: { add: stsAdd, del: stsDel, address: sts.address, sameAddress: true },
     concurrent: Object.fromEntries(
-      ([["fresh", conc], ["primed", concWarm]] as const).map(([k, c]) => [
+      (
+        [
+          ["fresh", conc],
+          ["primed", concWarm],
+        ] as const
+      ).map(([k, c]) => [
         k,
         {
           berth: { wallMedian: wallMed(c, "berth"), walls: c.wall.berth.map(r2), perAdd: dist(c.each.berth) },
@@ -395,7 +434,7 @@ main().then(
   () => cleanup(),
   (err) => {
     cleanup();
-    console.error(`\nbench FAILED: ${err instanceof BenchFailure ? err.message : (err as Error).stack ?? err}`);
+    console.error(`\nbench FAILED: ${err instanceof BenchFailure ? err.message : ((err as Error).stack ?? err)}`);
     process.exit(1);
   },
 );

@@ -31,9 +31,20 @@ const groups: Group[] = [
   { name: "store contract (better-sqlite3)", cmd: "node", args: [...uvu, "test/store", "\\.test\\.ts$"] },
   { name: "store contract (bun:sqlite)", cmd: "node_modules/.bin/bun", args: ["test/store/bun-sqlite.bun.ts"] },
   { name: "compiled binary", cmd: "node", args: [...uvu, "test/binary", "\\.test\\.ts$"] },
-  { name: "bridge chain in network namespaces", cmd: "node", args: [...uvu, "test/chain", "\\.test\\.ts$"], net: { netns: (pid) => new RegExp(`^berth-t-${pid}-`), bridges: /^berthbr0$/ } },
+  {
+    name: "bridge chain in network namespaces",
+    cmd: "node",
+    args: [...uvu, "test/chain", "\\.test\\.ts$"],
+    net: { netns: (pid) => new RegExp(`^berth-t-${pid}-`), bridges: /^berthbr0$/ },
+  },
   // Starts etcd, kube-apiserver and kube-controller-manager first (building them once, ~10 min, then cached).
-  { name: "cluster mode on the test control plane", cmd: "node", args: [...uvu, "test/cluster", "\\.test\\.ts$"], cluster: true, net: { netns: (pid) => new RegExp(`^bc-[^-]+-${pid}-`), bridges: /^bc\w+0$/ } },
+  {
+    name: "cluster mode on the test control plane",
+    cmd: "node",
+    args: [...uvu, "test/cluster", "\\.test\\.ts$"],
+    cluster: true,
+    net: { netns: (pid) => new RegExp(`^bc-[^-]+-${pid}-`), bridges: /^bc\w+0$/ },
+  },
 ];
 
 /** The running group's process: a signal to this runner is passed on to it. */
@@ -82,8 +93,14 @@ function ipJson(args: string[]): any[] {
 
 /** What the group left behind: its network namespaces, and bridges of its kind that no other run uses (no ports). */
 function netLeftovers(net: NonNullable<Group["net"]>, pid: number | undefined, bridgesBefore: Set<string>): string[] {
-  const netns = pid === undefined ? [] : ipJson(["netns", "list"]).map((n: { name: string }) => n.name).filter((n) => net.netns(pid).test(n));
-  const bridges = ipJson(["link", "show", "type", "bridge"]).map((l: { ifname: string }) => l.ifname)
+  const netns =
+    pid === undefined
+      ? []
+      : ipJson(["netns", "list"])
+          .map((n: { name: string }) => n.name)
+          .filter((n) => net.netns(pid).test(n));
+  const bridges = ipJson(["link", "show", "type", "bridge"])
+    .map((l: { ifname: string }) => l.ifname)
     .filter((b) => net.bridges.test(b) && !bridgesBefore.has(b) && ipJson(["link", "show", "master", b]).length === 0);
   return [...netns.map((n) => `netns ${n}`), ...bridges.map((b) => `bridge ${b}`)];
 }
@@ -100,7 +117,9 @@ function stopPlane(): void {
   const left = daemonsLeft(plane.plane.dir);
   if (status !== 0 || left.length) {
     failed += 1;
-    process.stdout.write(`--- control plane: FAILED to stop (testenv.sh down exited ${status}; still running: ${left.map((p) => `${p.pid} ${p.cmd}`).join("; ") || "none"})\n`);
+    process.stdout.write(
+      `--- control plane: FAILED to stop (testenv.sh down exited ${status}; still running: ${left.map((p) => `${p.pid} ${p.cmd}`).join("; ") || "none"})\n`,
+    );
   }
   plane = undefined;
 }
@@ -119,12 +138,14 @@ try {
         process.stdout.write(`--- ${g.name}: FAILED (${(err as Error).message})\n`);
         continue;
       }
-      process.stdout.write(`--- control plane: ${plane.startedByUs ? "started by this run" : "already up before this run: left running"} (${plane.plane.server})\n`);
+      process.stdout.write(
+        `--- control plane: ${plane.startedByUs ? "started by this run" : "already up before this run: left running"} (${plane.plane.server})\n`,
+      );
       Object.assign(env, planeEnv(plane.plane));
     }
     const bridgesBefore = new Set<string>(ipJson(["link", "show", "type", "bridge"]).map((l: { ifname: string }) => l.ifname));
     const r = await runGroup(g, env);
-    const plain = r.stdout.replace(/\x1b\[[0-9;]*m/g, "");
+    const plain = r.stdout.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g"), ""); // without colour codes
     const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? 0);
     const ok = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? 0);
     passed += ok;

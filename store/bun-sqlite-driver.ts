@@ -4,9 +4,7 @@ import { type OpenOptions, type SqlDriver, type SqlParams, bindable, makeDriver 
 
 /** Opens `path` with bun:sqlite. `strict` lets named parameters be passed without their prefix, as better-sqlite3 does. */
 export function openBunSqlite(path: string, options: OpenOptions = {}): SqlDriver {
-  const db = options.readonly
-    ? new Database(path, { readonly: true, strict: true })
-    : new Database(path, { create: true, readwrite: true, strict: true });
+  const db = options.readonly ? new Database(path, { readonly: true, strict: true }) : new Database(path, { create: true, readwrite: true, strict: true });
   return makeDriver({
     adapter: "bun:sqlite",
     path,

@@ -96,7 +96,10 @@ export function retryBusy<T>(fn: () => T, timeoutMs = BUSY_TIMEOUT_MS): T {
 
 /** The lease database. Open one per process; `immediate` serialises writers across processes. */
 export class LeaseStore {
-  constructor(readonly db: SqlDriver, private readonly busyTimeoutMs = BUSY_TIMEOUT_MS) {}
+  constructor(
+    readonly db: SqlDriver,
+    private readonly busyTimeoutMs = BUSY_TIMEOUT_MS,
+  ) {}
 
   /** Prepares a writable database: WAL, durable commits, current schema; waits out other writers. */
   static open(db: SqlDriver, busyTimeoutMs = BUSY_TIMEOUT_MS): LeaseStore {
@@ -177,7 +180,7 @@ export class LeaseStore {
 
   /** Marks a pending lease active (its claim and endpoint exist). */
   activateLease(id: number): void {
-    return this.write(() => {
+    this.write(() => {
       this.db.prepare("UPDATE leases SET state = 'active' WHERE id = :id").run({ id });
     });
   }
@@ -195,7 +198,7 @@ export class LeaseStore {
 
   /** Replaces a pool's hints with the addresses a full LIST returned. */
   replaceHints(pool: string, addresses: string[]): void {
-    return this.write(() => {
+    this.write(() => {
       this.db.prepare("DELETE FROM claim_hints WHERE pool = :pool").run({ pool });
       const add = this.db.prepare("INSERT OR IGNORE INTO claim_hints (pool, address) VALUES (:pool, :address)");
       for (const address of addresses) add.run({ pool, address });
@@ -207,13 +210,19 @@ export class LeaseStore {
 
   /** Records one address as claimed (true) or free (false) in the hints. */
   setHint(pool: string, address: string, taken: boolean): void {
-    return this.write(() => {
-      this.db.prepare(taken ? "INSERT OR IGNORE INTO claim_hints (pool, address) VALUES (:pool, :address)" : "DELETE FROM claim_hints WHERE pool = :pool AND address = :address").run({ pool, address });
+    this.write(() => {
+      this.db
+        .prepare(
+          taken
+            ? "INSERT OR IGNORE INTO claim_hints (pool, address) VALUES (:pool, :address)"
+            : "DELETE FROM claim_hints WHERE pool = :pool AND address = :address",
+        )
+        .run({ pool, address });
     });
   }
 
   deleteLease(id: number): void {
-    return this.write(() => {
+    this.write(() => {
       this.db.prepare("DELETE FROM leases WHERE id = :id").run({ id });
     });
   }
@@ -241,15 +250,13 @@ export class LeaseStore {
 
   bindingOf(network: string, namespace: string, pod: string, ifname: string, family: 4 | 6): Binding | undefined {
     return this.db
-      .prepare<Binding>(
-        "SELECT * FROM bindings WHERE network = :network AND pod_namespace = :ns AND pod_name = :pod AND ifname = :ifname AND family = :family",
-      )
+      .prepare<Binding>("SELECT * FROM bindings WHERE network = :network AND pod_namespace = :ns AND pod_name = :pod AND ifname = :ifname AND family = :family")
       .get({ network, ns: namespace, pod, ifname, family });
   }
 
   /** Creates or moves a pod's binding and marks it used now. */
   putBinding(b: NewBinding): void {
-    return this.write(() => {
+    this.write(() => {
       this.db
         .prepare(
           `INSERT INTO bindings (network, pod_namespace, pod_name, ifname, family, address, pool, created_at, last_used_at)
@@ -263,9 +270,11 @@ export class LeaseStore {
   }
 
   deleteBinding(b: Pick<Binding, "network" | "pod_namespace" | "pod_name" | "ifname" | "family">): void {
-    return this.write(() => {
+    this.write(() => {
       this.db
-        .prepare("DELETE FROM bindings WHERE network = :network AND pod_namespace = :pod_namespace AND pod_name = :pod_name AND ifname = :ifname AND family = :family")
+        .prepare(
+          "DELETE FROM bindings WHERE network = :network AND pod_namespace = :pod_namespace AND pod_name = :pod_name AND ifname = :ifname AND family = :family",
+        )
         .run(b);
     });
   }
@@ -289,7 +298,7 @@ export class LeaseStore {
 
   /** Records the pools of a configuration (changed rows only) and forgets pools it no longer names. */
   syncPools(network: string, pools: PoolRecord[]): void {
-    return this.write(() => {
+    this.write(() => {
       const upsert = this.db.prepare(
         `INSERT INTO pools (network, name, family, subnet, ranges, total, gateway, is_default, disabled, updated_at)
          VALUES (:network, :name, :family, :subnet, :ranges, :total, :gateway, :is_default, :disabled, ${NOW})
@@ -309,11 +318,14 @@ export class LeaseStore {
   }
 
   poolCursor(network: string, pool: string): string | undefined {
-    return this.db.prepare<{ last_address: string | null }>("SELECT last_address FROM pools WHERE network = :network AND name = :pool").get({ network, pool })?.last_address ?? undefined;
+    return (
+      this.db.prepare<{ last_address: string | null }>("SELECT last_address FROM pools WHERE network = :network AND name = :pool").get({ network, pool })
+        ?.last_address ?? undefined
+    );
   }
 
   setPoolCursor(network: string, pool: string, address: string): void {
-    return this.write(() => {
+    this.write(() => {
       this.db.prepare("UPDATE pools SET last_address = :address WHERE network = :network AND name = :pool").run({ network, pool, address });
     });
   }

@@ -70,8 +70,23 @@ export interface CliIo {
 /** Runs the CLI; returns the exit code. */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const args = mri(argv, {
-    string: ["db", "network", "o", "kubeconfig", "listen", "lease-namespace", "lease-name", "identity", "log-level",
-      "source", "cni-bin-dir", "kubeconfig-out", "token-file", "ca-file", "server"],
+    string: [
+      "db",
+      "network",
+      "o",
+      "kubeconfig",
+      "listen",
+      "lease-namespace",
+      "lease-name",
+      "identity",
+      "log-level",
+      "source",
+      "cni-bin-dir",
+      "kubeconfig-out",
+      "token-file",
+      "ca-file",
+      "server",
+    ],
     boolean: ["help", "h", "once", "release-terminating-on-unready-nodes"],
     alias: { o: "output" },
   });
@@ -89,7 +104,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       io.out(HELP);
       return 0;
     case "version":
-      io.out(json ? JSON.stringify({ version: BERTH_VERSION, cniVersions: SUPPORTED_VERSIONS }) + "\n" : `berth ${BERTH_VERSION} (CNI ${SUPPORTED_VERSIONS.join(", ")})\n`);
+      io.out(
+        json
+          ? `${JSON.stringify({ version: BERTH_VERSION, cniVersions: SUPPORTED_VERSIONS })}\n`
+          : `berth ${BERTH_VERSION} (CNI ${SUPPORTED_VERSIONS.join(", ")})\n`,
+      );
       return 0;
     case "inspect":
       return inspect(io, rest[0] ?? "leases", db, network, json);
@@ -102,12 +121,20 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         if (v !== undefined && !(v > 0)) return usage(io, `--${k} must be a positive number, got ${JSON.stringify(args[k])}`);
       }
       const pageSize = num("list-page-size");
-      if (pageSize !== undefined && !Number.isInteger(pageSize)) return usage(io, `--list-page-size must be a whole number, got ${JSON.stringify(args["list-page-size"])}`);
+      if (pageSize !== undefined && !Number.isInteger(pageSize))
+        return usage(io, `--list-page-size must be a whole number, got ${JSON.stringify(args["list-page-size"])}`);
       const controllerMain = await io.loadController();
       return controllerMain({
-        kubeconfig: args.kubeconfig, listen: args.listen, resyncSeconds: num("resync-seconds"), leaseNamespace: args["lease-namespace"],
-        leaseName: args["lease-name"], identity: args.identity, addTimeoutSeconds: num("add-timeout-seconds"), logLevel: args["log-level"],
-        releaseTerminatingOnUnreadyNodes: args["release-terminating-on-unready-nodes"] === true, listPageSize: pageSize,
+        kubeconfig: args.kubeconfig,
+        listen: args.listen,
+        resyncSeconds: num("resync-seconds"),
+        leaseNamespace: args["lease-namespace"],
+        leaseName: args["lease-name"],
+        identity: args.identity,
+        addTimeoutSeconds: num("add-timeout-seconds"),
+        logLevel: args["log-level"],
+        releaseTerminatingOnUnreadyNodes: args["release-terminating-on-unready-nodes"] === true,
+        listPageSize: pageSize,
       });
     }
     case "install": {
@@ -140,18 +167,47 @@ function inspect(io: CliIo, what: string, db: string, network: string | undefine
   try {
     if (what === "leases") {
       const rows = store.listLeases(network);
-      io.out(json ? JSON.stringify(rows, null, 2) + "\n" : renderTable(["NETWORK", "ADDRESS", "POOL", "POD", "CONTAINER", "IFNAME", "SINCE", "STATE"],
-        rows.map((l) => [l.network, l.address, l.pool, l.pod_name ? `${l.pod_namespace}/${l.pod_name}` : "-", l.container_id.slice(0, 12), l.ifname, l.created_at, l.state])));
+      io.out(
+        json
+          ? `${JSON.stringify(rows, null, 2)}\n`
+          : renderTable(
+              ["NETWORK", "ADDRESS", "POOL", "POD", "CONTAINER", "IFNAME", "SINCE", "STATE"],
+              rows.map((l) => [
+                l.network,
+                l.address,
+                l.pool,
+                l.pod_name ? `${l.pod_namespace}/${l.pod_name}` : "-",
+                l.container_id.slice(0, 12),
+                l.ifname,
+                l.created_at,
+                l.state,
+              ]),
+            ),
+      );
     } else if (what === "bindings") {
       const rows = store.listBindings(network);
-      io.out(json ? JSON.stringify(rows, null, 2) + "\n" : renderTable(["NETWORK", "POD", "IFNAME", "ADDRESS", "POOL", "BOUND-SINCE", "LAST-USED"],
-        rows.map((b) => [b.network, `${b.pod_namespace}/${b.pod_name}`, b.ifname, b.address, b.pool, b.created_at, b.last_used_at])));
+      io.out(
+        json
+          ? `${JSON.stringify(rows, null, 2)}\n`
+          : renderTable(
+              ["NETWORK", "POD", "IFNAME", "ADDRESS", "POOL", "BOUND-SINCE", "LAST-USED"],
+              rows.map((b) => [b.network, `${b.pod_namespace}/${b.pod_name}`, b.ifname, b.address, b.pool, b.created_at, b.last_used_at]),
+            ),
+      );
     } else {
       const rows = store.listPools(network);
-      io.out(json
-        ? JSON.stringify(rows.map((p) => ({ ...p, is_default: !!p.is_default, disabled: !!p.disabled })), null, 2) + "\n"
-        : renderTable(["NETWORK", "NAME", "SUBNET", "ALLOCATED-IP-COUNT", "TOTAL-IP-COUNT", "DEFAULT", "DISABLED"],
-            rows.map((p) => [p.network, p.name, p.subnet, String(p.allocated), String(p.total), String(!!p.is_default), String(!!p.disabled)])));
+      io.out(
+        json
+          ? `${JSON.stringify(
+              rows.map((p) => ({ ...p, is_default: !!p.is_default, disabled: !!p.disabled })),
+              null,
+              2,
+            )}\n`
+          : renderTable(
+              ["NETWORK", "NAME", "SUBNET", "ALLOCATED-IP-COUNT", "TOTAL-IP-COUNT", "DEFAULT", "DISABLED"],
+              rows.map((p) => [p.network, p.name, p.subnet, String(p.allocated), String(p.total), String(!!p.is_default), String(!!p.disabled)]),
+            ),
+      );
     }
     return 0;
   } finally {
@@ -168,7 +224,7 @@ function release(io: CliIo, target: string | undefined, db: string, network: str
   try {
     const { gone, inUse } = store.immediate(() => ({ gone: store.releasePod(ns, pod, network), inUse: store.leasesOfPod(ns, pod, network) }));
     if (json) {
-      io.out(JSON.stringify({ released: gone, stillLeased: inUse }, null, 2) + "\n");
+      io.out(`${JSON.stringify({ released: gone, stillLeased: inUse }, null, 2)}\n`);
     } else if (gone.length === 0) {
       io.out(`no binding for ${ns}/${pod}${network ? ` in network ${network}` : ""}\n`);
     } else {

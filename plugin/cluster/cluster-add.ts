@@ -39,7 +39,10 @@ export function heldResult(leases: Lease[]): AddResult | undefined {
 /** Allocates (or gives back) the pod's addresses for this interface; rolls back on failure or timeout. */
 export async function clusterAdd(input: ClusterAddInput): Promise<AddResult> {
   const state: AddState = {
-    ...input, deadline: new Deadline(input.conf.ipam.timeoutMs, input.api.server), undo: new UndoLog(), counts: new CountDeltas(),
+    ...input,
+    deadline: new Deadline(input.conf.ipam.timeoutMs, input.api.server),
+    undo: new UndoLog(),
+    counts: new CountDeltas(),
     nodeName: input.conf.ipam.nodeName ?? hostname(),
   };
   try {
@@ -72,7 +75,12 @@ async function run(s: AddState): Promise<AddResult> {
   const claiming: Claiming = {
     ...s,
     holder: {
-      namespace: s.pod.namespace, name: s.pod.name, uid: pod.metadata.uid!, containerId: s.containerId, ifname: s.ifname, node: s.nodeName,
+      namespace: s.pod.namespace,
+      name: s.pod.name,
+      uid: pod.metadata.uid!,
+      containerId: s.containerId,
+      ifname: s.ifname,
+      node: s.nodeName,
       addDeadlineSeconds: claimDeadlineSeconds(conf.ipam.timeoutMs),
       ...(member ? { statefulSet: member.statefulSet } : {}),
     },
@@ -92,7 +100,14 @@ async function run(s: AddState): Promise<AddResult> {
   });
   await updatePoolCounts(api, s.counts.deltas, log);
   for (const t of taken) {
-    log.info("address assigned", { address: t.address, pool: t.pool.name, pod: `${s.pod.namespace}/${s.pod.name}`, container: s.containerId, ifname: s.ifname, statefulSet: member?.statefulSet });
+    log.info("address assigned", {
+      address: t.address,
+      pool: t.pool.name,
+      pod: `${s.pod.namespace}/${s.pod.name}`,
+      container: s.containerId,
+      ifname: s.ifname,
+      statefulSet: member?.statefulSet,
+    });
   }
   return { ips: taken.map((t) => resultIp(t.pool, t.address)), routes: taken.flatMap((t) => t.pool.routes) };
 }
@@ -118,7 +133,16 @@ async function poolsFor(s: AddState, pod: PodObject): Promise<{ family: Family; 
   };
   const namespace = once<NamedObject | undefined>(() => api.getNamespace(s.pod.namespace));
   const node = once<NamedObject | undefined>(() => api.getNode(s.nodeName));
-  const { families } = await choosePools({ api, pod, ifname: s.ifname, network: conf.name, nodeName: s.nodeName, configDefaults: conf.ipam.defaultPools, namespace, node });
+  const { families } = await choosePools({
+    api,
+    pod,
+    ifname: s.ifname,
+    network: conf.name,
+    nodeName: s.nodeName,
+    configDefaults: conf.ipam.defaultPools,
+    namespace,
+    node,
+  });
   return families;
 }
 
@@ -131,7 +155,12 @@ async function ordinalPosition(s: AddState, pod: PodObject, member: Membership |
 
 /** One family's address: the bound one when the pod still asks for its pool, else the ordinal's or a free one. */
 async function takeFamily(
-  s: Claiming, family: Family, pools: Pool[], boundEndpoint: EndpointObject | undefined, ordinalIndex: number | undefined, member: boolean,
+  s: Claiming,
+  family: Family,
+  pools: Pool[],
+  boundEndpoint: EndpointObject | undefined,
+  ordinalIndex: number | undefined,
+  member: boolean,
 ): Promise<Taken> {
   const prev = boundEndpoint ? boundAddress(boundEndpoint, s.ifname, family) : undefined;
   if (prev) {
@@ -177,7 +206,10 @@ async function confirmStillHeld(s: Claiming, taken: Taken[]): Promise<void> {
   for (const t of taken) {
     const claim = await s.api.getClaim(claimNameOf(t.address));
     if (!claim || claim.spec.containerID !== s.containerId || claim.spec.interface !== s.ifname) {
-      throw new IpamError("try-again", `address ${t.address} was released while this ADD ran (${Math.round(s.deadline.elapsedMs() / 1000)} s): its claim ${claim ? `is held by pod ${claim.spec.podNamespace}/${claim.spec.podName}` : "is gone"}`);
+      throw new IpamError(
+        "try-again",
+        `address ${t.address} was released while this ADD ran (${Math.round(s.deadline.elapsedMs() / 1000)} s): its claim ${claim ? `is held by pod ${claim.spec.podNamespace}/${claim.spec.podName}` : "is gone"}`,
+      );
     }
   }
 }

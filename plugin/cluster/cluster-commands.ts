@@ -47,7 +47,13 @@ async function add(ctx: CommandContext): Promise<CommandOutcome> {
       rollback: async () => {
         const again = openStore(conf.ipam, ctx.openDriver)!;
         try {
-          await clusterRelease(api, again, { ...conf.ipam, enableStatefulSet: false }, { network: conf.name, containerId: env.containerId, ifname: env.ifname, pod }, log);
+          await clusterRelease(
+            api,
+            again,
+            { ...conf.ipam, enableStatefulSet: false },
+            { network: conf.name, containerId: env.containerId, ifname: env.ifname, pod },
+            log,
+          );
         } finally {
           again.close();
         }
@@ -98,10 +104,17 @@ async function check(ctx: CommandContext): Promise<CommandOutcome> {
     const address = normalizeAddress(cidr.split("/")[0]);
     if (!address) throw new IpamError("invalid-config", `invalid prevResult address ${JSON.stringify(cidr)}`);
     const lease = leases.find((l) => l.address === address && l.state === "active");
-    if (!lease) throw new IpamError("lease-missing", `lease for ${address} is gone: container ${env.containerId} interface ${env.ifname} holds no such address on this node`);
+    if (!lease)
+      throw new IpamError(
+        "lease-missing",
+        `lease for ${address} is gone: container ${env.containerId} interface ${env.ifname} holds no such address on this node`,
+      );
     const claim = await api.getClaim(claimNameOf(address));
     if (!claim || claim.spec.podNamespace !== lease.pod_namespace || claim.spec.podName !== lease.pod_name) {
-      throw new IpamError("lease-missing", `lease for ${address} is gone: its BerthIPClaim ${claimNameOf(address)} ${claim ? `is held by pod ${claim.spec.podNamespace}/${claim.spec.podName}` : "no longer exists"} on API server ${api.server}`);
+      throw new IpamError(
+        "lease-missing",
+        `lease for ${address} is gone: its BerthIPClaim ${claimNameOf(address)} ${claim ? `is held by pod ${claim.spec.podNamespace}/${claim.spec.podName}` : "no longer exists"} on API server ${api.server}`,
+      );
     }
   }
   return {};

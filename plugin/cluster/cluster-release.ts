@@ -30,7 +30,14 @@ export interface KeepReason {
 }
 
 /** Why the addresses stay bound, or undefined when they are to be released. */
-export async function keepReason(api: KubeApi, ipam: IpamConfig, ns: string, name: string, uid: string | undefined, ep: EndpointObject | undefined): Promise<KeepReason | undefined> {
+export async function keepReason(
+  api: KubeApi,
+  ipam: IpamConfig,
+  ns: string,
+  name: string,
+  uid: string | undefined,
+  ep: EndpointObject | undefined,
+): Promise<KeepReason | undefined> {
   const pod = await api.getPod(ns, name);
   const alive = pod && !pod.metadata.deletionTimestamp && pod.status?.phase !== "Succeeded" && pod.status?.phase !== "Failed";
   if (alive && uid && isIncarnation(pod, uid)) return { reason: "the pod still runs (sandbox restart)", member: false };
@@ -44,7 +51,9 @@ export async function keepReason(api: KubeApi, ipam: IpamConfig, ns: string, nam
   const sts = await api.getStatefulSet(ns, set);
   if (!sts) return undefined;
   if (ordinalInRange(sts, ordinal)) return { reason: `StatefulSet ${ns}/${set} still has ordinal ${ordinal}`, member: true };
-  return stsKeeps(sts, ordinal) ? { reason: `StatefulSet ${ns}/${set} retains scaled-down addresses (${RECLAIM_ANNOTATION}: Retain)`, member: true } : undefined;
+  return stsKeeps(sts, ordinal)
+    ? { reason: `StatefulSet ${ns}/${set} retains scaled-down addresses (${RECLAIM_ANNOTATION}: Retain)`, member: true }
+    : undefined;
 }
 
 /** Releases (or keeps bound) one attachment's addresses. Idempotent; a missing pod or StatefulSet is not an error. */
@@ -83,7 +92,13 @@ export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: Ipam
       counts.add(freed, -1);
       store.immediate(() => store.setHint(freed, a.address, false));
     }
-    log.info(freed ? "address released" : "address already released", { address: a.address, pool: freed, pod: `${ns}/${name}`, container: at.containerId, ifname: at.ifname });
+    log.info(freed ? "address released" : "address already released", {
+      address: a.address,
+      pool: freed,
+      pod: `${ns}/${name}`,
+      container: at.containerId,
+      ifname: at.ifname,
+    });
   }
   if (keep) {
     log.info("addresses stay bound", { pod: `${ns}/${name}`, reason: keep.reason, addresses: [...boundHere].join(",") });
@@ -95,7 +110,10 @@ export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: Ipam
 }
 
 function dropLocal(store: LeaseStore, leases: Lease[]): void {
-  if (leases.length) store.immediate(() => leases.forEach((l) => store.deleteLease(l.id)));
+  if (leases.length)
+    store.immediate(() => {
+      for (const l of leases) store.deleteLease(l.id);
+    });
 }
 
 /** Removes one interface from the endpoint; deletes the endpoint when none is left. */

@@ -8,7 +8,13 @@ import { releaseClaimIf } from "./claims.ts";
 import type { Membership } from "./statefulset.ts";
 
 /** Writes the pod's BerthEndpoint with this interface's addresses (the binding). */
-export async function writeEndpoint(s: AddState, current: EndpointObject | undefined, pod: PodObject, member: Membership | undefined, taken: Taken[]): Promise<void> {
+export async function writeEndpoint(
+  s: AddState,
+  current: EndpointObject | undefined,
+  pod: PodObject,
+  member: Membership | undefined,
+  taken: Taken[],
+): Promise<void> {
   const { api, ifname, containerId, undo } = s;
   const node = s.nodeName;
   const entry: EndpointIp = { interface: ifname };
@@ -35,7 +41,9 @@ export async function writeEndpoint(s: AddState, current: EndpointObject | undef
     // Other interfaces of the same pod (or the same StatefulSet member) stay.
     const others = ep && (ep.spec.podUID === uid || member) ? ep.spec.ips.filter((i) => i.interface !== ifname) : [];
     const spec = {
-      podUID: uid, node, containerID: containerId,
+      podUID: uid,
+      node,
+      containerID: containerId,
       ownerControllerType: member ? ("StatefulSet" as const) : ("None" as const),
       ...(member ? { ownerControllerName: member.statefulSet } : {}),
       ips: [...others, entry],
@@ -61,7 +69,12 @@ export async function releaseStaleEndpoint(s: AddState, ep: EndpointObject): Pro
       const freed = await releaseClaimIf(api, address, (c) => c.spec.podUID === ep.spec.podUID);
       if (freed) {
         counts.add(freed, -1);
-        log.info("address released: left by an earlier pod of this name", { address, pool: freed, pod: `${ep.metadata.namespace}/${ep.metadata.name}`, uid: ep.spec.podUID });
+        log.info("address released: left by an earlier pod of this name", {
+          address,
+          pool: freed,
+          pod: `${ep.metadata.namespace}/${ep.metadata.name}`,
+          uid: ep.spec.podUID,
+        });
       }
     }
   }

@@ -13,10 +13,21 @@ export function recordPending(state: AddState, pool: Pool, address: string): num
   try {
     return store.immediate(() =>
       store.addLease({
-        network: conf.name, address, family: pool.family, pool: pool.name, container_id: state.containerId, ifname: state.ifname,
-        pod_namespace: pod.namespace, pod_name: pod.name, pod_uid: pod.uid ?? null,
-        state: "pending", prefix: pool.subnet.prefix, gateway: pool.gateway ?? null, routes: JSON.stringify(pool.routes),
-      }));
+        network: conf.name,
+        address,
+        family: pool.family,
+        pool: pool.name,
+        container_id: state.containerId,
+        ifname: state.ifname,
+        pod_namespace: pod.namespace,
+        pod_name: pod.name,
+        pod_uid: pod.uid ?? null,
+        state: "pending",
+        prefix: pool.subnet.prefix,
+        gateway: pool.gateway ?? null,
+        routes: JSON.stringify(pool.routes),
+      }),
+    );
   } catch (err) {
     if (String((err as { code?: string }).code).startsWith("SQLITE_CONSTRAINT")) return undefined;
     throw err;

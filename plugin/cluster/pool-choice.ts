@@ -112,7 +112,8 @@ async function refusal(ctx: ChoiceContext, pool: Pool): Promise<string | undefin
     // Judged on the node's real labels only: treating a node that cannot be read as unlabelled would
     // silently skip the pool (and could move a bound member to another one).
     const node = await ctx.node();
-    if (!node) throw new IpamError("not-found", `node ${ctx.nodeName} not found on the API server: pool ${pool.name} has a nodeAffinity, which needs the node's labels`);
+    if (!node)
+      throw new IpamError("not-found", `node ${ctx.nodeName} not found on the API server: pool ${pool.name} has a nodeAffinity, which needs the node's labels`);
     if (!matchesSelector(a.nodeAffinity, node.metadata.labels)) return `nodeAffinity does not match node ${ctx.nodeName}`;
   }
   const ns = ctx.pod.metadata.namespace ?? "";
@@ -140,17 +141,25 @@ async function namedPools(ctx: ChoiceContext): Promise<Named | undefined> {
   }
   if (ann[ANNOTATION_IPPOOL] !== undefined) {
     const entry = parseAnnotation(ann[ANNOTATION_IPPOOL], `annotation ${ANNOTATION_IPPOOL} of pod ${pod}`);
-    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) throw badAnnotation(ANNOTATION_IPPOOL, pod, 'must be an object {"ipv4": [...], "ipv6": [...]}');
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry))
+      throw badAnnotation(ANNOTATION_IPPOOL, pod, 'must be an object {"ipv4": [...], "ipv6": [...]}');
     const iface = (entry as { interface?: unknown }).interface;
-    if (iface === undefined || iface === ctx.ifname) return { source: `annotation ${ANNOTATION_IPPOOL} of pod ${pod}`, names: familyNames(entry, ANNOTATION_IPPOOL, pod) };
+    if (iface === undefined || iface === ctx.ifname)
+      return { source: `annotation ${ANNOTATION_IPPOOL} of pod ${pod}`, names: familyNames(entry, ANNOTATION_IPPOOL, pod) };
   }
   const nsObj = await ctx.namespace();
   const nsAnn = nsObj?.metadata.annotations ?? {};
   if (nsAnn[NS_DEFAULT_IPV4] !== undefined || nsAnn[NS_DEFAULT_IPV6] !== undefined) {
     const where = `namespace ${ctx.pod.metadata.namespace}`;
     const names = {
-      4: nsAnn[NS_DEFAULT_IPV4] === undefined ? [] : nameList(parseAnnotation(nsAnn[NS_DEFAULT_IPV4], `annotation ${NS_DEFAULT_IPV4} of ${where}`), NS_DEFAULT_IPV4, where),
-      6: nsAnn[NS_DEFAULT_IPV6] === undefined ? [] : nameList(parseAnnotation(nsAnn[NS_DEFAULT_IPV6], `annotation ${NS_DEFAULT_IPV6} of ${where}`), NS_DEFAULT_IPV6, where),
+      4:
+        nsAnn[NS_DEFAULT_IPV4] === undefined
+          ? []
+          : nameList(parseAnnotation(nsAnn[NS_DEFAULT_IPV4], `annotation ${NS_DEFAULT_IPV4} of ${where}`), NS_DEFAULT_IPV4, where),
+      6:
+        nsAnn[NS_DEFAULT_IPV6] === undefined
+          ? []
+          : nameList(parseAnnotation(nsAnn[NS_DEFAULT_IPV6], `annotation ${NS_DEFAULT_IPV6} of ${where}`), NS_DEFAULT_IPV6, where),
     };
     if (names[4].length || names[6].length) return { source: `annotations of ${where}`, names };
   }

@@ -17,28 +17,29 @@ export const EXACT_COUNT_LIMIT = 4096n;
 
 /** Applies `delta` (claims created minus deleted) to each pool's status; retries on conflict. */
 export async function updatePoolCounts(api: KubeApi, deltas: Map<string, number>, log: Logger): Promise<void> {
-  await Promise.all([...deltas].map(async ([name, delta]) => {
-    for (let attempt = 0; attempt < 10; attempt++) {
-      try {
-        const obj = await api.getPool(name);
-        if (!obj) return; // deleted meanwhile: nothing to count
-        const pool = toPool(obj);
-        const allocatedIPCount = pool.total <= EXACT_COUNT_LIMIT
-          ? (await api.listClaims(name, true)).length
-          : Math.max(0, (obj.status?.allocatedIPCount ?? 0) + delta);
-        const status = { ipVersion: pool.family, allocatedIPCount, totalIPCount: Number(pool.total) };
-        const s = obj.status ?? {};
-        if (s.ipVersion === status.ipVersion && s.allocatedIPCount === status.allocatedIPCount && s.totalIPCount === status.totalIPCount) return;
-        await api.patchPoolStatus(name, obj.metadata.resourceVersion!, status);
-        return;
-      } catch (err) {
-        if (isKind(err, KubeConflictError)) continue;
-        log.warn("pool status not updated", { pool: name, error: (err as Error).message });
-        return;
+  await Promise.all(
+    [...deltas].map(async ([name, delta]) => {
+      for (let attempt = 0; attempt < 10; attempt++) {
+        try {
+          const obj = await api.getPool(name);
+          if (!obj) return; // deleted meanwhile: nothing to count
+          const pool = toPool(obj);
+          const allocatedIPCount =
+            pool.total <= EXACT_COUNT_LIMIT ? (await api.listClaims(name, true)).length : Math.max(0, (obj.status?.allocatedIPCount ?? 0) + delta);
+          const status = { ipVersion: pool.family, allocatedIPCount, totalIPCount: Number(pool.total) };
+          const s = obj.status ?? {};
+          if (s.ipVersion === status.ipVersion && s.allocatedIPCount === status.allocatedIPCount && s.totalIPCount === status.totalIPCount) return;
+          await api.patchPoolStatus(name, obj.metadata.resourceVersion!, status);
+          return;
+        } catch (err) {
+          if (isKind(err, KubeConflictError)) continue;
+          log.warn("pool status not updated", { pool: name, error: (err as Error).message });
+          return;
+        }
       }
-    }
-    log.warn("pool status not updated: too many concurrent writers", { pool: name });
-  }));
+      log.warn("pool status not updated: too many concurrent writers", { pool: name });
+    }),
+  );
 }
 
 /** Accumulates per-pool deltas over one command. */

@@ -11,7 +11,7 @@ export interface Membership {
 /** The pod's StatefulSet and ordinal, from its controller owner reference; undefined for any other pod. */
 export function statefulSetMembership(pod: PodObject): Membership | undefined {
   const owner = pod.metadata.ownerReferences?.find((o) => o.controller);
-  if (!owner || owner.kind !== "StatefulSet" || !owner.apiVersion.startsWith("apps/")) return undefined;
+  if (owner?.kind !== "StatefulSet" || !owner.apiVersion.startsWith("apps/")) return undefined;
   const ordinal = ordinalOf(pod.metadata.name, owner.name);
   return ordinal === undefined ? undefined : { statefulSet: owner.name, ordinal };
 }

@@ -66,7 +66,10 @@ export async function retakeBound(s: Claiming, pool: Pool, address: string, insi
     if (elsewhere) {
       store.immediate(() => store.deleteLease(leaseId));
       if (!insist) return undefined;
-      throw new IpamError("conflict", `address ${address} bound to pod ${holder.namespace}/${holder.name} interface ${holder.ifname} is claimed by ${elsewhere}`);
+      throw new IpamError(
+        "conflict",
+        `address ${address} bound to pod ${holder.namespace}/${holder.name} interface ${holder.ifname} is claimed by ${elsewhere}`,
+      );
     }
     try {
       if (claim) {
@@ -113,9 +116,15 @@ export async function takeOrdinal(s: Claiming, family: Family, candidates: Pool[
     const holderNow = await s.api.getClaim(claimNameOf(address));
     const elsewhere = holderNow && heldElsewhere(holderNow, s);
     if (elsewhere) {
-      throw new IpamError("conflict", `address ${address} (position ${index} of pool ${pool.name}, for ordinal-ordered pod ${holder.namespace}/${holder.name}) is claimed by ${elsewhere}`);
+      throw new IpamError(
+        "conflict",
+        `address ${address} (position ${index} of pool ${pool.name}, for ordinal-ordered pod ${holder.namespace}/${holder.name}) is claimed by ${elsewhere}`,
+      );
     }
     return (await retakeBound(s, pool, address))!;
   }
-  throw new IpamError("exhausted", `no IPv${family} address at position ${index} for ordinal-ordered pod ${holder.namespace}/${holder.name}: pools ${candidates.map((p) => `${p.name} (${p.total})`).join(", ")} are smaller`);
+  throw new IpamError(
+    "exhausted",
+    `no IPv${family} address at position ${index} for ordinal-ordered pod ${holder.namespace}/${holder.name}: pools ${candidates.map((p) => `${p.name} (${p.total})`).join(", ")} are smaller`,
+  );
 }

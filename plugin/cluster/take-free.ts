@@ -27,7 +27,10 @@ export async function takeFree(s: Claiming, family: Family, candidates: Pool[]):
   // A pool being deleted keeps serving the pods bound to it, and takes no new ones.
   const pools = candidates.filter((p) => !p.deleting);
   if (pools.length === 0) {
-    throw new IpamError("no-pool", `no IPv${family} pool can serve pod ${holder.namespace}/${holder.name}: ${candidates.map((p) => p.name).join(", ")} being deleted`);
+    throw new IpamError(
+      "no-pool",
+      `no IPv${family} pool can serve pod ${holder.namespace}/${holder.name}: ${candidates.map((p) => p.name).join(", ")} being deleted`,
+    );
   }
   for (const pool of pools) {
     const t = await takeFromPool(s, pool);
@@ -122,5 +125,10 @@ async function tryClaim(s: Claiming, pool: Pool, address: string): Promise<Taken
 /** Replaces the pool's hints with the watch cache's view: a moment stale at worst, which hints tolerate (the create decides). */
 async function refreshHints(s: AddState, pool: Pool): Promise<void> {
   const claims = await s.api.listClaims(pool.name);
-  s.store.immediate(() => s.store.replaceHints(pool.name, claims.map((c) => c.spec.address)));
+  s.store.immediate(() =>
+    s.store.replaceHints(
+      pool.name,
+      claims.map((c) => c.spec.address),
+    ),
+  );
 }

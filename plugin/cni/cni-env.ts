@@ -2,7 +2,6 @@
 import { CNI_COMMANDS, type CniCommand, type Invocation } from "../ipam/command.ts";
 import { CniError, Code } from "./cni-error.ts";
 
-
 /** Which variables each command cannot do without. */
 const REQUIRED: Record<CniCommand, readonly string[]> = {
   ADD: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"],
@@ -15,7 +14,7 @@ const REQUIRED: Record<CniCommand, readonly string[]> = {
 
 const KNOWN_ARGS = new Set(["IgnoreUnknown", "K8S_POD_NAMESPACE", "K8S_POD_NAME", "K8S_POD_UID", "K8S_POD_INFRA_CONTAINER_ID"]);
 // libcni's rule for container IDs.
-const CONTAINER_ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
+const CONTAINER_ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 /** Reads and checks the environment; empty values count as unset. Throws CniError code 4. */
 export function readCniEnv(env: Record<string, string | undefined>): Invocation {
@@ -31,7 +30,11 @@ export function readCniEnv(env: Record<string, string | undefined>): Invocation 
 
   const containerId = get("CNI_CONTAINERID") ?? "";
   if (containerId && !CONTAINER_ID_RE.test(containerId)) {
-    throw new CniError(Code.InvalidEnv, `invalid CNI_CONTAINERID ${JSON.stringify(containerId)}`, "must start with a letter or digit, then letters, digits, '_', '.', '-'");
+    throw new CniError(
+      Code.InvalidEnv,
+      `invalid CNI_CONTAINERID ${JSON.stringify(containerId)}`,
+      "must start with a letter or digit, then letters, digits, '_', '.', '-'",
+    );
   }
   const ifname = get("CNI_IFNAME") ?? "";
   if (ifname && (ifname.length > 15 || ifname === "." || ifname === ".." || /[/:\s]/.test(ifname))) {

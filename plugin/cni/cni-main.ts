@@ -33,7 +33,7 @@ export async function runCni(io: CniIo): Promise<number> {
   try {
     env = readCniEnv(io.env);
     if (env.command === "VERSION") {
-      io.write(JSON.stringify({ cniVersion: LATEST_VERSION, supportedVersions: SUPPORTED_VERSIONS }) + "\n");
+      io.write(`${JSON.stringify({ cniVersion: LATEST_VERSION, supportedVersions: SUPPORTED_VERSIONS })}\n`);
       return 0;
     }
     stdin = io.readStdin();
@@ -46,7 +46,7 @@ export async function runCni(io: CniIo): Promise<number> {
     const outcome: CommandOutcome = await commands[env.command](ctx);
     if (outcome.result) {
       try {
-        io.write(JSON.stringify(formatResult(conf.cniVersion, outcome.result)) + "\n");
+        io.write(`${JSON.stringify(formatResult(conf.cniVersion, outcome.result))}\n`);
       } catch (err) {
         log.error("could not deliver the result; rolling back", { error: (err as Error).message });
         await outcome.rollback?.();
@@ -63,9 +63,13 @@ export async function runCni(io: CniIo): Promise<number> {
       }
     }
     const e = toCniError(err);
-    (e.code === Code.TryAgainLater || e.code >= 100 ? log.warn : log.error)(e.msg, { code: e.code, details: e.details || undefined, container: env?.containerId });
+    (e.code === Code.TryAgainLater || e.code >= 100 ? log.warn : log.error)(e.msg, {
+      code: e.code,
+      details: e.details || undefined,
+      container: env?.containerId,
+    });
     try {
-      io.write(JSON.stringify(e.toJSON(conf?.cniVersion ?? sniffVersion(stdin) ?? LATEST_VERSION)) + "\n");
+      io.write(`${JSON.stringify(e.toJSON(conf?.cniVersion ?? sniffVersion(stdin) ?? LATEST_VERSION))}\n`);
     } catch {
       // nothing more can be said
     }
@@ -76,6 +80,11 @@ export async function runCni(io: CniIo): Promise<number> {
 /** What the spec requires before a command may run at all, in either mode. */
 function checkCommandAllowed(command: Invocation["command"], conf: NetConf): void {
   const since = versionNeeded(conf.cniVersion, command);
-  if (since) throw new CniError(Code.IncompatibleVersion, `config version ${conf.cniVersion} does not allow ${command}`, `${command} needs cniVersion ${since} or later`);
+  if (since)
+    throw new CniError(
+      Code.IncompatibleVersion,
+      `config version ${conf.cniVersion} does not allow ${command}`,
+      `${command} needs cniVersion ${since} or later`,
+    );
   if (command === "CHECK" && conf.prevIps === undefined) throw new CniError(Code.InvalidConfig, "invalid prevResult: missing (required for CHECK)");
 }

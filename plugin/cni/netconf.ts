@@ -13,10 +13,19 @@ import { isKind } from "../support/errors.ts";
 import { LOG_LEVELS, type LogLevel } from "../support/logger.ts";
 
 const IPAM_FIELDS = new Set([
-  "type", "dataDir", "kubeconfig", "nodeName", "pools", "default_ipv4_ippool", "default_ipv6_ippool",
-  "enableStatefulSet", "logFile", "logLevel", "timeoutSeconds",
+  "type",
+  "dataDir",
+  "kubeconfig",
+  "nodeName",
+  "pools",
+  "default_ipv4_ippool",
+  "default_ipv6_ippool",
+  "enableStatefulSet",
+  "logFile",
+  "logLevel",
+  "timeoutSeconds",
 ]);
-const NETWORK_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
+const NETWORK_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 function invalid(field: string, value: unknown, reason: string): never {
   throw new FieldError(field, value, reason);
@@ -46,7 +55,11 @@ export function parseNetConf(stdin: string): NetConf {
   const conf = raw as Record<string, unknown>;
   if (conf.cniVersion === undefined) throw new CniError(Code.InvalidConfig, "invalid cniVersion: missing");
   if (!isSupportedVersion(conf.cniVersion)) {
-    throw new CniError(Code.IncompatibleVersion, `incompatible CNI version ${JSON.stringify(conf.cniVersion)}`, "berth supports 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0");
+    throw new CniError(
+      Code.IncompatibleVersion,
+      `incompatible CNI version ${JSON.stringify(conf.cniVersion)}`,
+      "berth supports 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0",
+    );
   }
   try {
     return normalise(conf, conf.cniVersion);
@@ -150,7 +163,11 @@ function checkLocalPools(pools: Pool[], defaults: Record<Family, string[]>): voi
   }
   const serves = (f: Family) => defaults[f].length > 0 || pools.some((p) => p.family === f && p.default);
   if (!serves(4) && !serves(6)) {
-    invalid("ipam.pools", pools.map((p) => p.name), "no pool to allocate from: name one in default_ipv4_ippool / default_ipv6_ippool or mark one \"default\": true");
+    invalid(
+      "ipam.pools",
+      pools.map((p) => p.name),
+      'no pool to allocate from: name one in default_ipv4_ippool / default_ipv6_ippool or mark one "default": true',
+    );
   }
 }
 

@@ -53,7 +53,11 @@ function nodePrefixes(file: string): string[] {
   }
   // Only root may widen what root will write: a file anyone else can change counts for nothing.
   if (st.uid !== 0 || (st.mode & 0o022) !== 0) {
-    throw new CniError(Code.InvalidConfig, `node configuration ${file} must be owned by root and writable by no one else`, `owner uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)}`);
+    throw new CniError(
+      Code.InvalidConfig,
+      `node configuration ${file} must be owned by root and writable by no one else`,
+      `owner uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)}`,
+    );
   }
   let parsed: unknown;
   try {
@@ -63,7 +67,11 @@ function nodePrefixes(file: string): string[] {
   }
   const list = (parsed as { extraPathPrefixes?: unknown })?.extraPathPrefixes ?? [];
   if (!Array.isArray(list) || list.some((p) => typeof p !== "string" || !p.startsWith("/") || normalize(p) === "/")) {
-    throw new CniError(Code.InvalidConfig, `invalid extraPathPrefixes ${JSON.stringify(list)} in node configuration ${file}`, "must be a list of absolute directories other than /");
+    throw new CniError(
+      Code.InvalidConfig,
+      `invalid extraPathPrefixes ${JSON.stringify(list)} in node configuration ${file}`,
+      "must be a list of absolute directories other than /",
+    );
   }
   return (list as string[]).map((p) => normalize(p));
 }

@@ -30,7 +30,9 @@ export function toCniError(err: unknown): CniError {
   const e = err as { code?: unknown; message?: string };
   const sqlite = typeof e?.code === "string" && e.code.startsWith("SQLITE_") ? e.code : undefined;
   if (sqlite === "SQLITE_BUSY" || sqlite === "SQLITE_LOCKED") {
-    return new CniError(Code.TryAgainLater, `lease database busy: ${e.message}`, "another berth process held the write lock past the busy timeout", { cause: err });
+    return new CniError(Code.TryAgainLater, `lease database busy: ${e.message}`, "another berth process held the write lock past the busy timeout", {
+      cause: err,
+    });
   }
   if (sqlite) return new CniError(Code.StoreFailure, `lease database error ${sqlite}: ${e.message}`, "", { cause: err });
   return new CniError(Code.Internal, `internal error: ${e?.message ?? String(err)}`, (err as Error)?.stack ?? "", { cause: err });

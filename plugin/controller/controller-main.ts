@@ -38,8 +38,14 @@ export async function controllerMain(args: ControllerArgs): Promise<number> {
   const stop = () => controller.stop();
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
-  log.info("starting", { identity: opts.identity, lease: `${opts.leaseNamespace}/${opts.leaseName}`, resyncSeconds: opts.resyncMs / 1000,
-    addTimeoutSeconds: opts.addTimeoutMs / 1000, listPageSize: opts.listPageSize, releaseTerminatingOnUnreadyNodes: opts.releaseTerminatingOnUnreadyNodes });
+  log.info("starting", {
+    identity: opts.identity,
+    lease: `${opts.leaseNamespace}/${opts.leaseName}`,
+    resyncSeconds: opts.resyncMs / 1000,
+    addTimeoutSeconds: opts.addTimeoutMs / 1000,
+    listPageSize: opts.listPageSize,
+    releaseTerminatingOnUnreadyNodes: opts.releaseTerminatingOnUnreadyNodes,
+  });
   await controller.run();
   log.info("stopped");
   return controller.failed ? 1 : 0;

@@ -65,7 +65,11 @@ export class Controller {
   private timers = new Set<ReturnType<typeof setTimeout>>();
   private sleepers = new Set<() => void>();
 
-  constructor(readonly api: ControllerApi, readonly opts: ControllerOptions, readonly log: Logger) {
+  constructor(
+    readonly api: ControllerApi,
+    readonly opts: ControllerOptions,
+    readonly log: Logger,
+  ) {
     this.elector = new LeaderElector(api, opts.leaseNamespace, opts.leaseName, opts.identity);
     this.writer = guardWrites(api, (what) => this.elector.check(what));
   }
@@ -330,16 +334,19 @@ export class Controller {
   /** Judges on `reader`; a release verdict is confirmed on the live API server before it is carried out. Returns whether it released. */
   private async judgeAndRelease(claim: ClaimObject, reader: Reader): Promise<boolean> {
     const opts = {
-      addTimeoutMs: this.opts.addTimeoutMs, graceMarginMs: this.opts.graceMarginMs,
-      releaseTerminatingOnUnreadyNodes: this.opts.releaseTerminatingOnUnreadyNodes ?? false, now: this.api.serverNow(),
+      addTimeoutMs: this.opts.addTimeoutMs,
+      graceMarginMs: this.opts.graceMarginMs,
+      releaseTerminatingOnUnreadyNodes: this.opts.releaseTerminatingOnUnreadyNodes ?? false,
+      now: this.api.serverNow(),
     };
     const first = await judgeClaim(reader, claim, opts);
     if (!first.release) return false;
     const live = await this.api.getClaim(claim.metadata.name);
     if (!live) return false;
-    const verdict = reader === this.api && live.metadata.resourceVersion === claim.metadata.resourceVersion
-      ? first
-      : await judgeClaim(this.api, this.observe(live), { ...opts, now: this.api.serverNow() });
+    const verdict =
+      reader === this.api && live.metadata.resourceVersion === claim.metadata.resourceVersion
+        ? first
+        : await judgeClaim(this.api, this.observe(live), { ...opts, now: this.api.serverNow() });
     if (!verdict.release) return false;
     if (await releaseJudgedClaim(this.writer, live, verdict, this.log, this.metrics)) {
       this.forget(live.metadata.name);
@@ -394,19 +401,28 @@ export class Controller {
     for (const p of snap.pools ?? []) {
       this.elector.check("full scan", term);
       const name = p.metadata.name;
-      await reconcilePool(this.writer, name, { claimed: snap.claims ? (counts.get(name) ?? 0) : undefined, mayRemoveFinalizer: this.synced }, this.log, this.metrics)
-        .catch((err) => {
-          if (isKind(err, NotLeaderError)) throw err;
-          this.log.warn("pool reconcile failed", { pool: name, error: (err as Error).message });
-        });
+      await reconcilePool(
+        this.writer,
+        name,
+        { claimed: snap.claims ? (counts.get(name) ?? 0) : undefined, mayRemoveFinalizer: this.synced },
+        this.log,
+        this.metrics,
+      ).catch((err) => {
+        if (isKind(err, NotLeaderError)) throw err;
+        this.log.warn("pool reconcile failed", { pool: name, error: (err as Error).message });
+      });
     }
     this.metrics.claims = this.claims.size;
     const seconds = (performance.now() - t0) / 1000;
     this.metrics.reconciled(seconds);
     const listRequests = [...snap.requests.values()].reduce((a, b) => a + b, 0);
     this.log.info("full scan done", {
-      claims: snap.claims?.length ?? "unknown", released, undecided, incomplete: snap.failed.size ? [...snap.failed.keys()].join(",") : undefined,
-      listRequests, seconds: seconds.toFixed(3),
+      claims: snap.claims?.length ?? "unknown",
+      released,
+      undecided,
+      incomplete: snap.failed.size ? [...snap.failed.keys()].join(",") : undefined,
+      listRequests,
+      seconds: seconds.toFixed(3),
     });
   }
 

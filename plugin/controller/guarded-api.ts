@@ -9,9 +9,16 @@ import type { ControllerApi } from "../kube/controller-api.ts";
 
 /** The methods of ControllerApi that change something on the API server (the Lease's excepted). */
 const WRITES = new Set<keyof ControllerApi>([
-  "createClaim", "updateClaim", "deleteClaim", "deleteClaimIfUnchanged",
-  "createEndpoint", "updateEndpoint", "deleteEndpoint",
-  "patchPoolStatus", "setPoolFinalizers", "recordEvent",
+  "createClaim",
+  "updateClaim",
+  "deleteClaim",
+  "deleteClaimIfUnchanged",
+  "createEndpoint",
+  "updateEndpoint",
+  "deleteEndpoint",
+  "patchPoolStatus",
+  "setPoolFinalizers",
+  "recordEvent",
 ]);
 
 /** `api` with every write preceded by `check(what)`, which throws to stop it. */

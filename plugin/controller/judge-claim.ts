@@ -59,7 +59,8 @@ export async function judgeClaim(read: Reader, claim: ClaimObject, opts: JudgeOp
     // pod that cannot be read gets no Event).
     const owner = await read.getPod(ns, name).catch(() => undefined);
     return {
-      release: true, reason: "half-finished-add",
+      release: true,
+      reason: "half-finished-add",
       detail: `last written ${Math.round((opts.now - written) / 1000)} s ago (by the API server's clock; its ADD had ${Math.round(window / 1000)} s) by container ${claim.spec.containerID} on ${claim.spec.node} and never bound`,
       ...(owner && owner.metadata.uid === uid ? { pod: owner } : {}),
     };
@@ -72,16 +73,28 @@ export async function judgeClaim(read: Reader, claim: ClaimObject, opts: JudgeOp
     if (!setName || ordinal === undefined) return otherwise;
     const sts = await read.getStatefulSet(ns, setName);
     if (!sts || sts.metadata.deletionTimestamp) {
-      return { release: true, reason: "statefulset-deleted", detail: `StatefulSet ${ns}/${setName} is ${sts ? "being deleted" : "gone"}`, ...(pod ? { pod } : {}) };
+      return {
+        release: true,
+        reason: "statefulset-deleted",
+        detail: `StatefulSet ${ns}/${setName} is ${sts ? "being deleted" : "gone"}`,
+        ...(pod ? { pod } : {}),
+      };
     }
     if (stsKeeps(sts, ordinal)) return { release: false, reason: retained(sts) ? "retained by ipam.berth.dev/reclaim" : "StatefulSet member in range" };
-    return { release: true, reason: "scaled-down", detail: `ordinal ${ordinal} is outside StatefulSet ${ns}/${setName}'s ${sts.spec?.replicas ?? 1} replicas`, statefulSet: sts, ...(pod ? { pod } : {}) };
+    return {
+      release: true,
+      reason: "scaled-down",
+      detail: `ordinal ${ordinal} is outside StatefulSet ${ns}/${setName}'s ${sts.spec?.replicas ?? 1} replicas`,
+      statefulSet: sts,
+      ...(pod ? { pod } : {}),
+    };
   };
 
   if (pod && pod.metadata.uid === uid) {
     const phase = pod.status?.phase;
     const deadline = pod.metadata.deletionTimestamp ? Date.parse(pod.metadata.deletionTimestamp) + opts.graceMarginMs : undefined;
-    if (phase === "Succeeded" || phase === "Failed") return stsVerdict({ release: true, reason: "pod-terminated", detail: `pod ${ns}/${name} is ${phase}`, pod });
+    if (phase === "Succeeded" || phase === "Failed")
+      return stsVerdict({ release: true, reason: "pod-terminated", detail: `pod ${ns}/${name} is ${phase}`, pod });
     if (deadline !== undefined && opts.now > deadline) {
       // Past its grace period, the kubelet should have stopped it: unless its node is cut off, where it may still run.
       const nodeName = pod.spec?.nodeName || claim.spec.node;

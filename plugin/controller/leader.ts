@@ -113,7 +113,13 @@ export class LeaderElector {
     if (!spec.holderIdentity || expired) {
       const next: LeaseObject = {
         ...lease,
-        spec: { holderIdentity: this.identity, leaseDurationSeconds: this.timing.durationSeconds, acquireTime: now, renewTime: now, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 },
+        spec: {
+          holderIdentity: this.identity,
+          leaseDurationSeconds: this.timing.durationSeconds,
+          acquireTime: now,
+          renewTime: now,
+          leaseTransitions: (spec.leaseTransitions ?? 0) + 1,
+        },
       };
       const taken = await this.api.updateLease(next);
       this.observed = { version: taken.metadata.resourceVersion ?? version, at: this.mono() };

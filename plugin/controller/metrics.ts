@@ -69,6 +69,6 @@ export class Metrics {
       "# TYPE berth_reconcile_last_duration_seconds gauge",
       `berth_reconcile_last_duration_seconds ${this.reconcileSeconds.last}`,
     ];
-    return lines.join("\n") + "\n";
+    return `${lines.join("\n")}\n`;
   }
 }

@@ -71,7 +71,10 @@ async function finalize(api: ControllerApi, pool: PoolObject, view: PoolView, lo
     // Confirmed on a fresh, consistent read of the pool's claims, not only on memory.
     const live = await api.listClaims(name, true);
     if (live.length === 0) {
-      await api.setPoolFinalizers(pool, fin.filter((f) => f !== POOL_FINALIZER));
+      await api.setPoolFinalizers(
+        pool,
+        fin.filter((f) => f !== POOL_FINALIZER),
+      );
       log.info("pool deleted: no address claimed any more", { pool: name });
       return true;
     }

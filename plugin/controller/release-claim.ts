@@ -8,7 +8,13 @@ import type { Verdict } from "./judge-claim.ts";
 import type { Metrics } from "./metrics.ts";
 
 /** Releases the claim if it is unchanged since it was judged; returns whether it was deleted. */
-export async function releaseJudgedClaim(api: ControllerApi, claim: ClaimObject, verdict: Extract<Verdict, { release: true }>, log: Logger, metrics: Metrics): Promise<boolean> {
+export async function releaseJudgedClaim(
+  api: ControllerApi,
+  claim: ClaimObject,
+  verdict: Extract<Verdict, { release: true }>,
+  log: Logger,
+  metrics: Metrics,
+): Promise<boolean> {
   const { podNamespace: ns, podName: name, address, pool } = claim.spec;
   let deleted: boolean;
   try {
@@ -32,7 +38,8 @@ export async function releaseJudgedClaim(api: ControllerApi, claim: ClaimObject,
       : claim.spec.statefulSet && verdict.reason !== "statefulset-deleted"
         ? { kind: "StatefulSet", apiVersion: "apps/v1", namespace: ns, name: claim.spec.statefulSet }
         : undefined;
-  if (target) await api.recordEvent(target, "Normal", "AddressReleased", message).catch((err) => log.warn("event not recorded", { error: (err as Error).message }));
+  if (target)
+    await api.recordEvent(target, "Normal", "AddressReleased", message).catch((err) => log.warn("event not recorded", { error: (err as Error).message }));
   return true;
 }
 

@@ -51,9 +51,14 @@ export async function takeSnapshot(api: ControllerApi, pageSize: number): Promis
   };
 
   let claims: ClaimObject[] | undefined = [];
-  if (!(await list("claims", () => api.listAllClaims(pageSize, (page) => {
-    for (const c of page) claims!.push(slimClaim(c));
-  })))) claims = undefined;
+  if (
+    !(await list("claims", () =>
+      api.listAllClaims(pageSize, (page) => {
+        for (const c of page) claims!.push(slimClaim(c));
+      }),
+    ))
+  )
+    claims = undefined;
 
   // What the claims need: their pods (and endpoints, named as the pods), their StatefulSets.
   const podKeys = new Set<string>();
@@ -67,19 +72,25 @@ export async function takeSnapshot(api: ControllerApi, pageSize: number): Promis
   const endpoints = new Map<string, string>();
   const nodes = new Map<string, NodeObject>();
   let pools: PoolObject[] | undefined;
-  const wanted = <T extends { metadata: { namespace?: string; name: string } }, K>(keys: Set<string>, into: Map<string, K>, slim: (o: T) => K) => (page: T[]) => {
-    for (const o of page) {
-      const k = key(o.metadata.namespace, o.metadata.name);
-      if (keys.has(k)) into.set(k, slim(o));
-    }
-  };
+  const wanted =
+    <T extends { metadata: { namespace?: string; name: string } }, K>(keys: Set<string>, into: Map<string, K>, slim: (o: T) => K) =>
+    (page: T[]) => {
+      for (const o of page) {
+        const k = key(o.metadata.namespace, o.metadata.name);
+        if (keys.has(k)) into.set(k, slim(o));
+      }
+    };
   await Promise.all([
     claims ? list("pods", () => api.listAllPods(pageSize, wanted(podKeys, pods, podRecord))) : undefined,
     claims ? list("statefulsets", () => api.listAllStatefulSets(pageSize, wanted(stsKeys, sets, slimStatefulSet))) : undefined,
     claims ? list("endpoints", () => api.listAllEndpoints(pageSize, wanted(podKeys, endpoints, endpointRecord))) : undefined,
-    claims ? list("nodes", () => api.listAllNodes(pageSize, (page) => {
-      for (const n of page) nodes.set(n.metadata.name, slimNode(n));
-    })) : undefined,
+    claims
+      ? list("nodes", () =>
+          api.listAllNodes(pageSize, (page) => {
+            for (const n of page) nodes.set(n.metadata.name, slimNode(n));
+          }),
+        )
+      : undefined,
     list("pools", async () => {
       pools = await api.listPools();
       return 1;

@@ -55,8 +55,12 @@ export type PodRecord = readonly [uid: string, phase: string, deletion: string, 
 export function podRecord(p: PodObject): PodRecord {
   const owner = p.metadata.ownerReferences?.find((o) => o.controller);
   return [
-    p.metadata.uid ?? "", p.status?.phase ?? "", p.metadata.deletionTimestamp ?? "", p.spec?.nodeName ?? "",
-    owner ? `${owner.apiVersion} ${owner.kind} ${owner.name}` : "", p.metadata.annotations?.[CONFIG_MIRROR_ANNOTATION] ?? "",
+    p.metadata.uid ?? "",
+    p.status?.phase ?? "",
+    p.metadata.deletionTimestamp ?? "",
+    p.spec?.nodeName ?? "",
+    owner ? `${owner.apiVersion} ${owner.kind} ${owner.name}` : "",
+    p.metadata.annotations?.[CONFIG_MIRROR_ANNOTATION] ?? "",
   ];
 }
 
@@ -75,14 +79,22 @@ export function podFromRecord(namespace: string, name: string, r: PodRecord): Po
 
 /** An endpoint in a full scan: the addresses it lists (with prefix), comma-separated. */
 export function endpointRecord(e: EndpointObject): string {
-  return e.spec.ips.flatMap((i) => [i.ipv4, i.ipv6]).filter(Boolean).join(",");
+  return e.spec.ips
+    .flatMap((i) => [i.ipv4, i.ipv6])
+    .filter(Boolean)
+    .join(",");
 }
 
 /** The endpoint a record stands for, with the fields the judgement reads. */
 export function endpointFromRecord(namespace: string, name: string, r: string): EndpointObject {
   return {
     metadata: { name, namespace },
-    spec: { podUID: "", node: "", ownerControllerType: "None", ips: r ? r.split(",").map((a) => (a.includes(":") ? { interface: "", ipv6: a } : { interface: "", ipv4: a })) : [] },
+    spec: {
+      podUID: "",
+      node: "",
+      ownerControllerType: "None",
+      ips: r ? r.split(",").map((a) => (a.includes(":") ? { interface: "", ipv6: a } : { interface: "", ipv4: a })) : [],
+    },
   };
 }
 

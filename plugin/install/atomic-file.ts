@@ -5,7 +5,19 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import {
-  closeSync, constants, fchmodSync, fstatSync, fsyncSync, lstatSync, openSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  fstatSync,
+  fsyncSync,
+  lstatSync,
+  openSync,
+  readSync,
+  readdirSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { brand, isKind } from "../support/errors.ts";
@@ -50,7 +62,7 @@ export function fileDigest(path: string): { size: number; sha256: string } {
     const hash = createHash("sha256");
     const buf = Buffer.allocUnsafe(CHUNK);
     let size = 0;
-    for (let n; (n = readSync(fd, buf, 0, CHUNK, null)) > 0; size += n) hash.update(buf.subarray(0, n));
+    for (let n: number; (n = readSync(fd, buf, 0, CHUNK, null)) > 0; size += n) hash.update(buf.subarray(0, n));
     return { size, sha256: hash.digest("hex") };
   } finally {
     closeSync(fd);
@@ -141,12 +153,13 @@ export function copyFileAtomic(source: string, target: string, mode: number, exp
     replaceAtomically(target, mode, (fd) => {
       const hash = createHash("sha256");
       const buf = Buffer.allocUnsafe(CHUNK);
-      for (let n; (n = readSync(src, buf, 0, CHUNK, null)) > 0; ) {
+      for (let n: number; (n = readSync(src, buf, 0, CHUNK, null)) > 0; ) {
         hash.update(buf.subarray(0, n));
         writeAll(fd, buf, n);
       }
       const got = hash.digest("hex");
-      if (got !== expectedSha256) throw new InstallError(`${source} changed while it was copied (sha256 ${got}, expected ${expectedSha256}); nothing was replaced`);
+      if (got !== expectedSha256)
+        throw new InstallError(`${source} changed while it was copied (sha256 ${got}, expected ${expectedSha256}); nothing was replaced`);
     });
   } finally {
     closeSync(src);

@@ -19,14 +19,14 @@ const STALE_TEMP_MS = 10 * 60_000;
  * so that a missing host mount is reported as such rather than as a failed write.
  */
 function checkInstallable(source: string, binDir: string): void {
-  let src;
+  let src: ReturnType<typeof statSync>;
   try {
     src = statSync(source);
   } catch (err) {
     throw new InstallError(`cannot read the binary to install ${source}: ${describeError(err)}`);
   }
   if (!src.isFile()) throw new InstallError(`the binary to install ${source} is not a regular file`);
-  let dir;
+  let dir: ReturnType<typeof statSync>;
   try {
     dir = statSync(binDir);
   } catch (err) {
@@ -49,7 +49,7 @@ export function installBinary(source: string, binDir: string, log: Logger): "cop
   for (const p of removeStaleTemps(binDir, PLUGIN_NAME, STALE_TEMP_MS)) log.info("removed a temporary file left by an interrupted install", { path: p });
 
   const target = join(binDir, PLUGIN_NAME);
-  let want;
+  let want: ReturnType<typeof fileDigest>;
   try {
     want = fileDigest(source);
   } catch (err) {

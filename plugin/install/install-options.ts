@@ -58,7 +58,8 @@ function flagValues(args: Record<string, unknown>): Record<ValueFlag, string | u
  * installed as the plugin.
  */
 function defaultSource(execPath: string): { source: string } | string {
-  if (/^(node|nodejs|bun)(\.exe)?$/.test(basename(execPath))) return `--source PATH is needed: this is not the compiled berth binary (running under ${execPath})`;
+  if (/^(node|nodejs|bun)(\.exe)?$/.test(basename(execPath)))
+    return `--source PATH is needed: this is not the compiled berth binary (running under ${execPath})`;
   return { source: execPath };
 }
 

@@ -92,7 +92,12 @@ interface KubeconfigState {
 function writeInitialKubeconfig(opts: InstallOptions, server: string, creds: Credentials, log: Logger): KubeconfigState {
   const mine = renderKubeconfig({ server, caPem: creds.caPem, token: creds.token });
   const first = writeKubeconfig(opts.kubeconfigOut, mine);
-  log.info(first === "written" ? "kubeconfig written" : "kubeconfig unchanged", { path: opts.kubeconfigOut, server, tokenFile: opts.tokenFile, caFile: opts.caFile });
+  log.info(first === "written" ? "kubeconfig written" : "kubeconfig unchanged", {
+    path: opts.kubeconfigOut,
+    server,
+    tokenFile: opts.tokenFile,
+    caFile: opts.caFile,
+  });
   return { creds, mine, toldTheirs: false };
 }
 
@@ -111,10 +116,14 @@ function refreshKubeconfig(opts: InstallOptions, server: string, state: Kubeconf
     state.toldTheirs = true;
     return;
   }
-  const reason = onDisk === undefined ? "kubeconfig missing"
-    : now.token !== state.creds.token ? "token changed"
-    : now.caPem !== state.creds.caPem ? "CA changed"
-    : undefined;
+  const reason =
+    onDisk === undefined
+      ? "kubeconfig missing"
+      : now.token !== state.creds.token
+        ? "token changed"
+        : now.caPem !== state.creds.caPem
+          ? "CA changed"
+          : undefined;
   if (!reason) return;
   const text = renderKubeconfig({ server, caPem: now.caPem, token: now.token });
   writeKubeconfig(opts.kubeconfigOut, text);

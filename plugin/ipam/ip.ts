@@ -77,9 +77,7 @@ export function addressFamily(text: string): Family | undefined {
   return parseAddress(text)?.family;
 }
 
-export type SubnetParse =
-  | { ok: true; subnet: Subnet }
-  | { ok: false; reason: string };
+export type SubnetParse = { ok: true; subnet: Subnet } | { ok: false; reason: string };
 
 /**
  * Parses "addr/prefix". Host bits must be zero, as operators expect of a
@@ -200,11 +198,7 @@ export function addressAt(ranges: readonly IpRange[], index: bigint): bigint | u
  * host-local, so a just-released address is not handed out again at once),
  * and returns the first address for which `isFree` says yes.
  */
-export function findFree(
-  ranges: readonly IpRange[],
-  after: bigint | undefined,
-  isFree: (value: bigint) => boolean,
-): bigint | undefined {
+export function findFree(ranges: readonly IpRange[], after: bigint | undefined, isFree: (value: bigint) => boolean): bigint | undefined {
   if (ranges.length === 0) return undefined;
   // Find where to start: the range holding `after`, at after+1.
   let ri = 0;

@@ -12,7 +12,7 @@ export function matchesSelector(selector: LabelSelector, labels: Record<string, 
     if (labels[k] !== v) return false;
   }
   for (const e of selector.matchExpressions ?? []) {
-    const has = Object.prototype.hasOwnProperty.call(labels, e.key);
+    const has = Object.hasOwn(labels, e.key);
     const values = e.values ?? [];
     switch (e.operator) {
       case "In":

@@ -202,9 +202,10 @@ export function parsePools(field: string, raw: unknown): Pool[] {
 }
 
 function firstShared(a: IpRange[], b: IpRange[]): bigint | undefined {
-  for (const x of a) for (const y of b) {
-    if (x.family === y.family && x.start <= y.end && y.start <= x.end) return x.start > y.start ? x.start : y.start;
-  }
+  for (const x of a)
+    for (const y of b) {
+      if (x.family === y.family && x.start <= y.end && y.start <= x.end) return x.start > y.start ? x.start : y.start;
+    }
   return undefined;
 }
 

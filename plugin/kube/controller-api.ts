@@ -51,7 +51,12 @@ export interface ControllerApi extends KubeApi {
   /** Replaces the lease (optimistic: KubeConflictError if it moved). */
   updateLease(lease: LeaseObject): Promise<LeaseObject>;
   /** Records a Kubernetes Event on an object; failures are the caller's to ignore. */
-  recordEvent(target: { kind: string; apiVersion: string; namespace: string; name: string; uid?: string }, type: "Normal" | "Warning", reason: string, message: string): Promise<void>;
+  recordEvent(
+    target: { kind: string; apiVersion: string; namespace: string; name: string; uid?: string },
+    type: "Normal" | "Warning",
+    reason: string,
+    message: string,
+  ): Promise<void>;
   /** Watches one kind; calls `onEvent` per change; resolves when the watch ends (the caller restarts it). */
   watch(kind: WatchKind, onEvent: (type: string, obj: { metadata: ObjectMeta }) => void): Promise<void>;
 }

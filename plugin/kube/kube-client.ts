@@ -7,7 +7,18 @@
 import { Watch } from "@kubernetes/client-node";
 import type { ControllerApi, LeaseObject, NodeObject, WatchKind } from "./controller-api.ts";
 import {
-  BERTH_API_VERSION, BERTH_GROUP, CLAIM_KIND, CLAIM_PLURAL, ENDPOINT_KIND, ENDPOINT_PLURAL, POOL_GROUP, POOL_KIND, POOL_LABEL, POOL_PLURAL, POOL_VERSION, labelValue,
+  BERTH_API_VERSION,
+  BERTH_GROUP,
+  CLAIM_KIND,
+  CLAIM_PLURAL,
+  ENDPOINT_KIND,
+  ENDPOINT_PLURAL,
+  POOL_GROUP,
+  POOL_KIND,
+  POOL_LABEL,
+  POOL_PLURAL,
+  POOL_VERSION,
+  labelValue,
 } from "./crd.ts";
 import type { ClaimObject, EndpointObject, KubeApi, NamedObject, ObjectMeta, PodObject, PoolObject, StatefulSetObject } from "./kube-api.ts";
 import { type BeforeWrite, openTransport } from "./kube-request.ts";
@@ -52,9 +63,20 @@ export function createControllerClient(kubeconfigPath: string | undefined, optio
   const leases = resource<LeaseObject>(t, { group: "coordination.k8s.io", version: "v1", plural: "leases", namespaced: true, kind: "Lease" });
   const pools = resource<PoolObject>(t, { group: POOL_GROUP, version: POOL_VERSION, plural: POOL_PLURAL, namespaced: false, kind: POOL_KIND });
   const claims = resource<ClaimObject>(t, { group: BERTH_GROUP, version: BERTH_API_VERSION, plural: CLAIM_PLURAL, namespaced: false, kind: CLAIM_KIND });
-  const endpoints = resource<EndpointObject>(t, { group: BERTH_GROUP, version: BERTH_API_VERSION, plural: ENDPOINT_PLURAL, namespaced: true, kind: ENDPOINT_KIND });
+  const endpoints = resource<EndpointObject>(t, {
+    group: BERTH_GROUP,
+    version: BERTH_API_VERSION,
+    plural: ENDPOINT_PLURAL,
+    namespaced: true,
+    kind: ENDPOINT_KIND,
+  });
   const watchPaths: Record<WatchKind, string> = {
-    pods: pods.path, statefulsets: statefulSets.path, claims: claims.path, endpoints: endpoints.path, pools: pools.path, nodes: nodes.path,
+    pods: pods.path,
+    statefulsets: statefulSets.path,
+    claims: claims.path,
+    endpoints: endpoints.path,
+    pools: pools.path,
+    nodes: nodes.path,
   };
 
   return {
@@ -92,7 +114,11 @@ export function createControllerClient(kubeconfigPath: string | undefined, optio
     listAllNodes: (pageSize, onPage) => nodes.listPages(pageSize, onPage),
     deleteClaimIfUnchanged: (claim) => claims.delete(claim.metadata, { uid: claim.metadata.uid, resourceVersion: claim.metadata.resourceVersion }),
     setPoolFinalizers: (pool, finalizers) =>
-      pools.patch(pool.metadata, { metadata: { resourceVersion: pool.metadata.resourceVersion, finalizers } }, { what: `set finalizers of spiderippool ${pool.metadata.name}` }),
+      pools.patch(
+        pool.metadata,
+        { metadata: { resourceVersion: pool.metadata.resourceVersion, finalizers } },
+        { what: `set finalizers of spiderippool ${pool.metadata.name}` },
+      ),
     getLease: (namespace, name) => leases.get({ namespace, name }),
     createLease: (lease) => leases.create(withMicroTimes(lease)),
     updateLease: (lease) => leases.replace(withMicroTimes(lease)),
@@ -102,8 +128,15 @@ export function createControllerClient(kubeconfigPath: string | undefined, optio
         {
           metadata: { generateName: `${target.name}.`, namespace: target.namespace },
           involvedObject: { kind: target.kind, apiVersion: target.apiVersion, namespace: target.namespace, name: target.name, uid: target.uid },
-          type, reason, message, firstTimestamp: now, lastTimestamp: now, count: 1,
-          source: { component: "berth-controller" }, reportingComponent: "berth-controller", reportingInstance: "berth-controller",
+          type,
+          reason,
+          message,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+          source: { component: "berth-controller" },
+          reportingComponent: "berth-controller",
+          reportingInstance: "berth-controller",
         },
         `record event on ${target.kind} ${target.namespace}/${target.name}`,
       );
@@ -111,7 +144,14 @@ export function createControllerClient(kubeconfigPath: string | undefined, optio
     // Watches stay on client-node's Watch: it streams, and the caller restarts a watch whenever it ends.
     watch: (kind, onEvent) =>
       new Promise<void>((resolve) => {
-        new Watch(t.config).watch(watchPaths[kind], { allowWatchBookmarks: false }, (type, obj) => onEvent(type, obj), () => resolve()).catch(() => resolve());
+        new Watch(t.config)
+          .watch(
+            watchPaths[kind],
+            { allowWatchBookmarks: false },
+            (type, obj) => onEvent(type, obj),
+            () => resolve(),
+          )
+          .catch(() => resolve());
       }),
   };
 }

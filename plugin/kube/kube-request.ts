@@ -89,7 +89,10 @@ export function openTransport(kubeconfigPath: string | undefined, requestTimeout
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error(`kubeconfig ${kubeconfigPath ?? "(in-cluster)"} names no current cluster`);
   // The token would go to whoever answers: berth talks only to a server it can verify.
-  if (cluster.skipTLSVerify) throw new Error(`kubeconfig ${kubeconfigPath ?? "(in-cluster)"} sets insecure-skip-tls-verify: berth does not send its credentials to an unverified server; give certificate-authority(-data) instead`);
+  if (cluster.skipTLSVerify)
+    throw new Error(
+      `kubeconfig ${kubeconfigPath ?? "(in-cluster)"} sets insecure-skip-tls-verify: berth does not send its credentials to an unverified server; give certificate-authority(-data) instead`,
+    );
   const server = cluster.server;
   const http = new IsomorphicFetchHttpLibrary();
   const clock = new ServerClock();

@@ -94,9 +94,11 @@ export function resource<T extends HasMetadata>(transport: KubeTransport, spec: 
       let token: string | undefined;
       let pages = 0;
       do {
-        const page = await request<{ items: T[]; metadata?: { continue?: string } }>(
-          `${what} (page ${pages + 1})`, "GET", pathOf({}), undefined, { ...query, limit: String(pageSize), continue: token },
-        );
+        const page = await request<{ items: T[]; metadata?: { continue?: string } }>(`${what} (page ${pages + 1})`, "GET", pathOf({}), undefined, {
+          ...query,
+          limit: String(pageSize),
+          continue: token,
+        });
         pages++;
         onPage(page.items ?? []);
         token = page.metadata?.continue || undefined;

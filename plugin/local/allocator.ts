@@ -132,7 +132,11 @@ function takeBound(store: AllocationStore, req: AllocationRequest, pool: Pool, b
 function takeFree(store: AllocationStore, req: AllocationRequest, pool: Pool): Allocation | undefined {
   const cursorText = store.poolCursor(req.network, pool.name);
   const cursor = cursorText ? parseAddress(cursorText) : undefined;
-  const value = findFree(pool.ranges, cursor?.family === pool.family ? cursor.value : undefined, (v) => !store.isTaken(req.network, formatAddress(pool.family, v)));
+  const value = findFree(
+    pool.ranges,
+    cursor?.family === pool.family ? cursor.value : undefined,
+    (v) => !store.isTaken(req.network, formatAddress(pool.family, v)),
+  );
   if (value === undefined) return undefined;
   const address = formatAddress(pool.family, value);
   store.addLease(leaseFor(req, pool, address));

@@ -14,13 +14,22 @@ export function localAdd({ env, conf, log, openDriver }: CommandContext): Comman
   const store = openStore(ipam, openDriver)!;
   try {
     const allocations = store.immediate(() => {
-      store.syncPools(conf.name, ipam.pools.map((p) => poolRecord(conf.name, p)));
+      store.syncPools(
+        conf.name,
+        ipam.pools.map((p) => poolRecord(conf.name, p)),
+      );
       return allocate(store, { network: conf.name, containerId: env.containerId, ifname: env.ifname, pod, sticky, families, allPools: ipam.pools });
     });
     for (const a of allocations) {
       log.info("address assigned", {
-        address: a.address, pool: a.pool.name, source: a.source, sticky, container: env.containerId, ifname: env.ifname,
-        pod: pod && `${pod.namespace}/${pod.name}`, replaced: a.replacedContainer,
+        address: a.address,
+        pool: a.pool.name,
+        source: a.source,
+        sticky,
+        container: env.containerId,
+        ifname: env.ifname,
+        pod: pod && `${pod.namespace}/${pod.name}`,
+        replaced: a.replacedContainer,
       });
     }
     const fresh = allocations.some((a) => a.source !== "existing");

@@ -11,16 +11,21 @@ export function localDel({ env, conf, log, openDriver }: CommandContext): Comman
     const { released, unbound } = store.immediate(() => {
       const released = store.releaseAttachment(conf.name, env.containerId, env.ifname);
       // With stickiness off, a pod's old binding would only pin an address nobody will claim.
-      const unbound = !conf.ipam.enableStatefulSet && pod
-        ? store.listBindings(conf.name).filter((b) => b.pod_namespace === pod.namespace && b.pod_name === pod.name && b.ifname === env.ifname)
-        : [];
+      const unbound =
+        !conf.ipam.enableStatefulSet && pod
+          ? store.listBindings(conf.name).filter((b) => b.pod_namespace === pod.namespace && b.pod_name === pod.name && b.ifname === env.ifname)
+          : [];
       for (const b of unbound) store.deleteBinding(b);
       return { released, unbound };
     });
     for (const l of released) {
       const kept = l.pod_namespace !== null && store.bindingOf(conf.name, l.pod_namespace, l.pod_name!, l.ifname, l.family);
       log.info(kept ? "address released, binding kept" : "address released", {
-        address: l.address, pool: l.pool, container: l.container_id, ifname: l.ifname, pod: l.pod_name && `${l.pod_namespace}/${l.pod_name}`,
+        address: l.address,
+        pool: l.pool,
+        container: l.container_id,
+        ifname: l.ifname,
+        pod: l.pod_name && `${l.pod_namespace}/${l.pod_name}`,
       });
     }
     for (const b of unbound) log.info("binding removed (enableStatefulSet is false)", { address: b.address, pod: `${b.pod_namespace}/${b.pod_name}` });

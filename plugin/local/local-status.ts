@@ -12,7 +12,10 @@ export function localStatus({ conf, openDriver }: CommandContext): CommandOutcom
       if (serving.length === 0) throw new IpamError("not-available", `no IPv${family} pool can serve: ${pools.map((p) => p.name).join(", ")} disabled`);
       const usage = serving.map((p) => ({ p, used: store.poolUsage(conf.name, p.name) }));
       if (usage.every(({ p, used }) => BigInt(used) >= p.total)) {
-        throw new IpamError("not-available", `all IPv${family} pools exhausted: ${usage.map(({ p, used }) => `${p.name} (${used} of ${p.total} in use)`).join(", ")}`);
+        throw new IpamError(
+          "not-available",
+          `all IPv${family} pools exhausted: ${usage.map(({ p, used }) => `${p.name} (${used} of ${p.total} in use)`).join(", ")}`,
+        );
       }
     }
     return {};

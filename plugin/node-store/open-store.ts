@@ -19,7 +19,9 @@ export function openStore(ipam: IpamConfig, openDriver: OpenDriver, mustExist = 
     return LeaseStore.open(openDriver(ipam.dbPath));
   } catch (err) {
     if (isBusy(err)) throw err; // still locked after the busy timeout: CNI code 11, try again
-    throw new IpamError("io-failure", `cannot open lease database ${ipam.dbPath}: ${(err as Error).message}`, "check ipam.dataDir and its permissions", { cause: err });
+    throw new IpamError("io-failure", `cannot open lease database ${ipam.dbPath}: ${(err as Error).message}`, "check ipam.dataDir and its permissions", {
+      cause: err,
+    });
   }
 }
 
@@ -47,7 +49,9 @@ export function poolRecord(network: string, p: Pool): PoolRecord {
     name: p.name,
     family: p.family,
     subnet: p.subnet.cidr,
-    ranges: p.ranges.map((r) => (r.start === r.end ? formatAddress(r.family, r.start) : `${formatAddress(r.family, r.start)}-${formatAddress(r.family, r.end)}`)).join(","),
+    ranges: p.ranges
+      .map((r) => (r.start === r.end ? formatAddress(r.family, r.start) : `${formatAddress(r.family, r.start)}-${formatAddress(r.family, r.end)}`))
+      .join(","),
     total: Number(p.total),
     gateway: p.gateway ?? null,
     is_default: p.default,

@@ -11,7 +11,10 @@
 export type Fault = "kill-after-claim" | "pause-scan";
 
 const active = new Map<string, string>();
-for (const entry of (process.env.BERTH_FAULT ?? "").split(",").map((s) => s.trim()).filter(Boolean)) {
+for (const entry of (process.env.BERTH_FAULT ?? "")
+  .split(",")
+  .map((s) => s.trim())
+  .filter(Boolean)) {
   const i = entry.indexOf("=");
   active.set(i < 0 ? entry : entry.slice(0, i), i < 0 ? "" : entry.slice(i + 1));
 }

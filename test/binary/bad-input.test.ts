@@ -16,7 +16,10 @@ const withIpam = (ipam: Record<string, unknown>) => ({ ...good, ipam: { ...good.
 const pool = (p: Record<string, unknown>) => withIpam({ pools: [{ ...good.ipam.pools[0], ...p }] });
 
 // Some state to protect: two pods hold addresses, one StatefulSet pod is bound.
-for (const [cid, pod] of [["keep-1", "test-sts-0"], ["keep-2", "web-7d9f5c6b8-xk2pq"]]) {
+for (const [cid, pod] of [
+  ["keep-1", "test-sts-0"],
+  ["keep-2", "web-7d9f5c6b8-xk2pq"],
+]) {
   const r = cni({ command: "ADD", ...env, containerId: cid, args: podArgs("default", pod), stdin: good });
   if (r.status !== 0) throw new Error(`setup ADD failed: ${r.stdout}`);
 }
@@ -47,24 +50,41 @@ const cases: Case[] = [
   { name: "no ipam block", inv: { stdin: { ...good, ipam: undefined } }, code: 7, says: ["ipam"] },
   { name: "unknown ipam field", inv: { stdin: withIpam({ subnet: "10.6.0.0/16" }) }, code: 2, says: ["ipam.subnet"] },
   { name: "subnet with host bits", inv: { stdin: pool({ subnet: "10.6.1.0/16" }) }, code: 7, says: ["ipam.pools[0].subnet", '"10.6.1.0/16"'] },
-  { name: "range outside the subnet", inv: { stdin: pool({ ips: ["10.7.168.101-10.7.168.110"] }) }, code: 7, says: ["ipam.pools[0].ips", '"10.7.168.101-10.7.168.110"'] },
+  {
+    name: "range outside the subnet",
+    inv: { stdin: pool({ ips: ["10.7.168.101-10.7.168.110"] }) },
+    code: 7,
+    says: ["ipam.pools[0].ips", '"10.7.168.101-10.7.168.110"'],
+  },
   { name: "gateway outside the subnet", inv: { stdin: pool({ gateway: "10.9.0.1" }) }, code: 7, says: ["ipam.pools[0].gateway", '"10.9.0.1"'] },
   { name: "not an address in ips", inv: { stdin: pool({ ips: ["10.6.168.300"] }) }, code: 7, says: ["ipam.pools[0].ips", '"10.6.168.300"'] },
   {
     name: "duplicate pool names",
     inv: { stdin: withIpam({ pools: [good.ipam.pools[0], { ...good.ipam.pools[0], ips: ["10.6.169.1"] }] }) },
-    code: 7, says: ["ipam.pools[1].name", '"test-ippool"', "duplicate"],
+    code: 7,
+    says: ["ipam.pools[1].name", '"test-ippool"', "duplicate"],
   },
   {
     name: "overlapping pools",
     inv: { stdin: withIpam({ pools: [good.ipam.pools[0], { name: "other", subnet: "10.6.0.0/16", ips: ["10.6.168.110-10.6.168.120"] }] }) },
-    code: 7, says: ["overlaps", "10.6.168.110"],
+    code: 7,
+    says: ["overlaps", "10.6.168.110"],
   },
-  { name: "default pool that does not exist", inv: { stdin: withIpam({ default_ipv4_ippool: ["missing-pool"] }) }, code: 7, says: ["ipam.default_ipv4_ippool", '"missing-pool"'] },
+  {
+    name: "default pool that does not exist",
+    inv: { stdin: withIpam({ default_ipv4_ippool: ["missing-pool"] }) },
+    code: 7,
+    says: ["ipam.default_ipv4_ippool", '"missing-pool"'],
+  },
   { name: "relative dataDir", inv: { stdin: withIpam({ dataDir: "var/lib/berth" }) }, code: 7, says: ["ipam.dataDir", '"var/lib/berth"'] },
   { name: "enableStatefulSet not a boolean", inv: { stdin: withIpam({ enableStatefulSet: "false" }) }, code: 7, says: ["ipam.enableStatefulSet", '"false"'] },
   { name: "bad network name", inv: { stdin: { ...good, name: "bad name" } }, code: 7, says: ["name", '"bad name"'] },
-  { name: "pools given in cluster mode", inv: { stdin: withIpam({ kubeconfig: "/etc/cni/net.d/berth.d/berth.kubeconfig" }) }, code: 7, says: ["ipam.pools", "cluster mode"] },
+  {
+    name: "pools given in cluster mode",
+    inv: { stdin: withIpam({ kubeconfig: "/etc/cni/net.d/berth.d/berth.kubeconfig" }) },
+    code: 7,
+    says: ["ipam.pools", "cluster mode"],
+  },
   { name: "timeoutSeconds not a positive number", inv: { stdin: withIpam({ timeoutSeconds: 0 }) }, code: 7, says: ["ipam.timeoutSeconds", "0"] },
 ];
 

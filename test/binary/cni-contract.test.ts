@@ -47,7 +47,17 @@ t("a repeated ADD returns the same lease, not a second address", ({ dir, db }) =
 });
 
 t("routes and gateway come from the pool", ({ dir }) => {
-  const conf = netconf(dir, { pools: [{ name: "test-ippool", subnet: "10.6.0.0/16", ips: ["10.6.168.101"], gateway: "10.6.0.1", routes: [{ dst: "0.0.0.0/0", gw: "10.6.0.1" }, { dst: "192.168.0.0/16" }] }] });
+  const conf = netconf(dir, {
+    pools: [
+      {
+        name: "test-ippool",
+        subnet: "10.6.0.0/16",
+        ips: ["10.6.168.101"],
+        gateway: "10.6.0.1",
+        routes: [{ dst: "0.0.0.0/0", gw: "10.6.0.1" }, { dst: "192.168.0.0/16" }],
+      },
+    ],
+  });
   const r = add(dir, "c1", { conf });
   assert.equal(r.json.routes, [{ dst: "0.0.0.0/0", gw: "10.6.0.1" }, { dst: "192.168.0.0/16" }]);
 });
@@ -100,7 +110,12 @@ t("GC releases leases not listed; missing key does nothing; null and [] mean non
   assert.is(gc({}).status, 0);
   assert.equal(leases(), ["c1", "c2", "c3"], "no list: nothing released");
 
-  const r = gc({ "cni.dev/valid-attachments": [{ containerID: "c1", ifname: "eth0" }, { containerID: "c3", ifname: "eth0" }] });
+  const r = gc({
+    "cni.dev/valid-attachments": [
+      { containerID: "c1", ifname: "eth0" },
+      { containerID: "c3", ifname: "eth0" },
+    ],
+  });
   assert.is(r.status, 0);
   assert.is(r.stdout, "");
   assert.equal(leases(), ["c1", "c3"]);
@@ -169,7 +184,11 @@ t("logs go to ipam.logFile, never to stdout", ({ dir }) => {
   cni({ command: "DEL", containerId: "bare", ifname: "eth0", stdin: netconf(dir, { logFile }) });
   const lines = logEntries(readFileSync(logFile, "utf8")).filter((e) => e.container === "bare");
   assert.is(lines.length, 2, "one line for the assignment, one for the release");
-  for (const l of lines) assert.ok(Object.values(l).every((v) => v !== null && v !== undefined), `absent fields are left out: ${JSON.stringify(l)}`);
+  for (const l of lines)
+    assert.ok(
+      Object.values(l).every((v) => v !== null && v !== undefined),
+      `absent fields are left out: ${JSON.stringify(l)}`,
+    );
 });
 
 t.run();

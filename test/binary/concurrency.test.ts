@@ -14,8 +14,11 @@ test("50 ADDs at once against a 40-address pool: 40 distinct addresses, 10 clean
     const conf = netconf(dir, { pools: [pool40] });
     // Half are StatefulSet pods (lease + binding), half are not.
     const pods = Array.from({ length: 50 }, (_, i) => (i % 2 ? `web-7d9f5c6b8-x${String.fromCharCode(98 + (i % 20))}k2q` : `race-${i}`));
-    const results = await Promise.all(pods.map((pod, i) =>
-      cniAsync({ command: "ADD", containerId: `race-${i}`, ifname: "eth0", netns: "/x", args: podArgs("default", pod + (i % 2 ? i : "")), stdin: conf })));
+    const results = await Promise.all(
+      pods.map((pod, i) =>
+        cniAsync({ command: "ADD", containerId: `race-${i}`, ifname: "eth0", netns: "/x", args: podArgs("default", pod + (i % 2 ? i : "")), stdin: conf }),
+      ),
+    );
     const ok = results.filter((r) => r.status === 0);
     const failed = results.filter((r) => r.status !== 0);
     assert.is(ok.length, 40);
@@ -29,9 +32,17 @@ test("50 ADDs at once against a 40-address pool: 40 distinct addresses, 10 clean
     assert.is(sql(db, "SELECT * FROM leases").length, 40, "no half-written lease");
     assert.is(sql(db, "PRAGMA integrity_check")[0].integrity_check, "ok");
 
-    await Promise.all(pods.map((pod, i) =>
-      cniAsync({ command: "DEL", containerId: `race-${i}`, ifname: "eth0", args: podArgs("default", pod + (i % 2 ? i : "")), stdin: { ...conf, ipam: { ...conf.ipam, enableStatefulSet: false } } })
-        .then((r) => assert.is(r.status, 0, r.stdout))));
+    await Promise.all(
+      pods.map((pod, i) =>
+        cniAsync({
+          command: "DEL",
+          containerId: `race-${i}`,
+          ifname: "eth0",
+          args: podArgs("default", pod + (i % 2 ? i : "")),
+          stdin: { ...conf, ipam: { ...conf.ipam, enableStatefulSet: false } },
+        }).then((r) => assert.is(r.status, 0, r.stdout)),
+      ),
+    );
     assert.is(sql(db, "SELECT * FROM leases").length, 0);
     assert.is(sql(db, "SELECT * FROM bindings").length, 0, "pool empty");
   } finally {
@@ -46,14 +57,22 @@ test("ADDs killed with SIGKILL at random points leave no duplicate and nothing t
     const conf = netconf(dir, { pools: [pool40] });
     cni({ command: "ADD", containerId: "warm", ifname: "eth0", netns: "/x", stdin: conf }); // database exists
     const stdin = JSON.stringify(conf);
-    await Promise.all(Array.from({ length: 30 }, (_, i) => new Promise<void>((done) => {
-      const child = spawn(BERTH, [], { env: { CNI_COMMAND: "ADD", CNI_CONTAINERID: `kill-${i}`, CNI_IFNAME: "eth0", CNI_NETNS: "/x", CNI_ARGS: podArgs("default", `killed-${i}`) } });
-      child.stdout.resume();
-      child.stderr.resume();
-      child.stdin.end(stdin);
-      setTimeout(() => child.kill("SIGKILL"), (i * 7) % 40);
-      child.on("close", () => done());
-    })));
+    await Promise.all(
+      Array.from(
+        { length: 30 },
+        (_, i) =>
+          new Promise<void>((done) => {
+            const child = spawn(BERTH, [], {
+              env: { CNI_COMMAND: "ADD", CNI_CONTAINERID: `kill-${i}`, CNI_IFNAME: "eth0", CNI_NETNS: "/x", CNI_ARGS: podArgs("default", `killed-${i}`) },
+            });
+            child.stdout.resume();
+            child.stderr.resume();
+            child.stdin.end(stdin);
+            setTimeout(() => child.kill("SIGKILL"), (i * 7) % 40);
+            child.on("close", () => done());
+          }),
+      ),
+    );
     assert.is(sql(db, "PRAGMA integrity_check")[0].integrity_check, "ok");
     const rows = sql<{ address: string; container_id: string }>(db, "SELECT address, container_id FROM leases");
     assert.is(new Set(rows.map((r) => r.address)).size, rows.length, "no address twice");

@@ -8,7 +8,20 @@ import * as assert from "uvu/assert";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import {
-  chownSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync,
+  chownSync,
+  closeSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -43,7 +56,13 @@ function node(name: string, sourceBytes = 3 << 20) {
 /** `install` with every path in node `n`; `set` overrides or (undefined) drops a flag. */
 function flags(n: ReturnType<typeof node>, extra: string[] = [], set: Record<string, string | undefined> = {}): string[] {
   const all: Record<string, string | undefined> = {
-    "--source": n.source, "--cni-bin-dir": n.bin, "--kubeconfig-out": n.kubeconfig, "--token-file": n.token, "--ca-file": n.ca, "--server": SERVER, ...set,
+    "--source": n.source,
+    "--cni-bin-dir": n.bin,
+    "--kubeconfig-out": n.kubeconfig,
+    "--token-file": n.token,
+    "--ca-file": n.ca,
+    "--server": SERVER,
+    ...set,
   };
   return ["install", ...Object.entries(all).flatMap(([k, v]) => (v === undefined ? [] : [k, v])), ...extra];
 }
@@ -110,7 +129,10 @@ test("the kubeconfig embeds server, CA and token, is 0600 in a 0700 directory, a
 test("the server comes from KUBERNETES_SERVICE_HOST/PORT (IPv6 in brackets) when --server is absent", () => {
   const n = node("in-cluster");
   const args = flags(n, ["--once"], { "--server": undefined });
-  const r = spawnSync(BERTH, args, { env: { PATH: process.env.PATH, KUBERNETES_SERVICE_HOST: "fd00:10:96::1", KUBERNETES_SERVICE_PORT: "6443" }, encoding: "utf8" });
+  const r = spawnSync(BERTH, args, {
+    env: { PATH: process.env.PATH, KUBERNETES_SERVICE_HOST: "fd00:10:96::1", KUBERNETES_SERVICE_PORT: "6443" },
+    encoding: "utf8",
+  });
   assert.is(r.status, 0, r.stderr);
   assert.is(loadKubeconfig(n.kubeconfig).cluster?.server, "https://[fd00:10:96::1]:6443");
   const none = spawnSync(BERTH, args, { env: { PATH: process.env.PATH }, encoding: "utf8" });
@@ -153,7 +175,11 @@ test("without --once it rewrites the kubeconfig when the token or CA rotates or 
     await waitFor("the log line", () => logged(err, "kubeconfig refreshed", { level: "info", reason: "token changed" }).length === 1);
 
     replaceFile(n.ca, CA.replace("fake", "rotated"));
-    await waitFor("the new CA", () => Buffer.from(loadKubeconfig(n.kubeconfig).cluster?.caData ?? "", "base64").toString().includes("rotated"));
+    await waitFor("the new CA", () =>
+      Buffer.from(loadKubeconfig(n.kubeconfig).cluster?.caData ?? "", "base64")
+        .toString()
+        .includes("rotated"),
+    );
     await waitFor("the log line", () => logged(err, "kubeconfig refreshed", { reason: "CA changed" }).length === 1);
 
     // Rewritten by someone else (the next installer pod, during a surge rollout): left to them, even when the token rotates.
@@ -198,7 +224,10 @@ test("a missing token file, CA or bin dir is an error (exit 1) naming the path, 
   assert.equal(readdirSync(n.netd), []);
 
   writeFileSync(join(n.root, "sa/empty"), " \n");
-  assert.match(cli(flags(n, ["--once"], { "--token-file": join(n.root, "sa/empty") })).stderr, `the service-account token file ${join(n.root, "sa/empty")} is empty`);
+  assert.match(
+    cli(flags(n, ["--once"], { "--token-file": join(n.root, "sa/empty") })).stderr,
+    `the service-account token file ${join(n.root, "sa/empty")} is empty`,
+  );
   const notPem = cli(flags(n, ["--once"], { "--ca-file": n.token }));
   assert.is(notPem.status, 1);
   assert.match(notPem.stderr, `the CA file ${n.token} holds no PEM certificate`);
@@ -214,7 +243,9 @@ test("a missing token file, CA or bin dir is an error (exit 1) naming the path, 
     const foreign = join(n.root, "foreign-bin");
     mkdirSync(foreign, { mode: 0o755 });
     chownSync(foreign, 65534, 65534);
-    const r2 = spawnSync("setpriv", ["--bounding-set=-all", "--inh-caps=-all", "--", BERTH, ...flags(n, ["--once"], { "--cni-bin-dir": foreign })], { encoding: "utf8" });
+    const r2 = spawnSync("setpriv", ["--bounding-set=-all", "--inh-caps=-all", "--", BERTH, ...flags(n, ["--once"], { "--cni-bin-dir": foreign })], {
+      encoding: "utf8",
+    });
     assert.is(r2.status, 1, r2.stderr);
     assert.match(r2.stderr, `CNI bin dir ${foreign} is not writable: permission denied (EACCES)`);
   }
@@ -225,13 +256,22 @@ test("a missing token file, CA or bin dir is an error (exit 1) naming the path, 
 });
 
 test("usage errors exit 2; --help describes install", () => {
-  for (const extra of [["--interval-seconds", "0"], ["--interval-seconds", "soon"], ["--server", "10.96.0.1"], ["--log-level", "loud"], ["stray"], ["--server", "https://a", "--server", "https://b"], ["--source"]]) {
+  for (const extra of [
+    ["--interval-seconds", "0"],
+    ["--interval-seconds", "soon"],
+    ["--server", "10.96.0.1"],
+    ["--log-level", "loud"],
+    ["stray"],
+    ["--server", "https://a", "--server", "https://b"],
+    ["--source"],
+  ]) {
     const r = cli(["install", "--once", ...extra]);
     assert.is(r.status, 2, extra.join(" "));
     assert.match(r.stderr, "Run 'berth --help' for usage.");
   }
   const help = cli(["--help"]).stdout;
-  for (const s of ["berth install", "--cni-bin-dir", "--kubeconfig-out", "--token-file", "--ca-file", "--server", "--once", "--interval-seconds"]) assert.ok(help.includes(s), s);
+  for (const s of ["berth install", "--cni-bin-dir", "--kubeconfig-out", "--token-file", "--ca-file", "--server", "--once", "--interval-seconds"])
+    assert.ok(help.includes(s), s);
 });
 
 test("temporary files left by an interrupted install are removed once they are old; recent ones are left alone", () => {

@@ -20,7 +20,15 @@ t.before.each((ctx) => {
 t.after.each((ctx) => ctx.cleanup());
 
 const add = (conf: object, env?: Record<string, string>) =>
-  cni({ command: "ADD", containerId: "c1", ifname: "eth0", netns: "/var/run/netns/x", args: podArgs("default", "web-0"), stdin: conf, ...(env ? { env } : {}) });
+  cni({
+    command: "ADD",
+    containerId: "c1",
+    ifname: "eth0",
+    netns: "/var/run/netns/x",
+    args: podArgs("default", "web-0"),
+    stdin: conf,
+    ...(env ? { env } : {}),
+  });
 
 /** A node configuration of the test's own (instead of the harness's, which allows the temp dir). */
 function nodeConfig(dir: string, body: unknown, mode = 0o644): Record<string, string> {
@@ -72,14 +80,22 @@ t("the node's configuration (root-owned, not writable by others) allows more; th
 
 t("log lines are one JSON object each: a newline in a pod name cannot forge a line", ({ dir }) => {
   const logFile = join(dir, "berth.log");
-  const forged = 'web-0\n2026-12-02T00:00:00.000Z INFO address released address=10.6.168.101 pod=default/victim';
+  const forged = "web-0\n2026-12-02T00:00:00.000Z INFO address released address=10.6.168.101 pod=default/victim";
   const r = cni({
-    command: "ADD", containerId: "c1", ifname: "eth0", netns: "/var/run/netns/x",
-    args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${forged};K8S_POD_UID=u1`, stdin: netconf(dir, { logFile }),
+    command: "ADD",
+    containerId: "c1",
+    ifname: "eth0",
+    netns: "/var/run/netns/x",
+    args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${forged};K8S_POD_UID=u1`,
+    stdin: netconf(dir, { logFile }),
   });
   assert.is(r.status, 0, r.stdout);
   const entries = logEntries(readFileSync(logFile, "utf8"));
-  assert.equal(entries.map((e) => e.msg), ["address assigned"], "exactly one line, and it is the real one");
+  assert.equal(
+    entries.map((e) => e.msg),
+    ["address assigned"],
+    "exactly one line, and it is the real one",
+  );
   assert.is(entries[0].pod, `default/${forged}`, "the value is kept, escaped");
 });
 

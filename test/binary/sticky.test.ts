@@ -36,7 +36,10 @@ t("the seed scenario: addresses survive delete/recreate and scale-up adds one", 
   for (const pod of Object.keys(first) as (keyof typeof first)[]) assert.equal(second[pod].ips, first[pod].ips, pod);
 
   const third = start(conf, "test-sts-2");
-  assert.not.ok(Object.values(first).some((s) => s.ips[0] === third.ips[0]), "a new ordinal gets a new address");
+  assert.not.ok(
+    Object.values(first).some((s) => s.ips[0] === third.ips[0]),
+    "a new ordinal gets a new address",
+  );
   const all = { ...second, "test-sts-2": third };
   for (const [pod, s] of Object.entries(all)) stop(conf, pod, s.cid);
   for (const [pod, s] of Object.entries(all)) assert.equal(start(conf, pod).ips, s.ips, `${pod} after recreate`);
@@ -107,14 +110,15 @@ t("berth release frees a binding by hand", ({ dir, db }) => {
 });
 
 t("dual-stack: one address of each family, or none at all", ({ dir, db }) => {
-  const dual = (v6ips: string[]) => netconf(dir, {
-    pools: [
-      { name: "v4", subnet: "10.6.0.0/16", ips: ["10.6.168.101-10.6.168.110"], gateway: "10.6.0.1" },
-      { name: "v6", subnet: "fd00:6::/64", ips: v6ips, gateway: "fd00:6::1" },
-    ],
-    default_ipv4_ippool: ["v4"],
-    default_ipv6_ippool: ["v6"],
-  });
+  const dual = (v6ips: string[]) =>
+    netconf(dir, {
+      pools: [
+        { name: "v4", subnet: "10.6.0.0/16", ips: ["10.6.168.101-10.6.168.110"], gateway: "10.6.0.1" },
+        { name: "v6", subnet: "fd00:6::/64", ips: v6ips, gateway: "fd00:6::1" },
+      ],
+      default_ipv4_ippool: ["v4"],
+      default_ipv6_ippool: ["v6"],
+    });
   const conf = dual(["fd00:6::101"]);
   const a = start(conf, "test-sts-0");
   assert.equal(a.json.ips, [
@@ -124,7 +128,11 @@ t("dual-stack: one address of each family, or none at all", ({ dir, db }) => {
   const r = cni({ command: "ADD", containerId: "second", ifname: "eth0", netns: "/x", args: podArgs("default", "test-sts-1"), stdin: conf });
   assert.is(r.json.code, 100);
   assert.match(r.json.msg, "IPv6 pool v6 exhausted: 1 of 1 addresses in use");
-  assert.equal(sql(db, "SELECT address FROM leases ORDER BY family"), [{ address: "10.6.168.101" }, { address: "fd00:6::101" }], "the IPv4 address was rolled back");
+  assert.equal(
+    sql(db, "SELECT address FROM leases ORDER BY family"),
+    [{ address: "10.6.168.101" }, { address: "fd00:6::101" }],
+    "the IPv4 address was rolled back",
+  );
   assert.is(sql(db, "SELECT * FROM bindings").length, 2);
   stop(conf, "test-sts-0", a.cid);
   assert.equal(start(conf, "test-sts-0").ips, a.ips, "both families stick");

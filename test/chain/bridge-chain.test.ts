@@ -122,7 +122,9 @@ function nsAddrs(ns: string, dev = "eth0"): NsAddr[] {
 
 /** The namespace's global addresses as "addr/prefix", sorted. */
 function nsCidrs(ns: string): string[] {
-  return nsAddrs(ns).map((a) => `${a.local}/${a.prefixlen}`).sort();
+  return nsAddrs(ns)
+    .map((a) => `${a.local}/${a.prefixlen}`)
+    .sort();
 }
 
 // ---------------------------------------------------------------- the chain
@@ -157,7 +159,7 @@ function bridge(command: string, conf: object, a: Pick<Attachment, "containerId"
   let json: any;
   try {
     json = r.stdout.trim() === "" ? undefined : JSON.parse(r.stdout);
-  } catch (err) {
+  } catch (_err) {
     throw new Error(`bridge ${command} printed something that is not JSON: ${describe(r)}`);
   }
   return { ...r, json };
@@ -402,8 +404,19 @@ test("dual-stack through bridge: one IPv4 and one IPv6 address in the netns", ()
     assert.is(inNs.filter((x) => x.family === "inet").length, 1, `one inet address in the netns: ${JSON.stringify(inNs)}`);
     assert.is(inNs.filter((x) => x.family === "inet6").length, 1, `one global inet6 address in the netns: ${JSON.stringify(inNs)}`);
     const addresses = assertAgree(s, a, 2);
-    assert.equal(leasesOf(s.db, a.containerId).map((l) => l.family).sort(), [4, 6]);
-    assert.equal(bindingsOf(s.db, "dual-sts-0").map((b) => b.address).sort(), [...addresses].sort(), "a binding per family for the StatefulSet pod");
+    assert.equal(
+      leasesOf(s.db, a.containerId)
+        .map((l) => l.family)
+        .sort(),
+      [4, 6],
+    );
+    assert.equal(
+      bindingsOf(s.db, "dual-sts-0")
+        .map((b) => b.address)
+        .sort(),
+      [...addresses].sort(),
+      "a binding per family for the StatefulSet pod",
+    );
 
     s.del(a, true);
     assert.equal(leases(s.db), [], "DEL released both leases");
@@ -442,7 +455,11 @@ test("seed scenario through the real chain: StatefulSet pods keep their addresse
     destroy(first);
     assert.equal(leases(s.db), [], "no leases once both sandboxes are deleted");
     for (const name of ["test-sts-0", "test-sts-1"]) {
-      assert.equal(bindingsOf(s.db, name).map((b) => b.address), [two[name]], `${name} keeps its binding`);
+      assert.equal(
+        bindingsOf(s.db, name).map((b) => b.address),
+        [two[name]],
+        `${name} keeps its binding`,
+      );
     }
 
     // Recreated: new netns, container IDs, UIDs; same addresses inside the new namespaces.
@@ -464,7 +481,14 @@ test("seed scenario through the real chain: StatefulSet pods keep their addresse
     assert.equal(leases(s.db), []);
     const again = create(["test-sts-0", "test-sts-1", "test-sts-2"]);
     assert.equal(addresses(again), three, "all three recreated pods got their addresses back");
-    assert.equal(bindings(s.db).map((b) => `${b.pod_name}=${b.address}`).sort(), Object.entries(three).map(([k, v]) => `${k}=${v}`).sort());
+    assert.equal(
+      bindings(s.db)
+        .map((b) => `${b.pod_name}=${b.address}`)
+        .sort(),
+      Object.entries(three)
+        .map(([k, v]) => `${k}=${v}`)
+        .sort(),
+    );
 
     // A Deployment-style pod: an address while it runs, nothing kept after DEL.
     const web = s.add(conf, { args: podArgs("default", "web-7d9f5c6b8-xk2pq", randomUUID()) });
@@ -473,7 +497,11 @@ test("seed scenario through the real chain: StatefulSet pods keep their addresse
     assert.not.ok(Object.values(three).includes(webAddress), `${webAddress} is not one of the StatefulSet addresses`);
     assert.equal(bindingsOf(s.db, "web-7d9f5c6b8-xk2pq"), [], "no binding for a Deployment pod");
     s.del(web, true);
-    assert.equal(leases(s.db).filter((l) => l.pod_name === "web-7d9f5c6b8-xk2pq"), [], "no lease for the Deployment pod after DEL");
+    assert.equal(
+      leases(s.db).filter((l) => l.pod_name === "web-7d9f5c6b8-xk2pq"),
+      [],
+      "no lease for the Deployment pod after DEL",
+    );
     assert.equal(bindingsOf(s.db, "web-7d9f5c6b8-xk2pq"), [], "no binding for the Deployment pod after DEL");
     const [pool] = inspect<{ name: string; allocated: number; total: number }>("pools", s.db);
     assert.is(pool.allocated, 3, "only the three StatefulSet addresses stay allocated");

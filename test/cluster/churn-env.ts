@@ -67,8 +67,16 @@ export interface ApiEndpoint {
 export interface ApiClaim {
   metadata: { name: string; uid: string; resourceVersion: string; creationTimestamp: string };
   spec: {
-    address: string; pool: string; podNamespace: string; podName: string; podUID: string; containerID: string; node: string;
-    statefulSet?: string; claimedAt: string; addDeadlineSeconds?: number;
+    address: string;
+    pool: string;
+    podNamespace: string;
+    podName: string;
+    podUID: string;
+    containerID: string;
+    node: string;
+    statefulSet?: string;
+    claimedAt: string;
+    addDeadlineSeconds?: number;
   };
 }
 
@@ -111,7 +119,20 @@ export class Churn {
   /** A StatefulSet member's expected address when it comes back (its binding), while no scale-down came between. */
   readonly binding = new Map<string, string>();
   readonly replicas = new Map<string, number>();
-  readonly stats = { cycles: 0, withDel: 0, withoutDel: 0, adds: 0, addRetries: 0, faultedAdds: 0, delRetries: 0, sticky: 0, moves: 0, scaleDowns: 0, checks: 0, staleLeaseGcs: 0 };
+  readonly stats = {
+    cycles: 0,
+    withDel: 0,
+    withoutDel: 0,
+    adds: 0,
+    addRetries: 0,
+    faultedAdds: 0,
+    delRetries: 0,
+    sticky: 0,
+    moves: 0,
+    scaleDowns: 0,
+    checks: 0,
+    staleLeaseGcs: 0,
+  };
   /** ADD failures that no fault explains. */
   readonly failures: string[] = [];
   /** Under faults: why ADDs failed (the message, numbers and names blurred) → how often. */
@@ -123,7 +144,10 @@ export class Churn {
   readonly annotations: Record<string, string>;
   readonly parallel: number;
 
-  constructor(readonly c: ClusterScope, readonly o: ChurnOptions) {
+  constructor(
+    readonly c: ClusterScope,
+    readonly o: ChurnOptions,
+  ) {
     this.sandboxes = new Map(o.nodes.map((n) => [n.sim.name, new Set<string>()]));
     this.annotations = { "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: [o.pool] }) };
     this.parallel = o.parallel ?? 8;
@@ -139,13 +163,29 @@ export class Churn {
 
   /** The network configuration on `node` (its kubeconfig, the churn's timeout) plus `extra` in the ipam block. */
   conf(node: ChurnNode, extra: Record<string, unknown> = {}, top: Record<string, unknown> = {}): Record<string, any> {
-    const conf = this.c.berthConf(node.sim, { timeoutSeconds: this.o.timeoutSeconds ?? 10, ...(node.kubeconfig ? { kubeconfig: node.kubeconfig } : {}), ...extra });
+    const conf = this.c.berthConf(node.sim, {
+      timeoutSeconds: this.o.timeoutSeconds ?? 10,
+      ...(node.kubeconfig ? { kubeconfig: node.kubeconfig } : {}),
+      ...extra,
+    });
     return { ...conf, ...top };
   }
 
   /** One call of the berth installed on `node`. */
-  async plugin(node: ChurnNode, command: string, inv: { containerId?: string; args?: string; env?: Record<string, string>; stdin?: object } = {}): Promise<CniOutcome> {
-    const r = await runCni(node.bin, { command, ifname: "eth0", netns: "/var/run/netns/none", stdin: inv.stdin ?? this.conf(node), containerId: inv.containerId, args: inv.args, env: inv.env });
+  async plugin(
+    node: ChurnNode,
+    command: string,
+    inv: { containerId?: string; args?: string; env?: Record<string, string>; stdin?: object } = {},
+  ): Promise<CniOutcome> {
+    const r = await runCni(node.bin, {
+      command,
+      ifname: "eth0",
+      netns: "/var/run/netns/none",
+      stdin: inv.stdin ?? this.conf(node),
+      containerId: inv.containerId,
+      args: inv.args,
+      env: inv.env,
+    });
     if (r.jsonError) throw new Error(`berth ${node.version} on ${node.sim.name} ${command}: ${r.jsonError}`);
     return { status: r.status, stdout: r.stdout, stderr: r.stderr, json: r.json };
   }
@@ -156,8 +196,9 @@ export class Churn {
     let done!: () => void;
     this.gcRunning.set(node.sim.name, new Promise<void>((r) => (done = r)));
     try {
-      const valid = [...[...this.live.values()].filter((r) => r.node.sim === node.sim).map((r) => r.containerId), ...this.sandboxes.get(node.sim.name)!]
-        .map((containerID) => ({ containerID, ifname: "eth0" }));
+      const valid = [...[...this.live.values()].filter((r) => r.node.sim === node.sim).map((r) => r.containerId), ...this.sandboxes.get(node.sim.name)!].map(
+        (containerID) => ({ containerID, ifname: "eth0" }),
+      );
       const stdin = { ...this.conf(node), cniVersion: "1.1.0", "cni.dev/valid-attachments": valid };
       for (let attempt = 1; ; attempt++) {
         const o = await this.plugin(node, "GC", { stdin });
@@ -177,7 +218,10 @@ export class Churn {
     for (let attempt = 1; ; attempt++) {
       const d = await this.plugin(node, "DEL", { containerId, args: podArgs(this.o.ns, name, uid) });
       if (d.status === 0) return;
-      if (attempt >= attempts) assert.unreachable(`${what} of ${name} on ${node.sim.name} (berth ${node.version}) failed ${attempt} time(s): ${d.stdout} ${d.stderr}\n${this.c.logTail(node.sim, 10)}`);
+      if (attempt >= attempts)
+        assert.unreachable(
+          `${what} of ${name} on ${node.sim.name} (berth ${node.version}) failed ${attempt} time(s): ${d.stdout} ${d.stderr}\n${this.c.logTail(node.sim, 10)}`,
+        );
       this.stats.delRetries++;
       await sleep(200);
     }
@@ -214,14 +258,20 @@ export class Churn {
         await this.gc(node);
       } else if (this.o.faults) {
         this.stats.faultedAdds++;
-        const why = String(o.json?.msg ?? last).replace(/https:\/\/[\d.:]+/g, "SERVER").replace(/\d+(\.\d+)*/g, "N").replace(/\b[\w-]+\/[\w-]+\b/g, "NS/NAME").slice(0, 120);
+        const why = String(o.json?.msg ?? last)
+          .replace(/https:\/\/[\d.:]+/g, "SERVER")
+          .replace(/\d+(\.\d+)*/g, "N")
+          .replace(/\b[\w-]+\/[\w-]+\b/g, "NS/NAME")
+          .slice(0, 120);
         this.faultReasons.set(why, (this.faultReasons.get(why) ?? 0) + 1);
       } else {
         this.failures.push(`ADD ${name} on ${node.sim.name} (berth ${node.version}) attempt ${attempt}: ${last}`);
       }
       await sleep(200);
     }
-    throw new Error(`ADD of ${name} on ${node.sim.name} (berth ${node.version}) failed ${attempt - 1} times in ${((Date.now() - started) / 1000).toFixed(0)} s: ${last}\n${this.c.logTail(node.sim, 10)}`);
+    throw new Error(
+      `ADD of ${name} on ${node.sim.name} (berth ${node.version}) failed ${attempt - 1} times in ${((Date.now() - started) / 1000).toFixed(0)} s: ${last}\n${this.c.logTail(node.sim, 10)}`,
+    );
   }
 
   /** The kubelet's last step: the pod object goes (grace period 0). */
@@ -246,7 +296,9 @@ export class Churn {
   /** A plain pod NAME on `node` (default: a random one): created bound, then ADD. */
   async createPlain(name: string, node = this.randomNode()): Promise<Running> {
     const created = await adminMust("POST", podsPath(this.o.ns), {
-      apiVersion: "v1", kind: "Pod", metadata: { name, namespace: this.o.ns, annotations: this.annotations },
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name, namespace: this.o.ns, annotations: this.annotations },
       spec: { nodeName: node.sim.name, containers: [{ name: "app", image: "nginx" }] },
     });
     const r = await this.add(name, created.metadata.uid, node);
@@ -264,11 +316,21 @@ export class Churn {
 
   /** Scheduler + kubelet for a member: waits for a new incarnation, binds it to `node` (default random), ADD; asserts its address came back. */
   async startMember(set: string, name: string, notUid?: string, node = this.randomNode()): Promise<Running> {
-    const pod = await waitForAsync(`StatefulSet member ${name}${notUid ? ` (UID other than ${notUid})` : ""}`, async () => {
-      const r = await adminApi<ApiPod>("GET", `${podsPath(this.o.ns)}/${name}`);
-      return r.status === 200 && !r.body.metadata.deletionTimestamp && r.body.metadata.uid !== notUid ? r.body : undefined;
-    }, 20_000, 100);
-    await adminMust("POST", `${podsPath(this.o.ns)}/${name}/binding`, { apiVersion: "v1", kind: "Binding", metadata: { name, namespace: this.o.ns }, target: { apiVersion: "v1", kind: "Node", name: node.sim.name } });
+    const pod = await waitForAsync(
+      `StatefulSet member ${name}${notUid ? ` (UID other than ${notUid})` : ""}`,
+      async () => {
+        const r = await adminApi<ApiPod>("GET", `${podsPath(this.o.ns)}/${name}`);
+        return r.status === 200 && !r.body.metadata.deletionTimestamp && r.body.metadata.uid !== notUid ? r.body : undefined;
+      },
+      20_000,
+      100,
+    );
+    await adminMust("POST", `${podsPath(this.o.ns)}/${name}/binding`, {
+      apiVersion: "v1",
+      kind: "Binding",
+      metadata: { name, namespace: this.o.ns },
+      target: { apiVersion: "v1", kind: "Node", name: node.sim.name },
+    });
     const r = await this.add(name, pod.metadata.uid, node, set);
     const want = this.binding.get(name);
     if (want !== undefined) {
@@ -289,13 +351,20 @@ export class Churn {
   }
 
   createStatefulSet(set: string, replicas: number): void {
-    apply(JSON.stringify({
-      apiVersion: "apps/v1", kind: "StatefulSet", metadata: { name: set, namespace: this.o.ns },
-      spec: {
-        serviceName: set, replicas, podManagementPolicy: "Parallel", selector: { matchLabels: { app: set } },
-        template: { metadata: { labels: { app: set }, annotations: this.annotations }, spec: { containers: [{ name: "app", image: "nginx" }] } },
-      },
-    }));
+    apply(
+      JSON.stringify({
+        apiVersion: "apps/v1",
+        kind: "StatefulSet",
+        metadata: { name: set, namespace: this.o.ns },
+        spec: {
+          serviceName: set,
+          replicas,
+          podManagementPolicy: "Parallel",
+          selector: { matchLabels: { app: set } },
+          template: { metadata: { labels: { app: set }, annotations: this.annotations }, spec: { containers: [{ name: "app", image: "nginx" }] } },
+        },
+      }),
+    );
     this.replicas.set(set, replicas);
   }
 
@@ -309,20 +378,27 @@ export class Churn {
     const n = this.replicas.get(set)!;
     await this.scale(set, n - by);
     const victims = Array.from({ length: by }, (_, i) => this.live.get(`${set}-${n - 1 - i}`)).filter((r): r is Running => !!r);
-    await Promise.all(victims.map(async (r, i) => {
-      await waitForAsync(`${r.name} to be terminating after the scale-down`, async () => {
-        const p = await adminApi<ApiPod>("GET", `${podsPath(this.o.ns)}/${r.name}`);
-        return p.status === 404 || !!p.body.metadata.deletionTimestamp;
-      }, 20_000, 100);
-      this.live.delete(r.name);
-      this.binding.delete(r.name);
-      if (i === 0 && firstWithDel) {
-        await this.del(r.node, r.containerId, r.name, r.uid, "DEL of a scaled-down member");
-        this.stats.withDel++;
-      } else this.stats.withoutDel++;
-      await this.deleteNow(r.name);
-      this.stats.cycles++;
-    }));
+    await Promise.all(
+      victims.map(async (r, i) => {
+        await waitForAsync(
+          `${r.name} to be terminating after the scale-down`,
+          async () => {
+            const p = await adminApi<ApiPod>("GET", `${podsPath(this.o.ns)}/${r.name}`);
+            return p.status === 404 || !!p.body.metadata.deletionTimestamp;
+          },
+          20_000,
+          100,
+        );
+        this.live.delete(r.name);
+        this.binding.delete(r.name);
+        if (i === 0 && firstWithDel) {
+          await this.del(r.node, r.containerId, r.name, r.uid, "DEL of a scaled-down member");
+          this.stats.withDel++;
+        } else this.stats.withoutDel++;
+        await this.deleteNow(r.name);
+        this.stats.cycles++;
+      }),
+    );
     this.stats.scaleDowns++;
   }
 
@@ -331,7 +407,11 @@ export class Churn {
     const n = this.replicas.get(set)!;
     if (n >= to) return;
     await this.scale(set, to);
-    await inBatches(Array.from({ length: to - n }, (_, i) => `${set}-${n + i}`), this.parallel, (name) => this.startMember(set, name));
+    await inBatches(
+      Array.from({ length: to - n }, (_, i) => `${set}-${n + i}`),
+      this.parallel,
+      (name) => this.startMember(set, name),
+    );
   }
 
   /**
@@ -340,7 +420,10 @@ export class Churn {
    * each on a random node, a removal with DEL with probability `withDel`.
    */
   async batch(o: { plain: number; members: number; plainNames: number; withDel?: number }): Promise<void> {
-    const gone = pick([...this.live.values()].filter((r) => !r.set), o.plain);
+    const gone = pick(
+      [...this.live.values()].filter((r) => !r.set),
+      o.plain,
+    );
     const members = [...this.live.values()].filter((r) => r.set && Number(r.name.slice(r.set.length + 1)) < this.replicas.get(r.set)!);
     const recycle = pick(members, o.members);
     await inBatches([...gone, ...recycle], this.parallel, (r) => this.remove(r, Math.random() < (o.withDel ?? 0.5)));
@@ -364,7 +447,11 @@ export class Churn {
     // 1. By the ADD results: the running pods' addresses are distinct.
     const byAddress = new Map<string, string[]>();
     for (const r of this.live.values()) byAddress.set(r.address, [...(byAddress.get(r.address) ?? []), r.name]);
-    assert.equal([...byAddress].filter(([, names]) => names.length > 1), [], `${when}: an address handed to two running pods`);
+    assert.equal(
+      [...byAddress].filter(([, names]) => names.length > 1),
+      [],
+      `${when}: an address handed to two running pods`,
+    );
     // 2. By the API: no address in two living pods' endpoints; every running pod's address claimed by it.
     const [pods, eps, claims] = await Promise.all([this.listPods(), this.listEndpoints(), this.listClaims()]);
     const living = new Set(pods.filter((p) => !p.metadata.deletionTimestamp).map((p) => p.metadata.name));
@@ -373,12 +460,18 @@ export class Churn {
       if (!living.has(e.metadata.name)) continue;
       for (const ip of e.spec.ips) if (ip.ipv4) epHolders.set(ip.ipv4.split("/")[0], [...(epHolders.get(ip.ipv4.split("/")[0]) ?? []), e.metadata.name]);
     }
-    assert.equal([...epHolders].filter(([, names]) => names.length > 1), [], `${when}: an address listed by two living pods' endpoints`);
+    assert.equal(
+      [...epHolders].filter(([, names]) => names.length > 1),
+      [],
+      `${when}: an address listed by two living pods' endpoints`,
+    );
     const claimOf = new Map(claims.map((cl) => [cl.spec.address, cl]));
     for (const r of this.live.values()) {
       const cl = claimOf.get(r.address);
-      assert.ok(cl && cl.spec.podName === r.name && cl.spec.podUID === r.uid,
-        `${when}: running pod ${r.name} (UID ${r.uid}, ${r.node.sim.name}, berth ${r.node.version}) holds ${r.address}, but its claim is ${cl ? `${cl.spec.podName}/${cl.spec.podUID}` : "gone"}\n${extra()}`);
+      assert.ok(
+        cl && cl.spec.podName === r.name && cl.spec.podUID === r.uid,
+        `${when}: running pod ${r.name} (UID ${r.uid}, ${r.node.sim.name}, berth ${r.node.version}) holds ${r.address}, but its claim is ${cl ? `${cl.spec.podName}/${cl.spec.podUID}` : "gone"}\n${extra()}`,
+      );
       assert.ok(epHolders.get(r.address)?.includes(r.name), `${when}: running pod ${r.name}'s endpoint lists ${r.address}`);
     }
   }
@@ -389,7 +482,9 @@ export class Churn {
       this.listPods(),
       this.listClaims(),
       this.listEndpoints(),
-      adminMust<{ items: { metadata: { name: string }; spec: { replicas: number } }[] }>("GET", `/apis/apps/v1/namespaces/${this.o.ns}/statefulsets`).then((l) => l.items),
+      adminMust<{ items: { metadata: { name: string }; spec: { replicas: number } }[] }>("GET", `/apis/apps/v1/namespaces/${this.o.ns}/statefulsets`).then(
+        (l) => l.items,
+      ),
       adminMust("GET", `/apis/spiderpool.spidernet.io/v2beta1/spiderippools/${this.o.pool}`),
     ]);
     const podByName = new Map(pods.map((p) => [p.metadata.name, p]));
@@ -413,13 +508,25 @@ export class Churn {
    * Waits until every claim of the pool is owned (a living pod or an in-range
    * member) and, with `counts`, the pool's allocatedIPCount equals the claims.
    */
-  async converge(what: string, timeoutMs: number, counts: boolean, extra: () => string = () => ""): Promise<{ claims: ApiClaim[]; status: { allocatedIPCount?: number } }> {
-    return waitForAsync(`${what}: every claim owned by a living pod or an in-range StatefulSet member${counts ? ", and the pool count to match" : ""}`, async () => {
+  async converge(
+    what: string,
+    timeoutMs: number,
+    counts: boolean,
+    extra: () => string = () => "",
+  ): Promise<{ claims: ApiClaim[]; status: { allocatedIPCount?: number } }> {
+    return waitForAsync(
+      `${what}: every claim owned by a living pod or an in-range StatefulSet member${counts ? ", and the pool count to match" : ""}`,
+      async () => {
+        const p = await this.unexplained();
+        return p.unexplained.length === 0 && (!counts || p.status.allocatedIPCount === p.claims.length) ? p : undefined;
+      },
+      timeoutMs,
+      500,
+    ).catch(async (err) => {
       const p = await this.unexplained();
-      return p.unexplained.length === 0 && (!counts || p.status.allocatedIPCount === p.claims.length) ? p : undefined;
-    }, timeoutMs, 500).catch(async (err) => {
-      const p = await this.unexplained();
-      throw new Error(`${(err as Error).message}\nunexplained claims: ${JSON.stringify(p.unexplained.map((cl) => cl.spec))}\npool status ${JSON.stringify(p.status)} for ${p.claims.length} claims\n${extra()}`);
+      throw new Error(
+        `${(err as Error).message}\nunexplained claims: ${JSON.stringify(p.unexplained.map((cl) => cl.spec))}\npool status ${JSON.stringify(p.status)} for ${p.claims.length} claims\n${extra()}`,
+      );
     });
   }
 }

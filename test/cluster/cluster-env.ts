@@ -65,7 +65,22 @@ import {
 } from "../helpers/testenv.ts";
 
 export {
-  ADMIN_KUBECONFIG, PLUGIN_KUBECONFIG, POOL_LABEL, admin, apply, bindPod, bindPodAsync, deletePod, deletePods, describe, inBatches, kubectl, markPodReady, path, podArgs, waitFor,
+  ADMIN_KUBECONFIG,
+  PLUGIN_KUBECONFIG,
+  POOL_LABEL,
+  admin,
+  apply,
+  bindPod,
+  bindPodAsync,
+  deletePod,
+  deletePods,
+  describe,
+  inBatches,
+  kubectl,
+  markPodReady,
+  path,
+  podArgs,
+  waitFor,
 };
 
 export const BRIDGE_PLUGIN = "/usr/lib/cni/bridge";
@@ -101,7 +116,19 @@ export function claimNameOf(address: string): string {
 
 export interface Claim {
   metadata: { name: string; uid: string; labels?: Record<string, string> };
-  spec: { address: string; ipVersion: number; pool: string; podNamespace: string; podName: string; podUID: string; containerID: string; interface: string; node: string; statefulSet?: string; claimedAt: string };
+  spec: {
+    address: string;
+    ipVersion: number;
+    pool: string;
+    podNamespace: string;
+    podName: string;
+    podUID: string;
+    containerID: string;
+    interface: string;
+    node: string;
+    statefulSet?: string;
+    claimedAt: string;
+  };
 }
 
 /** The BerthIPClaim of an address, or undefined. */
@@ -127,7 +154,11 @@ export function claimsOfNamespace(ns: string): Claim[] {
 export interface Endpoint {
   metadata: { name: string; namespace: string; uid: string };
   spec: {
-    podUID: string; node: string; containerID?: string; ownerControllerType: string; ownerControllerName?: string;
+    podUID: string;
+    node: string;
+    containerID?: string;
+    ownerControllerType: string;
+    ownerControllerName?: string;
     ips: { interface: string; ipv4?: string; ipv4Pool?: string; ipv4Gateway?: string; ipv6?: string; ipv6Pool?: string; ipv6Gateway?: string }[];
   };
 }
@@ -173,19 +204,34 @@ export function deletePool(name: string): void {
 export function spTable(...pools: string[]): string[] {
   const r = kubectl(["get", "sp", ...pools]);
   if (r.status !== 0) throw new Error(`kubectl get sp ${pools.join(" ")} failed (exit ${r.status}): ${r.stderr.trim()}`);
-  return r.stdout.trim().split("\n").map((l) => l.trim().split(/\s+/).join(" "));
+  return r.stdout
+    .trim()
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/).join(" "));
 }
 
 /** Waits until pool POOL's status shows `allocated` (and returns the status). */
 export function waitForAllocated(pool: string, allocated: number, timeoutMs = 1000) {
-  return waitFor(`SpiderIPPool ${pool} to show ${allocated} allocated (now ${JSON.stringify(poolStatus(pool))})`, () => {
-    const s = poolStatus(pool);
-    return s.allocatedIPCount === allocated ? s : undefined;
-  }, timeoutMs, 100);
+  return waitFor(
+    `SpiderIPPool ${pool} to show ${allocated} allocated (now ${JSON.stringify(poolStatus(pool))})`,
+    () => {
+      const s = poolStatus(pool);
+      return s.allocatedIPCount === allocated ? s : undefined;
+    },
+    timeoutMs,
+    100,
+  );
 }
 
 export interface Pod {
-  metadata: { name: string; namespace: string; uid: string; deletionTimestamp?: string; annotations?: Record<string, string>; ownerReferences?: { kind: string; name: string; controller?: boolean }[] };
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    deletionTimestamp?: string;
+    annotations?: Record<string, string>;
+    ownerReferences?: { kind: string; name: string; controller?: boolean }[];
+  };
   spec: { nodeName?: string };
   status?: { phase?: string };
 }
@@ -211,18 +257,26 @@ export function listPods(ns: string): Pod[] {
  * `notUid` (a StatefulSet pod recreated by the controller).
  */
 export function waitForPod(ns: string, name: string, notUid?: string, timeoutMs = 20_000): Promise<Pod> {
-  return waitFor(`pod ${ns}/${name}${notUid ? ` with a UID other than ${notUid}` : ""}`, () => {
-    const p = podOf(ns, name);
-    return p && !p.metadata.deletionTimestamp && p.metadata.uid !== notUid ? p : undefined;
-  }, timeoutMs);
+  return waitFor(
+    `pod ${ns}/${name}${notUid ? ` with a UID other than ${notUid}` : ""}`,
+    () => {
+      const p = podOf(ns, name);
+      return p && !p.metadata.deletionTimestamp && p.metadata.uid !== notUid ? p : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 /** Waits until pod NS/NAME is terminating (deletionTimestamp set), e.g. by the StatefulSet controller on scale-down. */
 export function waitForTerminating(ns: string, name: string, timeoutMs = 20_000): Promise<Pod> {
-  return waitFor(`pod ${ns}/${name} to be terminating`, () => {
-    const p = podOf(ns, name);
-    return p?.metadata.deletionTimestamp ? p : undefined;
-  }, timeoutMs);
+  return waitFor(
+    `pod ${ns}/${name} to be terminating`,
+    () => {
+      const p = podOf(ns, name);
+      return p?.metadata.deletionTimestamp ? p : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 /** Sets deletionTimestamp (a plain delete, default grace period), as a user or controller deleting a bound pod does. */
@@ -249,10 +303,15 @@ export function deleteStatefulSet(ns: string, name: string): void {
 
 /** Creates namespace NS (labelled as a test namespace) and waits for its default ServiceAccount token, so pods are admitted. */
 export async function createNamespace(ns: string, annotations: Record<string, string> = {}): Promise<void> {
-  await waitFor(`stale namespace ${ns} to finish terminating`, () => {
-    const o = api.get(path("namespaces", { name: ns }));
-    return !o || o.status?.phase !== "Terminating";
-  }, 60_000, 250);
+  await waitFor(
+    `stale namespace ${ns} to finish terminating`,
+    () => {
+      const o = api.get(path("namespaces", { name: ns }));
+      return o?.status?.phase !== "Terminating";
+    },
+    60_000,
+    250,
+  );
   apply(JSON.stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name: ns, labels: { [NS_LABEL]: "cluster" }, annotations } }));
   await waitFor(`ServiceAccount ${ns}/default and its token`, () => api.get(path("serviceaccounts", { ns, name: "default" }))?.secrets?.[0]?.name, 30_000);
 }
@@ -303,7 +362,9 @@ export function nsAddrs(ns: string, dev = "eth0"): NsAddr[] {
 
 /** "addr/prefix" of every global address on eth0 in the namespace, sorted. */
 export function nsCidrs(ns: string): string[] {
-  return nsAddrs(ns).map((a) => `${a.local}/${a.prefixlen}`).sort();
+  return nsAddrs(ns)
+    .map((a) => `${a.local}/${a.prefixlen}`)
+    .sort();
 }
 
 // ---------------------------------------------------------------- simulated nodes and the chain
@@ -433,7 +494,13 @@ export class ClusterScope {
 
   private bridgeRun(command: string, a: Attachment): Run & { json: any } {
     const r = runCniSync(BRIDGE_PLUGIN, {
-      command, containerId: a.containerId, netns: `/var/run/netns/${a.netns}`, ifname: a.ifname, path: this.cniPath(), args: a.args, stdin: a.conf,
+      command,
+      containerId: a.containerId,
+      netns: `/var/run/netns/${a.netns}`,
+      ifname: a.ifname,
+      path: this.cniPath(),
+      args: a.args,
+      stdin: a.conf,
     });
     if (r.jsonError) throw new Error(`bridge ${command} printed something that is not JSON: ${describe(r)}`);
     return r;
@@ -557,7 +624,10 @@ export function preflight(needChain = true): void {
  * created, `fn` run, everything undone whatever happened. On failure the
  * simulated nodes' berth logs are printed.
  */
-export async function withCluster(opts: ScopeOptions & { chain?: boolean; nsAnnotations?: Record<string, Record<string, string>> }, fn: (c: ClusterScope) => void | Promise<void>): Promise<void> {
+export async function withCluster(
+  opts: ScopeOptions & { chain?: boolean; nsAnnotations?: Record<string, Record<string, string>> },
+  fn: (c: ClusterScope) => void | Promise<void>,
+): Promise<void> {
   preflight(opts.chain ?? true);
   const c = new ClusterScope(opts);
   const phases: string[] = [];
@@ -613,7 +683,14 @@ function addressesOf(result: any): { v4?: string; v6?: string } {
  * `notUid`), binds it to `node`, runs CNI ADD through bridge in a new netns,
  * checks the address inside it, and marks the pod Running/Ready with it.
  */
-export async function startPod(c: ClusterScope, ns: string, name: string, node: SimNode, notUid?: string, ipamExtra: Record<string, unknown> = {}): Promise<Running> {
+export async function startPod(
+  c: ClusterScope,
+  ns: string,
+  name: string,
+  node: SimNode,
+  notUid?: string,
+  ipamExtra: Record<string, unknown> = {},
+): Promise<Running> {
   const pod = await waitForPod(ns, name, notUid);
   bindPod(ns, name, node.name);
   const attachment = c.attach(node, ns, name, pod.metadata.uid, ipamExtra);

@@ -25,17 +25,7 @@ import { CLAIMS_PATH, POOL_FINALIZER, POOL_PLURAL } from "../../plugin/kube/crd.
 import { sleep, waitFor as poll } from "../harness/batch.ts";
 import { type Exit, ControllerProcess, runningControllers } from "../harness/controller-process.ts";
 import { controlPlane } from "../harness/control-plane.ts";
-import {
-  type ClusterScope,
-  type ScopeOptions,
-  type SimNode,
-  admin,
-  getPool,
-  listPools,
-  path,
-  waitFor,
-  withCluster,
-} from "./cluster-env.ts";
+import { type ClusterScope, type ScopeOptions, type SimNode, admin, getPool, listPools, path, waitFor, withCluster } from "./cluster-env.ts";
 import { BERTH, cli } from "../helpers/berth.ts";
 
 export const CONTROLLER_KUBECONFIG = controlPlane().controllerKubeconfig;
@@ -109,14 +99,27 @@ export class ControllerProc extends ControllerProcess {
    * ahead of it), then a moment more so a duplicate would show; returns them.
    */
   async waitReleases(filter: (r: Release) => boolean, count: number, timeoutMs = 5000): Promise<Release[]> {
-    await waitForAsync(`${count} release line(s) in controller ${this.identity}'s log (have ${this.releases(filter).length})\n${this.logTail()}`, async () => this.releases(filter).length >= count, timeoutMs, 50);
+    await waitForAsync(
+      `${count} release line(s) in controller ${this.identity}'s log (have ${this.releases(filter).length})\n${this.logTail()}`,
+      async () => this.releases(filter).length >= count,
+      timeoutMs,
+      50,
+    );
     await sleep(300);
     return this.releases(filter);
   }
 
   /** Waits until a log line matches. */
   async waitLog(re: RegExp, timeoutMs = 5000): Promise<string> {
-    return waitForAsync(`controller ${this.identity} to log ${re}\n${this.logTail()}`, async () => this.log().split("\n").find((l) => re.test(l)), timeoutMs, 50);
+    return waitForAsync(
+      `controller ${this.identity} to log ${re}\n${this.logTail()}`,
+      async () =>
+        this.log()
+          .split("\n")
+          .find((l) => re.test(l)),
+      timeoutMs,
+      50,
+    );
   }
 
   /** 1/0 from berth_controller_leader, or undefined if it does not answer. */
@@ -126,13 +129,23 @@ export class ControllerProc extends ControllerProcess {
   }
 
   async waitLeader(timeoutMs = 15_000): Promise<void> {
-    await waitForAsync(`controller ${this.identity} to report berth_controller_leader 1\n${this.logTail()}`, async () => (await this.leader()) === 1, timeoutMs, 100);
+    await waitForAsync(
+      `controller ${this.identity} to report berth_controller_leader 1\n${this.logTail()}`,
+      async () => (await this.leader()) === 1,
+      timeoutMs,
+      100,
+    );
   }
 
   /** Waits until `n` more full scans have finished. */
   async waitScans(n: number, timeoutMs = 20_000): Promise<void> {
     const target = (await this.scans()) + n;
-    await waitForAsync(`controller ${this.identity} to finish ${n} more full scan(s)\n${this.logTail()}`, async () => (await this.scans()) >= target, timeoutMs, 100);
+    await waitForAsync(
+      `controller ${this.identity} to finish ${n} more full scan(s)\n${this.logTail()}`,
+      async () => (await this.scans()) >= target,
+      timeoutMs,
+      100,
+    );
   }
 
   /** SIGTERM; expects a clean exit 0 (it hands the lease over first). */
@@ -175,8 +188,13 @@ export function logEntry(line: string): Record<string, unknown> | undefined {
 export async function startController(o: ControllerOptions): Promise<ControllerProc> {
   assert.ok(existsSync(CONTROLLER_KUBECONFIG), `${CONTROLLER_KUBECONFIG} is missing: run scripts/testenv.sh up (it writes the controller's kubeconfig)`);
   const c = await ControllerProc.start({
-    bin: BERTH, kubeconfig: CONTROLLER_KUBECONFIG, identity: o.identity, resyncSeconds: o.resyncSeconds ?? 3, addTimeoutSeconds: o.addTimeoutSeconds ?? 5,
-    args: o.args, faults: o.faults,
+    bin: BERTH,
+    kubeconfig: CONTROLLER_KUBECONFIG,
+    identity: o.identity,
+    resyncSeconds: o.resyncSeconds ?? 3,
+    addTimeoutSeconds: o.addTimeoutSeconds ?? 5,
+    args: o.args,
+    faults: o.faults,
   });
   everStarted.push(c);
   return c;
@@ -185,13 +203,15 @@ export async function startController(o: ControllerOptions): Promise<ControllerP
 /** Stops every controller the tests started (SIGTERM; SIGKILL after 10 s). Returns problems, never throws. */
 export async function stopAllControllers(): Promise<string[]> {
   const problems: string[] = [];
-  await Promise.all([...runningControllers].map(async (c) => {
-    try {
-      await c.stop(10_000);
-    } catch (err) {
-      problems.push((err as Error).message);
-    }
-  }));
+  await Promise.all(
+    [...runningControllers].map(async (c) => {
+      try {
+        await c.stop(10_000);
+      } catch (err) {
+        problems.push((err as Error).message);
+      }
+    }),
+  );
   return problems;
 }
 
@@ -221,12 +241,19 @@ export function liveHolder(): string | undefined {
 export async function assertNoOtherController(): Promise<void> {
   const ours = new Set([...runningControllers].map((c) => c.identity));
   try {
-    await waitFor("the controller lease to be free", () => {
-      const h = liveHolder();
-      return !h || ours.has(h);
-    }, 12_000, 500);
+    await waitFor(
+      "the controller lease to be free",
+      () => {
+        const h = liveHolder();
+        return !h || ours.has(h);
+      },
+      12_000,
+      500,
+    );
   } catch {
-    throw new Error(`another berth controller (identity ${JSON.stringify(liveHolder())}) holds lease ${LEASE_NS}/${LEASE_NAME}: the controller tests need the control plane to themselves`);
+    throw new Error(
+      `another berth controller (identity ${JSON.stringify(liveHolder())}) holds lease ${LEASE_NS}/${LEASE_NAME}: the controller tests need the control plane to themselves`,
+    );
   }
 }
 
@@ -236,7 +263,10 @@ export function stripPoolFinalizers(): string[] {
   for (const p of listPools()) {
     const i = p.metadata.finalizers?.indexOf(POOL_FINALIZER) ?? -1;
     if (i < 0) continue;
-    const patch = [{ op: "test", path: `/metadata/finalizers/${i}`, value: POOL_FINALIZER }, { op: "remove", path: `/metadata/finalizers/${i}` }];
+    const patch = [
+      { op: "test", path: `/metadata/finalizers/${i}`, value: POOL_FINALIZER },
+      { op: "remove", path: `/metadata/finalizers/${i}` },
+    ];
     api.patch(path(POOL_PLURAL, { name: p.metadata.name }), patch, "json", [404]);
     done.push(p.metadata.name);
   }
@@ -276,8 +306,13 @@ interface Rule {
 /** Whether the controller's ServiceAccount may `verb` `resource` (a SubjectAccessReview). */
 export function controllerMay(verb: string, group: string, resource: string): boolean {
   const r = api.must("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", {
-    apiVersion: "authorization.k8s.io/v1", kind: "SubjectAccessReview",
-    spec: { user: CONTROLLER_USER, groups: ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"], resourceAttributes: { verb, group, resource } },
+    apiVersion: "authorization.k8s.io/v1",
+    kind: "SubjectAccessReview",
+    spec: {
+      user: CONTROLLER_USER,
+      groups: ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"],
+      resourceAttributes: { verb, group, resource },
+    },
   });
   return !!r.status?.allowed;
 }
@@ -291,13 +326,20 @@ export function controllerMay(verb: string, group: string, resource: string): bo
 export async function denyController(group: string, resource: string, verbs: string[]): Promise<() => Promise<void>> {
   const role = api.get<{ rules: Rule[] }>(CONTROLLER_ROLE)!;
   const original = structuredClone(role.rules);
-  const rules = role.rules.map((r) => (r.apiGroups.includes(group) && r.resources.includes(resource) ? { ...r, verbs: r.verbs.filter((v) => !verbs.includes(v)) } : r));
+  const rules = role.rules.map((r) =>
+    r.apiGroups.includes(group) && r.resources.includes(resource) ? { ...r, verbs: r.verbs.filter((v) => !verbs.includes(v)) } : r,
+  );
   api.patch(CONTROLLER_ROLE, { rules });
   await waitFor(`the controller to be refused ${verbs.join(", ")} on ${resource}`, () => verbs.every((v) => !controllerMay(v, group, resource)), 10_000, 100);
   const undo = async () => {
     undos.delete(undo);
     api.patch(CONTROLLER_ROLE, { rules: original });
-    await waitFor(`the controller to be allowed ${verbs.join(", ")} on ${resource} again`, () => verbs.every((v) => controllerMay(v, group, resource)), 10_000, 100);
+    await waitFor(
+      `the controller to be allowed ${verbs.join(", ")} on ${resource} again`,
+      () => verbs.every((v) => controllerMay(v, group, resource)),
+      10_000,
+      100,
+    );
   };
   undos.add(undo);
   return undo;
@@ -325,22 +367,34 @@ export function nodeReady(node: string): string | undefined {
  * when a kubelet stops reporting). Undo with `reconnectNode`.
  */
 export function disconnectNode(node: string, status: "Unknown" | "False" = "Unknown"): void {
-  writeFileSync(HEARTBEAT_PAUSED, [...new Set([...pausedNodes(), node])].join("\n") + "\n");
+  writeFileSync(HEARTBEAT_PAUSED, `${[...new Set([...pausedNodes(), node])].join("\n")}\n`);
   const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
-  api.patch(path("nodes", { name: node, sub: "status" }), {
-    status: { conditions: [{ type: "Ready", status, reason: "NodeStatusUnknown", message: "berth test: node cut off", lastTransitionTime: now }] },
-  }, "strategic");
+  api.patch(
+    path("nodes", { name: node, sub: "status" }),
+    {
+      status: { conditions: [{ type: "Ready", status, reason: "NodeStatusUnknown", message: "berth test: node cut off", lastTransitionTime: now }] },
+    },
+    "strategic",
+  );
   assert.is(nodeReady(node), status, `node ${node} is ${status}`);
 }
 
 /** Gives `node` its heartbeat back and makes it Ready at once. */
 export function reconnectNode(node: string): void {
   const rest = pausedNodes().filter((n) => n !== node);
-  writeFileSync(HEARTBEAT_PAUSED, rest.length ? rest.join("\n") + "\n" : "");
+  writeFileSync(HEARTBEAT_PAUSED, rest.length ? `${rest.join("\n")}\n` : "");
   const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
-  api.patch(path("nodes", { name: node, sub: "status" }), {
-    status: { conditions: [{ type: "Ready", status: "True", reason: "KubeletReady", message: "berth test: node back", lastHeartbeatTime: now, lastTransitionTime: now }] },
-  }, "strategic");
+  api.patch(
+    path("nodes", { name: node, sub: "status" }),
+    {
+      status: {
+        conditions: [
+          { type: "Ready", status: "True", reason: "KubeletReady", message: "berth test: node back", lastHeartbeatTime: now, lastTransitionTime: now },
+        ],
+      },
+    },
+    "strategic",
+  );
 }
 
 // ---------------------------------------------------------------- the node database
@@ -376,7 +430,10 @@ export async function withControllers(opts: ScopeOptions & { chain?: boolean }, 
     try {
       await fn(c);
     } catch (err) {
-      for (const p of everStarted.slice(first)) console.error(`\n[${opts.tag}] controller ${p.identity} (pid ${p.pid}, ${p.alive ? "running" : `exited ${JSON.stringify(p.exit)}`}), last lines:\n${p.logTail(40)}\n`);
+      for (const p of everStarted.slice(first))
+        console.error(
+          `\n[${opts.tag}] controller ${p.identity} (pid ${p.pid}, ${p.alive ? "running" : `exited ${JSON.stringify(p.exit)}`}), last lines:\n${p.logTail(40)}\n`,
+        );
       throw err;
     } finally {
       const problems = await stopAllControllers();

@@ -48,7 +48,9 @@ function applyPools(): void {
 }
 
 function makePod(ns: string, name: string, annotations: Record<string, string>, node: string): string {
-  apply(JSON.stringify({ apiVersion: "v1", kind: "Pod", metadata: { name, namespace: ns, annotations }, spec: { containers: [{ name: "app", image: "nginx" }] } }));
+  apply(
+    JSON.stringify({ apiVersion: "v1", kind: "Pod", metadata: { name, namespace: ns, annotations }, spec: { containers: [{ name: "app", image: "nginx" }] } }),
+  );
   bindPod(ns, name, node);
   return podUid(ns, name);
 }
@@ -58,10 +60,15 @@ S("one IPv4 and one IPv6 address through bridge in the netns, claims and endpoin
     applyPools();
     const node = c.node("node3");
     // ippools (per interface) takes precedence over ippool, which here names a pool that does not exist.
-    const uid = makePod(NS_BOTH, "dual-0", {
-      "ipam.spidernet.io/ippools": JSON.stringify([{ interface: "eth0", ipv4: [V4], ipv6: [V6] }]),
-      "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: ["dual-no-such-pool"] }),
-    }, "node3");
+    const uid = makePod(
+      NS_BOTH,
+      "dual-0",
+      {
+        "ipam.spidernet.io/ippools": JSON.stringify([{ interface: "eth0", ipv4: [V4], ipv6: [V6] }]),
+        "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: ["dual-no-such-pool"] }),
+      },
+      "node3",
+    );
     const a = c.attach(node, NS_BOTH, "dual-0", uid);
 
     const ips = a.result.ips as { address: string; gateway?: string }[];
@@ -84,7 +91,11 @@ S("one IPv4 and one IPv6 address through bridge in the netns, claims and endpoin
     assert.equal([c4!.spec.pool, c4!.spec.ipVersion, c4!.spec.podName, c4!.spec.containerID], [V4, 4, "dual-0", a.containerId]);
     assert.equal([c6!.spec.pool, c6!.spec.ipVersion, c6!.spec.podName, c6!.spec.containerID], [V6, 6, "dual-0", a.containerId]);
     const ep = endpointOf(NS_BOTH, "dual-0");
-    assert.equal(ep?.spec.ips, [{ interface: "eth0", ipv4: `${addr4}/16`, ipv4Pool: V4, ipv4Gateway: "10.6.0.1", ipv6: `${addr6}/64`, ipv6Pool: V6 }], "endpoint lists both");
+    assert.equal(
+      ep?.spec.ips,
+      [{ interface: "eth0", ipv4: `${addr4}/16`, ipv4Pool: V4, ipv4Gateway: "10.6.0.1", ipv6: `${addr6}/64`, ipv6Pool: V6 }],
+      "endpoint lists both",
+    );
     assert.is(ep?.spec.ownerControllerType, "None");
     await waitFor("both pools' counts", () => poolStatus(V4).allocatedIPCount === 1 && poolStatus(V6).allocatedIPCount === 1, 2000, 100);
     assert.equal(spTable(V4, V6), [
@@ -101,7 +112,8 @@ S("one IPv4 and one IPv6 address through bridge in the netns, claims and endpoin
     assert.is(claimOf(addr6), undefined, "IPv6 claim released");
     assert.is(endpointOf(NS_BOTH, "dual-0"), undefined, "endpoint gone");
     await waitFor("both pools back to 0", () => poolStatus(V4).allocatedIPCount === 0 && poolStatus(V6).allocatedIPCount === 0, 1000, 100);
-  }));
+  }),
+);
 
 S("IPv6 pool exhausted: ADD fails with 100 naming it, and the IPv4 address taken on the way is given back", () =>
   withCluster({ tag: "dual", namespaces: [NS_FULL], pools: POOLS, chain: false }, async (c) => {
@@ -114,11 +126,18 @@ S("IPv6 pool exhausted: ADD fails with 100 naming it, and the IPv4 address taken
     const cidA = randomBytes(32).toString("hex");
     const okA = c.berth("ADD", node, { containerId: cidA, args: podArgs(NS_FULL, "full-a", uidA) });
     assert.is(okA.status, 0, `first ADD: ${okA.stdout} ${okA.stderr}`);
-    assert.equal(okA.json.ips.map((ip: { address: string }) => ip.address.includes(":") ? ip.address : "v4").sort(), ["fd00:6:173::100/64", "v4"].sort());
+    assert.equal(okA.json.ips.map((ip: { address: string }) => (ip.address.includes(":") ? ip.address : "v4")).sort(), ["fd00:6:173::100/64", "v4"].sort());
     await waitFor("counts after the first pod", () => poolStatus(V4).allocatedIPCount === 1 && poolStatus(V6_ONE).allocatedIPCount === 1, 2000, 100);
 
     const uidB = makePod(NS_FULL, "full-b", { "ipam.spidernet.io/ippool": both }, "node1");
-    const before = JSON.stringify({ claims: claimsOfNamespace(NS_FULL).map((cl) => cl.metadata.name).sort(), eps: endpointsIn(NS_FULL).map((e) => e.metadata.name), v4: poolStatus(V4), v6: poolStatus(V6_ONE) });
+    const before = JSON.stringify({
+      claims: claimsOfNamespace(NS_FULL)
+        .map((cl) => cl.metadata.name)
+        .sort(),
+      eps: endpointsIn(NS_FULL).map((e) => e.metadata.name),
+      v4: poolStatus(V4),
+      v6: poolStatus(V6_ONE),
+    });
     const cidB = randomBytes(32).toString("hex");
     const o = c.berth("ADD", node, { containerId: cidB, args: podArgs(NS_FULL, "full-b", uidB) });
     assert.is.not(o.status, 0, `second ADD must fail: ${o.stdout}`);
@@ -126,11 +145,27 @@ S("IPv6 pool exhausted: ADD fails with 100 naming it, and the IPv4 address taken
     assert.ok(String(o.json.msg).includes(V6_ONE), `names the IPv6 pool: ${o.json.msg}`);
     assert.match(o.json.msg, /IPv6/);
 
-    assert.equal(claimsOfNamespace(NS_FULL).filter((cl) => cl.spec.podName === "full-b"), [], "no claim (IPv4 or IPv6) held by the failed pod");
+    assert.equal(
+      claimsOfNamespace(NS_FULL).filter((cl) => cl.spec.podName === "full-b"),
+      [],
+      "no claim (IPv4 or IPv6) held by the failed pod",
+    );
     assert.is(endpointOf(NS_FULL, "full-b"), undefined, "no endpoint for the failed pod");
     assert.is(claimsOfPool(V4).length, 1, "only the first pod's IPv4 claim");
-    await waitFor(`counts unchanged (${before})`, () =>
-      JSON.stringify({ claims: claimsOfNamespace(NS_FULL).map((cl) => cl.metadata.name).sort(), eps: endpointsIn(NS_FULL).map((e) => e.metadata.name), v4: poolStatus(V4), v6: poolStatus(V6_ONE) }) === before, 2000, 100);
+    await waitFor(
+      `counts unchanged (${before})`,
+      () =>
+        JSON.stringify({
+          claims: claimsOfNamespace(NS_FULL)
+            .map((cl) => cl.metadata.name)
+            .sort(),
+          eps: endpointsIn(NS_FULL).map((e) => e.metadata.name),
+          v4: poolStatus(V4),
+          v6: poolStatus(V6_ONE),
+        }) === before,
+      2000,
+      100,
+    );
 
     // The kubelet's DEL after the failed ADD, then the first pod's: everything free.
     assert.is(c.berth("DEL", node, { containerId: cidB, args: podArgs(NS_FULL, "full-b", uidB) }).status, 0);
@@ -139,6 +174,7 @@ S("IPv6 pool exhausted: ADD fails with 100 naming it, and the IPv4 address taken
     assert.is(c.berth("DEL", node, { containerId: cidA, args: podArgs(NS_FULL, "full-a", uidA) }).status, 0);
     assert.equal(claimsOfNamespace(NS_FULL), [], "no claims left");
     await waitFor("both pools back to 0", () => poolStatus(V4).allocatedIPCount === 0 && poolStatus(V6_ONE).allocatedIPCount === 0, 1000, 100);
-  }));
+  }),
+);
 
 S.run();

@@ -72,7 +72,9 @@ S.before(async () => {
     apply(poolManifest(P.sts, { subnet: "10.6.0.0/16", ips: ["10.6.190.21"] }));
     apply(poolManifest(P.ord, { subnet: "10.6.0.0/16", ips: ["10.6.190.31-10.6.190.35"] }));
     apply(poolManifest(P.node2, { subnet: "10.6.0.0/16", ips: ["10.6.190.41-10.6.190.42"], nodeName: ["node2"] }));
-    apply(poolManifest(P.aff, { subnet: "10.6.0.0/16", ips: ["10.6.190.51-10.6.190.52"], nodeAffinity: { matchLabels: { "kubernetes.io/hostname": "node1" } } }));
+    apply(
+      poolManifest(P.aff, { subnet: "10.6.0.0/16", ips: ["10.6.190.51-10.6.190.52"], nodeAffinity: { matchLabels: { "kubernetes.io/hostname": "node1" } } }),
+    );
     apply(poolManifest(P.gc, { subnet: "10.6.0.0/16", ips: ["10.6.190.61-10.6.190.62"] }));
     apply(poolManifest(P.race, { subnet: "10.6.0.0/16", ips: ["10.6.190.71-10.6.190.72"] }));
     apply(poolManifest(P.rel, { subnet: "10.6.0.0/16", ips: ["10.6.190.81"] }));
@@ -94,18 +96,32 @@ let counter = 0;
 function plainPod(annotations: Record<string, string>, node = "node1", prefix = "p"): { name: string; uid: string } {
   const name = `${prefix}-${++counter}`;
   // Scheduled at creation (spec.nodeName), as a mirror pod must be.
-  apply(JSON.stringify({ apiVersion: "v1", kind: "Pod", metadata: { name, namespace: NS, annotations }, spec: { nodeName: node, containers: [{ name: "app", image: "nginx" }] } }));
+  apply(
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name, namespace: NS, annotations },
+      spec: { nodeName: node, containers: [{ name: "app", image: "nginx" }] },
+    }),
+  );
   return { name, uid: podUid(NS, name) };
 }
 
 function statefulSet(name: string, replicas: number, templateAnnotations: Record<string, string>): void {
-  apply(JSON.stringify({
-    apiVersion: "apps/v1", kind: "StatefulSet", metadata: { name, namespace: NS },
-    spec: {
-      serviceName: name, replicas, podManagementPolicy: "Parallel", selector: { matchLabels: { app: name } },
-      template: { metadata: { labels: { app: name }, annotations: templateAnnotations }, spec: { containers: [{ name: "app", image: "nginx" }] } },
-    },
-  }));
+  apply(
+    JSON.stringify({
+      apiVersion: "apps/v1",
+      kind: "StatefulSet",
+      metadata: { name, namespace: NS },
+      spec: {
+        serviceName: name,
+        replicas,
+        podManagementPolicy: "Parallel",
+        selector: { matchLabels: { app: name } },
+        template: { metadata: { labels: { app: name }, annotations: templateAnnotations }, spec: { containers: [{ name: "app", image: "nginx" }] } },
+      },
+    }),
+  );
 }
 
 const cid = () => randomBytes(32).toString("hex");
@@ -137,24 +153,28 @@ S("a slow endpoint write: the controller leaves the claim alone until the ADD's 
   withProxy(async (proxy) => {
     const ctl = await startController({ identity: "psafe-ctl", addTimeoutSeconds: 2, resyncSeconds: 1 });
     try {
-    const kubeconfig = viaProxy(proxy, "slow-endpoint");
-    proxy.rule({ method: "POST", path: /\/berthendpoints/, action: "delay", ms: 6000, times: 1 });
-    const a = plainPod(ippool([P.one]));
-    const slow = scope.berthAsync("ADD", node1, { containerId: cid(), args: podArgs(NS, a.name, a.uid), ipamExtra: { kubeconfig, timeoutSeconds: 15 } });
-    await waitFor("a's claim", () => claimOf("10.6.190.1"));
-    await new Promise((r) => setTimeout(r, 4000)); // past the controller's --add-timeout-seconds, before the endpoint lands
-    const b = plainPod(ippool([P.one]));
-    const other = await scope.berthAsync("ADD", node2, { containerId: cid(), args: podArgs(NS, b.name, b.uid) });
-    const first = await slow;
-    assert.is(first.status, 0, `the slow ADD succeeds: ${first.stdout}\n${scope.logTail(node1)}`);
-    assert.is(addr(first), "10.6.190.1");
-    assert.is(other.status, 1, `the second pod must not get the same address: ${other.stdout}\n${ctl.logTail()}`);
-    assert.is(other.json.code, 100);
-    assert.is(holderOf("10.6.190.1"), `${NS}/${a.name}`);
-    assert.equal(ctl.releases((r) => r.address === "10.6.190.1"), [], "the controller released nothing");
-    assert.ok((claimOf("10.6.190.1")!.spec as { addDeadlineSeconds?: number }).addDeadlineSeconds! >= 15, "the claim records the ADD's deadline");
-    deletePods(NS, [a.name, b.name], { force: true });
-    await waitFor("a's claim released by the controller", () => !claimOf("10.6.190.1"), 15_000);
+      const kubeconfig = viaProxy(proxy, "slow-endpoint");
+      proxy.rule({ method: "POST", path: /\/berthendpoints/, action: "delay", ms: 6000, times: 1 });
+      const a = plainPod(ippool([P.one]));
+      const slow = scope.berthAsync("ADD", node1, { containerId: cid(), args: podArgs(NS, a.name, a.uid), ipamExtra: { kubeconfig, timeoutSeconds: 15 } });
+      await waitFor("a's claim", () => claimOf("10.6.190.1"));
+      await new Promise((r) => setTimeout(r, 4000)); // past the controller's --add-timeout-seconds, before the endpoint lands
+      const b = plainPod(ippool([P.one]));
+      const other = await scope.berthAsync("ADD", node2, { containerId: cid(), args: podArgs(NS, b.name, b.uid) });
+      const first = await slow;
+      assert.is(first.status, 0, `the slow ADD succeeds: ${first.stdout}\n${scope.logTail(node1)}`);
+      assert.is(addr(first), "10.6.190.1");
+      assert.is(other.status, 1, `the second pod must not get the same address: ${other.stdout}\n${ctl.logTail()}`);
+      assert.is(other.json.code, 100);
+      assert.is(holderOf("10.6.190.1"), `${NS}/${a.name}`);
+      assert.equal(
+        ctl.releases((r) => r.address === "10.6.190.1"),
+        [],
+        "the controller released nothing",
+      );
+      assert.ok((claimOf("10.6.190.1")!.spec as { addDeadlineSeconds?: number }).addDeadlineSeconds! >= 15, "the claim records the ADD's deadline");
+      deletePods(NS, [a.name, b.name], { force: true });
+      await waitFor("a's claim released by the controller", () => !claimOf("10.6.190.1"), 15_000);
     } finally {
       await stopAllControllers();
     }
@@ -204,7 +224,11 @@ S("an endpoint write whose answer is lost is undone with the claims; a pod whose
     const lost = plainPod(ippool([P.two]));
     const r = await scope.berthAsync("ADD", node1, { containerId: cid(), args: podArgs(NS, lost.name, lost.uid), ipamExtra: { kubeconfig } });
     assert.is(r.status, 1, r.stdout);
-    assert.equal(proxy.faults().map((f) => f.status), [201], "the server created the endpoint; the plugin never heard");
+    assert.equal(
+      proxy.faults().map((f) => f.status),
+      [201],
+      "the server created the endpoint; the plugin never heard",
+    );
     assert.is(endpointOf(NS, lost.name), undefined, "the undo removed the endpoint the server did write");
     assert.is(holderOf("10.6.190.11") ?? holderOf("10.6.190.12"), undefined, "and the claim");
 
@@ -217,7 +241,9 @@ S("an endpoint write whose answer is lost is undone with the claims; a pod whose
     const q = plainPod(ippool([P.two]));
     // Someone else has it now (as if another pod's ADD had taken the freed address).
     admin.sync.create(path("berthipclaims"), {
-      apiVersion: "ipam.berth.dev/v1alpha1", kind: "BerthIPClaim", metadata: { name: claim.metadata.name, labels: claim.metadata.labels },
+      apiVersion: "ipam.berth.dev/v1alpha1",
+      kind: "BerthIPClaim",
+      metadata: { name: claim.metadata.name, labels: claim.metadata.labels },
       spec: { ...claim.spec, podName: q.name, podUID: q.uid, containerID: "q-sandbox" },
     });
     assert.is(holderOf(x), `${NS}/${q.name}`, "another pod holds p's old address");
@@ -274,7 +300,14 @@ S("the controller strips a released address only from the endpoint of the pod in
       deletePods(NS, [first.name], { force: true }); // its node is gone: no DEL
       await waitFor("the claim deleted by the controller", () => !claimOf("10.6.190.81"), 20_000);
       // A new pod of the same name (another UID) takes the address again before the controller hears back.
-      apply(JSON.stringify({ apiVersion: "v1", kind: "Pod", metadata: { name: first.name, namespace: NS, annotations: ippool([P.rel]) }, spec: { nodeName: "node2", containers: [{ name: "app", image: "nginx" }] } }));
+      apply(
+        JSON.stringify({
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: { name: first.name, namespace: NS, annotations: ippool([P.rel]) },
+          spec: { nodeName: "node2", containers: [{ name: "app", image: "nginx" }] },
+        }),
+      );
       const uid2 = podUid(NS, first.name);
       const b = await scope.berthAsync("ADD", node2, { containerId: cid(), args: podArgs(NS, first.name, uid2) });
       assert.is(b.status, 0, b.stdout);
@@ -283,7 +316,11 @@ S("the controller strips a released address only from the endpoint of the pod in
       await new Promise((r) => setTimeout(r, 1000));
       const ep = endpointOf(NS, first.name);
       assert.is(ep?.spec.podUID, uid2);
-      assert.equal(ep?.spec.ips.map((i: { ipv4?: string }) => i.ipv4), ["10.6.190.81/16"], "the new incarnation's binding is intact");
+      assert.equal(
+        ep?.spec.ips.map((i: { ipv4?: string }) => i.ipv4),
+        ["10.6.190.81/16"],
+        "the new incarnation's binding is intact",
+      );
       assert.is(claimOf("10.6.190.81")?.spec.podUID, uid2);
     } finally {
       await ctl.stop();
@@ -296,7 +333,11 @@ S("the controller strips a released address only from the endpoint of the pod in
 S("DEL never blocks teardown: nothing held here → success without kubeconfig or API server; something held and no API server → 11", () =>
   withProxy(async (proxy) => {
     const p = plainPod(ippool([P.gc]));
-    const nothing = await scope.berthAsync("DEL", node1, { containerId: cid(), args: podArgs(NS, p.name, p.uid), ipamExtra: { kubeconfig: "/tmp/berth-no-such-kubeconfig" } });
+    const nothing = await scope.berthAsync("DEL", node1, {
+      containerId: cid(),
+      args: podArgs(NS, p.name, p.uid),
+      ipamExtra: { kubeconfig: "/tmp/berth-no-such-kubeconfig" },
+    });
     assert.is(nothing.status, 0, `no kubeconfig, nothing held: ${nothing.stdout}`);
     const kubeconfig = viaProxy(proxy, "down");
     const held = cid();
@@ -380,12 +421,22 @@ S("TLS: a server that cannot prove itself with the kubeconfig's CA is refused, n
   withProxy(async (proxy) => {
     const p = plainPod(ippool([P.gc]));
     const before = holderOf("10.6.190.61") ?? holderOf("10.6.190.62");
-    const o = await scope.berthAsync("ADD", node1, { containerId: cid(), args: podArgs(NS, p.name, p.uid), ipamExtra: { kubeconfig: viaProxy(proxy, "impostor") } });
+    const o = await scope.berthAsync("ADD", node1, {
+      containerId: cid(),
+      args: podArgs(NS, p.name, p.uid),
+      ipamExtra: { kubeconfig: viaProxy(proxy, "impostor") },
+    });
     assert.is(o.json?.code, 11, o.stdout);
-    assert.equal(proxy.log.filter((r) => r.status !== undefined), [], "no request went through");
+    assert.equal(
+      proxy.log.filter((r) => r.status !== undefined),
+      [],
+      "no request went through",
+    );
     assert.is(holderOf("10.6.190.61") ?? holderOf("10.6.190.62"), before, "nothing claimed");
     const insecure = join(scope.tempDir("kubeconfig"), "insecure");
-    writeFileSync(insecure, readFileSync(PLUGIN_KUBECONFIG, "utf8").replace(/certificate-authority(-data)?: \S+/, "insecure-skip-tls-verify: true"), { mode: 0o600 });
+    writeFileSync(insecure, readFileSync(PLUGIN_KUBECONFIG, "utf8").replace(/certificate-authority(-data)?: \S+/, "insecure-skip-tls-verify: true"), {
+      mode: 0o600,
+    });
     const i = await scope.berthAsync("ADD", node1, { containerId: cid(), args: podArgs(NS, p.name, p.uid), ipamExtra: { kubeconfig: insecure } });
     assert.is(i.json?.code, 7, i.stdout);
     assert.match(i.json.msg, "insecure-skip-tls-verify");
@@ -399,7 +450,10 @@ S("log lines are JSON: a pool name with a newline in an annotation cannot forge 
   assert.is(o.status, 1, o.stdout);
   const entries = logEntries(readFileSync(node1.logFile, "utf8"));
   assert.equal(logged(readFileSync(node1.logFile, "utf8"), "address released", { address: "10.6.190.1" }), [], "no forged release line");
-  assert.ok(entries.some((e) => String(e.msg).includes(forged) || JSON.stringify(e).includes("nope\\n")), "the real line carries the name, escaped");
+  assert.ok(
+    entries.some((e) => String(e.msg).includes(forged) || JSON.stringify(e).includes("nope\\n")),
+    "the real line carries the name, escaped",
+  );
 });
 
 S.run();

@@ -12,19 +12,7 @@
 import { randomBytes } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import {
-  type ClusterScope,
-  type SimNode,
-  apply,
-  bindPod,
-  claimOf,
-  listPools,
-  patchPool,
-  podArgs,
-  podUid,
-  poolManifest,
-  withCluster,
-} from "./cluster-env.ts";
+import { type ClusterScope, type SimNode, apply, bindPod, claimOf, listPools, patchPool, podArgs, podUid, poolManifest, withCluster } from "./cluster-env.ts";
 
 const NS_ANN = "berth-pc-ann";
 const NS_PLAIN = "berth-pc-plain";
@@ -39,7 +27,16 @@ const POOL = {
   nsName: "pc-nsname",
   multus: "pc-multus",
 } as const;
-const RANGE: Record<string, number> = { [POOL.ippools]: 1, [POOL.ippool]: 11, [POOL.ns]: 21, [POOL.conf]: 31, [POOL.dflt]: 41, [POOL.aff]: 51, [POOL.nsName]: 61, [POOL.multus]: 71 };
+const RANGE: Record<string, number> = {
+  [POOL.ippools]: 1,
+  [POOL.ippool]: 11,
+  [POOL.ns]: 21,
+  [POOL.conf]: 31,
+  [POOL.dflt]: 41,
+  [POOL.aff]: 51,
+  [POOL.nsName]: 61,
+  [POOL.multus]: 71,
+};
 
 const S = suite("cluster: pool choice");
 
@@ -47,13 +44,25 @@ let n = 0;
 
 function makePod(ns: string, annotations: Record<string, string> = {}, labels: Record<string, string> = {}): { ns: string; name: string; uid: string } {
   const name = `pc-${++n}`;
-  apply(JSON.stringify({ apiVersion: "v1", kind: "Pod", metadata: { name, namespace: ns, annotations, labels }, spec: { containers: [{ name: "app", image: "nginx" }] } }));
+  apply(
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name, namespace: ns, annotations, labels },
+      spec: { containers: [{ name: "app", image: "nginx" }] },
+    }),
+  );
   bindPod(ns, name, "node1");
   return { ns, name, uid: podUid(ns, name) };
 }
 
 /** ADD (must succeed), returns the pool the claim names after checking the address is in its range; then DEL frees it. */
-function poolChosen(c: ClusterScope, node: SimNode, pod: { ns: string; name: string; uid: string }, opts: { ipamExtra?: Record<string, unknown>; network?: string } = {}): string {
+function poolChosen(
+  c: ClusterScope,
+  node: SimNode,
+  pod: { ns: string; name: string; uid: string },
+  opts: { ipamExtra?: Record<string, unknown>; network?: string } = {},
+): string {
   const containerId = randomBytes(32).toString("hex");
   const stdin = { ...c.berthConf(node, opts.ipamExtra), ...(opts.network ? { name: opts.network } : {}) };
   const add = c.berth("ADD", node, { containerId, args: podArgs(pod.ns, pod.name, pod.uid), stdin });
@@ -70,7 +79,13 @@ function poolChosen(c: ClusterScope, node: SimNode, pod: { ns: string; name: str
   return pool!;
 }
 
-function refused(c: ClusterScope, node: SimNode, pod: { ns: string; name: string; uid: string }, mentions: (string | RegExp)[], opts: { network?: string } = {}): void {
+function refused(
+  c: ClusterScope,
+  node: SimNode,
+  pod: { ns: string; name: string; uid: string },
+  mentions: (string | RegExp)[],
+  opts: { network?: string } = {},
+): void {
   const stdin = { ...c.berthConf(node), ...(opts.network ? { name: opts.network } : {}) };
   const o = c.berth("ADD", node, { containerId: randomBytes(32).toString("hex"), args: podArgs(pod.ns, pod.name, pod.uid), stdin });
   assert.is(o.json?.code, 101, `no candidate pool for ${pod.name}: ${o.stdout}`);
@@ -83,46 +98,54 @@ function refused(c: ClusterScope, node: SimNode, pod: { ns: string; name: string
 const ippool = (pool: string) => ({ "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: [pool] }) });
 
 S("precedence: ippools (this interface) > ippool > namespace default > ipam default_ipv4_ippool > spec.default pools", () =>
-  withCluster({
-    tag: "pc",
-    namespaces: [NS_ANN, NS_PLAIN],
-    pools: Object.values(POOL),
-    chain: false,
-    nsAnnotations: { [NS_ANN]: { "ipam.spidernet.io/default-ipv4-ippool": JSON.stringify([POOL.ns]) } },
-  }, async (c) => {
-    for (const [pool, first] of Object.entries(RANGE)) {
-      const spec: Record<string, unknown> = { subnet: "10.6.0.0/16", ips: [`10.6.174.${first}-10.6.174.${first + 4}`] };
-      if (pool === POOL.dflt) spec.default = true;
-      if (pool === POOL.aff) spec.podAffinity = { matchLabels: { app: "wanted" } };
-      if (pool === POOL.nsName) spec.namespaceName = ["some-other-namespace"];
-      if (pool === POOL.multus) spec.multusName = ["kube-system/other-net"];
-      apply(poolManifest(pool, spec));
-    }
-    const node = c.node("node1");
-    const conf = { ipamExtra: { default_ipv4_ippool: [POOL.conf] } };
+  withCluster(
+    {
+      tag: "pc",
+      namespaces: [NS_ANN, NS_PLAIN],
+      pools: Object.values(POOL),
+      chain: false,
+      nsAnnotations: { [NS_ANN]: { "ipam.spidernet.io/default-ipv4-ippool": JSON.stringify([POOL.ns]) } },
+    },
+    async (c) => {
+      for (const [pool, first] of Object.entries(RANGE)) {
+        const spec: Record<string, unknown> = { subnet: "10.6.0.0/16", ips: [`10.6.174.${first}-10.6.174.${first + 4}`] };
+        if (pool === POOL.dflt) spec.default = true;
+        if (pool === POOL.aff) spec.podAffinity = { matchLabels: { app: "wanted" } };
+        if (pool === POOL.nsName) spec.namespaceName = ["some-other-namespace"];
+        if (pool === POOL.multus) spec.multusName = ["kube-system/other-net"];
+        apply(poolManifest(pool, spec));
+      }
+      const node = c.node("node1");
+      const conf = { ipamExtra: { default_ipv4_ippool: [POOL.conf] } };
 
-    const both = makePod(NS_ANN, {
-      "ipam.spidernet.io/ippools": JSON.stringify([{ interface: "eth0", ipv4: [POOL.ippools] }]),
-      ...ippool(POOL.ippool),
-    });
-    assert.is(poolChosen(c, node, both, conf), POOL.ippools, "ippools entry for eth0 wins");
+      const both = makePod(NS_ANN, {
+        "ipam.spidernet.io/ippools": JSON.stringify([{ interface: "eth0", ipv4: [POOL.ippools] }]),
+        ...ippool(POOL.ippool),
+      });
+      assert.is(poolChosen(c, node, both, conf), POOL.ippools, "ippools entry for eth0 wins");
 
-    const otherIface = makePod(NS_ANN, {
-      "ipam.spidernet.io/ippools": JSON.stringify([{ interface: "net1", ipv4: [POOL.ippools] }]),
-      ...ippool(POOL.ippool),
-    });
-    assert.is(poolChosen(c, node, otherIface, conf), POOL.ippool, "ippools names only net1: ippool serves eth0");
+      const otherIface = makePod(NS_ANN, {
+        "ipam.spidernet.io/ippools": JSON.stringify([{ interface: "net1", ipv4: [POOL.ippools] }]),
+        ...ippool(POOL.ippool),
+      });
+      assert.is(poolChosen(c, node, otherIface, conf), POOL.ippool, "ippools names only net1: ippool serves eth0");
 
-    const nsDefault = makePod(NS_ANN);
-    assert.is(poolChosen(c, node, nsDefault, conf), POOL.ns, "namespace annotation beats the ipam block's default");
+      const nsDefault = makePod(NS_ANN);
+      assert.is(poolChosen(c, node, nsDefault, conf), POOL.ns, "namespace annotation beats the ipam block's default");
 
-    const confDefault = makePod(NS_PLAIN);
-    assert.is(poolChosen(c, node, confDefault, conf), POOL.conf, "ipam default_ipv4_ippool without other choices");
+      const confDefault = makePod(NS_PLAIN);
+      assert.is(poolChosen(c, node, confDefault, conf), POOL.conf, "ipam default_ipv4_ippool without other choices");
 
-    const specDefault = makePod(NS_PLAIN);
-    const defaults = (listPools() as { metadata: { name: string }; spec: { default?: boolean } }[]).filter((p) => p.spec.default).map((p) => p.metadata.name);
-    assert.is(poolChosen(c, node, specDefault), POOL.dflt, `a pool with spec.default: true serves when nothing names one (default pools now: ${defaults.join(", ")})`);
-  }));
+      const specDefault = makePod(NS_PLAIN);
+      const defaults = (listPools() as { metadata: { name: string }; spec: { default?: boolean } }[]).filter((p) => p.spec.default).map((p) => p.metadata.name);
+      assert.is(
+        poolChosen(c, node, specDefault),
+        POOL.dflt,
+        `a pool with spec.default: true serves when nothing names one (default pools now: ${defaults.join(", ")})`,
+      );
+    },
+  ),
+);
 
 S("restrictions: podAffinity, namespaceName and multusName exclude pods they do not match (101), and admit those they do", () =>
   withCluster({ tag: "pc", namespaces: [NS_RESTRICT], pools: Object.values(POOL), chain: false }, async (c) => {
@@ -140,6 +163,7 @@ S("restrictions: podAffinity, namespaceName and multusName exclude pods they do 
 
     refused(c, node, makePod(NS_RESTRICT, ippool(POOL.multus)), [POOL.multus, "kube-system/other-net", c.network]);
     assert.is(poolChosen(c, node, makePod(NS_RESTRICT, ippool(POOL.multus)), { network: "other-net" }), POOL.multus, "multusName names the network");
-  }));
+  }),
+);
 
 S.run();

@@ -112,7 +112,10 @@ S("rescheduled to another node: same address there; the old node's late DEL does
     assert.is.not(second.uid, first.uid, "a new incarnation");
     assert.is(second.v4, first.v4, "same address on node2");
     // startPod asserted eth0 in node2's netns; check it is the address, with node2's nodeName in claim and endpoint.
-    assert.equal(second.attachment.result.ips.map((ip: { address: string }) => ip.address), [`${first.v4}/16`]);
+    assert.equal(
+      second.attachment.result.ips.map((ip: { address: string }) => ip.address),
+      [`${first.v4}/16`],
+    );
     assertHeld(NS, second, POOL_A, "on node2");
     assert.is(poolStatus(POOL_A).allocatedIPCount, 1);
 
@@ -120,12 +123,16 @@ S("rescheduled to another node: same address there; the old node's late DEL does
     c.detach(first.attachment);
     assertHeld(NS, second, POOL_A, "after node1's late DEL");
     assert.is(poolStatus(POOL_A).allocatedIPCount, 1, "still one allocated after the late DEL");
-    assert.equal(claimsOfPool(POOL_A).map((cl) => cl.spec.address), [first.v4]);
+    assert.equal(
+      claimsOfPool(POOL_A).map((cl) => cl.spec.address),
+      [first.v4],
+    );
     // DEL is idempotent: a second late DEL changes nothing.
     const again = c.berth("DEL", node1, { containerId: first.attachment.containerId, args: first.attachment.args });
     assert.is(again.status, 0, `repeated DEL: ${again.stdout}${again.stderr}`);
     assertHeld(NS, second, POOL_A, "after a repeated late DEL");
-  }));
+  }),
+);
 
 S("pool annotation changed on the StatefulSet: the recreated pod gets an address of the new pool, the old one is released", () =>
   withCluster({ tag: "resch", namespaces: [NS_POOL], pools: [POOL_A, POOL_B] }, async (c) => {
@@ -150,17 +157,25 @@ S("pool annotation changed on the StatefulSet: the recreated pod gets an address
     });
 
     // The recreated pod carries the new annotation.
-    const recreated = await waitFor("the recreated pod with the new annotation", () => {
-      const p = podOf(NS, POD);
-      return p && p.metadata.uid !== first.uid && !p.metadata.deletionTimestamp && p.metadata.annotations?.[ANNOTATION]?.includes(POOL_B) ? p : undefined;
-    }, 20_000);
+    const recreated = await waitFor(
+      "the recreated pod with the new annotation",
+      () => {
+        const p = podOf(NS, POD);
+        return p && p.metadata.uid !== first.uid && !p.metadata.deletionTimestamp && p.metadata.annotations?.[ANNOTATION]?.includes(POOL_B) ? p : undefined;
+      },
+      20_000,
+    );
     assert.ok(recreated);
     const second = await startPod(c, NS, POD, node1, first.uid);
     assert.ok(inB(second.v4), `recreated pod got ${second.v4}, expected an address of ${POOL_B} (10.6.170.101-110)`);
     assertHeld(NS, second, POOL_B, "after the change");
     assert.is(claimOf(first.v4!), undefined, `the old address's claim ${claimNameOf(first.v4!)} is gone`);
     assert.equal(claimsOfPool(POOL_A), [], `no claims left in ${POOL_A}`);
-    assert.equal(claimsOfPool(POOL_B).map((cl) => cl.spec.address), [second.v4], `one claim in ${POOL_B}`);
+    assert.equal(
+      claimsOfPool(POOL_B).map((cl) => cl.spec.address),
+      [second.v4],
+      `one claim in ${POOL_B}`,
+    );
     assert.is(poolStatus(POOL_A).allocatedIPCount, 0, `${POOL_A} shows 0 allocated`);
     assert.is(poolStatus(POOL_B).allocatedIPCount, 1, `${POOL_B} shows 1 allocated`);
     assert.is(poolStatus(POOL_B).totalIPCount, 10);
@@ -171,7 +186,8 @@ S("pool annotation changed on the StatefulSet: the recreated pod gets an address
     assert.is(third.v4, second.v4, "the new address is kept across the next recreation");
     assertHeld(NS, third, POOL_B, "recreated again");
     await waitForPod(NS, POD);
-  }));
+  }),
+);
 
 S("recreated on the same node before the old sandbox's DEL: same address; the late DEL releases nothing", () =>
   withCluster({ tag: "resch", namespaces: [NS_SAME], pools: [POOL_A, POOL_B] }, async (c) => {
@@ -199,7 +215,8 @@ S("recreated on the same node before the old sandbox's DEL: same address; the la
     assertHeld(NS, second, POOL_A, "after the old sandbox's late DEL");
     assert.equal(leases(), [`${second.attachment.containerId}=${second.v4}:active`], "the late DEL left the new sandbox's lease alone");
     assert.is(poolStatus(POOL_A).allocatedIPCount, 1);
-  }));
+  }),
+);
 
 S("plain pod (no StatefulSet): a sandbox restart keeps its address; DEL once the pod is terminating releases it", () =>
   withCluster({ tag: "resch", namespaces: [NS_PLAIN], pools: [POOL_A, POOL_B] }, async (c) => {
@@ -207,11 +224,14 @@ S("plain pod (no StatefulSet): a sandbox restart keeps its address; DEL once the
     const node2 = c.node("node2");
     apply(poolManifest(POOL_A, { subnet: "10.6.0.0/16", ips: ["10.6.170.1-10.6.170.10"] }));
     const name = "plain-web";
-    apply(JSON.stringify({
-      apiVersion: "v1", kind: "Pod",
-      metadata: { name, namespace: NS, annotations: { [ANNOTATION]: JSON.stringify({ ipv4: [POOL_A] }) } },
-      spec: { containers: [{ name: "app", image: "nginx" }] },
-    }));
+    apply(
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name, namespace: NS, annotations: { [ANNOTATION]: JSON.stringify({ ipv4: [POOL_A] }) } },
+        spec: { containers: [{ name: "app", image: "nginx" }] },
+      }),
+    );
     const first = await startPod(c, NS, name, node2);
     assert.ok(inA(first.v4));
     assertHeld(NS, first, POOL_A, "first sandbox");
@@ -235,7 +255,8 @@ S("plain pod (no StatefulSet): a sandbox restart keeps its address; DEL once the
     assert.is(endpointOf(NS, name), undefined, "endpoint gone");
     assert.is(poolStatus(POOL_A).allocatedIPCount, 0);
     deletePod(NS, name);
-  }));
+  }),
+);
 
 S("enableStatefulSet: false: a member is treated like any pod: no binding kept, DEL of the terminating pod releases its address", () =>
   withCluster({ tag: "resch", namespaces: [NS_OFF], pools: [POOL_A, POOL_B] }, async (c) => {
@@ -259,6 +280,7 @@ S("enableStatefulSet: false: a member is treated like any pod: no binding kept, 
     const second = await startPod(c, NS, POD, node1, first.uid, off);
     assert.ok(inA(second.v4), `the recreated member gets an address of the pool (${second.v4})`);
     assertHeld(NS, second, POOL_A, "recreated member");
-  }));
+  }),
+);
 
 S.run();

@@ -88,29 +88,58 @@ function inSeedRange(address: string | undefined): boolean {
 
 /** `kubectl get sp test-ippool`, header and row, whitespace-normalised. */
 function assertSp(allocated: number): void {
-  assert.equal(spTable(POOL), [
-    "NAME VERSION SUBNET ALLOCATED-IP-COUNT TOTAL-IP-COUNT DEFAULT",
-    `test-ippool 4 10.6.0.0/16 ${allocated} 10 false`,
-  ], `kubectl get sp ${POOL}`);
+  assert.equal(
+    spTable(POOL),
+    ["NAME VERSION SUBNET ALLOCATED-IP-COUNT TOTAL-IP-COUNT DEFAULT", `test-ippool 4 10.6.0.0/16 ${allocated} 10 false`],
+    `kubectl get sp ${POOL}`,
+  );
 }
 
 /** Every view of one running member agrees: netns (checked by attach), claim, endpoint, pod. */
 function assertBound(p: Running): void {
   assert.ok(inSeedRange(p.v4), `${p.name}: ${p.v4} is in 10.6.168.101-10.6.168.110`);
-  assert.equal(p.attachment.result.ips.map((ip: { address: string }) => ip.address), [`${p.v4}/16`], `${p.name}: one address, prefix of the pool's subnet`);
+  assert.equal(
+    p.attachment.result.ips.map((ip: { address: string }) => ip.address),
+    [`${p.v4}/16`],
+    `${p.name}: one address, prefix of the pool's subnet`,
+  );
   const claim = claimOf(p.v4!);
   assert.ok(claim, `${p.name}: BerthIPClaim ${claimNameOf(p.v4!)} exists`);
   assert.is(claim!.metadata.name, claimNameOf(p.v4!));
   assert.equal(
-    { address: claim!.spec.address, pool: claim!.spec.pool, ns: claim!.spec.podNamespace, pod: claim!.spec.podName, uid: claim!.spec.podUID, container: claim!.spec.containerID, node: claim!.spec.node, sts: claim!.spec.statefulSet, iface: claim!.spec.interface },
+    {
+      address: claim!.spec.address,
+      pool: claim!.spec.pool,
+      ns: claim!.spec.podNamespace,
+      pod: claim!.spec.podName,
+      uid: claim!.spec.podUID,
+      container: claim!.spec.containerID,
+      node: claim!.spec.node,
+      sts: claim!.spec.statefulSet,
+      iface: claim!.spec.interface,
+    },
     { address: p.v4, pool: POOL, ns: NS, pod: p.name, uid: p.uid, container: p.attachment.containerId, node: p.node.name, sts: STS, iface: "eth0" },
     `${p.name}: claim held by this incarnation and sandbox`,
   );
   const ep = endpointOf(NS, p.name);
   assert.ok(ep, `${p.name}: BerthEndpoint exists`);
   assert.equal(
-    { podUID: ep!.spec.podUID, node: ep!.spec.node, containerID: ep!.spec.containerID, type: ep!.spec.ownerControllerType, owner: ep!.spec.ownerControllerName, ips: ep!.spec.ips },
-    { podUID: p.uid, node: p.node.name, containerID: p.attachment.containerId, type: "StatefulSet", owner: STS, ips: [{ interface: "eth0", ipv4: `${p.v4}/16`, ipv4Pool: POOL }] },
+    {
+      podUID: ep!.spec.podUID,
+      node: ep!.spec.node,
+      containerID: ep!.spec.containerID,
+      type: ep!.spec.ownerControllerType,
+      owner: ep!.spec.ownerControllerName,
+      ips: ep!.spec.ips,
+    },
+    {
+      podUID: p.uid,
+      node: p.node.name,
+      containerID: p.attachment.containerId,
+      type: "StatefulSet",
+      owner: STS,
+      ips: [{ interface: "eth0", ipv4: `${p.v4}/16`, ipv4Pool: POOL }],
+    },
     `${p.name}: endpoint`,
   );
 }
@@ -120,7 +149,10 @@ const addresses = (pods: Running[]) => Object.fromEntries(pods.map((p) => [p.nam
 
 /** kubectl delete pod A B ... (deletionTimestamp), then for each the kubelet's DEL and final delete. */
 function deletePods(c: ClusterScope, pods: Running[]): void {
-  deletePodsNow(NS, pods.map((p) => p.name));
+  deletePodsNow(
+    NS,
+    pods.map((p) => p.name),
+  );
   for (const p of pods) {
     stopPod(c, NS, p, () => {
       // Terminating and DEL done: a member within the replica range keeps its claim and endpoint.
@@ -155,7 +187,10 @@ S("seed: addresses kept across deletion and rescheduling, a new one on scale-up,
     const again1 = await startPod(c, NS, "test-sts-1", node2, sts1.uid);
     for (const p of [again0, again1]) assertBound(p);
     assert.equal(addresses([again0, again1]), two, "recreated pods got their addresses back");
-    for (const [before, after] of [[sts0, again0], [sts1, again1]]) {
+    for (const [before, after] of [
+      [sts0, again0],
+      [sts1, again1],
+    ]) {
       assert.is.not(after.uid, before.uid, `${after.name}: new UID`);
       assert.is.not(after.attachment.containerId, before.attachment.containerId);
       assert.is.not(after.attachment.netns, before.attachment.netns);
@@ -192,7 +227,13 @@ S("seed: addresses kept across deletion and rescheduling, a new one on scale-up,
     // The remaining members are untouched.
     assertBound(third0);
     assertBound(third1);
-    assert.equal(claimsOfPool(POOL).map((cl) => cl.spec.address).sort(), [third0.v4, third1.v4].sort(), "only test-sts-0/1 hold claims");
+    assert.equal(
+      claimsOfPool(POOL)
+        .map((cl) => cl.spec.address)
+        .sort(),
+      [third0.v4, third1.v4].sort(),
+      "only test-sts-0/1 hold claims",
+    );
     // The controller does not bring test-sts-2 back.
     await new Promise((r) => setTimeout(r, 500));
     await waitFor("test-sts-2 to stay gone", () => !podOf(NS, "test-sts-2"), 5000);
@@ -209,6 +250,7 @@ S("seed: addresses kept across deletion and rescheduling, a new one on scale-up,
     }
     await waitForAllocated(POOL, 0, 1000);
     assertSp(0);
-  }));
+  }),
+);
 
 S.run();

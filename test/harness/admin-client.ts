@@ -57,7 +57,11 @@ export type Query = Record<string, string | number | boolean | undefined>;
 
 /** `p` with the query's defined parameters appended. */
 export function withQuery(p: string, q: Query = {}): string {
-  const s = new URLSearchParams(Object.entries(q).filter(([, v]) => v !== undefined).map(([k, v]): [string, string] => [k, String(v)])).toString();
+  const s = new URLSearchParams(
+    Object.entries(q)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]): [string, string] => [k, String(v)]),
+  ).toString();
   return s ? `${p}${p.includes("?") ? "&" : "?"}${s}` : p;
 }
 
@@ -114,7 +118,10 @@ function documents(manifest: string | object): { m: Manifest; body: string }[] {
   if (typeof manifest !== "string") return objects(manifest);
   const text = manifest.trim();
   if (text.startsWith("{") || text.startsWith("[")) return objects(JSON.parse(text));
-  return text.split(/^---[ \t]*$/m).filter((d) => /\S/.test(d.replace(/^\s*#.*$/gm, ""))).map((d) => ({ m: yamlHeader(d), body: d }));
+  return text
+    .split(/^---[ \t]*$/m)
+    .filter((d) => /\S/.test(d.replace(/^\s*#.*$/gm, "")))
+    .map((d) => ({ m: yamlHeader(d), body: d }));
 }
 
 // ---------------------------------------------------------------- the client
@@ -126,7 +133,12 @@ export interface ApiResult<T = any> {
 
 /** A response with an unexpected status. */
 export class ApiError extends Error {
-  constructor(readonly method: string, readonly path: string, readonly status: number, readonly body: unknown) {
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    readonly status: number,
+    readonly body: unknown,
+  ) {
     const why = typeof body === "string" ? body : ((body as { message?: string })?.message ?? JSON.stringify(body));
     super(`${method} ${path}: ${status} ${String(why).slice(0, 500)}`);
   }
@@ -177,7 +189,11 @@ export class AdminClient {
     // Content-Length always: Node sends a DELETE's body without one (no chunked encoding by default for DELETE),
     // and the API server then ignores it (the DeleteOptions) and reads it as the next request on the connection.
     const payload = body === undefined ? undefined : Buffer.from(typeof body === "string" ? body : JSON.stringify(body));
-    const headers = { authorization: `Bearer ${this.token}`, accept: "application/json, */*", ...(payload ? { "content-type": contentType, "content-length": String(payload.length) } : {}) };
+    const headers = {
+      authorization: `Bearer ${this.token}`,
+      accept: "application/json, */*",
+      ...(payload ? { "content-type": contentType, "content-length": String(payload.length) } : {}),
+    };
     const timeout = this.options.timeoutMs ?? 30_000;
     return new Promise((done, fail) => {
       const req = httpsRequest(new URL(path, this.plane.server), { method, agent: this.agent, headers, timeout }, (res) => {
@@ -268,7 +284,15 @@ export class AdminClient {
     for (const { m, body } of documents(manifest)) {
       const r = resourceOf(m.apiVersion, m.kind);
       const ns = RESOURCES[r].namespaced ? (m.metadata.namespace ?? "default") : undefined;
-      out.push(await this.must("PATCH", path(r, { ns, name: m.metadata.name, query: { fieldManager: FIELD_MANAGER, force: true } }), body, [], "application/apply-patch+yaml"));
+      out.push(
+        await this.must(
+          "PATCH",
+          path(r, { ns, name: m.metadata.name, query: { fieldManager: FIELD_MANAGER, force: true } }),
+          body,
+          [],
+          "application/apply-patch+yaml",
+        ),
+      );
     }
     return out;
   }
@@ -316,7 +340,10 @@ class SyncBridge {
   private broken?: string;
   readonly verbs: SyncAdmin;
 
-  constructor(plane: ControlPlane, private readonly options: AdminOptions) {
+  constructor(
+    plane: ControlPlane,
+    private readonly options: AdminOptions,
+  ) {
     const { port1, port2 } = new MessageChannel();
     // A worker does not inherit tsx's loader: register it there, then load this very module.
     // If that fails, say so at once (id -1) rather than leave the main thread waiting.
@@ -324,7 +351,11 @@ class SyncBridge {
       .catch(async (e) => { const { workerData: d } = await import("node:worker_threads"); d.port.postMessage({ id: -1, error: { message: "admin client worker failed to start: " + (e?.stack ?? e) } });
         const f = new Int32Array(d.flag); Atomics.store(f, 0, 1); Atomics.notify(f, 0); })`;
     const { plane: _omit, ...opts } = options;
-    this.worker = new Worker(boot, { eval: true, workerData: { berthAdminSync: true, port: port2, flag: this.flag.buffer, plane, options: opts }, transferList: [port2] });
+    this.worker = new Worker(boot, {
+      eval: true,
+      workerData: { berthAdminSync: true, port: port2, flag: this.flag.buffer, plane, options: opts },
+      transferList: [port2],
+    });
     this.worker.unref();
     this.port = port1;
     this.port.unref();
@@ -373,7 +404,10 @@ if (!isMainThread && (workerData as { berthAdminSync?: boolean })?.berthAdminSyn
       reply = { id, value: await (client[verb] as (...a: unknown[]) => Promise<unknown>)(...args) };
     } catch (err) {
       const e = err as Error;
-      reply = { id, error: { message: e.message, api: e instanceof ApiError ? { method: e.method, path: e.path, status: e.status, body: e.body } : undefined } };
+      reply = {
+        id,
+        error: { message: e.message, api: e instanceof ApiError ? { method: e.method, path: e.path, status: e.status, body: e.body } : undefined },
+      };
     }
     port.postMessage(reply);
     Atomics.store(f, 0, 1);

@@ -54,18 +54,33 @@ export class ControllerProcess {
   exit?: Exit;
   readonly exited: Promise<Exit>;
 
-  constructor(readonly identity: string, readonly port: number, readonly child: ChildProcess, readonly httpTimeoutMs = 3000) {
+  constructor(
+    readonly identity: string,
+    readonly port: number,
+    readonly child: ChildProcess,
+    readonly httpTimeoutMs = 3000,
+  ) {
     child.stdout!.on("data", (d) => (this.out += d));
     child.stderr!.on("data", (d) => (this.out += d));
-    this.exited = new Promise((done) => child.on("exit", (code, signal) => {
-      this.exit = { code, signal };
-      runningControllers.delete(this);
-      done(this.exit);
-    }));
+    this.exited = new Promise((done) =>
+      child.on("exit", (code, signal) => {
+        this.exit = { code, signal };
+        runningControllers.delete(this);
+        done(this.exit);
+      }),
+    );
   }
 
   /** Starts it; resolves once /healthz answers (15 s), throws with its output if it exits first. */
-  static async start<C extends ControllerProcess>(this: new (identity: string, port: number, child: ChildProcess, httpTimeoutMs?: number) => C, o: ControllerStart): Promise<C> {
+  static async start<C extends ControllerProcess>(
+    this: new (
+      identity: string,
+      port: number,
+      child: ChildProcess,
+      httpTimeoutMs?: number,
+    ) => C,
+    o: ControllerStart,
+  ): Promise<C> {
     const port = await freePort();
     const args = ["controller", "--kubeconfig", o.kubeconfig, "--listen", `127.0.0.1:${port}`, "--resync-seconds", String(o.resyncSeconds)];
     if (o.addTimeoutSeconds !== undefined) args.push("--add-timeout-seconds", String(o.addTimeoutSeconds));
@@ -74,11 +89,15 @@ export class ControllerProcess {
     const child = spawn(o.bin, args, { env, stdio: ["ignore", "pipe", "pipe"] });
     const c = new this(o.identity, port, child, o.httpTimeoutMs);
     runningControllers.add(c);
-    await waitFor(`controller ${o.identity} to answer /healthz on 127.0.0.1:${port}`, async () => {
-      if (!c.alive) throw new Error(`controller ${o.identity} exited ${JSON.stringify(c.exit)}:\n${c.logTail()}`);
-      const r = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
-      return r?.ok;
-    }, { timeoutMs: 15_000, everyMs: o.pollMs ?? 50 });
+    await waitFor(
+      `controller ${o.identity} to answer /healthz on 127.0.0.1:${port}`,
+      async () => {
+        if (!c.alive) throw new Error(`controller ${o.identity} exited ${JSON.stringify(c.exit)}:\n${c.logTail()}`);
+        const r = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
+        return r?.ok;
+      },
+      { timeoutMs: 15_000, everyMs: o.pollMs ?? 50 },
+    );
     return c;
   }
 

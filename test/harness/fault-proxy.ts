@@ -186,7 +186,11 @@ export class FaultProxy {
 function ownCa(dir: string): string {
   const caDir = join(dir, "own-ca");
   spawnSync("mkdir", ["-p", caDir]);
-  const r = spawnSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=impostor-ca"], { cwd: caDir, encoding: "utf8" });
+  const r = spawnSync(
+    "openssl",
+    ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=impostor-ca"],
+    { cwd: caDir, encoding: "utf8" },
+  );
   if (r.status !== 0) throw new Error(`openssl req (own CA) failed: ${r.stderr}`);
   return caDir;
 }
@@ -200,6 +204,24 @@ function issueCertificate(dir: string, pkiDir: string): { key: Buffer; cert: Buf
     if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr}`);
   };
   run(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "proxy.key", "-out", "proxy.csr", "-subj", "/CN=berth-fault-proxy"]);
-  run(["x509", "-req", "-in", "proxy.csr", "-CA", join(pkiDir, "ca.crt"), "-CAkey", join(pkiDir, "ca.key"), "-CAcreateserial", "-CAserial", join(dir, "ca.srl"), "-out", "proxy.crt", "-days", "2", "-extfile", ext]);
+  run([
+    "x509",
+    "-req",
+    "-in",
+    "proxy.csr",
+    "-CA",
+    join(pkiDir, "ca.crt"),
+    "-CAkey",
+    join(pkiDir, "ca.key"),
+    "-CAcreateserial",
+    "-CAserial",
+    join(dir, "ca.srl"),
+    "-out",
+    "proxy.crt",
+    "-days",
+    "2",
+    "-extfile",
+    ext,
+  ]);
   return { key: readFileSync(join(dir, "proxy.key")), cert: readFileSync(join(dir, "proxy.crt")) };
 }

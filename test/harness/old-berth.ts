@@ -29,7 +29,9 @@ export const OLD_VERSION = "0.3.0";
 function sh(cmd: string, args: string[], cwd: string, timeoutMs = 5 * 60_000): string {
   const r = spawnSync(cmd, args, { cwd, encoding: "utf8", timeout: timeoutMs, maxBuffer: 64 << 20, env: process.env });
   if (r.status !== 0) {
-    throw new Error(`building berth ${OLD_VERSION}: \`${cmd} ${args.join(" ")}\` in ${cwd} failed (${r.error?.message ?? `exit ${r.status}`}):\n${(r.stdout ?? "").slice(-2000)}\n${(r.stderr ?? "").slice(-4000)}`);
+    throw new Error(
+      `building berth ${OLD_VERSION}: \`${cmd} ${args.join(" ")}\` in ${cwd} failed (${r.error?.message ?? `exit ${r.status}`}):\n${(r.stdout ?? "").slice(-2000)}\n${(r.stderr ?? "").slice(-4000)}`,
+    );
   }
   return r.stdout;
 }

@@ -78,8 +78,16 @@ export function netconf(dataDir: string, ipam: Record<string, unknown> = {}, top
 /** Everything an operator could see in the database, for "nothing changed" assertions. */
 export function dbSnapshot(dbPath: string): string {
   if (!existsSync(dbPath)) return "(no database)";
-  const r = spawnSync("sqlite3", ["-readonly", "-json", dbPath,
-    "SELECT 'lease' AS kind, * FROM leases ORDER BY id; SELECT 'binding' AS kind, * FROM bindings ORDER BY address; SELECT 'pool' AS kind, * FROM pools ORDER BY name;"], { encoding: "utf8" });
+  const r = spawnSync(
+    "sqlite3",
+    [
+      "-readonly",
+      "-json",
+      dbPath,
+      "SELECT 'lease' AS kind, * FROM leases ORDER BY id; SELECT 'binding' AS kind, * FROM bindings ORDER BY address; SELECT 'pool' AS kind, * FROM pools ORDER BY name;",
+    ],
+    { encoding: "utf8" },
+  );
   if (r.status !== 0) throw new Error(`sqlite3 failed: ${r.stderr}`);
   return r.stdout;
 }

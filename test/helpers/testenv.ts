@@ -99,11 +99,12 @@ export interface KubectlResult {
  */
 export function kubectl(args: string[], opts: KubectlOptions = {}): KubectlResult {
   if (!KUBECTL || !existsSync(KUBECTL)) throw new Error(`kubectl 1.20.2 not found (${KUBECTL || "no BERTH_KUBECTL, no KUBECTL= in $BERTH_TESTENV_DIR/env"})`);
-  const r = spawnSync(
-    KUBECTL,
-    ["--kubeconfig", opts.kubeconfig ?? ADMIN_KUBECONFIG, "--cache-dir", join(TESTENV_DIR, "kube-cache"), ...args],
-    { input: opts.input ?? "", encoding: "utf8", timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 << 20 },
-  );
+  const r = spawnSync(KUBECTL, ["--kubeconfig", opts.kubeconfig ?? ADMIN_KUBECONFIG, "--cache-dir", join(TESTENV_DIR, "kube-cache"), ...args], {
+    input: opts.input ?? "",
+    encoding: "utf8",
+    timeout: opts.timeoutMs ?? 30_000,
+    maxBuffer: 64 << 20,
+  });
   const stderr = (r.stderr ?? "") + (r.error ? `\n${r.error.message}` : "");
   return { status: r.status ?? 1, stdout: r.stdout ?? "", stderr };
 }

@@ -42,14 +42,19 @@ export function driverContract(adapterName: string, open: OpenDriver): void {
     db.prepare("INSERT INTO t (name, n) VALUES (@name, @n)").run({ name: "b", n: 2 });
     db.prepare("INSERT INTO t (name, n) VALUES ($name, $n)").run({ name: "c", n: 3 });
     assert.equal(db.prepare<{ name: string; n: number }>("SELECT name, n FROM t ORDER BY n").all(), [
-      { name: "a", n: 1 }, { name: "b", n: 2 }, { name: "c", n: 3 },
+      { name: "a", n: 1 },
+      { name: "b", n: 2 },
+      { name: "c", n: 3 },
     ]);
   });
 
   s("booleans bind as 1/0 and undefined parameters are left out", ({ db }) => {
     db.prepare("INSERT INTO t (name, flag) VALUES (:name, :flag)").run({ name: "yes", flag: true, unused: undefined });
     db.prepare("INSERT INTO t (name, flag) VALUES (:name, :flag)").run({ name: "no", flag: false });
-    assert.equal(db.prepare("SELECT name, flag FROM t ORDER BY name").all(), [{ name: "no", flag: 0 }, { name: "yes", flag: 1 }]);
+    assert.equal(db.prepare("SELECT name, flag FROM t ORDER BY name").all(), [
+      { name: "no", flag: 0 },
+      { name: "yes", flag: 1 },
+    ]);
   });
 
   s("run() returns changes and lastInsertRowid as numbers", ({ db }) => {
@@ -84,11 +89,14 @@ export function driverContract(adapterName: string, open: OpenDriver): void {
       return 7;
     });
     assert.is(v, 7);
-    assert.throws(() =>
-      db.immediate(() => {
-        db.prepare("INSERT INTO u VALUES ('gone')").run();
-        throw new Error("boom");
-      }), /boom/);
+    assert.throws(
+      () =>
+        db.immediate(() => {
+          db.prepare("INSERT INTO u VALUES ('gone')").run();
+          throw new Error("boom");
+        }),
+      /boom/,
+    );
     assert.equal(db.prepare("SELECT x FROM u").all(), [{ x: "kept" }]);
     // the connection is usable again after a rollback
     db.immediate(() => db.prepare("INSERT INTO u VALUES ('after')").run());
@@ -156,8 +164,15 @@ export function driverContract(adapterName: string, open: OpenDriver): void {
     try {
       assert.is(store.db.prepare<{ journal_mode: string }>("PRAGMA journal_mode").get()?.journal_mode, "wal");
       const lease = (address: string, cid: string, pod?: string): NewLease => ({
-        network: "n", address, family: 4, pool: "p", container_id: cid, ifname: "eth0",
-        pod_namespace: pod ? "default" : null, pod_name: pod ?? null, pod_uid: null,
+        network: "n",
+        address,
+        family: 4,
+        pool: "p",
+        container_id: cid,
+        ifname: "eth0",
+        pod_namespace: pod ? "default" : null,
+        pod_name: pod ?? null,
+        pod_uid: null,
       });
       store.addLease(lease("10.0.0.1", "c1", "sts-0"));
       store.addLease(lease("10.0.0.2", "c2"));
@@ -172,18 +187,29 @@ export function driverContract(adapterName: string, open: OpenDriver): void {
       assert.is(store.bindingOf("n", "default", "sts-0", "eth0", 6), undefined);
 
       const released = store.releaseAttachment("n", "c1", "eth0");
-      assert.equal(released.map((l) => l.address), ["10.0.0.1"]);
+      assert.equal(
+        released.map((l) => l.address),
+        ["10.0.0.1"],
+      );
       assert.equal(store.releaseAttachment("n", "c1", "eth0"), [], "idempotent");
       assert.ok(store.isTaken("n", "10.0.0.1"), "binding outlives the lease");
 
       const gone = store.collectGarbage("n", (cid) => cid === "keep");
-      assert.equal(gone.map((l) => l.container_id), ["c2"]);
+      assert.equal(
+        gone.map((l) => l.container_id),
+        ["c2"],
+      );
       assert.is(store.listLeases("other").length, 1, "GC touches only its network");
 
-      assert.equal(store.releasePod("default", "sts-0").map((b) => b.address), ["10.0.0.1"]);
+      assert.equal(
+        store.releasePod("default", "sts-0").map((b) => b.address),
+        ["10.0.0.1"],
+      );
       assert.not.ok(store.isTaken("n", "10.0.0.1"));
 
-      store.syncPools("n", [{ network: "n", name: "p", family: 4, subnet: "10.0.0.0/24", ranges: "10.0.0.1-10.0.0.9", total: 9, gateway: null, is_default: true, disabled: false }]);
+      store.syncPools("n", [
+        { network: "n", name: "p", family: 4, subnet: "10.0.0.0/24", ranges: "10.0.0.1-10.0.0.9", total: 9, gateway: null, is_default: true, disabled: false },
+      ]);
       store.setPoolCursor("n", "p", "10.0.0.3");
       assert.is(store.poolCursor("n", "p"), "10.0.0.3");
       const pools = store.listPools("n");

@@ -8,7 +8,11 @@ const base = (ipam: Record<string, unknown> = {}, top: Record<string, unknown> =
     cniVersion: "1.0.0",
     name: "net1",
     type: "macvlan",
-    ipam: { type: "berth", pools: [{ name: "test-ippool", subnet: "10.6.0.0/16", ips: ["10.6.168.101-10.6.168.110"], gateway: "10.6.0.1", default: true }], ...ipam },
+    ipam: {
+      type: "berth",
+      pools: [{ name: "test-ippool", subnet: "10.6.0.0/16", ips: ["10.6.168.101-10.6.168.110"], gateway: "10.6.0.1", default: true }],
+      ...ipam,
+    },
     ...top,
   });
 
@@ -67,12 +71,26 @@ test("pool validation: host bits, ranges, gateway, names, overlap", () => {
   fails(pool({ routes: [{ dst: "fd00::/8" }] }), 7, "ipam.pools[0].routes[0].dst", "IPv4");
   fails(pool({ default: "true" }), 7, "ipam.pools[0].default");
   fails(
-    base({ pools: [{ name: "a", subnet: "10.6.0.0/16", ips: ["10.6.0.1-10.6.0.20"], default: true }, { name: "a", subnet: "10.7.0.0/16" }] }),
-    7, "ipam.pools[1].name", "duplicate",
+    base({
+      pools: [
+        { name: "a", subnet: "10.6.0.0/16", ips: ["10.6.0.1-10.6.0.20"], default: true },
+        { name: "a", subnet: "10.7.0.0/16" },
+      ],
+    }),
+    7,
+    "ipam.pools[1].name",
+    "duplicate",
   );
   fails(
-    base({ pools: [{ name: "a", subnet: "10.6.0.0/16", ips: ["10.6.0.1-10.6.0.20"], default: true }, { name: "b", subnet: "10.6.0.0/16", ips: ["10.6.0.15-10.6.0.30"] }] }),
-    7, "pool b overlaps pool a", "10.6.0.15",
+    base({
+      pools: [
+        { name: "a", subnet: "10.6.0.0/16", ips: ["10.6.0.1-10.6.0.20"], default: true },
+        { name: "b", subnet: "10.6.0.0/16", ips: ["10.6.0.15-10.6.0.30"] },
+      ],
+    }),
+    7,
+    "pool b overlaps pool a",
+    "10.6.0.15",
   );
 });
 
@@ -84,7 +102,9 @@ test("default pool names must exist and match the family; something must serve",
 });
 
 test("excludeIPs and gateway are never handed out and not counted", () => {
-  const c = parseNetConf(base({ pools: [{ name: "p", subnet: "10.6.0.0/24", ips: ["10.6.0.1-10.6.0.10"], excludeIPs: ["10.6.0.2-10.6.0.3"], gateway: "10.6.0.1", default: true }] }));
+  const c = parseNetConf(
+    base({ pools: [{ name: "p", subnet: "10.6.0.0/24", ips: ["10.6.0.1-10.6.0.10"], excludeIPs: ["10.6.0.2-10.6.0.3"], gateway: "10.6.0.1", default: true }] }),
+  );
   assert.is(c.ipam.pools[0].total, 7n);
 });
 
@@ -97,7 +117,9 @@ test("GC attachments: missing, null, [], and the older key", () => {
   assert.is(parseNetConf(base()).validAttachments, undefined);
   assert.equal(parseNetConf(base({}, { "cni.dev/valid-attachments": null })).validAttachments, []);
   assert.equal(parseNetConf(base({}, { "cni.dev/valid-attachments": [] })).validAttachments, []);
-  assert.equal(parseNetConf(base({}, { "cni.dev/attachments": [{ containerID: "c", ifname: "eth0" }] })).validAttachments, [{ containerID: "c", ifname: "eth0" }]);
+  assert.equal(parseNetConf(base({}, { "cni.dev/attachments": [{ containerID: "c", ifname: "eth0" }] })).validAttachments, [
+    { containerID: "c", ifname: "eth0" },
+  ]);
   fails(base({}, { "cni.dev/valid-attachments": [{ containerID: 5 }] }), 7, "cni.dev/valid-attachments[0]");
 });
 

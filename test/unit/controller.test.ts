@@ -15,7 +15,19 @@ const t = suite("controller");
 
 const claim = (meta: Partial<ClaimObject["metadata"]>, spec: Partial<ClaimObject["spec"]> = {}): ClaimObject => ({
   metadata: { name: "v4-10-0-0-1", ...meta },
-  spec: { address: "10.0.0.1", ipVersion: 4, pool: "p", podNamespace: "ns", podName: "a", podUID: "u", containerID: "c", interface: "eth0", node: "n", claimedAt: "2000-01-01T00:00:00Z", ...spec },
+  spec: {
+    address: "10.0.0.1",
+    ipVersion: 4,
+    pool: "p",
+    podNamespace: "ns",
+    podName: "a",
+    podUID: "u",
+    containerID: "c",
+    interface: "eth0",
+    node: "n",
+    claimedAt: "2000-01-01T00:00:00Z",
+    ...spec,
+  },
 });
 
 t("a claim's age: the latest server-set time (creation, managedFields) plus a second; never claimedAt", () => {
@@ -27,7 +39,11 @@ t("a claim's age: the latest server-set time (creation, managedFields) plus a se
   // Re-taken (an update by the same manager does not move its time): the controller's first sight of the generation counts.
   const seen = withObservation(c, Date.parse("2026-12-01T10:07:00.500Z"));
   assert.is(lastWriteMs(seen), Date.parse("2026-12-01T10:07:01.500Z"));
-  assert.is(lastWriteMs(withObservation(seen, Date.parse("2026-12-01T10:06:00Z"))), Date.parse("2026-12-01T10:06:01Z"), "the observation replaces an earlier one");
+  assert.is(
+    lastWriteMs(withObservation(seen, Date.parse("2026-12-01T10:06:00Z"))),
+    Date.parse("2026-12-01T10:06:01Z"),
+    "the observation replaces an earlier one",
+  );
   assert.is(addWindowMs(claim({}, { addDeadlineSeconds: 20 }), 2000), 20_000);
   assert.is(addWindowMs(claim({}, { addDeadlineSeconds: 20 }), 30_000), 30_000, "never shorter than --add-timeout-seconds");
   assert.is(addWindowMs(claim({}), 2000), LEGACY_ADD_DEADLINE_SECONDS * 1000, "a 0.3 claim: 615 s");
@@ -35,17 +51,55 @@ t("a claim's age: the latest server-set time (creation, managedFields) plus a se
 
 t("a full scan's pod and endpoint records give back what the judgement reads", () => {
   const pod = {
-    metadata: { name: "db-1", namespace: "ns", uid: "u1", deletionTimestamp: "2026-12-01T10:00:00Z", annotations: { big: "x".repeat(1000), "kubernetes.io/config.mirror": "h" },
-      ownerReferences: [{ apiVersion: "apps/v1", kind: "ReplicaSet", name: "rs", uid: "r" }, { apiVersion: "apps/v1", kind: "StatefulSet", name: "db", uid: "s", controller: true }] },
-    spec: { nodeName: "node2" }, status: { phase: "Running" },
+    metadata: {
+      name: "db-1",
+      namespace: "ns",
+      uid: "u1",
+      deletionTimestamp: "2026-12-01T10:00:00Z",
+      annotations: { big: "x".repeat(1000), "kubernetes.io/config.mirror": "h" },
+      ownerReferences: [
+        { apiVersion: "apps/v1", kind: "ReplicaSet", name: "rs", uid: "r" },
+        { apiVersion: "apps/v1", kind: "StatefulSet", name: "db", uid: "s", controller: true },
+      ],
+    },
+    spec: { nodeName: "node2" },
+    status: { phase: "Running" },
   };
   assert.equal(podFromRecord("ns", "db-1", podRecord(pod)), {
-    metadata: { name: "db-1", namespace: "ns", uid: "u1", deletionTimestamp: "2026-12-01T10:00:00Z", ownerReferences: [{ apiVersion: "apps/v1", kind: "StatefulSet", name: "db", uid: "", controller: true }], annotations: { "kubernetes.io/config.mirror": "h" } },
-    spec: { nodeName: "node2" }, status: { phase: "Running" },
+    metadata: {
+      name: "db-1",
+      namespace: "ns",
+      uid: "u1",
+      deletionTimestamp: "2026-12-01T10:00:00Z",
+      ownerReferences: [{ apiVersion: "apps/v1", kind: "StatefulSet", name: "db", uid: "", controller: true }],
+      annotations: { "kubernetes.io/config.mirror": "h" },
+    },
+    spec: { nodeName: "node2" },
+    status: { phase: "Running" },
   });
-  assert.equal(podFromRecord("ns", "p", podRecord({ metadata: { name: "p", namespace: "ns", uid: "u" } })), { metadata: { name: "p", namespace: "ns", uid: "u" }, spec: {}, status: {} });
-  const ep = { metadata: { name: "db-1", namespace: "ns" }, spec: { podUID: "u1", node: "n", ownerControllerType: "None" as const, ips: [{ interface: "eth0", ipv4: "10.0.0.1/16", ipv6: "fd00::1/64" }, { interface: "net1", ipv4: "10.1.0.1/16" }] } };
-  assert.equal(endpointFromRecord("ns", "db-1", endpointRecord(ep)).spec.ips.flatMap((i) => [i.ipv4, i.ipv6]).filter(Boolean), ["10.0.0.1/16", "fd00::1/64", "10.1.0.1/16"]);
+  assert.equal(podFromRecord("ns", "p", podRecord({ metadata: { name: "p", namespace: "ns", uid: "u" } })), {
+    metadata: { name: "p", namespace: "ns", uid: "u" },
+    spec: {},
+    status: {},
+  });
+  const ep = {
+    metadata: { name: "db-1", namespace: "ns" },
+    spec: {
+      podUID: "u1",
+      node: "n",
+      ownerControllerType: "None" as const,
+      ips: [
+        { interface: "eth0", ipv4: "10.0.0.1/16", ipv6: "fd00::1/64" },
+        { interface: "net1", ipv4: "10.1.0.1/16" },
+      ],
+    },
+  };
+  assert.equal(
+    endpointFromRecord("ns", "db-1", endpointRecord(ep))
+      .spec.ips.flatMap((i) => [i.ipv4, i.ipv6])
+      .filter(Boolean),
+    ["10.0.0.1/16", "fd00::1/64", "10.1.0.1/16"],
+  );
 });
 
 t("the server clock: the largest lower bound from Date headers, never ahead of the server", () => {
@@ -89,7 +143,11 @@ t("leadership: a standby waits a lease duration from when it saw the last change
   let now = 0;
   const b = new LeaderElector(s.api, "kube-system", "l", "b", undefined, () => now);
   // A holder whose clock is an hour behind keeps renewing: renewTime looks ancient, but the lease changes.
-  const ghost = (renew: string) => s.set({ metadata: { name: "l", namespace: "kube-system", resourceVersion: s.lease()?.metadata.resourceVersion }, spec: { holderIdentity: "ghost", leaseDurationSeconds: 8, renewTime: renew } });
+  const ghost = (renew: string) =>
+    s.set({
+      metadata: { name: "l", namespace: "kube-system", resourceVersion: s.lease()?.metadata.resourceVersion },
+      spec: { holderIdentity: "ghost", leaseDurationSeconds: 8, renewTime: renew },
+    });
   ghost("2000-01-01T00:00:00.000000Z");
   assert.not.ok(await b.tick(), "does not take a lease it has just seen change");
   for (let i = 1; i <= 5; i++) {
@@ -112,7 +170,9 @@ t("leadership: the holder leads only until renewDeadline after its last renewal;
   assert.ok(await a.tick());
   const term = a.term;
   const sent: string[] = [];
-  const api = guardWrites({ deleteClaim: async () => (sent.push("deleteClaim"), true), getClaim: async () => undefined } as unknown as ControllerApi, (w) => a.check(w));
+  const api = guardWrites({ deleteClaim: async () => (sent.push("deleteClaim"), true), getClaim: async () => undefined } as unknown as ControllerApi, (w) =>
+    a.check(w),
+  );
   await api.deleteClaim("x", "u");
   assert.equal(sent, ["deleteClaim"]);
   now += 4900;
@@ -130,7 +190,10 @@ t("leadership: the holder leads only until renewDeadline after its last renewal;
   assert.ok(await a.tick(), "renewed: leads again (nobody took over)");
   assert.ok(a.term > term, "in a new term: what it was doing before the gap is void");
   // Someone else takes the lease meanwhile: lost at the next round.
-  s.set({ metadata: { name: "l", namespace: "kube-system", resourceVersion: s.lease()!.metadata.resourceVersion }, spec: { holderIdentity: "b", leaseDurationSeconds: 8 } });
+  s.set({
+    metadata: { name: "l", namespace: "kube-system", resourceVersion: s.lease()!.metadata.resourceVersion },
+    spec: { holderIdentity: "b", leaseDurationSeconds: 8 },
+  });
   assert.not.ok(await a.tick());
   assert.not.ok(a.isLeader);
 });

@@ -15,7 +15,9 @@ import { INSTALL_DEFAULTS } from "../../plugin/install/install.ts";
 const root = resolve(import.meta.dirname, "../..");
 const deployDir = join(root, "fixtures/deploy");
 const load = (path: string): any[] => loadAllYaml(readFileSync(path, "utf8")).filter(Boolean);
-const manifests = readdirSync(deployDir).filter((f) => /\.ya?ml$/.test(f)).sort();
+const manifests = readdirSync(deployDir)
+  .filter((f) => /\.ya?ml$/.test(f))
+  .sort();
 const objects = manifests.flatMap((f) => load(join(deployDir, f)).map((o) => ({ file: f, o })));
 const rbac = load(join(root, "fixtures/rbac.yaml"));
 const find = (kind: string, name: string) => objects.find(({ o }) => o.kind === kind && o.metadata?.name === name)?.o;
@@ -52,8 +54,13 @@ test("the ServiceAccounts the workloads use exist in fixtures/rbac.yaml and are 
   for (const { name, spec } of podSpecs) {
     const sa = spec.serviceAccountName;
     assert.ok(sa, `${name} names its ServiceAccount (not default)`);
-    assert.ok(rbac.some((o) => o.kind === "ServiceAccount" && o.metadata.name === sa && o.metadata.namespace === "kube-system"), `${name}: ServiceAccount kube-system/${sa}`);
-    const bound = rbac.filter((o) => o.kind.endsWith("Binding") && o.subjects?.some((s: any) => s.kind === "ServiceAccount" && s.name === sa && s.namespace === "kube-system"));
+    assert.ok(
+      rbac.some((o) => o.kind === "ServiceAccount" && o.metadata.name === sa && o.metadata.namespace === "kube-system"),
+      `${name}: ServiceAccount kube-system/${sa}`,
+    );
+    const bound = rbac.filter(
+      (o) => o.kind.endsWith("Binding") && o.subjects?.some((s: any) => s.kind === "ServiceAccount" && s.name === sa && s.namespace === "kube-system"),
+    );
     assert.ok(bound.length > 0, `${name}: kube-system/${sa} is bound`);
   }
   assert.is(daemonSet.spec.template.spec.serviceAccountName, "berth");
@@ -61,7 +68,10 @@ test("the ServiceAccounts the workloads use exist in fixtures/rbac.yaml and are 
   // The controller's default Lease is the one its Role lets it update.
   const leader = rbac.find((o) => o.kind === "Role" && o.metadata.name === "berth-controller-leader");
   const args: string[] = controller.spec.template.spec.containers[0].args;
-  assert.not.ok(args.some((a) => a.startsWith("--lease-name") || a.startsWith("--lease-namespace")), "the default Lease kube-system/berth-controller");
+  assert.not.ok(
+    args.some((a) => a.startsWith("--lease-name") || a.startsWith("--lease-namespace")),
+    "the default Lease kube-system/berth-controller",
+  );
   assert.ok(leader.rules.some((r: any) => r.resourceNames?.includes("berth-controller") && r.verbs.includes("update")));
   // It reads node readiness (Terminating pods on nodes that are not Ready keep their addresses).
   const role = rbac.find((o) => o.kind === "ClusterRole" && o.metadata.name === "berth-controller");
@@ -75,7 +85,10 @@ test("the DaemonSet runs berth install on every node with the host directories w
   assert.is(c.args[0], "install");
   assert.not.ok(c.args.includes("--once"), "keeps running to refresh the kubeconfig");
   assert.is(daemonSet.spec.updateStrategy.type, "RollingUpdate");
-  assert.ok(spec.tolerations.some((t: any) => t.operator === "Exists" && !t.key && !t.effect), "tolerates every taint");
+  assert.ok(
+    spec.tolerations.some((t: any) => t.operator === "Exists" && !t.key && !t.effect),
+    "tolerates every taint",
+  );
   assert.ok(c.resources?.requests && c.resources?.limits, "resources");
   const hostPathAt = (mountPath: string) => {
     const m = c.volumeMounts.find((v: any) => v.mountPath === mountPath);

@@ -1,8 +1,17 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import {
-  countAddresses, findFree, formatAddress, inRanges, mergeRanges, normalizeAddress, parseAddress, parseRange, parseSubnet,
-  subtractRanges, usableRange,
+  countAddresses,
+  findFree,
+  formatAddress,
+  inRanges,
+  mergeRanges,
+  normalizeAddress,
+  parseAddress,
+  parseRange,
+  parseSubnet,
+  subtractRanges,
+  usableRange,
 } from "../../plugin/ipam/ip.ts";
 
 const v4 = (s: string) => parseAddress(s)!.value;
@@ -12,7 +21,21 @@ test("parseAddress is strict", () => {
   for (const bad of ["1.2.3", "1.2.3.256", "010.1.1.1", "10.1.1.1/24", " 1.1.1.1", "fe80::1%eth0", "", "x"]) {
     assert.is(parseAddress(bad), undefined, bad);
   }
-  for (const bad of [":::", "1::2::3", "12345::", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7", "g::1", ":1::", "1::2:", "1:2:3:4:5:6:7::8", "::ffff:1.2.3.4", "1.2.3.4.5", "256.1.1.1", "1..2.3"]) {
+  for (const bad of [
+    ":::",
+    "1::2::3",
+    "12345::",
+    "1:2:3:4:5:6:7:8:9",
+    "1:2:3:4:5:6:7",
+    "g::1",
+    ":1::",
+    "1::2:",
+    "1:2:3:4:5:6:7::8",
+    "::ffff:1.2.3.4",
+    "1.2.3.4.5",
+    "256.1.1.1",
+    "1..2.3",
+  ]) {
     assert.is(parseAddress(bad), undefined, bad);
   }
   for (const good of ["::", "::1", "fd00::", "1:2:3:4:5:6:7:8", "1::8", "1:2:3:4:5:6:7::", "FD00:0006::0101", "0.0.0.0", "255.255.255.255"]) {
@@ -80,7 +103,10 @@ test("findFree walks round-robin from the cursor and wraps", () => {
   assert.is(findFree(ranges, v4("10.0.0.11"), free), v4("10.0.0.2"), "wraps past the end, skipping a taken address");
   assert.is(findFree(ranges, v4("10.0.0.5"), free), v4("10.0.0.10"), "cursor in a gap starts at the next range");
   assert.is(findFree(ranges, v4("10.9.9.9"), free), v4("10.0.0.2"), "cursor beyond every range starts over");
-  assert.is(findFree(ranges, undefined, () => false), undefined);
+  assert.is(
+    findFree(ranges, undefined, () => false),
+    undefined,
+  );
   let calls = 0;
   findFree(ranges, undefined, () => (calls++, false));
   assert.is(calls, 5, "each address is tried exactly once");

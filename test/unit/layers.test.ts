@@ -69,7 +69,10 @@ test("imports run only in the allowed directions", () => {
 test("the checker sees imports at all (guards the regexes above)", () => {
   const main = importsOf(join(root, "plugin/cni/cni-main.ts"));
   assert.ok(main.includes("../local/local-commands.ts"), main.join(", "));
-  assert.ok(main.some((s) => s.startsWith("../../store/")), main.join(", "));
+  assert.ok(
+    main.some((s) => s.startsWith("../../store/")),
+    main.join(", "),
+  );
 });
 
 test.run();

@@ -25,12 +25,19 @@ t.before.each((ctx) => {
   ctx.stores = [];
 });
 t.after.each((ctx) => {
-  ctx.stores.forEach((s) => s.close());
+  for (const s of ctx.stores) s.close();
   rmSync(ctx.dir, { recursive: true, force: true });
 });
 
 function node(ctx: { dir: string; stores: LeaseStore[] }, name: string) {
-  const conf = parseNetConf(JSON.stringify({ cniVersion: "1.0.0", name: "net", type: "macvlan", ipam: { type: "berth", kubeconfig: "/k", nodeName: name, dataDir: join(ctx.dir, name) } }));
+  const conf = parseNetConf(
+    JSON.stringify({
+      cniVersion: "1.0.0",
+      name: "net",
+      type: "macvlan",
+      ipam: { type: "berth", kubeconfig: "/k", nodeName: name, dataDir: join(ctx.dir, name) },
+    }),
+  );
   const store = LeaseStore.open(openBetterSqlite3(join(ctx.dir, `${name}.db`)));
   ctx.stores.push(store);
   return { conf, store };
@@ -45,7 +52,15 @@ function stsPod(k: FakeKube, ordinal: number, pool = "test-ippool") {
 
 const addOn = async (k: FakeKube, n: ReturnType<typeof node>, podName: string, cid: string) => {
   const pod = k.pods.get(`default/${podName}`)!;
-  const out = await clusterAdd({ conf: n.conf, containerId: cid, ifname: "eth0", pod: { namespace: "default", name: podName, uid: pod.metadata.uid }, api: k, store: n.store, log });
+  const out = await clusterAdd({
+    conf: n.conf,
+    containerId: cid,
+    ifname: "eth0",
+    pod: { namespace: "default", name: podName, uid: pod.metadata.uid },
+    api: k,
+    store: n.store,
+    log,
+  });
   return (out.ips as { address: string }[])[0].address;
 };
 const delOn = (k: FakeKube, n: ReturnType<typeof node>, cid: string, podName: string) =>
@@ -82,7 +97,10 @@ t("scale-down releases the ordinal beyond the range; a member in range keeps it"
   k.statefulSets.get("default/test-sts")!.spec!.replicas = 1;
   k.pods.get("default/test-sts-1")!.metadata.deletionTimestamp = "2026-11-26T00:00:00Z";
   await delOn(k, n1, "c1", "test-sts-1");
-  assert.equal([...k.claims.values()].map((c) => c.spec.podName), ["test-sts-0"]);
+  assert.equal(
+    [...k.claims.values()].map((c) => c.spec.podName),
+    ["test-sts-0"],
+  );
   assert.not.ok(k.endpoints.has("default/test-sts-1"));
   assert.is(k.pools.get("test-ippool")!.status?.allocatedIPCount, 1);
 });
@@ -97,7 +115,7 @@ t("a changed pool annotation moves the pod and frees the old address", async (ct
   stsPod(k, 0, "other-pool");
   const after = await addOn(k, n1, "test-sts-0", "c2");
   assert.match(after, /^10\.7\.0\./);
-  assert.not.ok([...k.claims.values()].some((c) => before.startsWith(c.spec.address + "/")));
+  assert.not.ok([...k.claims.values()].some((c) => before.startsWith(`${c.spec.address}/`)));
   assert.is(k.pools.get("test-ippool")!.status?.allocatedIPCount, 0);
   assert.is(k.pools.get("other-pool")!.status?.allocatedIPCount, 1);
 });
@@ -141,7 +159,9 @@ t("a failure after the claim rolls it back; an interrupted ADD is undone by the 
   const n1 = node(ctx, "node1");
   k.addPod("default", "p", { annotations: { "ipam.spidernet.io/ippool": '{"ipv4": ["test-ippool"]}' } });
   const createEndpoint = k.createEndpoint.bind(k);
-  k.createEndpoint = async () => { throw new Error("boom"); };
+  k.createEndpoint = async () => {
+    throw new Error("boom");
+  };
   try {
     await addOn(k, n1, "p", "c1");
     assert.unreachable();

@@ -1,7 +1,5 @@
 /** An in-memory KubeApi for unit tests of cluster logic (the real one is exercised in test/cluster). */
-import type {
-  ClaimObject, EndpointObject, KubeApi, NamedObject, PodObject, PoolObject, PoolStatus, StatefulSetObject,
-} from "../../../plugin/kube/kube-api.ts";
+import type { ClaimObject, EndpointObject, KubeApi, NamedObject, PodObject, PoolObject, PoolStatus, StatefulSetObject } from "../../../plugin/kube/kube-api.ts";
 import { KubeConflictError } from "../../../plugin/kube/kube-errors.ts";
 
 export class FakeKube implements KubeApi {
@@ -22,14 +20,35 @@ export class FakeKube implements KubeApi {
     return structuredClone(o);
   }
 
-  async getPod(ns: string, name: string) { this.calls.push(`getPod ${ns}/${name}`); return structuredClone(this.pods.get(`${ns}/${name}`)); }
-  async getNamespace(name: string) { this.calls.push(`getNamespace ${name}`); return structuredClone(this.namespaces.get(name)); }
-  async getNode(name: string) { this.calls.push(`getNode ${name}`); return structuredClone(this.nodes.get(name)); }
-  async getStatefulSet(ns: string, name: string) { return structuredClone(this.statefulSets.get(`${ns}/${name}`)); }
-  async getPool(name: string) { this.calls.push(`getPool ${name}`); return structuredClone(this.pools.get(name)); }
-  async listPools() { this.calls.push("listPools"); return [...this.pools.values()].map((p) => structuredClone(p)); }
-  async getClaim(name: string) { return structuredClone(this.claims.get(name)); }
-  async listClaims(pool: string) { return [...this.claims.values()].filter((c) => c.spec.pool === pool).map((c) => structuredClone(c)); }
+  async getPod(ns: string, name: string) {
+    this.calls.push(`getPod ${ns}/${name}`);
+    return structuredClone(this.pods.get(`${ns}/${name}`));
+  }
+  async getNamespace(name: string) {
+    this.calls.push(`getNamespace ${name}`);
+    return structuredClone(this.namespaces.get(name));
+  }
+  async getNode(name: string) {
+    this.calls.push(`getNode ${name}`);
+    return structuredClone(this.nodes.get(name));
+  }
+  async getStatefulSet(ns: string, name: string) {
+    return structuredClone(this.statefulSets.get(`${ns}/${name}`));
+  }
+  async getPool(name: string) {
+    this.calls.push(`getPool ${name}`);
+    return structuredClone(this.pools.get(name));
+  }
+  async listPools() {
+    this.calls.push("listPools");
+    return [...this.pools.values()].map((p) => structuredClone(p));
+  }
+  async getClaim(name: string) {
+    return structuredClone(this.claims.get(name));
+  }
+  async listClaims(pool: string) {
+    return [...this.claims.values()].filter((c) => c.spec.pool === pool).map((c) => structuredClone(c));
+  }
   async createClaim(c: ClaimObject) {
     if (this.claims.has(c.metadata.name)) throw new KubeConflictError(`berthipclaims "${c.metadata.name}" already exists`);
     const stored = this.meta(structuredClone(c));
@@ -51,7 +70,9 @@ export class FakeKube implements KubeApi {
     this.claims.delete(name);
     return true;
   }
-  async getEndpoint(ns: string, name: string) { return structuredClone(this.endpoints.get(`${ns}/${name}`)); }
+  async getEndpoint(ns: string, name: string) {
+    return structuredClone(this.endpoints.get(`${ns}/${name}`));
+  }
   async createEndpoint(e: EndpointObject) {
     const key = `${e.metadata.namespace}/${e.metadata.name}`;
     if (this.endpoints.has(key)) throw new KubeConflictError("exists");

@@ -28,7 +28,10 @@ t.after.each((ctx) => {
   rmSync(ctx.dir, { recursive: true, force: true });
 });
 
-const conf = (dir: string) => parseNetConf(JSON.stringify({ cniVersion: "1.0.0", name: "net", type: "macvlan", ipam: { type: "berth", kubeconfig: "/k", nodeName: "node1", dataDir: dir } }));
+const conf = (dir: string) =>
+  parseNetConf(
+    JSON.stringify({ cniVersion: "1.0.0", name: "net", type: "macvlan", ipam: { type: "berth", kubeconfig: "/k", nodeName: "node1", dataDir: dir } }),
+  );
 function member(k: FakeKube, ordinal: number, annotations: Record<string, string>) {
   return k.addPod("default", `db-${ordinal}`, {
     annotations: { "ipam.spidernet.io/ippool": '{"ipv4": ["p", "q"]}', ...annotations },
@@ -37,7 +40,15 @@ function member(k: FakeKube, ordinal: number, annotations: Record<string, string
 }
 async function add(ctx: { dir: string; k: FakeKube; store: LeaseStore }, ordinal: number) {
   const pod = ctx.k.pods.get(`default/db-${ordinal}`)!;
-  const out = await clusterAdd({ conf: conf(ctx.dir), containerId: `c${ordinal}-${pod.metadata.uid}`, ifname: "eth0", pod: { namespace: "default", name: pod.metadata.name, uid: pod.metadata.uid }, api: ctx.k, store: ctx.store, log });
+  const out = await clusterAdd({
+    conf: conf(ctx.dir),
+    containerId: `c${ordinal}-${pod.metadata.uid}`,
+    ifname: "eth0",
+    pod: { namespace: "default", name: pod.metadata.name, uid: pod.metadata.uid },
+    api: ctx.k,
+    store: ctx.store,
+    log,
+  });
   return (out.ips as { address: string }[])[0].address;
 }
 
@@ -68,14 +79,23 @@ t("ordinal-ips: pod N gets the Nth address, spilling into the next pool; a taken
 
 t("Retain keeps a scaled-down ordinal's address (DEL and controller) until the StatefulSet is deleted", async (ctx) => {
   const { k } = ctx;
-  k.statefulSets.set("default/db", { metadata: { name: "db", namespace: "default", annotations: { "ipam.berth.dev/reclaim": "Retain" } }, spec: { replicas: 1 } });
+  k.statefulSets.set("default/db", {
+    metadata: { name: "db", namespace: "default", annotations: { "ipam.berth.dev/reclaim": "Retain" } },
+    spec: { replicas: 1 },
+  });
   member(k, 0, {});
   member(k, 1, {});
   await add(ctx, 0);
   const a1 = await add(ctx, 1);
   // Scale down to 1: db-1 goes away.
   k.pods.get("default/db-1")!.metadata.deletionTimestamp = "2026-11-26T00:00:00Z";
-  await clusterRelease(k, ctx.store, conf(ctx.dir).ipam, { network: "net", containerId: ctx.store.listLeases().find((l) => l.pod_name === "db-1")!.container_id, ifname: "eth0" }, log);
+  await clusterRelease(
+    k,
+    ctx.store,
+    conf(ctx.dir).ipam,
+    { network: "net", containerId: ctx.store.listLeases().find((l) => l.pod_name === "db-1")!.container_id, ifname: "eth0" },
+    log,
+  );
   k.pods.delete("default/db-1");
   assert.is(k.claims.size, 2, "DEL kept the retained address");
   const claim = [...k.claims.values()].find((c) => c.spec.podName === "db-1")!;
@@ -101,10 +121,17 @@ t("the controller's judgement: runs, replaced, terminated, half-finished", async
   k.pods.get("default/web")!.metadata.deletionTimestamp = new Date(Date.now() + 20_000).toISOString();
   assert.not.ok((await judgeClaim(k, claim, opts)).release, "terminating within its grace period: still in use");
   // Past the grace period: released only when its node is Ready (the pod may still run on a node cut off).
-  assert.equal(await judgeClaim(k, claim, { ...opts, now: Date.now() + 60_000 }), { release: false, reason: "terminating on node node1, which is not found: it may still run there" });
+  assert.equal(await judgeClaim(k, claim, { ...opts, now: Date.now() + 60_000 }), {
+    release: false,
+    reason: "terminating on node node1, which is not found: it may still run there",
+  });
   k.nodes.set("node1", { metadata: { name: "node1" }, status: { conditions: [{ type: "Ready", status: "Unknown" }] } } as never);
   assert.not.ok((await judgeClaim(k, claim, { ...opts, now: Date.now() + 60_000 })).release, "past the grace period on a node whose Ready is Unknown: kept");
-  assert.is((await judgeClaim(k, claim, { ...opts, now: Date.now() + 60_000, releaseTerminatingOnUnreadyNodes: true })).release, true, "unless --release-terminating-on-unready-nodes");
+  assert.is(
+    (await judgeClaim(k, claim, { ...opts, now: Date.now() + 60_000, releaseTerminatingOnUnreadyNodes: true })).release,
+    true,
+    "unless --release-terminating-on-unready-nodes",
+  );
   k.nodes.set("node1", { metadata: { name: "node1" }, status: { conditions: [{ type: "Ready", status: "True" }] } } as never);
   assert.is((await judgeClaim(k, claim, { ...opts, now: Date.now() + 60_000 })).release, true, "past the grace period on a Ready node");
   k.pods.get("default/web")!.metadata.deletionTimestamp = undefined;
@@ -119,13 +146,20 @@ t("the controller's judgement: runs, replaced, terminated, half-finished", async
   // last write by the server's clock (creation, managedFields), then half-finished; claimedAt (the node's clock) is ignored.
   k.endpoints.clear();
   const written = Date.parse("2026-12-01T10:00:00Z");
-  const unbound = { ...claim, metadata: { ...claim.metadata, creationTimestamp: "2026-12-01T09:00:00Z", managedFields: [{ manager: "berth", time: "2026-12-01T10:00:00Z" }] },
-    spec: { ...claim.spec, claimedAt: "2026-12-01T08:00:00Z", addDeadlineSeconds: 45 } };
+  const unbound = {
+    ...claim,
+    metadata: { ...claim.metadata, creationTimestamp: "2026-12-01T09:00:00Z", managedFields: [{ manager: "berth", time: "2026-12-01T10:00:00Z" }] },
+    spec: { ...claim.spec, claimedAt: "2026-12-01T08:00:00Z", addDeadlineSeconds: 45 },
+  };
   assert.equal(await judgeClaim(k, unbound, { ...opts, now: written + 44_000 }), { release: false, reason: "ADD in progress" });
   const late = await judgeClaim(k, unbound, { ...opts, now: written + 47_000 });
   assert.is(late.release && late.reason, "half-finished-add");
   const { addDeadlineSeconds: _, ...legacySpec } = unbound.spec;
-  assert.equal(await judgeClaim(k, { ...unbound, spec: legacySpec }, { ...opts, now: written + 600_000 }), { release: false, reason: "ADD in progress" }, "no recorded deadline (0.3 plugin): 615 s");
+  assert.equal(
+    await judgeClaim(k, { ...unbound, spec: legacySpec }, { ...opts, now: written + 600_000 }),
+    { release: false, reason: "ADD in progress" },
+    "no recorded deadline (0.3 plugin): 615 s",
+  );
   assert.is((await judgeClaim(k, { ...unbound, spec: legacySpec }, { ...opts, now: written + 617_000 })).release, true);
 });
 

@@ -19,9 +19,14 @@ function setup() {
 
 const choose = (k: FakeKube, pod: PodObject, opts: { ifname?: string; defaults?: { 4: string[]; 6: string[] }; network?: string } = {}) =>
   choosePools({
-    api: k, pod, ifname: opts.ifname ?? "eth0", network: opts.network ?? "macvlan-ens192", nodeName: "node1",
+    api: k,
+    pod,
+    ifname: opts.ifname ?? "eth0",
+    network: opts.network ?? "macvlan-ens192",
+    nodeName: "node1",
     configDefaults: opts.defaults ?? { 4: [], 6: [] },
-    namespace: () => k.getNamespace(pod.metadata.namespace!), node: () => k.getNode("node1"),
+    namespace: () => k.getNamespace(pod.metadata.namespace!),
+    node: () => k.getNode("node1"),
   });
 const names = (r: Awaited<ReturnType<typeof choose>>) => r.families.map((f) => [f.family, f.pools.map((p) => p.name)]);
 
@@ -39,7 +44,10 @@ async function rejects(p: Promise<unknown>, kind: string, ...fragments: string[]
 
 test("precedence: ippools annotation > ippool annotation > namespace > config > default pools", async () => {
   const k = setup();
-  assert.equal(names(await choose(k, k.addPod("default", "p0"))), [[4, ["default-v4"]], [6, ["default-v6"]]]);
+  assert.equal(names(await choose(k, k.addPod("default", "p0"))), [
+    [4, ["default-v4"]],
+    [6, ["default-v6"]],
+  ]);
   assert.equal(names(await choose(k, k.addPod("default", "p1"), { defaults: { 4: ["cfg-v4"], 6: [] } })), [[4, ["cfg-v4"]]]);
   k.namespaces.get("default")!.metadata.annotations = { "ipam.spidernet.io/default-ipv4-ippool": '["ns-v4"]' };
   assert.equal(names(await choose(k, k.addPod("default", "p2"), { defaults: { 4: ["cfg-v4"], 6: [] } })), [[4, ["ns-v4"]]]);
@@ -51,7 +59,10 @@ test("precedence: ippools annotation > ippool annotation > namespace > config > 
       "ipam.spidernet.io/ippools": '[{"interface": "net1", "ipv4": ["cfg-v4"]}, {"interface": "eth0", "ipv4": ["ns-v4"], "ipv6": ["default-v6"]}]',
     },
   });
-  assert.equal(names(await choose(k, p4)), [[4, ["ns-v4"]], [6, ["default-v6"]]]);
+  assert.equal(names(await choose(k, p4)), [
+    [4, ["ns-v4"]],
+    [6, ["default-v6"]],
+  ]);
   assert.equal(names(await choose(k, p4, { ifname: "net1" })), [[4, ["cfg-v4"]]]);
   assert.equal(names(await choose(k, p4, { ifname: "net2" })), [[4, ["ann-v4"]]], "an interface the list omits falls through");
 });
@@ -59,7 +70,10 @@ test("precedence: ippools annotation > ippool annotation > namespace > config > 
 test("candidates are filtered: disabled, family, node, namespace, pod labels, network", async () => {
   const k = setup();
   const pod = (pools: string[], labels?: Record<string, string>) =>
-    k.addPod("default", `p-${Math.random().toString(36).slice(2, 8)}`, { annotations: { "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: pools }) }, labels });
+    k.addPod("default", `p-${Math.random().toString(36).slice(2, 8)}`, {
+      annotations: { "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: pools }) },
+      labels,
+    });
   k.addPool("off", { subnet: "10.5.0.0/24", disable: true });
   k.addPool("node2-only", { subnet: "10.6.0.0/24", nodeName: ["node2"] });
   k.addPool("zone-z2", { subnet: "10.7.0.0/24", nodeAffinity: { matchLabels: { zone: "z2" } } });
@@ -68,27 +82,59 @@ test("candidates are filtered: disabled, family, node, namespace, pod labels, ne
   k.addPool("db-only", { subnet: "10.10.0.0/24", podAffinity: { matchLabels: { app: "db" } } });
   k.addPool("other-net", { subnet: "10.11.0.0/24", multusName: ["kube-system/other"] });
   k.addPool("this-net", { subnet: "10.12.0.0/24", multusName: ["kube-system/macvlan-ens192"] });
-  await rejects(choose(k, pod(["off", "node2-only", "zone-z2", "team-b", "kube-system-only", "db-only", "other-net", "default-v6"])), "no-pool",
-    "off is disabled", "node2-only is for nodes node2, not node1", "zone-z2 nodeAffinity", "team-b namespaceAffinity", "kube-system-only is for namespaces kube-system",
-    "db-only podAffinity", "other-net is for networks kube-system/other", "default-v6 is IPv6");
+  await rejects(
+    choose(k, pod(["off", "node2-only", "zone-z2", "team-b", "kube-system-only", "db-only", "other-net", "default-v6"])),
+    "no-pool",
+    "off is disabled",
+    "node2-only is for nodes node2, not node1",
+    "zone-z2 nodeAffinity",
+    "team-b namespaceAffinity",
+    "kube-system-only is for namespaces kube-system",
+    "db-only podAffinity",
+    "other-net is for networks kube-system/other",
+    "default-v6 is IPv6",
+  );
   assert.equal(names(await choose(k, pod(["off", "db-only", "this-net"], { app: "db" }))), [[4, ["db-only", "this-net"]]], "order kept, refused ones dropped");
 });
 
 test("missing pools and bad annotations are named", async () => {
   const k = setup();
-  await rejects(choose(k, k.addPod("default", "a", { annotations: { "ipam.spidernet.io/ippool": '{"ipv4": ["nope"]}' } })), "not-found", "SpiderIPPool nope", "default/a");
-  await rejects(choose(k, k.addPod("default", "b", { annotations: { "ipam.spidernet.io/ippool": "{ipv4: [" } })), "bad-annotation", "ipam.spidernet.io/ippool", "default/b", "not valid JSON");
-  await rejects(choose(k, k.addPod("default", "c", { annotations: { "ipam.spidernet.io/ippools": '{"interface": "eth0"}' } })), "bad-annotation", "must be a list");
+  await rejects(
+    choose(k, k.addPod("default", "a", { annotations: { "ipam.spidernet.io/ippool": '{"ipv4": ["nope"]}' } })),
+    "not-found",
+    "SpiderIPPool nope",
+    "default/a",
+  );
+  await rejects(
+    choose(k, k.addPod("default", "b", { annotations: { "ipam.spidernet.io/ippool": "{ipv4: [" } })),
+    "bad-annotation",
+    "ipam.spidernet.io/ippool",
+    "default/b",
+    "not valid JSON",
+  );
+  await rejects(
+    choose(k, k.addPod("default", "c", { annotations: { "ipam.spidernet.io/ippools": '{"interface": "eth0"}' } })),
+    "bad-annotation",
+    "must be a list",
+  );
   await rejects(choose(k, k.addPod("default", "d", { annotations: { "ipam.spidernet.io/ippool": '{"ipv4": [5]}' } })), "bad-annotation", "[5]");
   k.addPool("broken", { subnet: "10.20.0.0/24", ips: ["10.21.0.1"] });
-  await rejects(choose(k, k.addPod("default", "e", { annotations: { "ipam.spidernet.io/ippool": '{"ipv4": ["broken"]}' } })), "bad-pool", "spiderippool broken spec.ips", "outside subnet");
+  await rejects(
+    choose(k, k.addPod("default", "e", { annotations: { "ipam.spidernet.io/ippool": '{"ipv4": ["broken"]}' } })),
+    "bad-pool",
+    "spiderippool broken spec.ips",
+    "outside subnet",
+  );
 });
 
 test("the namespace is read only when needed", async () => {
   const k = setup();
   const pod = k.addPod("default", "x", { annotations: { "ipam.spidernet.io/ippool": '{"ipv4": ["ann-v4"]}' } });
   await choose(k, pod);
-  assert.not.ok(k.calls.some((c) => c.startsWith("getNamespace")), k.calls.join(", "));
+  assert.not.ok(
+    k.calls.some((c) => c.startsWith("getNamespace")),
+    k.calls.join(", "),
+  );
 });
 
 test.run();

@@ -6,7 +6,10 @@ import { ordinalInRange, statefulSetMembership } from "../../../plugin/cluster/s
 import { parseAddress } from "../../../plugin/ipam/ip.ts";
 
 test("claim names are the address, valid object names for both families", () => {
-  const n = (s: string) => { const a = parseAddress(s)!; return claimName(a.family, a.value); };
+  const n = (s: string) => {
+    const a = parseAddress(s)!;
+    return claimName(a.family, a.value);
+  };
   assert.is(n("10.6.168.101"), "v4-10-6-168-101");
   assert.is(n("fd00:6::101"), "v6-fd00-6-0-0-0-0-0-101");
   assert.is(n("::"), "v6-0-0-0-0-0-0-0-0");
