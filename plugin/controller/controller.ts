@@ -70,13 +70,17 @@ export class Controller {
     this.writer = guardWrites(api, (what) => this.elector.check(what));
   }
 
-  /** Starts everything; resolves when stop() is called. */
+  /**
+   * Starts everything; resolves soon after stop() is called, having handed
+   * the lease over. A full scan still running then is not waited for (on a
+   * big cluster its lists may outlast the pod's termination grace period):
+   * it can send nothing more, the lease being given up first.
+   */
   async run(): Promise<void> {
     const server = this.serve();
     for (const kind of ["claims", "pods", "statefulsets", "pools", "nodes"] as WatchKind[]) void this.watchForever(kind);
-    const lease = this.leaseLoop();
-    await this.scanLoop();
-    await lease;
+    void this.scanLoop();
+    await this.leaseLoop();
     await this.elector.release();
     server.close();
   }
