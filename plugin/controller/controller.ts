@@ -74,13 +74,17 @@ export class Controller {
     this.writer = guardWrites(api, (what) => this.elector.check(what));
   }
 
-  /** Starts everything; resolves when stop() is called. */
+  /**
+   * Starts everything; resolves soon after stop() is called, having handed
+   * the lease over. A full scan still running then is not waited for (on a
+   * big cluster its lists may outlast the pod's termination grace period):
+   * it can send nothing more, the lease being given up first.
+   */
   async run(): Promise<void> {
     const server = this.serve();
     for (const kind of ["claims", "pods", "statefulsets", "pools", "nodes"] as WatchKind[]) void this.watchForever(kind);
-    const lease = this.leaseLoop();
-    await this.scanLoop();
-    await lease;
+    void this.scanLoop();
+    await this.leaseLoop();
     await this.elector.release();
     server.close();
   }
@@ -246,9 +250,11 @@ export class Controller {
         this.remember(slimClaim(claim));
         // A claim not bound within its ADD's window is a half-finished ADD: look again then (server time). Only
         // for claims written lately: a watch (re)opening replays every claim, and the full scans cover old ones
-        // (re-checking all of them live cost ~10x a full scan, measured in BENCHMARKS.md).
+        // (re-checking all of them live cost ~10x a full scan, measured in BENCHMARKS.md). A replayed claim
+        // updated since its creation looks new (its age counts from now, claim-age.ts): left to the scans too.
+        const replayedUpdate = type === "ADDED" && (claim.metadata.generation ?? 1) > 1;
         const due = halfFinishedAt(this.claims.get(m.name)!, this.opts.addTimeoutMs);
-        if (due !== undefined && due + 1000 > this.api.serverNow() - 5000) this.later(`claim:${m.name}`, due + 1000);
+        if (!replayedUpdate && due !== undefined && due + 1000 > this.api.serverNow() - 5000) this.later(`claim:${m.name}`, due + 1000);
       }
       this.enqueue(`pool:${claim.spec?.pool}`);
     } else if (kind === "pods") {
