@@ -3,6 +3,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
+import { testNodeConfig } from "../harness/node-config.ts";
 import { BERTH, cni, cniAsync, netconf, podArgs, sql, tempDir } from "../helpers/berth.ts";
 
 const pool40 = { name: "test-ippool", subnet: "10.6.0.0/16", ips: ["10.6.168.1-10.6.168.40"], gateway: "10.6.0.1" };
@@ -63,7 +64,14 @@ test("ADDs killed with SIGKILL at random points leave no duplicate and nothing t
         (_, i) =>
           new Promise<void>((done) => {
             const child = spawn(BERTH, [], {
-              env: { CNI_COMMAND: "ADD", CNI_CONTAINERID: `kill-${i}`, CNI_IFNAME: "eth0", CNI_NETNS: "/x", CNI_ARGS: podArgs("default", `killed-${i}`) },
+              env: {
+                CNI_COMMAND: "ADD",
+                CNI_CONTAINERID: `kill-${i}`,
+                CNI_IFNAME: "eth0",
+                CNI_NETNS: "/x",
+                CNI_ARGS: podArgs("default", `killed-${i}`),
+                BERTH_NODE_CONFIG: testNodeConfig(),
+              },
             });
             child.stdout.resume();
             child.stderr.resume();

@@ -66,6 +66,7 @@ import {
   waitForAsync,
   withControllers,
 } from "./controller-env.ts";
+import { testNodeConfig } from "../harness/node-config.ts";
 import { BERTH } from "../helpers/berth.ts";
 
 const S = suite("cluster: berth controller");
@@ -191,6 +192,7 @@ S(
             CNI_ARGS: podArgs(ns, name, uid),
             CNI_PATH: "/usr/lib/cni",
             BERTH_FAULT: "kill-after-claim",
+            BERTH_NODE_CONFIG: testNodeConfig(),
           },
           input: JSON.stringify(c.berthConf(node1)),
           encoding: "utf8",
