@@ -66,6 +66,7 @@ import {
   waitForAsync,
   withControllers,
 } from "./controller-env.ts";
+import { logged } from "../harness/log-lines.ts";
 import { testNodeConfig } from "../harness/node-config.ts";
 import { BERTH } from "../helpers/berth.ts";
 
@@ -238,9 +239,9 @@ S(
         [`${a.address}:active`],
         "one active lease on node1, the pending one gone",
       );
-      assert.match(
-        readFileSync(node1.logFile, "utf8"),
-        new RegExp(`undid an interrupted ADD .*address=${leftA.spec.address.replace(/\./g, "\\.")} .*claimDeleted=true`),
+      assert.is(
+        logged(readFileSync(node1.logFile, "utf8"), "undid an interrupted ADD", { address: leftA.spec.address, claimDeleted: true }).length,
+        1,
         "node1's log: the interrupted ADD undone",
       );
       await waitForAllocated(P_CRASH, 1, 3000);
@@ -305,7 +306,7 @@ S(
       deletePods(NS_CRASH, ["crash-a"], { force: true });
       del(c, a);
       await waitFor(`${P_CRASH} to be gone once empty\n${ctl.logTail()}`, () => !getPool(P_CRASH), 10_000, 200);
-      await ctl.waitLog(new RegExp(`pool deleted: no address claimed any more .*pool=${P_CRASH}( |$)`));
+      await ctl.waitLog(new RegExp(`"msg":"pool deleted: no address claimed any more".*"pool":"${P_CRASH}"`));
     }),
 );
 
