@@ -104,6 +104,8 @@ export interface ChurnOptions {
   faults?: boolean;
   /** ADDs and removals at a time (default 8). */
   parallel?: number;
+  /** The requests berth made (a fault proxy's log): printed for an ADD that keeps failing, from its 4th attempt on. */
+  requestLog?: { mark(): number; since(mark: number): string };
 }
 
 export const rand = (n: number) => Math.floor(Math.random() * n);
@@ -242,6 +244,8 @@ export class Churn {
       const containerId = randomBytes(32).toString("hex");
       const known = this.sandboxes.get(node.sim.name)!;
       known.add(containerId);
+      const mark = this.o.requestLog?.mark();
+      const t = Date.now();
       const o = await this.plugin(node, "ADD", { containerId, args: podArgs(this.o.ns, name, uid), env });
       this.stats.adds++;
       if (o.status === 0) {
@@ -250,6 +254,9 @@ export class Churn {
       }
       last = `${o.stdout.trim()} ${o.stderr.trim()}`;
       this.stats.addRetries++;
+      if (mark !== undefined && attempt >= 4 && attempt <= 5) {
+        console.error(`[${this.o.tag}] ADD of ${name} on ${node.sim.name} failed ${attempt} times; this attempt took ${Date.now() - t} ms (${last.slice(0, 200)}); requests meanwhile:\n${this.o.requestLog!.since(mark)}`);
+      }
       // The kubelet: DEL of the failed sandbox, then a new one.
       await this.del(node, containerId, name, uid, "DEL after a failed ADD");
       known.delete(containerId);
