@@ -255,7 +255,9 @@ export class Churn {
       last = `${o.stdout.trim()} ${o.stderr.trim()}`;
       this.stats.addRetries++;
       if (mark !== undefined && attempt >= 4 && attempt <= 5) {
-        console.error(`[${this.o.tag}] ADD of ${name} on ${node.sim.name} failed ${attempt} times; this attempt took ${Date.now() - t} ms (${last.slice(0, 200)}); requests meanwhile:\n${this.o.requestLog!.since(mark)}`);
+        console.error(
+          `[${this.o.tag}] ADD of ${name} on ${node.sim.name} failed ${attempt} times; this attempt took ${Date.now() - t} ms (${last.slice(0, 200)}); requests meanwhile:\n${this.o.requestLog!.since(mark)}`,
+        );
       }
       // The kubelet: DEL of the failed sandbox, then a new one.
       await this.del(node, containerId, name, uid, "DEL after a failed ADD");

@@ -87,7 +87,7 @@ const DELAY_STEPS = 6;
 function pluginFaults(proxy: FaultProxy): void {
   for (const method of WRITES) proxy.rule({ method, path: /\/(berthipclaims|berthendpoints)\b/, action: "drop-response", probability: DROP });
   // Rules are tried in order: step i acts with probability p once the ones before it did not, ~DELAY in all.
-  const p = 1 - Math.pow(1 - DELAY, 1 / DELAY_STEPS);
+  const p = 1 - (1 - DELAY) ** (1 / DELAY_STEPS);
   for (let i = 1; i <= DELAY_STEPS; i++) {
     const action: FaultAction = i % 2 ? "delay" : "delay-response";
     proxy.rule({ path: /./, action, ms: Math.round((MAX_DELAY_MS * i) / DELAY_STEPS), probability: p });
@@ -97,7 +97,8 @@ function pluginFaults(proxy: FaultProxy): void {
 /** The controller's faults: writes on claims, endpoints and pools only (its Lease and its watches pass untouched). */
 function controllerFaults(proxy: FaultProxy): void {
   for (const method of WRITES) proxy.rule({ method, path: /\/(berthipclaims|berthendpoints|spiderippools)\b/, action: "drop-response", probability: DROP });
-  for (const method of WRITES) proxy.rule({ method, path: /\/(berthipclaims|berthendpoints|spiderippools)\b/, action: "delay", ms: MAX_DELAY_MS, probability: DELAY / 2 });
+  for (const method of WRITES)
+    proxy.rule({ method, path: /\/(berthipclaims|berthendpoints|spiderippools)\b/, action: "delay", ms: MAX_DELAY_MS, probability: DELAY / 2 });
 }
 
 function tokenOf(kubeconfig: string): string {
@@ -112,98 +113,146 @@ function faultCounts(proxy: FaultProxy): Record<string, number> {
   return out;
 }
 
-S(`soak under faults: ${CYCLES} create/delete cycles through the fault proxy (${DROP * 100}% of writes lose their response, delays up to ${MAX_DELAY_MS} ms), the controller running: never an address on two living pods, every claim owned once settled`, () =>
-  withControllers({ tag: "fsoak", namespaces: [NS], pools: [POOL] }, async (c: ClusterScope) => {
-    const t0 = Date.now();
-    apply(poolManifest(POOL, { subnet: "10.6.0.0/16", ips: ["10.6.181.1-10.6.181.250"] }));
-    const plane = controlPlane();
-    const pki = join(plane.dir, "pki");
-    const proxy = await FaultProxy.start({ upstream: plane.server, pkiDir: pki });
-    const ctlProxy = CONTROLLER_VIA_PROXY ? await FaultProxy.start({ upstream: plane.server, pkiDir: pki }) : undefined;
-    let ctl: ControllerProc | undefined;
-    try {
-      const dir = c.tempDir("kubeconfigs");
-      const pluginKc = join(dir, "berth.kubeconfig");
-      writeFileSync(pluginKc, proxy.kubeconfig(tokenOf(PLUGIN_KUBECONFIG)), { mode: 0o600 });
-      let controllerKc = CONTROLLER_KUBECONFIG;
-      if (ctlProxy) {
-        controllerKc = join(dir, "controller.kubeconfig");
-        writeFileSync(controllerKc, ctlProxy.kubeconfig(tokenOf(CONTROLLER_KUBECONFIG)), { mode: 0o600 });
+S(
+  `soak under faults: ${CYCLES} create/delete cycles through the fault proxy (${DROP * 100}% of writes lose their response, delays up to ${MAX_DELAY_MS} ms), the controller running: never an address on two living pods, every claim owned once settled`,
+  () =>
+    withControllers({ tag: "fsoak", namespaces: [NS], pools: [POOL] }, async (c: ClusterScope) => {
+      const t0 = Date.now();
+      apply(poolManifest(POOL, { subnet: "10.6.0.0/16", ips: ["10.6.181.1-10.6.181.250"] }));
+      const plane = controlPlane();
+      const pki = join(plane.dir, "pki");
+      const proxy = await FaultProxy.start({ upstream: plane.server, pkiDir: pki });
+      const ctlProxy = CONTROLLER_VIA_PROXY ? await FaultProxy.start({ upstream: plane.server, pkiDir: pki }) : undefined;
+      let ctl: ControllerProc | undefined;
+      try {
+        const dir = c.tempDir("kubeconfigs");
+        const pluginKc = join(dir, "berth.kubeconfig");
+        writeFileSync(pluginKc, proxy.kubeconfig(tokenOf(PLUGIN_KUBECONFIG)), { mode: 0o600 });
+        let controllerKc = CONTROLLER_KUBECONFIG;
+        if (ctlProxy) {
+          controllerKc = join(dir, "controller.kubeconfig");
+          writeFileSync(controllerKc, ctlProxy.kubeconfig(tokenOf(CONTROLLER_KUBECONFIG)), { mode: 0o600 });
+        }
+        ctl = await ControllerProc.start({
+          bin: BERTH,
+          kubeconfig: controllerKc,
+          identity: "fault-soak",
+          resyncSeconds: RESYNC,
+          addTimeoutSeconds: ADD_TIMEOUT,
+        });
+        const log = () => `controller:\n${ctl!.logTail(15)}`;
+        await ctl.waitLeader();
+
+        const nodes: ChurnNode[] = ["node1", "node2", "node3"].map((n) => ({ sim: c.node(n), bin: BERTH, kubeconfig: pluginKc, version: "new" }));
+        const ch = new Churn(c, {
+          tag: "fsoak",
+          ns: NS,
+          pool: POOL,
+          nodes,
+          timeoutSeconds: TIMEOUT_SECONDS,
+          addBudgetMs: 120_000,
+          delAttempts: 30,
+          faults: true,
+          parallel: PARALLEL,
+          requestLog: {
+            mark: () => proxy.log.length,
+            since: (m) =>
+              proxy.log
+                .slice(m)
+                .map((r) => `  ${r.method} ${r.path.slice(0, 110)} ${r.status ?? "-"}${r.fault ? ` [${r.fault}]` : ""}`)
+                .slice(0, 80)
+                .join("\n"),
+          },
+        });
+
+        // Start without faults: the StatefulSets' members and the first plain pods.
+        for (const set of SETS) ch.createStatefulSet(set, REPLICAS);
+        await inBatches(
+          SETS.flatMap((s) => Array.from({ length: REPLICAS }, (_, i) => [s, `${s}-${i}`])),
+          PARALLEL,
+          ([s, n]) => ch.startMember(s, n),
+        );
+        await inBatches(
+          Array.from({ length: PLAIN_LIVE }, () => ch.freeName(PLAIN_NAMES)),
+          PARALLEL,
+          (n) => ch.createPlain(n),
+        );
+        await ch.check("start", log);
+
+        pluginFaults(proxy);
+        if (ctlProxy) controllerFaults(ctlProxy);
+
+        /** Waits out the ADD deadline since the batch ended, then one full controller pass; every claim must then be owned. */
+        const settled = async (where: string, since: number) => {
+          while (Date.now() - since < ADD_DEADLINE_S * 1000 + 500) await sleep(250);
+          await ctl!.waitScans(2, 30_000); // the second starts after the deadline has passed
+          const p = await ch.unexplained();
+          assert.equal(
+            p.unexplained.map((cl) => cl.spec),
+            [],
+            `${where}, settled (${ADD_DEADLINE_S} s + a controller pass): every claim owned by a living pod or an in-range member\n${log()}`,
+          );
+        };
+
+        let batch = 0;
+        let settleMs = 0;
+        while (ch.stats.cycles < CYCLES) {
+          batch++;
+          const where = `batch ${batch} (${ch.stats.cycles} cycles)`;
+          const left = CYCLES - ch.stats.cycles;
+          await ch.batch({
+            plain: Math.min(PLAIN_PER_BATCH, left),
+            members: Math.min(MEMBERS_PER_BATCH, Math.max(0, left - PLAIN_PER_BATCH)),
+            plainNames: PLAIN_NAMES,
+          });
+          // Every 4th batch a set is scaled down by two (one member gets its DEL, one does not); the next scales it back up.
+          const set = SETS[Math.floor(batch / 4) % 2];
+          if (batch % 4 === 2 && ch.stats.cycles < CYCLES) await ch.scaleDown(set, 2, true);
+          else if (batch % 4 === 3) await ch.scaleUp(set, REPLICAS);
+          await ch.check(where, log);
+          const s0 = Date.now();
+          await settled(where, Date.now());
+          settleMs += Date.now() - s0;
+        }
+        const soakMs = Date.now() - t0;
+
+        // The end: faults off, everything owned and counted.
+        proxy.clear();
+        ctlProxy?.clear();
+        const end = await ch.converge("the end", 30_000, true, log);
+        await ch.check("end", log);
+        const rel: Record<string, number> = {};
+        for (const [k, v] of await ctl.metrics()) {
+          const m = /^berth_releases_total\{reason="([^"]+)"\}$/.exec(k);
+          if (m) rel[m[1]] = v;
+        }
+        const s = ch.stats;
+        const pf = faultCounts(proxy);
+        console.error(
+          `[fsoak] ${s.cycles} cycles in ${batch} batches, ${(soakMs / 1000).toFixed(1)} s (${(settleMs / 1000).toFixed(0)} s of it settling): ${s.withDel} with DEL, ${s.withoutDel} without; ` +
+            `${s.adds} ADDs (${s.addRetries} failed and retried: ${s.faultedAdds} under faults, ${s.staleLeaseGcs} after a stale local lease + GC), ${s.delRetries} DELs repeated, ` +
+            `${s.sticky} members back on their address (${s.moves} on another node), ${s.scaleDowns} scale-downs, ${s.checks} checks; ` +
+            `plugin proxy ${JSON.stringify(pf)}; controller proxy ${ctlProxy ? JSON.stringify(faultCounts(ctlProxy)) : "none (direct)"}; ` +
+            `controller released ${JSON.stringify(rel)}; ${end.claims.length} claims at the end for ${ch.live.size} running pods`,
+        );
+        const reasons = [...ch.faultReasons].sort((a, b) => b[1] - a[1]).slice(0, 8);
+        if (reasons.length) console.error(`[fsoak] ADD failures under faults, by message:\n  ${reasons.map(([m, n]) => `${n}× ${m}`).join("\n  ")}`);
+        assert.ok(s.cycles >= CYCLES);
+        assert.ok(s.withoutDel > 10 && s.withDel > 10, "both kinds of deletion happened");
+        if (DROP > 0) assert.ok((pf["drop-response"] ?? 0) > 0, "the plugin's proxy dropped responses");
+        if (DELAY > 0) assert.ok((pf.delay ?? 0) + (pf["delay-response"] ?? 0) > 0, "the plugin's proxy delayed requests");
+      } catch (err) {
+        if (ctl)
+          console.error(
+            `\n[fsoak] controller ${ctl.identity} (pid ${ctl.pid}, ${ctl.alive ? "running" : `exited ${JSON.stringify(ctl.exit)}`}), last lines:\n${ctl.logTail(40)}\n`,
+          );
+        throw err;
+      } finally {
+        if (ctl?.alive) await ctl.stop(10_000).catch((e) => console.error(`[fsoak] ${(e as Error).message}`));
+        await proxy.close();
+        await ctlProxy?.close();
       }
-      ctl = await ControllerProc.start({ bin: BERTH, kubeconfig: controllerKc, identity: "fault-soak", resyncSeconds: RESYNC, addTimeoutSeconds: ADD_TIMEOUT });
-      const log = () => `controller:\n${ctl!.logTail(15)}`;
-      await ctl.waitLeader();
-
-      const nodes: ChurnNode[] = ["node1", "node2", "node3"].map((n) => ({ sim: c.node(n), bin: BERTH, kubeconfig: pluginKc, version: "new" }));
-      const ch = new Churn(c, { tag: "fsoak", ns: NS, pool: POOL, nodes, timeoutSeconds: TIMEOUT_SECONDS, addBudgetMs: 120_000, delAttempts: 30, faults: true, parallel: PARALLEL,
-        requestLog: { mark: () => proxy.log.length, since: (m) => proxy.log.slice(m).map((r) => `  ${r.method} ${r.path.slice(0, 110)} ${r.status ?? "-"}${r.fault ? ` [${r.fault}]` : ""}`).slice(0, 80).join("\n") } });
-
-      // Start without faults: the StatefulSets' members and the first plain pods.
-      for (const set of SETS) ch.createStatefulSet(set, REPLICAS);
-      await inBatches(SETS.flatMap((s) => Array.from({ length: REPLICAS }, (_, i) => [s, `${s}-${i}`])), PARALLEL, ([s, n]) => ch.startMember(s, n));
-      await inBatches(Array.from({ length: PLAIN_LIVE }, () => ch.freeName(PLAIN_NAMES)), PARALLEL, (n) => ch.createPlain(n));
-      await ch.check("start", log);
-
-      pluginFaults(proxy);
-      if (ctlProxy) controllerFaults(ctlProxy);
-
-      /** Waits out the ADD deadline since the batch ended, then one full controller pass; every claim must then be owned. */
-      const settled = async (where: string, since: number) => {
-        while (Date.now() - since < ADD_DEADLINE_S * 1000 + 500) await sleep(250);
-        await ctl!.waitScans(2, 30_000); // the second starts after the deadline has passed
-        const p = await ch.unexplained();
-        assert.equal(p.unexplained.map((cl) => cl.spec), [], `${where}, settled (${ADD_DEADLINE_S} s + a controller pass): every claim owned by a living pod or an in-range member\n${log()}`);
-      };
-
-      let batch = 0;
-      let settleMs = 0;
-      while (ch.stats.cycles < CYCLES) {
-        batch++;
-        const where = `batch ${batch} (${ch.stats.cycles} cycles)`;
-        const left = CYCLES - ch.stats.cycles;
-        await ch.batch({ plain: Math.min(PLAIN_PER_BATCH, left), members: Math.min(MEMBERS_PER_BATCH, Math.max(0, left - PLAIN_PER_BATCH)), plainNames: PLAIN_NAMES });
-        // Every 4th batch a set is scaled down by two (one member gets its DEL, one does not); the next scales it back up.
-        const set = SETS[Math.floor(batch / 4) % 2];
-        if (batch % 4 === 2 && ch.stats.cycles < CYCLES) await ch.scaleDown(set, 2, true);
-        else if (batch % 4 === 3) await ch.scaleUp(set, REPLICAS);
-        await ch.check(where, log);
-        const s0 = Date.now();
-        await settled(where, Date.now());
-        settleMs += Date.now() - s0;
-      }
-      const soakMs = Date.now() - t0;
-
-      // The end: faults off, everything owned and counted.
-      proxy.clear();
-      ctlProxy?.clear();
-      const end = await ch.converge("the end", 30_000, true, log);
-      await ch.check("end", log);
-      const rel: Record<string, number> = {};
-      for (const [k, v] of await ctl.metrics()) {
-        const m = /^berth_releases_total\{reason="([^"]+)"\}$/.exec(k);
-        if (m) rel[m[1]] = v;
-      }
-      const s = ch.stats;
-      const pf = faultCounts(proxy);
-      console.error(`[fsoak] ${s.cycles} cycles in ${batch} batches, ${(soakMs / 1000).toFixed(1)} s (${(settleMs / 1000).toFixed(0)} s of it settling): ${s.withDel} with DEL, ${s.withoutDel} without; ` +
-        `${s.adds} ADDs (${s.addRetries} failed and retried: ${s.faultedAdds} under faults, ${s.staleLeaseGcs} after a stale local lease + GC), ${s.delRetries} DELs repeated, ` +
-        `${s.sticky} members back on their address (${s.moves} on another node), ${s.scaleDowns} scale-downs, ${s.checks} checks; ` +
-        `plugin proxy ${JSON.stringify(pf)}; controller proxy ${ctlProxy ? JSON.stringify(faultCounts(ctlProxy)) : "none (direct)"}; ` +
-        `controller released ${JSON.stringify(rel)}; ${end.claims.length} claims at the end for ${ch.live.size} running pods`);
-      const reasons = [...ch.faultReasons].sort((a, b) => b[1] - a[1]).slice(0, 8);
-      if (reasons.length) console.error(`[fsoak] ADD failures under faults, by message:\n  ${reasons.map(([m, n]) => `${n}× ${m}`).join("\n  ")}`);
-      assert.ok(s.cycles >= CYCLES);
-      assert.ok(s.withoutDel > 10 && s.withDel > 10, "both kinds of deletion happened");
-      if (DROP > 0) assert.ok((pf["drop-response"] ?? 0) > 0, "the plugin's proxy dropped responses");
-      if (DELAY > 0) assert.ok((pf.delay ?? 0) + (pf["delay-response"] ?? 0) > 0, "the plugin's proxy delayed requests");
-    } catch (err) {
-      if (ctl) console.error(`\n[fsoak] controller ${ctl.identity} (pid ${ctl.pid}, ${ctl.alive ? "running" : `exited ${JSON.stringify(ctl.exit)}`}), last lines:\n${ctl.logTail(40)}\n`);
-      throw err;
-    } finally {
-      if (ctl?.alive) await ctl.stop(10_000).catch((e) => console.error(`[fsoak] ${(e as Error).message}`));
-      await proxy.close();
-      await ctlProxy?.close();
-    }
-  }));
+    }),
+);
 
 S.run();
