@@ -33,6 +33,8 @@ export interface Snapshot {
   failed: Map<ListKind, Error>;
   /** LIST requests per kind. */
   requests: Map<ListKind, number>;
+  /** Claimed pods being deleted (namespace/name → node). */
+  terminating: Map<string, string>;
 }
 
 const key = (ns: string | undefined, name: string) => `${ns}/${name}`;
@@ -111,5 +113,7 @@ export async function takeSnapshot(api: ControllerApi, pageSize: number): Promis
     },
     getNode: (name) => from("nodes", nodes, name),
   };
-  return { claims, pools, reader, failed, requests };
+  const terminating = new Map<string, string>();
+  for (const [k, r] of pods) if (r[2]) terminating.set(k, r[3]);
+  return { claims, pools, reader, failed, requests, terminating };
 }
