@@ -175,25 +175,10 @@ export class Controller {
     return server;
   }
 
-  /**
-   * Keeps one watch of `kind` open, reopening it where it ended when the
-   * server ends it. Pods and StatefulSets are watched from the present: a
-   * replay of every one is of no use to the controller (its scans find what
-   * is there) and, on a big cluster, a burst of memory each time it opens.
-   * The others replay (claims fill the controller's view; pools and nodes are few).
-   */
+  /** Keeps one watch of `kind` open, reopening it when the server ends it. */
   private async watchForever(kind: WatchKind): Promise<void> {
-    const fromNow = kind === "pods" || kind === "statefulsets";
-    let rv: string | undefined;
     while (!this.stopped) {
-      if (rv === undefined && fromNow) {
-        rv = await this.api.collectionVersion(kind).catch(() => undefined);
-        if (rv === undefined) {
-          await this.sleep(1000);
-          continue;
-        }
-      }
-      rv = (await this.api.watch(kind, (type, obj) => this.onEvent(kind, type, obj), rv).catch(() => ({ resourceVersion: undefined }))).resourceVersion;
+      await this.api.watch(kind, (type, obj) => this.onEvent(kind, type, obj)).catch(() => undefined);
       await this.sleep(1000);
     }
   }
@@ -392,8 +377,6 @@ export class Controller {
     }
     this.elector.check("full scan", term);
     const first = !this.everScanned;
-    // Pods found terminating (their watch does not replay them): looked at again when their node is back.
-    for (const [pod, node] of snap.terminating) this.terminating.set(pod, node);
     if (snap.claims) {
       this.claims.clear();
       this.byPod.clear();

@@ -33,8 +33,6 @@ export interface Snapshot {
   failed: Map<ListKind, Error>;
   /** LIST requests per kind. */
   requests: Map<ListKind, number>;
-  /** Claimed pods being deleted (namespace/name → node). */
-  terminating: Map<string, string>;
 }
 
 const key = (ns: string | undefined, name: string) => `${ns}/${name}`;
@@ -113,7 +111,5 @@ export async function takeSnapshot(api: ControllerApi, pageSize: number): Promis
     },
     getNode: (name) => from("nodes", nodes, name),
   };
-  const terminating = new Map<string, string>();
-  for (const [k, r] of pods) if (r[2]) terminating.set(k, r[3]);
-  return { claims, pools, reader, failed, requests, terminating };
+  return { claims, pools, reader, failed, requests };
 }

@@ -141,34 +141,18 @@ export function createControllerClient(kubeconfigPath: string | undefined, optio
         `record event on ${target.kind} ${target.namespace}/${target.name}`,
       );
     },
-    // Watches stay on client-node's Watch: it streams, and the caller restarts a watch whenever it ends, from
-    // the last resourceVersion seen (bookmarks keep it fresh while nothing changes).
-    watch: (kind, onEvent, from) =>
-      new Promise<{ resourceVersion?: string }>((resolve) => {
-        let last = from;
-        let expired = false;
-        const end = () => resolve({ resourceVersion: expired ? undefined : last });
-        const query = { allowWatchBookmarks: true, resourceVersion: from };
+    // Watches stay on client-node's Watch: it streams, and the caller restarts a watch whenever it ends.
+    watch: (kind, onEvent) =>
+      new Promise<void>((resolve) => {
         new Watch(t.config)
           .watch(
             watchPaths[kind],
-            query,
-            (type, obj) => {
-              if (type === "ERROR") {
-                if ((obj as { code?: number } | undefined)?.code === 410) expired = true;
-                return;
-              }
-              const rv = (obj as { metadata?: { resourceVersion?: string } } | undefined)?.metadata?.resourceVersion;
-              if (rv) last = rv;
-              if (type !== "BOOKMARK") onEvent(type, obj);
-            },
-            end,
+            { allowWatchBookmarks: false },
+            (type, obj) => onEvent(type, obj),
+            () => resolve(),
           )
-          .catch(end);
+          .catch(() => resolve());
       }),
-    collectionVersion: async (kind) =>
-      (await t.request<{ metadata?: { resourceVersion?: string } }>(`list ${kind} (version only)`, "GET", watchPaths[kind], undefined, { limit: "1" })).metadata
-        ?.resourceVersion,
   };
 }
 
