@@ -421,7 +421,6 @@ export class Controller {
     this.metrics.claims = this.claims.size;
     const seconds = (performance.now() - t0) / 1000;
     this.metrics.reconciled(seconds);
-    collectGarbage();
     const listRequests = [...snap.requests.values()].reduce((a, b) => a + b, 0);
     this.log.info("full scan done", {
       claims: snap.claims?.length ?? "unknown",
@@ -441,16 +440,6 @@ export class Controller {
     await this.sleep(seconds * 1000);
     this.log.warn("full scan resumes (BERTH_FAULT=pause-scan)", {});
   }
-}
-
-/**
- * A full garbage collection after each scan, when running under Bun (the
- * binary): a scan parses every page of every list, and the engine's heap
- * would otherwise keep growing with that garbage well past the live data,
- * towards the Deployment's memory limit (measured: it halves the heap).
- */
-function collectGarbage(): void {
-  (globalThis as { Bun?: { gc(sync: boolean): void } }).Bun?.gc(true);
 }
 
 function splitHostPort(listen: string): [string, number] {
