@@ -25,7 +25,23 @@ import { CLAIMS_PATH, POOL_FINALIZER, POOL_PLURAL } from "../../plugin/kube/crd.
 import { sleep, waitFor as poll } from "../harness/batch.ts";
 import { type Exit, ControllerProcess, runningControllers } from "../harness/controller-process.ts";
 import { controlPlane } from "../harness/control-plane.ts";
-import { type ClusterScope, type ScopeOptions, type SimNode, admin, getPool, listPools, path, waitFor, withCluster } from "./cluster-env.ts";
+import { randomBytes } from "node:crypto";
+import {
+  type ClusterScope,
+  type ScopeOptions,
+  type SimNode,
+  admin,
+  apply,
+  claimNameOf,
+  claimOf,
+  getPool,
+  listPools,
+  path,
+  podArgs,
+  podUid,
+  waitFor,
+  withCluster,
+} from "./cluster-env.ts";
 import { BERTH, cli } from "../helpers/berth.ts";
 
 export const CONTROLLER_KUBECONFIG = controlPlane().controllerKubeconfig;
@@ -457,3 +473,53 @@ export const adminApi = admin.request.bind(admin);
 export const adminMust = admin.must.bind(admin);
 export const endpointsPath = (ns: string) => path("berthendpoints", { ns });
 export const podsPath = (ns: string) => path("pods", { ns });
+
+// ---------------------------------------------------------------- pods and claims, as the controller tests make them
+
+/** The annotation that names a pod's IPv4 pool. */
+export const ippool = (pool: string) => ({ "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: [pool] }) });
+
+/** A plain pod naming `pool`, already on `node` (spec.nodeName); returns its UID. `graceSeconds`: its termination grace period (the API server's default when absent). */
+export function plainPod(ns: string, name: string, node: string, pool: string, graceSeconds?: number): string {
+  apply(
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name, namespace: ns, annotations: ippool(pool) },
+      spec: {
+        nodeName: node,
+        ...(graceSeconds === undefined ? {} : { terminationGracePeriodSeconds: graceSeconds }),
+        containers: [{ name: "app", image: "nginx" }],
+      },
+    }),
+  );
+  return podUid(ns, name);
+}
+
+/** A pod's attachment as the kubelet made it. */
+export interface Held {
+  ns: string;
+  name: string;
+  uid: string;
+  node: SimNode;
+  containerId: string;
+  address: string;
+}
+
+/** The kubelet's ADD through dist/berth on `node`; asserts success. */
+export function add(c: ClusterScope, node: SimNode, ns: string, name: string, uid: string, containerId = randomBytes(32).toString("hex")): Held {
+  const o = c.berth("ADD", node, { containerId, args: podArgs(ns, name, uid) });
+  assert.is(o.status, 0, `ADD of ${ns}/${name} on ${node.name}: ${o.stdout} ${o.stderr}\n${c.logTail(node)}`);
+  return { ns, name, uid, node, containerId, address: o.json.ips[0].address.split("/")[0] };
+}
+
+/** Waits until the claim of `address` is gone; returns when (ms since epoch). */
+export async function waitReleased(address: string, timeoutMs: number, ctl?: ControllerProc): Promise<number> {
+  await waitFor(
+    `claim ${claimNameOf(address)} to be released${ctl ? `\ncontroller ${ctl.identity}:\n${ctl.logTail()}` : ""}`,
+    () => !claimOf(address),
+    timeoutMs,
+    100,
+  );
+  return Date.now();
+}

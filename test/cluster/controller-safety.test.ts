@@ -28,8 +28,6 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { BERTH_API_VERSION, BERTH_GROUP, CLAIM_KIND, POOL_LABEL, labelValue } from "../../plugin/kube/crd.ts";
 import {
-  type ClusterScope,
-  type SimNode,
   apply,
   claimNameOf,
   claimOf,
@@ -40,9 +38,7 @@ import {
   inBatches,
   patchPool,
   path,
-  podArgs,
   podOf,
-  podUid,
   poolManifest,
   poolStatus,
   startDeletion,
@@ -50,7 +46,6 @@ import {
   waitForAllocated,
 } from "./cluster-env.ts";
 import {
-  type ControllerProc,
   POOL_FINALIZER,
   adminMust,
   denyController,
@@ -62,39 +57,12 @@ import {
   startController,
   waitForAsync,
   withControllers,
+  add,
+  plainPod,
+  waitReleased,
 } from "./controller-env.ts";
 
 const S = suite("cluster: controller safety");
-
-const ippool = (pool: string) => ({ "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: [pool] }) });
-
-/** A plain pod naming `pool`, already on `node`; returns its UID. */
-function plainPod(ns: string, name: string, node: string, pool: string, graceSeconds = 30): string {
-  apply(
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Pod",
-      metadata: { name, namespace: ns, annotations: ippool(pool) },
-      spec: { nodeName: node, terminationGracePeriodSeconds: graceSeconds, containers: [{ name: "app", image: "nginx" }] },
-    }),
-  );
-  return podUid(ns, name);
-}
-
-interface Held {
-  ns: string;
-  name: string;
-  uid: string;
-  node: SimNode;
-  address: string;
-}
-
-/** The kubelet's ADD through dist/berth on `node`; asserts success. */
-function add(c: ClusterScope, node: SimNode, ns: string, name: string, uid: string): Held {
-  const o = c.berth("ADD", node, { containerId: randomBytes(32).toString("hex"), args: podArgs(ns, name, uid) });
-  assert.is(o.status, 0, `ADD of ${ns}/${name} on ${node.name}: ${o.stdout} ${o.stderr}\n${c.logTail(node)}`);
-  return { ns, name, uid, node, address: o.json.ips[0].address.split("/")[0] };
-}
 
 /** A claim written as admin: a pod's ADD as the API server sees it, with whatever the node wrote. */
 function claimBody(address: string, pool: string, ns: string, pod: string, spec: Record<string, unknown> = {}) {
@@ -130,17 +98,6 @@ async function createEndpoint(ns: string, name: string, uid: string, address: st
     metadata: { name, namespace: ns },
     spec: { podUID: uid, node: "node1", ownerControllerType: "None", ips: [{ interface: "eth0", ipv4: `${address}/16`, ipv4Pool: pool }] },
   });
-}
-
-/** Waits until the claim of `address` is gone; returns when (ms since epoch). */
-async function waitReleased(address: string, timeoutMs: number, ctl?: ControllerProc): Promise<number> {
-  await waitFor(
-    `claim ${claimNameOf(address)} to be released${ctl ? `\ncontroller ${ctl.identity}:\n${ctl.logTail()}` : ""}`,
-    () => !claimOf(address),
-    timeoutMs,
-    100,
-  );
-  return Date.now();
 }
 
 // ---------------------------------------------------------------- window 1: half-finished ADDs by server time

@@ -45,7 +45,6 @@ import {
   path,
   podArgs,
   podOf,
-  podUid,
   poolManifest,
   poolStatus,
   scaleStatefulSet,
@@ -55,7 +54,6 @@ import {
   waitForTerminating,
 } from "./cluster-env.ts";
 import {
-  type ControllerProc,
   POOL_FINALIZER,
   events,
   lease,
@@ -65,27 +63,17 @@ import {
   startController,
   waitForAsync,
   withControllers,
+  add,
+  ippool,
+  plainPod,
+  waitReleased,
+  type Held,
 } from "./controller-env.ts";
 import { logged } from "../harness/log-lines.ts";
 import { testNodeConfig } from "../harness/node-config.ts";
 import { BERTH } from "../helpers/berth.ts";
 
 const S = suite("cluster: berth controller");
-
-const ippool = (pool: string) => ({ "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: [pool] }) });
-
-/** A plain pod naming `pool`, already on `node` (spec.nodeName); returns its UID. */
-function plainPod(ns: string, name: string, node: string, pool: string): string {
-  apply(
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Pod",
-      metadata: { name, namespace: ns, annotations: ippool(pool) },
-      spec: { nodeName: node, containers: [{ name: "app", image: "nginx" }] },
-    }),
-  );
-  return podUid(ns, name);
-}
 
 function statefulSet(
   ns: string,
@@ -108,22 +96,6 @@ function statefulSet(
       },
     },
   });
-}
-
-interface Held {
-  ns: string;
-  name: string;
-  uid: string;
-  node: SimNode;
-  containerId: string;
-  address: string;
-}
-
-/** The kubelet's ADD through dist/berth on `node`; asserts success. */
-function add(c: ClusterScope, node: SimNode, ns: string, name: string, uid: string, containerId = randomBytes(32).toString("hex")): Held {
-  const o = c.berth("ADD", node, { containerId, args: podArgs(ns, name, uid) });
-  assert.is(o.status, 0, `ADD of ${ns}/${name} on ${node.name}: ${o.stdout} ${o.stderr}\n${c.logTail(node)}`);
-  return { ns, name, uid, node, containerId, address: o.json.ips[0].address.split("/")[0] };
 }
 
 /** The kubelet's DEL; asserts success. */
@@ -156,17 +128,6 @@ function endpointAddresses(ns: string, name: string): string[] {
     .flatMap((i) => [i.ipv4, i.ipv6])
     .filter((x): x is string => !!x)
     .map((x) => x.split("/")[0]);
-}
-
-/** Waits until the claim of `address` is gone; returns when (ms since epoch). */
-async function waitReleased(address: string, timeoutMs: number, ctl?: ControllerProc): Promise<number> {
-  await waitFor(
-    `claim ${claimNameOf(address)} to be released${ctl ? `\ncontroller ${ctl.identity}:\n${ctl.logTail()}` : ""}`,
-    () => !claimOf(address),
-    timeoutMs,
-    100,
-  );
-  return Date.now();
 }
 
 // ---------------------------------------------------------------- 1. crash
