@@ -46,6 +46,7 @@ import { join } from "node:path";
 import * as assert from "uvu/assert";
 import "./binary-snapshot.ts"; // before berth.ts: BERTH_BIN → a private copy of dist/berth
 import { CLAIM_PLURAL, ENDPOINT_PLURAL, POOL_GROUP, POOL_KIND, POOL_LABEL, POOL_PLURAL, POOL_VERSION, labelValue } from "../../plugin/kube/crd.ts";
+import type { ClaimSpec } from "../../plugin/kube/kube-api.ts";
 import { path } from "../harness/admin-client.ts";
 import { inBatches } from "../harness/batch.ts";
 import { type ProcessResult, describe, runCniSync, runProcessSync } from "../harness/cni-runner.ts";
@@ -115,21 +116,10 @@ export function claimNameOf(address: string): string {
   return `v6-${groups.map((g) => parseInt(g, 16).toString(16)).join("-")}`;
 }
 
+/** A BerthIPClaim as the tests read it: the product's own spec type. */
 export interface Claim {
   metadata: { name: string; uid: string; labels?: Record<string, string> };
-  spec: {
-    address: string;
-    ipVersion: number;
-    pool: string;
-    podNamespace: string;
-    podName: string;
-    podUID: string;
-    containerID: string;
-    interface: string;
-    node: string;
-    statefulSet?: string;
-    claimedAt: string;
-  };
+  spec: ClaimSpec;
 }
 
 /** The BerthIPClaim of an address, or undefined. */
