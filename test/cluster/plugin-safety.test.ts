@@ -172,7 +172,7 @@ S("a slow endpoint write: the controller leaves the claim alone until the ADD's 
         [],
         "the controller released nothing",
       );
-      assert.ok((claimOf("10.6.190.1")!.spec as { addDeadlineSeconds?: number }).addDeadlineSeconds! >= 15, "the claim records the ADD's deadline");
+      assert.ok(claimOf("10.6.190.1")!.spec.addDeadlineSeconds! >= 15, "the claim records the ADD's deadline");
       deletePods(NS, [a.name, b.name], { force: true });
       await waitFor("a's claim released by the controller", () => !claimOf("10.6.190.1"), 15_000);
     } finally {
