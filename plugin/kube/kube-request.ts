@@ -140,6 +140,15 @@ export function openTransport(kubeconfigPath: string | undefined, requestTimeout
       return new KubeUnreachableError(server, `${what}: API server ${server} is not ready yet (403 while starting: ${reason})`, { cause });
     }
     if (status >= 500 || status === 429) return new KubeUnreachableError(server, `${what}: API server ${server} answered ${status}: ${reason}`, { cause });
+    // A 404 that names no object means the kind itself is not served: a restarting API server answers so for a
+    // custom resource until it has registered the CRD again. "Not found" would be a lie there; it is "try again".
+    if (status === 404 && !namesObject(text)) {
+      return new KubeUnreachableError(
+        server,
+        `${what}: API server ${server} does not serve this kind (yet): its CRD is not installed or not registered again after a start (${reason})`,
+        { cause },
+      );
+    }
     return new KubeRequestError(status, `${what}: ${status} ${reason}`, { cause });
   }
 
@@ -170,6 +179,20 @@ export function openTransport(kubeconfigPath: string | undefined, requestTimeout
 /** BeforeWrite refused: its error goes to the caller as it is (not as "unreachable"). */
 class WriteStopped {
   constructor(readonly cause: unknown) {}
+}
+
+/**
+ * Whether a 404's body is a Status about one missing object (`details.name`
+ * set), as opposed to "the server could not find the requested resource" or a
+ * plain "404 page not found" for a kind it does not serve.
+ */
+export function namesObject(text: string): boolean {
+  try {
+    const parsed = JSON.parse(text) as { kind?: string; details?: { name?: string } };
+    return parsed?.kind === "Status" && typeof parsed.details?.name === "string" && parsed.details.name !== "";
+  } catch {
+    return false;
+  }
 }
 
 /** The server's own reason: a Status object's message, else the start of the body. */

@@ -51,6 +51,7 @@ const P = {
   gc: "psafe-gc", // 10.6.190.61-62
   race: "psafe-race", // 10.6.190.71-72
   rel: "psafe-rel", // 10.6.190.81
+  served: "psafe-served", // 10.6.190.91
 } as const;
 
 const S = suite("cluster: plugin safety");
@@ -78,6 +79,7 @@ S.before(async () => {
     apply(poolManifest(P.gc, { subnet: "10.6.0.0/16", ips: ["10.6.190.61-10.6.190.62"] }));
     apply(poolManifest(P.race, { subnet: "10.6.0.0/16", ips: ["10.6.190.71-10.6.190.72"] }));
     apply(poolManifest(P.rel, { subnet: "10.6.0.0/16", ips: ["10.6.190.81"] }));
+    apply(poolManifest(P.served, { subnet: "10.6.0.0/16", ips: ["10.6.190.91"] }));
   } catch (err) {
     scope.cleanup();
     throw err;
@@ -455,5 +457,44 @@ S("log lines are JSON: a pool name with a newline in an annotation cannot forge 
     "the real line carries the name, escaped",
   );
 });
+
+// A restarting API server serves built-in kinds before it has registered the CRDs again; until then a custom
+// resource's path answers 404 without naming an object. Found by the restart test: ADDs failed with 106.
+S("an API server that does not serve the custom kinds yet: ADD and DEL answer 11 (try again), not 'not found', and change nothing", () =>
+  withProxy(async (proxy) => {
+    const kubeconfig = viaProxy(proxy, "crds-not-served");
+    const notServed = {
+      kind: "Status",
+      apiVersion: "v1",
+      status: "Failure",
+      message: "the server could not find the requested resource",
+      reason: "NotFound",
+      details: {},
+      code: 404,
+    };
+    const p = plainPod(ippool([P.served]));
+    proxy.rule({ method: "GET", path: /\/spiderippools\//, action: "answer", status: 404, body: notServed });
+    const add = await scope.berthAsync("ADD", node1, { containerId: cid(), args: podArgs(NS, p.name, p.uid), ipamExtra: { kubeconfig } });
+    assert.is(add.json?.code, 11, `try again, not 106: ${add.stdout}`);
+    assert.match(add.json.msg, "does not serve this kind");
+    assert.ok(proxy.faults().length >= 1, "the pool read met the fault");
+    assert.is(holderOf("10.6.190.91"), undefined, "nothing claimed");
+    proxy.clear();
+
+    const held = cid();
+    const ok = await scope.berthAsync("ADD", node1, { containerId: held, args: podArgs(NS, p.name, p.uid), ipamExtra: { kubeconfig } });
+    assert.is(ok.status, 0, ok.stdout);
+    deletePods(NS, [p.name], { force: true });
+    // The claims' kind answers "page not found" (as a server with no such group at all): the DEL must not take that for "already gone".
+    proxy.rule({ path: /\/berthipclaims/, action: "answer", status: 404, body: "404 page not found\n" });
+    const del = await scope.berthAsync("DEL", node1, { containerId: held, args: podArgs(NS, p.name, p.uid), ipamExtra: { kubeconfig } });
+    assert.is(del.json?.code, 11, `held and not served: ${del.stdout}`);
+    assert.is(holderOf("10.6.190.91"), `${NS}/${p.name}`, "the claim is still there");
+    proxy.clear();
+    const done = await scope.berthAsync("DEL", node1, { containerId: held, args: podArgs(NS, p.name, p.uid), ipamExtra: { kubeconfig } });
+    assert.is(done.status, 0, done.stdout);
+    assert.is(holderOf("10.6.190.91"), undefined, "released once served");
+  }),
+);
 
 S.run();

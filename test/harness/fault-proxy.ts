@@ -3,7 +3,8 @@
  * certificate signed by the test CA (so berth trusts it as it trusts the real
  * server), forwards every request, and on rules you set can delay a request,
  * forward it and then drop the response (the server did the write, the client
- * never hears), hold the response back, or reset the connection.
+ * never hears), hold the response back, reset the connection, or answer in
+ * the server's place.
  *
  *   const proxy = await FaultProxy.start({ upstream: env.server, pkiDir });
  *   proxy.rule({ method: "PUT", path: /berthendpoints/, action: "drop-response", times: 1 });
@@ -28,7 +29,9 @@ export type FaultAction =
   /** Forward; hold the server's answer back for `ms` before relaying it. */
   | "delay-response"
   /** Close the client's connection at once; the server never sees the request. */
-  | "reset";
+  | "reset"
+  /** Answer `status` with `body` in the server's place; the server never sees the request. */
+  | "answer";
 
 export interface FaultRule {
   /** HTTP method to match (any when absent). */
@@ -38,6 +41,9 @@ export interface FaultRule {
   action: FaultAction;
   /** For delay and delay-response. */
   ms?: number;
+  /** For answer: the status and the body (JSON when an object) to send back. */
+  status?: number;
+  body?: string | object;
   /** How many matching requests to act on (default: every one). */
   times?: number;
   /** Act on a matching request with this probability (default 1). */
@@ -150,6 +156,13 @@ export class FaultProxy {
     if (rule) entry.fault = rule.action;
     if (rule?.action === "reset") {
       req.socket.destroy();
+      return;
+    }
+    if (rule?.action === "answer") {
+      const json = typeof rule.body === "object";
+      req.resume();
+      res.writeHead(rule.status ?? 200, { "content-type": json ? "application/json" : "text/plain; charset=utf-8", date: new Date().toUTCString() });
+      res.end(json ? JSON.stringify(rule.body) : (rule.body ?? ""));
       return;
     }
     const forward = () => {

@@ -3,7 +3,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { ControllerApi, LeaseObject } from "../../plugin/kube/controller-api.ts";
 import { KubeConflictError } from "../../plugin/kube/kube-errors.ts";
-import { ServerClock } from "../../plugin/kube/kube-request.ts";
+import { ServerClock, namesObject } from "../../plugin/kube/kube-request.ts";
 import { LEGACY_ADD_DEADLINE_SECONDS, addWindowMs, lastWriteMs, withObservation } from "../../plugin/controller/claim-age.ts";
 import { guardWrites } from "../../plugin/controller/guarded-api.ts";
 import { LeaderElector, NotLeaderError } from "../../plugin/controller/leader.ts";
@@ -116,6 +116,14 @@ t("the server clock: the largest lower bound from Date headers, never ahead of t
   assert.ok(est <= truth + 5 && est > truth - 1100, `estimate ${est - truth} ms off`);
   clock.observe("not a date", performance.now());
   assert.ok(clock.now() >= est, "a bad header changes nothing");
+});
+
+t("a 404 means 'no such object' only when its Status names one; a kind not served (yet) is something else", () => {
+  const missing = { kind: "Status", apiVersion: "v1", status: "Failure", reason: "NotFound", code: 404 };
+  assert.ok(namesObject(JSON.stringify({ ...missing, message: 'spiderippools "a" not found', details: { name: "a", kind: "spiderippools" } })));
+  assert.not.ok(namesObject(JSON.stringify({ ...missing, message: "the server could not find the requested resource", details: {} })));
+  assert.not.ok(namesObject("404 page not found\n"));
+  assert.not.ok(namesObject(""));
 });
 
 /** A Lease on a fake API server, with a settable monotonic clock per replica. */
