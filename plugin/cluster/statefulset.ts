@@ -41,7 +41,7 @@ export function stsKeeps(sts: StatefulSetObject, ordinal: number): boolean {
 }
 
 /** Kubernetes' annotation on a static pod's mirror: the kubelet's UID for the pod, which CNI_ARGS carries. */
-const CONFIG_MIRROR_ANNOTATION = "kubernetes.io/config.mirror";
+export const CONFIG_MIRROR_ANNOTATION = "kubernetes.io/config.mirror";
 
 /**
  * Whether `uid` (from CNI_ARGS) names this pod object's incarnation. For a

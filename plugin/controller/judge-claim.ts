@@ -8,8 +8,7 @@
  */
 import type { NodeObject } from "../kube/controller-api.ts";
 import type { ClaimObject, EndpointObject, PodObject, StatefulSetObject } from "../kube/kube-api.ts";
-import { retained, stsKeeps } from "../cluster/statefulset.ts";
-import { statefulSetMembership } from "../cluster/statefulset.ts";
+import { isIncarnation, retained, statefulSetMembership, stsKeeps } from "../cluster/statefulset.ts";
 import { ordinalOf } from "../ipam/pod-identity.ts";
 import { addWindowMs, lastWriteMs } from "./claim-age.ts";
 
@@ -62,7 +61,7 @@ export async function judgeClaim(read: Reader, claim: ClaimObject, opts: JudgeOp
       release: true,
       reason: "half-finished-add",
       detail: `last written ${Math.round((opts.now - written) / 1000)} s ago (by the API server's clock; its ADD had ${Math.round(window / 1000)} s) by container ${claim.spec.containerID} on ${claim.spec.node} and never bound`,
-      ...(owner && owner.metadata.uid === uid ? { pod: owner } : {}),
+      ...(owner && isIncarnation(owner, uid) ? { pod: owner } : {}),
     };
   }
 
@@ -90,7 +89,8 @@ export async function judgeClaim(read: Reader, claim: ClaimObject, opts: JudgeOp
     };
   };
 
-  if (pod && pod.metadata.uid === uid) {
+  // A static pod's claim carries the kubelet's UID, which its mirror pod keeps in an annotation, not as its UID.
+  if (pod && isIncarnation(pod, uid)) {
     const phase = pod.status?.phase;
     const deadline = pod.metadata.deletionTimestamp ? Date.parse(pod.metadata.deletionTimestamp) + opts.graceMarginMs : undefined;
     if (phase === "Succeeded" || phase === "Failed")

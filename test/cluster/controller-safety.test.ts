@@ -15,6 +15,7 @@
  * - leadership: renewed during a long scan; a leader frozen mid-scan writes
  *   nothing once a standby has taken over; a holder whose clock is behind is
  *   not robbed of a lease it keeps renewing;
+ * - a static pod's claim (the kubelet's UID, not the mirror pod's) is the pod's, not a replaced one's;
  * - full scans in pages (--list-page-size 2) and a failing list that voids
  *   only the judgements needing it.
  *
@@ -473,6 +474,49 @@ S(
       assert.ok((claimPages ?? 0) >= 3 * scans, `claims LISTed in pages of 2 (${claimPages} requests in ${scans} scans)`);
       assert.ok((podPages ?? 0) >= 3 * scans, `pods LISTed in pages of 2 (${podPages} requests in ${scans} scans)`);
       assert.ok((epPages ?? 0) >= 3 * scans, `endpoints LISTed in pages of 2 (${epPages} requests in ${scans} scans)`);
+    }),
+);
+
+// ---------------------------------------------------------------- window 11: static pods, the controller's side
+
+const NS_STATIC = "berth-safe-static";
+const P_STATIC = "safe-static";
+
+S(
+  "a static pod keeps its address: the claim carries the kubelet's UID, the mirror pod's config.mirror annotation names it; deleting the mirror releases it",
+  () =>
+    withControllers({ tag: "safestatic", namespaces: [NS_STATIC], pools: [P_STATIC] }, async (c) => {
+      apply(poolManifest(P_STATIC, { subnet: "10.6.0.0/16", ips: ["10.6.178.91-10.6.178.92"] }));
+      const hash = `cfg${randomBytes(8).toString("hex")}`;
+      apply(
+        JSON.stringify({
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: {
+            name: "static-node1",
+            namespace: NS_STATIC,
+            annotations: { "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: [P_STATIC] }), "kubernetes.io/config.mirror": hash },
+          },
+          spec: { nodeName: "node1", containers: [{ name: "app", image: "nginx" }] },
+        }),
+      );
+      const held = add(c, c.node("node1"), NS_STATIC, "static-node1", hash);
+      assert.is(claimOf(held.address)?.spec.podUID, hash, "the claim records the kubelet's UID");
+      const ctl = await startController({ identity: "ctl-static", resyncSeconds: 1, addTimeoutSeconds: 1 });
+      await ctl.waitLeader();
+      await ctl.waitScans(3);
+      assert.ok(claimOf(held.address), `the static pod keeps its address through full scans\n${ctl.logTail()}`);
+      assert.equal(
+        ctl.releases((r) => r.pod === `${NS_STATIC}/static-node1`),
+        [],
+        "nothing released as pod-replaced",
+      );
+      deletePods(NS_STATIC, ["static-node1"], { force: true });
+      await waitReleased(held.address, 10_000, ctl);
+      assert.equal(
+        (await ctl.waitReleases((r) => r.pod === `${NS_STATIC}/static-node1`, 1)).map((r) => r.reason),
+        ["pod-deleted"],
+      );
     }),
 );
 
