@@ -14,6 +14,7 @@ import type { ControllerApi, NodeObject, WatchKind } from "../kube/controller-ap
 import { isKind } from "../support/errors.ts";
 import { faultValue } from "../support/faults.ts";
 import { halfFinishedAt, withObservation } from "./claim-age.ts";
+import { collectGarbage } from "./collect-garbage.ts";
 import { guardWrites } from "./guarded-api.ts";
 import { type Reader, judgeClaim, nodeState } from "./judge-claim.ts";
 import { DEFAULT_LEADER_TIMING, LeaderElector, NotLeaderError } from "./leader.ts";
@@ -58,6 +59,8 @@ export class Controller {
   failed = false;
   /** The leadership term in which a full scan listed (and judged) every claim: only then is the view complete. */
   private syncedTerm = -1;
+  /** While a full scan lists: the latest watch state of each claim the watch reported meanwhile (null: deleted). */
+  private touchedDuringScan: Map<string, ClaimObject | null> | undefined;
   private everScanned = false;
   private readonly elector: LeaderElector;
   /** The API for writes: each one checks leadership right before it is sent. */
@@ -175,10 +178,30 @@ export class Controller {
     return server;
   }
 
-  /** Keeps one watch of `kind` open, reopening it when the server ends it. */
+  /**
+   * Keeps one watch of `kind` open, reopening it where it ended. Claims, pods
+   * and StatefulSets are watched from the present: the full scans find what
+   * exists, and a replay of every one of them (at start, and each time the
+   * server ends a watch) was the controller's biggest burst of memory on a
+   * big cluster. Pools and nodes, few, replay (nodes fill the readiness map).
+   * When the server has forgotten the version (410 Gone), events were missed:
+   * the claims view counts as incomplete until the next scan, due within 5 s.
+   */
   private async watchForever(kind: WatchKind): Promise<void> {
+    const fromNow = kind === "claims" || kind === "pods" || kind === "statefulsets";
+    let rv: string | undefined;
+    let missed = false;
     while (!this.stopped) {
-      await this.api.watch(kind, (type, obj) => this.onEvent(kind, type, obj)).catch(() => undefined);
+      if (rv === undefined && fromNow) {
+        rv = await this.api.collectionVersion(kind).catch(() => undefined);
+        if (rv === undefined) {
+          await this.sleep(1000);
+          continue;
+        }
+        if (missed && kind === "claims") this.syncedTerm = -1;
+      }
+      rv = (await this.api.watch(kind, (type, obj) => this.onEvent(kind, type, obj), rv).catch(() => ({ resourceVersion: rv }))).resourceVersion;
+      missed = rv === undefined;
       await this.sleep(1000);
     }
   }
@@ -244,14 +267,16 @@ export class Controller {
     const m = obj.metadata;
     if (kind === "claims") {
       const claim = obj as ClaimObject;
+      this.touchedDuringScan?.set(m.name, type === "DELETED" ? null : slimClaim(claim));
       if (type === "DELETED") this.forget(m.name);
       else {
         if (type === "ADDED" && this.everScanned && !this.claims.has(m.name)) this.metrics.allocations++;
         this.remember(slimClaim(claim));
         // A claim not bound within its ADD's window is a half-finished ADD: look again then (server time). Only
-        // for claims written lately: a watch (re)opening replays every claim, and the full scans cover old ones
-        // (re-checking all of them live cost ~10x a full scan, measured in BENCHMARKS.md). A replayed claim
-        // updated since its creation looks new (its age counts from now, claim-age.ts): left to the scans too.
+        // for claims written lately: the full scans cover old ones (re-checking all of them live cost ~10x a
+        // full scan, measured in BENCHMARKS.md). Claims are watched from the present, so ADDED is a new claim;
+        // one that says it was updated since its creation (a replay, should a watch ever start without a
+        // version) would look new (its age counts from now, claim-age.ts): left to the scans too.
         const replayedUpdate = type === "ADDED" && (claim.metadata.generation ?? 1) > 1;
         const due = halfFinishedAt(this.claims.get(m.name)!, this.opts.addTimeoutMs);
         if (!replayedUpdate && due !== undefined && due + 1000 > this.api.serverNow() - 5000) this.later(`claim:${m.name}`, due + 1000);
@@ -369,7 +394,11 @@ export class Controller {
   async fullScan(term: number): Promise<void> {
     const t0 = performance.now();
     const pageSize = this.opts.listPageSize ?? 500;
-    const snap = await takeSnapshot(this.api, pageSize);
+    const touched = new Map<string, ClaimObject | null>();
+    this.touchedDuringScan = touched;
+    const snap = await takeSnapshot(this.api, pageSize).finally(() => {
+      if (this.touchedDuringScan === touched) this.touchedDuringScan = undefined;
+    });
     for (const [kind, n] of snap.requests) this.metrics.listed(kind, n);
     for (const [kind, err] of snap.failed) {
       this.metrics.listed(kind, undefined);
@@ -377,12 +406,25 @@ export class Controller {
     }
     this.elector.check("full scan", term);
     const first = !this.everScanned;
+    // Terminating pods are not replayed by their watch: the scan hands them over, to be looked at again when
+    // their deletion deadline has passed or their node is back.
+    const now = this.api.serverNow();
+    for (const [pod, t] of snap.terminating) {
+      this.terminating.set(pod, t.node);
+      const due = Date.parse(t.deletion) + this.opts.graceMarginMs + 500;
+      if (due > now) this.later(`pod:${pod}`, due); // past it: this scan judges it
+    }
     if (snap.claims) {
       this.claims.clear();
       this.byPod.clear();
       const listed = new Set(snap.claims.map((c) => c.metadata.name));
       for (const name of this.observed.keys()) if (!listed.has(name)) this.observed.delete(name);
-      for (const c of snap.claims) this.remember(c);
+      // A claim the watch reported while the lists ran may be newer than the list's copy (or deleted since):
+      // the watch, a complete ordered stream, has the last word for it.
+      for (const c of snap.claims) if (!touched.has(c.metadata.name)) this.remember(c);
+      for (const [name, c] of touched)
+        if (c) this.remember(c);
+        else this.forget(name);
       this.everScanned = true;
     }
     let released = 0;
@@ -421,6 +463,7 @@ export class Controller {
     this.metrics.claims = this.claims.size;
     const seconds = (performance.now() - t0) / 1000;
     this.metrics.reconciled(seconds);
+    collectGarbage();
     const listRequests = [...snap.requests.values()].reduce((a, b) => a + b, 0);
     this.log.info("full scan done", {
       claims: snap.claims?.length ?? "unknown",

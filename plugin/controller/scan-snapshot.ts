@@ -9,6 +9,7 @@
 import type { ControllerApi, NodeObject } from "../kube/controller-api.ts";
 import type { ClaimObject, PoolObject, StatefulSetObject } from "../kube/kube-api.ts";
 import { brand } from "../support/errors.ts";
+import { collectGarbage } from "./collect-garbage.ts";
 import type { Reader } from "./judge-claim.ts";
 import { type PodRecord, endpointFromRecord, endpointRecord, podFromRecord, podRecord, slimClaim, slimNode, slimStatefulSet } from "./slim.ts";
 
@@ -33,13 +34,23 @@ export interface Snapshot {
   failed: Map<ListKind, Error>;
   /** LIST requests per kind. */
   requests: Map<ListKind, number>;
+  /** Claimed pods being deleted: "namespace/name" → node and deletion deadline (their watch does not replay them). */
+  terminating: Map<string, { node: string; deletion: string }>;
 }
 
 const key = (ns: string | undefined, name: string) => `${ns}/${name}`;
 
+/** Pages (500 objects each by default) between forced collections during a scan. */
+const GC_PAGES = 20;
+
 export async function takeSnapshot(api: ControllerApi, pageSize: number): Promise<Snapshot> {
   const failed = new Map<ListKind, Error>();
   const requests = new Map<ListKind, number>();
+  // Every GC_PAGES pages (of any list), a collection: the peak stays near the live data on a big cluster.
+  let pages = 0;
+  const paged = () => {
+    if (++pages % GC_PAGES === 0) collectGarbage();
+  };
   const list = async (kind: ListKind, run: () => Promise<number>): Promise<boolean> => {
     try {
       requests.set(kind, await run());
@@ -55,6 +66,7 @@ export async function takeSnapshot(api: ControllerApi, pageSize: number): Promis
     !(await list("claims", () =>
       api.listAllClaims(pageSize, (page) => {
         for (const c of page) claims!.push(slimClaim(c));
+        paged();
       }),
     ))
   )
@@ -79,6 +91,7 @@ export async function takeSnapshot(api: ControllerApi, pageSize: number): Promis
         const k = key(o.metadata.namespace, o.metadata.name);
         if (keys.has(k)) into.set(k, slim(o));
       }
+      paged();
     };
   await Promise.all([
     claims ? list("pods", () => api.listAllPods(pageSize, wanted(podKeys, pods, podRecord))) : undefined,
@@ -111,5 +124,7 @@ export async function takeSnapshot(api: ControllerApi, pageSize: number): Promis
     },
     getNode: (name) => from("nodes", nodes, name),
   };
-  return { claims, pools, reader, failed, requests };
+  const terminating = new Map<string, { node: string; deletion: string }>();
+  for (const [k, r] of pods) if (r[2]) terminating.set(k, { node: r[3], deletion: r[2] });
+  return { claims, pools, reader, failed, requests, terminating };
 }

@@ -57,6 +57,14 @@ export interface ControllerApi extends KubeApi {
     reason: string,
     message: string,
   ): Promise<void>;
-  /** Watches one kind; calls `onEvent` per change; resolves when the watch ends (the caller restarts it). */
-  watch(kind: WatchKind, onEvent: (type: string, obj: { metadata: ObjectMeta }) => void): Promise<void>;
+  /**
+   * Watches one kind; calls `onEvent` per change; resolves when the watch
+   * ends (the caller restarts it) with the last resourceVersion seen, to go
+   * on from, or undefined when the server said that version is too old (410
+   * Gone: events were missed). From `resourceVersion` when given (no replay
+   * of what exists), else from a replay of every object (ADDED each).
+   */
+  watch(kind: WatchKind, onEvent: (type: string, obj: { metadata: ObjectMeta }) => void, resourceVersion?: string): Promise<{ resourceVersion?: string }>;
+  /** The collection's current resourceVersion (a one-object LIST), to watch from without a replay. */
+  collectionVersion(kind: WatchKind): Promise<string | undefined>;
 }

@@ -141,18 +141,34 @@ export function createControllerClient(kubeconfigPath: string | undefined, optio
         `record event on ${target.kind} ${target.namespace}/${target.name}`,
       );
     },
-    // Watches stay on client-node's Watch: it streams, and the caller restarts a watch whenever it ends.
-    watch: (kind, onEvent) =>
-      new Promise<void>((resolve) => {
+    // Watches stay on client-node's Watch: it streams, and the caller restarts a watch whenever it ends, from
+    // the last resourceVersion seen (bookmarks keep it fresh while nothing of the kind changes).
+    watch: (kind, onEvent, from) =>
+      new Promise<{ resourceVersion?: string }>((resolve) => {
+        let last = from;
+        let expired = false;
+        // "Too old" comes as an ERROR event with code 410, or as the watch request's own status.
+        const end = (err?: unknown) => resolve({ resourceVersion: expired || (err as { statusCode?: number } | null)?.statusCode === 410 ? undefined : last });
         new Watch(t.config)
           .watch(
             watchPaths[kind],
-            { allowWatchBookmarks: false },
-            (type, obj) => onEvent(type, obj),
-            () => resolve(),
+            { allowWatchBookmarks: true, ...(from ? { resourceVersion: from } : {}) },
+            (type, obj) => {
+              if (type === "ERROR") {
+                if ((obj as { code?: number } | undefined)?.code === 410) expired = true;
+                return;
+              }
+              const rv = (obj as { metadata?: { resourceVersion?: string } } | undefined)?.metadata?.resourceVersion;
+              if (rv) last = rv;
+              if (type !== "BOOKMARK") onEvent(type, obj);
+            },
+            end,
           )
-          .catch(() => resolve());
+          .catch(end);
       }),
+    collectionVersion: async (kind) =>
+      (await t.request<{ metadata?: { resourceVersion?: string } }>(`list ${kind} (version only)`, "GET", watchPaths[kind], undefined, { limit: "1" })).metadata
+        ?.resourceVersion,
   };
 }
 
