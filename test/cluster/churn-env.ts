@@ -1,14 +1,13 @@
 /**
- * Pod churn for the long cluster tests (mixed-versions.test.ts,
- * fault-soak.test.ts), on top of cluster-env.ts and controller-env.ts. Not a
- * test file itself.
+ * Pod churn for the long cluster tests (controller-soak.test.ts,
+ * fault-soak.test.ts, mixed-versions.test.ts), on top of cluster-env.ts and
+ * controller-env.ts. Not a test file itself.
  *
  * A Churn plays scheduler and kubelet for one namespace and one pool, over
  * simulated nodes that each run their own berth binary (the DaemonSet's
  * binary on that node: 0.3.0 or the new one, swapped with `node.bin = ...`
  * as a rollout does) through their own kubeconfig (the plugin's, or one
- * through a fault proxy). berth is called directly (no interface), as in
- * controller-soak.test.ts:
+ * through a fault proxy). berth is called directly (no interface):
  *
  * - ADD is the kubelet's: on failure, DEL of that sandbox and a new one. A
  *   102 naming a container this node still leases the address to (a pod
