@@ -358,6 +358,21 @@ export class Churn {
     return next;
   }
 
+  /** The start of a soak: StatefulSets `sets` of `replicas` members each, running, and `plain` plain pods (names from a pool of `plainNames`). */
+  async populate(sets: string[], replicas: number, plain: number, plainNames: number): Promise<void> {
+    for (const set of sets) this.createStatefulSet(set, replicas);
+    await inBatches(
+      sets.flatMap((s) => Array.from({ length: replicas }, (_, i) => [s, `${s}-${i}`])),
+      this.parallel,
+      ([s, n]) => this.startMember(s, n),
+    );
+    await inBatches(
+      Array.from({ length: plain }, () => this.freeName(plainNames)),
+      this.parallel,
+      (n) => this.createPlain(n),
+    );
+  }
+
   createStatefulSet(set: string, replicas: number): void {
     apply(
       JSON.stringify({

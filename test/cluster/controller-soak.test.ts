@@ -26,7 +26,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { BERTH } from "../helpers/berth.ts";
 import { Churn, type ChurnNode } from "./churn-env.ts";
-import { type ClusterScope, apply, inBatches, poolManifest, waitFor } from "./cluster-env.ts";
+import { type ClusterScope, apply, poolManifest, waitFor } from "./cluster-env.ts";
 import { startController, withControllers } from "./controller-env.ts";
 
 const NS = "berth-ctl-soak";
@@ -55,17 +55,7 @@ S(
       const ch = new Churn(c, { tag: "ctlsoak", ns: NS, pool: POOL, nodes, timeoutSeconds: 10, parallel: PARALLEL });
 
       // Start: the StatefulSets' members and the first plain pods.
-      for (const set of SETS) ch.createStatefulSet(set, REPLICAS);
-      await inBatches(
-        SETS.flatMap((s) => Array.from({ length: REPLICAS }, (_, i) => [s, `${s}-${i}`])),
-        PARALLEL,
-        ([s, n]) => ch.startMember(s, n),
-      );
-      await inBatches(
-        Array.from({ length: PLAIN_LIVE }, () => ch.freeName(PLAIN_NAMES)),
-        PARALLEL,
-        (n) => ch.createPlain(n),
-      );
+      await ch.populate(SETS, REPLICAS, PLAIN_LIVE, PLAIN_NAMES);
       await ch.check("start", log);
 
       let batch = 0;

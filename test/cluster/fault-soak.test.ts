@@ -49,7 +49,7 @@ import { controlPlane } from "../harness/control-plane.ts";
 import { type FaultAction, FaultProxy } from "../harness/fault-proxy.ts";
 import { BERTH } from "../helpers/berth.ts";
 import { type ChurnNode, Churn } from "./churn-env.ts";
-import { type ClusterScope, PLUGIN_KUBECONFIG, apply, inBatches, poolManifest } from "./cluster-env.ts";
+import { type ClusterScope, PLUGIN_KUBECONFIG, apply, poolManifest } from "./cluster-env.ts";
 import { CONTROLLER_KUBECONFIG, ControllerProc, sleep, withControllers } from "./controller-env.ts";
 
 const num = (name: string, dflt: number) => (process.env[name] === undefined || process.env[name] === "" ? dflt : Number(process.env[name]));
@@ -166,17 +166,7 @@ S(
         });
 
         // Start without faults: the StatefulSets' members and the first plain pods.
-        for (const set of SETS) ch.createStatefulSet(set, REPLICAS);
-        await inBatches(
-          SETS.flatMap((s) => Array.from({ length: REPLICAS }, (_, i) => [s, `${s}-${i}`])),
-          PARALLEL,
-          ([s, n]) => ch.startMember(s, n),
-        );
-        await inBatches(
-          Array.from({ length: PLAIN_LIVE }, () => ch.freeName(PLAIN_NAMES)),
-          PARALLEL,
-          (n) => ch.createPlain(n),
-        );
+        await ch.populate(SETS, REPLICAS, PLAIN_LIVE, PLAIN_NAMES);
         await ch.check("start", log);
 
         pluginFaults(proxy);
