@@ -92,7 +92,9 @@ async function run(s: AddState): Promise<AddResult> {
     taken.push(await takeFamily(claiming, family, pools, reuse ? endpoint : undefined, ordinalIndex, !!member));
   }
 
-  s.deadline.check();
+  // Every address is taken: finish even past the budget (a busy CPU must not roll back what the API server
+  // accepted); confirmStillHeld re-reads the claims of an ADD that ran late.
+  s.deadline.commit();
   await writeEndpoint(s, endpoint, pod, member, taken);
   await confirmStillHeld(claiming, taken);
   store.immediate(() => {
@@ -197,12 +199,13 @@ export function claimDeadlineSeconds(timeoutMs: number): number {
 
 /**
  * An ADD must never report an address whose claim it no longer holds. Within
- * half of its claims' deadline nobody may have taken them (the controller
- * waits for the whole deadline by server time, and the server stamped them
- * after this ADD started). Past that, read them again before answering.
+ * its budget and half of its claims' deadline nobody may have taken them (the
+ * controller waits for the whole deadline by server time, and the server
+ * stamped them after this ADD started). An ADD that ran past either reads
+ * them again before answering.
  */
 async function confirmStillHeld(s: Claiming, taken: Taken[]): Promise<void> {
-  if (s.deadline.elapsedMs() < (s.holder.addDeadlineSeconds * 1000) / 2) return;
+  if (s.deadline.elapsedMs() < Math.min(s.deadline.ms, (s.holder.addDeadlineSeconds * 1000) / 2)) return;
   for (const t of taken) {
     const claim = await s.api.getClaim(claimNameOf(t.address));
     if (!claim || claim.spec.containerID !== s.containerId || claim.spec.interface !== s.ifname) {

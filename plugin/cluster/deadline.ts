@@ -1,10 +1,21 @@
-/** Bounds an ADD in time: past the deadline every further step refuses to start. */
+/**
+ * Bounds an ADD in time. The budget (the network's `timeoutSeconds`) protects
+ * the runtime against a hung API server while addresses are still being
+ * taken; past it, no new step starts and what was taken is given back. Once
+ * every address is taken (`commit`), the ADD finishes however late: undoing
+ * claims the API server has accepted because this process waited for a CPU
+ * (a node booting a hundred pods at once) only makes the retry do it all
+ * again. Each request keeps its own time limit, and a late ADD re-reads its
+ * claims before it answers (cluster-add.ts), so finishing late is safe.
+ */
+import { cpus, loadavg } from "node:os";
 import { KubeUnreachableError } from "../kube/kube-errors.ts";
 
 export class Deadline {
   private readonly start = Date.now();
   private readonly end: number;
   private expired = false;
+  private committed = false;
 
   constructor(
     readonly ms: number,
@@ -18,20 +29,39 @@ export class Deadline {
     return Date.now() - this.start;
   }
 
-  /** Throws once the time is up; call between steps. */
+  /** Every address is taken: from here on the ADD finishes, whatever the time. */
+  commit(): void {
+    this.committed = true;
+  }
+
+  /** Throws once the time is up, unless committed; call between steps. */
   check(): void {
+    if (this.committed) return;
     if (this.expired || Date.now() > this.end) throw this.error();
   }
 
+  /**
+   * The error of a budget that ran out, naming what it ran out on: a node
+   * whose CPUs are overloaded (this process waited to run), or the API server.
+   */
   error(): KubeUnreachableError {
-    return new KubeUnreachableError(this.server, `gave up after ${this.ms / 1000} s waiting for API server ${this.server}`);
+    const load = loadavg()[0];
+    const n = cpus().length || 1;
+    const budget = `gave up after ${this.ms / 1000} s (the network's timeoutSeconds) before every address was taken; what it took is given back`;
+    const cause =
+      load > 2 * n
+        ? `this node is overloaded (load average ${load.toFixed(1)} on ${n} CPUs): the ADD waited to run, not only for API server ${this.server}`
+        : `waiting for API server ${this.server}`;
+    return new KubeUnreachableError(this.server, `${budget}: ${cause}`);
   }
 
   /**
-   * Runs `fn`, rejecting once the deadline passes. A step already in flight
-   * then finishes (each request has its own timeout) before this rejects:
-   * undoing while a write is still on its way would leave behind whatever
-   * that write does after the undo, such as an endpoint naming a deleted claim.
+   * Runs `fn`, rejecting once the deadline passes unless `fn` has committed.
+   * A step already in flight then finishes (each request has its own
+   * timeout) before this rejects: undoing while a write is still on its way
+   * would leave behind whatever that write does after the undo, such as an
+   * endpoint naming a deleted claim. If that step completes the ADD (it
+   * committed meanwhile), its result stands.
    */
   async race<T>(fn: () => Promise<T>): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -42,9 +72,8 @@ export class Deadline {
     try {
       const first = await Promise.race([running, expired]);
       if (first !== "expired") return first as T;
-      this.expired = true;
-      await running.catch(() => undefined); // stops at its next check()
-      throw this.error();
+      if (!this.committed) this.expired = true;
+      return await running; // committed: finishes; otherwise stops at its next check()
     } finally {
       clearTimeout(timer);
     }

@@ -52,6 +52,7 @@ const P = {
   race: "psafe-race", // 10.6.190.71-72
   rel: "psafe-rel", // 10.6.190.81
   served: "psafe-served", // 10.6.190.91
+  late: "psafe-late", // 10.6.190.95
 } as const;
 
 const S = suite("cluster: plugin safety");
@@ -80,6 +81,7 @@ S.before(async () => {
     apply(poolManifest(P.race, { subnet: "10.6.0.0/16", ips: ["10.6.190.71-10.6.190.72"] }));
     apply(poolManifest(P.rel, { subnet: "10.6.0.0/16", ips: ["10.6.190.81"] }));
     apply(poolManifest(P.served, { subnet: "10.6.0.0/16", ips: ["10.6.190.91"] }));
+    apply(poolManifest(P.late, { subnet: "10.6.0.0/16", ips: ["10.6.190.95"] }));
   } catch (err) {
     scope.cleanup();
     throw err;
@@ -180,6 +182,44 @@ S("a slow endpoint write: the controller leaves the claim alone until the ADD's 
     } finally {
       await stopAllControllers();
     }
+  }),
+);
+
+// A node booting a hundred pods: the ADD waits for a CPU, not for the API server. Once its address is taken,
+// running past timeoutSeconds must not roll back what the API server accepted (the retry would redo it all).
+S("an ADD past its budget with every address taken finishes (re-checking its claim) instead of undoing; one that has not got them gives up with 11", () =>
+  withProxy(async (proxy) => {
+    const kubeconfig = viaProxy(proxy, "late");
+    const p = plainPod(ippool([P.late]));
+    // The endpoint write lands 4 s in, past the 2 s budget: the claim was taken before.
+    proxy.rule({ method: "POST", path: /\/berthendpoints/, action: "delay", ms: 4000, times: 1 });
+    const t0 = Date.now();
+    const sandbox = cid();
+    const late = await scope.berthAsync("ADD", node1, { containerId: sandbox, args: podArgs(NS, p.name, p.uid), ipamExtra: { kubeconfig, timeoutSeconds: 2 } });
+    assert.is(late.status, 0, `finished late instead of undoing: ${late.stdout}\n${scope.logTail(node1)}`);
+    assert.ok(Date.now() - t0 >= 4000, "it did run past its budget");
+    assert.is(addr(late), "10.6.190.95");
+    assert.is(holderOf("10.6.190.95"), `${NS}/${p.name}`, "the claim stays");
+    assert.ok(
+      endpointOf(NS, p.name)?.spec.ips.some((i) => i.ipv4?.startsWith("10.6.190.95/")),
+      "the endpoint binds it",
+    );
+    assert.ok(
+      proxy.log.some((r) => r.method === "GET" && /\/berthipclaims\/v4-10-6-190-95/.test(r.path)),
+      "the late ADD read its claim again before answering",
+    );
+    proxy.clear();
+    deletePods(NS, [p.name], { force: true });
+    const del = await scope.berthAsync("DEL", node1, { containerId: sandbox, args: podArgs(NS, p.name, p.uid), ipamExtra: { kubeconfig } });
+    assert.is(del.status, 0, del.stdout);
+
+    // Before any address is taken the budget still ends the ADD: the pool read comes back after it.
+    const q = plainPod(ippool([P.late]));
+    proxy.rule({ method: "GET", path: /\/spiderippools\//, action: "delay", ms: 3000 });
+    const slow = await scope.berthAsync("ADD", node1, { containerId: cid(), args: podArgs(NS, q.name, q.uid), ipamExtra: { kubeconfig, timeoutSeconds: 2 } });
+    assert.is(slow.json?.code, 11, slow.stdout);
+    assert.match(slow.json.msg, "gave up after 2 s");
+    assert.is(holderOf("10.6.190.95"), undefined, "nothing taken");
   }),
 );
 

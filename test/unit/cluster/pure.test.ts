@@ -4,6 +4,7 @@ import { claimName } from "../../../plugin/kube/claim-name.ts";
 import { matchesSelector } from "../../../plugin/ipam/label-selector.ts";
 import { ordinalInRange, statefulSetMembership } from "../../../plugin/cluster/statefulset.ts";
 import { parseAddress } from "../../../plugin/ipam/ip.ts";
+import { Deadline } from "../../../plugin/cluster/deadline.ts";
 
 test("claim names are the address, valid object names for both families", () => {
   const n = (s: string) => {
@@ -54,6 +55,31 @@ test("replica range honours spec.ordinals.start and deletion", () => {
   assert.ok(ordinalInRange(sts(2, 5), 6));
   assert.not.ok(ordinalInRange(sts(2, 5), 1));
   assert.not.ok(ordinalInRange(sts(3, 0, true), 0), "a StatefulSet being deleted keeps nothing");
+});
+
+test("the ADD's budget: no new step once it is spent, but an ADD that has taken everything (commit) finishes", async () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const stopped = new Deadline(30, "https://api");
+  const err = await stopped
+    .race(async () => {
+      await sleep(60); // a step in flight when the budget ends finishes first
+      stopped.check(); // the next one does not start
+      return "done";
+    })
+    .catch((e: Error) => e);
+  assert.instance(err, Error);
+  assert.match((err as Error).message, "gave up after 0.03 s");
+  const finished = new Deadline(30, "https://api");
+  const result = await finished.race(async () => {
+    await sleep(60);
+    finished.commit(); // every address taken in that step
+    finished.check();
+    await sleep(10);
+    return "done";
+  });
+  assert.is(result, "done");
+  const within = new Deadline(1000, "https://api");
+  assert.is(await within.race(async () => (within.check(), "quick")), "quick");
 });
 
 test.run();
