@@ -191,11 +191,13 @@ S("an ADD past its budget with every address taken finishes (re-checking its cla
   withProxy(async (proxy) => {
     const kubeconfig = viaProxy(proxy, "late");
     const p = plainPod(ippool([P.late]));
-    // The endpoint write lands 4 s in, past the 2 s budget: the claim was taken before.
-    proxy.rule({ method: "POST", path: /\/berthendpoints/, action: "delay", ms: 4000, times: 1 });
+    // Each request answers within its own limit (the budget's 3 s), but the claim and the endpoint writes take 2 s
+    // each: the budget runs out during the endpoint write, after the claim was taken.
+    proxy.rule({ method: "POST", path: /\/berthipclaims/, action: "delay", ms: 2000, times: 1 });
+    proxy.rule({ method: "POST", path: /\/berthendpoints/, action: "delay", ms: 2000, times: 1 });
     const t0 = Date.now();
     const sandbox = cid();
-    const late = await scope.berthAsync("ADD", node1, { containerId: sandbox, args: podArgs(NS, p.name, p.uid), ipamExtra: { kubeconfig, timeoutSeconds: 2 } });
+    const late = await scope.berthAsync("ADD", node1, { containerId: sandbox, args: podArgs(NS, p.name, p.uid), ipamExtra: { kubeconfig, timeoutSeconds: 3 } });
     assert.is(late.status, 0, `finished late instead of undoing: ${late.stdout}\n${scope.logTail(node1)}`);
     assert.ok(Date.now() - t0 >= 4000, "it did run past its budget");
     assert.is(addr(late), "10.6.190.95");
@@ -213,9 +215,10 @@ S("an ADD past its budget with every address taken finishes (re-checking its cla
     const del = await scope.berthAsync("DEL", node1, { containerId: sandbox, args: podArgs(NS, p.name, p.uid), ipamExtra: { kubeconfig } });
     assert.is(del.status, 0, del.stdout);
 
-    // Before any address is taken the budget still ends the ADD: the pool read comes back after it.
+    // Before any address is taken the budget still ends the ADD: pod and pool reads take 1.5 s each of its 2 s.
     const q = plainPod(ippool([P.late]));
-    proxy.rule({ method: "GET", path: /\/spiderippools\//, action: "delay", ms: 3000 });
+    proxy.rule({ method: "GET", path: /\/pods\//, action: "delay", ms: 1500 });
+    proxy.rule({ method: "GET", path: /\/spiderippools\//, action: "delay", ms: 1500 });
     const slow = await scope.berthAsync("ADD", node1, { containerId: cid(), args: podArgs(NS, q.name, q.uid), ipamExtra: { kubeconfig, timeoutSeconds: 2 } });
     assert.is(slow.json?.code, 11, slow.stdout);
     assert.match(slow.json.msg, "gave up after 2 s");
