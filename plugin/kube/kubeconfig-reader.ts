@@ -6,9 +6,10 @@
  * (server, certificate-authority / -data, tls-server-name) and user (token,
  * token-file, client-certificate / -key and their -data forms), and the
  * in-cluster configuration. Anything more (exec credential plugins, auth
- * providers, basic auth, impersonation, proxy-url, a plain-http server) is
- * answered with `fallback`: the caller then loads client-node's KubeConfig,
- * so every kubeconfig that worked before still works.
+ * providers, basic auth, impersonation, proxy-url, a plain-http server, or
+ * YAML the runtime's parser refuses) is answered with `fallback`: the caller
+ * then loads client-node's KubeConfig, so every kubeconfig that worked
+ * before still works, and one that did not fails as it did.
  *
  * Field semantics follow client-node's loader (what berth used before), so a
  * kubeconfig means the same on both paths: every entry is validated as it
@@ -83,12 +84,19 @@ function fromFile(path: string, parse: YamlParse): KubeconfigRead {
   const fail = (what: string): never => {
     throw new Error(`kubeconfig ${path}: ${what}`);
   };
-  let doc: unknown;
+  let text = "";
   try {
-    doc = parse(readFileSync(path, "utf8"));
+    text = readFileSync(path, "utf8");
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    fail(e.code ? `cannot read it (${e.code}: ${e.message})` : `not valid YAML (${e.message})`);
+    fail(`cannot read it (${e.code ?? e.name}: ${e.message})`);
+  }
+  let doc: unknown;
+  try {
+    doc = parse(text);
+  } catch (err) {
+    // Bun's parser and js-yaml (client-node's) may disagree on exotic YAML: client-node decides, as it always did.
+    return { fallback: `YAML the reader's parser refuses (${(err as Error).message.split("\n")[0]})` };
   }
   if (!isObj(doc)) return fail("not a kubeconfig (the document is not a mapping)");
   const clusters = entries(doc.clusters, "clusters", "cluster", fail);
@@ -194,8 +202,9 @@ function readOrFail(path: string, field: string, fail: (what: string) => never):
   }
 }
 
+/** A scalar as text: YAML reads an unquoted all-digit token as a number, which client-node sent as it reads. */
 function str(v: unknown, field: string, fail: (what: string) => never): string {
-  return typeof v === "string" ? v : fail(`${field} is not a string`);
+  return typeof v === "string" ? v : typeof v === "number" ? String(v) : fail(`${field} is not a string`);
 }
 
 function isObj(v: unknown): v is Obj {

@@ -132,6 +132,14 @@ export function kubeconfigContract(runtime: string): void {
     assert.is(direct(ctx.write("k2", kubeconfig(["server: https://h:1"], ["token: t"]).replace("user: u}", "user: nobody}"))).token(), undefined);
   });
 
+  s("YAML the reader's parser refuses is left to client-node (its loader decides, and names the error, as before)", (ctx) => {
+    assert.match(readKubeconfig(ctx.write("bad", "clusters: [\n")).fallback!, "YAML");
+  });
+
+  s("an unquoted all-digit token is a token", (ctx) => {
+    assert.is(direct(ctx.write("k", kubeconfig(["server: https://h:1"], ["token: 12345"]))).token(), "12345");
+  });
+
   s("what only client-node serves falls back, naming the field", (ctx) => {
     const cases: [string[], string[], string][] = [
       [["server: https://h:1"], ["exec:", "  apiVersion: client.authentication.k8s.io/v1", "  command: /bin/true"], "users[0].user.exec"],
@@ -155,7 +163,6 @@ export function kubeconfigContract(runtime: string): void {
 
   s("errors name the file and the field", (ctx) => {
     throws(join(ctx.dir, "absent"), join(ctx.dir, "absent"), "ENOENT");
-    throws(ctx.write("bad", "clusters: [\n"), join(ctx.dir, "bad"), "not valid YAML");
     throws(ctx.write("list", "- a\n- b\n"), "not a kubeconfig");
     throws(
       ctx.write("ca", kubeconfig(["server: https://h:1", "certificate-authority: nope.crt"], ["token: t"])),
