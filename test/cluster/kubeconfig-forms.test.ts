@@ -16,7 +16,19 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { renderKubeconfig } from "../../plugin/install/kubeconfig.ts";
 import type { Outcome } from "../helpers/berth.ts";
-import { ClusterScope, PLUGIN_KUBECONFIG, type SimNode, apply, bindPod, claimOf, createNamespace, podArgs, podUid, poolManifest } from "./cluster-env.ts";
+import {
+  ClusterScope,
+  PLUGIN_KUBECONFIG,
+  type SimNode,
+  apply,
+  bindPod,
+  claimOf,
+  createNamespace,
+  deletePod,
+  podArgs,
+  podUid,
+  poolManifest,
+} from "./cluster-env.ts";
 
 const NS = "berth-kcf";
 const POOL = "kcf-pool";
@@ -75,7 +87,7 @@ function kubeconfig(dir: string, user: string[]): string {
   return file;
 }
 
-/** A fresh pod on node1, ADDed and DELed with `kubeconfig`; returns the ADD's and DEL's outcomes and the address. */
+/** A fresh pod on node1 ADDed with `kubeconfig`, then deleted and DELed with it; the outcomes and the address. */
 function cycle(kubeconfigPath: string): { add: Outcome; del: Outcome; address?: string } {
   const name = `kcf-${++podCounter}`;
   apply(
@@ -90,11 +102,12 @@ function cycle(kubeconfigPath: string): { add: Outcome; del: Outcome; address?: 
   const inv = { containerId: `kcf-${++cidCounter}`, args: podArgs(NS, name, podUid(NS, name)), ipamExtra: { kubeconfig: kubeconfigPath } };
   const add = scope.berth("ADD", node1, inv);
   const address = add.json?.ips?.[0]?.address?.split("/")[0];
-  const del = scope.berth("DEL", node1, { ...inv, args: podArgs(NS, name, podUid(NS, name)) });
+  deletePod(NS, name);
+  const del = scope.berth("DEL", node1, inv);
   return { add, del, address };
 }
 
-/** ADD got an address from the pool, it was claimed, and DEL of the (still existing, non-StatefulSet) pod released it. */
+/** ADD got an address from the pool, and DEL of the deleted pod released it. */
 function servedAndReleased(what: string, r: ReturnType<typeof cycle>): void {
   assert.is(r.add.status, 0, `${what}: ADD ${r.add.stdout} ${r.add.stderr}`);
   assert.match(r.address ?? "", /^10\.6\.182\./, `${what}: address from the pool`);
