@@ -40,7 +40,7 @@ export function clientNodeWire(kc: KubeConfig): Wire {
       for (const [k, v] of Object.entries(req.headers)) ctx.setHeaderParam(k, v);
       if (req.body !== undefined) ctx.setBody(req.body);
       await kc.applySecurityAuthentication(ctx); // per request: CA, client certificate, a rotated token, proxy agent
-      ctx.setSignal(req.signal as never);
+      ctx.setSignal(AbortSignal.timeout(req.timeoutMs) as never);
       beforeSend();
       const rsp = await http.send(ctx).toPromise();
       return { status: rsp.httpStatusCode, date: rsp.headers?.date, text: await rsp.body.text() };

@@ -34,18 +34,19 @@ export function directWire(config: DirectConfig): Wire {
       const headers = { ...req.headers };
       const token = config.token(); // per request: a rotated token file is read again
       if (token) headers.Authorization = `Bearer ${token}`;
+      const signal = AbortSignal.timeout(req.timeoutMs);
       beforeSend();
-      return exchange(url, { ...req, headers });
+      return exchange(url, { ...req, headers }, signal);
     },
   };
 }
 
-type Exchange = (url: URL, req: WireRequest) => Promise<WireAnswer>;
+type Exchange = (url: URL, req: WireRequest, signal: AbortSignal) => Promise<WireAnswer>;
 
 function bunExchange(tls: object): Exchange {
   const bunFetch = fetch as unknown as BunFetch;
-  return async (url, req) => {
-    const rsp = await bunFetch(url.toString(), { method: req.method, headers: req.headers, body: req.body, signal: req.signal, tls });
+  return async (url, req, signal) => {
+    const rsp = await bunFetch(url.toString(), { method: req.method, headers: req.headers, body: req.body, signal, tls });
     return { status: rsp.status, date: rsp.headers.get("date") ?? undefined, text: await rsp.text() };
   };
 }
@@ -53,13 +54,13 @@ function bunExchange(tls: object): Exchange {
 function nodeExchange(tls: { ca?: string; cert?: string; key?: string; serverName?: string }): Exchange {
   const https = import("node:https");
   let agent: import("node:https").Agent | undefined;
-  return async (url, req) => {
+  return async (url, req, signal) => {
     const { Agent, request } = await https;
     agent ??= new Agent({ keepAlive: true, ca: tls.ca, cert: tls.cert, key: tls.key, servername: tls.serverName, rejectUnauthorized: true });
     return new Promise<WireAnswer>((resolve, reject) => {
       // Past the deadline the error is the signal's own (a TimeoutError), however far the exchange had got.
-      const fail = (err: unknown) => reject(req.signal.aborted ? req.signal.reason : err);
-      const r = request(url, { method: req.method, headers: req.headers, agent, signal: req.signal }, (res) => {
+      const fail = (err: unknown) => reject(signal.aborted ? signal.reason : err);
+      const r = request(url, { method: req.method, headers: req.headers, agent, signal }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("error", fail);

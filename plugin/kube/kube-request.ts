@@ -84,8 +84,11 @@ export interface WireRequest {
   query?: Query;
   headers: Record<string, string>;
   body?: string;
-  /** Ends the exchange, the answer's body included. */
-  signal: AbortSignal;
+  /**
+   * The exchange's deadline, the answer's body included; it starts once the
+   * credentials are applied (an exec credential plugin's run is not the API server's time).
+   */
+  timeoutMs: number;
 }
 
 /** An HTTP answer: its status, its Date header, its body as text. */
@@ -116,8 +119,6 @@ export function transportOver(wire: Wire, requestTimeoutMs: number, beforeWrite?
   async function exchange(what: string, method: Method, path: string, body: unknown, query: Query | undefined, contentType: string | undefined) {
     const headers: Record<string, string> = { Accept: "application/json, */*;q=0.8" };
     if (body !== undefined) headers["Content-Type"] = contentType ?? "application/json";
-    // Every request carries its own deadline, the answer's body included: a hung API server must not hang the runtime.
-    const signal = AbortSignal.timeout(requestTimeoutMs);
     const beforeSend = () => {
       if (method === "GET" || !beforeWrite) return;
       try {
@@ -126,14 +127,16 @@ export function transportOver(wire: Wire, requestTimeoutMs: number, beforeWrite?
         throw new WriteStopped(err);
       }
     };
-    const answer = await wire.send({ method, path, query, headers, body: body === undefined ? undefined : JSON.stringify(body), signal }, beforeSend);
+    // Every request carries its own deadline, the answer's body included: a hung API server must not hang the runtime.
+    const sent = { method, path, query, headers, body: body === undefined ? undefined : JSON.stringify(body), timeoutMs: requestTimeoutMs };
+    const answer = await wire.send(sent, beforeSend);
     clock.observe(answer.date, performance.now());
     return answer;
   }
 
   /** Whether the API server says it is ready (/readyz, else /healthz on servers without it; readable by any authenticated user). */
   async function ready(): Promise<boolean> {
-    const check = async (path: string) => (await wire.send({ method: "GET", path, headers: {}, signal: AbortSignal.timeout(2000) }, () => {})).status;
+    const check = async (path: string) => (await wire.send({ method: "GET", path, headers: {}, timeoutMs: 2000 }, () => {})).status;
     try {
       const status = await check("/readyz");
       if (status === 404) return [200, 404].includes(await check("/healthz")); // as client-node's Health did

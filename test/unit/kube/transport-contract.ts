@@ -74,7 +74,9 @@ export function transportContract(runtime: string): void {
     const tls = clientCa ? { ca: clientCa, requestCert: true, rejectUnauthorized: true } : {};
     const server = createServer({ cert: creds.cert, key: creds.key, ...tls }, (req, res) => {
       seen.push({ method: req.method!, path: req.url!, auth: req.headers.authorization });
-      handler(req, res);
+      // As an API server does: the whole request is read before it answers.
+      req.resume();
+      req.on("end", () => handler(req, res));
     });
     server.on("secureConnection", () => handshakes++);
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
