@@ -30,6 +30,7 @@ const groups: Group[] = [
   { name: "unit", cmd: "node", args: [...uvu, "test/unit", "\\.test\\.ts$"] },
   { name: "store contract (better-sqlite3)", cmd: "node", args: [...uvu, "test/store", "\\.test\\.ts$"] },
   { name: "store contract (bun:sqlite)", cmd: "node_modules/.bin/bun", args: ["test/store/bun-sqlite.bun.ts"] },
+  { name: "kube client under bun", cmd: "node_modules/.bin/bun", args: ["test/unit/kube/kube-client.bun.ts"] },
   { name: "compiled binary", cmd: "node", args: [...uvu, "test/binary", "\\.test\\.ts$"] },
   {
     name: "bridge chain in network namespaces",

@@ -16,10 +16,10 @@ import type { KubeApi } from "../kube/kube-api.ts";
 import { createKubeClient } from "../kube/kube-client.ts";
 
 /** A KubeApi for the ipam block's kubeconfig (CNI error 7 naming the field if it cannot be read). */
-export function connect(ipam: IpamConfig): KubeApi {
+export async function connect(ipam: IpamConfig): Promise<KubeApi> {
   try {
     // Each request gets at most 10 s (or the whole ADD budget, if smaller): one slow call must not eat it all.
-    return createKubeClient(ipam.kubeconfig!, { requestTimeoutMs: Math.min(ipam.timeoutMs, 10_000) });
+    return await createKubeClient(ipam.kubeconfig!, { requestTimeoutMs: Math.min(ipam.timeoutMs, 10_000) });
   } catch (err) {
     throw new IpamError("invalid-config", `invalid ipam.kubeconfig ${JSON.stringify(ipam.kubeconfig)}: ${(err as Error).message}`, "", { cause: err });
   }
@@ -39,7 +39,7 @@ async function add(ctx: CommandContext): Promise<CommandOutcome> {
     // A repeated ADD of an attachment that completed is answered from the node database.
     const held = heldResult(store.leasesOf(conf.name, env.containerId, env.ifname));
     if (held) return { result: held };
-    const api = connect(conf.ipam);
+    const api = await connect(conf.ipam);
     const result = await clusterAdd({ conf, containerId: env.containerId, ifname: env.ifname, pod, api, store, log });
     return {
       result,
@@ -83,7 +83,7 @@ async function del(ctx: CommandContext): Promise<CommandOutcome> {
     const pod = podIdentity(ctx.env.args);
     let api: KubeApi;
     try {
-      api = connect(conf.ipam);
+      api = await connect(conf.ipam);
     } catch (err) {
       throw new IpamError("try-again", `cannot release container ${env.containerId}'s addresses yet: ${(err as Error).message}`, "", { cause: err });
     }
@@ -99,7 +99,7 @@ async function check(ctx: CommandContext): Promise<CommandOutcome> {
   const store = openStore(conf.ipam, ctx.openDriver, true);
   const leases = store?.leasesOf(conf.name, env.containerId, env.ifname) ?? [];
   store?.close();
-  const api = connect(conf.ipam);
+  const api = await connect(conf.ipam);
   for (const cidr of conf.prevIps ?? []) {
     const address = normalizeAddress(cidr.split("/")[0]);
     if (!address) throw new IpamError("invalid-config", `invalid prevResult address ${JSON.stringify(cidr)}`);
@@ -144,7 +144,7 @@ async function gc(ctx: CommandContext): Promise<CommandOutcome> {
       if (mayBeInFlight(l.created_at, window, now)) stale.delete(`${l.container_id}\u0000${l.ifname}`);
     }
     if (stale.size === 0) return {};
-    const api = connect(conf.ipam);
+    const api = await connect(conf.ipam);
     for (const a of stale.values()) await clusterRelease(api, store, conf.ipam, { network: conf.name, ...a }, log);
     return {};
   } finally {
@@ -156,7 +156,7 @@ async function status(ctx: CommandContext): Promise<CommandOutcome> {
   const { conf } = ctx;
   assertWritable(conf.ipam, ctx.openDriver).close();
   try {
-    await connect(conf.ipam).listPools();
+    await (await connect(conf.ipam)).listPools();
   } catch (err) {
     throw new IpamError("not-available", `cannot serve ADD: ${(err as Error).message}`, "", { cause: err });
   }

@@ -8,7 +8,7 @@
  */
 import { createServer } from "node:http";
 import type { ClaimObject, PodObject } from "../kube/kube-api.ts";
-import { createControllerClient } from "../kube/kube-client.ts";
+import { createControllerClient } from "../kube/controller-client.ts";
 import type { Logger } from "../support/logger.ts";
 import type { ControllerApi, NodeObject, WatchKind } from "../kube/controller-api.ts";
 import { isKind } from "../support/errors.ts";

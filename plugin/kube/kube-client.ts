@@ -2,9 +2,9 @@
  * KubeApi and ControllerApi on a real API server: each kind is one
  * `resource(...)` (kube-resource.ts) over one transport (kube-request.ts).
  * Loaded only in cluster mode (dynamic import), so local mode never pays for
- * the client's start-up.
+ * it; the plugin's client does not load @kubernetes/client-node either
+ * (open-transport.ts), the controller's does (controller-client.ts).
  */
-import { Watch } from "@kubernetes/client-node";
 import type { ControllerApi, LeaseObject, NodeObject, WatchKind } from "./controller-api.ts";
 import {
   BERTH_API_VERSION,
@@ -21,7 +21,8 @@ import {
   labelValue,
 } from "./crd.ts";
 import type { ClaimObject, EndpointObject, KubeApi, NamedObject, ObjectMeta, PodObject, PoolObject, StatefulSetObject } from "./kube-api.ts";
-import { type BeforeWrite, openTransport } from "./kube-request.ts";
+import type { BeforeWrite, KubeTransport } from "./kube-request.ts";
+import { openTransport } from "./open-transport.ts";
 import { resource } from "./kube-resource.ts";
 
 /** How the client talks to the API server. */
@@ -32,10 +33,23 @@ export interface KubeClientOptions {
   beforeWrite?: BeforeWrite;
 }
 
-/** Reads the kubeconfig file (throws if it cannot) and returns a KubeApi. */
-export function createKubeClient(kubeconfigPath: string, options: KubeClientOptions): KubeApi {
-  return createControllerClient(kubeconfigPath, options);
+/** Reads the kubeconfig file (rejects if it cannot) and returns a KubeApi. */
+export async function createKubeClient(kubeconfigPath: string, options: KubeClientOptions): Promise<KubeApi> {
+  const t = await openTransport(kubeconfigPath, options.requestTimeoutMs, options.beforeWrite);
+  return apiOver(t, () => Promise.reject(new Error("watches are the controller's (controller-client.ts)")));
 }
+
+/** Streams a kind's events at a collection path until the watch ends (resolves then; the caller restarts it). */
+/**
+ * Watches `path` from `resourceVersion` (from a replay of everything when
+ * absent); resolves when the watch ends with the last resourceVersion seen,
+ * or undefined when the server said it is too old (410 Gone).
+ */
+export type WatchAt = (
+  path: string,
+  onEvent: (type: string, obj: { metadata: ObjectMeta }) => void,
+  resourceVersion?: string,
+) => Promise<{ resourceVersion?: string }>;
 
 /** A core/v1 Event, as berth records it. */
 interface EventObject {
@@ -52,9 +66,8 @@ interface EventObject {
   reportingInstance: string;
 }
 
-/** The full client: the plugin's KubeApi plus what the controller needs. No path: in-cluster configuration. */
-export function createControllerClient(kubeconfigPath: string | undefined, options: KubeClientOptions): ControllerApi {
-  const t = openTransport(kubeconfigPath, options.requestTimeoutMs, options.beforeWrite);
+/** The full client over a transport: the plugin's KubeApi plus what the controller needs, watches through `watchAt`. */
+export function apiOver(t: KubeTransport, watchAt: WatchAt): ControllerApi {
   const pods = resource<PodObject>(t, { group: "", version: "v1", plural: "pods", namespaced: true, kind: "Pod" });
   const namespaces = resource<NamedObject>(t, { group: "", version: "v1", plural: "namespaces", namespaced: false, kind: "Namespace" });
   const nodes = resource<NodeObject>(t, { group: "", version: "v1", plural: "nodes", namespaced: false, kind: "Node" });
@@ -141,31 +154,7 @@ export function createControllerClient(kubeconfigPath: string | undefined, optio
         `record event on ${target.kind} ${target.namespace}/${target.name}`,
       );
     },
-    // Watches stay on client-node's Watch: it streams, and the caller restarts a watch whenever it ends, from
-    // the last resourceVersion seen (bookmarks keep it fresh while nothing of the kind changes).
-    watch: (kind, onEvent, from) =>
-      new Promise<{ resourceVersion?: string }>((resolve) => {
-        let last = from;
-        let expired = false;
-        // "Too old" comes as an ERROR event with code 410, or as the watch request's own status.
-        const end = (err?: unknown) => resolve({ resourceVersion: expired || (err as { statusCode?: number } | null)?.statusCode === 410 ? undefined : last });
-        new Watch(t.config)
-          .watch(
-            watchPaths[kind],
-            { allowWatchBookmarks: true, ...(from ? { resourceVersion: from } : {}) },
-            (type, obj) => {
-              if (type === "ERROR") {
-                if ((obj as { code?: number } | undefined)?.code === 410) expired = true;
-                return;
-              }
-              const rv = (obj as { metadata?: { resourceVersion?: string } } | undefined)?.metadata?.resourceVersion;
-              if (rv) last = rv;
-              if (type !== "BOOKMARK") onEvent(type, obj);
-            },
-            end,
-          )
-          .catch(end);
-      }),
+    watch: (kind, onEvent, from) => watchAt(watchPaths[kind], onEvent, from),
     collectionVersion: async (kind) =>
       (await t.request<{ metadata?: { resourceVersion?: string } }>(`list ${kind} (version only)`, "GET", watchPaths[kind], undefined, { limit: "1" })).metadata
         ?.resourceVersion,

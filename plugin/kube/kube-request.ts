@@ -3,14 +3,12 @@
  * kubeconfig's credentials and its own deadline, and the one place where a
  * failure becomes KubeUnreachableError, KubeConflictError or KubeRequestError.
  *
- * Requests go through client-node's own HTTP library and authentication (the
- * ones its generated API classes use), only with a path built here instead of
- * one method per kind and verb. That keeps what the wire, the errors and the
- * performance were: node-fetch with the kubeconfig's agent under Node, and
- * Bun's native fetch (which pools TLS connections) in the compiled binary,
- * where a plain node:https request costs a TLS handshake per request.
+ * What carries the bytes is a Wire: the direct one (direct-wire.ts: Bun's
+ * native fetch in the compiled binary, node:https under Node) for a
+ * kubeconfig the small reader understands, client-node's own HTTP library
+ * and authentication (client-node-wire.ts) for the rest and for the
+ * controller. open-transport.ts picks one; everything here is the same for both.
  */
-import { Health, HttpMethod, IsomorphicFetchHttpLibrary, KubeConfig, RequestContext } from "@kubernetes/client-node";
 import { KubeConflictError, KubeRequestError, KubeUnreachableError } from "./kube-errors.ts";
 
 /** The HTTP verbs berth uses. */
@@ -23,8 +21,6 @@ export type Query = Record<string, string | undefined>;
 export interface KubeTransport {
   /** The server URL, for messages. */
   readonly server: string;
-  /** The loaded kubeconfig, for what still uses client-node directly (watches). */
-  readonly config: KubeConfig;
   /**
    * Sends one request and returns the parsed JSON of a 2xx answer. Anything
    * else throws a berth error whose message starts with `what` (e.g.
@@ -81,50 +77,70 @@ export class ServerClock {
  */
 export type BeforeWrite = (what: string, method: Method, path: string) => void;
 
-/** Loads the kubeconfig (throws if it cannot; no path: in-cluster configuration) and returns its transport. */
-export function openTransport(kubeconfigPath: string | undefined, requestTimeoutMs: number, beforeWrite?: BeforeWrite): KubeTransport {
-  const kc = new KubeConfig();
-  if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
-  else kc.loadFromCluster();
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error(`kubeconfig ${kubeconfigPath ?? "(in-cluster)"} names no current cluster`);
-  // The token would go to whoever answers: berth talks only to a server it can verify.
-  if (cluster.skipTLSVerify)
-    throw new Error(
-      `kubeconfig ${kubeconfigPath ?? "(in-cluster)"} sets insecure-skip-tls-verify: berth does not send its credentials to an unverified server; give certificate-authority(-data) instead`,
-    );
-  const server = cluster.server;
-  const http = new IsomorphicFetchHttpLibrary();
+/** One request as a Wire sends it: the path is relative to the server URL. */
+export interface WireRequest {
+  method: Method;
+  path: string;
+  query?: Query;
+  headers: Record<string, string>;
+  body?: string;
+  /**
+   * The exchange's deadline, the answer's body included; it starts once the
+   * credentials are applied (an exec credential plugin's run is not the API server's time).
+   */
+  timeoutMs: number;
+}
+
+/** An HTTP answer: its status, its Date header, its body as text. */
+export interface WireAnswer {
+  status: number;
+  date?: string;
+  text: string;
+}
+
+/** What carries requests to one API server, with the kubeconfig's credentials and TLS settings. */
+export interface Wire {
+  /** The server URL, without a trailing slash. */
+  readonly server: string;
+  /**
+   * Applies the credentials, calls `beforeSend` (throwing there stops the
+   * request unsent), sends, and reads the whole answer. Throws only when
+   * there is no HTTP answer.
+   */
+  send(req: WireRequest, beforeSend: () => void): Promise<WireAnswer>;
+}
+
+/** The transport over `wire`: each request bounded by `requestTimeoutMs`, writes checked by `beforeWrite`. */
+export function transportOver(wire: Wire, requestTimeoutMs: number, beforeWrite?: BeforeWrite): KubeTransport {
+  const server = wire.server;
   const clock = new ServerClock();
 
   /** One exchange: status and body text; throws only when there is no HTTP answer. */
   async function exchange(what: string, method: Method, path: string, body: unknown, query: Query | undefined, contentType: string | undefined) {
-    const ctx = new RequestContext(server + path, HttpMethod[method]); // as client-node: the server URL may carry a path prefix
-    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) ctx.setQueryParam(k, v);
-    ctx.setHeaderParam("Accept", "application/json, */*;q=0.8");
-    if (body !== undefined) {
-      ctx.setHeaderParam("Content-Type", contentType ?? "application/json");
-      ctx.setBody(JSON.stringify(body));
-    }
-    await kc.applySecurityAuthentication(ctx); // per request: CA, client certificate, a rotated token, proxy agent
-    // Every request carries its own deadline, the answer's body included: a hung API server must not hang the runtime.
-    ctx.setSignal(AbortSignal.timeout(requestTimeoutMs) as never);
-    if (method !== "GET" && beforeWrite) {
+    const headers: Record<string, string> = { Accept: "application/json, */*;q=0.8" };
+    if (body !== undefined) headers["Content-Type"] = contentType ?? "application/json";
+    const beforeSend = () => {
+      if (method === "GET" || !beforeWrite) return;
       try {
         beforeWrite(what, method, path);
       } catch (err) {
         throw new WriteStopped(err);
       }
-    }
-    const rsp = await http.send(ctx).toPromise();
-    clock.observe(rsp.headers?.date, performance.now());
-    return { status: rsp.httpStatusCode, text: await rsp.body.text() };
+    };
+    // Every request carries its own deadline, the answer's body included: a hung API server must not hang the runtime.
+    const sent = { method, path, query, headers, body: body === undefined ? undefined : JSON.stringify(body), timeoutMs: requestTimeoutMs };
+    const answer = await wire.send(sent, beforeSend);
+    clock.observe(answer.date, performance.now());
+    return answer;
   }
 
-  /** Whether the API server says it is ready (/readyz is readable by any authenticated user). */
+  /** Whether the API server says it is ready (/readyz, else /healthz on servers without it; readable by any authenticated user). */
   async function ready(): Promise<boolean> {
+    const check = async (path: string) => (await wire.send({ method: "GET", path, headers: {}, timeoutMs: 2000 }, () => {})).status;
     try {
-      return await new Health(kc).readyz({ timeout: 2000 });
+      const status = await check("/readyz");
+      if (status === 404) return [200, 404].includes(await check("/healthz")); // as client-node's Health did
+      return status === 200;
     } catch {
       return false;
     }
@@ -154,7 +170,6 @@ export function openTransport(kubeconfigPath: string | undefined, requestTimeout
 
   return {
     server,
-    config: kc,
     serverNow: () => clock.now(),
     async request<T>(what: string, method: Method, path: string, body?: unknown, query?: Query, contentType?: string): Promise<T> {
       let answer: { status: number; text: string };
@@ -164,8 +179,8 @@ export function openTransport(kubeconfigPath: string | undefined, requestTimeout
       } catch (err) {
         if (err instanceof WriteStopped) throw err.cause;
         // Anything short of an HTTP status (refused, reset, TLS, credentials, no answer, bad JSON) is "unreachable".
-        // The deadline is recognised by name: it is fetch's own error, not one of berth's. node-fetch says
-        // AbortError; Bun's native fetch says TimeoutError ("23: The operation timed out." before).
+        // The deadline is recognised by name: it is the runtime's own error, not one of berth's. node-fetch and
+        // node:https say AbortError; Bun's native fetch and the signal's reason say TimeoutError.
         const e = err as Error & { code?: string; type?: string };
         const timedOut = e.name === "AbortError" || e.name === "TimeoutError" || e.type === "aborted";
         const cause = timedOut ? `no answer within ${requestTimeoutMs} ms` : `${e.code ?? e.name}: ${e.message}`;

@@ -1,0 +1,3 @@
+import { kubeconfigContract } from "./kubeconfig-contract.ts";
+
+kubeconfigContract("Node, js-yaml");
