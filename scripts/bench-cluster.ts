@@ -79,10 +79,8 @@ const NS = "berth-bench";
 const NETWORK = "bench-cluster";
 type Node = (typeof NODES)[number];
 const POOL_ANNOTATION = "ipam.spidernet.io/ippool";
-/** berth refreshes a pool's hints from a full LIST when they are older than this (HINT_TTL_MS, plugin/cluster/cluster-add.ts). */
-const HINT_TTL_MS = 30_000;
-/** Pool status counts are recounted by a LIST up to this many addresses (EXACT_COUNT_LIMIT, plugin/cluster/pool-counts.ts). */
-const EXACT_COUNT_LIMIT = 4096;
+/** Pools up to this many addresses are LISTed once per node before its first allocation there; larger ones are probed (LIST_FIRST_LIMIT, plugin/cluster/take-free.ts). */
+const LIST_FIRST_LIMIT = 4096;
 
 interface PoolDef {
   name: string;
@@ -521,7 +519,6 @@ function prng(seed: number) {
 /** Phase 4: the /16 pool empty, filled to FILL_PCT% with claims made by the admin, then full. */
 async function bigPool(ctx: Ctx, say: (s: string) => void) {
   const { api } = ctx;
-  const emptyAt = Date.now(); // the hints of bench-big on node1 are listed by the first ADD below
   const empty = await freshPods(ctx, BIG, BIG_N, "big-empty");
   const statusBefore = await api.poolStatus(BIG.name);
 
@@ -573,12 +570,8 @@ async function bigPool(ctx: Ctx, say: (s: string) => void) {
   const fillMs = performance.now() - tFill;
   say(`filled in ${(fillMs / 1000).toFixed(1)} s (${(count / (fillMs / 1000)).toFixed(0)} creates/s)`);
 
-  // The first ADD after the fill must find the hints stale (older than HINT_TTL_MS) and LIST; make sure it does.
-  const wait = emptyAt + HINT_TTL_MS + 2_000 - Date.now();
-  if (wait > 0) {
-    say(`waiting ${(wait / 1000).toFixed(1)} s so that node1's hints of ${BIG.name} are older than ${HINT_TTL_MS / 1000} s`);
-    await sleep(wait);
-  }
+  // node1's hints of the pool predate the fill (they never expire by age since issue 9): the first ADD after it
+  // is the one that finds out, by AlreadyExists, that the pool is full.
 
   // What the LIST by label that berth makes costs on its own (the admin, same selector, no timeout), for this
   // pool and for a pool with no claims at all: the API server reads every claim in the cluster and filters.
@@ -603,8 +596,8 @@ async function bigPool(ctx: Ctx, say: (s: string) => void) {
   if (steady.errors.length)
     say(`!! ${steady.errors.length} ADD(s) on the full pool failed${steady.gaveUp ? " (gave up after 2 in a row)" : ""}; first: ${steady.errors[0]}`);
 
-  // A small pool (counted exactly, by a LIST, after every ADD and DEL) while the cluster holds the fill.
-  // Two: the first also refreshes node1's hints of that pool (stale since phase 1), the second only recounts.
+  // A small pool while the cluster holds the fill: node1 LISTed it in phase 1, so neither ADD nor DEL LISTs
+  // (before issue 9 each recounted the pool by a consistent LIST that read every claim in the cluster).
   const small = await tryPods(ctx, SEQ, 2, "seq-during-fill", 2);
   if (small.errors.length) say(`!! ${small.errors.length} ADD(s) on ${SEQ.name} failed while the cluster held the fill; first: ${small.errors[0]}`);
 
@@ -910,7 +903,7 @@ export async function clusterSection(): Promise<ClusterOutcome> {
       const f = dist(big.full.add);
       const ratio = r2(f.p50 / e.p50);
       console.log(
-        `\nCluster mode, /16 pool ${BIG.name} (${BIG_USABLE} addresses, no ips: above ${EXACT_COUNT_LIMIT}, so counts move by delta, no LIST), ms (node1):`,
+        `\nCluster mode, /16 pool ${BIG.name} (${BIG_USABLE} addresses, no ips: above ${LIST_FIRST_LIMIT}, so probed, never LISTed up front), ms (node1):`,
       );
       table(
         ["", "ADD p50", "ADD p99", "DEL p50", "DEL p99", "failed ADDs"],
@@ -936,7 +929,7 @@ export async function clusterSection(): Promise<ClusterOutcome> {
       );
       console.log(`  full/empty ADD p50: ${Number.isNaN(ratio) ? "-" : `${ratio.toFixed(2)}x`} (steady state: the ADDs after the first)`);
       console.log(
-        `  node1's hints of ${BIG.name} were older than ${HINT_TTL_MS / 1000} s when the fill was done, so the first ADD after it is the one that finds out the pool is full (up to 84e1d00 by LISTing all its claims; since 0afff87 by probing)`,
+        `  node1's hints of ${BIG.name} predate the fill, so the first ADD after it is the one that finds out the pool is full (up to 84e1d00 by LISTing all its claims; since 0afff87 by probing)`,
       );
       if (big.full.firstError) console.log(`  first ADD after the fill FAILED: ${big.full.firstError}`);
       if (big.full.errors.length)
@@ -949,7 +942,7 @@ export async function clusterSection(): Promise<ClusterOutcome> {
       );
       const list = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(", ") || "-";
       console.log(
-        `  small pool ${SEQ.name} (recounted by a LIST after every ADD/DEL) while the cluster held the fill: ADD ${list(big.small.add)} ms (the first also LISTs to refresh node1's stale hints), DEL ${list(big.small.del)} ms (${big.small.errors.length} failed)`,
+        `  small pool ${SEQ.name} (no LIST: node1's hints are from phase 1) while the cluster held the fill: ADD ${list(big.small.add)} ms, DEL ${list(big.small.del)} ms (${big.small.errors.length} failed)`,
       );
       if (big.small.errors.length) console.log(`  small pool ADD FAILED: ${big.small.errors[0]}`);
       for (const err of [big.full.firstError, ...big.full.errors, ...big.small.errors]) if (err) failures.push(`/16 phase: ${err}`);

@@ -3,21 +3,12 @@ import type { LeaseStore } from "../../store/lease-store.ts";
 import type { KubeApi } from "../kube/kube-api.ts";
 import type { Logger } from "../support/logger.ts";
 import { heldBy, releaseClaimIf } from "./claims.ts";
-import type { CountDeltas } from "./pool-counts.ts";
 
 /**
  * Undoes what an interrupted ADD of this attachment left: pending leases and
  * the claims they were about to take (if this container holds them).
  */
-export async function abandonPending(
-  api: KubeApi,
-  store: LeaseStore,
-  network: string,
-  containerId: string,
-  ifname: string,
-  log: Logger,
-  counts: CountDeltas,
-): Promise<void> {
+export async function abandonPending(api: KubeApi, store: LeaseStore, network: string, containerId: string, ifname: string, log: Logger): Promise<void> {
   const stale = store.leasesOf(network, containerId, ifname).filter((l) => l.state === "pending");
   if (stale.length === 0) return;
   const first = stale[0];
@@ -37,7 +28,6 @@ export async function abandonPending(
           l.address,
           (c) => heldBy(c, l.pod_namespace ?? "", l.pod_name ?? "", containerId, undefined) && c.spec.containerID === containerId,
         );
-    if (freed) counts.add(freed, -1);
     store.immediate(() => {
       store.deleteLease(l.id);
       if (freed) store.setHint(l.pool, l.address, false);

@@ -8,7 +8,6 @@ import type { KubeApi } from "../kube/kube-api.ts";
 import type { Logger } from "../support/logger.ts";
 import type { Holder } from "./claims.ts";
 import type { Deadline } from "./deadline.ts";
-import type { CountDeltas } from "./pool-counts.ts";
 import type { UndoLog } from "./undo-log.ts";
 
 /** What the command glue hands a cluster ADD. */
@@ -26,7 +25,6 @@ export interface ClusterAddInput {
 export interface AddState extends ClusterAddInput {
   deadline: Deadline;
   undo: UndoLog;
-  counts: CountDeltas;
   /** The node this ADD runs on (ipam.nodeName, else the pod's spec.nodeName). */
   nodeName: string;
 }

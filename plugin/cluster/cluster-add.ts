@@ -18,14 +18,12 @@ import { claimNameOf, releaseClaimIf, samePod } from "./claims.ts";
 import { Deadline } from "./deadline.ts";
 import { releaseStaleEndpoint, writeEndpoint } from "./endpoint-write.ts";
 import { choosePools } from "./pool-choice.ts";
-import { CountDeltas, updatePoolCounts } from "./pool-counts.ts";
 import { type Membership, isIncarnation, statefulSetMembership } from "./statefulset.ts";
 import { retakeBound, takeOrdinal } from "./take-bound.ts";
 import { takeFree } from "./take-free.ts";
 import { UndoLog } from "./undo-log.ts";
 
 export type { ClusterAddInput } from "./add-state.ts";
-export { HINT_TTL_MS } from "./take-free.ts";
 
 /** Returns a held attachment's result straight from the node database, or undefined. */
 export function heldResult(leases: Lease[]): AddResult | undefined {
@@ -42,15 +40,12 @@ export async function clusterAdd(input: ClusterAddInput): Promise<AddResult> {
     ...input,
     deadline: new Deadline(input.conf.ipam.timeoutMs, input.api.server),
     undo: new UndoLog(),
-    counts: new CountDeltas(),
     nodeName: input.conf.ipam.nodeName ?? hostname(),
   };
   try {
     return await state.deadline.race(() => run(state));
   } catch (err) {
     await state.undo.run(input.log);
-    // Counts move with what was really undone; recount the touched pools.
-    await updatePoolCounts(input.api, state.counts.deltas, input.log).catch(() => undefined);
     throw err;
   }
 }
@@ -58,7 +53,7 @@ export async function clusterAdd(input: ClusterAddInput): Promise<AddResult> {
 async function run(s: AddState): Promise<AddResult> {
   const { api, store, log, conf } = s;
   // Leftovers of an interrupted ADD of this very attachment: undo them first.
-  await abandonPending(api, store, conf.name, s.containerId, s.ifname, log, s.counts);
+  await abandonPending(api, store, conf.name, s.containerId, s.ifname, log);
 
   const pod = await readPod(s);
   // The node this ADD runs on: as configured, else the one the pod is scheduled to.
@@ -100,7 +95,7 @@ async function run(s: AddState): Promise<AddResult> {
   store.immediate(() => {
     for (const t of taken) store.activateLease(t.leaseId);
   });
-  await updatePoolCounts(api, s.counts.deltas, log);
+  // Pool status counts are derived data: the controller keeps them from its watch (pool-reconcile.ts).
   for (const t of taken) {
     log.info("address assigned", {
       address: t.address,
@@ -179,7 +174,6 @@ async function takeFamily(
     const { namespace: ns, name } = s.holder;
     const freed = await releaseClaimIf(s.api, prev.address, (c) => samePod(c, s.holder) && c.spec.interface === s.ifname);
     if (freed) {
-      s.counts.add(freed, -1);
       s.store.setHint(freed, prev.address, false);
       s.log.info("address released: pod moved to another pool", { address: prev.address, pool: freed, pod: `${ns}/${name}` });
     }

@@ -7,7 +7,6 @@ import type { Logger } from "../support/logger.ts";
 import type { Lease, LeaseStore } from "../../store/lease-store.ts";
 import { heldBy, releaseClaimIf } from "./claims.ts";
 import type { EndpointObject, KubeApi } from "../kube/kube-api.ts";
-import { CountDeltas, updatePoolCounts } from "./pool-counts.ts";
 import { RECLAIM_ANNOTATION } from "../kube/crd.ts";
 import { KubeConflictError } from "../kube/kube-errors.ts";
 import { isKind } from "../support/errors.ts";
@@ -75,7 +74,6 @@ export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: Ipam
   }
   if (addresses.length === 0) return;
 
-  const counts = new CountDeltas();
   const keep = await keepReason(api, ipam, ns, name, uid, ep);
   const endpointOwnsSandbox = !!ep && (ep.spec.containerID === at.containerId || (!!uid && ep.spec.podUID === uid));
   // A member's binding is what the endpoint lists for this interface, whichever sandbox wrote it: the
@@ -88,10 +86,7 @@ export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: Ipam
     // is never part of the binding.
     if (keep && boundHere.has(a.address) && (keep.member || !a.pending)) continue;
     const freed = await releaseClaimIf(api, a.address, (c) => heldBy(c, ns, name, at.containerId, uid));
-    if (freed) {
-      counts.add(freed, -1);
-      store.immediate(() => store.setHint(freed, a.address, false));
-    }
+    if (freed) store.immediate(() => store.setHint(freed, a.address, false));
     log.info(freed ? "address released" : "address already released", {
       address: a.address,
       pool: freed,
@@ -106,7 +101,7 @@ export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: Ipam
     await dropInterface(api, ep, at.ifname);
   }
   dropLocal(store, leases);
-  await updatePoolCounts(api, counts.deltas, log);
+  // No pool status write: the controller keeps the counts from its watch of the claims.
 }
 
 function dropLocal(store: LeaseStore, leases: Lease[]): void {

@@ -61,14 +61,13 @@ export async function writeEndpoint(
 
 /** An earlier pod of this name (not a StatefulSet member) left an endpoint: free what its UID still claims. */
 export async function releaseStaleEndpoint(s: AddState, ep: EndpointObject): Promise<void> {
-  const { api, log, counts } = s;
+  const { api, log } = s;
   for (const entry of ep.spec.ips) {
     for (const cidr of [entry.ipv4, entry.ipv6]) {
       if (!cidr) continue;
       const address = cidr.split("/")[0];
       const freed = await releaseClaimIf(api, address, (c) => c.spec.podUID === ep.spec.podUID);
       if (freed) {
-        counts.add(freed, -1);
         log.info("address released: left by an earlier pod of this name", {
           address,
           pool: freed,

@@ -77,9 +77,8 @@ export async function retakeBound(s: Claiming, pool: Pool, address: string, insi
         s.undo.push(`restore claim ${name}`, () => restoreClaim(s, claim, updated));
       } else {
         const created = await api.createClaim(claimFor(pool.family, address, pool.name, holder));
-        s.counts.add(pool.name, 1);
         s.undo.push(`delete claim ${created.metadata.name}`, async () => {
-          if (await api.deleteClaim(created.metadata.name, created.metadata.uid!, created.metadata.resourceVersion)) s.counts.add(pool.name, -1);
+          await api.deleteClaim(created.metadata.name, created.metadata.uid!, created.metadata.resourceVersion);
         });
       }
       store.setHint(pool.name, address, true);

@@ -2,6 +2,13 @@
  * Taking a free address: candidates come from the hints (free-candidates.ts);
  * each is tried by creating its claim, and AlreadyExists means "someone has
  * it" — the one place that answer is turned into "try the next".
+ *
+ * No LIST in the steady state: a node LISTs a pool's claims (label-selected,
+ * from the API server's watch cache) the first time it allocates from the
+ * pool, after repeated AlreadyExists, and when the hints know every address
+ * as taken — the last is also the only way to code 100 (exhausted), so a
+ * full pool is declared full on a LIST of that pool's claims alone, never on
+ * one that reads every claim of the cluster from etcd.
  */
 import type { Family } from "../ipam/ip.ts";
 import { formatAddress } from "../ipam/ip.ts";
@@ -14,10 +21,14 @@ import type { AddState, Claiming, Taken } from "./add-state.ts";
 import { claimFor } from "./claims.ts";
 import { freeCandidates, randomStart } from "./free-candidates.ts";
 import { recordPending } from "./pending-lease.ts";
-import { EXACT_COUNT_LIMIT } from "./pool-counts.ts";
 
-/** Hints older than this are refreshed from a full LIST before they are used. */
-export const HINT_TTL_MS = 30_000;
+/**
+ * Up to this many addresses a node LISTs a pool's claims before its first
+ * allocation there (one LIST per node and pool, then the hints follow the
+ * node's own creates and conflicts). Above it, a LIST would cost more than
+ * the probes it saves: random addresses are tried first.
+ */
+export const LIST_FIRST_LIMIT = 4096n;
 /** After this many AlreadyExists in a row, the hints are refreshed. */
 const CONFLICTS_BEFORE_REFRESH = 8;
 
@@ -32,11 +43,12 @@ export async function takeFree(s: Claiming, family: Family, candidates: Pool[]):
       `no IPv${family} pool can serve pod ${holder.namespace}/${holder.name}: ${candidates.map((p) => p.name).join(", ")} being deleted`,
     );
   }
+  const usage: string[] = [];
   for (const pool of pools) {
     const t = await takeFromPool(s, pool);
-    if (t) return t;
+    if ("address" in t) return t;
+    usage.push(`${pool.name} (${t.claimed} of ${pool.total} claimed)`);
   }
-  const usage = await Promise.all(pools.map(async (p) => `${p.name} (${(await s.api.listClaims(p.name, true)).length} of ${p.total} claimed)`));
   throw new IpamError(
     "exhausted",
     pools.length === 1 ? `IPv${family} pool ${usage[0].replace(" (", " exhausted (")}` : `every IPv${family} pool exhausted: ${usage.join(", ")}`,
@@ -45,24 +57,27 @@ export async function takeFree(s: Claiming, family: Family, candidates: Pool[]):
 }
 
 /**
- * A free address of one pool, or undefined when it is full. A large pool is
- * never LISTed up front: listing tens of thousands of claims costs seconds.
- * Its ADDs probe random addresses the hints do not know as taken; each
- * AlreadyExists teaches the hints. At 90% full that is ~10 creates, not a
- * LIST. Only many conflicts in a row, or finding nothing, make it LIST once,
- * and exhaustion is declared only after that.
+ * A free address of one pool, or, when it is full, how many claims the LIST
+ * that showed it found. A large pool is never LISTed up front: listing tens
+ * of thousands of claims costs seconds. Its ADDs probe random addresses the
+ * hints do not know as taken; each AlreadyExists teaches the hints. At 90%
+ * full that is ~10 creates, not a LIST. Hints are never refreshed for age
+ * alone: stale ones cost a conflict (taken meanwhile) or skip an address
+ * (freed meanwhile), never a wrong answer, since the create decides and
+ * "full" is only said after a LIST. Only many conflicts in a row, or finding
+ * nothing, make an ADD LIST.
  */
-async function takeFromPool(s: Claiming, pool: Pool): Promise<Taken | undefined> {
-  if (pool.total === 0n) return undefined;
+async function takeFromPool(s: Claiming, pool: Pool): Promise<Taken | { claimed: number }> {
+  if (pool.total === 0n) return { claimed: 0 };
   const { store } = s;
-  const large = pool.total > EXACT_COUNT_LIMIT;
+  const large = pool.total > LIST_FIRST_LIMIT;
   let refreshed = false;
+  let claimed = 0;
   const refresh = async () => {
-    await refreshHints(s, pool);
+    claimed = await refreshHints(s, pool);
     refreshed = true;
   };
-  const listedAt = store.hintsListedAt(pool.name);
-  if (!large && (listedAt === undefined || Date.now() - listedAt > HINT_TTL_MS)) await refresh();
+  if (!large && store.hintsListedAt(pool.name) === undefined) await refresh();
   const isTaken = (v: bigint) => store.hintedTaken(pool.name, formatAddress(pool.family, v));
   const start = randomStart(pool);
   const conflictsPerRefresh = large ? CONFLICTS_BEFORE_REFRESH * 8 : CONFLICTS_BEFORE_REFRESH;
@@ -81,7 +96,7 @@ async function takeFromPool(s: Claiming, pool: Pool): Promise<Taken | undefined>
       }
     }
     if (sawConflicts) continue;
-    if (refreshed) return undefined; // a fresh LIST agrees: the pool is full
+    if (refreshed) return { claimed }; // a LIST of the pool's claims agrees: it is full
     await refresh();
   }
 }
@@ -100,14 +115,10 @@ async function tryClaim(s: Claiming, pool: Pool, address: string): Promise<Taken
   }
   try {
     const created = await api.createClaim(claimFor(pool.family, address, pool.name, s.holder));
-    s.counts.add(pool.name, 1);
     crashIf("kill-after-claim");
     // Register the undo first: whatever fails from here on must give the claim back.
     s.undo.push(`delete claim ${created.metadata.name}`, async () => {
-      if (await api.deleteClaim(created.metadata.name, created.metadata.uid!)) {
-        s.counts.add(pool.name, -1);
-        store.setHint(pool.name, address, false);
-      }
+      if (await api.deleteClaim(created.metadata.name, created.metadata.uid!)) store.setHint(pool.name, address, false);
       store.deleteLease(leaseId);
     });
     store.setHint(pool.name, address, true);
@@ -122,8 +133,12 @@ async function tryClaim(s: Claiming, pool: Pool, address: string): Promise<Taken
   }
 }
 
-/** Replaces the pool's hints with the watch cache's view: a moment stale at worst, which hints tolerate (the create decides). */
-async function refreshHints(s: AddState, pool: Pool): Promise<void> {
+/**
+ * Replaces the pool's hints with the watch cache's view (only this pool's
+ * claims, by label): a moment stale at worst, which hints tolerate (the
+ * create decides). Returns how many claims it found.
+ */
+async function refreshHints(s: AddState, pool: Pool): Promise<number> {
   const claims = await s.api.listClaims(pool.name);
   s.store.immediate(() =>
     s.store.replaceHints(
@@ -131,4 +146,5 @@ async function refreshHints(s: AddState, pool: Pool): Promise<void> {
       claims.map((c) => c.spec.address),
     ),
   );
+  return claims.length;
 }

@@ -42,11 +42,31 @@ export interface ControllerOptions {
 
 const podKey = (ns: string | undefined, name: string) => `${ns}/${name}`;
 
+/**
+ * A pool's status is written at most once per this window after a change of
+ * its claims (or of the pool): a burst of ADDs costs one GET and one PATCH
+ * per pool and window, not one per claim, and a count is at most this much
+ * (plus the queue ahead of it) behind the claims. Not a trailing debounce: a
+ * steady stream of changes still gets a write every window.
+ */
+export const POOL_WRITE_WINDOW_MS = 500;
+
 export class Controller {
   readonly metrics = new Metrics();
   /** Every claim as last seen (slim), by name; and the claim names of each pod (one name, or a set when more). */
   private readonly claims = new Map<string, ClaimObject>();
   private readonly byPod = new Map<string, string | Set<string>>();
+  /** How many claims of the view name each pool: kept with `claims`, so a pool's count never needs a rescan. */
+  private readonly poolClaims = new Map<string, number>();
+  /** Pools with a status write scheduled (POOL_WRITE_WINDOW_MS). */
+  private readonly poolDue = new Set<string>();
+  /**
+   * While a full scan lists, the claim events that arrive (name → the claim,
+   * or null when deleted): replayed over the scan's snapshot, so a claim
+   * created or deleted while the pages were read is not lost from the view
+   * (and from its pool's count) until the next scan.
+   */
+  private journal: Map<string, ClaimObject | null> | undefined;
   /** Pods being deleted (namespace/name → node), to look at again when their node becomes Ready. */
   private readonly terminating = new Map<string, string>();
   private readonly nodeReady = new Map<string, boolean>();
@@ -59,8 +79,6 @@ export class Controller {
   failed = false;
   /** The leadership term in which a full scan listed (and judged) every claim: only then is the view complete. */
   private syncedTerm = -1;
-  /** While a full scan lists: the latest watch state of each claim the watch reported meanwhile (null: deleted). */
-  private touchedDuringScan: Map<string, ClaimObject | null> | undefined;
   private everScanned = false;
   private readonly elector: LeaderElector;
   /** The API for writes: each one checks leadership right before it is sent. */
@@ -231,6 +249,7 @@ export class Controller {
     const old = this.claims.get(name);
     if (old) this.unindex(old);
     this.claims.set(name, claim);
+    this.countIn(claim.spec.pool, 1);
     const k = podKey(claim.spec.podNamespace, claim.spec.podName);
     const names = this.byPod.get(k);
     if (names === undefined) this.byPod.set(k, name);
@@ -239,6 +258,7 @@ export class Controller {
   }
 
   private unindex(claim: ClaimObject): void {
+    this.countIn(claim.spec.pool, -1);
     const k = podKey(claim.spec.podNamespace, claim.spec.podName);
     const names = this.byPod.get(k);
     if (typeof names === "string") {
@@ -247,6 +267,29 @@ export class Controller {
       names.delete(claim.metadata.name);
       if (names.size === 0) this.byPod.delete(k);
     }
+  }
+
+  private countIn(pool: string, delta: number): void {
+    const n = (this.poolClaims.get(pool) ?? 0) + delta;
+    if (n > 0) this.poolClaims.set(pool, n);
+    else this.poolClaims.delete(pool);
+  }
+
+  /**
+   * Writes the pool's status (and finalizer) within POOL_WRITE_WINDOW_MS:
+   * counts are derived from the watch, never from a LIST per change. Old
+   * (0.3) plugins still write counts after their ADDs; their writes arrive
+   * as pool events and are overwritten here with the controller's count.
+   */
+  private schedulePool(pool: string | undefined): void {
+    if (!pool || this.stopped || this.poolDue.has(pool)) return;
+    this.poolDue.add(pool);
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      this.poolDue.delete(pool);
+      this.enqueue(`pool:${pool}`);
+    }, POOL_WRITE_WINDOW_MS);
+    this.timers.add(t);
   }
 
   private claimsOfPod(k: string): ClaimObject[] {
@@ -267,7 +310,9 @@ export class Controller {
     const m = obj.metadata;
     if (kind === "claims") {
       const claim = obj as ClaimObject;
-      this.touchedDuringScan?.set(m.name, type === "DELETED" ? null : slimClaim(claim));
+      this.journal?.set(m.name, type === "DELETED" ? null : slimClaim(claim));
+      const before = this.claims.get(m.name)?.spec.pool;
+      if (before !== claim.spec?.pool) this.schedulePool(before); // moved to another pool (never done by berth, but counted right)
       if (type === "DELETED") this.forget(m.name);
       else {
         if (type === "ADDED" && this.everScanned && !this.claims.has(m.name)) this.metrics.allocations++;
@@ -281,7 +326,7 @@ export class Controller {
         const due = halfFinishedAt(this.claims.get(m.name)!, this.opts.addTimeoutMs);
         if (!replayedUpdate && due !== undefined && due + 1000 > this.api.serverNow() - 5000) this.later(`claim:${m.name}`, due + 1000);
       }
-      this.enqueue(`pool:${claim.spec?.pool}`);
+      this.schedulePool(claim.spec?.pool);
     } else if (kind === "pods") {
       const pod = obj as PodObject;
       const key = `pod:${podKey(m.namespace, m.name)}`;
@@ -297,7 +342,7 @@ export class Controller {
     } else if (kind === "statefulsets") {
       if (type !== "ADDED") this.enqueue(`sts:${m.namespace}/${m.name}`);
     } else if (kind === "pools") {
-      this.enqueue(`pool:${m.name}`);
+      this.schedulePool(m.name);
     } else if (kind === "nodes") {
       const was = this.nodeReady.get(m.name);
       if (type === "DELETED") {
@@ -342,9 +387,7 @@ export class Controller {
   }
 
   private claimedIn(pool: string): number {
-    let n = 0;
-    for (const c of this.claims.values()) if (c.spec.pool === pool) n++;
-    return n;
+    return this.poolClaims.get(pool) ?? 0;
   }
 
   private async handle(key: string): Promise<void> {
@@ -381,7 +424,7 @@ export class Controller {
     if (!verdict.release) return false;
     if (await releaseJudgedClaim(this.writer, live, verdict, this.log, this.metrics)) {
       this.forget(live.metadata.name);
-      this.enqueue(`pool:${live.spec.pool}`);
+      this.schedulePool(live.spec.pool);
       return true;
     }
     return false;
@@ -394,11 +437,15 @@ export class Controller {
   async fullScan(term: number): Promise<void> {
     const t0 = performance.now();
     const pageSize = this.opts.listPageSize ?? 500;
-    const touched = new Map<string, ClaimObject | null>();
-    this.touchedDuringScan = touched;
-    const snap = await takeSnapshot(this.api, pageSize).finally(() => {
-      if (this.touchedDuringScan === touched) this.touchedDuringScan = undefined;
-    });
+    this.journal = new Map();
+    let journal: Map<string, ClaimObject | null>;
+    let snap: Awaited<ReturnType<typeof takeSnapshot>>;
+    try {
+      snap = await takeSnapshot(this.api, pageSize);
+    } finally {
+      journal = this.journal;
+      this.journal = undefined;
+    }
     for (const [kind, n] of snap.requests) this.metrics.listed(kind, n);
     for (const [kind, err] of snap.failed) {
       this.metrics.listed(kind, undefined);
@@ -417,14 +464,11 @@ export class Controller {
     if (snap.claims) {
       this.claims.clear();
       this.byPod.clear();
+      this.poolClaims.clear();
       const listed = new Set(snap.claims.map((c) => c.metadata.name));
       for (const name of this.observed.keys()) if (!listed.has(name)) this.observed.delete(name);
-      // A claim the watch reported while the lists ran may be newer than the list's copy (or deleted since):
-      // the watch, a complete ordered stream, has the last word for it.
-      for (const c of snap.claims) if (!touched.has(c.metadata.name)) this.remember(c);
-      for (const [name, c] of touched)
-        if (c) this.remember(c);
-        else this.forget(name);
+      for (const c of snap.claims) this.remember(c);
+      this.replay(journal);
       this.everScanned = true;
     }
     let released = 0;
@@ -444,15 +488,13 @@ export class Controller {
     }
     // Every claim was listed and judged in this term: the view is complete (finalizers may go, on a fresh read).
     if (snap.claims) this.syncedTerm = term;
-    const counts = new Map<string, number>();
-    for (const c of this.claims.values()) counts.set(c.spec.pool, (counts.get(c.spec.pool) ?? 0) + 1);
     for (const p of snap.pools ?? []) {
       this.elector.check("full scan", term);
       const name = p.metadata.name;
       await reconcilePool(
         this.writer,
         name,
-        { claimed: snap.claims ? (counts.get(name) ?? 0) : undefined, mayRemoveFinalizer: this.synced },
+        { claimed: snap.claims ? this.claimedIn(name) : undefined, mayRemoveFinalizer: this.synced },
         this.log,
         this.metrics,
       ).catch((err) => {
@@ -475,6 +517,18 @@ export class Controller {
     });
   }
 
+  /** Applies the claim events seen while the snapshot was listed, unless the snapshot holds a newer version. */
+  private replay(journal: Map<string, ClaimObject | null>): void {
+    for (const [name, claim] of journal) {
+      const listed = this.claims.get(name);
+      if (claim === null) {
+        this.forget(name);
+      } else if (!listed || listed.metadata.uid !== claim.metadata.uid || !newerOrSame(listed, claim)) {
+        this.remember(claim);
+      }
+    }
+  }
+
   /** BERTH_FAULT=pause-scan=SECONDS: the first full scan stops that long after judging its first claim. */
   private async pauseForTests(): Promise<void> {
     const seconds = Number(faultValue("pause-scan"));
@@ -483,6 +537,12 @@ export class Controller {
     await this.sleep(seconds * 1000);
     this.log.warn("full scan resumes (BERTH_FAULT=pause-scan)", {});
   }
+}
+
+/** Whether `a` is the same version of the object as `b`, or a later one (resourceVersions of one object, compared as etcd revisions). */
+function newerOrSame(a: ClaimObject, b: ClaimObject): boolean {
+  const [x, y] = [Number(a.metadata.resourceVersion), Number(b.metadata.resourceVersion)];
+  return Number.isFinite(x) && Number.isFinite(y) ? x >= y : a.metadata.resourceVersion === b.metadata.resourceVersion;
 }
 
 function splitHostPort(listen: string): [string, number] {

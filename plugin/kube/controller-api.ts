@@ -3,7 +3,7 @@
  * Types only, and only from plugin/kube: the controller depends on this
  * layer, never the other way round.
  */
-import type { ClaimObject, EndpointObject, KubeApi, ObjectMeta, PodObject, PoolObject, StatefulSetObject } from "./kube-api.ts";
+import type { ClaimObject, EndpointObject, KubeApi, ObjectMeta, PodObject, PoolObject, PoolStatus, StatefulSetObject } from "./kube-api.ts";
 
 /** A coordination.k8s.io/v1 Lease; times are RFC 3339 strings (written with six fractional digits). */
 export interface LeaseObject {
@@ -43,6 +43,12 @@ export interface ControllerApi extends KubeApi {
   getNode(name: string): Promise<NodeObject | undefined>;
   /** Deletes the claim only if it still has this uid and resourceVersion (unchanged since it was judged). */
   deleteClaimIfUnchanged(claim: ClaimObject): Promise<boolean>;
+  /**
+   * Merge-patches a pool's status subresource, on condition that the pool is
+   * still at `resourceVersion` (KubeConflictError otherwise). Only the
+   * controller writes pool status: counts are derived from its watch.
+   */
+  patchPoolStatus(name: string, resourceVersion: string, status: PoolStatus): Promise<void>;
   /** Sets a pool's finalizers, on condition it is still at `resourceVersion`. */
   setPoolFinalizers(pool: PoolObject, finalizers: string[]): Promise<void>;
   getLease(namespace: string, name: string): Promise<LeaseObject | undefined>;

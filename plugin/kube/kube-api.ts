@@ -130,7 +130,7 @@ export interface EndpointObject {
   spec: EndpointSpec;
 }
 
-/** The counts berth keeps in a SpiderIPPool's status. */
+/** The counts the controller keeps in a SpiderIPPool's status (the plugin never writes them). */
 export interface PoolStatus {
   ipVersion: number;
   allocatedIPCount: number;
@@ -152,8 +152,10 @@ export interface KubeApi {
   getClaim(name: string): Promise<ClaimObject | undefined>;
   /**
    * Claims of one pool (label selector), from the API server's watch cache.
-   * `fresh`: no older than this moment (for counts); otherwise possibly a
-   * moment stale (for hints, where that is harmless).
+   * `fresh`: no older than this moment (the controller's last check before
+   * a pool's finalizer goes; a consistent read from etcd, whose cost grows
+   * with every claim in the cluster); otherwise possibly a moment stale
+   * (the plugin's hints, where that is harmless).
    */
   listClaims(pool: string, fresh?: boolean): Promise<ClaimObject[]>;
   /** Creates the claim; throws KubeConflictError when the name is taken. */
@@ -173,9 +175,4 @@ export interface KubeApi {
   updateEndpoint(endpoint: EndpointObject): Promise<EndpointObject>;
   /** Deletes the endpoint if it still has this uid (and, when given, this resourceVersion). */
   deleteEndpoint(namespace: string, name: string, uid: string, resourceVersion?: string): Promise<boolean>;
-  /**
-   * Merge-patches a pool's status subresource, on condition that the pool is
-   * still at `resourceVersion` (KubeConflictError otherwise).
-   */
-  patchPoolStatus(name: string, resourceVersion: string, status: PoolStatus): Promise<void>;
 }

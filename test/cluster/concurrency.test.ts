@@ -23,7 +23,6 @@ import {
   listPods,
   podArgs,
   poolManifest,
-  poolStatus,
   waitFor,
   withCluster,
 } from "./cluster-env.ts";
@@ -134,13 +133,7 @@ S(
           { name: claimNameOf(w!.address), address: w!.address, ns: NS, uid: w!.attempt.uid, container: w!.attempt.containerId, node: w!.attempt.node.name },
         );
       }
-      await waitFor(
-        `${POOL} to show ${POOL_SIZE} allocated (now ${JSON.stringify(poolStatus(POOL))})`,
-        () => poolStatus(POOL).allocatedIPCount === POOL_SIZE,
-        2000,
-        100,
-      );
-      assert.is(poolStatus(POOL).totalIPCount, POOL_SIZE);
+      // No pool count here: the plugin writes none (the controller keeps them; controller.test.ts checks a burst's).
 
       // Endpoints only for the winners, each with its address; nothing for the losers.
       const eps = endpointsIn(NS);
@@ -175,7 +168,6 @@ S(
       for (const [i, d] of dels.entries()) assert.is(d.status, 0, `DEL of ${attempts[i].pod}: ${d.stdout} ${d.stderr}`);
       assert.equal(claimsOfPool(POOL), [], "no claims left");
       assert.equal(endpointsIn(NS), [], "no endpoints left");
-      await waitFor(`${POOL} to show 0 allocated (now ${JSON.stringify(poolStatus(POOL))})`, () => poolStatus(POOL).allocatedIPCount === 0, 2000, 100);
       for (const node of NODES.map((n) => c.node(n))) assert.equal(leasesOn(node), [], `no leases left on ${node.name}`);
     }),
 );

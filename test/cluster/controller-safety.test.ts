@@ -464,7 +464,7 @@ S(
       );
       await ctl.waitScans(1);
       for (const h of running) assert.ok(claimOf(h.address), `${h.name} keeps its address`);
-      await waitForAllocated(P_PAGE, 6, 5000);
+      await waitForAllocated(P_PAGE, 6, 10_000);
       const claimPages = await ctl.metric('berth_list_requests_total{kind="claims"}');
       const podPages = await ctl.metric('berth_list_requests_total{kind="pods"}');
       const epPages = await ctl.metric('berth_list_requests_total{kind="endpoints"}');
@@ -554,8 +554,8 @@ S(
         "a half-finished claim needs no pod: released",
       );
       assert.ok(poolFinalizers(P_PART2)?.includes(POOL_FINALIZER), `the new pool got its finalizer\n${ctl.logTail()}`);
-      await waitFor(`${P_PART2}'s counts`, () => poolStatus(P_PART2).totalIPCount === 4 && poolStatus(P_PART2).allocatedIPCount === 0, 5000);
-      await waitForAllocated(P_PART, 2, 5000);
+      await waitFor(`${P_PART2}'s counts`, () => poolStatus(P_PART2).totalIPCount === 4 && poolStatus(P_PART2).allocatedIPCount === 0, 10_000);
+      await waitForAllocated(P_PART, 2, 10_000);
       // Pods can be listed again: gone-late's claim goes at the next scan.
       await allowPods();
       await waitReleased(goneLate.address, 10_000, ctl);

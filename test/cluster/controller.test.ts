@@ -205,7 +205,7 @@ S(
         1,
         "node1's log: the interrupted ADD undone",
       );
-      await waitForAllocated(P_CRASH, 1, 3000);
+      // No count to check here: without a controller nobody writes the pool's status (the claims above are the truth).
 
       // With the controller: a killed ADD's claim is freed once its ADD's deadline has passed, by the API server's
       // clock. The test cuts the deadline the claim records to 5 s: an update, which the controller counts from
@@ -246,7 +246,7 @@ S(
         [`crash-a=${a.address}`],
         "only crash-a's claim is left",
       );
-      await waitForAllocated(P_CRASH, 1, 5000);
+      await waitForAllocated(P_CRASH, 1, 10_000);
       assert.is(await ctl.metric(`berth_pool_allocated{pool="${P_CRASH}"}`), 1);
       assert.is(await ctl.metric(`berth_pool_size{pool="${P_CRASH}"}`), 10);
       // The kubelet's DEL after the failed ADD: succeeds, the pending lease goes.
@@ -300,7 +300,7 @@ S(
         "nothing released while every pod runs",
       );
       assert.is(claimsOf(NS_GONE, P_GONE).length, 4);
-      await waitForAllocated(P_GONE, 4, 3000);
+      await waitForAllocated(P_GONE, 4, 10_000);
 
       // node3 is gone: its pods are removed with no DEL.
       const t0 = Date.now();
@@ -321,7 +321,7 @@ S(
       assert.is(claimOf(web1.address)?.spec.podName, "web-1", `web-1's claim stays while ordinal 1 is in range\n${ctl.logTail()}`);
       assert.equal(endpointAddresses(NS_GONE, "web-1"), [web1.address], "web-1's endpoint stays");
       assert.is(claimOf(web0.address)?.spec.podUID, web0.uid, "web-0 untouched");
-      await waitForAllocated(P_GONE, 2, 5000);
+      await waitForAllocated(P_GONE, 2, 10_000);
       assert.ok(again.metadata.uid !== web1.uid);
 
       // Scaled down with web-1 never having run again: ordinal 1's address is released, no DEL.
@@ -354,7 +354,7 @@ S(
         [`web-0=${web0.address}`],
         "only web-0 holds an address",
       );
-      await waitForAllocated(P_GONE, 1, 5000);
+      await waitForAllocated(P_GONE, 1, 10_000);
       assert.equal(poolStatus(P_GONE).totalIPCount, 10);
       for (const reason of ["pod-deleted", "scaled-down"]) {
         assert.is(
@@ -401,7 +401,7 @@ S(
         [],
         "the controller released nothing",
       );
-      await waitForAllocated(P_KEEP, 3, 3000);
+      await waitForAllocated(P_KEEP, 3, 10_000);
 
       // 2 → 3: keep-2 comes back (new UID, another node) with its old address.
       scaleStatefulSet(NS_KEEP, "keep", 3);
@@ -422,7 +422,7 @@ S(
         ["10.6.175.51", "10.6.175.52", "10.6.175.53"],
         "ord-N has the Nth address",
       );
-      await waitForAllocated(P_ORD, 3, 3000);
+      await waitForAllocated(P_ORD, 3, 10_000);
 
       // Scale keep down again (retained, with DEL), delete its pool while in use, then the StatefulSet with
       // its nodes gone (pods removed, no DEL): the controller releases all three and the pool goes.
@@ -517,7 +517,7 @@ S(
         "the new leader released the second batch",
       );
       assert.is(lease()?.spec.holderIdentity, follower.identity);
-      await waitForAllocated(P_LEAD, 0, 5000);
+      await waitForAllocated(P_LEAD, 0, 10_000);
 
       // A clean stop hands the lease over: a standby leads within a tick or two, not after 8 s.
       const cc = await startController({ identity: "ctl-c", resyncSeconds: 3 });

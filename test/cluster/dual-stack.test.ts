@@ -24,8 +24,6 @@ import {
   podArgs,
   podUid,
   poolManifest,
-  poolStatus,
-  spTable,
   startDeletion,
   deletePod,
   waitFor,
@@ -97,12 +95,8 @@ S("one IPv4 and one IPv6 address through bridge in the netns, claims and endpoin
       "endpoint lists both",
     );
     assert.is(ep?.spec.ownerControllerType, "None");
-    await waitFor("both pools' counts", () => poolStatus(V4).allocatedIPCount === 1 && poolStatus(V6).allocatedIPCount === 1, 2000, 100);
-    assert.equal(spTable(V4, V6), [
-      "NAME VERSION SUBNET ALLOCATED-IP-COUNT TOTAL-IP-COUNT DEFAULT",
-      `${V4} 4 10.6.0.0/16 1 10 false`,
-      `${V6} 6 fd00:6:173::/64 1 10 false`,
-    ]);
+    // One claim in each pool (the pools' status columns are the controller's: controller.test.ts checks an IPv6 pool's).
+    assert.equal([claimsOfPool(V4).length, claimsOfPool(V6).length], [1, 1], "one claim in each pool");
 
     // A plain pod deleted (kubelet order): both addresses released, endpoint gone.
     startDeletion(NS_BOTH, "dual-0");
@@ -111,7 +105,7 @@ S("one IPv4 and one IPv6 address through bridge in the netns, claims and endpoin
     assert.is(claimOf(addr4), undefined, "IPv4 claim released");
     assert.is(claimOf(addr6), undefined, "IPv6 claim released");
     assert.is(endpointOf(NS_BOTH, "dual-0"), undefined, "endpoint gone");
-    await waitFor("both pools back to 0", () => poolStatus(V4).allocatedIPCount === 0 && poolStatus(V6).allocatedIPCount === 0, 1000, 100);
+    assert.equal([claimsOfPool(V4).length, claimsOfPool(V6).length], [0, 0], "both pools' claims gone");
   }),
 );
 
@@ -127,7 +121,7 @@ S("IPv6 pool exhausted: ADD fails with 100 naming it, and the IPv4 address taken
     const okA = c.berth("ADD", node, { containerId: cidA, args: podArgs(NS_FULL, "full-a", uidA) });
     assert.is(okA.status, 0, `first ADD: ${okA.stdout} ${okA.stderr}`);
     assert.equal(okA.json.ips.map((ip: { address: string }) => (ip.address.includes(":") ? ip.address : "v4")).sort(), ["fd00:6:173::100/64", "v4"].sort());
-    await waitFor("counts after the first pod", () => poolStatus(V4).allocatedIPCount === 1 && poolStatus(V6_ONE).allocatedIPCount === 1, 2000, 100);
+    assert.equal([claimsOfPool(V4).length, claimsOfPool(V6_ONE).length], [1, 1], "one claim in each pool after the first pod");
 
     const uidB = makePod(NS_FULL, "full-b", { "ipam.spidernet.io/ippool": both }, "node1");
     const before = JSON.stringify({
@@ -135,8 +129,8 @@ S("IPv6 pool exhausted: ADD fails with 100 naming it, and the IPv4 address taken
         .map((cl) => cl.metadata.name)
         .sort(),
       eps: endpointsIn(NS_FULL).map((e) => e.metadata.name),
-      v4: poolStatus(V4),
-      v6: poolStatus(V6_ONE),
+      v4: claimsOfPool(V4).length,
+      v6: claimsOfPool(V6_ONE).length,
     });
     const cidB = randomBytes(32).toString("hex");
     const o = c.berth("ADD", node, { containerId: cidB, args: podArgs(NS_FULL, "full-b", uidB) });
@@ -160,8 +154,8 @@ S("IPv6 pool exhausted: ADD fails with 100 naming it, and the IPv4 address taken
             .map((cl) => cl.metadata.name)
             .sort(),
           eps: endpointsIn(NS_FULL).map((e) => e.metadata.name),
-          v4: poolStatus(V4),
-          v6: poolStatus(V6_ONE),
+          v4: claimsOfPool(V4).length,
+          v6: claimsOfPool(V6_ONE).length,
         }) === before,
       2000,
       100,
@@ -173,7 +167,7 @@ S("IPv6 pool exhausted: ADD fails with 100 naming it, and the IPv4 address taken
     await waitFor("full-a gone", () => !listPods(NS_FULL).some((p: { metadata: { name: string } }) => p.metadata.name === "full-a"), 10_000);
     assert.is(c.berth("DEL", node, { containerId: cidA, args: podArgs(NS_FULL, "full-a", uidA) }).status, 0);
     assert.equal(claimsOfNamespace(NS_FULL), [], "no claims left");
-    await waitFor("both pools back to 0", () => poolStatus(V4).allocatedIPCount === 0 && poolStatus(V6_ONE).allocatedIPCount === 0, 1000, 100);
+    assert.equal([claimsOfPool(V4).length, claimsOfPool(V6_ONE).length], [0, 0], "both pools' claims gone");
   }),
 );
 

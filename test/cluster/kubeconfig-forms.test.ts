@@ -5,7 +5,7 @@
  * (left to @kubernetes/client-node, loaded for it: the binary's fallback
  * entry point). Each form serves a whole ADD and DEL.
  *
- * Address range: 10.6.182.1-10 (see cluster-env.ts).
+ * Address range: 10.6.183.1-10 (see cluster-env.ts).
  *
  * Run: npm run build && eval "$(bash scripts/testenv.sh up)" &&
  *      node --import tsx node_modules/uvu/bin.js test/cluster kubeconfig-forms.test.ts
@@ -46,7 +46,7 @@ S.before(async () => {
     await scope.removeStale();
     await createNamespace(NS);
     node1 = scope.node("node1");
-    apply(poolManifest(POOL, { subnet: "10.6.0.0/16", ips: ["10.6.182.1-10.6.182.10"] }));
+    apply(poolManifest(POOL, { subnet: "10.6.0.0/16", ips: ["10.6.183.1-10.6.183.10"] }));
     const kc = readFileSync(PLUGIN_KUBECONFIG, "utf8");
     token = /^\s*token: (\S+)$/m.exec(kc)![1];
     caPath = /^\s*certificate-authority: (\S+)$/m.exec(kc)![1];

@@ -5,6 +5,9 @@
  * two simulated nodes, Debian's bridge plugin with berth as ipam in network
  * namespaces, and the kubelet/scheduler played by hand in their real order.
  *
+ * `berth controller` runs as it does in a cluster: the pool's `kubectl get
+ * sp` columns (counts, VERSION) are its to keep, not the plugin's.
+ *
  * The StatefulSet lives in namespace berth-seed (not default) so that this
  * file never touches anyone else's objects; test-ippool is cluster-scoped and
  * keeps the seed's name.
@@ -32,8 +35,8 @@ import {
   waitFor,
   waitForAllocated,
   waitForTerminating,
-  withCluster,
 } from "./cluster-env.ts";
+import { startController, withControllers } from "./controller-env.ts";
 
 const NS = "berth-seed";
 const POOL = "test-ippool";
@@ -86,13 +89,20 @@ function inSeedRange(address: string | undefined): boolean {
   return !!m && Number(m[1]) >= 101 && Number(m[1]) <= 110;
 }
 
-/** `kubectl get sp test-ippool`, header and row, whitespace-normalised. */
-function assertSp(allocated: number): void {
-  assert.equal(
-    spTable(POOL),
-    ["NAME VERSION SUBNET ALLOCATED-IP-COUNT TOTAL-IP-COUNT DEFAULT", `test-ippool 4 10.6.0.0/16 ${allocated} 10 false`],
-    `kubectl get sp ${POOL}`,
-  );
+/**
+ * `kubectl get sp test-ippool`, header and row, whitespace-normalised, once
+ * the controller has caught up (it writes the counts within about half a
+ * second of a change; 10 s allows for a loaded machine).
+ */
+async function assertSp(allocated: number): Promise<void> {
+  const want = ["NAME VERSION SUBNET ALLOCATED-IP-COUNT TOTAL-IP-COUNT DEFAULT", `test-ippool 4 10.6.0.0/16 ${allocated} 10 false`];
+  let seen: string[] = [];
+  await waitFor(
+    `kubectl get sp ${POOL} to show ${allocated} allocated`,
+    () => JSON.stringify((seen = spTable(POOL))) === JSON.stringify(want),
+    10_000,
+    100,
+  ).catch(() => assert.equal(seen, want, `kubectl get sp ${POOL}`));
 }
 
 /** Every view of one running member agrees: netns (checked by attach), claim, endpoint, pod. */
@@ -164,7 +174,8 @@ function deletePods(c: ClusterScope, pods: Running[]): void {
 }
 
 S("seed: addresses kept across deletion and rescheduling, a new one on scale-up, released on scale-down; kubectl get sp as in the seed", () =>
-  withCluster({ tag: "seed", namespaces: [NS], pools: [POOL] }, async (c) => {
+  withControllers({ tag: "seed", namespaces: [NS], pools: [POOL], chain: true }, async (c) => {
+    await startController({ identity: "seed-ctl" });
     const node1 = c.node("node1");
     const node2 = c.node("node2");
 
@@ -176,13 +187,13 @@ S("seed: addresses kept across deletion and rescheduling, a new one on scale-up,
     const sts1 = await startPod(c, NS, "test-sts-1", node1);
     for (const p of [sts0, sts1]) assertBound(p);
     assert.is.not(sts0.v4, sts1.v4, "distinct addresses");
-    assertSp(2);
+    await assertSp(2);
     assert.is(claimsOfPool(POOL).length, 2, "two claims");
     const two = addresses([sts0, sts1]);
 
     // Delete both pods; the controller recreates them with new UIDs; ADD on the other node, new netns and container IDs.
     deletePods(c, [sts0, sts1]);
-    assertSp(2);
+    await assertSp(2);
     const again0 = await startPod(c, NS, "test-sts-0", node1, sts0.uid);
     const again1 = await startPod(c, NS, "test-sts-1", node2, sts1.uid);
     for (const p of [again0, again1]) assertBound(p);
@@ -195,7 +206,7 @@ S("seed: addresses kept across deletion and rescheduling, a new one on scale-up,
       assert.is.not(after.attachment.containerId, before.attachment.containerId);
       assert.is.not(after.attachment.netns, before.attachment.netns);
     }
-    assertSp(2);
+    await assertSp(2);
 
     // Scale to 3: test-sts-2 gets a third, different address.
     scaleStatefulSet(NS, STS, 3);
@@ -203,17 +214,17 @@ S("seed: addresses kept across deletion and rescheduling, a new one on scale-up,
     assertBound(sts2);
     const three = addresses([again0, again1, sts2]);
     assert.is(new Set(Object.values(three)).size, 3, `three distinct addresses: ${JSON.stringify(three)}`);
-    assertSp(3);
+    await assertSp(3);
 
     // Delete all three: the same three come back.
     deletePods(c, [again0, again1, sts2]);
-    assertSp(3);
+    await assertSp(3);
     const third0 = await startPod(c, NS, "test-sts-0", node2, again0.uid);
     const third1 = await startPod(c, NS, "test-sts-1", node1, again1.uid);
     const third2 = await startPod(c, NS, "test-sts-2", node1, sts2.uid);
     for (const p of [third0, third1, third2]) assertBound(p);
     assert.equal(addresses([third0, third1, third2]), three, "all three recreated pods got their addresses back");
-    assertSp(3);
+    await assertSp(3);
 
     // Scale to 2: the controller sets deletionTimestamp on test-sts-2; the kubelet's DEL releases its address.
     scaleStatefulSet(NS, STS, 2);
@@ -221,8 +232,8 @@ S("seed: addresses kept across deletion and rescheduling, a new one on scale-up,
     c.detach(third2.attachment);
     assert.is(claimOf(third2.v4!), undefined, `test-sts-2's claim ${claimNameOf(third2.v4!)} is gone after DEL`);
     assert.is(endpointOf(NS, "test-sts-2"), undefined, "test-sts-2's endpoint is gone after DEL");
-    await waitForAllocated(POOL, 2, 1000);
-    assertSp(2);
+    await waitForAllocated(POOL, 2, 10_000);
+    await assertSp(2);
     deletePodsNow(NS, ["test-sts-2"], { force: true });
     // The remaining members are untouched.
     assertBound(third0);
@@ -248,8 +259,8 @@ S("seed: addresses kept across deletion and rescheduling, a new one on scale-up,
       assert.is(endpointOf(NS, p.name), undefined, `${p.name}: endpoint gone`);
       deletePodsNow(NS, [p.name], { force: true });
     }
-    await waitForAllocated(POOL, 0, 1000);
-    assertSp(0);
+    await waitForAllocated(POOL, 0, 10_000);
+    await assertSp(0);
   }),
 );
 

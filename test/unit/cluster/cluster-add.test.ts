@@ -63,6 +63,8 @@ const addOn = async (k: FakeKube, n: ReturnType<typeof node>, podName: string, c
   });
   return (out.ips as { address: string }[])[0].address;
 };
+/** Claims counted against `pool` (the plugin keeps no pool counts: the controller does). */
+const claimsOf = (k: FakeKube, pool: string) => [...k.claims.values()].filter((c) => c.spec.pool === pool).length;
 const delOn = (k: FakeKube, n: ReturnType<typeof node>, cid: string, podName: string) =>
   clusterRelease(k, n.store, n.conf.ipam, { network: "net", containerId: cid, ifname: "eth0", pod: { namespace: "default", name: podName } }, log);
 
@@ -72,7 +74,7 @@ t("a StatefulSet pod keeps its address across UID, container and node; a late DE
   const n2 = node(ctx, "node2");
   stsPod(k, 0);
   const first = await addOn(k, n1, "test-sts-0", "c1");
-  assert.is(k.pools.get("test-ippool")!.status?.allocatedIPCount, 1);
+  assert.is(claimsOf(k, "test-ippool"), 1);
   k.pods.delete("default/test-sts-0");
   stsPod(k, 0); // recreated: new UID
   const second = await addOn(k, n2, "test-sts-0", "c2");
@@ -102,7 +104,7 @@ t("scale-down releases the ordinal beyond the range; a member in range keeps it"
     ["test-sts-0"],
   );
   assert.not.ok(k.endpoints.has("default/test-sts-1"));
-  assert.is(k.pools.get("test-ippool")!.status?.allocatedIPCount, 1);
+  assert.is(claimsOf(k, "test-ippool"), 1);
 });
 
 t("a changed pool annotation moves the pod and frees the old address", async (ctx) => {
@@ -116,8 +118,8 @@ t("a changed pool annotation moves the pod and frees the old address", async (ct
   const after = await addOn(k, n1, "test-sts-0", "c2");
   assert.match(after, /^10\.7\.0\./);
   assert.not.ok([...k.claims.values()].some((c) => before.startsWith(`${c.spec.address}/`)));
-  assert.is(k.pools.get("test-ippool")!.status?.allocatedIPCount, 0);
-  assert.is(k.pools.get("other-pool")!.status?.allocatedIPCount, 1);
+  assert.is(claimsOf(k, "test-ippool"), 0);
+  assert.is(claimsOf(k, "other-pool"), 1);
 });
 
 t("a plain pod's sandbox restart keeps its address; a new pod of the same name does not inherit it", async (ctx) => {
@@ -135,6 +137,38 @@ t("a plain pod's sandbox restart keeps its address; a new pod of the same name d
   assert.is(k.claims.size, 1, "the old incarnation's claim was released");
   await delOn(k, n1, "c2", "web");
   assert.is(k.claims.size, 1, "the old sandbox's DEL does not touch the new pod's claim");
+});
+
+t("steady state: no LIST of claims and no pool status write; stale hints cost conflicts, never a wrong 'exhausted'", async (ctx) => {
+  const { k } = ctx;
+  const n1 = node(ctx, "node1");
+  const n2 = node(ctx, "node2");
+  const lists = () => k.calls.filter((c) => c.startsWith("listClaims"));
+  for (const p of ["a", "b", "c", "d", "e"]) k.addPod("default", p, { annotations: { "ipam.spidernet.io/ippool": '{"ipv4": ["test-ippool"]}' } });
+  await addOn(k, n1, "a", "c-a");
+  assert.equal(lists(), ["listClaims test-ippool"], "a node LISTs a small pool once, before its first allocation there");
+  await addOn(k, n2, "b", "c-b");
+  assert.is(lists().length, 2, "node2's first allocation in the pool");
+  // node1's hints do not know b's claim: at worst an AlreadyExists, never a LIST.
+  await addOn(k, n1, "c", "c-c");
+  k.pods.delete("default/c");
+  await delOn(k, n1, "c-c", "c");
+  await addOn(k, n1, "d", "c-d");
+  assert.is(lists().length, 2, `no LIST once the node has its hints: ${lists().join(", ")}`);
+  // The pool is full (a, b, d), and node1 knows b's claim (as from a conflict). node2 frees b; node1's
+  // hints still say every address is taken: it LISTs (only then) and takes b rather than answer "exhausted".
+  const b = [...k.claims.values()].find((c) => c.spec.podName === "b")!.spec.address;
+  n1.store.immediate(() => n1.store.setHint("test-ippool", b, true));
+  k.pods.delete("default/b");
+  await delOn(k, n2, "c-b", "b");
+  const e = await addOn(k, n1, "e", "c-e");
+  assert.is(lists().length, 3, "hints that know no free address are refreshed before anything is declared");
+  assert.is(e, `${b}/16`);
+  assert.is(claimsOf(k, "test-ippool"), 3);
+  assert.not.ok(
+    k.calls.some((c) => c.includes("fresh")),
+    "no consistent (etcd) LIST on the plugin's path",
+  );
 });
 
 t("exhaustion: a clear error and nothing left behind", async (ctx) => {

@@ -1,5 +1,5 @@
 /** An in-memory KubeApi for unit tests of cluster logic (the real one is exercised in test/cluster). */
-import type { ClaimObject, EndpointObject, KubeApi, NamedObject, PodObject, PoolObject, PoolStatus, StatefulSetObject } from "../../../plugin/kube/kube-api.ts";
+import type { ClaimObject, EndpointObject, KubeApi, NamedObject, PodObject, PoolObject, StatefulSetObject } from "../../../plugin/kube/kube-api.ts";
 import { KubeConflictError } from "../../../plugin/kube/kube-errors.ts";
 
 export class FakeKube implements KubeApi {
@@ -46,7 +46,8 @@ export class FakeKube implements KubeApi {
   async getClaim(name: string) {
     return structuredClone(this.claims.get(name));
   }
-  async listClaims(pool: string) {
+  async listClaims(pool: string, fresh = false) {
+    this.calls.push(`listClaims ${pool}${fresh ? " fresh" : ""}`);
     return [...this.claims.values()].filter((c) => c.spec.pool === pool).map((c) => structuredClone(c));
   }
   async createClaim(c: ClaimObject) {
@@ -95,13 +96,6 @@ export class FakeKube implements KubeApi {
     this.endpoints.delete(`${ns}/${name}`);
     return true;
   }
-  async patchPoolStatus(name: string, resourceVersion: string, status: PoolStatus) {
-    const cur = this.pools.get(name);
-    if (!cur || cur.metadata.resourceVersion !== resourceVersion) throw new KubeConflictError("stale");
-    cur.status = { ...status };
-    cur.metadata.resourceVersion = String(++this.rv);
-  }
-
   addPool(name: string, spec: PoolObject["spec"]) {
     this.pools.set(name, { metadata: { name, resourceVersion: String(++this.rv), uid: `pool-${name}` }, spec });
   }
