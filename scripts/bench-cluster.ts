@@ -32,6 +32,24 @@
  *      fixed seed), then the first ADD (its hints are stale: up to 84e1d00 it LISTed the
  *      pool's claims) and the next ones; a small pool's ADDs while the fill
  *      is there; then the fill is deleted and the count checked
+ *   5. "IPs = pods" (Spiderpool's benchmark shape; runs before phase 4):
+ *      BENCH_IPS_PODS pods on BENCH_IPS_NODES simulated nodes (Node
+ *      objects the bench makes), pool bench-ips of exactly as many
+ *      addresses, every ADD at once (at most BENCH_IPS_PER_NODE in flight
+ *      per node), a failed ADD's sandbox DELed and a new one ADDed after a
+ *      kubelet-like back-off (scripts/bench-ips-pods.ts). Reports whether
+ *      all were served, the wall, failed attempts by CNI code and by
+ *      deadline, distinct addresses, and 409s (claim creates; the peer's
+ *      IPPool updates) per served pod from the API server's own request
+ *      counters (/metrics: no proxy, nothing added to the plugin's path).
+ *      BENCH_IPS_PODS_LARGE=1 adds BENCH_IPS_LARGE_N (1000) pods.
+ *
+ * With BENCH_PEER_WHEREABOUTS=<binary> (scripts/bench-peer.ts), Whereabouts
+ * runs on the same shapes beside berth, as the admin: phase 1 alternates
+ * which goes first per iteration, phase 3 per round; phase 5 runs berth then
+ * the peer (100 pods) and the peer then berth (1000). Ratios are berth/peer.
+ * CPU per ADD is the plugin process's own (user + system, from the times of
+ * the bench's reaped children), in phase 1 and in the local section.
  *
  * Environment:
  *   BENCH_CLUSTER_N          sequential fresh-pod and StatefulSet iterations (default 40)
@@ -40,7 +58,15 @@
  *   BENCH_CLUSTER_BIG_N      ADDs measured on the /16 pool, empty and full (default 30)
  *   BENCH_CLUSTER_FILL_PCT   how full "full" is, in percent (default 90)
  *   BENCH_CLUSTER_FILL_PAR   parallel API requests while filling / emptying (default 32)
- *   BENCH_CLUSTER_PHASES     which phases to run (default 1234), e.g. 4 for the /16 pool alone
+ *   BENCH_CLUSTER_PHASES     which phases to run (default 12345), e.g. 4 for the /16 pool alone
+ *   BENCH_IPS_PODS           phase 5: pods = addresses (default 100)
+ *   BENCH_IPS_NODES          phase 5: simulated nodes (default 10)
+ *   BENCH_IPS_PER_NODE       phase 5: CNI calls in flight per node at most (default 10)
+ *   BENCH_IPS_BACKOFF_MS     phase 5: back-off before a failed pod's new sandbox (default 10000, plus up to half again)
+ *   BENCH_IPS_DEADLINE_S     phase 5: no new attempt after this (default 600); BENCH_IPS_LARGE_DEADLINE_S (3600)
+ *   BENCH_IPS_PODS_LARGE=1   phase 5: also BENCH_IPS_LARGE_N (default 1000) pods and addresses
+ *   BENCH_PEER_WHEREABOUTS   the Whereabouts binary to compare with (unset: berth alone)
+ *   BENCH_PEER_WHEREABOUTS_CRDS  its CRDs (default: crds/ beside the binary)
  *   BENCH_DATA_ROOT, BERTH_BIN as for scripts/bench.ts
  *
  * A failed ADD/DEL in phases 1 and 2, or a StatefulSet pod that comes back
