@@ -1182,7 +1182,7 @@ export async function clusterSection(local: LocalFigures = {}): Promise<ClusterO
         ["", "median", "min", "max", "per-ADD p50", "per-ADD p99"],
         [
           [
-            "rounds where all succeeded",
+            `${peerRounds.length ? "berth, " : ""}rounds where all succeeded`,
             median(walls),
             walls.length ? Math.min(...walls) : NaN,
             walls.length ? Math.max(...walls) : NaN,

@@ -119,7 +119,7 @@ export async function ipsPods(plugin: IpsPlugin, pods: IpsPod[], newContainer: (
   const ticker = setInterval(
     () =>
       progress(
-        `${plugin.name}: ${sandboxes.length} of ${pods.length} served, ${attempts - sandboxes.length} failed attempts, ${(elapsedMs() / 1000).toFixed(0)} s`,
+        `${plugin.name}: ${sandboxes.length} of ${pods.length} served, ${Object.values(failedByCode).reduce((a, b) => a + b, 0)} failed attempts, ${(elapsedMs() / 1000).toFixed(0)} s`,
       ),
     30_000,
   );
