@@ -382,7 +382,7 @@ async function main() {
     : await (await import("./bench-cluster.ts")).clusterSection({
         addP50: d.berth.add.p50,
         addCpuMs: addCpu.berth,
-        concWallMs: wallMed(conc, "berth"),
+        concWallMs: conc.wall.berth.length ? wallMed(conc, "berth") : undefined, // undefined: every round failed
         concC: C,
       });
 
