@@ -1302,6 +1302,8 @@ export async function clusterSection(local: LocalFigures = {}): Promise<ClusterO
             aims.push(
               `"IPs = pods" (${x.n}) wall <= 3x the local-mode ${local.concC ?? ""}-concurrent wall: ${fmt(v)}x -> ${v <= 3 && r.allServed ? "met" : "MISSED"}`,
             );
+          } else {
+            console.log(`  no local-mode concurrent wall to compare with (the local section did not run, or every one of its berth rounds failed)`);
           }
         } else {
           aims.push(
