@@ -558,9 +558,10 @@ async function statefulSet(ctx: Ctx) {
     await api.forceDeletePod(pod0);
     const d = await cni(ctx, "DEL", id, pod);
     if (d.status !== 0) fail(`DEL of StatefulSet pod ${NS}/${pod0}`, d);
-    const kept = /addresses stay bound .*reason="([^"]*)"/.exec(d.stderr);
+    // berth logs one JSON object a line (test/harness/log-lines.ts).
+    const kept = logged(d.stderr, "addresses stay bound")[0];
     if (!kept) fail(`DEL of StatefulSet pod ${NS}/${pod0} did not keep ${address} bound`, d);
-    const reason = kept[1].replace(/ordinal \d+/, "ordinal N");
+    const reason = String(kept.reason).replace(/ordinal \d+/, "ordinal N");
     reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
     if (i >= 0) {
       add.push(a.ms);
