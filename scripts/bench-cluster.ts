@@ -32,6 +32,24 @@
  *      fixed seed), then the first ADD (its hints are stale: up to 84e1d00 it LISTed the
  *      pool's claims) and the next ones; a small pool's ADDs while the fill
  *      is there; then the fill is deleted and the count checked
+ *   5. "IPs = pods" (Spiderpool's benchmark shape; runs before phase 4):
+ *      BENCH_IPS_PODS pods on BENCH_IPS_NODES simulated nodes (Node
+ *      objects the bench makes), pool bench-ips of exactly as many
+ *      addresses, every ADD at once (at most BENCH_IPS_PER_NODE in flight
+ *      per node), a failed ADD's sandbox DELed and a new one ADDed after a
+ *      kubelet-like back-off (scripts/bench-ips-pods.ts). Reports whether
+ *      all were served, the wall, failed attempts by CNI code and by
+ *      deadline, distinct addresses, and 409s (claim creates; the peer's
+ *      IPPool updates) per served pod from the API server's own request
+ *      counters (/metrics: no proxy, nothing added to the plugin's path).
+ *      BENCH_IPS_PODS_LARGE=1 adds BENCH_IPS_LARGE_N (1000) pods.
+ *
+ * With BENCH_PEER_WHEREABOUTS=<binary> (scripts/bench-peer.ts), Whereabouts
+ * runs on the same shapes beside berth, as the admin: phase 1 alternates
+ * which goes first per iteration, phase 3 per round; phase 5 runs berth then
+ * the peer (100 pods) and the peer then berth (1000). Ratios are berth/peer.
+ * CPU per ADD is the plugin process's own (user + system, from the times of
+ * the bench's reaped children), in phase 1 and in the local section.
  *
  * Environment:
  *   BENCH_CLUSTER_N          sequential fresh-pod and StatefulSet iterations (default 40)
@@ -40,7 +58,15 @@
  *   BENCH_CLUSTER_BIG_N      ADDs measured on the /16 pool, empty and full (default 30)
  *   BENCH_CLUSTER_FILL_PCT   how full "full" is, in percent (default 90)
  *   BENCH_CLUSTER_FILL_PAR   parallel API requests while filling / emptying (default 32)
- *   BENCH_CLUSTER_PHASES     which phases to run (default 1234), e.g. 4 for the /16 pool alone
+ *   BENCH_CLUSTER_PHASES     which phases to run (default 12345), e.g. 4 for the /16 pool alone
+ *   BENCH_IPS_PODS           phase 5: pods = addresses (default 100)
+ *   BENCH_IPS_NODES          phase 5: simulated nodes (default 10)
+ *   BENCH_IPS_PER_NODE       phase 5: CNI calls in flight per node at most (default 10)
+ *   BENCH_IPS_BACKOFF_MS     phase 5: back-off before a failed pod's new sandbox (default 10000, plus up to half again)
+ *   BENCH_IPS_DEADLINE_S     phase 5: no new attempt after this (default 600); BENCH_IPS_LARGE_DEADLINE_S (3600)
+ *   BENCH_IPS_PODS_LARGE=1   phase 5: also BENCH_IPS_LARGE_N (default 1000) pods and addresses
+ *   BENCH_PEER_WHEREABOUTS   the Whereabouts binary to compare with (unset: berth alone)
+ *   BENCH_PEER_WHEREABOUTS_CRDS  its CRDs (default: crds/ beside the binary)
  *   BENCH_DATA_ROOT, BERTH_BIN as for scripts/bench.ts
  *
  * A failed ADD/DEL in phases 1 and 2, or a StatefulSet pod that comes back
@@ -61,7 +87,9 @@ import { AdminClient, ApiError, path } from "../test/harness/admin-client.ts";
 import { runCni } from "../test/harness/cni-runner.ts";
 import { logged } from "../test/harness/log-lines.ts";
 import { NODES, up } from "../test/harness/control-plane.ts";
-import { BenchFailure, type Timed, dist, fail, inBatches, intEnv, median, percentile, r2, r3, sleep, table, timed } from "./bench-lib.ts";
+import { BenchFailure, type Timed, childCpuMs, dist, fail, inBatches, intEnv, median, percentile, r2, r3, sleep, table, timed } from "./bench-lib.ts";
+import { type IpsPlugin, type IpsResult, ipsPods, requestsOf } from "./bench-ips-pods.ts";
+import { type Peer, type PeerRange, peerAllocations, peerBinary, peerCni, removePeerObjects, setUpPeer } from "./bench-peer.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const BERTH_SOURCE = process.env.BERTH_BIN ?? join(ROOT, "dist/berth");
@@ -71,13 +99,23 @@ const ROUNDS = intEnv("BENCH_CLUSTER_ROUNDS", 3);
 const BIG_N = intEnv("BENCH_CLUSTER_BIG_N", 30);
 const FILL_PCT = intEnv("BENCH_CLUSTER_FILL_PCT", 90);
 const FILL_PAR = intEnv("BENCH_CLUSTER_FILL_PAR", 32);
-const PHASES = process.env.BENCH_CLUSTER_PHASES || "1234";
+const PHASES = process.env.BENCH_CLUSTER_PHASES || "12345";
+const IPS_N = intEnv("BENCH_IPS_PODS", 100);
+const IPS_NODES = intEnv("BENCH_IPS_NODES", 10);
+const IPS_PER_NODE = intEnv("BENCH_IPS_PER_NODE", 10);
+const IPS_BACKOFF_MS = intEnv("BENCH_IPS_BACKOFF_MS", 10_000);
+const IPS_DEADLINE_S = intEnv("BENCH_IPS_DEADLINE_S", 600);
+const IPS_LARGE = process.env.BENCH_IPS_PODS_LARGE === "1";
+const IPS_LARGE_N = intEnv("BENCH_IPS_LARGE_N", 1000);
+const IPS_LARGE_DEADLINE_S = intEnv("BENCH_IPS_LARGE_DEADLINE_S", 3600);
+/** The runtime gives up on a CNI call after this (the bench kills it and counts a failure). */
+const IPS_KILL_MS = 240_000;
 const WARMUP = 3;
 const DATA_ROOT = process.env.BENCH_DATA_ROOT ?? tmpdir();
 
 const NS = "berth-bench";
 const NETWORK = "bench-cluster";
-type Node = (typeof NODES)[number];
+type Node = string;
 const POOL_ANNOTATION = "ipam.spidernet.io/ippool";
 /** Pools up to this many addresses are LISTed once per node before its first allocation there; larger ones are probed (LIST_FIRST_LIMIT, plugin/cluster/take-free.ts). */
 const LIST_FIRST_LIMIT = 4096;
@@ -92,7 +130,28 @@ const SEQ: PoolDef = { name: "bench-seq", subnet: "10.201.0.0/16", ips: ["10.201
 const STS: PoolDef = { name: "bench-sts", subnet: "10.201.0.0/16", ips: ["10.201.8.1-10.201.8.254"], gateway: "10.201.0.1" };
 const CONC: PoolDef = { name: "bench-conc", subnet: "10.201.0.0/16", ips: ["10.201.16.1-10.201.16.254"], gateway: "10.201.0.1" };
 const BIG: PoolDef = { name: "bench-big", subnet: "10.200.0.0/16" };
-const POOLS = [SEQ, STS, CONC, BIG];
+/** "IPs = pods": a pool of exactly as many addresses as pods (phase 5), and its 1000-pod variant. */
+const exactPool = (name: string, subnet: string, n: number): PoolDef => {
+  const base = toNum(subnet.split("/")[0]);
+  return { name, subnet, ips: [`${toAddr(base + 1)}-${toAddr(base + n)}`] };
+};
+const IPS = exactPool("bench-ips", "10.202.0.0/16", IPS_N);
+const IPS_BIG = exactPool("bench-ips-large", "10.203.0.0/16", IPS_LARGE_N);
+const POOLS = [SEQ, STS, CONC, BIG, IPS, IPS_BIG];
+/** The peer's ranges for the same shapes (each range is an IPPool of its own). */
+const peerExact = (range: string, n: number): PeerRange => {
+  const base = toNum(range.split("/")[0]);
+  return { range, start: toAddr(base + 1), end: toAddr(base + n) };
+};
+const P_SEQ: PeerRange = { range: "10.210.0.0/22" };
+const P_CONC: PeerRange = { range: "10.211.0.0/24" };
+const P_IPS = peerExact("10.212.0.0/16", IPS_N);
+const P_IPS_BIG = peerExact("10.213.0.0/16", IPS_LARGE_N);
+const PEER_RANGES = [P_SEQ, P_CONC, P_IPS, P_IPS_BIG];
+const PEER = "whereabouts";
+/** The simulated nodes of phase 5 (Node objects made by the bench; no kubelet, no node lifecycle controller in the test plane). */
+const IPS_NODE_NAMES = Array.from({ length: IPS_NODES }, (_, i) => `berth-bench-node-${i + 1}`);
+const BENCH_LABEL = "berth-bench";
 const BIG_USABLE = 65534;
 const STS_NAME = "bench-sts";
 
@@ -176,6 +235,8 @@ async function removeAll(api: Admin, say: (s: string) => void): Promise<void> {
     }
     await api.delete(`${POOLS_PATH}/${pool.name}`);
   }
+  await removePeerObjects(api, PEER_RANGES, NS);
+  for (const n of await api.list(path("nodes"), { labelSelector: `${BENCH_LABEL}=true` })) await api.delete(path("nodes", { name: n.metadata.name }));
   if (ns) {
     // The namespace controller removes the BerthEndpoints with it.
     await api.delete(path("namespaces", { name: NS }));
@@ -202,16 +263,22 @@ async function setUp(api: Admin): Promise<void> {
 interface Ctx {
   api: Admin;
   bin: string;
-  dirs: Record<Node, string>;
+  /** Each node's dataDir, made on first use. */
+  dirs: Map<Node, string>;
+  fresh: (label: string) => string;
   pluginKubeconfig: string;
+  /** Whereabouts, when BENCH_PEER_WHEREABOUTS is set: run beside berth on the same shapes. */
+  peer?: Peer;
 }
 
 function confFor(ctx: Ctx, node: Node): string {
+  let dataDir = ctx.dirs.get(node);
+  if (!dataDir) ctx.dirs.set(node, (dataDir = ctx.fresh(node)));
   return JSON.stringify({
     cniVersion: "1.0.0",
     name: NETWORK,
     type: "bridge",
-    ipam: { type: "berth", kubeconfig: ctx.pluginKubeconfig, nodeName: node, dataDir: ctx.dirs[node] },
+    ipam: { type: "berth", kubeconfig: ctx.pluginKubeconfig, nodeName: node, dataDir },
   });
 }
 
@@ -225,16 +292,23 @@ interface PodRef {
   node: Node;
 }
 
-function cni(ctx: Ctx, command: "ADD" | "DEL", containerId: string, pod: PodRef): Promise<Timed> {
-  return runCni(ctx.bin, {
-    command,
-    containerId,
-    netns: `/var/run/netns/${containerId}`,
-    ifname: "eth0",
-    args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${NS};K8S_POD_NAME=${pod.name};K8S_POD_UID=${pod.uid}`,
-    stdin: confFor(ctx, pod.node),
-  });
+function cni(ctx: Ctx, command: "ADD" | "DEL", containerId: string, pod: PodRef, killAfterMs?: number): Promise<Timed> {
+  return runCni(
+    ctx.bin,
+    {
+      command,
+      containerId,
+      netns: `/var/run/netns/${containerId}`,
+      ifname: "eth0",
+      args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${NS};K8S_POD_NAME=${pod.name};K8S_POD_UID=${pod.uid}`,
+      stdin: confFor(ctx, pod.node),
+    },
+    killAfterMs,
+  );
 }
+/** The peer's call for `pod` on range `r`. */
+const peerCall = (ctx: Ctx, r: PeerRange, command: "ADD" | "DEL", containerId: string, pod: PodRef, killAfterMs?: number) =>
+  peerCni(ctx.peer!, r, command, containerId, { ns: NS, name: pod.name, uid: pod.uid }, killAfterMs);
 
 /** The IPv4 address (without prefix) of a successful ADD, or undefined with the reason. */
 function parseAddress(r: Timed): { address?: string; why?: string } {
@@ -254,8 +328,15 @@ function addressOf(what: string, r: Timed): string {
 const warnings = (r: Timed) => r.stderr.split("\n").filter((l) => /"level":"(warn|error)"/.test(l));
 
 /** IPv4 dotted quad ↔ number, for checking results and picking fill addresses. */
-const toNum = (a: string) => a.split(".").reduce((n, o) => n * 256 + Number(o), 0);
-const toAddr = (n: number) => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join(".");
+function toNum(a: string): number {
+  return a.split(".").reduce((n, o) => n * 256 + Number(o), 0);
+}
+function toAddr(n: number): string {
+  return [24, 16, 8, 0].map((s) => (n >>> s) & 255).join(".");
+}
+/** Is `a` one of the addresses the peer may give from range `r`? */
+const peerHas = (r: PeerRange, a: string) =>
+  r.start && r.end ? toNum(a) >= toNum(r.start) && toNum(a) <= toNum(r.end) : inPool({ name: r.range, subnet: r.range }, a);
 function inPool(p: PoolDef, a: string): boolean {
   const v = toNum(a);
   if (p.ips)
@@ -280,9 +361,11 @@ const failures: string[] = [];
  * someone else (a berth controller running against this control plane) freed
  * the claim first: that DEL took a shorter path and is left out of the figures.
  */
-async function podCycle(ctx: Ctx, pool: PoolDef, pod: PodRef): Promise<{ add: number; del?: number; address: string }> {
+async function podCycle(ctx: Ctx, pool: PoolDef, pod: PodRef): Promise<{ add: number; del?: number; address: string; addCpu: number }> {
   const id = newContainer();
+  const cpu0 = childCpuMs();
   const a = await cni(ctx, "ADD", id, pod);
+  const addCpu = childCpuMs() - cpu0;
   const address = addressOf(`ADD of fresh pod ${NS}/${pod.name} (pool ${pool.name})`, a);
   if (!inPool(pool, address)) fail(`ADD of ${NS}/${pod.name} returned ${address}, outside pool ${pool.name}`);
   await ctx.api.forceDeletePod(pod.name);
@@ -291,7 +374,21 @@ async function podCycle(ctx: Ctx, pool: PoolDef, pod: PodRef): Promise<{ add: nu
   const released = logged(d.stderr, "address released").length > 0;
   if (!released && logged(d.stderr, "address already released").length === 0)
     fail(`DEL of deleted pod ${NS}/${pod.name} neither released ${address} nor found it released`, d);
-  return { add: a.ms, del: released ? d.ms : undefined, address };
+  return { add: a.ms, del: released ? d.ms : undefined, address, addCpu };
+}
+
+/** The peer's fresh pod: ADD (timed, CPU counted), the pod force-deleted, DEL (timed). */
+async function peerCycle(ctx: Ctx, r: PeerRange, pod: PodRef): Promise<{ add: number; del: number; addCpu: number }> {
+  const id = newContainer();
+  const cpu0 = childCpuMs();
+  const a = await peerCall(ctx, r, "ADD", id, pod);
+  const addCpu = childCpuMs() - cpu0;
+  const address = addressOf(`${PEER} ADD of fresh pod ${NS}/${pod.name}`, a);
+  if (!peerHas(r, address)) fail(`${PEER} ADD of ${NS}/${pod.name} returned ${address}, outside ${r.range}`);
+  await ctx.api.forceDeletePod(pod.name);
+  const d = await peerCall(ctx, r, "DEL", id, pod);
+  if (d.status !== 0) fail(`${PEER} DEL of deleted pod ${NS}/${pod.name}`, d);
+  return { add: a.ms, del: d.ms, addCpu };
 }
 
 /** podCycle that records a failed ADD instead of aborting (phase 4, where the API server may give up on big LISTs). */
@@ -327,18 +424,37 @@ async function tryPods(ctx: Ctx, pool: PoolDef, n: number, label: string, giveUp
   return { add, del, errors, gaveUp: inARow >= giveUp };
 }
 
-/** Phase 1 (and 4): n pre-created plain pods on node1 (plus `warmup` left out of the figures), one podCycle each. */
-async function freshPods(ctx: Ctx, pool: PoolDef, n: number, label: string, warmup = WARMUP, checkEmpty = true) {
+/**
+ * Phase 1 (and 4): n pre-created plain pods on node1 (plus `warmup` left out of the figures), one podCycle each.
+ * With `peer` (phase 1), each iteration also runs one peerCycle on a pod of its own, alternating which goes first.
+ */
+async function freshPods(ctx: Ctx, pool: PoolDef, n: number, label: string, warmup = WARMUP, checkEmpty = true, peer?: PeerRange) {
   const names = Array.from({ length: n + warmup }, (_, i) => `${label}-${i}`);
   const uids = await inBatches(names, 8, (name) => ctx.api.createPod(name, pool.name, "node1"));
+  const peerNames = peer ? names.map((x) => `wb-${x}`) : [];
+  const peerUids = await inBatches(peerNames, 8, (name) => ctx.api.createPod(name, pool.name, "node1"));
   const add: number[] = [];
   const del: number[] = [];
+  const addCpu: number[] = [];
+  const p = { add: [] as number[], del: [] as number[], addCpu: [] as number[] };
   let freedByOthers = 0;
   for (let i = 0; i < names.length; i++) {
+    const runPeer = async () => {
+      if (!peer) return;
+      const r = await peerCycle(ctx, peer, { name: peerNames[i], uid: peerUids[i], node: "node1" });
+      if (i >= warmup) {
+        p.add.push(r.add);
+        p.del.push(r.del);
+        p.addCpu.push(r.addCpu);
+      }
+    };
+    if (i % 2 === 1) await runPeer();
     const r = await podCycle(ctx, pool, { name: names[i], uid: uids[i], node: "node1" });
+    if (i % 2 === 0) await runPeer();
     if (r.del === undefined) freedByOthers++;
     if (i >= warmup) {
       add.push(r.add);
+      addCpu.push(r.addCpu);
       if (r.del !== undefined) del.push(r.del);
     }
   }
@@ -355,7 +471,11 @@ async function freshPods(ctx: Ctx, pool: PoolDef, n: number, label: string, warm
     failures.push(msg);
     console.error(`!! ${msg}`);
   }
-  return { add, del, freedByOthers };
+  if (peer) {
+    const held = await peerAllocations(ctx.api, [peer]);
+    if (held) fail(`after ${names.length} ${PEER} ADD+DEL of deleted pods, its range ${peer.range} still holds ${held} address(es)`);
+  }
+  return { add, del, addCpu, freedByOthers, peer: peer ? p : undefined };
 }
 
 /** A cluster ADD repeated for an attachment that completed: answered from the node database, loads the cluster code, makes no API request. */
@@ -436,9 +556,10 @@ async function statefulSet(ctx: Ctx) {
     await api.forceDeletePod(pod0);
     const d = await cni(ctx, "DEL", id, pod);
     if (d.status !== 0) fail(`DEL of StatefulSet pod ${NS}/${pod0}`, d);
-    const kept = /addresses stay bound .*reason="([^"]*)"/.exec(d.stderr);
+    // berth logs one JSON object a line (test/harness/log-lines.ts).
+    const kept = logged(d.stderr, "addresses stay bound")[0];
     if (!kept) fail(`DEL of StatefulSet pod ${NS}/${pod0} did not keep ${address} bound`, d);
-    const reason = kept[1].replace(/ordinal \d+/, "ordinal N");
+    const reason = String(kept.reason).replace(/ordinal \d+/, "ordinal N");
     reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
     if (i >= 0) {
       add.push(a.ms);
@@ -469,40 +590,127 @@ async function concurrentRound(ctx: Ctx, round: number) {
   }
   const ids = pods.map(() => newContainer());
   const rs = await Promise.all(pods.map((p, i) => cni(ctx, "ADD", ids[i], p)));
+  const wall = span(rs);
+  const warns = rs.flatMap(warnings);
+  const { ok, failed } = judgeBurst(`concurrent round ${round + 1}`, rs, pods, (a) => inPool(CONC, a));
+  await tearDown(ctx, `concurrent round ${round + 1}`, pods, ids, (id, p) => cni(ctx, "DEL", id, p));
+  const left = await ctx.api.poolClaims(CONC.name);
+  if (left.length)
+    failures.push(`concurrent round ${round + 1}: ${left.length} claim(s) of ${CONC.name} left after every DEL: ${left.map((c) => c.address).join(", ")}`);
+  return { ok, wall, each: rs.map((r) => r.ms), warnings: warns, failed };
+}
+
+/** A burst's ADDs judged: all succeeded, with C distinct addresses in the pool? Problems go to `failures`. */
+function judgeBurst(label: string, rs: Timed[], pods: PodRef[], has: (a: string) => boolean): { ok: boolean; failed: number } {
+  const parsed = rs.map(parseAddress);
+  const bad = parsed.map((p, i) => ({ p, i })).filter(({ p }) => !p.address);
+  const addrs = parsed.map((p) => p.address).filter((a): a is string => !!a);
+  let ok = true;
+  if (bad.length) {
+    failures.push(`${label}: ${bad.length} of ${rs.length} ADDs failed; first (${pods[bad[0].i].node}): ${bad[0].p.why}`);
+    ok = false;
+  } else if (new Set(addrs).size !== rs.length || addrs.some((a) => !has(a))) {
+    failures.push(`${label}: ${rs.length} ADDs returned ${new Set(addrs).size} distinct addresses (${addrs.join(", ")})`);
+    ok = false;
+  }
+  if (!ok) console.error(`!! ${failures[failures.length - 1]}`);
+  return { ok, failed: bad.length };
+}
+
+/** Cleans up a burst (not timed): pods gone, then their DELs, 3 at a time. */
+async function tearDown(ctx: Ctx, label: string, pods: PodRef[], ids: string[], del: (id: string, p: PodRef) => Promise<Timed>): Promise<void> {
+  await inBatches(pods, 8, (p) => ctx.api.forceDeletePod(p.name));
+  await inBatches(
+    pods.map((p, i) => ({ p, id: ids[i] })),
+    3,
+    async ({ p, id }) => {
+      const d = await del(id, p);
+      if (d.status !== 0) failures.push(`${label}: DEL of ${p.name} on ${p.node} failed: ${d.stdout.trim()}`);
+    },
+  );
+}
+
+/** First spawn → last exit of a set of processes, ms. */
+function span(rs: Timed[]): number {
   let first = rs[0].t0;
   let last = rs[0].t1;
   for (const r of rs) {
     if (r.t0 < first) first = r.t0;
     if (r.t1 > last) last = r.t1;
   }
-  const wall = Number(last - first) / 1e6;
-  const parsed = rs.map(parseAddress);
-  const bad = parsed.map((p, i) => ({ p, i })).filter(({ p }) => !p.address);
-  const addrs = parsed.map((p) => p.address).filter((a): a is string => !!a);
-  const warns = rs.flatMap(warnings);
-  let ok = true;
-  if (bad.length) {
-    failures.push(`concurrent round ${round + 1}: ${bad.length} of ${C} ADDs failed; first (${pods[bad[0].i].node}): ${bad[0].p.why}`);
-    ok = false;
-  } else if (new Set(addrs).size !== C || addrs.some((a) => !inPool(CONC, a))) {
-    failures.push(`concurrent round ${round + 1}: ${C} ADDs returned ${new Set(addrs).size} distinct addresses (${addrs.join(", ")})`);
-    ok = false;
-  }
-  if (!ok) console.error(`!! ${failures[failures.length - 1]}`);
-  // Clean up the round (not timed): pods gone, then their DELs.
-  await inBatches(pods, 8, (p) => ctx.api.forceDeletePod(p.name));
-  await inBatches(
-    pods.map((p, i) => ({ p, id: ids[i] })),
-    3,
-    async ({ p, id }) => {
-      const d = await cni(ctx, "DEL", id, p);
-      if (d.status !== 0) failures.push(`concurrent round ${round + 1}: DEL of ${p.name} on ${p.node} failed: ${d.stdout.trim()}`);
-    },
-  );
-  const left = await ctx.api.poolClaims(CONC.name);
-  if (left.length)
-    failures.push(`concurrent round ${round + 1}: ${left.length} claim(s) of ${CONC.name} left after every DEL: ${left.map((c) => c.address).join(", ")}`);
-  return { ok, wall, each: rs.map((r) => r.ms), warnings: warns, failed: bad.length };
+  return Number(last - first) / 1e6;
+}
+
+/** Phase 3 for the peer: C fresh pods over node1..3, one primed ADD+DEL first (its IPPool exists), C ADDs at once. */
+async function peerConcurrentRound(ctx: Ctx, round: number) {
+  const names = Array.from({ length: C }, (_, i) => `wb-conc-${round}-${i}`);
+  const uids = await inBatches(names, 8, (name, i) => ctx.api.createPod(name, CONC.name, NODES[i % NODES.length]));
+  const pods: PodRef[] = names.map((name, i) => ({ name, uid: uids[i], node: NODES[i % NODES.length] }));
+  const prime = { name: `wb-conc-${round}-prime`, uid: await ctx.api.createPod(`wb-conc-${round}-prime`, CONC.name, "node1"), node: "node1" };
+  await peerCycle(ctx, P_CONC, prime);
+  const ids = pods.map(() => newContainer());
+  const rs = await Promise.all(pods.map((p, i) => peerCall(ctx, P_CONC, "ADD", ids[i], p)));
+  const wall = span(rs);
+  const { ok, failed } = judgeBurst(`${PEER} concurrent round ${round + 1}`, rs, pods, (a) => peerHas(P_CONC, a));
+  await tearDown(ctx, `${PEER} concurrent round ${round + 1}`, pods, ids, (id, p) => peerCall(ctx, P_CONC, "DEL", id, p));
+  const held = await peerAllocations(ctx.api, [P_CONC]);
+  if (held) failures.push(`${PEER} concurrent round ${round + 1}: ${held} address(es) of ${P_CONC.range} still held after every DEL`);
+  return { ok, wall, each: rs.map((r) => r.ms), failed };
+}
+
+/**
+ * Phase 5, "IPs = pods" (bench-ips-pods.ts): `n` pods on the simulated nodes, a pool of exactly `n` addresses,
+ * every ADD at once (at most IPS_PER_NODE in flight per node), failed ADDs retried as a kubelet would.
+ * berth and the peer (if any) one after the other, `peerFirst` deciding which goes first; each cleans up after itself.
+ */
+async function ipsPodsPhase(ctx: Ctx, n: number, pool: PoolDef, peerRange: PeerRange, deadlineS: number, peerFirst: boolean, say: (s: string) => void) {
+  const { api } = ctx;
+  for (const name of IPS_NODE_NAMES)
+    await api.must("POST", path("nodes"), { apiVersion: "v1", kind: "Node", metadata: { name, labels: { [BENCH_LABEL]: "true" } } }, [409]);
+  const opts = {
+    perNode: IPS_PER_NODE,
+    backoffMs: IPS_BACKOFF_MS,
+    deadlineMs: deadlineS * 1000,
+    killAfterMs: IPS_KILL_MS,
+    metrics: () => api.must<string>("GET", "/metrics"),
+  };
+  const run = async (who: "berth" | "peer"): Promise<IpsResult> => {
+    const prefix = `${who === "berth" ? "ips" : "wb-ips"}-${n}`;
+    const names = Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+    const uids = await inBatches(names, 8, (name, i) => api.createPod(name, pool.name, IPS_NODE_NAMES[i % IPS_NODE_NAMES.length]));
+    const pods = names.map((name, i) => ({ name, uid: uids[i], node: IPS_NODE_NAMES[i % IPS_NODE_NAMES.length] }));
+    const plugin: IpsPlugin =
+      who === "berth"
+        ? { name: "berth", add: (id, pod, k) => cni(ctx, "ADD", id, pod, k), del: (id, pod, k) => cni(ctx, "DEL", id, pod, k), inPool: (a) => inPool(pool, a) }
+        : {
+            name: PEER,
+            add: (id, pod, k) => peerCall(ctx, peerRange, "ADD", id, pod, k),
+            del: (id, pod, k) => peerCall(ctx, peerRange, "DEL", id, pod, k),
+            inPool: (a) => peerHas(peerRange, a),
+          };
+    say(`${plugin.name}: ${n} pods on ${IPS_NODE_NAMES.length} nodes, ${n} addresses, all ADDs at once (at most ${IPS_PER_NODE} per node) ...`);
+    const r = await ipsPods(plugin, pods, newContainer, opts, say);
+    say(
+      `${plugin.name}: ${r.served} of ${n} served in ${(r.wallMs / 1000).toFixed(1)} s; ${r.failedAttempts} failed attempt(s) ${JSON.stringify(r.failedByCode)}, ${r.failedByDeadline} by deadline`,
+    );
+    // Clean up (not timed): pods gone, then the served sandboxes' DELs (the release).
+    await inBatches(pods, 16, (p) => api.forceDeletePod(p.name));
+    let delFailed = 0;
+    await inBatches(r.sandboxes, 10, async (x) => {
+      const d = await plugin.del(x.containerId, x.pod, IPS_KILL_MS);
+      if (d.status !== 0) delFailed++;
+    });
+    if (delFailed) failures.push(`IPs = pods (${n}), ${plugin.name}: ${delFailed} DEL(s) of served pods failed at cleanup`);
+    const left = who === "berth" ? (await api.poolClaims(pool.name)).length : await peerAllocations(api, [peerRange]);
+    if (left) failures.push(`IPs = pods (${n}), ${plugin.name}: ${left} address(es) still held after every pod's DEL`);
+    if (!r.allServed) failures.push(`IPs = pods (${n}), ${plugin.name}: only ${r.served} of ${n} pods served within ${deadlineS} s`);
+    if (r.addressProblems.length) failures.push(`IPs = pods (${n}), ${plugin.name}: ${r.addressProblems.slice(0, 5).join("; ")}`);
+    return r;
+  };
+  const order: ("berth" | "peer")[] = ctx.peer ? (peerFirst ? ["peer", "berth"] : ["berth", "peer"]) : ["berth"];
+  const out: { berth?: IpsResult; peer?: IpsResult } = {};
+  for (const who of order) out[who] = await run(who);
+  return { n, berth: out.berth!, peer: out.peer, order: order.map((w) => (w === "peer" ? PEER : w)).join(" then ") };
 }
 
 /** Deterministic pseudo-random numbers (mulberry32), so every run fills the same addresses. */
@@ -648,6 +856,46 @@ async function bigPool(ctx: Ctx, say: (s: string) => void) {
 
 // ---------------------------------------------------------------- the section
 
+/** Conflicts on the object an ADD allocates with: berth's claim creates, the peer's IPPool updates (answered 409). */
+const conflicts = (r: IpsResult) =>
+  requestsOf(r, "POST", "berthipclaims", "409") + requestsOf(r, "PUT", "ippools", "409") + requestsOf(r, "PATCH", "ippools", "409");
+/** Requests to what the plugins touch (the control plane's own lease renewals included: a few per second). */
+const TOUCHED = /^\S+ (berthipclaims|berthendpoints|spiderippools|pods|statefulsets|ippools|overlappingrangeipreservations|leases)(\/\S+)? /;
+const requestsTotal = (r: IpsResult) =>
+  Object.entries(r.requests)
+    .filter(([k]) => TOUCHED.test(k))
+    .reduce((n, [, v]) => n + v, 0);
+const ipsJson = (r: IpsResult) => ({
+  served: r.served,
+  pods: r.pods,
+  allServed: r.allServed,
+  wallSeconds: r2(r.wallMs / 1000),
+  attempts: r.attempts,
+  failedAttempts: r.failedAttempts,
+  failedByCode: r.failedByCode,
+  failedByDeadline: r.failedByDeadline,
+  delFailures: r.delFailures,
+  distinctAddresses: r.distinctAddresses,
+  addressProblems: r.addressProblems.length,
+  addP50: r2(r.addP50),
+  addP99: r2(r.addP99),
+  conflicts409: conflicts(r),
+  conflictsPerServed: r.served ? r2(conflicts(r) / r.served) : null,
+  requests: requestsTotal(r),
+  requests409: Object.fromEntries(Object.entries(r.requests).filter(([k]) => k.endsWith(" 409"))),
+});
+
+/** Figures of the local section of the same run (scripts/bench.ts), for ratios; absent when this section runs alone. */
+export interface LocalFigures {
+  /** berth's local-mode sequential ADD p50, ms. */
+  addP50?: number;
+  /** berth's local-mode CPU per sequential ADD (mean), ms. */
+  addCpuMs?: number;
+  /** berth's local-mode concurrent burst (BENCH_C ADDs, fresh dataDir), wall median, ms, and its size. */
+  concWallMs?: number;
+  concC?: number;
+}
+
 export interface ClusterOutcome {
   /** For BENCH_JSON: the figures, or {skipped} / {failed} with the reason. */
   json: Record<string, unknown>;
@@ -656,7 +904,7 @@ export interface ClusterOutcome {
 }
 
 /** Runs the whole cluster section, prints its tables, and returns its figures. Never throws. */
-export async function clusterSection(): Promise<ClusterOutcome> {
+export async function clusterSection(local: LocalFigures = {}): Promise<ClusterOutcome> {
   const say = (s: string) => console.log(`  ${s}`);
   console.log(`\n==== Cluster mode ====`);
   let env: ReturnType<typeof up>;
@@ -733,6 +981,8 @@ export async function clusterSection(): Promise<ClusterOutcome> {
     await removeAll(api, say); // what a killed run may have left
     if (leftovers) say(`removed leftovers of an earlier run`);
     await setUp(api);
+    const peerBin = peerBinary();
+    const peer = peerBin ? await setUpPeer(api, peerBin, env.plane.adminKubeconfig, fresh("peer")) : undefined;
 
     const loadBefore = loadavg()[0];
     const idleBefore = await cpuIdle(2000);
@@ -746,30 +996,50 @@ export async function clusterSection(): Promise<ClusterOutcome> {
     console.log(
       `  namespace ${NS}, pools ${POOLS.map((p) => p.name).join(", ")}; N=${N} (+${WARMUP} warm-up), ${ROUNDS} rounds x ${C} concurrent ADDs, ${BIG_N} ADDs on the /16 empty and ${FILL_PCT}% full`,
     );
+    if (peer)
+      console.log(
+        `  peer: ${PEER} ${peer.bin} on the same shapes, interleaved with berth (as the admin: its own identity is not part of the comparison); ranges ${PEER_RANGES.map((r) => r.range).join(", ")}`,
+      );
     console.log(
       `  ${cpus().length} CPUs, load average (1 min) ${loadBefore.toFixed(2)} before (it lags: right after the local bench it still counts its bursts); CPU idle over the last 2 s ${idleBefore.toFixed(0)}%\n`,
     );
 
-    const ctx: Ctx = { api, bin, dirs: { node1: fresh("node1"), node2: fresh("node2"), node3: fresh("node3") }, pluginKubeconfig: env.plane.pluginKubeconfig };
+    const ctx: Ctx = { api, bin, dirs: new Map(), fresh, pluginKubeconfig: env.plane.pluginKubeconfig, peer };
 
+    const peerRounds: Awaited<ReturnType<typeof peerConcurrentRound>>[] = [];
     const phase = async <T>(n: string, label: string, fn: () => Promise<T>): Promise<T | undefined> => {
       if (!PHASES.includes(n)) return undefined;
       const t = performance.now();
-      say(`${n}/4 ${label} ...`);
+      say(`${n}/5 ${label} ...`);
       const r = await fn();
       say(`  (${((performance.now() - t) / 1000).toFixed(1)} s)`);
       return r;
     };
     const seq = await phase("1", "sequential ADD/DEL of fresh pods, and baselines", async () => ({
-      ...(await freshPods(ctx, SEQ, N, "seq")),
+      ...(await freshPods(ctx, SEQ, N, "seq", WARMUP, true, peer ? P_SEQ : undefined)),
       ...(await heldBaseline(ctx)),
     }));
     const sts = await phase("2", "StatefulSet pod coming back", () => statefulSet(ctx));
     const rounds = await phase("3", `${C} concurrent ADDs from ${NODES.length} nodes, ${ROUNDS} rounds`, async () => {
       const rs = [];
-      for (let r = 0; r < ROUNDS; r++) rs.push(await concurrentRound(ctx, r));
+      for (let r = 0; r < ROUNDS; r++) {
+        // berth and the peer alternate which goes first, round by round.
+        if (peer && r % 2 === 1) peerRounds.push(await peerConcurrentRound(ctx, r));
+        rs.push(await concurrentRound(ctx, r));
+        if (peer && r % 2 === 0) peerRounds.push(await peerConcurrentRound(ctx, r));
+      }
       return rs;
     });
+    // Phase 5 runs before phase 4, whose tens of thousands of claims leave the API server slow for minutes.
+    const ips = await phase(
+      "5",
+      `"IPs = pods": ${IPS_N} pods on ${IPS_NODES} nodes, ${IPS_N} addresses${IPS_LARGE ? `, then ${IPS_LARGE_N}` : ""}`,
+      async () => {
+        const rs = [await ipsPodsPhase(ctx, IPS_N, IPS, P_IPS, IPS_DEADLINE_S, false, say)];
+        if (IPS_LARGE) rs.push(await ipsPodsPhase(ctx, IPS_LARGE_N, IPS_BIG, P_IPS_BIG, IPS_LARGE_DEADLINE_S, true, say));
+        return rs;
+      },
+    );
     const big = await phase("4", `/16 pool empty vs ${FILL_PCT}% full`, () => bigPool(ctx, say));
     const loadAfter = loadavg()[0];
 
@@ -799,6 +1069,20 @@ export async function clusterSection(): Promise<ClusterOutcome> {
         json.baselines = { heldAdd: dist(seq.again), version: dist(seq.version) };
         Object.assign(targets, { seqAddP50: a.p50, seqAddP50Target: 30, seqAddMet: a.p50 < 30 });
         aims.push(`sequential ADD p50 under 30 ms: ${fmt(a.p50)} ms -> ${a.p50 < 30 ? "met" : "MISSED"}`);
+        if (local.addP50 !== undefined) {
+          const x = a.p50 / local.addP50;
+          Object.assign(targets, { seqAddVsLocalP50: r2(x), seqAddVsLocalMet: x <= 2 });
+          aims.push(`fresh-pod ADD p50 <= 2.0x the local-mode ADD p50 (${fmt(local.addP50)} ms): ${fmt(x)}x -> ${x <= 2 ? "met" : "MISSED"}`);
+        }
+        if (seq.peer) {
+          const [pa, pd] = [dist(seq.peer.add), dist(seq.peer.del)];
+          rows.push([`${PEER} fresh pod (range ${P_SEQ.range}; DEL after the pod is deleted)`, pa.p50, pa.p99, pd.p50, pd.p99]);
+          rows.push([`berth/${PEER} (x)`, a.p50 / pa.p50, a.p99 / pa.p99, dl.p50 / pd.p50, dl.p99 / pd.p99]);
+          const x = a.p50 / pa.p50;
+          json.peerSequential = { add: pa, del: pd, ratioAddP50: r2(x), ratioDelP50: r2(dl.p50 / pd.p50) };
+          Object.assign(targets, { seqAddVsPeerP50: r2(x), seqAddVsPeerMet: x <= 0.6 });
+          aims.push(`fresh-pod ADD p50 <= 0.6x ${PEER}'s: ${fmt(x)}x -> ${x <= 0.6 ? "met" : "MISSED"}`);
+        }
       }
       if (sts) {
         const [a, dl] = [dist(sts.add), dist(sts.del)];
@@ -828,6 +1112,28 @@ export async function clusterSection(): Promise<ClusterOutcome> {
         console.log(
           `  baselines (N=${N}): a repeated ADD answered from the node database (loads the cluster code, no API request) p50 ${fmt(h.p50)} / p99 ${fmt(h.p99)}; CNI VERSION p50 ${fmt(v.p50)}`,
         );
+        // CPU of the plugin process itself (user + system, from the bench's reaped-children times), mean per ADD.
+        const mean = (xs: number[]) => (xs.length ? xs.reduce((x, y) => x + y, 0) / xs.length : NaN);
+        const cpu = mean(seq.addCpu);
+        const peerCpu = seq.peer ? mean(seq.peer.addCpu) : NaN;
+        const vsLocal = local.addCpuMs !== undefined ? cpu / local.addCpuMs : NaN;
+        console.log(
+          `  CPU per fresh-pod ADD (the plugin process, user+system, mean of ${seq.addCpu.length}): berth ${fmt(cpu)} ms` +
+            (local.addCpuMs !== undefined
+              ? `, ${fmt(vsLocal)}x a local-mode ADD's ${fmt(local.addCpuMs)} ms`
+              : " (no local-mode figure: run with scripts/bench.ts for the ratio)") +
+            (seq.peer ? `; ${PEER} ${fmt(peerCpu)} ms (berth/${PEER} ${fmt(cpu / peerCpu)}x)` : ""),
+        );
+        json.cpuPerAdd = {
+          berthMs: r2(cpu),
+          localBerthMs: local.addCpuMs === undefined ? null : r2(local.addCpuMs),
+          ratioVsLocal: Number.isNaN(vsLocal) ? null : r2(vsLocal),
+          peerMs: Number.isNaN(peerCpu) ? null : r2(peerCpu),
+        };
+        if (!Number.isNaN(vsLocal)) {
+          Object.assign(targets, { cpuVsLocal: r2(vsLocal), cpuVsLocalMet: vsLocal <= 1.5 });
+          aims.push(`CPU per cluster ADD <= 1.5x a local-mode ADD's: ${fmt(vsLocal)}x -> ${vsLocal <= 1.5 ? "met" : "MISSED"}`);
+        }
       }
     }
 
@@ -840,6 +1146,29 @@ export async function clusterSection(): Promise<ClusterOutcome> {
       const allWarn = rounds.flatMap((r) => r.warnings);
       const statusWarn = allWarn.filter((l) => /pool status not updated/.test(l)).length;
       const failedAdds = rounds.reduce((n, r) => n + r.failed, 0);
+      const pOk = peerRounds.filter((r) => r.ok);
+      const pWalls = pOk.map((r) => r.wall);
+      const pEach = pOk.flatMap((r) => r.each);
+      const peerRows: (string | number)[][] = peerRounds.length
+        ? [
+            [
+              `${PEER}, rounds where all succeeded`,
+              median(pWalls),
+              pWalls.length ? Math.min(...pWalls) : NaN,
+              pWalls.length ? Math.max(...pWalls) : NaN,
+              percentile(pEach, 50),
+              percentile(pEach, 99),
+            ],
+            [
+              `berth/${PEER} (x)`,
+              median(walls) / median(pWalls),
+              NaN,
+              NaN,
+              percentile(each, 50) / percentile(pEach, 50),
+              percentile(each, 99) / percentile(pEach, 99),
+            ],
+          ]
+        : [];
       console.log(
         `\nCluster mode, ${C} ADDs spawned at once from ${NODES.join("/")} (own dataDir each, hints fresh), wall ms first spawn -> last exit (${ROUNDS} rounds):`,
       );
@@ -847,7 +1176,7 @@ export async function clusterSection(): Promise<ClusterOutcome> {
         ["", "median", "min", "max", "per-ADD p50", "per-ADD p99"],
         [
           [
-            "rounds where all succeeded",
+            `${peerRounds.length ? "berth, " : ""}rounds where all succeeded`,
             median(walls),
             walls.length ? Math.min(...walls) : NaN,
             walls.length ? Math.max(...walls) : NaN,
@@ -866,8 +1195,25 @@ export async function clusterSection(): Promise<ClusterOutcome> {
                 ],
               ]
             : []),
+          ...peerRows,
         ],
       );
+      if (peerRounds.length) {
+        const x = median(walls) / median(pWalls);
+        console.log(
+          `  ${PEER} rounds: ${peerRounds.map((r) => `${r.wall.toFixed(0)}${r.ok ? "" : ` (${r.failed} of ${C} FAILED)`}`).join(", ")} ms (berth and ${PEER} alternate which goes first, round by round)`,
+        );
+        json.peerConcurrent = {
+          walls: peerRounds.map((r) => r2(r.wall)),
+          okRounds: peerRounds.map((r) => r.ok),
+          failedAdds: peerRounds.reduce((n, r) => n + r.failed, 0),
+          wallMedian: pWalls.length ? r2(median(pWalls)) : null,
+          perAdd: dist(pEach),
+          ratioWallMedian: Number.isNaN(x) ? null : r2(x),
+        };
+        Object.assign(targets, { concVsPeer: Number.isNaN(x) ? null : r2(x), concVsPeerMet: x <= 0.1 });
+        aims.push(`${C} ADDs at once from ${NODES.length} nodes, wall <= 0.1x ${PEER}'s: ${fmt(x)}x -> ${x <= 0.1 ? "met" : "MISSED"}`);
+      }
       console.log(
         `  rounds: ${rounds.map((r) => `${r.wall.toFixed(0)}${r.ok ? "" : ` (${r.failed} of ${C} FAILED)`}`).join(", ")} ms; ` +
           (okRounds.length === rounds.length
@@ -896,6 +1242,71 @@ export async function clusterSection(): Promise<ClusterOutcome> {
           (walls.length ? `${median(walls).toFixed(0)} ms (median of ${walls.length} round(s) where all succeeded)` : "no round succeeded") +
           `${walls.length < rounds.length ? `; ${rounds.length - walls.length} round(s) had failed ADDs (${failedAdds} of ${C * ROUNDS})` : ""} -> ${met ? "met" : "MISSED"}`,
       );
+    }
+
+    if (ips) {
+      json.ipsPods = ips.map((x) => ({ n: x.n, berth: ipsJson(x.berth), peer: x.peer ? ipsJson(x.peer) : null }));
+      for (const x of ips) {
+        console.log(
+          `\nCluster mode, "IPs = pods": ${x.n} pods on ${IPS_NODES} nodes, a pool of exactly ${x.n} addresses, every ADD at once (at most ${IPS_PER_NODE} in flight per node), a failed ADD's sandbox DELed and a new one ADDed after ${IPS_BACKOFF_MS / 1000}-${(IPS_BACKOFF_MS * 1.5) / 1000} s, as a kubelet would:`,
+        );
+        const rs = [x.berth, ...(x.peer ? [x.peer] : [])];
+        table(
+          ["", "served", "wall s", "attempts", "failed", "by deadline", "ADD p50 ms", "ADD p99 ms", "409s/served", "requests/served"],
+          rs.map((r) => [
+            r.plugin,
+            `${r.served}/${r.pods}`,
+            r.wallMs / 1000,
+            String(r.attempts),
+            String(r.failedAttempts),
+            String(r.failedByDeadline),
+            r.addP50,
+            r.addP99,
+            conflicts(r) / r.served,
+            requestsTotal(r) / r.served,
+          ]),
+        );
+        for (const r of rs) {
+          console.log(
+            `  ${r.plugin}: ${r.allServed ? "all served" : `NOT all served (${r.served} of ${r.pods})`}; ${r.distinctAddresses} distinct addresses${r.addressProblems.length ? ` — PROBLEMS: ${r.addressProblems.slice(0, 5).join("; ")}` : r.allServed ? " (checked)" : ""}; failed ADDs by code ${JSON.stringify(r.failedByCode)}; DELs of failed sandboxes that failed: ${r.delFailures}`,
+          );
+          for (const [code, msg] of Object.entries(r.firstMessage)) console.log(`    first code ${code}: ${msg}`);
+          console.log(`    409s: ${JSON.stringify(Object.fromEntries(Object.entries(r.requests).filter(([k]) => k.endsWith(" 409"))))}`);
+        }
+        if (x.peer) {
+          const v = x.berth.wallMs / x.peer.wallMs;
+          console.log(
+            `  berth/${PEER} wall: ${fmt(v)}x${x.berth.allServed && x.peer.allServed ? "" : " (not both served all: the wall of one that did not is the time it gave up)"}; order: ${x.order}`,
+          );
+          if (x.n === IPS_N) {
+            Object.assign(targets, { ipsVsPeer: r2(v), ipsVsPeerMet: v <= 0.2 && x.berth.allServed });
+            aims.push(`"IPs = pods" (${x.n}) wall <= 0.2x ${PEER}'s: ${fmt(v)}x -> ${v <= 0.2 && x.berth.allServed ? "met" : "MISSED"}`);
+          }
+        }
+        if (x.n === IPS_N) {
+          const r = x.berth;
+          const ok = r.allServed && r.failedByDeadline === 0 && r.addressProblems.length === 0;
+          aims.push(
+            `"IPs = pods" (${x.n}): all served, no attempt failed for a deadline, distinct addresses: ${r.served}/${r.pods} served, ${r.failedByDeadline} by deadline, ${r.addressProblems.length} address problem(s) -> ${ok ? "met" : "MISSED"}`,
+          );
+          if (local.concWallMs !== undefined) {
+            const v = r.wallMs / local.concWallMs;
+            console.log(`  berth's wall / the local-mode ${local.concC ?? ""}-concurrent wall of this run (${fmt(local.concWallMs)} ms): ${fmt(v)}x`);
+            Object.assign(targets, { ipsVsLocal: r2(v), ipsVsLocalMet: v <= 3 && r.allServed });
+            aims.push(
+              `"IPs = pods" (${x.n}) wall <= 3x the local-mode ${local.concC ?? ""}-concurrent wall: ${fmt(v)}x -> ${v <= 3 && r.allServed ? "met" : "MISSED"}`,
+            );
+          } else {
+            console.log(`  no local-mode concurrent wall to compare with (the local section did not run, or every one of its berth rounds failed)`);
+          }
+        } else {
+          aims.push(
+            `"IPs = pods" (${x.n}, at most ${IPS_PER_NODE} per node): berth ${x.berth.served}/${x.n} in ${(x.berth.wallMs / 1000).toFixed(1)} s` +
+              (x.peer ? `, ${PEER} ${x.peer.served}/${x.n} in ${(x.peer.wallMs / 1000).toFixed(1)} s (${fmt(x.berth.wallMs / x.peer.wallMs)}x)` : "") +
+              " (reported)",
+          );
+        }
+      }
     }
 
     if (big) {

@@ -3,6 +3,7 @@
  * process, bounded parallelism and the control plane come from the test
  * harness (test/harness/), which the tests use too.
  */
+import { readFileSync } from "node:fs";
 export { inBatches, sleep } from "../test/harness/batch.ts";
 import type { TimedResult } from "../test/harness/cni-runner.ts";
 export { type TimedResult as Timed, runProcess as timed } from "../test/harness/cni-runner.ts";
@@ -59,4 +60,43 @@ export class BenchFailure extends Error {}
 export function fail(what: string, r?: TimedResult): never {
   const detail = r ? `\n  exit ${r.status}\n  stdout: ${r.stdout.trim()}\n  stderr: ${r.stderr.trim()}` : "";
   throw new BenchFailure(`${what}${detail}`);
+}
+
+/**
+ * CPU time (user + system, ms) of every child process this process has
+ * reaped so far: /proc/self/stat's cutime + cstime. The kernel keeps the sum
+ * exactly and reports it in clock ticks (10 ms), so the difference taken
+ * around one child's run is within ±10 ms of its CPU, and the sum of such
+ * differences over many runs is unbiased (the rounding averages out). Only
+ * meaningful while no other child process of ours runs at the same time.
+ */
+export function childCpuMs(): number {
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields after the command name start at field 3 (state): cutime is field 16, cstime 17.
+  return ((Number(f[16 - 3]) + Number(f[17 - 3])) * 1000) / CLK_TCK;
+}
+/** Linux's USER_HZ, what /proc reports times in; 100 on every architecture Linux builds for today. */
+const CLK_TCK = 100;
+
+/** The API server's request counter (apiserver_request_total), summed by "VERB resource code". */
+export function requestCounts(metricsText: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of metricsText.split("\n")) {
+    if (!line.startsWith("apiserver_request_total{")) continue;
+    const label = (k: string) => new RegExp(`[{,]${k}="([^"]*)"`).exec(line)?.[1] ?? "";
+    const sub = label("subresource");
+    const key = `${label("verb")} ${label("resource")}${sub ? `/${sub}` : ""} ${label("code")}`;
+    out.set(key, (out.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(" ") + 1)));
+  }
+  return out;
+}
+/** `after` − `before`, the keys that moved. */
+export function countsDiff(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of after) {
+    const d = v - (before.get(k) ?? 0);
+    if (d > 0) out[k] = d;
+  }
+  return out;
 }

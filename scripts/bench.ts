@@ -26,7 +26,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { cniEnv as cniCallEnv } from "../test/harness/cni-runner.ts";
 import { BERTH, ROOT, netconf } from "../test/helpers/berth.ts";
-import { BenchFailure, type Timed, dist, fail, intEnv, median, percentile, r2, table, timed } from "./bench-lib.ts";
+import { BenchFailure, type Timed, childCpuMs, dist, fail, intEnv, median, percentile, r2, table, timed } from "./bench-lib.ts";
 
 const N = intEnv("BENCH_N", 200);
 const ROUNDS = intEnv("BENCH_ROUNDS", 5);
@@ -115,20 +115,25 @@ function addressOf(p: string, r: Timed): string {
 
 // ---------------------------------------------------------------- phases
 
-/** One ADD then DEL of a fresh container; returns the timings and the address. */
-async function addDel(p: Plugin, dir: string, args?: string): Promise<{ add: number; del: number; address: string }> {
+/** One ADD then DEL of a fresh container; returns the timings, the ADD's CPU (the plugin process: user + system) and the address. */
+async function addDel(p: Plugin, dir: string, args?: string): Promise<{ add: number; del: number; address: string; addCpu: number }> {
   const id = newId(p);
   const conf = CONF[p](dir);
+  const cpu0 = childCpuMs();
   const add = await timed(BIN[p], [], cniEnv("ADD", id, args), conf);
+  const addCpu = childCpuMs() - cpu0;
   const address = addressOf(p, add);
   const del = await timed(BIN[p], [], cniEnv("DEL", id, args), conf);
   if (del.status !== 0) fail(`${p} DEL failed`, del);
-  return { add: add.ms, del: del.ms, address };
+  return { add: add.ms, del: del.ms, address, addCpu };
 }
 
 async function sequential() {
   const dirs: Record<Plugin, string> = { berth: freshDir("seq-berth"), "host-local": freshDir("seq-hl") };
-  const t: Record<Plugin, { add: number[]; del: number[] }> = { berth: { add: [], del: [] }, "host-local": { add: [], del: [] } };
+  const t: Record<Plugin, { add: number[]; del: number[]; addCpu: number[] }> = {
+    berth: { add: [], del: [], addCpu: [] },
+    "host-local": { add: [], del: [], addCpu: [] },
+  };
   for (let i = -WARMUP; i < N; i++) {
     // Alternate which plugin goes first, so drift and noise hit both alike.
     const order = i % 2 === 0 ? PLUGINS : [...PLUGINS].reverse();
@@ -137,6 +142,7 @@ async function sequential() {
       if (i >= 0) {
         t[p].add.push(r.add);
         t[p].del.push(r.del);
+        t[p].addCpu.push(r.addCpu);
       }
     }
   }
@@ -300,6 +306,11 @@ async function main() {
       ],
     ],
   );
+  const cpuMean = (xs: number[]) => r2(xs.reduce((a, b) => a + b, 0) / xs.length);
+  const addCpu = { berth: cpuMean(seq.berth.addCpu), hostLocal: cpuMean(seq["host-local"].addCpu) };
+  console.log(
+    `  CPU per ADD (the plugin process, user+system, mean of ${N}): berth ${addCpu.berth.toFixed(2)} ms, host-local ${addCpu.hostLocal.toFixed(2)} ms (${ratio(addCpu.berth, addCpu.hostLocal).toFixed(2)}x)`,
+  );
   console.log(`\nStatefulSet pod default/bench-sts-0 coming back (berth only, new container ID + pod UID each), ms (N=${N}):`);
   table(["", "ADD p50", "ADD p99", "DEL p50", "DEL p99"], [["berth sticky", stsAdd.p50, stsAdd.p99, stsDel.p50, stsDel.p99]]);
   console.log(`  same address every time: ${sts.address} (checked)`);
@@ -368,7 +379,12 @@ async function main() {
   const localOnly = process.env.BENCH_ONLY === "local";
   const cluster = localOnly
     ? { ok: true, json: { skipped: "BENCH_ONLY=local" } as Record<string, unknown> }
-    : await (await import("./bench-cluster.ts")).clusterSection();
+    : await (await import("./bench-cluster.ts")).clusterSection({
+        addP50: d.berth.add.p50,
+        addCpuMs: addCpu.berth,
+        concWallMs: conc.wall.berth.length ? wallMed(conc, "berth") : undefined, // undefined: every round failed
+        concC: C,
+      });
 
   const json = {
     date: started.toISOString(),
@@ -390,6 +406,7 @@ async function main() {
         delP99: ratio(d.berth.del.p99, d["host-local"].del.p99),
       },
     },
+    addCpuMs: addCpu,
     statefulSet: { add: stsAdd, del: stsDel, address: sts.address, sameAddress: true },
     concurrent: Object.fromEntries(
       (

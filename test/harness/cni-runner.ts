@@ -73,11 +73,14 @@ export function withJson<R extends ProcessResult>(r: R): R & CniResult {
   }
 }
 
-/** Spawns `bin`, feeds `stdin`, collects its output, and times it from spawn to exit with process.hrtime. */
-export function runProcess(bin: string, args: string[], env: Record<string, string>, stdin = ""): Promise<TimedResult> {
+/**
+ * Spawns `bin`, feeds `stdin`, collects its output, and times it from spawn to exit with process.hrtime.
+ * With `killAfterMs`, a process still running then is killed (SIGKILL; status -1).
+ */
+export function runProcess(bin: string, args: string[], env: Record<string, string>, stdin = "", killAfterMs?: number): Promise<TimedResult> {
   return new Promise((done, fail) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(bin, args, { env, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(bin, args, { env, stdio: ["pipe", "pipe", "pipe"], timeout: killAfterMs, killSignal: "SIGKILL" });
     let out = "";
     let err = "";
     let t1: bigint | undefined;
@@ -111,9 +114,9 @@ export function runProcessSync(bin: string, args: string[], env: Record<string, 
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** One plugin call, without waiting: result, parsed stdout, and timing. */
-export async function runCni(bin: string, c: CniCall): Promise<TimedResult & CniResult> {
-  return withJson(await runProcess(bin, [], cniEnv(c), stdinOf(c)));
+/** One plugin call, without waiting: result, parsed stdout, and timing (killed after `killAfterMs`, if given). */
+export async function runCni(bin: string, c: CniCall, killAfterMs?: number): Promise<TimedResult & CniResult> {
+  return withJson(await runProcess(bin, [], cniEnv(c), stdinOf(c), killAfterMs));
 }
 
 /** One plugin call, synchronously. */
