@@ -483,7 +483,7 @@ const NS_STATIC = "berth-safe-static";
 const P_STATIC = "safe-static";
 
 S(
-  "a static pod keeps its address: the claim carries the kubelet's UID, the mirror pod's config.mirror annotation names it; deleting the mirror releases it",
+  "a static pod keeps its address through the controller's scans (CNI_ARGS carries the kubelet's UID, the mirror pod's config.mirror annotation names it); deleting the mirror releases it",
   () =>
     withControllers({ tag: "safestatic", namespaces: [NS_STATIC], pools: [P_STATIC] }, async (c) => {
       apply(poolManifest(P_STATIC, { subnet: "10.6.0.0/16", ips: ["10.6.178.91-10.6.178.92"] }));
@@ -501,7 +501,8 @@ S(
         }),
       );
       const held = add(c, c.node("node1"), NS_STATIC, "static-node1", hash);
-      assert.is(claimOf(held.address)?.spec.podUID, hash, "the claim records the kubelet's UID");
+      // The plugin records the mirror pod's UID; the controller must match either that or the kubelet's.
+      assert.is(claimOf(held.address)?.spec.podUID, podOf(NS_STATIC, "static-node1")?.metadata.uid, "the claim records the mirror pod's UID");
       const ctl = await startController({ identity: "ctl-static", resyncSeconds: 1, addTimeoutSeconds: 1 });
       await ctl.waitLeader();
       await ctl.waitScans(3);
