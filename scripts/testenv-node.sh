@@ -3,8 +3,8 @@
 # `up`): kube-scheduler, containerd, a kubelet and kube-proxy on this machine,
 # all stopped again by `down`.
 #
-# - The API server listens on $NODE_API_ADDR (10.253.0.1) on a dummy
-#   interface, which is also its advertise address (the `kubernetes` Service's
+# - The API server listens on $NODE_API_ADDR (10.253.0.1) on an interface
+#   of its own (a bridge without ports), which is also its advertise address (the `kubernetes` Service's
 #   endpoint, kept by the lease endpoint reconciler) and is in its
 #   certificate; a route sends 10.96.0.0/16 (the Service range) to that
 #   interface, so the host's own connections to 10.96.0.1 reach kube-proxy's
@@ -80,13 +80,16 @@ node_prepare_host() {
   if ip link show "$NODE_IFACE" >/dev/null 2>&1; then
     die "interface $NODE_IFACE exists: another real-node testenv runs on this machine (BERTH_TESTENV_DIR of it: $(cat /run/berth-testenv-node 2>/dev/null || echo unknown))"
   fi
-  ip link add "$NODE_IFACE" type dummy
+  # A bridge without ports as a dummy interface (this kernel may lack the dummy driver).
+  ip link add "$NODE_IFACE" type bridge
   echo "$DIR" >/run/berth-testenv-node
   echo "$NODE_IFACE" >"$DIR/node-created-link"
   ip addr add "$NODE_API_ADDR/32" dev "$NODE_IFACE"
   ip link set "$NODE_IFACE" up
   ip route add "$NODE_SERVICE_CIDR" dev "$NODE_IFACE"
   cat /proc/sys/net/ipv4/conf/all/route_localnet >"$DIR/node-route_localnet"
+  # No KUBE-* chain before: `down` may then remove those `kube-proxy --cleanup` leaves (its canaries).
+  iptables-save 2>/dev/null | grep -q '^:KUBE-' || touch "$DIR/node-no-kube-chains-before"
   local m target d created=()
   for m in "${NODE_MOUNTS[@]}"; do
     target=${m%%:*}
@@ -295,7 +298,7 @@ node_service_answers() {
 node_shim_tree() {
   local pid argv shims=() all=() stat ppid
   for pid in $(ls /proc | grep -E '^[0-9]+$'); do
-    argv=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
+    argv=$({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null) || continue
     [[ $argv == *containerd-shim* && $argv == *"$DIR/containerd.sock"* ]] && shims+=("$pid")
   done
   ((${#shims[@]})) || return 0
@@ -340,6 +343,17 @@ node_stop() {
   stop_proc kube-proxy
   if [[ -n ${K8S:-} && -x $K8S/kube-proxy ]]; then
     "$K8S/kube-proxy" --cleanup --proxy-mode iptables >"$DIR/kube-proxy-cleanup.log" 2>&1 || true
+  fi
+  if [[ -f $DIR/node-no-kube-chains-before ]]; then
+    local t c
+    for t in filter nat mangle; do
+      for c in $(iptables -t "$t" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do
+        iptables -t "$t" -F "$c" 2>/dev/null || true
+      done
+      for c in $(iptables -t "$t" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do
+        iptables -t "$t" -X "$c" 2>/dev/null || true
+      done
+    done
   fi
   stop_proc kube-scheduler
 }

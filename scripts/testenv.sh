@@ -309,6 +309,7 @@ start_apiserver() {
     --service-cluster-ip-range 10.96.0.0/16 \
     --endpoint-reconciler-type "$( ((NODE)) && echo lease || echo none)" \
     --allow-privileged=true \
+    --kubelet-preferred-address-types InternalIP \
     --profiling=false \
     --logtostderr=true \
     --v=1
@@ -342,7 +343,7 @@ up() {
   # A failed `up` stops what it started but keeps $DIR (logs) for a look;
   # the next `up` or `down` removes it.
   trap 'if [[ ! -f $DIR/ready ]]; then stop_all; log "up failed; logs kept in $DIR (scripts/testenv.sh down removes them)"; fi' EXIT
-  # A real node's API server address (a dummy interface) must exist before its port is checked.
+  # A real node's API server address (its own interface) must exist before its port is checked.
   ((NODE)) && node_prepare_host
   if [[ -n ${BERTH_TESTENV_PORT:-} ]]; then
     APISERVER_PORT=$BERTH_TESTENV_PORT
@@ -364,7 +365,10 @@ K8S=$K8S
 NODE=$NODE
 API_HOST=$API_HOST
 EOF
-  ((NODE)) && node_pick_ports "$APISERVER_PORT" "$ETCD_CLIENT_PORT" "$ETCD_PEER_PORT" "$KCM_PORT" >>"$DIR/env"
+  if ((NODE)); then
+    node_pick_ports "$APISERVER_PORT" "$ETCD_CLIENT_PORT" "$ETCD_PEER_PORT" "$KCM_PORT" >>"$DIR/env"
+    load_env
+  fi
 
   make_pki
   local admin_token kcm_token
@@ -412,7 +416,7 @@ EOF
     --secure-port "$KCM_PORT" \
     --port 0 \
     --cert-dir "$DIR/kcm-certs" \
-    --controllers '*,-nodeipam,-nodelifecycle,-attachdetach,-persistentvolume-binder' \
+    --controllers "$( ((NODE)) && echo '*,-nodeipam,-attachdetach,-persistentvolume-binder' || echo '*,-nodeipam,-nodelifecycle,-attachdetach,-persistentvolume-binder')" \
     --leader-elect=false \
     --use-service-account-credentials=false \
     --service-account-private-key-file "$DIR/pki/sa.key" \
