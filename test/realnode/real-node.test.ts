@@ -22,7 +22,7 @@
  *    then stops the node and checks that nothing of it is left).
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { suite } from "uvu";
@@ -45,7 +45,6 @@ import {
   isReady,
   kc,
   kubectl,
-  nodeExec,
   podOf,
   podsOf,
   sandboxOf,
@@ -265,15 +264,19 @@ S("1. the shipped manifests deploy berth: DaemonSet Ready, binary and kubeconfig
   assert.equal([status.desiredNumberScheduled, status.numberReady], [1, 1], "DaemonSet: 1 desired, 1 ready");
 
   // On the node (its mount namespace: the host paths the pod's hostPath volumes name).
-  const [mode, size] = nodeExec(["stat", "-c", "%a %s", "/opt/cni/bin/berth"]).trim().split(" ");
+  // The node's /opt/cni/bin and /etc/cni/net.d are these test directories, bind-mounted in its mount namespace.
+  const node = (p: string) => join(NODE_ROOT, p);
+  const modeOf = (p: string) => (statSync(node(p)).mode & 0o777).toString(8);
+  const mode = modeOf("opt-cni-bin/berth");
+  const size = statSync(node("opt-cni-bin/berth")).size;
   assert.is(mode, "755", "/opt/cni/bin/berth is 0755");
   const dist = readFileSync(join(ROOT, "dist/berth"));
   assert.is(Number(size), dist.length, "same size as dist/berth");
   const installed = readFileSync(join(NODE_ROOT, "opt-cni-bin/berth"));
   assert.is(sha256(installed), sha256(dist), "/opt/cni/bin/berth is identical to dist/berth");
-  assert.is(nodeExec(["stat", "-c", "%a", "/etc/cni/net.d/berth.d"]).trim(), "700", "kubeconfig directory 0700");
-  assert.is(nodeExec(["stat", "-c", "%a", "/etc/cni/net.d/berth.d/berth.kubeconfig"]).trim(), "600", "kubeconfig 0600");
-  const kubeconfig = nodeExec(["cat", "/etc/cni/net.d/berth.d/berth.kubeconfig"]);
+  assert.is(modeOf("etc-cni-net.d/berth.d"), "700", "kubeconfig directory 0700");
+  assert.is(modeOf("etc-cni-net.d/berth.d/berth.kubeconfig"), "600", "kubeconfig 0600");
+  const kubeconfig = readFileSync(node("etc-cni-net.d/berth.d/berth.kubeconfig"), "utf8");
   assert.match(kubeconfig, /server: "?https:\/\/10\.96\.0\.1:443"?/, "the API server from KUBERNETES_SERVICE_HOST/PORT");
   assert.match(kubeconfig, /certificate-authority-data: /, "the cluster CA embedded");
   // The token is kube-system/berth's: the API server says who it is.
@@ -463,7 +466,11 @@ S("5. local mode through the real runtime: fixtures/netconf/bridge-berth.conf, n
   const db = join(NODE_ROOT, "var-lib-cni/berth/berth.db");
   assert.ok(existsSync(db), "the node's lease database in /var/lib/cni/berth");
   const leases = () =>
-    JSON.parse(spawnSync("sqlite3", ["-readonly", "-json", db, "SELECT address, pod_name FROM leases ORDER BY pod_name"], { encoding: "utf8" }).stdout || "[]");
+    JSON.parse(
+      spawnSync("sqlite3", ["-readonly", "-json", db, `SELECT address, pod_name FROM leases WHERE pod_namespace = '${LOCAL_NS}' ORDER BY pod_name`], {
+        encoding: "utf8",
+      }).stdout || "[]",
+    );
   assert.equal(
     leases(),
     first.map((s) => ({ address: s.ip, pod_name: s.name })),
