@@ -10,10 +10,17 @@
  * when the group is over, and checks that none of its daemons is left; a
  * control plane that was already up is left up. After the groups that make
  * network namespaces and links, it checks that none of theirs is left.
+ *
+ * The real-node group (for now only when named: run-tests.ts "real node") runs after it, on a control plane of its own
+ * (BERTH_TESTENV_DIR=/tmp/berth-realnode, BERTH_TESTENV_NODE=1: kube-scheduler,
+ * containerd, kubelet and kube-proxy too), started and stopped the same way;
+ * afterwards nothing of the node may be left: no daemon, shim or container
+ * process, no interface, no kube-proxy rule, no mount point it created.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { resolve } from "node:path";
-import { type Up, daemonsLeft, down, planeEnv, up } from "../test/harness/control-plane.ts";
+import { type Up, type Where, REAL_NODE_DIR, daemonsLeft, down, planeEnv, up } from "../test/harness/control-plane.ts";
+import { type HostState, hostState, nodeLeftovers } from "../test/harness/real-node.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const uvu = ["--import", "tsx", "node_modules/uvu/bin.js"];
@@ -21,8 +28,11 @@ interface Group {
   name: string;
   cmd: string;
   args: string[];
-  /** Needs the test control plane. */
+  /** Needs the test control plane: the default one, or (`node`) one with a real node in its own directory. */
   cluster?: boolean;
+  node?: boolean;
+  /** Runs only when named on the command line (not yet part of a plain run). */
+  explicit?: boolean;
   /** Its network namespaces, given the group's pid; and the bridges it makes. */
   net?: { netns: (pid: number) => RegExp; bridges: RegExp };
 }
@@ -45,6 +55,16 @@ const groups: Group[] = [
     args: [...uvu, "test/cluster", "\\.test\\.ts$"],
     cluster: true,
     net: { netns: (pid) => new RegExp(`^bc-[^-]+-${pid}-`), bridges: /^bc\w+0$/ },
+  },
+  // Its own control plane with a real node: the shipped manifests, the image, kubelet and containerd calling berth.
+  {
+    name: "real node",
+    cmd: "node",
+    args: [...uvu, "test/realnode", "\\.test\\.ts$"],
+    cluster: true,
+    node: true,
+    explicit: true,
+    net: { netns: () => /^cni-/, bridges: /^berth0$/ },
   },
 ];
 
@@ -110,30 +130,34 @@ const only = process.argv.slice(2);
 let passed = 0;
 let failed = 0;
 let plane: Up | undefined;
+/** The host before a real node started. */
+let hostBefore: HostState | undefined;
 
 function stopPlane(): void {
   if (!plane?.startedByUs) return;
   process.stdout.write(`--- control plane: started by this run; stopping it (scripts/testenv.sh down)\n`);
-  const status = down();
-  const left = daemonsLeft(plane.plane.dir);
+  const node = !!plane.where.node;
+  const status = down(plane.where);
+  const left = daemonsLeft(plane.plane.dir, node).map((p) => `${p.pid} ${p.cmd}`);
+  if (node && hostBefore) left.push(...nodeLeftovers(hostBefore));
   if (status !== 0 || left.length) {
     failed += 1;
-    process.stdout.write(
-      `--- control plane: FAILED to stop (testenv.sh down exited ${status}; still running: ${left.map((p) => `${p.pid} ${p.cmd}`).join("; ") || "none"})\n`,
-    );
+    process.stdout.write(`--- control plane: FAILED to stop (testenv.sh down exited ${status}; left: ${left.join("; ") || "none"})\n`);
   }
   plane = undefined;
 }
 
 try {
   for (const g of groups) {
-    if (only.length && !only.some((o) => g.name.includes(o))) continue;
+    if (only.length ? !only.some((o) => g.name.includes(o)) : g.explicit) continue;
     if (interrupted) break;
     process.stdout.write(`\n=== ${g.name}\n`);
     const env: Record<string, string | undefined> = { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1" };
     if (g.cluster) {
+      const where: Where = g.node ? { dir: REAL_NODE_DIR, node: true } : {};
+      if (g.node) hostBefore = hostState();
       try {
-        plane = up();
+        plane = up(where);
       } catch (err) {
         failed += 1;
         process.stdout.write(`--- ${g.name}: FAILED (${(err as Error).message})\n`);
@@ -142,7 +166,7 @@ try {
       process.stdout.write(
         `--- control plane: ${plane.startedByUs ? "started by this run" : "already up before this run: left running"} (${plane.plane.server})\n`,
       );
-      Object.assign(env, planeEnv(plane.plane));
+      Object.assign(env, planeEnv(plane.plane), g.node ? plane.vars : {});
     }
     const bridgesBefore = new Set<string>(ipJson(["link", "show", "type", "bridge"]).map((l: { ifname: string }) => l.ifname));
     const r = await runGroup(g, env);

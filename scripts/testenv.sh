@@ -22,11 +22,20 @@
 # stdout carries only the `export ...` lines of `up`; everything else goes to
 # stderr. Every process listens on 127.0.0.1 only; no traffic leaves the host.
 # The Service CIDR (10.96.0.0/16) is bookkeeping only and is never routed.
+#
+# A real node instead (BERTH_TESTENV_NODE=1 at `up`; remembered in $DIR/env):
+# no simulated nodes and no heartbeat, but kube-scheduler, containerd, a
+# kubelet and kube-proxy (iptables mode) on this machine, and the API server
+# on an address pods can route to. See scripts/testenv-node.sh.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DIR=${BERTH_TESTENV_DIR:-/tmp/berth-testenv}
 DIR=${DIR%/}
+# Where the API server listens and what the kubeconfigs name: 127.0.0.1, or
+# with a real node the address of scripts/testenv-node.sh (from $DIR/env once up).
+NODE=${BERTH_TESTENV_NODE:-0}
+API_HOST=127.0.0.1
 READY_TIMEOUT=60
 TOKEN_TIMEOUT=30
 
@@ -35,7 +44,7 @@ die() { echo "testenv: error: $*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- helpers
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_busy() { (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null; }
 
 free_port() { # free_port PREFERRED [EXCLUDE...]
   local p=$1; shift
@@ -101,11 +110,15 @@ load_env() { # reads ports/paths written by a previous `up`
   source "$DIR/env"
 }
 
+# The real node's part (functions node_*).
+# shellcheck source=testenv-node.sh
+source "$ROOT/scripts/testenv-node.sh"
+
 admin_curl() { # admin_curl PATH [curl args...]
   local path=$1; shift
   curl -sS --max-time 5 --cacert "$DIR/pki/ca.crt" \
     -H "Authorization: Bearer $(<"$DIR/admin.token")" "$@" \
-    "https://127.0.0.1:$APISERVER_PORT$path"
+    "https://$API_HOST:$APISERVER_PORT$path"
 }
 
 # ---------------------------------------------------------------- heartbeat
@@ -157,6 +170,7 @@ start_heartbeat() {
 healthy() {
   load_env 2>/dev/null || return 1
   pid_alive etcd && pid_alive kube-apiserver && pid_alive kube-controller-manager || return 1
+  if ((NODE)); then node_healthy || return 1; fi
   [[ -f $DIR/admin.kubeconfig && -f $DIR/berth.kubeconfig && -f $DIR/ready ]] || return 1
   [[ $(admin_curl /readyz 2>/dev/null) == ok ]] || return 1
   curl -fsSk --max-time 5 "https://127.0.0.1:$KCM_PORT/healthz" >/dev/null 2>&1
@@ -188,8 +202,9 @@ export BERTH_ADMIN_KUBECONFIG=$DIR/admin.kubeconfig
 export BERTH_PLUGIN_KUBECONFIG=$DIR/berth.kubeconfig
 export BERTH_CONTROLLER_KUBECONFIG=$DIR/controller.kubeconfig
 export BERTH_KUBECTL=$KUBECTL
-export BERTH_APISERVER=https://127.0.0.1:$APISERVER_PORT
+export BERTH_APISERVER=https://$API_HOST:$APISERVER_PORT
 EOF
+  if ((NODE)); then node_print_env; fi
 }
 
 write_kubeconfig() { # write_kubeconfig FILE USER TOKEN
@@ -200,7 +215,7 @@ kind: Config
 clusters:
   - name: berth-testenv
     cluster:
-      server: https://127.0.0.1:$APISERVER_PORT
+      server: https://$API_HOST:$APISERVER_PORT
       certificate-authority: $DIR/pki/ca.crt
 users:
   - name: $2
@@ -233,7 +248,7 @@ ensure_binaries() {
   if systemctl is-active --quiet etcd 2>/dev/null; then
     log "note: a system etcd service is running; ours uses its own port"
   fi
-  K8S=$(bash "$ROOT/scripts/build-k8s.sh") || die "scripts/build-k8s.sh failed"
+  K8S=$(BERTH_K8S_NODE=$NODE bash "$ROOT/scripts/build-k8s.sh") || die "scripts/build-k8s.sh failed"
   KUBECTL=$K8S/kubectl
   for b in kube-apiserver kube-controller-manager kubectl; do
     [[ -x $K8S/$b ]] || die "$K8S/$b missing after build-k8s.sh"
@@ -247,11 +262,11 @@ make_pki() {
     cd "$p"
     openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout ca.key -out ca.crt \
       -subj "/CN=berth-testenv-ca" 2>/dev/null
-    cat >apiserver.ext <<'EXT'
+    cat >apiserver.ext <<EXT
 basicConstraints = CA:FALSE
 keyUsage = critical, digitalSignature, keyEncipherment
 extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, IP:10.96.0.1, DNS:localhost, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local
+subjectAltName = IP:127.0.0.1, IP:10.96.0.1, IP:$API_HOST, DNS:localhost, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local
 EXT
     openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr \
       -subj "/CN=kube-apiserver" 2>/dev/null
@@ -279,8 +294,8 @@ wait_for() { # wait_for NAME TIMEOUT CHECK-CMD...
 start_apiserver() {
   start_proc kube-apiserver "$K8S/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_CLIENT_PORT" \
-    --bind-address 127.0.0.1 \
-    --advertise-address 127.0.0.1 \
+    --bind-address "$API_HOST" \
+    --advertise-address "$API_HOST" \
     --secure-port "$APISERVER_PORT" \
     --insecure-port 0 \
     --tls-cert-file "$DIR/pki/apiserver.crt" \
@@ -292,8 +307,9 @@ start_apiserver() {
     --service-account-key-file "$DIR/pki/sa.pub" \
     --service-account-signing-key-file "$DIR/pki/sa.key" \
     --service-cluster-ip-range 10.96.0.0/16 \
-    --endpoint-reconciler-type none \
+    --endpoint-reconciler-type "$( ((NODE)) && echo lease || echo none)" \
     --allow-privileged=true \
+    --kubelet-preferred-address-types InternalIP \
     --profiling=false \
     --logtostderr=true \
     --v=1
@@ -309,7 +325,7 @@ up() {
     kc wait --for condition=Established --timeout 30s -f "$ROOT/fixtures/crds/" >&2
     rm -rf "$DIR/kube-cache"
     [[ -f $DIR/controller.kubeconfig ]] || sa_kubeconfig berth-controller "$DIR/controller.kubeconfig"
-    start_heartbeat
+    ((NODE)) || start_heartbeat
     print_env
     return 0
   fi
@@ -319,19 +335,23 @@ up() {
   fi
 
   ensure_binaries
+  ((NODE)) && node_ensure_prerequisites
   local t0=$SECONDS
 
   # Ports: all on 127.0.0.1, picked once and remembered in $DIR/env.
-  if [[ -n ${BERTH_TESTENV_PORT:-} ]]; then
-    APISERVER_PORT=$BERTH_TESTENV_PORT
-    port_busy "$APISERVER_PORT" && die "BERTH_TESTENV_PORT=$APISERVER_PORT is already in use"
-  else
-    APISERVER_PORT=$(free_port 6443)
-  fi
   mkdir -p "$DIR"
   # A failed `up` stops what it started but keeps $DIR (logs) for a look;
   # the next `up` or `down` removes it.
   trap 'if [[ ! -f $DIR/ready ]]; then stop_all; log "up failed; logs kept in $DIR (scripts/testenv.sh down removes them)"; fi' EXIT
+  # A real node's API server address (its own interface) must exist before its port is checked.
+  ((NODE)) && node_prepare_host
+  if [[ -n ${BERTH_TESTENV_PORT:-} ]]; then
+    APISERVER_PORT=$BERTH_TESTENV_PORT
+    port_busy "$APISERVER_PORT" "$API_HOST" && die "BERTH_TESTENV_PORT=$APISERVER_PORT is already in use"
+  else
+    APISERVER_PORT=6443
+    while port_busy "$APISERVER_PORT" "$API_HOST"; do APISERVER_PORT=$((APISERVER_PORT + 1)); done
+  fi
   ETCD_CLIENT_PORT=$(free_port 23790 "$APISERVER_PORT")
   ETCD_PEER_PORT=$(free_port $((ETCD_CLIENT_PORT + 1)) "$APISERVER_PORT" "$ETCD_CLIENT_PORT")
   KCM_PORT=$(free_port 10357 "$APISERVER_PORT" "$ETCD_CLIENT_PORT" "$ETCD_PEER_PORT")
@@ -342,7 +362,13 @@ ETCD_PEER_PORT=$ETCD_PEER_PORT
 KCM_PORT=$KCM_PORT
 KUBECTL=$KUBECTL
 K8S=$K8S
+NODE=$NODE
+API_HOST=$API_HOST
 EOF
+  if ((NODE)); then
+    node_pick_ports "$APISERVER_PORT" "$ETCD_CLIENT_PORT" "$ETCD_PEER_PORT" "$KCM_PORT" >>"$DIR/env"
+    load_env
+  fi
 
   make_pki
   local admin_token kcm_token
@@ -357,6 +383,7 @@ EOF
 $admin_token,berth-admin,berth-admin,"system:masters"
 $kcm_token,system:kube-controller-manager,system:kube-controller-manager,"system:masters"
 EOF
+    if ((NODE)); then node_tokens >>"$DIR/tokens.csv"; fi
   )
   write_kubeconfig "$DIR/admin.kubeconfig" berth-admin "$admin_token"
   write_kubeconfig "$DIR/kube-controller-manager.kubeconfig" system:kube-controller-manager "$kcm_token"
@@ -378,7 +405,7 @@ EOF
   # kube-apiserver
   start_apiserver
   wait_for kube-apiserver "$READY_TIMEOUT" apiserver_ready
-  log "kube-apiserver ready on https://127.0.0.1:$APISERVER_PORT after $((SECONDS - t0))s"
+  log "kube-apiserver ready on https://$API_HOST:$APISERVER_PORT after $((SECONDS - t0))s"
 
   # kube-controller-manager
   start_proc kube-controller-manager "$K8S/kube-controller-manager" \
@@ -389,7 +416,7 @@ EOF
     --secure-port "$KCM_PORT" \
     --port 0 \
     --cert-dir "$DIR/kcm-certs" \
-    --controllers '*,-nodeipam,-nodelifecycle,-attachdetach,-persistentvolume-binder' \
+    --controllers "$( ((NODE)) && echo '*,-nodeipam,-attachdetach,-persistentvolume-binder' || echo '*,-nodeipam,-nodelifecycle,-attachdetach,-persistentvolume-binder')" \
     --leader-elect=false \
     --use-service-account-credentials=false \
     --service-account-private-key-file "$DIR/pki/sa.key" \
@@ -426,6 +453,14 @@ EOF
     sleep 0.5
   done
 
+  if ((NODE)); then
+    node_up
+    touch "$DIR/ready"
+    log "up in $((SECONDS - t0))s ($DIR)"
+    print_env
+    return 0
+  fi
+
   # Nodes for tests to bind pods to (no kubelet: the heartbeat below reports them Ready).
   local n
   for n in node1 node2 node3; do
@@ -449,12 +484,15 @@ EOF
 
 stop_all() {
   stop_proc heartbeat
+  if ((NODE)); then node_stop; fi
   stop_proc kube-controller-manager
   stop_proc kube-apiserver
   stop_proc etcd
+  if ((NODE)); then node_restore_host; fi
 }
 
 down_inner() {
+  load_env 2>/dev/null || true
   stop_all
   rm -rf "$DIR"
 }
@@ -470,11 +508,12 @@ down() {
 
 status() {
   if healthy; then
-    log "healthy: https://127.0.0.1:$APISERVER_PORT ($DIR)"
+    log "healthy: https://$API_HOST:$APISERVER_PORT ($DIR)"
     return 0
   fi
   local n
-  for n in etcd kube-apiserver kube-controller-manager heartbeat; do
+  load_env 2>/dev/null || true
+  for n in etcd kube-apiserver kube-controller-manager heartbeat $( ((NODE)) && echo "${NODE_DAEMONS[*]}"); do
     if pid_alive "$n"; then log "$n: running (pid $(<"$DIR/$n.pid"))"; else log "$n: not running"; fi
   done
   log "not healthy ($DIR)"

@@ -37,50 +37,13 @@ import {
   waitForTerminating,
 } from "./cluster-env.ts";
 import { startController, withControllers } from "./controller-env.ts";
+import { SEED_POOL, seedStatefulSet } from "../helpers/seed-manifests.ts";
 
 const NS = "berth-seed";
 const POOL = "test-ippool";
 const STS = "test-sts";
 
-/** Exactly the seed's pool. */
-const SEED_POOL = `apiVersion: spiderpool.spidernet.io/v2beta1
-kind: SpiderIPPool
-metadata:
-  name: test-ippool
-spec:
-  subnet: 10.6.0.0/16
-  ips:
-    - 10.6.168.101-10.6.168.110
-`;
-
-/** The seed's StatefulSet, plus serviceName (required by apps/v1) and a namespace; the multus annotation kept (berth ignores it). */
-const SEED_STS = `apiVersion: apps/v1
-kind: StatefulSet
-metadata:
-  name: test-sts
-  namespace: ${NS}
-spec:
-  serviceName: test-sts
-  replicas: 2
-  selector:
-    matchLabels:
-      app: test-sts
-  template:
-    metadata:
-      annotations:
-        ipam.spidernet.io/ippool: |-
-            {      
-              "ipv4": ["test-ippool"]
-            }
-        v1.multus-cni.io/default-network: kube-system/macvlan-ens192
-      labels:
-        app: test-sts
-    spec:
-      containers:
-        - name: test-sts
-          image: nginx
-          imagePullPolicy: IfNotPresent
-`;
+const SEED_STS = seedStatefulSet(NS);
 
 const S = suite("cluster: seed scenario");
 

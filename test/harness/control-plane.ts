@@ -19,6 +19,10 @@ export const TESTENV_DIR = (process.env.BERTH_TESTENV_DIR || "/tmp/berth-testenv
 export const NODES = ["node1", "node2", "node3"] as const;
 /** The daemons `testenv.sh up` starts. */
 export const DAEMONS = ["etcd", "kube-apiserver", "kube-controller-manager"] as const;
+/** And those of a real node (BERTH_TESTENV_NODE=1; scripts/testenv-node.sh), with containerd's shims. */
+export const NODE_DAEMONS = ["kube-scheduler", "node-ns", "containerd", "kubelet", "kube-proxy", "containerd-shim-runc-v2"] as const;
+/** Where the real-node group's control plane lives: never the cluster group's. */
+export const REAL_NODE_DIR = "/tmp/berth-realnode";
 
 export interface ControlPlane {
   /** State directory (pki, tokens, logs, kubeconfigs). */
@@ -74,44 +78,74 @@ export function planeEnv(p: ControlPlane = controlPlane()): Record<string, strin
   };
 }
 
-function testenv(command: string, timeoutMs = 5 * 60_000) {
-  return spawnSync("bash", [TESTENV_SCRIPT, command], { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
+/** Which control plane: the default one (cluster group), or one with a real node in its own directory. */
+export interface Where {
+  dir?: string;
+  node?: boolean;
+}
+
+function whereEnv(w: Where): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  if (w.dir) env.BERTH_TESTENV_DIR = w.dir;
+  if (w.node) env.BERTH_TESTENV_NODE = "1";
+  return env;
+}
+
+function testenv(command: string, w: Where, timeoutMs = 5 * 60_000) {
+  return spawnSync("bash", [TESTENV_SCRIPT, command], { cwd: ROOT, env: whereEnv(w), encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
 }
 
 /** `testenv.sh status`: is it up and healthy? Says nothing. */
-export function isUp(): boolean {
-  return testenv("status", 60_000).status === 0;
+export function isUp(w: Where = {}): boolean {
+  return testenv("status", w, 60_000).status === 0;
 }
 
 export interface Up {
   plane: ControlPlane;
   /** False when it was already up and healthy before: whoever started it stops it. */
   startedByUs: boolean;
+  /** Every variable `up` printed (a real node's BERTH_NODE_* and BERTH_CONTAINERD_* among them). */
+  vars: Record<string, string>;
+  where: Where;
 }
 
 /**
  * `testenv.sh up` (idempotent; builds the Kubernetes binaries the first time,
  * ~10 min): its messages go to our stderr. Throws with the reason if it fails.
  */
-export function up(): Up {
-  const wasUp = isUp();
-  const r = spawnSync("bash", [TESTENV_SCRIPT, "up"], { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], timeout: 30 * 60_000 });
+export function up(w: Where = {}): Up {
+  const wasUp = isUp(w);
+  const r = spawnSync("bash", [TESTENV_SCRIPT, "up"], {
+    cwd: ROOT,
+    env: whereEnv(w),
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+    timeout: 45 * 60_000,
+  });
   if (r.status !== 0) throw new Error(`bash scripts/testenv.sh up failed (${r.error?.message ?? `exit ${r.status}`}); see its messages above`);
   const vars = parseVars(r.stdout);
   const missing = Object.keys(planeEnv()).filter((k) => !vars[k]);
   if (missing.length) throw new Error(`scripts/testenv.sh up printed no ${missing.join(", ")}`);
-  current = planeFrom(vars);
-  return { plane: current, startedByUs: !wasUp };
+  const plane = planeFrom(vars);
+  if (!w.dir) current = plane;
+  return { plane, startedByUs: !wasUp, vars, where: w };
 }
 
 /** `testenv.sh down`: stops the daemons and removes the state dir. Its messages go to our stderr. Returns its exit status. */
-export function down(): number {
-  const r = spawnSync("bash", [TESTENV_SCRIPT, "down"], { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "inherit", "inherit"], timeout: 5 * 60_000 });
+export function down(w: Where = {}): number {
+  const r = spawnSync("bash", [TESTENV_SCRIPT, "down"], {
+    cwd: ROOT,
+    env: whereEnv(w),
+    encoding: "utf8",
+    stdio: ["ignore", "inherit", "inherit"],
+    timeout: 5 * 60_000,
+  });
   return r.status ?? -1;
 }
 
 /** Daemons of the test control plane in `dir` still alive (from /proc: name and a command line naming the dir). */
-export function daemonsLeft(dir: string = controlPlane().dir): { pid: number; cmd: string }[] {
+export function daemonsLeft(dir: string = controlPlane().dir, node = false): { pid: number; cmd: string }[] {
+  const names: readonly string[] = node ? [...DAEMONS, ...NODE_DAEMONS] : DAEMONS;
   const out: { pid: number; cmd: string }[] = [];
   for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
     let argv: string[];
@@ -120,7 +154,7 @@ export function daemonsLeft(dir: string = controlPlane().dir): { pid: number; cm
     } catch {
       continue; // gone meanwhile
     }
-    if (!argv.length || !(DAEMONS as readonly string[]).includes(basename(argv[0]))) continue;
+    if (!argv.length || !names.includes(basename(argv[0]))) continue;
     if (!argv.some((a) => a.startsWith(`${dir}/`) || a.includes(`${dir}/`))) continue;
     out.push({ pid: Number(pid), cmd: argv.join(" ").slice(0, 160) });
   }

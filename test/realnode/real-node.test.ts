@@ -1,0 +1,522 @@
+/**
+ * berth on a real node: the kubelet (1.20.2) and containerd (Debian's 1.6)
+ * call /opt/cni/bin/berth for every sandbox, and berth itself is deployed by
+ * the shipped manifests from the image scripts/build-images.sh assembles
+ * (scripts/testenv-node.sh imports it). The steps depend on each other and
+ * run in order:
+ *
+ * 1. fixtures/crds/, fixtures/rbac.yaml and fixtures/deploy/ applied as
+ *    shipped (with the NetworkAttachmentDefinition CRD, as Multus would have
+ *    installed it); the DaemonSet's pod copies the binary and writes the
+ *    kubeconfig on the node, and says so;
+ * 2. the node gets the cluster-mode network configuration
+ *    (fixtures/netconf/bridge-cluster.conflist: bridge + berth with the
+ *    installer's kubeconfig); both controller replicas run on it, one leads,
+ *    /healthz answers on the pod network;
+ * 3. the seed scenario through the kubelet: addresses kept across deletion,
+ *    a new one on scale-up, released on scale-down;
+ * 4. a sandbox restart keeps a pod's address; a Deployment pod's address is
+ *    freed by the kubelet's DEL when it is deleted;
+ * 5. local mode (fixtures/netconf/bridge-berth.conf, no kubeconfig);
+ * 6. everything deleted again: no pod, claim or bridge left (the runner
+ *    then stops the node and checks that nothing of it is left).
+ */
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { waitFor } from "../harness/batch.ts";
+import { logEntries } from "../harness/log-lines.ts";
+import { SEED_POOL, seedStatefulSet } from "../helpers/seed-manifests.ts";
+import {
+  NODE_NAME,
+  NODE_ROOT,
+  type Pod,
+  ROOT,
+  apply,
+  berthLog,
+  containerdLines,
+  ctr,
+  eth0Addresses,
+  getJson,
+  inRange,
+  isReady,
+  kc,
+  kubectl,
+  podOf,
+  podsOf,
+  sandboxOf,
+  spTable,
+} from "./node-env.ts";
+
+const SEED_NS = "berth-seed";
+const PLAIN_NS = "berth-plain";
+const LOCAL_NS = "berth-local";
+/** Pods come up in seconds; the machine may be busy. */
+const POD_TIMEOUT = 240_000;
+const CONF_DIR = join(NODE_ROOT, "etc-cni-net.d");
+const CLUSTER_CONF = "10-berth-cluster.conflist";
+const LOCAL_CONF = "10-berth-local.conf";
+
+/** The NetworkAttachmentDefinition kind, as Multus installs it (fixtures/deploy/ has one). */
+const NAD_CRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: network-attachment-definitions.k8s.cni.cncf.io
+spec:
+  group: k8s.cni.cncf.io
+  scope: Namespaced
+  names:
+    plural: network-attachment-definitions
+    singular: network-attachment-definition
+    kind: NetworkAttachmentDefinition
+    shortNames: [net-attach-def]
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              properties:
+                config:
+                  type: string
+`;
+
+/** A default pool for pods without a pool annotation (the controller's replicas, the Deployment). */
+const DEFAULT_POOL = `apiVersion: spiderpool.spidernet.io/v2beta1
+kind: SpiderIPPool
+metadata:
+  name: node-default
+spec:
+  subnet: 10.6.0.0/16
+  ips:
+    - 10.6.169.1-10.6.169.40
+  default: true
+`;
+
+const PLAIN = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: plain
+  namespace: ${PLAIN_NS}
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: plain
+  template:
+    metadata:
+      labels:
+        app: plain
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+        - name: plain
+          image: nginx
+          imagePullPolicy: IfNotPresent
+`;
+
+const LOCAL_STS = `apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: local-sts
+  namespace: ${LOCAL_NS}
+spec:
+  serviceName: local-sts
+  replicas: 2
+  selector:
+    matchLabels:
+      app: local-sts
+  template:
+    metadata:
+      labels:
+        app: local-sts
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+        - name: local-sts
+          image: nginx
+          imagePullPolicy: IfNotPresent
+`;
+
+const claimName = (address: string) => `v4-${address.replace(/\./g, "-")}`;
+
+interface ClaimObj {
+  metadata: { name: string };
+  spec: { address: string; pool: string; podNamespace: string; podName: string; podUID: string; containerID: string; node: string };
+}
+const claimOf = (address: string) => getJson<ClaimObj>(["bic", claimName(address)]);
+
+const sha256 = (buf: Buffer) => createHash("sha256").update(buf).digest("hex");
+
+function namespace(ns: string): void {
+  apply(`apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`);
+}
+
+/** Waits for pod NS/NAME to run and be Ready on the node, with a UID other than `notUid`. */
+async function readyPod(ns: string, name: string, notUid?: string): Promise<Pod> {
+  return waitFor(
+    `pod ${ns}/${name} Ready${notUid ? " (a new incarnation)" : ""}`,
+    () => {
+      const p = podOf(ns, name);
+      return isReady(p) && p.metadata.uid !== notUid ? p : undefined;
+    },
+    { timeoutMs: POD_TIMEOUT, everyMs: 1000 },
+  );
+}
+
+interface Seen {
+  name: string;
+  uid: string;
+  ip: string;
+  sandbox: string;
+}
+
+/**
+ * What the kubelet reports equals what berth allocated: status.podIP is the
+ * address on the sandbox's eth0, berth logged "address assigned" for that
+ * sandbox and address, and (cluster mode) the claim names the pod and sandbox.
+ */
+function assertAllocated(p: Pod, prefixLen: number, cluster: boolean): Seen {
+  const ns = p.metadata.namespace;
+  const name = p.metadata.name;
+  const ip = p.status.podIP!;
+  assert.is(p.spec.nodeName, NODE_NAME, `${name} runs on the real node`);
+  const sb = sandboxOf(ns, name);
+  assert.ok(sb, `${name}: a running sandbox in containerd`);
+  assert.equal(eth0Addresses(sb!.pid), [`${ip}/${prefixLen}`], `${name}: status.podIP ${ip} is the address on the pod's eth0`);
+  const assigned = berthLog().filter((e) => e.msg === "address assigned" && e.container === sb!.id);
+  assert.equal(
+    assigned.map((e) => [e.cmd, e.address, e.pod]),
+    [["ADD", ip, `${ns}/${name}`]],
+    `${name}: berth's ADD for sandbox ${sb!.id} assigned ${ip}`,
+  );
+  if (cluster) {
+    const c = claimOf(ip);
+    assert.ok(c, `${name}: claim ${claimName(ip)} exists`);
+    assert.equal(
+      [c!.spec.podNamespace, c!.spec.podName, c!.spec.podUID, c!.spec.containerID, c!.spec.node],
+      [ns, name, p.metadata.uid, sb!.id, NODE_NAME],
+      `${name}: claim held by this pod, its sandbox and node`,
+    );
+  }
+  return { name, uid: p.metadata.uid, ip, sandbox: sb!.id };
+}
+
+/** `kubectl get sp test-ippool` until it shows `allocated` (berth writes the counts after each ADD and DEL). */
+async function assertSp(allocated: number): Promise<void> {
+  const want = ["NAME VERSION SUBNET ALLOCATED-IP-COUNT TOTAL-IP-COUNT DEFAULT", `test-ippool 4 10.6.0.0/16 ${allocated} 10 false`];
+  let last: string[] = [];
+  try {
+    await waitFor(
+      `kubectl get sp test-ippool to show ${allocated}`,
+      () => {
+        last = spTable("test-ippool");
+        return JSON.stringify(last) === JSON.stringify(want);
+      },
+      { timeoutMs: 60_000, everyMs: 1000 },
+    );
+  } catch {
+    // fall through: the assertion names what it showed
+  }
+  assert.equal(last, want, "kubectl get sp test-ippool");
+}
+
+async function waitGone(what: string, fn: () => boolean): Promise<void> {
+  await waitFor(what, () => fn(), { timeoutMs: POD_TIMEOUT, everyMs: 1000 });
+}
+
+function deleteNamespaces(...names: string[]): void {
+  kubectl(["delete", "namespace", "--ignore-not-found", "--wait=false", ...names]);
+}
+
+function writeConf(name: string, text: string): void {
+  for (const f of readdirSync(CONF_DIR)) if (/\.(conf|conflist|json)$/.test(f) && f !== name) rmSync(join(CONF_DIR, f));
+  writeFileSync(join(CONF_DIR, `.${name}.tmp`), text);
+  // Renamed into place: containerd reloads on the event and must never read half a file.
+  spawnSync("mv", ["-f", join(CONF_DIR, `.${name}.tmp`), join(CONF_DIR, name)]);
+}
+
+const S = suite("real node: kubelet and containerd run berth, deployed by the shipped manifests");
+
+S("1. the shipped manifests deploy berth: DaemonSet Ready, binary and kubeconfig on the node, its log lines", async () => {
+  apply(NAD_CRD);
+  kc(["wait", "--for", "condition=Established", "--timeout", "60s", "crd/network-attachment-definitions.k8s.cni.cncf.io"]);
+  // Exactly the README's command, on the files as shipped.
+  const r = kubectl(["apply", "-f", join(ROOT, "fixtures/crds/"), "-f", join(ROOT, "fixtures/rbac.yaml"), "-f", join(ROOT, "fixtures/deploy/")]);
+  assert.is(r.status, 0, `kubectl apply of the shipped manifests: ${r.stderr}`);
+  const ds = await waitFor(
+    "DaemonSet kube-system/berth: its pod Ready on the node",
+    () => {
+      const pods = podsOf("kube-system", "app.kubernetes.io/name=berth,app.kubernetes.io/component=cni-plugin");
+      return pods.length === 1 && isReady(pods[0]) ? pods[0] : undefined;
+    },
+    { timeoutMs: POD_TIMEOUT, everyMs: 1000 },
+  );
+  assert.is(ds.spec.nodeName, NODE_NAME);
+  const status = getJson(["ds", "-n", "kube-system", "berth"]).status;
+  assert.equal([status.desiredNumberScheduled, status.numberReady], [1, 1], "DaemonSet: 1 desired, 1 ready");
+
+  // On the node (its mount namespace: the host paths the pod's hostPath volumes name).
+  // The pod is Ready as soon as its container runs (no readiness probe), before the copy is done: as the
+  // README says, its log tells when it is. "binary copied", "kubeconfig written", "watching ..."; one JSON object a line.
+  const logs = await waitFor(
+    "the installer's log lines",
+    () => {
+      const l = kubectl(["-n", "kube-system", "logs", "ds/berth"]);
+      return l.status === 0 && l.stdout.includes("watching") ? l.stdout : undefined;
+    },
+    { timeoutMs: 180_000, everyMs: 1000 },
+  );
+  const msgs = logEntries(logs).map((e) => e.msg);
+  // The node's /opt/cni/bin and /etc/cni/net.d are these test directories, bind-mounted in its mount namespace.
+  const node = (p: string) => join(NODE_ROOT, p);
+  const modeOf = (p: string) => (statSync(node(p)).mode & 0o777).toString(8);
+  const mode = modeOf("opt-cni-bin/berth");
+  const size = statSync(node("opt-cni-bin/berth")).size;
+  assert.is(mode, "755", "/opt/cni/bin/berth is 0755");
+  const dist = readFileSync(join(ROOT, "dist/berth"));
+  assert.is(Number(size), dist.length, "same size as dist/berth");
+  const installed = readFileSync(join(NODE_ROOT, "opt-cni-bin/berth"));
+  assert.is(sha256(installed), sha256(dist), "/opt/cni/bin/berth is identical to dist/berth");
+  assert.is(modeOf("etc-cni-net.d/berth.d"), "700", "kubeconfig directory 0700");
+  assert.is(modeOf("etc-cni-net.d/berth.d/berth.kubeconfig"), "600", "kubeconfig 0600");
+  const kubeconfig = readFileSync(node("etc-cni-net.d/berth.d/berth.kubeconfig"), "utf8");
+  assert.match(kubeconfig, /server: "?https:\/\/10\.96\.0\.1:443"?/, "the API server from KUBERNETES_SERVICE_HOST/PORT");
+  assert.match(kubeconfig, /certificate-authority-data: /, "the cluster CA embedded");
+  // The token is kube-system/berth's: the API server says who it is.
+  const token = /token: "?([^"\s]+)"?/.exec(kubeconfig)?.[1];
+  assert.ok(token, "a token in the kubeconfig");
+  const ca = /certificate-authority-data: "?([^"\s]+)"?/.exec(kubeconfig)?.[1];
+  assert.ok(ca, "a CA in the kubeconfig");
+  const caFile = join(NODE_ROOT, "..", "real-node-test-ca.crt");
+  writeFileSync(caFile, Buffer.from(ca!, "base64"));
+  const who = spawnSync(
+    "curl",
+    ["-sS", "--max-time", "10", "--cacert", caFile, "-H", `Authorization: Bearer ${token}`, "https://10.96.0.1/apis/ipam.berth.dev/v1alpha1/berthipclaims"],
+    { encoding: "utf8" },
+  );
+  assert.match(who.stdout, /"kind":\s*"BerthIPClaimList"/, `the kubeconfig's token may list claims through the kubernetes Service: ${who.stdout}${who.stderr}`);
+
+  for (const m of ["binary copied", "kubeconfig written", "watching the token and CA files"])
+    assert.ok(msgs.includes(m), `installer logged "${m}": ${msgs.join(" | ")}`);
+});
+
+let controllers: Pod[] = [];
+
+S("2. cluster-mode network on the node; both controller replicas run, one leads, /healthz answers", async () => {
+  apply(DEFAULT_POOL);
+  writeConf(CLUSTER_CONF, readFileSync(join(ROOT, "fixtures/netconf/bridge-cluster.conflist"), "utf8"));
+  await waitFor(
+    `node ${NODE_NAME} Ready`,
+    () => getJson(["node", NODE_NAME])?.status?.conditions?.some((c: any) => c.type === "Ready" && c.status === "True"),
+    { timeoutMs: POD_TIMEOUT, everyMs: 1000 },
+  );
+  controllers = await waitFor(
+    "both berth-controller replicas Ready",
+    () => {
+      const pods = podsOf("kube-system", "app.kubernetes.io/name=berth,app.kubernetes.io/component=controller").filter(isReady);
+      return pods.length === 2 ? pods : undefined;
+    },
+    { timeoutMs: POD_TIMEOUT, everyMs: 1000 },
+  );
+  for (const p of controllers) {
+    const seen = assertAllocated(p, 16, true);
+    assert.ok(inRange(seen.ip, "10.6.169.", 1, 40), `${seen.name}: ${seen.ip} from the default pool`);
+  }
+  const lease = await waitFor(
+    "Lease kube-system/berth-controller held",
+    () => getJson(["lease", "-n", "kube-system", "berth-controller"])?.spec?.holderIdentity,
+    {
+      timeoutMs: 120_000,
+      everyMs: 1000,
+    },
+  );
+  assert.ok(
+    controllers.some((p) => p.metadata.name === lease),
+    `the Lease holder ${lease} is one of the replicas ${controllers.map((p) => p.metadata.name)}`,
+  );
+  for (const p of controllers) {
+    const res = await fetch(`http://${p.status.podIP}:9542/healthz`, { signal: AbortSignal.timeout(10_000) });
+    assert.is(res.status, 200, `${p.metadata.name}: /healthz through the pod network`);
+  }
+});
+
+S("3. the seed scenario through the kubelet: same addresses after deletion, a new one on scale-up, released on scale-down", async () => {
+  namespace(SEED_NS);
+  apply(SEED_POOL);
+  apply(seedStatefulSet(SEED_NS));
+  const first = [assertAllocated(await readyPod(SEED_NS, "test-sts-0"), 16, true), assertAllocated(await readyPod(SEED_NS, "test-sts-1"), 16, true)];
+  for (const s of first) assert.ok(inRange(s.ip, "10.6.168.", 101, 110), `${s.name}: ${s.ip} in 10.6.168.101-110`);
+  assert.is.not(first[0].ip, first[1].ip, "distinct addresses");
+  await assertSp(2);
+
+  // Both pods deleted: the StatefulSet controller recreates them, the kubelet runs new sandboxes.
+  kc(["delete", "pod", "-n", SEED_NS, "test-sts-0", "test-sts-1", "--wait=false"]);
+  const again = [
+    assertAllocated(await readyPod(SEED_NS, "test-sts-0", first[0].uid), 16, true),
+    assertAllocated(await readyPod(SEED_NS, "test-sts-1", first[1].uid), 16, true),
+  ];
+  assert.equal(
+    again.map((s) => s.ip),
+    first.map((s) => s.ip),
+    "recreated pods got their addresses back",
+  );
+  for (const [a, b] of [
+    [first[0], again[0]],
+    [first[1], again[1]],
+  ]) {
+    assert.is.not(b.sandbox, a.sandbox, `${b.name}: a new sandbox`);
+    // The kubelet's DEL of the old sandbox reached berth, which kept the address for the member.
+    await waitFor(`berth's DEL of ${a.name}'s old sandbox`, () =>
+      berthLog().some((e) => e.cmd === "DEL" && e.msg === "addresses stay bound" && e.pod === `${SEED_NS}/${a.name}`),
+    );
+  }
+  await assertSp(2);
+
+  kc(["scale", "statefulset", "-n", SEED_NS, "test-sts", "--replicas=3"]);
+  const third = assertAllocated(await readyPod(SEED_NS, "test-sts-2"), 16, true);
+  assert.ok(inRange(third.ip, "10.6.168.", 101, 110));
+  assert.is(new Set([...again.map((s) => s.ip), third.ip]).size, 3, "a third, different address");
+  await assertSp(3);
+
+  kc(["scale", "statefulset", "-n", SEED_NS, "test-sts", "--replicas=2"]);
+  await waitGone("test-sts-2 gone", () => !podOf(SEED_NS, "test-sts-2"));
+  await waitGone(`test-sts-2's claim for ${third.ip} released`, () => !claimOf(third.ip));
+  await assertSp(2);
+  assert.ok(
+    berthLog().some((e) => e.cmd === "DEL" && e.msg === "address released" && e.container === third.sandbox && e.address === third.ip),
+    "the kubelet's DEL released test-sts-2's address",
+  );
+  for (const s of again) assert.is(claimOf(s.ip)?.spec.podName, s.name, `${s.name} keeps its claim`);
+});
+
+S("4. a sandbox restart keeps the address; a Deployment pod's address is freed by the kubelet's DEL", async () => {
+  namespace(PLAIN_NS);
+  apply(PLAIN);
+  const pod = await waitFor(
+    "the Deployment's pod Ready",
+    () => {
+      const pods = podsOf(PLAIN_NS, "app=plain").filter(isReady);
+      return pods.length === 1 ? pods[0] : undefined;
+    },
+    { timeoutMs: POD_TIMEOUT, everyMs: 1000 },
+  );
+  const before = assertAllocated(pod, 16, true);
+  assert.ok(inRange(before.ip, "10.6.169.", 1, 40), `${before.ip} from the default pool`);
+
+  // The pause process dies: the kubelet tears the sandbox down (DEL) and makes a new one (ADD) for the same pod.
+  ctr(["tasks", "kill", "--signal", "SIGKILL", before.sandbox]);
+  const restarted = await waitFor(
+    "a new sandbox for the same pod, Ready",
+    () => {
+      const p = podOf(PLAIN_NS, before.name);
+      const sb = sandboxOf(PLAIN_NS, before.name);
+      return isReady(p) && sb && sb.id !== before.sandbox ? p : undefined;
+    },
+    { timeoutMs: POD_TIMEOUT, everyMs: 1000 },
+  );
+  assert.is(restarted.metadata.uid, before.uid, "the same pod");
+  const after = assertAllocated(restarted, 16, true);
+  assert.is(after.ip, before.ip, "the address survived the sandbox restart");
+  assert.ok(
+    berthLog().some((e) => e.cmd === "DEL" && e.msg === "addresses stay bound" && e.pod === `${PLAIN_NS}/${before.name}`),
+    "berth kept the address at the old sandbox's DEL (the pod still runs)",
+  );
+
+  kc(["delete", "deployment", "-n", PLAIN_NS, "plain", "--wait=false"]);
+  await waitGone("the Deployment's pod gone", () => podsOf(PLAIN_NS, "app=plain").length === 0);
+  await waitGone(`claim for ${after.ip} released`, () => !claimOf(after.ip));
+  const del = berthLog().filter((e) => e.cmd === "DEL" && e.container === after.sandbox);
+  assert.ok(
+    del.some((e) => e.msg === "address released" && e.address === after.ip),
+    `the kubelet's DEL of sandbox ${after.sandbox} released ${after.ip}: ${JSON.stringify(del)}`,
+  );
+  assert.equal(
+    del.filter((e) => e.level === "error" || e.level === "warn"),
+    [],
+    "no error in that DEL",
+  );
+  assert.equal(
+    containerdLines(`failed to destroy network for sandbox \\"${after.sandbox}\\"`).concat(
+      containerdLines(`failed to destroy network for sandbox "${after.sandbox}"`),
+    ),
+    [],
+    "containerd's teardown succeeded",
+  );
+});
+
+S("5. local mode through the real runtime: fixtures/netconf/bridge-berth.conf, no kubeconfig", async () => {
+  // The seed's StatefulSet first goes, its addresses released by the kubelet's DELs (cluster mode).
+  kc(["delete", "statefulset", "-n", SEED_NS, "test-sts", "--wait=false"]);
+  await waitGone("the seed's pods gone", () => podsOf(SEED_NS, "app=test-sts").length === 0);
+  await assertSp(0);
+
+  writeConf(LOCAL_CONF, readFileSync(join(ROOT, "fixtures/netconf/bridge-berth.conf"), "utf8"));
+  namespace(LOCAL_NS);
+  apply(LOCAL_STS);
+  const first = [assertAllocated(await readyPod(LOCAL_NS, "local-sts-0"), 16, false), assertAllocated(await readyPod(LOCAL_NS, "local-sts-1"), 16, false)];
+  for (const s of first) assert.ok(inRange(s.ip, "10.6.168.", 101, 110), `${s.name}: ${s.ip} from the configuration's pool`);
+  assert.is(claimOf(first[0].ip), undefined, "local mode: no claim on the API server");
+  const db = join(NODE_ROOT, "var-lib-cni/berth/berth.db");
+  assert.ok(existsSync(db), "the node's lease database in /var/lib/cni/berth");
+  const leases = () =>
+    JSON.parse(
+      spawnSync("sqlite3", ["-readonly", "-json", db, `SELECT address, pod_name FROM leases WHERE pod_namespace = '${LOCAL_NS}' ORDER BY pod_name`], {
+        encoding: "utf8",
+      }).stdout || "[]",
+    );
+  assert.equal(
+    leases(),
+    first.map((s) => ({ address: s.ip, pod_name: s.name })),
+    "the node database leases them",
+  );
+
+  kc(["delete", "pod", "-n", LOCAL_NS, "local-sts-0", "local-sts-1", "--wait=false"]);
+  const again = [
+    assertAllocated(await readyPod(LOCAL_NS, "local-sts-0", first[0].uid), 16, false),
+    assertAllocated(await readyPod(LOCAL_NS, "local-sts-1", first[1].uid), 16, false),
+  ];
+  assert.equal(
+    again.map((s) => s.ip),
+    first.map((s) => s.ip),
+    "local mode: recreated pods got their addresses back",
+  );
+
+  kc(["delete", "statefulset", "-n", LOCAL_NS, "local-sts", "--wait=false"]);
+  await waitGone("the local StatefulSet's pods gone", () => podsOf(LOCAL_NS, "app=local-sts").length === 0);
+  await waitFor("the kubelet's DELs released the local leases", () => leases().length === 0, { timeoutMs: 60_000, everyMs: 1000 });
+});
+
+S("6. teardown: workloads, controller and DaemonSet deleted; no pod, claim or bridge left", async () => {
+  // Back to cluster mode, so that the controller's pods are torn down by the plugin that gave them addresses.
+  writeConf(CLUSTER_CONF, readFileSync(join(ROOT, "fixtures/netconf/bridge-cluster.conflist"), "utf8"));
+  deleteNamespaces(SEED_NS, PLAIN_NS, LOCAL_NS);
+  kc(["delete", "sp", "test-ippool", "--wait=false"]);
+  await waitGone("pool test-ippool deleted (the controller removes its finalizer)", () => !getJson(["sp", "test-ippool"]));
+  kc(["delete", "-f", join(ROOT, "fixtures/deploy/"), "--wait=false"]);
+  await waitGone("every berth pod gone", () => (getJson<{ items: Pod[] }>(["pods", "-A"])?.items ?? []).length === 0);
+  const claims = getJson<{ items: ClaimObj[] }>(["bic"])?.items ?? [];
+  assert.equal(
+    claims.map((c) => c.metadata.name),
+    [],
+    "no claim left: the controller's own addresses were released by the kubelet's DELs",
+  );
+  // Without a controller nothing removes a pool's finalizer (README, Uninstall).
+  kc(["patch", "sp", "node-default", "--type=merge", "-p", '{"metadata":{"finalizers":null}}']);
+  kc(["delete", "sp", "node-default"]);
+  kc(["delete", "-f", join(ROOT, "fixtures/rbac.yaml"), "-f", join(ROOT, "fixtures/crds/")]);
+  await waitGone("namespaces gone", () => [SEED_NS, PLAIN_NS, LOCAL_NS].every((ns) => !getJson(["namespace", ns])));
+  const tasksLeft = ctr(["tasks", "ls", "-q"]).trim();
+  assert.is(tasksLeft, "", "no container left running in containerd");
+  // The pods' bridge is the bridge plugin's, on the host: removed like any CNI bridge when the node is done.
+  spawnSync("ip", ["link", "del", "berth0"]);
+});
+
+S.run();
