@@ -110,7 +110,7 @@ function cycle(kubeconfigPath: string): { add: Outcome; del: Outcome; address?: 
 /** ADD got an address from the pool, and DEL of the deleted pod released it. */
 function servedAndReleased(what: string, r: ReturnType<typeof cycle>): void {
   assert.is(r.add.status, 0, `${what}: ADD ${r.add.stdout} ${r.add.stderr}`);
-  assert.match(r.address ?? "", /^10\.6\.182\./, `${what}: address from the pool`);
+  assert.match(r.address ?? "", /^10\.6\.183\./, `${what}: address from the pool`);
   assert.is(r.del.status, 0, `${what}: DEL ${r.del.stdout} ${r.del.stderr}`);
   assert.is(claimOf(r.address!), undefined, `${what}: DEL released the claim`);
 }
