@@ -42,7 +42,8 @@
  *
  * Environment: BENCH_CTL_N (pods in phase 1, default 20), BENCH_CTL_ROUNDS
  * (phase 2, default 5), BENCH_CTL_BOUND (phase 3, default 5000),
- * BENCH_CTL_SCALE (phase 4, default 10000), BENCH_CTL_PAR (parallel API
+ * BENCH_CTL_SCALE (phase 4, default 10000), BENCH_CTL_PAGE (its page size,
+ * default 500), BENCH_CTL_PAR (parallel API
  * requests while filling, default 32), BENCH_CTL_PHASES (default 1234),
  * BERTH_BIN. `BENCH_CTL_SCALE=50000 npm run bench` shows 50,000 claims and
  * 50,000 pods (filling them takes several minutes on a small machine).
@@ -82,6 +83,8 @@ const BOUND = intEnv("BENCH_CTL_BOUND", 5000);
 const PAR = intEnv("BENCH_CTL_PAR", 32);
 const SCALE = intEnv("BENCH_CTL_SCALE", 10_000);
 const PHASES = process.env.BENCH_CTL_PHASES || "1234";
+/** Phase 4's --list-page-size. */
+const PAGE = intEnv("BENCH_CTL_PAGE", 500);
 /** The Deployment's memory limit (fixtures/deploy/controller.yaml). */
 const MEMORY_LIMIT_MIB = 256;
 /** spec.addDeadlineSeconds of phase 3's claims: as a plugin with timeoutSeconds 20 writes it (20 + 10 + 5 s). */
@@ -616,7 +619,7 @@ async function bigCluster(ctx: Ctx) {
   say(`${SCALE} pods (Pending) + ${SCALE} claims + ${SCALE} endpoints created in ${fillSeconds.toFixed(1)} s`);
 
   const started = performance.now();
-  const ctl = await startController(ctx, "bench-ctl-scale", 30, ["--list-page-size", "500"]);
+  const ctl = await startController(ctx, "bench-ctl-scale", 30, ["--list-page-size", String(PAGE)]);
   await until("the first full scan", async () => (await ctl.scans()) >= 1, 600_000, 200);
   const firstScanWall = (performance.now() - started) / 1000;
   const m1 = await ctl.metrics();
