@@ -49,7 +49,7 @@
  * 50,000 pods (filling them takes several minutes on a small machine).
  */
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -179,6 +179,8 @@ interface ProcStats {
   cpuSeconds: number;
   rssMiB: number;
   hwmMiB: number;
+  /** Anonymous memory alone: RSS without the binary's file-backed pages (which the kernel can drop and re-read). */
+  anonMiB: number;
 }
 
 const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
@@ -188,7 +190,87 @@ function procStats(pid: number): ProcStats {
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
-  return { cpuSeconds: (Number(f[11]) + Number(f[12])) / CLK_TCK, rssMiB: r3(kb("VmRSS") / 1024), hwmMiB: r3(kb("VmHWM") / 1024) };
+  return {
+    cpuSeconds: (Number(f[11]) + Number(f[12])) / CLK_TCK,
+    rssMiB: r3(kb("VmRSS") / 1024),
+    hwmMiB: r3(kb("VmHWM") / 1024),
+    anonMiB: r3(kb("RssAnon") / 1024),
+  };
+}
+
+/**
+ * Puts a process in a memory cgroup limited as the Deployment limits the
+ * controller (cgroup v1's memory controller, or v2), so the bench shows it
+ * living under the limit, not only an RSS figure beside it: the kernel
+ * reclaims the binary's file-backed pages under pressure and kills the
+ * process if anonymous memory alone does not fit. Undefined without either.
+ */
+function memoryCgroup(pid: number, limitMiB: number) {
+  const v1 = "/sys/fs/cgroup/memory";
+  const v2 = existsSync("/sys/fs/cgroup/cgroup.controllers");
+  const dir = existsSync(v1) ? join(v1, `berth-bench-${process.pid}`) : v2 ? join("/sys/fs/cgroup", `berth-bench-${process.pid}`) : undefined;
+  if (!dir) return undefined;
+  try {
+    mkdirSync(dir);
+    writeFileSync(join(dir, v2 && !existsSync(v1) ? "memory.max" : "memory.limit_in_bytes"), String(limitMiB * 1024 * 1024));
+    writeFileSync(join(dir, "cgroup.procs"), String(pid));
+  } catch (err) {
+    say(`(no memory cgroup: ${(err as Error).message})`);
+    return undefined;
+  }
+  const read = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), "utf8").trim() : "");
+  return {
+    /** Peak usage (page cache of the cgroup included), and OOM kills seen. */
+    stats(): { peakMiB: number; oomKills: number } {
+      const peak = Number(read("memory.max_usage_in_bytes") || read("memory.peak") || Number.NaN);
+      const oom = /oom_kill (\d+)/.exec(read("memory.oom_control") || read("memory.events"))?.[1];
+      return { peakMiB: r3(peak / 1024 / 1024), oomKills: Number(oom ?? 0) };
+    },
+    remove(): void {
+      try {
+        rmdirSync(dir);
+      } catch {
+        // still has a process (a killed one not yet reaped): left for the next boot
+      }
+    },
+  };
+}
+
+/**
+ * Samples a process's RSS every 100 ms; `stop` tells when the highest sample
+ * was taken, relative to the process's own log lines (what it was doing).
+ */
+function sampleRss(pid: number) {
+  const samples: [ms: number, mib: number][] = [];
+  let anonPeak = 0;
+  const timer = setInterval(() => {
+    try {
+      const st = procStats(pid);
+      samples.push([Date.now(), st.rssMiB]);
+      anonPeak = Math.max(anonPeak, st.anonMiB);
+    } catch {
+      // the process is gone
+    }
+  }, 100);
+  return {
+    stop(log: string): { rssMiB: number; anonPeakMiB: number; afterLine: string; secondsAfterIt: number } | undefined {
+      clearInterval(timer);
+      const top = samples.reduce<[number, number] | undefined>((a, b) => (!a || b[1] > a[1] ? b : a), undefined);
+      if (!top) return undefined;
+      let before: { ms: number; msg: string } = { ms: samples[0][0], msg: "(start)" };
+      for (const line of log.split("\n")) {
+        try {
+          const e = JSON.parse(line) as { time?: string; msg?: string };
+          const ms = Date.parse(e.time ?? "");
+          if (ms <= top[0] && ms >= before.ms) before = { ms, msg: e.msg ?? "" };
+        } catch {
+          // not a log line
+        }
+      }
+      if (process.env.BENCH_CTL_RSS_FILE) writeFileSync(process.env.BENCH_CTL_RSS_FILE, samples.map(([t, m]) => `${t} ${m}`).join("\n"));
+      return { rssMiB: top[1], anonPeakMiB: anonPeak, afterLine: before.msg, secondsAfterIt: r3((top[0] - before.ms) / 1000) };
+    },
+  };
 }
 
 /** A `berth controller` process (test/harness/controller-process.ts) whose stop must end in exit 0. */
@@ -201,7 +283,19 @@ class Controller extends ControllerProcess {
 }
 
 const startController = (ctx: { bin: string; plane: ControlPlane }, identity: string, resyncSeconds: number, args: string[] = []) =>
-  Controller.start({ bin: ctx.bin, kubeconfig: ctx.plane.controllerKubeconfig, identity, resyncSeconds, pollMs: 20, httpTimeoutMs: 120_000, args });
+  Controller.start({
+    bin: ctx.bin,
+    kubeconfig: ctx.plane.controllerKubeconfig,
+    identity,
+    resyncSeconds,
+    pollMs: 20,
+    httpTimeoutMs: 120_000,
+    args,
+    env: engineEnv,
+  });
+
+/** The engine's options (BUN_JSC_*) of this bench's environment, passed on to the controller as a Deployment's env would. */
+const engineEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith("BUN_JSC_") && e[1] !== undefined));
 
 // ---------------------------------------------------------------- set-up, the plugin, clean-up
 
@@ -619,7 +713,10 @@ async function bigCluster(ctx: Ctx) {
   say(`${SCALE} pods (Pending) + ${SCALE} claims + ${SCALE} endpoints created in ${fillSeconds.toFixed(1)} s`);
 
   const started = performance.now();
-  const ctl = await startController(ctx, "bench-ctl-scale", 30, ["--list-page-size", String(PAGE)]);
+  const ctl = await startController(ctx, "bench-ctl-scale", 30, ["--list-page-size", String(PAGE), "--log-level", "debug"]);
+  const rss = sampleRss(ctl.pid);
+  // As the Deployment's limit would: the controller must live under it, not only measure under it.
+  const cgroup = process.env.BENCH_CTL_MEMCG === "0" ? undefined : memoryCgroup(ctl.pid, MEMORY_LIMIT_MIB);
   await until("the first full scan", async () => (await ctl.scans()) >= 1, 600_000, 200);
   const firstScanWall = (performance.now() - started) / 1000;
   const m1 = await ctl.metrics();
@@ -638,8 +735,11 @@ async function bigCluster(ctx: Ctx) {
   const m = await ctl.metrics();
   const failures = ["claims", "pods", "endpoints", "statefulsets", "nodes", "pools"].filter((k) => (m.get(`berth_list_failures_total{kind="${k}"}`) ?? 0) > 0);
   const end = procStats(ctl.pid);
+  const peak = rss.stop(ctl.log());
+  const limited = cgroup?.stats();
   const released = [...ctl.log().matchAll(/address released/g)].length;
   await ctl.stop();
+  cgroup?.remove();
   return {
     pods: SCALE,
     claims: SCALE,
@@ -652,6 +752,9 @@ async function bigCluster(ctx: Ctx) {
     cpuSeconds: r3(end.cpuSeconds),
     rssMiB: end.rssMiB,
     peakRssMiB: end.hwmMiB,
+    peakDuring: peak,
+    /** In a memory cgroup limited to MEMORY_LIMIT_MIB: its peak usage and OOM kills (undefined: not run in one). */
+    cgroup: limited,
     memoryLimitMiB: MEMORY_LIMIT_MIB,
     underLimit: end.hwmMiB < MEMORY_LIMIT_MIB,
     released,
@@ -760,7 +863,17 @@ export async function controllerSection(): Promise<ControllerOutcome> {
       say(
         `  controller RSS ${r.rssMiB} MiB, peak (VmHWM) ${r.peakRssMiB} MiB: ${r.underLimit ? "under" : "OVER"} the Deployment's ${MEMORY_LIMIT_MIB} MiB limit; CPU ${r.cpuSeconds} s; released ${r.released}`,
       );
-      if (!r.underLimit || r.released !== 0 || r.listFailures.length || (r.claimsMetric ?? 0) < SCALE) {
+      say(
+        r.peakDuring
+          ? `  highest RSS sample ${r.peakDuring.rssMiB} MiB, ${r.peakDuring.secondsAfterIt} s after the log line "${r.peakDuring.afterLine}"; highest anonymous RSS ${r.peakDuring.anonPeakMiB} MiB`
+          : "  (no RSS samples)",
+      );
+      say(
+        r.cgroup
+          ? `  in a memory cgroup limited to ${MEMORY_LIMIT_MIB} MiB: peak usage ${r.cgroup.peakMiB} MiB, OOM kills ${r.cgroup.oomKills}`
+          : "  not run in a memory cgroup",
+      );
+      if (!r.underLimit || r.cgroup?.oomKills || r.released !== 0 || r.listFailures.length || (r.claimsMetric ?? 0) < SCALE) {
         ok = false;
         console.error(
           `!! big cluster: peak RSS ${r.peakRssMiB} MiB (limit ${MEMORY_LIMIT_MIB}), released ${r.released}, failed lists ${r.listFailures.join(",") || "none"}, berth_claims ${r.claimsMetric}`,

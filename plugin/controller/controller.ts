@@ -446,6 +446,7 @@ export class Controller {
       journal = this.journal;
       this.journal = undefined;
     }
+    this.log.debug("full scan: lists taken", { claims: snap.claims?.length, seconds: ((performance.now() - t0) / 1000).toFixed(3) });
     for (const [kind, n] of snap.requests) this.metrics.listed(kind, n);
     for (const [kind, err] of snap.failed) {
       this.metrics.listed(kind, undefined);
@@ -486,6 +487,7 @@ export class Controller {
       }
       if (first && ++judged === 1) await this.pauseForTests();
     }
+    this.log.debug("full scan: claims judged", { released, undecided, seconds: ((performance.now() - t0) / 1000).toFixed(3) });
     // Every claim was listed and judged in this term: the view is complete (finalizers may go, on a fresh read).
     if (snap.claims) this.syncedTerm = term;
     for (const p of snap.pools ?? []) {

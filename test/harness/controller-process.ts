@@ -32,6 +32,8 @@ export interface ControllerStart {
   args?: string[];
   /** BERTH_FAULT for the process (plugin/support/faults.ts), e.g. "pause-scan=10". */
   faults?: string;
+  /** More environment variables for the process (e.g. the engine's BUN_JSC_* options, as a Deployment sets them). */
+  env?: Record<string, string>;
   /** How often to try /healthz while it starts (default 50 ms). */
   pollMs?: number;
   /** Per HTTP request to it (default 3 s). */
@@ -85,7 +87,7 @@ export class ControllerProcess {
     const args = ["controller", "--kubeconfig", o.kubeconfig, "--listen", `127.0.0.1:${port}`, "--resync-seconds", String(o.resyncSeconds)];
     if (o.addTimeoutSeconds !== undefined) args.push("--add-timeout-seconds", String(o.addTimeoutSeconds));
     args.push("--identity", o.identity, ...(o.args ?? []));
-    const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", ...(o.faults ? { BERTH_FAULT: o.faults } : {}) };
+    const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", ...(o.faults ? { BERTH_FAULT: o.faults } : {}), ...o.env };
     const child = spawn(o.bin, args, { env, stdio: ["ignore", "pipe", "pipe"] });
     const c = new this(o.identity, port, child, o.httpTimeoutMs);
     runningControllers.add(c);
