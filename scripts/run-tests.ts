@@ -147,9 +147,12 @@ function stopPlane(): void {
   plane = undefined;
 }
 
+const selected = groups.filter((g) => (only.length ? only.some((o) => g.name.includes(o)) : !g.explicit));
+// A run that will start a real node builds its binaries in the first control plane's build: one `make`.
+if (selected.some((g) => g.node)) process.env.BERTH_K8S_NODE ??= "1";
+
 try {
-  for (const g of groups) {
-    if (only.length ? !only.some((o) => g.name.includes(o)) : g.explicit) continue;
+  for (const g of selected) {
     if (interrupted) break;
     process.stdout.write(`\n=== ${g.name}\n`);
     const env: Record<string, string | undefined> = { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1" };
