@@ -55,6 +55,12 @@ and prints one JSON result. Without CNI_COMMAND it is a tool for operators:
       KUBERNETES_SERVICE_HOST/PORT (or --server); then, unless --once, rewrites
       it when the token or CA changes (checked every 30 s) until SIGTERM.
 
+  berth install --check [--source PATH] [--cni-bin-dir DIR] [--kubeconfig-out PATH]
+      The DaemonSet's readiness probe; writes nothing. Exits 0 when DIR/berth is
+      this binary (or --source) byte for byte with mode 0755 and the kubeconfig
+      is a regular file, 0600, in a 0700 directory; otherwise exits 1 with one
+      line on stderr naming what is missing or different.
+
   berth --help
       This text.
 `;
@@ -87,7 +93,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       "ca-file",
       "server",
     ],
-    boolean: ["help", "h", "once", "release-terminating-on-unready-nodes"],
+    boolean: ["help", "h", "once", "check", "release-terminating-on-unready-nodes"],
     alias: { o: "output" },
   });
   const [command, ...rest] = args._.map(String);
@@ -138,9 +144,14 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       });
     }
     case "install": {
-      const { installMain, installOptions } = await import("../install/install.ts");
+      const { installMain, installOptions, installProblem } = await import("../install/install.ts");
       const opts = installOptions(args, rest);
-      return typeof opts === "string" ? usage(io, opts) : installMain(opts);
+      if (typeof opts === "string") return usage(io, opts);
+      if (!opts.check) return installMain(opts);
+      // One line: the kubelet shows a failed probe's output in the pod's events.
+      const problem = installProblem(opts);
+      if (problem) io.err(`berth: not ready: ${problem}\n`);
+      return problem ? 1 : 0;
     }
     default:
       return usage(io, `unknown command ${JSON.stringify(command)}`);

@@ -29,6 +29,8 @@ export interface InstallOptions {
   server?: string;
   /** Install, write the kubeconfig, and exit instead of watching. */
   once: boolean;
+  /** Install nothing: exit 0 only if the host already has what install puts there (the readiness probe). */
+  check: boolean;
   intervalMs: number;
   logLevel: LogLevel;
 }
@@ -92,6 +94,7 @@ export function installOptions(args: Record<string, unknown>, positionals: strin
   const interval = got["interval-seconds"] === undefined ? INSTALL_DEFAULTS.intervalSeconds : Number(got["interval-seconds"]);
   if (!(interval > 0) || !Number.isFinite(interval)) return `--interval-seconds must be a positive number, got ${JSON.stringify(got["interval-seconds"])}`;
   if (got.server !== undefined && !isServerUrl(got.server)) return `--server must be a URL such as https://10.96.0.1:443, got ${JSON.stringify(got.server)}`;
+  if (args.check === true && args.once === true) return "--check and --once do not go together: --check installs nothing";
   const logLevel = (got["log-level"] ?? "info") as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) return `--log-level must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(got["log-level"])}`;
   return {
@@ -102,6 +105,7 @@ export function installOptions(args: Record<string, unknown>, positionals: strin
     caFile: got["ca-file"] ?? INSTALL_DEFAULTS.caFile,
     server: got.server,
     once: args.once === true,
+    check: args.check === true,
     intervalMs: interval * 1000,
     logLevel,
   };

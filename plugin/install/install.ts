@@ -16,6 +16,7 @@ import { inClusterServer, renderKubeconfig } from "./kubeconfig.ts";
 // Re-exported: the CLI and the manifest tests know the install command by this module alone.
 export { PLUGIN_NAME, installBinary } from "./install-binary.ts";
 export { INSTALL_DEFAULTS, type InstallOptions, installOptions } from "./install-options.ts";
+export { installProblem } from "./install-check.ts";
 
 /** The pod's token and CA as they are now. */
 interface Credentials {

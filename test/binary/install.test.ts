@@ -8,9 +8,11 @@ import * as assert from "uvu/assert";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import {
+  chmodSync,
   chownSync,
   closeSync,
   fstatSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readFileSync,
@@ -272,6 +274,68 @@ test("usage errors exit 2; --help describes install", () => {
   const help = cli(["--help"]).stdout;
   for (const s of ["berth install", "--cni-bin-dir", "--kubeconfig-out", "--token-file", "--ca-file", "--server", "--once", "--interval-seconds"])
     assert.ok(help.includes(s), s);
+});
+
+/** Every path under `root` with its inode, size, mode and mtime: equal snapshots mean nothing was written. */
+function snapshot(root: string): string[] {
+  return readdirSync(root, { recursive: true, encoding: "utf8" })
+    .sort()
+    .map((rel) => {
+      const st = lstatSync(join(root, rel));
+      return `${rel} ${st.ino} ${st.size} ${(st.mode & 0o7777).toString(8)} ${st.mtimeMs}`;
+    });
+}
+
+test("--check (the readiness probe) exits 0 only when this binary and the kubeconfig are installed, says what is not in one line, and writes nothing", () => {
+  const n = node("check");
+  const target = join(n.bin, "berth");
+  const kubeconfigDir = join(n.netd, "berth.d");
+  const check = (expect: number, says?: string) => {
+    const before = snapshot(n.root);
+    const r = cli(["install", "--check", "--cni-bin-dir", n.bin, "--kubeconfig-out", n.kubeconfig]);
+    assert.equal(snapshot(n.root), before, "nothing written");
+    assert.is(r.stdout, "");
+    assert.is(r.status, expect, r.stderr);
+    if (says === undefined) return assert.is(r.stderr, "");
+    assert.is(r.stderr.split("\n").length, 2, `one line: ${r.stderr}`);
+    assert.match(r.stderr, `berth: not ready: ${says}`);
+  };
+
+  check(1, `the plugin ${target}: does not exist (ENOENT)`);
+  // The default source: the running binary, dist/berth itself, as in the DaemonSet.
+  const r = cli(flags(n, ["--once"], { "--source": undefined }));
+  assert.is(r.status, 0, r.stderr);
+  check(0);
+
+  chmodSync(n.kubeconfig, 0o644);
+  check(1, `the kubeconfig ${n.kubeconfig} has mode 0644, expected 0600`);
+  chmodSync(n.kubeconfig, 0o600);
+  chmodSync(kubeconfigDir, 0o755);
+  check(1, `the kubeconfig directory ${kubeconfigDir} has mode 0755, expected 0700`);
+  chmodSync(kubeconfigDir, 0o700);
+  renameSync(n.kubeconfig, `${n.kubeconfig}.away`);
+  check(1, `the kubeconfig ${n.kubeconfig}: does not exist (ENOENT)`);
+  renameSync(`${n.kubeconfig}.away`, n.kubeconfig);
+  check(0);
+
+  // Another build of the same size (here: the last byte differs): the content decides, not the size.
+  const own = readFileSync(BERTH);
+  const other = Buffer.from(own);
+  other[other.length - 1] ^= 0xff;
+  writeFileSync(target, other, { mode: 0o755 });
+  check(1, `the plugin ${target} differs from ${BERTH}`);
+  writeFileSync(target, own.subarray(0, own.length - 1));
+  check(1, `the plugin ${target} has ${own.length - 1} bytes, ${BERTH} has ${own.length}`);
+  writeFileSync(target, own);
+  chmodSync(target, 0o644);
+  check(1, `the plugin ${target} has mode 0644, expected 0755`);
+  assert.is(cli(flags(n, ["--once"], { "--source": undefined })).status, 0);
+  check(0);
+
+  const both = cli(["install", "--check", "--once"]);
+  assert.is(both.status, 2);
+  assert.match(both.stderr, "--check and --once do not go together");
+  rmSync(n.root, { recursive: true, force: true });
 });
 
 test("temporary files left by an interrupted install are removed once they are old; recent ones are left alone", () => {

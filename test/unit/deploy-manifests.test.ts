@@ -100,6 +100,23 @@ test("the DaemonSet runs berth install on every node with the host directories w
   assert.ok(INSTALL_DEFAULTS.kubeconfigOut.startsWith("/host/etc/cni/net.d/"), INSTALL_DEFAULTS.kubeconfigOut);
 });
 
+test("the DaemonSet is Ready only once install has done its work: an exec readiness probe of berth install --check", () => {
+  const [c] = daemonSet.spec.template.spec.containers;
+  const probe = c.readinessProbe;
+  assert.ok(probe?.exec, "an exec probe (the image has no shell)");
+  const [exe, ...probeArgs] = probe.exec.command;
+  const dockerfile = readFileSync(join(deployDir, "Dockerfile"), "utf8");
+  assert.ok(dockerfile.includes(`ENTRYPOINT ["${exe}"]`), `${exe} is the image's berth`);
+  assert.equal(probeArgs.slice(0, 2), ["install", "--check"]);
+  // The probe must look where the installer writes: any path flag of the container is the probe's too.
+  const pathFlags = (args: string[]) => args.filter((a) => /^--(source|cni-bin-dir|kubeconfig-out)\b/.test(a));
+  assert.equal(pathFlags(probeArgs), pathFlags(c.args));
+  // Cheap and prompt: it runs on every node for the pod's life.
+  assert.ok(probe.periodSeconds >= 10 && probe.periodSeconds <= 30, `periodSeconds ${probe.periodSeconds}`);
+  assert.ok(probe.timeoutSeconds > 1 && probe.timeoutSeconds < probe.periodSeconds, `timeoutSeconds ${probe.timeoutSeconds}`);
+  assert.is(c.startupProbe, undefined, "no startup probe: readiness alone gates rollout status");
+});
+
 test("the example NetworkAttachmentDefinition is a valid berth cluster-mode configuration naming the kubeconfig install writes", () => {
   const nad = find("NetworkAttachmentDefinition", "macvlan-ens192");
   assert.is(nad.apiVersion, "k8s.cni.cncf.io/v1");
