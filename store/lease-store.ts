@@ -226,11 +226,6 @@ export class LeaseStore {
     );
   }
 
-  /** Cluster mode: whether the hints say `address` of `pool` was claimed when last seen. */
-  hintedTaken(pool: string, address: string): boolean {
-    return this.db.prepare("SELECT 1 FROM claim_hints WHERE pool = :pool AND address = :address").get({ pool, address }) !== undefined;
-  }
-
   /** When the hints of a pool were last refreshed from a full LIST (ms since epoch), if ever. */
   hintsListedAt(pool: string): number | undefined {
     const row = this.db.prepare<{ listed_at: string }>("SELECT listed_at FROM claim_hint_pools WHERE pool = :pool").get({ pool });

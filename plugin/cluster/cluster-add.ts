@@ -92,8 +92,13 @@ async function run(s: AddState): Promise<AddResult> {
   s.deadline.commit();
   await writeEndpoint(s, endpoint, pod, member, taken);
   await confirmStillHeld(claiming, taken);
+  // One durable commit: the leases become active, and the hints learn the addresses are claimed
+  // (until now the pending leases kept this node's other ADDs off them).
   store.immediate(() => {
-    for (const t of taken) store.activateLease(t.leaseId);
+    for (const t of taken) {
+      store.activateLease(t.leaseId);
+      store.setHint(t.pool.name, t.address, true);
+    }
   });
   // Pool status counts are derived data: the controller keeps them from its watch (pool-reconcile.ts).
   for (const t of taken) {
@@ -174,7 +179,7 @@ async function takeFamily(
     const { namespace: ns, name } = s.holder;
     const freed = await releaseClaimIf(s.api, prev.address, (c) => samePod(c, s.holder) && c.spec.interface === s.ifname);
     if (freed) {
-      s.store.setHint(freed, prev.address, false);
+      s.store.cacheWrite(() => s.store.setHint(freed, prev.address, false));
       s.log.info("address released: pod moved to another pool", { address: prev.address, pool: freed, pod: `${ns}/${name}` });
     }
   }
