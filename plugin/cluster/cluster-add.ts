@@ -40,6 +40,7 @@ export async function clusterAdd(input: ClusterAddInput): Promise<AddResult> {
     ...input,
     deadline: new Deadline(input.conf.ipam.timeoutMs, input.api.server),
     undo: new UndoLog(),
+    stats: { conflicts: 0 },
     nodeName: input.conf.ipam.nodeName ?? hostname(),
   };
   try {
@@ -109,6 +110,7 @@ async function run(s: AddState): Promise<AddResult> {
       container: s.containerId,
       ifname: s.ifname,
       statefulSet: member?.statefulSet,
+      conflicts: s.stats.conflicts,
     });
   }
   return { ips: taken.map((t) => resultIp(t.pool, t.address)), routes: taken.flatMap((t) => t.pool.routes) };

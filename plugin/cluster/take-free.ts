@@ -18,6 +18,7 @@ import { KubeConflictError } from "../kube/kube-errors.ts";
 import { isKind } from "../support/errors.ts";
 import { crashIf } from "../support/faults.ts";
 import type { AddState, Claiming, Taken } from "./add-state.ts";
+import { backoffMs, sleep } from "./backoff.ts";
 import { claimFor } from "./claims.ts";
 import { freeCandidates, randomStart } from "./free-candidates.ts";
 import { recordPending } from "./pending-lease.ts";
@@ -89,7 +90,11 @@ async function takeFromPool(s: Claiming, pool: Pool): Promise<Taken | { claimed:
       s.deadline.check();
       const outcome = await tryClaim(s, pool, formatAddress(pool.family, value));
       if (typeof outcome === "object") return outcome;
-      if (outcome === "claimed" && ++conflicts % conflictsPerRefresh === 0 && !refreshed) {
+      if (outcome !== "claimed") continue;
+      s.stats.conflicts++;
+      // Others are racing for this pool: let them get ahead before the next create.
+      await sleep(backoffMs(++conflicts, s.deadline.leftMs()));
+      if (conflicts % conflictsPerRefresh === 0 && !refreshed) {
         await refresh();
         sawConflicts = true;
         break; // a fresh view: candidates start again, now without random probes
