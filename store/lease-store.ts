@@ -137,6 +137,29 @@ export class LeaseStore {
   }
 
   /**
+   * Runs `fn` in a write transaction whose commit is not fsynced: for
+   * writes that are only a cache (claim hints), or whose loss on a power
+   * cut is undone by the recovery that already exists. Inside `immediate`
+   * it joins that transaction, which decides. `synchronous = NORMAL`, not
+   * OFF: in WAL mode NORMAL still syncs at checkpoints, so the database
+   * stays intact on a power cut and only the last commits may be lost;
+   * OFF would let a checkpoint move unsynced pages into the database file
+   * and then reuse the log, which can corrupt it. The WAL is appended in
+   * order, so the next FULL commit (of any process) makes this one durable
+   * too. The setting is per connection and cannot change inside a
+   * transaction, hence around it; FULL again afterwards, whatever happens.
+   */
+  cacheWrite<T>(fn: () => T): T {
+    if (this.inTransaction) return fn();
+    this.db.exec("PRAGMA synchronous = NORMAL");
+    try {
+      return this.immediate(fn);
+    } finally {
+      this.db.exec("PRAGMA synchronous = FULL");
+    }
+  }
+
+  /**
    * Every write method goes through here: inside `immediate` it joins that
    * transaction; alone it gets its own, with the same wait for other writers
    * (a bare statement would give up after SQLite's 5 ms busy timeout).
@@ -185,9 +208,22 @@ export class LeaseStore {
     });
   }
 
-  /** Cluster mode: whether the hints say `address` of `pool` was claimed when last seen. */
-  hintedTaken(pool: string, address: string): boolean {
-    return this.db.prepare("SELECT 1 FROM claim_hints WHERE pool = :pool AND address = :address").get({ pool, address }) !== undefined;
+  /**
+   * Cluster mode: whether this node should not try `address` of `pool`: the
+   * hints say it was claimed, or a lease on this node (pending or active)
+   * holds it in `network`. The lease decides before the hints learn it, so
+   * that a second ADD on this node does not try an address a first one is
+   * taking while its hint is only written at the end (cluster-add.ts).
+   */
+  hintedOrLeased(network: string, pool: string, address: string): boolean {
+    return (
+      this.db
+        .prepare(
+          `SELECT 1 FROM claim_hints WHERE pool = :pool AND address = :address
+           UNION ALL SELECT 1 FROM leases WHERE network = :network AND address = :address LIMIT 1`,
+        )
+        .get({ network, pool, address }) !== undefined
+    );
   }
 
   /** When the hints of a pool were last refreshed from a full LIST (ms since epoch), if ever. */

@@ -27,6 +27,14 @@ export interface AddState extends ClusterAddInput {
   undo: UndoLog;
   /** The node this ADD runs on (ipam.nodeName, else the pod's spec.nodeName). */
   nodeName: string;
+  /** What the ADD met on its way; one object shared by every copy of the state. */
+  stats: AddStats;
+}
+
+/** Counters an ADD reports in its log. */
+export interface AddStats {
+  /** Creates the API server refused with AlreadyExists: someone else had the address. */
+  conflicts: number;
 }
 
 /** The ADD once it knows who the addresses are for. */

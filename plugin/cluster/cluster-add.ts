@@ -40,6 +40,7 @@ export async function clusterAdd(input: ClusterAddInput): Promise<AddResult> {
     ...input,
     deadline: new Deadline(input.conf.ipam.timeoutMs, input.api.server),
     undo: new UndoLog(),
+    stats: { conflicts: 0 },
     nodeName: input.conf.ipam.nodeName ?? hostname(),
   };
   try {
@@ -92,8 +93,13 @@ async function run(s: AddState): Promise<AddResult> {
   s.deadline.commit();
   await writeEndpoint(s, endpoint, pod, member, taken);
   await confirmStillHeld(claiming, taken);
+  // One durable commit: the leases become active, and the hints learn the addresses are claimed
+  // (until now the pending leases kept this node's other ADDs off them).
   store.immediate(() => {
-    for (const t of taken) store.activateLease(t.leaseId);
+    for (const t of taken) {
+      store.activateLease(t.leaseId);
+      store.setHint(t.pool.name, t.address, true);
+    }
   });
   // Pool status counts are derived data: the controller keeps them from its watch (pool-reconcile.ts).
   for (const t of taken) {
@@ -104,6 +110,7 @@ async function run(s: AddState): Promise<AddResult> {
       container: s.containerId,
       ifname: s.ifname,
       statefulSet: member?.statefulSet,
+      conflicts: s.stats.conflicts,
     });
   }
   return { ips: taken.map((t) => resultIp(t.pool, t.address)), routes: taken.flatMap((t) => t.pool.routes) };
@@ -174,7 +181,7 @@ async function takeFamily(
     const { namespace: ns, name } = s.holder;
     const freed = await releaseClaimIf(s.api, prev.address, (c) => samePod(c, s.holder) && c.spec.interface === s.ifname);
     if (freed) {
-      s.store.setHint(freed, prev.address, false);
+      s.store.cacheWrite(() => s.store.setHint(freed, prev.address, false));
       s.log.info("address released: pod moved to another pool", { address: prev.address, pool: freed, pod: `${ns}/${name}` });
     }
   }

@@ -61,7 +61,7 @@ export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: Ipam
   const ns = leases[0]?.pod_namespace ?? at.pod?.namespace;
   const name = leases[0]?.pod_name ?? at.pod?.name;
   if (!ns || !name) {
-    dropLocal(store, leases);
+    dropLocal(store, leases, []);
     return;
   }
   const ep = await api.getEndpoint(ns, name);
@@ -81,12 +81,13 @@ export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: Ipam
   // not free the address the member comes back to.
   const entry = endpointOwnsSandbox || keep?.member ? ep?.spec.ips.find((i) => i.interface === at.ifname) : undefined;
   const boundHere = new Set([entry?.ipv4, entry?.ipv6].filter((c): c is string => !!c).map((c) => c.split("/")[0]));
+  const freedHints: FreedHint[] = [];
   for (const a of addresses) {
     // Kept: a bound address of a pod that stays. For a restarting sandbox a pending one (interrupted ADD)
     // is never part of the binding.
     if (keep && boundHere.has(a.address) && (keep.member || !a.pending)) continue;
     const freed = await releaseClaimIf(api, a.address, (c) => heldBy(c, ns, name, at.containerId, uid));
-    if (freed) store.immediate(() => store.setHint(freed, a.address, false));
+    if (freed) freedHints.push({ pool: freed, address: a.address });
     log.info(freed ? "address released" : "address already released", {
       address: a.address,
       pool: freed,
@@ -100,15 +101,29 @@ export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: Ipam
   } else if (ep && endpointOwnsSandbox) {
     await dropInterface(api, ep, at.ifname);
   }
-  dropLocal(store, leases);
+  dropLocal(store, leases, freedHints);
   // No pool status write: the controller keeps the counts from its watch of the claims.
 }
 
-function dropLocal(store: LeaseStore, leases: Lease[]): void {
-  if (leases.length)
-    store.immediate(() => {
-      for (const l of leases) store.deleteLease(l.id);
-    });
+/** An address whose claim this release deleted: the hints are to learn it is free. */
+interface FreedHint {
+  pool: string;
+  address: string;
+}
+
+/**
+ * Deletes the attachment's leases and tells the hints what was freed, in one
+ * durable commit. Until it, the leases keep this node's ADDs off the freed
+ * addresses anyway. With no lease (the database was lost) only hints are
+ * written: a cache, committed without fsync.
+ */
+function dropLocal(store: LeaseStore, leases: Lease[], freed: FreedHint[]): void {
+  const write = () => {
+    for (const f of freed) store.setHint(f.pool, f.address, false);
+    for (const l of leases) store.deleteLease(l.id);
+  };
+  if (leases.length) store.immediate(write);
+  else if (freed.length) store.cacheWrite(write);
 }
 
 /** Removes one interface from the endpoint; deletes the endpoint when none is left. */

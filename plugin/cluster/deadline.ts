@@ -29,6 +29,11 @@ export class Deadline {
     return Date.now() - this.start;
   }
 
+  /** Milliseconds left of the budget (0 once it has run out). */
+  leftMs(): number {
+    return Math.max(0, this.end - Date.now());
+  }
+
   /** Every address is taken: from here on the ADD finishes, whatever the time. */
   commit(): void {
     this.committed = true;

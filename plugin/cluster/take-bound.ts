@@ -81,7 +81,7 @@ export async function retakeBound(s: Claiming, pool: Pool, address: string, insi
           await api.deleteClaim(created.metadata.name, created.metadata.uid!, created.metadata.resourceVersion);
         });
       }
-      store.setHint(pool.name, address, true);
+      // The hint is written with the lease's activation (cluster-add.ts).
       return { family: pool.family, address, pool, leaseId };
     } catch (err) {
       if (!isKind(err, KubeConflictError)) throw err; // lost a race with another writer: read again

@@ -18,6 +18,7 @@ import { KubeConflictError } from "../kube/kube-errors.ts";
 import { isKind } from "../support/errors.ts";
 import { crashIf } from "../support/faults.ts";
 import type { AddState, Claiming, Taken } from "./add-state.ts";
+import { backoffMs, sleep } from "./backoff.ts";
 import { claimFor } from "./claims.ts";
 import { freeCandidates, randomStart } from "./free-candidates.ts";
 import { recordPending } from "./pending-lease.ts";
@@ -78,7 +79,7 @@ async function takeFromPool(s: Claiming, pool: Pool): Promise<Taken | { claimed:
     refreshed = true;
   };
   if (!large && store.hintsListedAt(pool.name) === undefined) await refresh();
-  const isTaken = (v: bigint) => store.hintedTaken(pool.name, formatAddress(pool.family, v));
+  const isTaken = (v: bigint) => store.hintedOrLeased(s.conf.name, pool.name, formatAddress(pool.family, v));
   const start = randomStart(pool);
   const conflictsPerRefresh = large ? CONFLICTS_BEFORE_REFRESH * 8 : CONFLICTS_BEFORE_REFRESH;
   let conflicts = 0;
@@ -89,7 +90,11 @@ async function takeFromPool(s: Claiming, pool: Pool): Promise<Taken | { claimed:
       s.deadline.check();
       const outcome = await tryClaim(s, pool, formatAddress(pool.family, value));
       if (typeof outcome === "object") return outcome;
-      if (outcome === "claimed" && ++conflicts % conflictsPerRefresh === 0 && !refreshed) {
+      if (outcome !== "claimed") continue;
+      s.stats.conflicts++;
+      // Others are racing for this pool: let them get ahead before the next create.
+      await sleep(backoffMs(++conflicts, s.deadline.leftMs()));
+      if (conflicts % conflictsPerRefresh === 0 && !refreshed) {
         await refresh();
         sawConflicts = true;
         break; // a fresh view: candidates start again, now without random probes
@@ -103,29 +108,34 @@ async function takeFromPool(s: Claiming, pool: Pool): Promise<Taken | { claimed:
 
 /**
  * Tries to take `address`: a pending lease, then its claim. "held-here" when
- * another attachment on this node has it, "claimed" when the API server says
- * someone does (AlreadyExists); either way the hints learn it is taken.
+ * another attachment on this node has it (its lease already marks it for
+ * `hintedOrLeased`), "claimed" when the API server says someone does
+ * (AlreadyExists), which the hints learn. A created claim's hint is written
+ * with the lease's activation (cluster-add.ts), one commit instead of two;
+ * until then the pending lease keeps this node's other ADDs off it.
  */
 async function tryClaim(s: Claiming, pool: Pool, address: string): Promise<Taken | "held-here" | "claimed"> {
   const { api, store } = s;
   const leaseId = recordPending(s, pool, address);
-  if (leaseId === undefined) {
-    store.setHint(pool.name, address, true);
-    return "held-here";
-  }
+  if (leaseId === undefined) return "held-here";
   try {
     const created = await api.createClaim(claimFor(pool.family, address, pool.name, s.holder));
     crashIf("kill-after-claim");
     // Register the undo first: whatever fails from here on must give the claim back.
     s.undo.push(`delete claim ${created.metadata.name}`, async () => {
-      if (await api.deleteClaim(created.metadata.name, created.metadata.uid!)) store.setHint(pool.name, address, false);
-      store.deleteLease(leaseId);
+      const freed = await api.deleteClaim(created.metadata.name, created.metadata.uid!);
+      store.immediate(() => {
+        store.deleteLease(leaseId);
+        if (freed) store.setHint(pool.name, address, false);
+      });
     });
-    store.setHint(pool.name, address, true);
     return { family: pool.family, address, pool, leaseId };
   } catch (err) {
     if (!isKind(err, KubeConflictError)) throw err; // the pending lease stays: DEL or the next ADD resolves it
-    store.immediate(() => {
+    // Not fsynced: the hint is a cache, and a pending lease that comes back after a power cut
+    // is undone like any interrupted ADD's (DEL, GC or the next ADD), which delete only a claim
+    // this container holds. The next durable commit (the next pending lease) carries it anyway.
+    store.cacheWrite(() => {
       store.deleteLease(leaseId);
       store.setHint(pool.name, address, true);
     });
@@ -140,7 +150,7 @@ async function tryClaim(s: Claiming, pool: Pool, address: string): Promise<Taken
  */
 async function refreshHints(s: AddState, pool: Pool): Promise<number> {
   const claims = await s.api.listClaims(pool.name);
-  s.store.immediate(() =>
+  s.store.cacheWrite(() =>
     s.store.replaceHints(
       pool.name,
       claims.map((c) => c.spec.address),

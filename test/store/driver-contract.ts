@@ -223,5 +223,67 @@ export function driverContract(adapterName: string, open: OpenDriver): void {
     }
   });
 
+  s("LeaseStore.cacheWrite commits without fsync and leaves synchronous FULL", ({ dir }) => {
+    const file = join(dir, "cache.db");
+    const store = LeaseStore.open(open(file));
+    const other = open(file, { readonly: true });
+    const sync = () => store.db.prepare<{ synchronous: number }>("PRAGMA synchronous").get()?.synchronous;
+    try {
+      assert.is(sync(), 2, "FULL after open");
+      const inside = store.cacheWrite(() => {
+        store.setHint("p", "10.0.0.1", true);
+        return sync();
+      });
+      assert.is(inside, 1, "NORMAL while the cache write commits");
+      assert.is(sync(), 2, "FULL again afterwards");
+      assert.ok(other.prepare("SELECT 1 FROM claim_hints WHERE address = '10.0.0.1'").get(), "committed: another connection sees it");
+      assert.throws(
+        () =>
+          store.cacheWrite(() => {
+            store.setHint("p", "10.0.0.2", true);
+            throw new Error("boom");
+          }),
+        /boom/,
+      );
+      assert.is(sync(), 2, "FULL again after a rollback");
+      assert.not.ok(store.hintedOrLeased("n", "p", "10.0.0.2"), "rolled back");
+      // Inside a durable transaction it joins it (the setting cannot change there).
+      store.immediate(() => store.cacheWrite(() => store.setHint("p", "10.0.0.3", true)));
+      assert.ok(store.hintedOrLeased("n", "p", "10.0.0.3"));
+      assert.is(sync(), 2);
+    } finally {
+      other.close();
+      store.close();
+    }
+  });
+
+  s("LeaseStore.hintedOrLeased: a hint or a lease of this network marks an address", ({ dir }) => {
+    const store = LeaseStore.open(open(join(dir, "hl.db")));
+    try {
+      const lease: NewLease = {
+        network: "n",
+        address: "10.0.0.5",
+        family: 4,
+        pool: "p",
+        container_id: "c",
+        ifname: "eth0",
+        pod_namespace: null,
+        pod_name: null,
+        pod_uid: null,
+        state: "pending",
+      };
+      assert.not.ok(store.hintedOrLeased("n", "p", "10.0.0.5"));
+      const id = store.addLease(lease);
+      assert.ok(store.hintedOrLeased("n", "p", "10.0.0.5"), "a pending lease, no hint");
+      assert.not.ok(store.hintedOrLeased("other", "p", "10.0.0.5"), "another network's lease does not count");
+      store.deleteLease(id);
+      store.setHint("p", "10.0.0.5", true);
+      assert.ok(store.hintedOrLeased("n", "p", "10.0.0.5"), "a hint, no lease");
+      assert.not.ok(store.hintedOrLeased("n", "q", "10.0.0.5"), "hints are per pool");
+    } finally {
+      store.close();
+    }
+  });
+
   s.run();
 }

@@ -171,6 +171,58 @@ t("steady state: no LIST of claims and no pool status write; stale hints cost co
   );
 });
 
+t("conflicts are counted in the ADD's log; a new claim's hint is written with the activation, its pending lease marks it before", async (ctx) => {
+  const { k } = ctx;
+  const n1 = node(ctx, "node1");
+  const n2 = node(ctx, "node2");
+  for (const p of ["a", "b", "c"]) k.addPod("default", p, { annotations: { "ipam.spidernet.io/ippool": '{"ipv4": ["test-ippool"]}' } });
+  n2.store.cacheWrite(() => n2.store.replaceHints("test-ippool", [])); // node2 listed the pool while it was empty
+  await addOn(k, n1, "a", "c-a");
+  await addOn(k, n1, "b", "c-b");
+  let refused = 0;
+  const createClaim = k.createClaim.bind(k);
+  k.createClaim = async (c) => {
+    try {
+      return await createClaim(c);
+    } catch (e) {
+      refused++;
+      throw e;
+    }
+  };
+  const hinted = (addr: string) => !!n2.store.db.prepare("SELECT 1 FROM claim_hints WHERE address = :addr").get({ addr });
+  const createEndpoint = k.createEndpoint.bind(k);
+  k.createEndpoint = async (e) => {
+    const addr = e.spec.ips[0].ipv4!.split("/")[0];
+    assert.not.ok(hinted(addr), "no hint write of its own between the create and the activation");
+    assert.ok(n2.store.hintedOrLeased("net", "test-ippool", addr), "the pending lease marks the address for this node's other ADDs");
+    return createEndpoint(e);
+  };
+  const lines: { msg: string; fields?: Record<string, unknown> }[] = [];
+  const capture = (msg: string, fields?: Record<string, unknown>) => void lines.push({ msg, fields });
+  // The scan starts at the pool's first address: it meets every claimed one before the free one.
+  const claimed = new Set([...k.claims.values()].map((c) => c.spec.address));
+  const free = ["10.6.168.101", "10.6.168.102", "10.6.168.103"].findIndex((a) => !claimed.has(a));
+  const random = Math.random;
+  Math.random = () => 0;
+  const out = await clusterAdd({
+    conf: n2.conf,
+    containerId: "c-c",
+    ifname: "eth0",
+    pod: { namespace: "default", name: "c", uid: k.pods.get("default/c")!.metadata.uid },
+    api: k,
+    store: n2.store,
+    log: { debug: capture, info: capture, warn: capture, error: capture },
+  }).finally(() => {
+    Math.random = random;
+  });
+  assert.is(refused, free, "one AlreadyExists per claimed address before the free one");
+  const assigned = lines.find((l) => l.msg === "address assigned");
+  assert.is(assigned?.fields?.conflicts, refused, `the log line counts the AlreadyExists met (${refused})`);
+  const addr = (out.ips as { address: string }[])[0].address.split("/")[0];
+  assert.is(addr, `10.6.168.${101 + free}`);
+  assert.ok(hinted(addr), "the activation wrote the hint");
+});
+
 t("exhaustion: a clear error and nothing left behind", async (ctx) => {
   const { k } = ctx;
   const n1 = node(ctx, "node1");
