@@ -87,6 +87,8 @@ const PHASES = process.env.BENCH_CTL_PHASES || "1234";
 const PAGE = intEnv("BENCH_CTL_PAGE", 500);
 /** The Deployment's memory limit (fixtures/deploy/controller.yaml). */
 const MEMORY_LIMIT_MIB = 256;
+/** BENCH_CTL_KEEP_SCALE=1: phase 4's objects stay after the run, and a run that finds them complete skips the fill. */
+const KEEP_SCALE = process.env.BENCH_CTL_KEEP_SCALE === "1";
 /** spec.addDeadlineSeconds of phase 3's claims: as a plugin with timeoutSeconds 20 writes it (20 + 10 + 5 s). */
 const ADD_DEADLINE = 35;
 
@@ -205,7 +207,7 @@ function procStats(pid: number): ProcStats {
  * reclaims the binary's file-backed pages under pressure and kills the
  * process if anonymous memory alone does not fit. Undefined without either.
  */
-function memoryCgroup(pid: number, limitMiB: number) {
+function memoryCgroup(limitMiB: number) {
   const v1 = "/sys/fs/cgroup/memory";
   const v2 = existsSync("/sys/fs/cgroup/cgroup.controllers");
   const dir = existsSync(v1) ? join(v1, `berth-bench-${process.pid}`) : v2 ? join("/sys/fs/cgroup", `berth-bench-${process.pid}`) : undefined;
@@ -213,13 +215,13 @@ function memoryCgroup(pid: number, limitMiB: number) {
   try {
     mkdirSync(dir);
     writeFileSync(join(dir, v2 && !existsSync(v1) ? "memory.max" : "memory.limit_in_bytes"), String(limitMiB * 1024 * 1024));
-    writeFileSync(join(dir, "cgroup.procs"), String(pid));
   } catch (err) {
     say(`(no memory cgroup: ${(err as Error).message})`);
     return undefined;
   }
   const read = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), "utf8").trim() : "");
   return {
+    dir,
     /** Peak usage (page cache of the cgroup included), and OOM kills seen. */
     stats(): { peakMiB: number; oomKills: number } {
       const peak = Number(read("memory.max_usage_in_bytes") || read("memory.peak") || Number.NaN);
@@ -282,7 +284,7 @@ class Controller extends ControllerProcess {
   }
 }
 
-const startController = (ctx: { bin: string; plane: ControlPlane }, identity: string, resyncSeconds: number, args: string[] = []) =>
+const startController = (ctx: { bin: string; plane: ControlPlane }, identity: string, resyncSeconds: number, args: string[] = [], cgroup?: string) =>
   Controller.start({
     bin: ctx.bin,
     kubeconfig: ctx.plane.controllerKubeconfig,
@@ -292,6 +294,7 @@ const startController = (ctx: { bin: string; plane: ControlPlane }, identity: st
     httpTimeoutMs: 120_000,
     args,
     env: engineEnv,
+    cgroup,
   });
 
 /** The engine's options (BUN_JSC_*) of this bench's environment, passed on to the controller as a Deployment's env would. */
@@ -649,12 +652,8 @@ async function bound(ctx: Ctx) {
   };
 }
 
-/**
- * Phase 4: SCALE pods (Pending), each with a claim and an endpoint, then a fresh controller scanning them in
- * pages: scan times, LIST requests, peak RSS against the Deployment's limit. Nothing may be released.
- */
-async function bigCluster(ctx: Ctx) {
-  const { api } = ctx;
+/** Phase 4's objects: SCALE Pending pods, each with a claim and an endpoint. */
+async function fillScale(api: Api): Promise<void> {
   await api.create(path("namespaces"), { apiVersion: "v1", kind: "Namespace", metadata: { name: SCALE_NS } });
   await api.create(POOLS, { apiVersion: `${POOL_GROUP}/${POOL_VERSION}`, kind: POOL_KIND, metadata: { name: SCALE_POOL }, spec: { subnet: "10.203.0.0/16" } });
   const scalePods = path("pods", { ns: SCALE_NS });
@@ -709,14 +708,27 @@ async function bigCluster(ctx: Ctx) {
       if (++done % 10_000 === 0) say(`  ${done} of ${SCALE} pods + claims + endpoints (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
     },
   );
+}
+
+/**
+ * Phase 4: SCALE pods (Pending), each with a claim and an endpoint, then a fresh controller scanning them in
+ * pages: scan times, LIST requests, peak RSS against the Deployment's limit. Nothing may be released.
+ */
+async function bigCluster(ctx: Ctx) {
+  const { api } = ctx;
+  const t0 = performance.now();
+  if (KEEP_SCALE && (await api.poolClaims(SCALE_POOL)).length === SCALE) {
+    say(`${SCALE} pods + claims + endpoints kept from an earlier run (BENCH_CTL_KEEP_SCALE=1): no fill`);
+  } else await fillScale(api);
   const fillSeconds = (performance.now() - t0) / 1000;
-  say(`${SCALE} pods (Pending) + ${SCALE} claims + ${SCALE} endpoints created in ${fillSeconds.toFixed(1)} s`);
+  say(`${SCALE} pods (Pending) + ${SCALE} claims + ${SCALE} endpoints ready in ${fillSeconds.toFixed(1)} s`);
 
   const started = performance.now();
-  const ctl = await startController(ctx, "bench-ctl-scale", 30, ["--list-page-size", String(PAGE), "--log-level", "debug"]);
+  // As the Deployment's limit would: the controller starts in a cgroup limited to it (the engine sizes its
+  // heap by the limit it sees at start), and must live under it, not only measure under it.
+  const cgroup = process.env.BENCH_CTL_MEMCG === "0" ? undefined : memoryCgroup(MEMORY_LIMIT_MIB);
+  const ctl = await startController(ctx, "bench-ctl-scale", 30, ["--list-page-size", String(PAGE), "--log-level", "debug"], cgroup?.dir);
   const rss = sampleRss(ctl.pid);
-  // As the Deployment's limit would: the controller must live under it, not only measure under it.
-  const cgroup = process.env.BENCH_CTL_MEMCG === "0" ? undefined : memoryCgroup(ctl.pid, MEMORY_LIMIT_MIB);
   await until("the first full scan", async () => (await ctl.scans()) >= 1, 600_000, 200);
   const firstScanWall = (performance.now() - started) / 1000;
   const m1 = await ctl.metrics();
@@ -795,7 +807,7 @@ export async function controllerSection(): Promise<ControllerOutcome> {
   try {
     await api.stripFinalizers();
     await removeAll(api);
-    await removeScale(api);
+    if (!KEEP_SCALE) await removeScale(api);
     await api.create(path("namespaces"), { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
     await api.create(POOLS, { apiVersion: `${POOL_GROUP}/${POOL_VERSION}`, kind: POOL_KIND, metadata: { name: POOL }, spec: { subnet: "10.202.0.0/16" } });
 
@@ -881,8 +893,10 @@ export async function controllerSection(): Promise<ControllerOutcome> {
       }
       const t = performance.now();
       await api.stripFinalizers();
-      await removeScale(api);
-      say(`  removed in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+      if (!KEEP_SCALE) {
+        await removeScale(api);
+        say(`  removed in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+      }
     }
     json.loadavg1After = r3(loadavg()[0]);
   } catch (err) {
@@ -895,7 +909,7 @@ export async function controllerSection(): Promise<ControllerOutcome> {
     try {
       await api.stripFinalizers();
       await removeAll(api);
-      await removeScale(api);
+      if (!KEEP_SCALE) await removeScale(api);
     } catch (err) {
       ok = false;
       console.error(

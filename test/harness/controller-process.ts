@@ -34,6 +34,8 @@ export interface ControllerStart {
   faults?: string;
   /** More environment variables for the process (e.g. the engine's BUN_JSC_* options, as a Deployment sets them). */
   env?: Record<string, string>;
+  /** A cgroup (v1 or v2 directory) the process enters before berth starts, as a container's process does. */
+  cgroup?: string;
   /** How often to try /healthz while it starts (default 50 ms). */
   pollMs?: number;
   /** Per HTTP request to it (default 3 s). */
@@ -88,7 +90,10 @@ export class ControllerProcess {
     if (o.addTimeoutSeconds !== undefined) args.push("--add-timeout-seconds", String(o.addTimeoutSeconds));
     args.push("--identity", o.identity, ...(o.args ?? []));
     const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", ...(o.faults ? { BERTH_FAULT: o.faults } : {}), ...o.env };
-    const child = spawn(o.bin, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    // In a cgroup: a shell joins it and execs berth (same pid), so berth sees its limits from the first instruction.
+    const child = o.cgroup
+      ? spawn("/bin/sh", ["-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', o.cgroup, o.bin, ...args], { env, stdio: ["ignore", "pipe", "pipe"] })
+      : spawn(o.bin, args, { env, stdio: ["ignore", "pipe", "pipe"] });
     const c = new this(o.identity, port, child, o.httpTimeoutMs);
     runningControllers.add(c);
     await waitFor(
