@@ -11,7 +11,7 @@
  * control plane that was already up is left up. After the groups that make
  * network namespaces and links, it checks that none of theirs is left.
  *
- * The real-node group (for now only when named: run-tests.ts "real node") runs after it, on a control plane of its own
+ * The real-node group (alone: run-tests.ts "real node") runs after it, on a control plane of its own
  * (BERTH_TESTENV_DIR=/tmp/berth-realnode, BERTH_TESTENV_NODE=1: kube-scheduler,
  * containerd, kubelet and kube-proxy too), started and stopped the same way;
  * afterwards nothing of the node may be left: no daemon, shim or container
@@ -63,7 +63,6 @@ const groups: Group[] = [
     args: [...uvu, "test/realnode", "\\.test\\.ts$"],
     cluster: true,
     node: true,
-    explicit: true,
     net: { netns: () => /^cni-/, bridges: /^berth0$/ },
   },
 ];
