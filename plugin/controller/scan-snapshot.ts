@@ -43,7 +43,14 @@ const key = (ns: string | undefined, name: string) => `${ns}/${name}`;
 /** Pages (500 objects each by default) between forced collections during a scan. */
 const GC_PAGES = 20;
 
-export async function takeSnapshot(api: ControllerApi, pageSize: number): Promise<Snapshot> {
+/**
+ * Lists everything a full scan judges. `known` gives the controller's own
+ * copy of a claim by name: when the listed claim is that same version (uid
+ * and resourceVersion), the snapshot holds that copy instead of a new one,
+ * so a scan of a big cluster does not hold every claim twice (the view it
+ * replaces, and the list).
+ */
+export async function takeSnapshot(api: ControllerApi, pageSize: number, known?: (name: string) => ClaimObject | undefined): Promise<Snapshot> {
   const failed = new Map<ListKind, Error>();
   const requests = new Map<ListKind, number>();
   // Every GC_PAGES pages (of any list), a collection: the peak stays near the live data on a big cluster.
@@ -65,7 +72,11 @@ export async function takeSnapshot(api: ControllerApi, pageSize: number): Promis
   if (
     !(await list("claims", () =>
       api.listAllClaims(pageSize, (page) => {
-        for (const c of page) claims!.push(slimClaim(c));
+        for (const c of page) {
+          const mine = known?.(c.metadata.name);
+          const same = mine && mine.metadata.uid === c.metadata.uid && mine.metadata.resourceVersion === c.metadata.resourceVersion;
+          claims!.push(same ? mine : slimClaim(c));
+        }
         paged();
       }),
     ))
