@@ -7,6 +7,7 @@ import { ServerClock, namesObject } from "../../plugin/kube/kube-request.ts";
 import { LEGACY_ADD_DEADLINE_SECONDS, addWindowMs, lastWriteMs, withObservation } from "../../plugin/controller/claim-age.ts";
 import { guardWrites } from "../../plugin/controller/guarded-api.ts";
 import { LeaderElector, NotLeaderError } from "../../plugin/controller/leader.ts";
+import { takeSnapshot } from "../../plugin/controller/scan-snapshot.ts";
 import { endpointFromRecord, endpointRecord, podFromRecord, podRecord, slimClaim } from "../../plugin/controller/slim.ts";
 import { isKind } from "../../plugin/support/errors.ts";
 import type { ClaimObject } from "../../plugin/kube/kube-api.ts";
@@ -204,6 +205,55 @@ t("leadership: the holder leads only until renewDeadline after its last renewal;
   });
   assert.not.ok(await a.tick());
   assert.not.ok(a.isLeader);
+});
+
+t("a scan holds the controller's own copy of an unchanged claim, and a fresh one of a changed claim", async () => {
+  const claim = (name: string, rv: string, uid = `uid-${name}`): ClaimObject => ({
+    metadata: {
+      name,
+      uid,
+      resourceVersion: rv,
+      creationTimestamp: "2026-12-02T10:00:00Z",
+      managedFields: [{ manager: "berth", time: "2026-12-02T10:00:00Z" }],
+    },
+    spec: {
+      address: "10.0.0.1",
+      ipVersion: 4,
+      pool: "p",
+      podNamespace: "ns",
+      podName: name,
+      podUID: "pu",
+      containerID: "c",
+      interface: "eth0",
+      node: "n",
+      claimedAt: "2026-12-02T10:00:00Z",
+    },
+  });
+  const listed = [claim("same", "5"), claim("newer", "9"), claim("recreated", "5", "uid-other"), claim("unknown", "5")];
+  const mine = new Map([
+    ["same", slimClaim(claim("same", "5"))],
+    ["newer", slimClaim(claim("newer", "7"))],
+    ["recreated", slimClaim(claim("recreated", "5"))],
+  ]);
+  const none = async () => 1;
+  const api = {
+    listAllClaims: async (_size: number, onPage: (page: ClaimObject[]) => void) => (onPage(listed), 1),
+    listAllPods: none,
+    listAllStatefulSets: none,
+    listAllEndpoints: none,
+    listAllNodes: none,
+    listPools: async () => [],
+  } as unknown as ControllerApi;
+  const snap = await takeSnapshot(api, 500, (name) => mine.get(name));
+  const held = snap.claims!;
+  assert.is(held.length, 4);
+  assert.ok(held[0] === mine.get("same"), "same uid and resourceVersion: the controller's own copy, not a second one");
+  assert.ok(held[1] !== mine.get("newer"), "a newer resourceVersion: a fresh copy");
+  assert.is(held[1].metadata.resourceVersion, "9");
+  assert.ok(held[2] !== mine.get("recreated"), "another uid (deleted and created again): a fresh copy");
+  assert.is(held[2].metadata.uid, "uid-other");
+  assert.equal(held[3], slimClaim(listed[3]), "one the controller did not know: slim");
+  assert.is(held[3].metadata.managedFields, undefined, "slim: no managedFields kept");
 });
 
 t.run();
