@@ -208,13 +208,12 @@ function procStats(pid: number): ProcStats {
  * process if anonymous memory alone does not fit. Undefined without either.
  */
 function memoryCgroup(limitMiB: number) {
-  const v1 = "/sys/fs/cgroup/memory";
-  const v2 = existsSync("/sys/fs/cgroup/cgroup.controllers");
-  const dir = existsSync(v1) ? join(v1, `berth-bench-${process.pid}`) : v2 ? join("/sys/fs/cgroup", `berth-bench-${process.pid}`) : undefined;
-  if (!dir) return undefined;
+  const v1 = existsSync("/sys/fs/cgroup/memory");
+  if (!v1 && !existsSync("/sys/fs/cgroup/cgroup.controllers")) return undefined;
+  const dir = join(v1 ? "/sys/fs/cgroup/memory" : "/sys/fs/cgroup", `berth-bench-${process.pid}`);
   try {
     mkdirSync(dir);
-    writeFileSync(join(dir, v2 && !existsSync(v1) ? "memory.max" : "memory.limit_in_bytes"), String(limitMiB * 1024 * 1024));
+    writeFileSync(join(dir, v1 ? "memory.limit_in_bytes" : "memory.max"), String(limitMiB * 1024 * 1024));
   } catch (err) {
     say(`(no memory cgroup: ${(err as Error).message})`);
     return undefined;
@@ -293,12 +292,8 @@ const startController = (ctx: { bin: string; plane: ControlPlane }, identity: st
     pollMs: 20,
     httpTimeoutMs: 120_000,
     args,
-    env: engineEnv,
     cgroup,
   });
-
-/** The engine's options (BUN_JSC_*) of this bench's environment, passed on to the controller as a Deployment's env would. */
-const engineEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith("BUN_JSC_") && e[1] !== undefined));
 
 // ---------------------------------------------------------------- set-up, the plugin, clean-up
 

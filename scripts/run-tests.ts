@@ -31,8 +31,6 @@ interface Group {
   /** Needs the test control plane: the default one, or (`node`) one with a real node in its own directory. */
   cluster?: boolean;
   node?: boolean;
-  /** Runs only when named on the command line (not yet part of a plain run). */
-  explicit?: boolean;
   /** Its network namespaces, given the group's pid; and the bridges it makes. */
   net?: { netns: (pid: number) => RegExp; bridges: RegExp };
 }
@@ -146,7 +144,7 @@ function stopPlane(): void {
   plane = undefined;
 }
 
-const selected = groups.filter((g) => (only.length ? only.some((o) => g.name.includes(o)) : !g.explicit));
+const selected = only.length ? groups.filter((g) => only.some((o) => g.name.includes(o))) : groups;
 // A run that will start a real node builds its binaries in the first control plane's build: one `make`.
 if (selected.some((g) => g.node)) process.env.BERTH_K8S_NODE ??= "1";
 

@@ -32,8 +32,6 @@ export interface ControllerStart {
   args?: string[];
   /** BERTH_FAULT for the process (plugin/support/faults.ts), e.g. "pause-scan=10". */
   faults?: string;
-  /** More environment variables for the process (e.g. the engine's BUN_JSC_* options, as a Deployment sets them). */
-  env?: Record<string, string>;
   /** A cgroup (v1 or v2 directory) the process enters before berth starts, as a container's process does. */
   cgroup?: string;
   /** How often to try /healthz while it starts (default 50 ms). */
@@ -89,7 +87,7 @@ export class ControllerProcess {
     const args = ["controller", "--kubeconfig", o.kubeconfig, "--listen", `127.0.0.1:${port}`, "--resync-seconds", String(o.resyncSeconds)];
     if (o.addTimeoutSeconds !== undefined) args.push("--add-timeout-seconds", String(o.addTimeoutSeconds));
     args.push("--identity", o.identity, ...(o.args ?? []));
-    const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", ...(o.faults ? { BERTH_FAULT: o.faults } : {}), ...o.env };
+    const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", ...(o.faults ? { BERTH_FAULT: o.faults } : {}) };
     // In a cgroup: a shell joins it and execs berth (same pid), so berth sees its limits from the first instruction.
     const child = o.cgroup
       ? spawn("/bin/sh", ["-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', o.cgroup, o.bin, ...args], { env, stdio: ["ignore", "pipe", "pipe"] })
