@@ -71,6 +71,8 @@ export interface CliIo {
   openDriver: OpenDriver;
   /** Loads the controller (an entry point of its own: see main.ts). */
   loadController: () => Promise<typeof import("../controller/controller-main.ts").controllerMain>;
+  /** Loads `berth install` (an entry point of its own: see main.ts). */
+  loadInstall: () => Promise<typeof import("../install/install.ts")>;
 }
 
 /** Runs the CLI; returns the exit code. */
@@ -144,7 +146,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       });
     }
     case "install": {
-      const { installMain, installOptions, installProblem } = await import("../install/install.ts");
+      const { installMain, installOptions, installProblem } = await io.loadInstall();
       const opts = installOptions(args, rest);
       if (typeof opts === "string") return usage(io, opts);
       if (!opts.check) return installMain(opts);

@@ -14,7 +14,7 @@ const root = resolve(import.meta.dirname, "../..");
  * own files (main.ts and the two entries), which wire everything together.
  */
 const ALLOWED: Record<string, string[]> = {
-  entry: ["cni", "cli", "ipam", "support", "store", "cluster", "controller"],
+  entry: ["cni", "cli", "ipam", "support", "store", "cluster", "controller", "install"],
   cli: ["cni", "ipam", "support", "store", "install", "controller"],
   cni: ["local", "ipam", "kube", "support", "store"],
   local: ["ipam", "node-store", "support", "store"],
