@@ -3,6 +3,7 @@
  * (StatefulSet pod ↔ address) and pools, over any SqlDriver.
  */
 import type { SqlDriver } from "./driver.ts";
+import { HolderPriority } from "./holder-priority.ts";
 import { migrate } from "./migrations.ts";
 
 export interface Lease {
@@ -99,10 +100,11 @@ export class LeaseStore {
   constructor(
     readonly db: SqlDriver,
     private readonly busyTimeoutMs = BUSY_TIMEOUT_MS,
+    private readonly priority = new HolderPriority(),
   ) {}
 
   /** Prepares a writable database: WAL, durable commits, current schema; waits out other writers. */
-  static open(db: SqlDriver, busyTimeoutMs = BUSY_TIMEOUT_MS): LeaseStore {
+  static open(db: SqlDriver, busyTimeoutMs = BUSY_TIMEOUT_MS, priority?: HolderPriority): LeaseStore {
     // Waiting is done by retryBusy; SQLite's own handler only covers what cannot be retried from here.
     db.exec("PRAGMA busy_timeout = 5");
     retryBusy(() => {
@@ -112,7 +114,7 @@ export class LeaseStore {
       db.exec("PRAGMA synchronous = FULL");
       migrate(db);
     }, busyTimeoutMs);
-    return new LeaseStore(db, busyTimeoutMs);
+    return new LeaseStore(db, busyTimeoutMs, priority);
   }
 
   /** Opens a database read-only for inspection (no migration, no writes). */
@@ -123,14 +125,25 @@ export class LeaseStore {
 
   private inTransaction = false;
 
-  /** Runs `fn` under the database write lock (BEGIN IMMEDIATE), waiting for other writers. `fn` may run more than once. */
+  /**
+   * Runs `fn` under the database write lock (BEGIN IMMEDIATE), waiting for
+   * other writers. `fn` may run more than once. From the moment the lock is
+   * taken until the commit (fsync included) has released it, the process
+   * runs at a raised priority (holder-priority.ts): under a burst the lock
+   * changes hands instead of waiting for its holder to be scheduled.
+   */
   immediate<T>(fn: () => T): T {
     if (this.inTransaction) return fn();
     return retryBusy(() => {
       this.inTransaction = true;
+      let before: number | undefined;
       try {
-        return this.db.immediate(fn);
+        return this.db.immediate(() => {
+          before ??= this.priority.raise();
+          return fn();
+        });
       } finally {
+        this.priority.restore(before);
         this.inTransaction = false;
       }
     }, this.busyTimeoutMs);

@@ -5,9 +5,10 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { getPriority, setPriority, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { OpenDriver, SqlDriver } from "../../store/driver.ts";
+import { HOLDER_NICE, HolderPriority } from "../../store/holder-priority.ts";
 import { LeaseStore, type NewLease } from "../../store/lease-store.ts";
 import { SCHEMA_VERSION, migrate } from "../../store/migrations.ts";
 
@@ -156,6 +157,54 @@ export function driverContract(adapterName: string, open: OpenDriver): void {
       assert.throws(() => migrate(db), /newer than this berth/);
     } finally {
       db.close();
+    }
+  });
+
+  s("LeaseStore: the write-lock holder runs at raised priority until its commit, then gets its own back", ({ dir }) => {
+    // Lowering a nice value needs root, as CNI plugins run: fail loudly rather than test nothing.
+    assert.is(process.getuid?.(), 0, "this test needs root (CAP_SYS_NICE)");
+    const own = getPriority(0);
+    setPriority(0, 5); // as a runtime that starts plugins niced would
+    const store = LeaseStore.open(open(join(dir, "prio.db")));
+    try {
+      const inside = store.immediate(() => getPriority(0));
+      assert.is(inside, HOLDER_NICE);
+      assert.is(getPriority(0), 5, "restored to the nice value it had, not to 0");
+      assert.throws(() =>
+        store.immediate(() => {
+          throw new Error("boom");
+        }),
+      );
+      assert.is(getPriority(0), 5, "restored after a failed transaction too");
+      assert.is(
+        store.immediate(() => store.immediate(() => getPriority(0))),
+        HOLDER_NICE,
+        "a nested transaction joins the outer one",
+      );
+      assert.is(getPriority(0), 5);
+    } finally {
+      store.close();
+      setPriority(0, own);
+    }
+  });
+
+  s("LeaseStore: where the OS refuses a higher priority, transactions work as before and it stops asking", ({ dir }) => {
+    let asked = 0;
+    const refusing = new HolderPriority({
+      get: () => 0,
+      set: () => {
+        asked++;
+        throw Object.assign(new Error("setpriority: EACCES"), { code: "EACCES" });
+      },
+    });
+    const store = LeaseStore.open(open(join(dir, "refused.db")), undefined, refusing);
+    try {
+      store.immediate(() => store.db.exec("CREATE TABLE x (a)"));
+      store.immediate(() => store.db.exec("INSERT INTO x VALUES (1)"));
+      assert.is(store.db.prepare<{ n: number }>("SELECT count(*) AS n FROM x").get()?.n, 1);
+      assert.is(asked, 1, "asked once, then no more");
+    } finally {
+      store.close();
     }
   });
 
