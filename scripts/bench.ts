@@ -360,19 +360,28 @@ async function main() {
     `  host-local ADD p50 ${f(d["host-local"].add.p50)} ms ~ ${f(tr)} spawn/exec/reap + ${f(bootD["host-local CNI VERSION"].p50 - tr)} Go start-up + ${f(d["host-local"].add.p50 - bootD["host-local CNI VERSION"].p50)} work`,
   );
 
+  // The aims of berth 0.4 (issue 9): sequential ADD p50 <= 2.0x host-local's, 100 at once <= 2.5x its wall.
+  const SEQ_AIM = 2.0;
+  const CONC_AIM = 2.5;
   const targets = {
     seqAddP50Ratio: ratio(d.berth.add.p50, d["host-local"].add.p50),
-    seqAddP50Target: 2.5,
-    seqAddMet: d.berth.add.p50 <= 2.5 * d["host-local"].add.p50,
+    seqAddP50Target: SEQ_AIM,
+    seqAddMet: d.berth.add.p50 <= SEQ_AIM * d["host-local"].add.p50,
+    // What bun costs before berth's own code runs, in the same unit: a compiled console.log(1) against host-local's ADD.
+    bunHelloRatio: bootD["bun hello-world"] ? ratio(bootD["bun hello-world"].p50, d["host-local"].add.p50) : undefined,
     concWallRatio: ratio(wallMed(conc, "berth"), wallMed(conc, "host-local")),
-    concMet: wallMed(conc, "berth") <= wallMed(conc, "host-local"),
+    concWallTarget: CONC_AIM,
+    concMet: wallMed(conc, "berth") <= CONC_AIM * wallMed(conc, "host-local"),
   };
   console.log(
     `\nLoad average (1 min): ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after ("after" includes the bench's own 100-process bursts; "before" shows what else was running).`,
   );
   console.log(`\nTargets (reported, not asserted):`);
-  console.log(`  sequential ADD p50 <= 2.5x host-local: ${targets.seqAddP50Ratio.toFixed(2)}x -> ${targets.seqAddMet ? "met" : "MISSED"}`);
-  console.log(`  ${C} concurrent ADDs no slower than host-local: ${targets.concWallRatio.toFixed(2)}x -> ${targets.concMet ? "met" : "MISSED"}`);
+  console.log(
+    `  sequential ADD p50 <= ${SEQ_AIM}x host-local: ${targets.seqAddP50Ratio.toFixed(2)}x -> ${targets.seqAddMet ? "met" : "MISSED"}` +
+      (targets.bunHelloRatio !== undefined ? ` (bun's own start-up, a compiled console.log(1), is ${targets.bunHelloRatio.toFixed(2)}x host-local's ADD)` : ""),
+  );
+  console.log(`  ${C} concurrent ADDs <= ${CONC_AIM}x host-local's wall: ${targets.concWallRatio.toFixed(2)}x -> ${targets.concMet ? "met" : "MISSED"}`);
 
   // Cluster mode (scripts/bench-cluster.ts): starts the test control plane, or says why it cannot and is skipped.
   // BENCH_ONLY=local skips the cluster and controller sections (no control plane needed).
