@@ -1067,8 +1067,8 @@ export async function clusterSection(local: LocalFigures = {}): Promise<ClusterO
         rows.push([`fresh pod (pool ${SEQ.name}; DEL after the pod is deleted: release)`, a.p50, a.p99, dl.p50, dl.p99]);
         json.sequential = { add: a, del: dl, freedByOthers: seq.freedByOthers };
         json.baselines = { heldAdd: dist(seq.again), version: dist(seq.version) };
-        Object.assign(targets, { seqAddP50: a.p50, seqAddP50Target: 30, seqAddMet: a.p50 < 30 });
-        aims.push(`sequential ADD p50 under 30 ms: ${fmt(a.p50)} ms -> ${a.p50 < 30 ? "met" : "MISSED"}`);
+        // 0.4's aims are ratios within the run (issue 9), against the local ADD and the peer, below.
+        Object.assign(targets, { seqAddP50: a.p50 });
         if (local.addP50 !== undefined) {
           const x = a.p50 / local.addP50;
           Object.assign(targets, { seqAddVsLocalP50: r2(x), seqAddVsLocalMet: x <= 2 });
@@ -1235,12 +1235,12 @@ export async function clusterSection(local: LocalFigures = {}): Promise<ClusterO
         warnings: allWarn.length,
         poolStatusWarnings: statusWarn,
       };
-      const met = walls.length === rounds.length && median(walls) < 1000;
-      Object.assign(targets, { concWallMedian: walls.length ? r2(median(walls)) : null, concWallTarget: 1000, concMet: met });
+      // Judged against the peer's rounds above (issue 9); here only the figure.
+      Object.assign(targets, { concWallMedian: walls.length ? r2(median(walls)) : null });
       aims.push(
-        `${C} concurrent ADDs under 1 s: ` +
+        `${C} concurrent ADDs, wall: ` +
           (walls.length ? `${median(walls).toFixed(0)} ms (median of ${walls.length} round(s) where all succeeded)` : "no round succeeded") +
-          `${walls.length < rounds.length ? `; ${rounds.length - walls.length} round(s) had failed ADDs (${failedAdds} of ${C * ROUNDS})` : ""} -> ${met ? "met" : "MISSED"}`,
+          `${walls.length < rounds.length ? `; ${rounds.length - walls.length} round(s) had failed ADDs (${failedAdds} of ${C * ROUNDS})` : ""}`,
       );
     }
 
