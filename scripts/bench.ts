@@ -21,7 +21,7 @@
  * and makes the run exit 1 after printing everything else.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { cniEnv as cniCallEnv } from "../test/harness/cni-runner.ts";
@@ -252,7 +252,10 @@ function buildHello(): string | undefined {
   if (!existsSync(BUN)) return undefined;
   const dir = freshDir("hello");
   writeFileSync(join(dir, "h.ts"), "console.log(1)\n");
-  const r = spawnSync(BUN, ["build", "--compile", "--minify", "--bytecode", join(dir, "h.ts"), "--outfile", join(dir, "h")], { encoding: "utf8" });
+  // The flags of package.json's build script, so the floor is measured with what dist/berth is built with.
+  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts: { build: string } };
+  const flags = pkg.scripts.build.split(/\s+/).filter((w) => w.startsWith("--") && w !== "--outfile");
+  const r = spawnSync(BUN, ["build", ...flags, join(dir, "h.ts"), "--outfile", join(dir, "h")], { encoding: "utf8" });
   if (r.status !== 0) {
     process.stderr.write(`note: could not build the bun hello-world (${r.stderr.trim()}); skipping it\n`);
     return undefined;

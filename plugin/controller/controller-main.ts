@@ -21,6 +21,9 @@ export interface ControllerArgs {
 
 /** Runs until SIGTERM/SIGINT; returns the exit code. */
 export async function controllerMain(args: ControllerArgs): Promise<number> {
+  // The binary starts with the JIT reluctant to compile (--compile-jit-policy in the build script): right
+  // for a plugin process that lives 50 ms, wrong for the controller's long-running scans.
+  (globalThis as { Bun?: { unsafe?: { setJITPolicy?: (scale: number) => void } } }).Bun?.unsafe?.setJITPolicy?.(1);
   const log = createLogger((args.logLevel as "info") ?? "info", undefined, { component: "controller" });
   const opts: ControllerOptions = {
     kubeconfig: args.kubeconfig,

@@ -6,10 +6,11 @@
  */
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { logEntries } from "../harness/log-lines.ts";
-import { cni, netconf, podArgs, tempDir } from "../helpers/berth.ts";
+import { BERTH, cni, netconf, podArgs, tempDir } from "../helpers/berth.ts";
 
 const t = suite<{ dir: string; cleanup: () => void }>("node policy");
 t.before.each((ctx) => {
@@ -97,6 +98,27 @@ t("log lines are one JSON object each: a newline in a pod name cannot forge a li
     "exactly one line, and it is the real one",
   );
   assert.is(entries[0].pod, `default/${forged}`, "the value is kept, escaped");
+});
+
+t("the binary reads no .env or bunfig.toml from its working directory (whoever can write there could steer root)", ({ dir }) => {
+  // bun's standalone executables load both from the working directory unless built not to: a .env could point
+  // BERTH_NODE_CONFIG at a permissive node file, a bunfig.toml could preload any script.
+  const permissive = nodeConfig(dir, { extraPathPrefixes: [`${dir}/`] }).BERTH_NODE_CONFIG;
+  writeFileSync(join(dir, ".env"), `BERTH_NODE_CONFIG=${permissive}\n`);
+  const marker = join(dir, "preloaded");
+  writeFileSync(join(dir, "evil.js"), `require("node:fs").writeFileSync(${JSON.stringify(marker)}, "ran");\n`);
+  writeFileSync(join(dir, "bunfig.toml"), 'preload = ["./evil.js"]\n');
+  const env = { PATH: "/usr/bin:/bin", CNI_COMMAND: "ADD", CNI_CONTAINERID: "c1", CNI_NETNS: "/var/run/netns/x", CNI_IFNAME: "eth0" };
+  const r = spawnSync(BERTH, [], { cwd: dir, env, input: JSON.stringify(netconf(dir)), encoding: "utf8" });
+  assert.is(r.status, 1, r.stdout);
+  const out = JSON.parse(r.stdout) as { code: number; msg: string };
+  assert.is(out.code, 7, "the .env's node file was not read: the data directory is still outside the default prefixes");
+  assert.match(out.msg, `invalid ipam.dataDir ${JSON.stringify(dir)}: outside /var/lib/cni/`);
+  assert.not.ok(existsSync(marker), "bunfig.toml's preload did not run");
+  assert.not.ok(existsSync(join(dir, "berth.db")), "nothing was allocated");
+  const version = spawnSync(BERTH, ["version"], { cwd: dir, env: { PATH: "/usr/bin:/bin" }, encoding: "utf8" });
+  assert.is(version.status, 0, version.stderr);
+  assert.not.ok(existsSync(marker), "nor for the CLI");
 });
 
 t.run();
