@@ -18,7 +18,7 @@ import { KubeConflictError } from "../kube/kube-errors.ts";
 import { isKind } from "../support/errors.ts";
 import { crashIf } from "../support/faults.ts";
 import type { AddState, Claiming, Taken } from "./add-state.ts";
-import { backoffMs, sleep } from "./backoff.ts";
+import { sleep, waitAfterConflictMs } from "./backoff.ts";
 import { claimFor } from "./claims.ts";
 import { freeCandidates, randomStart } from "./free-candidates.ts";
 import { recordPending } from "./pending-lease.ts";
@@ -86,14 +86,15 @@ async function takeFromPool(s: Claiming, pool: Pool): Promise<Taken | { claimed:
   for (;;) {
     s.deadline.check();
     let sawConflicts = false;
-    for (const value of freeCandidates(pool, isTaken, start, large && !refreshed)) {
+    const probing = large && !refreshed;
+    for (const value of freeCandidates(pool, isTaken, start, probing)) {
       s.deadline.check();
       const outcome = await tryClaim(s, pool, formatAddress(pool.family, value));
       if (typeof outcome === "object") return outcome;
       if (outcome !== "claimed") continue;
       s.stats.conflicts++;
-      // Others are racing for this pool: let them get ahead before the next create.
-      await sleep(backoffMs(++conflicts, s.deadline.leftMs()));
+      // Others may be racing for this pool: let them get ahead before the next create (not after a random probe's miss).
+      await sleep(waitAfterConflictMs(++conflicts, s.deadline.leftMs(), probing));
       if (conflicts % conflictsPerRefresh === 0 && !refreshed) {
         await refresh();
         sawConflicts = true;

@@ -1,7 +1,7 @@
 /** The wait after a conflict: full jitter under a doubling ceiling, capped, never past the deadline. */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { BACKOFF_BASE_MS, BACKOFF_CAP_MS, backoffCeilingMs, backoffMs } from "../../../plugin/cluster/backoff.ts";
+import { BACKOFF_BASE_MS, BACKOFF_CAP_MS, backoffCeilingMs, backoffMs, waitAfterConflictMs } from "../../../plugin/cluster/backoff.ts";
 
 test("the ceiling doubles from the base with each conflict in a row, up to the cap", () => {
   assert.is(backoffCeilingMs(0), 0, "no conflict, no wait");
@@ -47,6 +47,22 @@ test("a wait never runs past what is left of the ADD's budget", () => {
     0,
     "a budget already spent: no wait",
   );
+});
+
+test("no wait after a random probe's conflict in a large pool; a scan's conflict waits as backoffMs says", () => {
+  for (let k = 1; k < 20; k++) {
+    assert.is(
+      waitAfterConflictMs(k, 10_000, true, () => 1),
+      0,
+      `probing, conflict ${k}`,
+    );
+    assert.is(
+      waitAfterConflictMs(k, 10_000, false, () => 1),
+      backoffCeilingMs(k),
+      `scanning, conflict ${k}`,
+    );
+  }
+  assert.ok(waitAfterConflictMs(3, 10_000, false, () => 1) > 0, "a scan's conflict does wait");
 });
 
 test.run();

@@ -11,6 +11,7 @@ import { createLogger } from "../../../plugin/support/logger.ts";
 import { IpamError } from "../../../plugin/ipam/ipam-error.ts";
 import { openBetterSqlite3 } from "../../../store/better-sqlite3-driver.ts";
 import { LeaseStore } from "../../../store/lease-store.ts";
+import { KubeConflictError } from "../../../plugin/kube/kube-errors.ts";
 import { FakeKube } from "./fake-kube.ts";
 
 const log = createLogger("error");
@@ -265,6 +266,68 @@ t("a failure after the claim rolls it back; an interrupted ADD is undone by the 
   assert.is(k.claims.size, 1);
   assert.ok(again.startsWith("10.6.168."));
   assert.is.not([...k.claims.values()][0].metadata.uid, claim.metadata.uid, "the interrupted claim was deleted, a new one made");
+});
+
+/** Runs `fn` while recording the delays of short timers (a back-off; the ADD's own deadline timer is longer). */
+async function shortWaits<T>(fn: () => Promise<T>): Promise<{ out: T; waits: number[] }> {
+  const waits: number[] = [];
+  const real = globalThis.setTimeout;
+  globalThis.setTimeout = ((cb: () => void, ms?: number, ...rest: unknown[]) => {
+    if (ms !== undefined && ms > 0 && ms < 1000) waits.push(ms);
+    return real(cb, ms, ...rest);
+  }) as typeof setTimeout;
+  try {
+    return { out: await fn(), waits };
+  } finally {
+    globalThis.setTimeout = real;
+  }
+}
+
+/** The next `n` claim creates are refused as if each address had been taken long ago. */
+function refuseCreates(k: FakeKube, n: number): { refused: () => number } {
+  let refused = 0;
+  const createClaim = k.createClaim.bind(k);
+  k.createClaim = async (c) => {
+    if (refused < n) {
+      refused++;
+      throw new KubeConflictError(`berthipclaims "${c.metadata.name}" already exists`);
+    }
+    return createClaim(c);
+  };
+  return { refused: () => refused };
+}
+
+t("a large pool's random probes do not wait after a conflict; a small pool's scan does", async (ctx) => {
+  const { k } = ctx;
+  k.addPool("big-pool", { subnet: "10.8.0.0/16", ips: ["10.8.0.1-10.8.31.254"] }); // 8,190 addresses: probed, never LISTed first
+  const n1 = node(ctx, "node1");
+  const add = (pod: string, cid: string) =>
+    clusterAdd({
+      conf: n1.conf,
+      containerId: cid,
+      ifname: "eth0",
+      pod: { namespace: "default", name: pod, uid: k.pods.get(`default/${pod}`)!.metadata.uid },
+      api: k,
+      store: n1.store,
+      log,
+    });
+
+  k.addPod("default", "big", { annotations: { "ipam.spidernet.io/ippool": '{"ipv4": ["big-pool"]}' } });
+  const big = refuseCreates(k, 9); // ~what an ADD meets at 90% full
+  const probed = await shortWaits(() => add("big", "c-big"));
+  assert.is(big.refused(), 9);
+  assert.ok((probed.out.ips as { address: string }[])[0].address.startsWith("10.8."));
+  assert.equal(probed.waits, [], "no back-off between random probes");
+
+  k.addPod("default", "small", { annotations: { "ipam.spidernet.io/ippool": '{"ipv4": ["test-ippool"]}' } });
+  const small = refuseCreates(k, 2);
+  const random = Math.random;
+  Math.random = () => 0.999; // every jittered wait near its ceiling
+  const scanned = await shortWaits(() => add("small", "c-small")).finally(() => {
+    Math.random = random;
+  });
+  assert.is(small.refused(), 2);
+  assert.is(scanned.waits.length, 2, `one back-off per conflict in a scanned pool (${scanned.waits.join(", ")} ms)`);
 });
 
 t.run();
