@@ -32,16 +32,18 @@ and prints one JSON result. Without CNI_COMMAND it is a tool for operators:
 
   berth controller [--kubeconfig PATH] [--listen HOST:PORT] [--resync-seconds N]
                    [--lease-namespace NS] [--lease-name NAME] [--identity ID]
-                   [--add-timeout-seconds N] [--list-page-size N]
-                   [--release-terminating-on-unready-nodes] [--log-level LEVEL]
+                   [--add-timeout-seconds N] [--list-page-size N] [--log-level LEVEL]
       Cluster mode's reconciler (in-cluster configuration without --kubeconfig).
       One replica acts at a time (a coordination.k8s.io Lease, default
-      kube-system/berth-controller); it frees the addresses of pods that are gone,
-      terminated, replaced, scaled down or whose ADD never finished, keeps pool
-      counts true, and serves /healthz and /metrics (default 0.0.0.0:9542).
-      A Terminating pod on a node that is not Ready keeps its addresses until its
-      pod object is gone, unless --release-terminating-on-unready-nodes. Full
-      scans LIST in pages of --list-page-size objects (default 500).
+      kube-system/berth-controller); it frees the addresses of pods that are gone
+      (and of StatefulSet ordinals that are gone with them) and of ADDs that never
+      finished for pods that are gone, keeps pool counts true, writes lost
+      endpoint entries back, strips phantom bindings, and serves /healthz and
+      /metrics (default 0.0.0.0:9542). An address whose pod object still exists
+      is held (a pod Terminating past its grace period included) until its DEL
+      runs or the object is gone. Full scans LIST in pages of --list-page-size
+      objects (default 500). --release-terminating-on-unready-nodes is accepted
+      and ignored (0.4's flag; see docs/safety.md).
 
   berth install [--source PATH] [--cni-bin-dir DIR] [--kubeconfig-out PATH]
                 [--token-file PATH] [--ca-file PATH] [--server URL] [--once]

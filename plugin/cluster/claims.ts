@@ -9,11 +9,16 @@ import { isKind } from "../support/errors.ts";
 export interface Holder {
   namespace: string;
   name: string;
+  /** The pod's incarnation (statefulset.ts incarnationUid: the kubelet's UID for a static pod). */
   uid: string;
   containerId: string;
   ifname: string;
   node: string;
+  /** Set when this network keeps the member's address (enableStatefulSet) and the pod is one. */
   statefulSet?: string;
+  /** The network (netconf name) taking the address. */
+  network: string;
+  staticPod?: boolean;
   /**
    * Seconds after the claim's last write (by the API server's clock) until
    * which the ADD holding it may still be running; the controller never
@@ -39,6 +44,8 @@ export function claimFor(family: Family, address: string, pool: string, holder: 
     addDeadlineSeconds: holder.addDeadlineSeconds,
   };
   if (holder.statefulSet) spec.statefulSet = holder.statefulSet;
+  spec.network = holder.network;
+  if (holder.staticPod) spec.staticPod = true;
   const labels = { ...(existing?.metadata.labels ?? {}), [POOL_LABEL]: labelValue(pool) };
   return { metadata: { ...(existing?.metadata ?? {}), name: claimName(family, value), labels }, spec };
 }

@@ -11,14 +11,17 @@ import type { Family } from "../ipam/ip.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
 import { type Pool, poolContains, resultIp } from "../ipam/pool.ts";
 import { ORDINAL_IPS_ANNOTATION } from "../kube/crd.ts";
-import type { EndpointObject, NamedObject, PodObject } from "../kube/kube-api.ts";
+import type { EndpointIp, NamedObject, PodObject, StatefulSetObject } from "../kube/kube-api.ts";
 import { abandonPending } from "./abandon-pending.ts";
 import type { AddState, Claiming, ClusterAddInput, Taken } from "./add-state.ts";
 import { claimNameOf, releaseClaimIf, samePod } from "./claims.ts";
 import { Deadline } from "./deadline.ts";
-import { releaseStaleEndpoint, writeEndpoint } from "./endpoint-write.ts";
+import { entryAddress, entryFor, entryUid } from "./endpoint-entries.ts";
+import { releaseStaleEntry, writeEndpoint } from "./endpoint-write.ts";
 import { choosePools } from "./pool-choice.ts";
-import { type Membership, isIncarnation, statefulSetMembership } from "./statefulset.ts";
+import { ordinalIndex } from "./ordinal-index.ts";
+import { podMembership } from "./pod-membership.ts";
+import { type Membership, incarnationUid, isIncarnation, isStaticPod } from "./statefulset.ts";
 import { retakeBound, takeOrdinal } from "./take-bound.ts";
 import { takeFree } from "./take-free.ts";
 import { UndoLog } from "./undo-log.ts";
@@ -59,39 +62,46 @@ async function run(s: AddState): Promise<AddResult> {
   const pod = await readPod(s);
   // The node this ADD runs on: as configured, else the one the pod is scheduled to.
   s.nodeName = conf.ipam.nodeName ?? pod.spec?.nodeName ?? hostname();
-  const member = conf.ipam.enableStatefulSet ? statefulSetMembership(pod) : undefined;
+  const uid = incarnationUid(pod);
+  const endpoint = await api.getEndpoint(s.pod.namespace, s.pod.name);
+  // Membership is the pod's; whether this network keeps a member's address is the network's.
+  const membership = await podMembership(api, pod, endpoint);
+  const sticky = conf.ipam.enableStatefulSet ? membership.member : undefined;
   const families = await poolsFor(s, pod);
   s.deadline.check();
 
-  const endpoint = await api.getEndpoint(s.pod.namespace, s.pod.name);
-  // The binding holds for a StatefulSet member whatever its UID, and for any pod whose sandbox is recreated.
-  const reuse = !!endpoint && (!!member || endpoint.spec.podUID === pod.metadata.uid);
-  if (endpoint && !reuse) await releaseStaleEndpoint(s, endpoint);
+  // This interface's binding holds for any pod whose sandbox is recreated, and for a member on a network
+  // that keeps members' addresses. An earlier incarnation's entry that does not hold is cleared.
+  const entry = entryFor(endpoint, s.ifname);
+  const reuse = !!entry && (entryUid(endpoint!, entry) === uid || !!sticky);
+  if (entry && !reuse) await releaseStaleEntry(s, endpoint!, entry);
 
   const claiming: Claiming = {
     ...s,
     holder: {
       namespace: s.pod.namespace,
       name: s.pod.name,
-      uid: pod.metadata.uid!,
+      uid,
       containerId: s.containerId,
       ifname: s.ifname,
       node: s.nodeName,
+      network: conf.name,
       addDeadlineSeconds: claimDeadlineSeconds(conf.ipam.timeoutMs),
-      ...(member ? { statefulSet: member.statefulSet } : {}),
+      ...(sticky ? { statefulSet: sticky.statefulSet } : {}),
+      ...(isStaticPod(pod) ? { staticPod: true } : {}),
     },
   };
-  const ordinalIndex = await ordinalPosition(s, pod, member);
+  const ordinalIndex = await ordinalPosition(s, pod, sticky, membership.sts);
   const taken: Taken[] = [];
   for (const { family, pools } of families) {
     s.deadline.check();
-    taken.push(await takeFamily(claiming, family, pools, reuse ? endpoint : undefined, ordinalIndex, !!member));
+    taken.push(await takeFamily(claiming, family, pools, reuse ? entry : undefined, ordinalIndex));
   }
 
   // Every address is taken: finish even past the budget (a busy CPU must not roll back what the API server
   // accepted); confirmStillHeld re-reads the claims of an ADD that ran late.
   s.deadline.commit();
-  await writeEndpoint(s, endpoint, pod, member, taken);
+  await writeEndpoint(s, endpoint, pod, membership.member, taken);
   await confirmStillHeld(claiming, taken);
   // One durable commit: the leases become active, and the hints learn the addresses are claimed
   // (until now the pending leases kept this node's other ADDs off them).
@@ -109,7 +119,7 @@ async function run(s: AddState): Promise<AddResult> {
       pod: `${s.pod.namespace}/${s.pod.name}`,
       container: s.containerId,
       ifname: s.ifname,
-      statefulSet: member?.statefulSet,
+      statefulSet: sticky?.statefulSet,
       conflicts: s.stats.conflicts,
     });
   }
@@ -150,42 +160,46 @@ async function poolsFor(s: AddState, pod: PodObject): Promise<{ family: Family; 
   return families;
 }
 
-/** Opt-in: StatefulSet pod N takes the Nth address of its pools, predictable before the pod exists. */
-async function ordinalPosition(s: AddState, pod: PodObject, member: Membership | undefined): Promise<number | undefined> {
+/**
+ * Opt-in: StatefulSet pod N takes the Nth address of its pools, counted from
+ * the set's `spec.ordinals.start`, predictable before the pod exists.
+ */
+async function ordinalPosition(s: AddState, pod: PodObject, member: Membership | undefined, sts: StatefulSetObject | undefined): Promise<number | undefined> {
   if (!member || pod.metadata.annotations?.[ORDINAL_IPS_ANNOTATION]?.toLowerCase() !== "true") return undefined;
-  const sts = await s.api.getStatefulSet(s.pod.namespace, member.statefulSet);
-  return member.ordinal - (sts?.spec?.ordinals?.start ?? 0);
+  const set = sts ?? (await s.api.getStatefulSet(s.pod.namespace, member.statefulSet));
+  return ordinalIndex(member, set, `${s.pod.namespace}/${s.pod.name}`);
 }
 
-/** One family's address: the bound one when the pod still asks for its pool, else the ordinal's or a free one. */
-async function takeFamily(
-  s: Claiming,
-  family: Family,
-  pools: Pool[],
-  boundEndpoint: EndpointObject | undefined,
-  ordinalIndex: number | undefined,
-  member: boolean,
-): Promise<Taken> {
-  const prev = boundEndpoint ? boundAddress(boundEndpoint, s.ifname, family) : undefined;
-  if (prev) {
-    const pool = pools.find((p) => p.name === prev.pool && poolContains(p, prev.address));
-    // A member insists on its address (taken by someone else: 102 until they go). Any other pod
-    // whose endpoint lists an address that is now someone else's takes a new one.
-    const retaken = pool ? await retakeBound(s, pool, prev.address, member) : undefined;
+/**
+ * One family's address: the bound one when the pod still asks for its pool
+ * and its claim is free or still this pod's, else the ordinal's or a free one.
+ * A binding whose claim another pod holds now is stale (it was released, and
+ * the endpoint not yet told): the pod takes another address rather than
+ * insist on it.
+ */
+async function takeFamily(s: Claiming, family: Family, pools: Pool[], boundEntry: EndpointIp | undefined, ordinalIndex: number | undefined): Promise<Taken> {
+  const fresh = () => (ordinalIndex === undefined ? takeFree(s, family, pools) : takeOrdinal(s, family, pools, ordinalIndex));
+  const prev = entryAddress(boundEntry, family);
+  if (!prev) return fresh();
+  const pool = pools.find((p) => p.name === prev.pool && poolContains(p, prev.address));
+  if (pool) {
+    const retaken = await retakeBound(s, pool, prev.address, false);
     if (retaken) return retaken;
-    if (pool) {
-      s.log.info("bound address taken by another pod meanwhile; taking a new one", { address: prev.address, pod: `${s.holder.namespace}/${s.holder.name}` });
-      return ordinalIndex === undefined ? takeFree(s, family, pools) : takeOrdinal(s, family, pools, ordinalIndex);
-    }
-    // The pod now asks for pools that do not hold its address: free it, take one from the new pools.
-    const { namespace: ns, name } = s.holder;
-    const freed = await releaseClaimIf(s.api, prev.address, (c) => samePod(c, s.holder) && c.spec.interface === s.ifname);
-    if (freed) {
-      s.store.cacheWrite(() => s.store.setHint(freed, prev.address, false));
-      s.log.info("address released: pod moved to another pool", { address: prev.address, pool: freed, pod: `${ns}/${name}` });
-    }
+    s.log.info("bound address now held by another pod: its binding was stale; taking a new one", {
+      address: prev.address,
+      pod: `${s.holder.namespace}/${s.holder.name}`,
+      ifname: s.ifname,
+    });
+    return fresh();
   }
-  return ordinalIndex === undefined ? takeFree(s, family, pools) : takeOrdinal(s, family, pools, ordinalIndex);
+  // The pod now asks for pools that do not hold its address: free it, take one from the new pools.
+  const { namespace: ns, name } = s.holder;
+  const freed = await releaseClaimIf(s.api, prev.address, (c) => samePod(c, s.holder) && c.spec.interface === s.ifname);
+  if (freed) {
+    s.store.cacheWrite(() => s.store.setHint(freed, prev.address, false));
+    s.log.info("address released: pod moved to another pool", { address: prev.address, pool: freed, pod: `${ns}/${name}` });
+  }
+  return fresh();
 }
 
 /**
@@ -216,12 +230,4 @@ async function confirmStillHeld(s: Claiming, taken: Taken[]): Promise<void> {
       );
     }
   }
-}
-
-/** The address and pool the endpoint binds for this interface and family. */
-function boundAddress(ep: EndpointObject, ifname: string, family: Family): { address: string; pool: string } | undefined {
-  const entry = ep.spec.ips.find((i) => i.interface === ifname);
-  const cidr = family === 4 ? entry?.ipv4 : entry?.ipv6;
-  const pool = family === 4 ? entry?.ipv4Pool : entry?.ipv6Pool;
-  return cidr && pool ? { address: cidr.split("/")[0], pool } : undefined;
 }

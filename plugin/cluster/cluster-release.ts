@@ -11,6 +11,7 @@ import { RECLAIM_ANNOTATION } from "../kube/crd.ts";
 import { KubeConflictError } from "../kube/kube-errors.ts";
 import { isKind } from "../support/errors.ts";
 import { ordinalOf } from "../ipam/pod-identity.ts";
+import { entryAddresses, entryFor, entryUid, withEntryUids } from "./endpoint-entries.ts";
 import { isIncarnation, ordinalInRange, statefulSetMembership, stsKeeps } from "./statefulset.ts";
 
 export interface ReleaseTarget {
@@ -28,7 +29,14 @@ export interface KeepReason {
   member: boolean;
 }
 
-/** Why the addresses stay bound, or undefined when they are to be released. */
+/**
+ * Why the addresses stay bound, or undefined when they are to be released.
+ * A sandbox of a pod that still runs keeps them (it is being recreated). A
+ * StatefulSet member keeps its binding while the set keeps the ordinal (in
+ * range, or Retain) on a network that keeps members' addresses. Membership
+ * comes from the pod object while there is one (its owner reference checked
+ * against the live set), else from what the endpoint recorded of the pod.
+ */
 export async function keepReason(
   api: KubeApi,
   ipam: IpamConfig,
@@ -41,14 +49,16 @@ export async function keepReason(
   const alive = pod && !pod.metadata.deletionTimestamp && pod.status?.phase !== "Succeeded" && pod.status?.phase !== "Failed";
   if (alive && uid && isIncarnation(pod, uid)) return { reason: "the pod still runs (sandbox restart)", member: false };
   if (!ipam.enableStatefulSet) return undefined;
-  // Membership from the pod object when there is one (any incarnation), else from what the endpoint recorded.
-  const fromPod = pod ? statefulSetMembership(pod) : undefined;
-  const set = fromPod?.statefulSet ?? (ep?.spec.ownerControllerType === "StatefulSet" ? ep.spec.ownerControllerName : undefined);
+  const claimed = pod ? statefulSetMembership(pod) : undefined;
+  const recorded = ep?.spec.ownerControllerType === "StatefulSet" ? ep.spec.ownerControllerName : undefined;
+  const set = claimed?.statefulSet ?? recorded;
   if (!set) return undefined;
   const ordinal = ordinalOf(name, set);
   if (ordinal === undefined) return undefined;
   const sts = await api.getStatefulSet(ns, set);
   if (!sts) return undefined;
+  // A pod's owner reference counts only when it names the live set; the endpoint's record was checked when written.
+  if (claimed && claimed.ownerUid !== sts.metadata.uid && recorded !== set) return undefined;
   if (ordinalInRange(sts, ordinal)) return { reason: `StatefulSet ${ns}/${set} still has ordinal ${ordinal}`, member: true };
   return stsKeeps(sts, ordinal)
     ? { reason: `StatefulSet ${ns}/${set} retains scaled-down addresses (${RECLAIM_ANNOTATION}: Retain)`, member: true }
@@ -69,18 +79,19 @@ export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: Ipam
   // Addresses to consider: this node's leases; without any (database lost), what the endpoint says this sandbox has.
   let addresses = leases.map((l) => ({ address: l.address, pending: l.state === "pending" }));
   if (addresses.length === 0 && ep && ep.spec.containerID === at.containerId) {
-    const own = ep.spec.ips.find((i) => i.interface === at.ifname);
-    addresses = [own?.ipv4, own?.ipv6].filter((c): c is string => !!c).map((c) => ({ address: c.split("/")[0], pending: false }));
+    const mine = entryFor(ep, at.ifname);
+    addresses = (mine ? entryAddresses(mine) : []).map((address) => ({ address, pending: false }));
   }
   if (addresses.length === 0) return;
 
   const keep = await keepReason(api, ipam, ns, name, uid, ep);
-  const endpointOwnsSandbox = !!ep && (ep.spec.containerID === at.containerId || (!!uid && ep.spec.podUID === uid));
-  // A member's binding is what the endpoint lists for this interface, whichever sandbox wrote it: the
-  // DEL of a sandbox whose ADD failed half-way (its lease still pending on the re-taken address) must
-  // not free the address the member comes back to.
-  const entry = endpointOwnsSandbox || keep?.member ? ep?.spec.ips.find((i) => i.interface === at.ifname) : undefined;
-  const boundHere = new Set([entry?.ipv4, entry?.ipv6].filter((c): c is string => !!c).map((c) => c.split("/")[0]));
+  // This interface's entry, if it is this sandbox's or this incarnation's. A member's binding is what the
+  // entry lists, whichever sandbox wrote it: the DEL of a sandbox whose ADD failed half-way (its lease
+  // still pending on the re-taken address) must not free the address the member comes back to.
+  const own = entryFor(ep, at.ifname);
+  const entryOwnsSandbox = !!own && (ep!.spec.containerID === at.containerId || (!!uid && entryUid(ep!, own) === uid));
+  const entry = entryOwnsSandbox || keep?.member ? own : undefined;
+  const boundHere = new Set(entry ? entryAddresses(entry) : []);
   const freedHints: FreedHint[] = [];
   for (const a of addresses) {
     // Kept: a bound address of a pod that stays. For a restarting sandbox a pending one (interrupted ADD)
@@ -98,7 +109,7 @@ export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: Ipam
   }
   if (keep) {
     log.info("addresses stay bound", { pod: `${ns}/${name}`, reason: keep.reason, addresses: [...boundHere].join(",") });
-  } else if (ep && endpointOwnsSandbox) {
+  } else if (ep && entryOwnsSandbox) {
     await dropInterface(api, ep, at.ifname);
   }
   dropLocal(store, leases, freedHints);
@@ -126,9 +137,9 @@ function dropLocal(store: LeaseStore, leases: Lease[], freed: FreedHint[]): void
   else if (freed.length) store.cacheWrite(write);
 }
 
-/** Removes one interface from the endpoint; deletes the endpoint when none is left. */
+/** Removes one interface's entry from the endpoint (the others keep their incarnations); deletes the endpoint when none is left. */
 async function dropInterface(api: KubeApi, ep: EndpointObject, ifname: string): Promise<void> {
-  const rest = ep.spec.ips.filter((i) => i.interface !== ifname);
+  const rest = withEntryUids(ep).filter((i) => i.interface !== ifname);
   if (rest.length === ep.spec.ips.length) return;
   if (rest.length === 0) {
     await api.deleteEndpoint(ep.metadata.namespace!, ep.metadata.name, ep.metadata.uid!, ep.metadata.resourceVersion).catch((err) => {

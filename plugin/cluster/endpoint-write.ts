@@ -1,13 +1,21 @@
-/** The pod's BerthEndpoint: the binding an ADD writes, and an earlier pod's that it clears. */
+/** The pod's BerthEndpoint: the binding an ADD writes, and an earlier incarnation's entry that it clears. */
 import type { EndpointIp, EndpointObject, PodObject } from "../kube/kube-api.ts";
 import { KubeConflictError } from "../kube/kube-errors.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
 import { isKind } from "../support/errors.ts";
 import type { AddState, Taken } from "./add-state.ts";
 import { releaseClaimIf } from "./claims.ts";
-import type { Membership } from "./statefulset.ts";
+import { entryAddresses, entryUid, withEntryUids } from "./endpoint-entries.ts";
+import { type Membership, incarnationUid } from "./statefulset.ts";
 
-/** Writes the pod's BerthEndpoint with this interface's addresses (the binding). */
+/**
+ * Writes this interface's entry into the pod's BerthEndpoint (the binding).
+ * Every other interface's entry stays as it is, whichever incarnation it
+ * belongs to: it is its own network's to re-take or clear, or the
+ * controller's. `member` is a fact of the pod (its verified StatefulSet, or
+ * the one an orphaned incarnation had), whatever this network's
+ * `enableStatefulSet`: another network of the pod may keep its address.
+ */
 export async function writeEndpoint(
   s: AddState,
   current: EndpointObject | undefined,
@@ -16,14 +24,13 @@ export async function writeEndpoint(
   taken: Taken[],
 ): Promise<void> {
   const { api, ifname, containerId, undo } = s;
-  const node = s.nodeName;
-  const entry: EndpointIp = { interface: ifname };
+  const uid = incarnationUid(pod);
+  const entry: EndpointIp = { interface: ifname, network: s.conf.name, podUID: uid };
   for (const t of taken) {
     const cidr = `${t.address}/${t.pool.subnet.prefix}`;
     if (t.family === 4) Object.assign(entry, { ipv4: cidr, ipv4Pool: t.pool.name }, t.pool.gateway ? { ipv4Gateway: t.pool.gateway } : {});
     else Object.assign(entry, { ipv6: cidr, ipv6Pool: t.pool.name }, t.pool.gateway ? { ipv6Gateway: t.pool.gateway } : {});
   }
-  const uid = pod.metadata.uid!;
   const ns = pod.metadata.namespace!;
   const name = pod.metadata.name;
   // The undo is registered before the write: a write whose answer is lost (the server did it, this
@@ -38,11 +45,10 @@ export async function writeEndpoint(
   for (let attempt = 0; attempt < 5; attempt++) {
     const ep = attempt === 0 ? current : await api.getEndpoint(ns, name);
     before = ep;
-    // Other interfaces of the same pod (or the same StatefulSet member) stay.
-    const others = ep && (ep.spec.podUID === uid || member) ? ep.spec.ips.filter((i) => i.interface !== ifname) : [];
+    const others = ep ? withEntryUids(ep).filter((i) => i.interface !== ifname) : [];
     const spec = {
       podUID: uid,
-      node,
+      node: s.nodeName,
       containerID: containerId,
       ownerControllerType: member ? ("StatefulSet" as const) : ("None" as const),
       ...(member ? { ownerControllerName: member.statefulSet } : {}),
@@ -56,25 +62,38 @@ export async function writeEndpoint(
       if (!isKind(err, KubeConflictError)) throw err;
     }
   }
-  throw new IpamError("try-again", `endpoint ${pod.metadata.namespace}/${pod.metadata.name} kept changing under us`);
+  throw new IpamError("try-again", `endpoint ${ns}/${name} kept changing under us`);
 }
 
-/** An earlier pod of this name (not a StatefulSet member) left an endpoint: free what its UID still claims. */
-export async function releaseStaleEndpoint(s: AddState, ep: EndpointObject): Promise<void> {
+/**
+ * An earlier incarnation of this pod name left an entry for this interface,
+ * and this ADD does not take it over: free what that incarnation still
+ * claims there. That incarnation's pod object is gone (a name holds one pod
+ * at a time). A StatefulSet binding (a claim naming its set) is left to the
+ * controller, which knows whether the set still keeps it; other interfaces'
+ * entries are their own networks' business.
+ */
+export async function releaseStaleEntry(s: AddState, ep: EndpointObject, entry: EndpointIp): Promise<void> {
   const { api, log } = s;
-  for (const entry of ep.spec.ips) {
-    for (const cidr of [entry.ipv4, entry.ipv6]) {
-      if (!cidr) continue;
-      const address = cidr.split("/")[0];
-      const freed = await releaseClaimIf(api, address, (c) => c.spec.podUID === ep.spec.podUID);
-      if (freed) {
-        log.info("address released: left by an earlier pod of this name", {
-          address,
-          pool: freed,
-          pod: `${ep.metadata.namespace}/${ep.metadata.name}`,
-          uid: ep.spec.podUID,
-        });
-      }
+  const staleUid = entryUid(ep, entry);
+  for (const address of entryAddresses(entry)) {
+    const freed = await releaseClaimIf(
+      api,
+      address,
+      (c) => c.spec.podUID === staleUid && c.spec.interface === entry.interface && !c.spec.statefulSet && samePodName(c.spec, ep),
+    );
+    if (freed) {
+      log.info("address released: left by an earlier pod of this name", {
+        address,
+        pool: freed,
+        pod: `${ep.metadata.namespace}/${ep.metadata.name}`,
+        ifname: entry.interface,
+        uid: staleUid,
+      });
     }
   }
+}
+
+function samePodName(spec: { podNamespace: string; podName: string }, ep: EndpointObject): boolean {
+  return spec.podNamespace === ep.metadata.namespace && spec.podName === ep.metadata.name;
 }

@@ -1,6 +1,10 @@
-/** StatefulSet membership and replica range, read from the API objects (never guessed from names). */
-import type { PodObject, StatefulSetObject } from "../kube/kube-api.ts";
+/**
+ * Who a pod is, read from the API objects (never guessed from names): its
+ * incarnation (the UID the runtime passes), whether it is a static pod, and
+ * its StatefulSet membership and replica range.
+ */
 import { RECLAIM_ANNOTATION } from "../kube/crd.ts";
+import type { PodObject, StatefulSetObject } from "../kube/kube-api.ts";
 import { ordinalOf } from "../ipam/pod-identity.ts";
 
 export interface Membership {
@@ -8,12 +12,43 @@ export interface Membership {
   ordinal: number;
 }
 
-/** The pod's StatefulSet and ordinal, from its controller owner reference; undefined for any other pod. */
-export function statefulSetMembership(pod: PodObject): Membership | undefined {
+/** A membership as the pod's controller owner reference claims it, with the UID that reference names. */
+export interface ClaimedMembership extends Membership {
+  ownerUid: string;
+}
+
+/**
+ * The pod's StatefulSet and ordinal as its controller owner reference says;
+ * undefined for any other pod. Anyone who may create pods may write an owner
+ * reference: it counts only once `verifyMembership` has matched its UID with
+ * the live StatefulSet's.
+ */
+export function statefulSetMembership(pod: PodObject): ClaimedMembership | undefined {
   const owner = pod.metadata.ownerReferences?.find((o) => o.controller);
   if (owner?.kind !== "StatefulSet" || !owner.apiVersion.startsWith("apps/")) return undefined;
   const ordinal = ordinalOf(pod.metadata.name, owner.name);
-  return ordinal === undefined ? undefined : { statefulSet: owner.name, ordinal };
+  return ordinal === undefined ? undefined : { statefulSet: owner.name, ordinal, ownerUid: owner.uid };
+}
+
+/**
+ * The membership, if the owner reference names the StatefulSet that lives
+ * now (same UID), with that StatefulSet; undefined otherwise (no owner, a
+ * forged or stale reference, a set that is gone).
+ */
+export async function verifyMembership(
+  pod: PodObject,
+  getStatefulSet: (ns: string, name: string) => Promise<StatefulSetObject | undefined>,
+): Promise<{ member: Membership; sts: StatefulSetObject } | undefined> {
+  const claimed = statefulSetMembership(pod);
+  if (!claimed) return undefined;
+  const sts = await getStatefulSet(pod.metadata.namespace ?? "", claimed.statefulSet);
+  if (!sts || !claimed.ownerUid || sts.metadata.uid !== claimed.ownerUid) return undefined;
+  return { member: { statefulSet: claimed.statefulSet, ordinal: claimed.ordinal }, sts };
+}
+
+/** Whether the pod has a controller owner reference at all (an orphaned StatefulSet pod has none). */
+export function hasController(pod: PodObject): boolean {
+  return !!pod.metadata.ownerReferences?.some((o) => o.controller);
 }
 
 /**
@@ -44,10 +79,24 @@ export function stsKeeps(sts: StatefulSetObject, ordinal: number): boolean {
 export const CONFIG_MIRROR_ANNOTATION = "kubernetes.io/config.mirror";
 
 /**
- * Whether `uid` (from CNI_ARGS) names this pod object's incarnation. For a
- * static pod the kubelet passes its config hash, which the API server's
- * mirror pod carries in an annotation, not as its UID.
+ * Whether `uid` (from CNI_ARGS, or a claim) names this pod object's
+ * incarnation. For a static pod the kubelet passes its config hash, which the
+ * API server's mirror pod carries in an annotation, not as its UID.
  */
 export function isIncarnation(pod: PodObject, uid: string): boolean {
   return pod.metadata.uid === uid || pod.metadata.annotations?.[CONFIG_MIRROR_ANNOTATION] === uid;
+}
+
+/**
+ * The UID berth records for the pod's incarnation: the kubelet's for a
+ * static pod (the same across mirror pods: deleting the mirror does not stop
+ * the static pod, and the kubelet recreates it with a new UID), else the pod's.
+ */
+export function incarnationUid(pod: PodObject): string {
+  return pod.metadata.annotations?.[CONFIG_MIRROR_ANNOTATION] || pod.metadata.uid!;
+}
+
+/** Whether the pod object is a static pod's mirror. */
+export function isStaticPod(pod: PodObject): boolean {
+  return !!pod.metadata.annotations?.[CONFIG_MIRROR_ANNOTATION];
 }

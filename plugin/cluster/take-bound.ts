@@ -41,10 +41,12 @@ async function dropStaleLocalLease(s: Claiming, address: string): Promise<string
 
 /**
  * Takes back the pod's bound address: its claim is updated to this sandbox,
- * or re-created if it vanished. A failed ADD gives the claim back exactly as
- * it was, so the binding survives. `insist` (a StatefulSet member): an
- * address held by someone else is a conflict (102); otherwise undefined, and
- * the caller takes a new address instead.
+ * or re-created if it vanished (free again: the create decides). A failed
+ * ADD gives the claim back exactly as it was, so the binding survives.
+ * `insist` (an ordinal-ordered address, which operators predict): an address
+ * held by someone else is a conflict (102). Otherwise undefined, and the
+ * caller takes a new address: a binding whose claim another pod holds was
+ * released, and is stale.
  */
 export async function retakeBound(s: Claiming, pool: Pool, address: string, insist = true): Promise<Taken | undefined> {
   const { api, store, holder } = s;

@@ -34,7 +34,6 @@ export async function controllerMain(args: ControllerArgs): Promise<number> {
     identity: args.identity ?? `${hostname()}-${process.pid}`,
     addTimeoutMs: (args.addTimeoutSeconds ?? 30) * 1000,
     graceMarginMs: 5000,
-    releaseTerminatingOnUnreadyNodes: args.releaseTerminatingOnUnreadyNodes ?? false,
     listPageSize: args.listPageSize ?? 500,
   };
   const controller = createController(opts, log);
@@ -47,8 +46,15 @@ export async function controllerMain(args: ControllerArgs): Promise<number> {
     resyncSeconds: opts.resyncMs / 1000,
     addTimeoutSeconds: opts.addTimeoutMs / 1000,
     listPageSize: opts.listPageSize,
-    releaseTerminatingOnUnreadyNodes: opts.releaseTerminatingOnUnreadyNodes,
   });
+  if (args.releaseTerminatingOnUnreadyNodes) {
+    // 0.4 released a Terminating pod's address past its grace period, on a node not Ready with this flag. A pod
+    // still Terminating has not had its DEL, wherever it runs: its address is held until its pod object is gone.
+    log.warn(
+      "--release-terminating-on-unready-nodes has no effect since 0.5 and will be refused in 0.6: a Terminating pod keeps its address until its DEL runs or its pod object is gone (force-delete it, or taint a dead node node.kubernetes.io/out-of-service); see docs/safety.md",
+      {},
+    );
+  }
   await controller.run();
   log.info("stopped");
   return controller.failed ? 1 : 0;

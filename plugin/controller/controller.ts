@@ -1,28 +1,52 @@
 /**
- * `berth controller`: the long-running reconciler. One replica acts at a time
- * (Lease, renewed on its own timer: leader.ts). It watches claims, pods,
- * StatefulSets, pools and nodes, reacts to each change, and runs a full scan
- * on taking the lead and every resync interval. Every release is decided
- * twice: on what it saw, then on a live re-read; every write checks, right
- * before it is sent, that this replica still leads (guarded-api.ts).
+ * `berth controller`: the long-running reconciler, one active replica at a
+ * time (Lease, renewed on its own timer: leader.ts). It reacts to watch
+ * events and runs a full scan (full-scan.ts) on taking the lead and every
+ * resync interval. Every release is decided twice, on what it saw and on a
+ * live re-read; every write checks, right before it is sent, that this
+ * replica still leads (guarded-api.ts).
+ *
+ * The cases it handles, per claim (judge-claim.ts decides, nothing else):
+ * - the claim's pod object is gone, or another pod has its name: released,
+ *   unless it is a StatefulSet member the set still keeps (in range, or
+ *   Retain), or a static pod whose node still exists;
+ * - the claim's StatefulSet is gone or scaled below it: released, once its
+ *   pod object is gone too;
+ * - a Succeeded or Failed pod: released where the kubelet reports that phase
+ *   only after stopping the sandbox (1.24 and later, containerd); else held
+ *   until its DEL or its pod object's end;
+ * - a pod still Terminating, however long past its grace period, on any
+ *   node: held (its DEL has not run; force-deleting the pod frees it);
+ * - a claim never bound whose ADD may still run (by the controller's own
+ *   clock since it first saw the claim): left alone; past that, released if
+ *   its pod is gone, held if the pod exists;
+ * - a claim of a pod that exists, which its endpoint does not list (the
+ *   endpoint was deleted, with its namespace or by hand): held, and the entry
+ *   written back (endpoint-repair.ts; not in a namespace being deleted);
+ * - an endpoint listing an address whose claim is gone or another pod's (a
+ *   release whose endpoint write failed): stripped at the next full scan;
+ * - pools: counts from the claims, and the finalizer (pool-reconcile.ts).
+ * Doubtful holds are counted and reported (held-report.ts).
  */
-import { createServer } from "node:http";
-import type { ClaimObject, PodObject } from "../kube/kube-api.ts";
+import type { ControllerApi, WatchKind } from "../kube/controller-api.ts";
 import { createControllerClient } from "../kube/controller-client.ts";
-import type { Logger } from "../support/logger.ts";
-import type { ControllerApi, NodeObject, WatchKind } from "../kube/controller-api.ts";
+import type { ClaimObject, PodObject } from "../kube/kube-api.ts";
 import { isKind } from "../support/errors.ts";
-import { faultValue } from "../support/faults.ts";
-import { halfFinishedAt, withObservation } from "./claim-age.ts";
-import { collectGarbage } from "./collect-garbage.ts";
+import type { Logger } from "../support/logger.ts";
+import { halfFinishedAt } from "./claim-age.ts";
+import { ClaimView } from "./claim-view.ts";
+import { rebuildEntry } from "./endpoint-repair.ts";
+import { type ScanHost, fullScan } from "./full-scan.ts";
 import { guardWrites } from "./guarded-api.ts";
-import { type Reader, judgeClaim, nodeState } from "./judge-claim.ts";
+import { HeldReport } from "./held-report.ts";
+import { type Reader, type Verdict, judgeClaim } from "./judge-claim.ts";
 import { DEFAULT_LEADER_TIMING, LeaderElector, NotLeaderError } from "./leader.ts";
 import { Metrics } from "./metrics.ts";
+import { serveMetrics } from "./metrics-server.ts";
 import { reconcilePool } from "./pool-reconcile.ts";
 import { releaseJudgedClaim } from "./release-claim.ts";
-import { IncompleteListError, takeSnapshot } from "./scan-snapshot.ts";
 import { slimClaim } from "./slim.ts";
+import { watchForever } from "./watch-loop.ts";
 
 export interface ControllerOptions {
   kubeconfig?: string;
@@ -33,16 +57,11 @@ export interface ControllerOptions {
   leaseName: string;
   identity: string;
   addTimeoutMs: number;
+  /** Time after a pod's deletion deadline from which a pod still Terminating is reported as held. */
   graceMarginMs: number;
-  /** Release Terminating pods past their grace period on nodes that are not Ready too (off by default: kept). */
-  releaseTerminatingOnUnreadyNodes?: boolean;
   /** Objects per LIST request of a full scan. */
   listPageSize?: number;
 }
-
-const podKey = (ns: string | undefined, name: string) => `${ns}/${name}`;
-/** Claims judged between forced collections in a full scan. */
-const JUDGED_PER_GC = 10_000;
 
 /**
  * A pool's status is written at most once per this window after a change of
@@ -55,36 +74,21 @@ export const POOL_WRITE_WINDOW_MS = 500;
 
 export class Controller {
   readonly metrics = new Metrics();
-  /** Every claim as last seen (slim), by name; and the claim names of each pod (one name, or a set when more). */
-  private readonly claims = new Map<string, ClaimObject>();
-  private readonly byPod = new Map<string, string | Set<string>>();
-  /** How many claims of the view name each pool: kept with `claims`, so a pool's count never needs a rescan. */
-  private readonly poolClaims = new Map<string, number>();
+  readonly view: ClaimView;
+  readonly held = new HeldReport();
   /** Pools with a status write scheduled (POOL_WRITE_WINDOW_MS). */
   private readonly poolDue = new Set<string>();
-  /**
-   * While a full scan lists, the claim events that arrive (name → the claim,
-   * or null when deleted): replayed over the scan's snapshot, so a claim
-   * created or deleted while the pages were read is not lost from the view
-   * (and from its pool's count) until the next scan.
-   */
-  private journal: Map<string, ClaimObject | null> | undefined;
-  /** Pods being deleted (namespace/name → node), to look at again when their node becomes Ready. */
-  private readonly terminating = new Map<string, string>();
-  private readonly nodeReady = new Map<string, boolean>();
-  /** Claims changed since their creation: when (server time) this replica first saw their current generation. */
-  private readonly observed = new Map<string, { uid?: string; generation: number; at: number }>();
   private readonly queue = new Set<string>();
   private draining = false;
   private stopped = false;
   /** Set when the controller stopped because it could not work (exit non-zero). */
   failed = false;
   /** The leadership term in which a full scan listed (and judged) every claim: only then is the view complete. */
-  private syncedTerm = -1;
-  private everScanned = false;
-  private readonly elector: LeaderElector;
+  syncedTerm = -1;
+  everScanned = false;
+  readonly elector: LeaderElector;
   /** The API for writes: each one checks leadership right before it is sent. */
-  private readonly writer: ControllerApi;
+  readonly writer: ControllerApi;
   private timers = new Set<ReturnType<typeof setTimeout>>();
   private sleepers = new Set<() => void>();
 
@@ -95,6 +99,7 @@ export class Controller {
   ) {
     this.elector = new LeaderElector(api, opts.leaseNamespace, opts.leaseName, opts.identity);
     this.writer = guardWrites(api, (what) => this.elector.check(what));
+    this.view = new ClaimView(() => api.serverNow());
   }
 
   /**
@@ -104,8 +109,30 @@ export class Controller {
    * it can send nothing more, the lease being given up first.
    */
   async run(): Promise<void> {
-    const server = this.serve();
-    for (const kind of ["claims", "pods", "statefulsets", "pools", "nodes"] as WatchKind[]) void this.watchForever(kind);
+    const server = serveMetrics(
+      this.opts.listen,
+      () => {
+        this.metrics.leader = this.elector.isLeader;
+        return this.metrics.render();
+      },
+      this.log,
+      () => {
+        this.failed = true;
+        this.stop();
+      },
+    );
+    const host = {
+      api: this.api,
+      stopped: () => this.stopped,
+      sleep: (ms: number) => this.sleep(ms),
+      onEvent: (kind: WatchKind, type: string, obj: { metadata: { name: string; namespace?: string } }) => this.onEvent(kind, type, obj),
+      // Claim events were missed: the view is incomplete until the next full scan (due within 5 s).
+      onMissed: (kind: WatchKind) => {
+        if (kind === "claims") this.syncedTerm = -1;
+      },
+    };
+    for (const kind of ["claims", "pods", "statefulsets", "endpoints", "nodes"] as WatchKind[]) void watchForever(host, kind);
+    void watchForever(host, "pools", true); // few: replayed, so each gets its finalizer and counts early
     void this.scanLoop();
     await this.leaseLoop();
     await this.elector.release();
@@ -121,6 +148,10 @@ export class Controller {
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
     for (const wake of this.sleepers) wake();
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
   }
 
   /** Renews (or tries to take) the lease every 2 s, whatever the scans are doing. */
@@ -147,7 +178,7 @@ export class Controller {
         if (due) {
           lastScan = performance.now();
           scannedTerm = term;
-          await this.fullScan(term).catch((err) => {
+          await fullScan(this as ScanHost, term).catch((err) => {
             if (this.stopped) this.log.info("full scan interrupted: stopping");
             else if (isKind(err, NotLeaderError)) this.log.warn("full scan stopped: no longer the leader", { identity: this.opts.identity });
             else this.log.error("full scan failed", { error: (err as Error).message });
@@ -159,7 +190,7 @@ export class Controller {
   }
 
   /** Sleeps `ms`, or less when the controller is stopped. */
-  private sleep(ms: number): Promise<void> {
+  sleep(ms: number): Promise<void> {
     return new Promise((r) => {
       const wake = () => {
         clearTimeout(t);
@@ -177,113 +208,12 @@ export class Controller {
     this.timers.add(t);
   }
 
-  private serve() {
-    const [host, port] = splitHostPort(this.opts.listen);
-    const server = createServer((req, res) => {
-      if (req.url === "/healthz") {
-        res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
-      } else if (req.url === "/metrics") {
-        this.metrics.leader = this.elector.isLeader;
-        res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(this.metrics.render());
-      } else {
-        res.writeHead(404).end();
-      }
-    });
-    server.on("error", (err) => {
-      this.log.error("cannot serve /healthz and /metrics; stopping", { listen: this.opts.listen, error: err.message });
-      this.failed = true;
-      this.stop();
-    });
-    server.listen(port, host, () => this.log.info("serving /healthz and /metrics", { listen: this.opts.listen }));
-    return server;
-  }
-
-  /**
-   * Keeps one watch of `kind` open, reopening it where it ended. Claims, pods
-   * and StatefulSets are watched from the present: the full scans find what
-   * exists, and a replay of every one of them (at start, and each time the
-   * server ends a watch) was the controller's biggest burst of memory on a
-   * big cluster. Pools and nodes, few, replay (nodes fill the readiness map).
-   * When the server has forgotten the version (410 Gone), events were missed:
-   * the claims view counts as incomplete until the next scan, due within 5 s.
-   */
-  private async watchForever(kind: WatchKind): Promise<void> {
-    const fromNow = kind === "claims" || kind === "pods" || kind === "statefulsets";
-    let rv: string | undefined;
-    let missed = false;
-    while (!this.stopped) {
-      if (rv === undefined && fromNow) {
-        rv = await this.api.collectionVersion(kind).catch(() => undefined);
-        if (rv === undefined) {
-          await this.sleep(1000);
-          continue;
-        }
-        if (missed && kind === "claims") this.syncedTerm = -1;
-      }
-      rv = (await this.api.watch(kind, (type, obj) => this.onEvent(kind, type, obj), rv).catch(() => ({ resourceVersion: rv }))).resourceVersion;
-      missed = rv === undefined;
-      await this.sleep(1000);
-    }
-  }
-
-  /**
-   * `claim` as the judgement must see it: a claim updated since its creation
-   * (re-taken by a new sandbox) counts as written no earlier than when this
-   * replica first saw that generation (claim-age.ts).
-   */
-  private observe(claim: ClaimObject): ClaimObject {
-    const { name, uid, generation = 1 } = claim.metadata;
-    if (generation <= 1) {
-      this.observed.delete(name);
-      return claim;
-    }
-    let seen = this.observed.get(name);
-    if (!seen || seen.uid !== uid || seen.generation !== generation) {
-      seen = { uid, generation, at: this.api.serverNow() };
-      this.observed.set(name, seen);
-    }
-    return withObservation(claim, seen.at);
-  }
-
-  private remember(input: ClaimObject): void {
-    const claim = this.observe(input);
-    const name = claim.metadata.name;
-    const old = this.claims.get(name);
-    if (old) this.unindex(old);
-    this.claims.set(name, claim);
-    this.countIn(claim.spec.pool, 1);
-    const k = podKey(claim.spec.podNamespace, claim.spec.podName);
-    const names = this.byPod.get(k);
-    if (names === undefined) this.byPod.set(k, name);
-    else if (typeof names === "string") this.byPod.set(k, names === name ? name : new Set([names, name]));
-    else names.add(name);
-  }
-
-  private unindex(claim: ClaimObject): void {
-    this.countIn(claim.spec.pool, -1);
-    const k = podKey(claim.spec.podNamespace, claim.spec.podName);
-    const names = this.byPod.get(k);
-    if (typeof names === "string") {
-      if (names === claim.metadata.name) this.byPod.delete(k);
-    } else if (names) {
-      names.delete(claim.metadata.name);
-      if (names.size === 0) this.byPod.delete(k);
-    }
-  }
-
-  private countIn(pool: string, delta: number): void {
-    const n = (this.poolClaims.get(pool) ?? 0) + delta;
-    if (n > 0) this.poolClaims.set(pool, n);
-    else this.poolClaims.delete(pool);
-  }
-
   /**
    * Writes the pool's status (and finalizer) within POOL_WRITE_WINDOW_MS:
    * counts are derived from the watch, never from a LIST per change. Old
-   * (0.3) plugins still write counts after their ADDs; their writes arrive
-   * as pool events and are overwritten here with the controller's count.
+   * plugins that still write counts are overwritten the same way.
    */
-  private schedulePool(pool: string | undefined): void {
+  schedulePool(pool: string | undefined): void {
     if (!pool || this.stopped || this.poolDue.has(pool)) return;
     this.poolDue.add(pool);
     const t = setTimeout(() => {
@@ -294,69 +224,40 @@ export class Controller {
     this.timers.add(t);
   }
 
-  private claimsOfPod(k: string): ClaimObject[] {
-    const names = this.byPod.get(k);
-    const list = names === undefined ? [] : typeof names === "string" ? [names] : [...names];
-    return list.map((n) => this.claims.get(n)).filter((c): c is ClaimObject => !!c);
-  }
-
-  private forget(name: string): void {
-    this.observed.delete(name);
-    const old = this.claims.get(name);
-    if (!old) return;
-    this.claims.delete(name);
-    this.unindex(old);
-  }
-
   private onEvent(kind: WatchKind, type: string, obj: { metadata: { name: string; namespace?: string } }): void {
     const m = obj.metadata;
+    const podKey = `pod:${m.namespace}/${m.name}`;
     if (kind === "claims") {
       const claim = obj as ClaimObject;
-      this.journal?.set(m.name, type === "DELETED" ? null : slimClaim(claim));
-      const before = this.claims.get(m.name)?.spec.pool;
+      const before = this.view.get(m.name)?.spec.pool;
       if (before !== claim.spec?.pool) this.schedulePool(before); // moved to another pool (never done by berth, but counted right)
-      if (type === "DELETED") this.forget(m.name);
+      if (type === "DELETED") this.view.delete(m.name);
       else {
-        if (type === "ADDED" && this.everScanned && !this.claims.has(m.name)) this.metrics.allocations++;
-        this.remember(slimClaim(claim));
-        // A claim not bound within its ADD's window is a half-finished ADD: look again then (server time). Only
-        // for claims written lately: the full scans cover old ones (re-checking all of them live cost ~10x a
-        // full scan, measured in BENCHMARKS.md). Claims are watched from the present, so ADDED is a new claim;
-        // one that says it was updated since its creation (a replay, should a watch ever start without a
-        // version) would look new (its age counts from now, claim-age.ts): left to the scans too.
+        if (type === "ADDED" && this.everScanned && !this.view.has(m.name)) this.metrics.allocations++;
+        const slim = slimClaim(claim);
+        this.view.put(slim);
+        // A claim not bound within its ADD's window, whose pod is gone, is a half-finished ADD: look again then.
+        // Only for claims written lately: the full scans cover old ones. One that says it was updated since its
+        // creation, replayed (should a watch ever start without a version), is left to the scans too.
         const replayedUpdate = type === "ADDED" && (claim.metadata.generation ?? 1) > 1;
-        const due = halfFinishedAt(this.claims.get(m.name)!, this.opts.addTimeoutMs);
+        const due = halfFinishedAt(this.view.observe(slim), this.opts.addTimeoutMs);
         if (!replayedUpdate && due !== undefined && due + 1000 > this.api.serverNow() - 5000) this.later(`claim:${m.name}`, due + 1000);
       }
       this.schedulePool(claim.spec?.pool);
     } else if (kind === "pods") {
-      const pod = obj as PodObject;
-      const key = `pod:${podKey(m.namespace, m.name)}`;
-      if (type === "DELETED") {
-        this.terminating.delete(podKey(m.namespace, m.name));
-        this.enqueue(key);
-      } else if (pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") {
-        this.enqueue(key);
-      } else if (pod.metadata.deletionTimestamp) {
-        this.terminating.set(podKey(m.namespace, m.name), pod.spec?.nodeName ?? "");
-        this.later(key, Date.parse(pod.metadata.deletionTimestamp) + this.opts.graceMarginMs + 500);
-      }
+      // Gone: its claims may go. Finished: they may go where the kubelet stops the sandbox first (judge-claim.ts).
+      const phase = (obj as PodObject).status?.phase;
+      if (type === "DELETED" || phase === "Succeeded" || phase === "Failed") this.enqueue(podKey);
+    } else if (kind === "endpoints") {
+      // An endpoint deleted under a pod that still holds addresses is written back (endpoint-repair.ts).
+      if (type === "DELETED") this.enqueue(podKey);
     } else if (kind === "statefulsets") {
       if (type !== "ADDED") this.enqueue(`sts:${m.namespace}/${m.name}`);
     } else if (kind === "pools") {
       this.schedulePool(m.name);
     } else if (kind === "nodes") {
-      const was = this.nodeReady.get(m.name);
-      if (type === "DELETED") {
-        this.nodeReady.delete(m.name);
-        return;
-      }
-      const ready = nodeState(obj as NodeObject) === "Ready";
-      this.nodeReady.set(m.name, ready);
-      // Terminating pods kept because their node was cut off: their node is back, judge them again.
-      if (ready && was === false) {
-        for (const [pod, node] of this.terminating) if (node === m.name || node === "") this.enqueue(`pod:${pod}`);
-      }
+      // A static pod's address goes with its node.
+      if (type === "DELETED") this.enqueue(`node:${m.name}`);
     }
   }
 
@@ -384,179 +285,56 @@ export class Controller {
   }
 
   /** Whether this replica's view of the claims is complete: it leads, and listed every claim in this term. */
-  private get synced(): boolean {
+  get synced(): boolean {
     return this.elector.isLeader && this.syncedTerm === this.elector.term;
-  }
-
-  private claimedIn(pool: string): number {
-    return this.poolClaims.get(pool) ?? 0;
   }
 
   private async handle(key: string): Promise<void> {
     const [kind, id] = [key.slice(0, key.indexOf(":")), key.slice(key.indexOf(":") + 1)];
     let targets: ClaimObject[] = [];
-    if (kind === "claim") targets = this.claims.has(id) ? [this.claims.get(id)!] : [];
-    else if (kind === "pod") targets = this.claimsOfPod(id);
-    else if (kind === "sts") targets = [...this.claims.values()].filter((c) => c.spec.statefulSet && `${c.spec.podNamespace}/${c.spec.statefulSet}` === id);
+    if (kind === "claim") targets = this.view.has(id) ? [this.view.get(id)!] : [];
+    else if (kind === "pod") targets = this.view.claimsOfPod(id.slice(0, id.indexOf("/")), id.slice(id.indexOf("/") + 1));
+    else if (kind === "sts") targets = [...this.view.values()].filter((c) => c.spec.statefulSet && `${c.spec.podNamespace}/${c.spec.statefulSet}` === id);
+    else if (kind === "node") targets = [...this.view.values()].filter((c) => c.spec.staticPod && c.spec.node === id);
     else if (kind === "pool") {
-      // Before the first full scan of this term the view is incomplete: the finalizer is only added then.
-      const synced = this.synced;
-      await reconcilePool(this.writer, id, { claimed: synced ? this.claimedIn(id) : undefined, mayRemoveFinalizer: synced }, this.log, this.metrics);
+      await this.reconcilePool(id);
       return;
     }
-    for (const c of targets) await this.judgeAndRelease(c, this.api);
+    for (const c of targets) await this.act(c, this.api);
   }
 
-  /** Judges on `reader`; a release verdict is confirmed on the live API server before it is carried out. Returns whether it released. */
-  private async judgeAndRelease(claim: ClaimObject, reader: Reader): Promise<boolean> {
-    const opts = {
-      addTimeoutMs: this.opts.addTimeoutMs,
-      graceMarginMs: this.opts.graceMarginMs,
-      releaseTerminatingOnUnreadyNodes: this.opts.releaseTerminatingOnUnreadyNodes ?? false,
-      now: this.api.serverNow(),
-    };
-    const first = await judgeClaim(reader, claim, opts);
-    if (!first.release) return false;
-    const live = await this.api.getClaim(claim.metadata.name);
-    if (!live) return false;
-    const verdict =
-      reader === this.api && live.metadata.resourceVersion === claim.metadata.resourceVersion
-        ? first
-        : await judgeClaim(this.api, this.observe(live), { ...opts, now: this.api.serverNow() });
-    if (!verdict.release) return false;
-    if (await releaseJudgedClaim(this.writer, live, verdict, this.log, this.metrics)) {
-      this.forget(live.metadata.name);
-      this.schedulePool(live.spec.pool);
-      return true;
-    }
-    return false;
+  /** Reconciles one pool; before the first full scan of this term the view is incomplete: only the finalizer is added then. */
+  reconcilePool(name: string): Promise<void> {
+    const synced = this.synced;
+    return reconcilePool(this.writer, name, { claimed: synced ? this.view.claimedIn(name) : undefined, mayRemoveFinalizer: synced }, this.log, this.metrics);
   }
 
   /**
-   * Judges every claim on one set of paged lists, then reconciles every pool.
-   * Stops (NotLeaderError) as soon as this replica no longer leads in `term`.
+   * Judges the claim on `reader` and acts: a release, or an endpoint entry
+   * written back, is confirmed on a live re-read first and made only if the
+   * claim is unchanged since. Returns the verdict acted on (the first one, when
+   * nothing was to be done).
    */
-  async fullScan(term: number): Promise<void> {
-    const t0 = performance.now();
-    const pageSize = this.opts.listPageSize ?? 500;
-    this.journal = new Map();
-    let journal: Map<string, ClaimObject | null>;
-    let snap: Awaited<ReturnType<typeof takeSnapshot>>;
-    try {
-      snap = await takeSnapshot(this.api, pageSize, (name) => this.claims.get(name));
-    } finally {
-      journal = this.journal;
-      this.journal = undefined;
-    }
-    this.log.debug("full scan: lists taken", { claims: snap.claims?.length, seconds: ((performance.now() - t0) / 1000).toFixed(3) });
-    // The pages' garbage goes before the views are rebuilt on top of it.
-    collectGarbage();
-    for (const [kind, n] of snap.requests) this.metrics.listed(kind, n);
-    for (const [kind, err] of snap.failed) {
-      this.metrics.listed(kind, undefined);
-      this.log.warn("full scan: list failed; what needs it waits for the next scan", { kind, error: err.message });
-    }
-    this.elector.check("full scan", term);
-    const first = !this.everScanned;
-    // Terminating pods are not replayed by their watch: the scan hands them over, to be looked at again when
-    // their deletion deadline has passed or their node is back.
-    const now = this.api.serverNow();
-    for (const [pod, t] of snap.terminating) {
-      this.terminating.set(pod, t.node);
-      const due = Date.parse(t.deletion) + this.opts.graceMarginMs + 500;
-      if (due > now) this.later(`pod:${pod}`, due); // past it: this scan judges it
-    }
-    if (snap.claims) {
-      this.claims.clear();
-      this.byPod.clear();
-      this.poolClaims.clear();
-      const listed = new Set(snap.claims.map((c) => c.metadata.name));
-      for (const name of this.observed.keys()) if (!listed.has(name)) this.observed.delete(name);
-      for (const c of snap.claims) this.remember(c);
-      this.replay(journal);
-      this.everScanned = true;
-    }
-    let released = 0;
-    let undecided = 0;
-    let judged = 0;
-    for (const c of snap.claims ?? []) {
-      if (this.stopped) return;
-      this.elector.check("full scan", term);
-      try {
-        if (await this.judgeAndRelease(this.observe(c), snap.reader)) released++;
-      } catch (err) {
-        if (isKind(err, NotLeaderError)) throw err;
-        if (isKind(err, IncompleteListError)) undecided++;
-        else this.log.warn("reconcile failed", { claim: c.metadata.name, error: (err as Error).message });
+  async act(claim: ClaimObject, reader: Reader): Promise<Verdict | undefined> {
+    const opts = { addTimeoutMs: this.opts.addTimeoutMs, graceMarginMs: this.opts.graceMarginMs, now: this.api.serverNow() };
+    const first = await judgeClaim(reader, this.view.observe(claim), opts);
+    if (!first.release && !first.rebuild) return first;
+    const live = await this.api.getClaim(claim.metadata.name);
+    if (!live) return undefined;
+    const verdict =
+      reader === this.api && live.metadata.resourceVersion === claim.metadata.resourceVersion
+        ? first
+        : await judgeClaim(this.api, this.view.observe(live), { ...opts, now: this.api.serverNow() });
+    if (verdict.release) {
+      if (await releaseJudgedClaim(this.writer, live, verdict, this.log, this.metrics)) {
+        this.view.delete(live.metadata.name);
+        this.schedulePool(live.spec.pool);
       }
-      if (++judged === 1 && first) await this.pauseForTests();
-      // Judging leaves garbage per claim (pod and endpoint views, promises): collected as it goes, so the
-      // peak stays near the live data rather than the engine's next growth step (measured at 50,000 claims).
-      if (judged % JUDGED_PER_GC === 0) collectGarbage();
+    } else if (verdict.rebuild) {
+      await rebuildEntry(this.writer, live, this.log, this.metrics);
     }
-    this.log.debug("full scan: claims judged", { released, undecided, seconds: ((performance.now() - t0) / 1000).toFixed(3) });
-    // Every claim was listed and judged in this term: the view is complete (finalizers may go, on a fresh read).
-    if (snap.claims) this.syncedTerm = term;
-    for (const p of snap.pools ?? []) {
-      this.elector.check("full scan", term);
-      const name = p.metadata.name;
-      await reconcilePool(
-        this.writer,
-        name,
-        { claimed: snap.claims ? this.claimedIn(name) : undefined, mayRemoveFinalizer: this.synced },
-        this.log,
-        this.metrics,
-      ).catch((err) => {
-        if (isKind(err, NotLeaderError)) throw err;
-        this.log.warn("pool reconcile failed", { pool: name, error: (err as Error).message });
-      });
-    }
-    this.metrics.claims = this.claims.size;
-    const seconds = (performance.now() - t0) / 1000;
-    this.metrics.reconciled(seconds);
-    collectGarbage();
-    const listRequests = [...snap.requests.values()].reduce((a, b) => a + b, 0);
-    this.log.info("full scan done", {
-      claims: snap.claims?.length ?? "unknown",
-      released,
-      undecided,
-      incomplete: snap.failed.size ? [...snap.failed.keys()].join(",") : undefined,
-      listRequests,
-      seconds: seconds.toFixed(3),
-    });
+    return verdict;
   }
-
-  /** Applies the claim events seen while the snapshot was listed, unless the snapshot holds a newer version. */
-  private replay(journal: Map<string, ClaimObject | null>): void {
-    for (const [name, claim] of journal) {
-      const listed = this.claims.get(name);
-      if (claim === null) {
-        this.forget(name);
-      } else if (!listed || listed.metadata.uid !== claim.metadata.uid || !newerOrSame(listed, claim)) {
-        this.remember(claim);
-      }
-    }
-  }
-
-  /** BERTH_FAULT=pause-scan=SECONDS: the first full scan stops that long after judging its first claim. */
-  private async pauseForTests(): Promise<void> {
-    const seconds = Number(faultValue("pause-scan"));
-    if (!(seconds > 0)) return;
-    this.log.warn("full scan paused (BERTH_FAULT=pause-scan)", { seconds });
-    await this.sleep(seconds * 1000);
-    this.log.warn("full scan resumes (BERTH_FAULT=pause-scan)", {});
-  }
-}
-
-/** Whether `a` is the same version of the object as `b`, or a later one (resourceVersions of one object, compared as etcd revisions). */
-function newerOrSame(a: ClaimObject, b: ClaimObject): boolean {
-  const [x, y] = [Number(a.metadata.resourceVersion), Number(b.metadata.resourceVersion)];
-  return Number.isFinite(x) && Number.isFinite(y) ? x >= y : a.metadata.resourceVersion === b.metadata.resourceVersion;
-}
-
-function splitHostPort(listen: string): [string, number] {
-  const i = listen.lastIndexOf(":");
-  return [listen.slice(0, i).replace(/^\[|\]$/g, "") || "0.0.0.0", Number(listen.slice(i + 1))];
 }
 
 /** Builds a controller from options (kubeconfig file, or in-cluster configuration when none). */

@@ -1,14 +1,23 @@
 /**
- * The controller's one decision: may this claim's address be released?
- * It reads the pod, the StatefulSet, the endpoint and the node through a
- * Reader, which is either a snapshot (a full scan's lists) or the live API
- * server; nothing is released on a snapshot's word: the caller re-judges
- * live first. Every time compared is the API server's (creation and update
- * times, deletion deadlines), never a node's.
+ * The controller's one decision: may this claim's address go to another pod?
+ * Only when its holder can no longer be using it: the holder's pod object is
+ * gone (or replaced by another incarnation of the name), or, for a static
+ * pod, its node is gone. A DEL or GC that ran has already released it
+ * itself. Everything else holds the address: a pod that runs, one still
+ * Terminating however long past its grace period, a Succeeded or Failed pod
+ * whose sandbox may still hold the address, a running pod whose endpoint was
+ * lost. The doubtful holds (`held`) are reported, so that a leak is seen.
+ *
+ * It reads the pod, StatefulSet, endpoint and node through a Reader: a
+ * snapshot (a full scan's lists) or the live API server; nothing is released
+ * on a snapshot's word, the caller re-judges live first. Times compared are
+ * the API server's or, for a claim's age, the controller's own first sight
+ * (claim-age.ts).
  */
 import type { NodeObject } from "../kube/controller-api.ts";
 import type { ClaimObject, EndpointObject, PodObject, StatefulSetObject } from "../kube/kube-api.ts";
-import { isIncarnation, retained, statefulSetMembership, stsKeeps } from "../cluster/statefulset.ts";
+import { entryAddress, entryFor, listsAddress } from "../cluster/endpoint-entries.ts";
+import { isIncarnation, ordinalInRange, stsKeeps } from "../cluster/statefulset.ts";
 import { ordinalOf } from "../ipam/pod-identity.ts";
 import { addWindowMs, lastWriteMs } from "./claim-age.ts";
 
@@ -19,21 +28,31 @@ export interface Reader {
   getNode(name: string): Promise<NodeObject | undefined>;
 }
 
+/** Why an address is held although berth cannot be sure it is in use: reported (log, Event, metric). */
+export const HELD_KINDS = ["terminating", "terminal", "endpoint-lost", "unbound", "static-pod"] as const;
+export type HeldKind = (typeof HELD_KINDS)[number];
+
 export type Verdict =
-  | { release: false; reason: string }
+  | {
+      release: false;
+      reason: string;
+      /** A doubtful hold, to report. */
+      held?: HeldKind;
+      /** The pod's endpoint should list this claim's address: the controller writes it back. */
+      rebuild?: boolean;
+      pod?: PodObject;
+    }
   | { release: true; reason: ReleaseReason; detail: string; pod?: PodObject; statefulSet?: StatefulSetObject };
 
-export type ReleaseReason = "pod-deleted" | "pod-terminated" | "pod-replaced" | "scaled-down" | "statefulset-deleted" | "half-finished-add";
+export type ReleaseReason = "pod-deleted" | "pod-replaced" | "pod-terminated" | "scaled-down" | "statefulset-deleted" | "half-finished-add" | "node-deleted";
 
 export interface JudgeOptions {
   /** --add-timeout-seconds: the least time an unbound claim is left to its ADD (a claim's recorded deadline may be longer). */
   addTimeoutMs: number;
-  /** Extra time granted after a pod's deletion deadline before its address is taken back. */
+  /** Time after a pod's deletion deadline from which a pod still Terminating is reported as held. */
   graceMarginMs: number;
   /** The API server's time now (ms since the epoch). */
   now: number;
-  /** Release a Terminating pod past its grace period even when its node is not Ready (off: kept until the pod object is gone). */
-  releaseTerminatingOnUnreadyNodes?: boolean;
 }
 
 /** "Ready", "NotReady" (condition False), "Unknown" (condition Unknown or absent) or "missing" (no Node object). */
@@ -45,72 +64,118 @@ export function nodeState(node: NodeObject | undefined): NodeState {
   return ready === "True" ? "Ready" : ready === "False" ? "NotReady" : "Unknown";
 }
 
+/**
+ * Whether a pod's terminal phase, as this node's kubelet reports it, means
+ * its sandbox is already stopped. Kubelets from 1.24 on (kubernetes#108366)
+ * write Succeeded or Failed only once the pod's sandboxes are stopped, and
+ * containerd's StopPodSandbox fails unless CNI DEL succeeded (the network
+ * namespace stays until then). Kubelet 1.20 writes the phase first and stops
+ * the sandbox after, if at all (a failed stop is retried only by its garbage
+ * collection): there, and with any runtime berth has not checked, a terminal
+ * pod keeps its address until its DEL runs or its object is gone.
+ */
+export function sandboxStoppedBeforeTerminal(node: NodeObject | undefined): boolean {
+  const info = node?.status?.nodeInfo;
+  const m = /^v?(\d+)\.(\d+)/.exec(info?.kubeletVersion ?? "");
+  if (!m || !info?.containerRuntimeVersion?.startsWith("containerd://")) return false;
+  return Number(m[1]) > 1 || Number(m[2]) >= 24;
+}
+
 export async function judgeClaim(read: Reader, claim: ClaimObject, opts: JudgeOptions): Promise<Verdict> {
   const { podNamespace: ns, podName: name, podUID: uid, address } = claim.spec;
-  const ep = await read.getEndpoint(ns, name);
-  const bound = !!ep?.spec.ips.some((i) => [i.ipv4, i.ipv6].some((c) => c?.split("/")[0] === address));
-  if (!bound) {
-    // An ADD in progress, or one that never finished. Its age is the server's: since the claim's last write.
-    const written = lastWriteMs(claim);
-    const window = addWindowMs(claim, opts.addTimeoutMs);
-    if (written === undefined || opts.now - written <= window) return { release: false, reason: "ADD in progress" };
-    // The Event goes on the pod when it is still the one the claim was made for (not needed to decide: a
-    // pod that cannot be read gets no Event).
-    const owner = await read.getPod(ns, name).catch(() => undefined);
-    return {
-      release: true,
-      reason: "half-finished-add",
-      detail: `last written ${Math.round((opts.now - written) / 1000)} s ago (by the API server's clock; its ADD had ${Math.round(window / 1000)} s) by container ${claim.spec.containerID} on ${claim.spec.node} and never bound`,
-      ...(owner && isIncarnation(owner, uid) ? { pod: owner } : {}),
-    };
-  }
-
   const pod = await read.getPod(ns, name);
-  const setName = claim.spec.statefulSet;
-  const ordinal = setName ? ordinalOf(name, setName) : undefined;
-  const stsVerdict = async (otherwise: Verdict): Promise<Verdict> => {
-    if (!setName || ordinal === undefined) return otherwise;
-    const sts = await read.getStatefulSet(ns, setName);
-    if (!sts || sts.metadata.deletionTimestamp) {
+  const ep = await read.getEndpoint(ns, name);
+  const bound = listsAddress(ep, address);
+  // This interface's entry names another address of the family: the binding is that one, and this claim is
+  // what an ADD left that never completed (or a binding since replaced).
+  const other = entryAddress(entryFor(ep, claim.spec.interface), claim.spec.ipVersion);
+  const superseded = !bound && !!other && other.address !== address;
+  const written = lastWriteMs(claim);
+  const window = addWindowMs(claim, opts.addTimeoutMs);
+  const addMayRun = !bound && (written === undefined || opts.now - written <= window);
+  const where = `pod ${ns}/${name}`;
+
+  const phase = pod?.status?.phase;
+  const terminal = phase === "Succeeded" || phase === "Failed";
+  const incarnation = !!pod && isIncarnation(pod, uid);
+  // A terminal phase proves the sandbox is gone only where the kubelet writes it after StopPodSandbox.
+  const sandboxGone = incarnation && terminal && sandboxStoppedBeforeTerminal(await read.getNode(pod.spec?.nodeName || claim.spec.node));
+
+  if (incarnation && !sandboxGone) {
+    // Its pod object exists: it may use the address until its DEL ran (which releases it) or the object is gone.
+    if (addMayRun) return { release: false, reason: "ADD in progress" };
+    if (superseded) {
       return {
-        release: true,
-        reason: "statefulset-deleted",
-        detail: `StatefulSet ${ns}/${setName} is ${sts ? "being deleted" : "gone"}`,
-        ...(pod ? { pod } : {}),
+        release: false,
+        held: "unbound",
+        reason: `an ADD of ${where} that never completed took it; the pod's ${claim.spec.interface} has ${other.address}; held until the pod is gone`,
+        pod,
       };
     }
-    if (stsKeeps(sts, ordinal)) return { release: false, reason: retained(sts) ? "retained by ipam.berth.dev/reclaim" : "StatefulSet member in range" };
-    return {
-      release: true,
-      reason: "scaled-down",
-      detail: `ordinal ${ordinal} is outside StatefulSet ${ns}/${setName}'s ${sts.spec?.replicas ?? 1} replicas`,
-      statefulSet: sts,
-      ...(pod ? { pod } : {}),
-    };
-  };
-
-  // A static pod's claim carries the kubelet's UID, which its mirror pod keeps in an annotation, not as its UID.
-  if (pod && isIncarnation(pod, uid)) {
-    const phase = pod.status?.phase;
-    const deadline = pod.metadata.deletionTimestamp ? Date.parse(pod.metadata.deletionTimestamp) + opts.graceMarginMs : undefined;
-    if (phase === "Succeeded" || phase === "Failed")
-      return stsVerdict({ release: true, reason: "pod-terminated", detail: `pod ${ns}/${name} is ${phase}`, pod });
-    if (deadline !== undefined && opts.now > deadline) {
-      // Past its grace period, the kubelet should have stopped it: unless its node is cut off, where it may still run.
-      const nodeName = pod.spec?.nodeName || claim.spec.node;
-      const state = nodeState(await read.getNode(nodeName));
-      if (state !== "Ready" && !opts.releaseTerminatingOnUnreadyNodes) {
-        return { release: false, reason: `terminating on node ${nodeName}, which is ${state === "missing" ? "not found" : state}: it may still run there` };
-      }
-      const where = state === "Ready" ? "" : ` on node ${nodeName} (${state === "missing" ? "not found" : state}; --release-terminating-on-unready-nodes)`;
-      return stsVerdict({ release: true, reason: "pod-terminated", detail: `pod ${ns}/${name} is still terminating past its grace period${where}`, pod });
+    if (!bound) {
+      return { release: false, held: "endpoint-lost", rebuild: true, reason: `${where} exists but its endpoint does not list the address`, pod };
+    }
+    if (terminal) {
+      return {
+        release: false,
+        held: "terminal",
+        reason: `${where} is ${phase}, but its node's kubelet reports that before it stops the sandbox, which may hold the address until its DEL runs`,
+        pod,
+      };
+    }
+    if (pod.metadata.deletionTimestamp) {
+      const deadline = Date.parse(pod.metadata.deletionTimestamp) + opts.graceMarginMs;
+      if (opts.now <= deadline) return { release: false, reason: "terminating within its grace period" };
+      return {
+        release: false,
+        held: "terminating",
+        reason: `${where} is still terminating past its grace period on node ${pod.spec?.nodeName || claim.spec.node}: its DEL has not run`,
+        pod,
+      };
     }
     return { release: false, reason: "pod runs" };
   }
-  if (pod) {
-    // Another pod of this name now. A StatefulSet member inherits the binding; anything else does not.
-    if (setName && statefulSetMembership(pod)?.statefulSet === setName) return stsVerdict({ release: false, reason: "StatefulSet member" });
-    return { release: true, reason: "pod-replaced", detail: `pod ${ns}/${name} now has UID ${pod.metadata.uid}, the claim was made for ${uid}`, pod };
+
+  // The holder's incarnation is gone: its pod object was deleted (another pod may have the name now), or it
+  // finished and its sandbox was stopped.
+  if (addMayRun) return { release: false, reason: "ADD in progress" };
+  if (claim.spec.staticPod) {
+    // Deleting a mirror pod does not stop the static pod: only its DEL, or its node's end, does.
+    const state = nodeState(await read.getNode(claim.spec.node));
+    if (state !== "missing") {
+      return { release: false, held: "static-pod", reason: `static ${where}'s mirror pod is gone, but the pod may still run on node ${claim.spec.node}` };
+    }
+    return { release: true, reason: "node-deleted", detail: `static ${where}'s node ${claim.spec.node} is gone` };
   }
-  return stsVerdict({ release: true, reason: "pod-deleted", detail: `pod ${ns}/${name} (UID ${uid}) is gone` });
+  const setName = claim.spec.statefulSet;
+  const ordinal = setName ? ordinalOf(name, setName) : undefined;
+  if (setName && ordinal !== undefined) {
+    const sts = await read.getStatefulSet(ns, setName);
+    const withPod = pod ? { pod } : {};
+    if (!sts || sts.metadata.deletionTimestamp) {
+      return { release: true, reason: "statefulset-deleted", detail: `StatefulSet ${ns}/${setName} is ${sts ? "being deleted" : "gone"}`, ...withPod };
+    }
+    if (!stsKeeps(sts, ordinal)) {
+      const detail = `ordinal ${ordinal} is outside StatefulSet ${ns}/${setName}'s ${sts.spec?.replicas ?? 1} replicas`;
+      return { release: true, reason: "scaled-down", detail, statefulSet: sts, ...withPod };
+    }
+    if (superseded) {
+      const detail = `the binding of StatefulSet member ${ns}/${name} on ${claim.spec.interface} is ${other.address} now; this claim was never bound`;
+      return { release: true, reason: "half-finished-add", detail, ...withPod };
+    }
+    // The member's binding, kept for it; an endpoint that lost it gets it back, or the member would not.
+    const reason = ordinalInRange(sts, ordinal) ? "StatefulSet member in range" : "retained by ipam.berth.dev/reclaim";
+    return { release: false, reason, ...(bound ? {} : { rebuild: true }) };
+  }
+  if (!bound) {
+    const detail = `last written ${Math.round((opts.now - (written ?? opts.now)) / 1000)} s ago (its ADD had ${Math.round(window / 1000)} s) by container ${claim.spec.containerID} on ${claim.spec.node}; never bound, and ${where} (UID ${uid}) is gone`;
+    return { release: true, reason: "half-finished-add", detail, ...(sandboxGone ? { pod } : {}) };
+  }
+  if (sandboxGone) {
+    return { release: true, reason: "pod-terminated", detail: `${where} is ${phase}: its kubelet reported that only after stopping its sandbox`, pod };
+  }
+  if (pod) {
+    return { release: true, reason: "pod-replaced", detail: `${where} now has UID ${pod.metadata.uid}, the claim was made for ${uid}`, pod };
+  }
+  return { release: true, reason: "pod-deleted", detail: `${where} (UID ${uid}) is gone` };
 }

@@ -1,4 +1,5 @@
 /** The controller's Prometheus metrics, rendered in the text exposition format. */
+import { HELD_KINDS } from "./judge-claim.ts";
 
 export class Metrics {
   leader = false;
@@ -9,11 +10,19 @@ export class Metrics {
   claims = 0;
   private listRequests = new Map<string, number>();
   private listFailures = new Map<string, number>();
+  private repairs = new Map<string, number>();
+  /** Addresses held in doubt at the last full scan, by kind (judge-claim.ts HeldKind). */
+  held = new Map<string, number>();
 
   /** A full scan LISTed `kind` in `requests` pages, or (requests undefined) failed to. */
   listed(kind: string, requests: number | undefined): void {
     if (requests === undefined) this.listFailures.set(kind, (this.listFailures.get(kind) ?? 0) + 1);
     else this.listRequests.set(kind, (this.listRequests.get(kind) ?? 0) + requests);
+  }
+
+  /** An endpoint repaired: an entry rebuilt from its claim, or a phantom binding stripped. */
+  repaired(action: "rebuild-entry" | "strip-phantom"): void {
+    this.repairs.set(action, (this.repairs.get(action) ?? 0) + 1);
   }
 
   released(reason: string): void {
@@ -46,6 +55,13 @@ export class Metrics {
       "# HELP berth_releases_total Addresses the controller released, by reason.",
       "# TYPE berth_releases_total counter",
       ...[...this.releases].map(([r, n]) => `berth_releases_total{reason="${esc(r)}"} ${n}`),
+      "# HELP berth_addresses_held Addresses the controller holds although it cannot tell that their pod still uses them (at the last full scan), by why.",
+      "# TYPE berth_addresses_held gauge",
+      // Every kind, zeros included, so that an alert sees the series before it fires.
+      ...HELD_KINDS.map((k) => `berth_addresses_held{reason="${k}"} ${this.held.get(k) ?? 0}`),
+      "# HELP berth_endpoint_repairs_total BerthEndpoint repairs: entries rebuilt from their claims, phantom bindings stripped.",
+      "# TYPE berth_endpoint_repairs_total counter",
+      ...[...this.repairs].map(([a, n]) => `berth_endpoint_repairs_total{action="${esc(a)}"} ${n}`),
       "# HELP berth_claims Addresses claimed cluster-wide, as last seen.",
       "# TYPE berth_claims gauge",
       `berth_claims ${this.claims}`,

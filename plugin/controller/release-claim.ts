@@ -1,6 +1,7 @@
 /** Carries out a release verdict: claim, endpoint entry, Event, log, metric. */
 import type { ClaimObject, EndpointIp } from "../kube/kube-api.ts";
 import { KubeConflictError } from "../kube/kube-errors.ts";
+import { withEntryUids, withoutAddress } from "../cluster/endpoint-entries.ts";
 import { isKind } from "../support/errors.ts";
 import type { Logger } from "../support/logger.ts";
 import type { ControllerApi } from "../kube/controller-api.ts";
@@ -43,24 +44,24 @@ export async function releaseJudgedClaim(
   return true;
 }
 
-/** Removes the released address from the pod's endpoint (the same incarnation) if it still lists it; deletes an endpoint left empty. */
+/**
+ * Removes the released address from the entries of the claim's incarnation
+ * in the pod's endpoint; deletes an endpoint left empty. Another
+ * incarnation's entry (a new pod of this name that took the address again
+ * with a claim of its own) is not ours to strip. A write that fails leaves a
+ * phantom binding, which the next full scan finds and strips
+ * (endpoint-repair.ts).
+ */
 async function dropFromEndpoint(api: ControllerApi, claim: ClaimObject): Promise<void> {
-  const { podNamespace: ns, podName: name, address } = claim.spec;
+  const { podNamespace: ns, podName: name, address, podUID } = claim.spec;
   for (let attempt = 0; attempt < 3; attempt++) {
     const ep = await api.getEndpoint(ns, name);
-    // Only the incarnation the claim was made for: a new pod of this name (another UID) may have
-    // taken the same address again with a claim of its own, and its binding is not ours to strip.
-    if (!ep || ep.spec.podUID !== claim.spec.podUID) return;
-    const strip = (i: EndpointIp): EndpointIp => {
-      const out = { ...i };
-      if (out.ipv4?.split("/")[0] === address) delete out.ipv4, delete out.ipv4Pool, delete out.ipv4Gateway;
-      if (out.ipv6?.split("/")[0] === address) delete out.ipv6, delete out.ipv6Pool, delete out.ipv6Gateway;
-      return out;
-    };
-    const ips = ep.spec.ips.map(strip).filter((i) => i.ipv4 || i.ipv6);
-    if (JSON.stringify(ips) === JSON.stringify(ep.spec.ips)) return;
+    if (!ep) return;
+    const entries = withEntryUids(ep);
+    const ips = entries.map((i) => (i.podUID === podUID ? withoutAddress(i, address) : i)).filter((i): i is EndpointIp => !!i);
+    if (ips.length === entries.length && ips.every((i, k) => i === entries[k])) return;
     try {
-      // Only the endpoint as read: if a new pod of this name rewrote it meanwhile, leave it (conflict → read again).
+      // Only the endpoint as read: if a new pod of this name rewrote it meanwhile, read again (conflict).
       if (ips.length === 0) await api.deleteEndpoint(ns, name, ep.metadata.uid!, ep.metadata.resourceVersion);
       else await api.updateEndpoint({ metadata: ep.metadata, spec: { ...ep.spec, ips } });
       return;

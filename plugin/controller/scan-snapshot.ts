@@ -7,9 +7,10 @@
  * for that kind, and the scan judges every claim it still can.
  */
 import type { ControllerApi, NodeObject } from "../kube/controller-api.ts";
-import type { ClaimObject, PoolObject, StatefulSetObject } from "../kube/kube-api.ts";
+import type { ClaimObject, EndpointObject, PoolObject, StatefulSetObject } from "../kube/kube-api.ts";
 import { brand } from "../support/errors.ts";
 import { collectGarbage } from "./collect-garbage.ts";
+import { type PhantomSuspect, phantomSuspects } from "./endpoint-repair.ts";
 import type { Reader } from "./judge-claim.ts";
 import { type PodRecord, endpointFromRecord, endpointRecord, podFromRecord, podRecord, slimClaim, slimNode, slimStatefulSet } from "./slim.ts";
 
@@ -34,8 +35,8 @@ export interface Snapshot {
   failed: Map<ListKind, Error>;
   /** LIST requests per kind. */
   requests: Map<ListKind, number>;
-  /** Claimed pods being deleted: "namespace/name" → node and deletion deadline (their watch does not replay them). */
-  terminating: Map<string, { node: string; deletion: string }>;
+  /** Endpoint addresses whose claim, in this snapshot, is missing or another pod's: to confirm live and strip. */
+  phantoms: PhantomSuspect[];
 }
 
 const key = (ns: string | undefined, name: string) => `${ns}/${name}`;
@@ -96,18 +97,26 @@ export async function takeSnapshot(api: ControllerApi, pageSize: number, known?:
   const nodes = new Map<string, NodeObject>();
   let pools: PoolObject[] | undefined;
   const wanted =
-    <T extends { metadata: { namespace?: string; name: string } }, K>(keys: Set<string>, into: Map<string, K>, slim: (o: T) => K) =>
+    <T extends { metadata: { namespace?: string; name: string } }, K>(keys: Set<string>, into: Map<string, K>, slim: (o: T) => K, also?: (o: T) => void) =>
     (page: T[]) => {
       for (const o of page) {
         const k = key(o.metadata.namespace, o.metadata.name);
         if (keys.has(k)) into.set(k, slim(o));
+        also?.(o);
       }
       paged();
     };
+  // Every endpoint is compared with the claims, not only those of pods with claims: a phantom is an
+  // address whose claim is gone.
+  const byName = new Map((claims ?? []).map((c) => [c.metadata.name, c]));
+  const phantoms: PhantomSuspect[] = [];
+  const comparePhantoms = (ep: EndpointObject) => {
+    for (const p of phantomSuspects(ep, (n) => byName.get(n))) phantoms.push(p);
+  };
   await Promise.all([
     claims ? list("pods", () => api.listAllPods(pageSize, wanted(podKeys, pods, podRecord))) : undefined,
     claims ? list("statefulsets", () => api.listAllStatefulSets(pageSize, wanted(stsKeys, sets, slimStatefulSet))) : undefined,
-    claims ? list("endpoints", () => api.listAllEndpoints(pageSize, wanted(podKeys, endpoints, endpointRecord))) : undefined,
+    claims ? list("endpoints", () => api.listAllEndpoints(pageSize, wanted(podKeys, endpoints, endpointRecord, comparePhantoms))) : undefined,
     claims
       ? list("nodes", () =>
           api.listAllNodes(pageSize, (page) => {
@@ -135,7 +144,6 @@ export async function takeSnapshot(api: ControllerApi, pageSize: number, known?:
     },
     getNode: (name) => from("nodes", nodes, name),
   };
-  const terminating = new Map<string, { node: string; deletion: string }>();
-  for (const [k, r] of pods) if (r[2]) terminating.set(k, { node: r[3], deletion: r[2] });
-  return { claims, pools, reader, failed, requests, terminating };
+  byName.clear();
+  return { claims, pools, reader, failed, requests, phantoms };
 }

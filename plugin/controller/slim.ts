@@ -45,55 +45,48 @@ export function slimClaim(c: ClaimObject): ClaimObject {
 
 /**
  * A pod in a full scan, as a tuple (a few strings, no objects): UID, phase,
- * deletionTimestamp, node, its controller owner as "apiVersion kind name",
- * and a mirror pod's config.mirror annotation ("" when absent).
+ * deletionTimestamp, node, and a mirror pod's config.mirror annotation (""
+ * when absent). Membership is not judged on a scan's word (claims record it).
  */
-export type PodRecord = readonly [uid: string, phase: string, deletion: string, node: string, owner: string, mirror: string];
+export type PodRecord = readonly [uid: string, phase: string, deletion: string, node: string, mirror: string];
 
 export function podRecord(p: PodObject): PodRecord {
-  const owner = p.metadata.ownerReferences?.find((o) => o.controller);
   return [
     p.metadata.uid ?? "",
     p.status?.phase ?? "",
     p.metadata.deletionTimestamp ?? "",
     p.spec?.nodeName ?? "",
-    owner ? `${owner.apiVersion} ${owner.kind} ${owner.name}` : "",
     p.metadata.annotations?.[CONFIG_MIRROR_ANNOTATION] ?? "",
   ];
 }
 
 /** The pod a record stands for, with the fields the judgement reads. */
 export function podFromRecord(namespace: string, name: string, r: PodRecord): PodObject {
-  const [uid, phase, deletion, node, owner, mirror] = r;
+  const [uid, phase, deletion, node, mirror] = r;
   const metadata: ObjectMeta = { name, namespace, uid };
   if (deletion) metadata.deletionTimestamp = deletion;
-  if (owner) {
-    const [apiVersion, kind, ownerName] = owner.split(" ");
-    metadata.ownerReferences = [{ apiVersion, kind, name: ownerName, uid: "", controller: true }];
-  }
   if (mirror) metadata.annotations = { [CONFIG_MIRROR_ANNOTATION]: mirror };
   return { metadata, spec: node ? { nodeName: node } : {}, status: phase ? { phase } : {} };
 }
 
-/** An endpoint in a full scan: the addresses it lists (with prefix), comma-separated. */
+/**
+ * An endpoint in a full scan: per entry its interface and addresses (with
+ * prefix), "eth0 10.6.0.5/16 fd00::5/64|net1 10.7.0.3/24 " (entries by "|",
+ * fields by " ", an empty field for a family it lacks).
+ */
 export function endpointRecord(e: EndpointObject): string {
-  return e.spec.ips
-    .flatMap((i) => [i.ipv4, i.ipv6])
-    .filter(Boolean)
-    .join(",");
+  return e.spec.ips.map((i) => `${i.interface} ${i.ipv4 ?? ""} ${i.ipv6 ?? ""}`).join("|");
 }
 
 /** The endpoint a record stands for, with the fields the judgement reads. */
 export function endpointFromRecord(namespace: string, name: string, r: string): EndpointObject {
-  return {
-    metadata: { name, namespace },
-    spec: {
-      podUID: "",
-      node: "",
-      ownerControllerType: "None",
-      ips: r ? r.split(",").map((a) => (a.includes(":") ? { interface: "", ipv6: a } : { interface: "", ipv4: a })) : [],
-    },
-  };
+  const ips = r
+    ? r.split("|").map((e) => {
+        const [iface, v4, v6] = e.split(" ");
+        return { interface: iface, ...(v4 ? { ipv4: v4 } : {}), ...(v6 ? { ipv6: v6 } : {}) };
+      })
+    : [];
+  return { metadata: { name, namespace }, spec: { podUID: "", node: "", ownerControllerType: "None", ips } };
 }
 
 /** A StatefulSet: size, first ordinal, deletion and the reclaim annotation (on the set or its template). */
@@ -106,8 +99,15 @@ export function slimStatefulSet(s: StatefulSetObject): StatefulSetObject {
   return { metadata: meta(s.metadata, { annotations: pick(s.metadata.annotations, RECLAIM_ANNOTATION) }), spec };
 }
 
-/** A node: its name and Ready condition. */
+/** A node: its name, Ready condition, and kubelet and runtime versions. */
 export function slimNode(n: NodeObject): NodeObject {
   const ready = n.status?.conditions?.find((c) => c.type === "Ready");
-  return { metadata: { name: n.metadata.name }, status: ready ? { conditions: [{ type: "Ready", status: ready.status }] } : {} };
+  const info = n.status?.nodeInfo;
+  return {
+    metadata: { name: n.metadata.name },
+    status: {
+      ...(ready ? { conditions: [{ type: "Ready", status: ready.status }] } : {}),
+      ...(info ? { nodeInfo: { kubeletVersion: info.kubeletVersion, containerRuntimeVersion: info.containerRuntimeVersion } } : {}),
+    },
+  };
 }

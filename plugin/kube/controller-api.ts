@@ -11,10 +11,13 @@ export interface LeaseObject {
   spec: { holderIdentity?: string; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number };
 }
 
-/** A Node, as far as the controller looks at it: its conditions (Ready). */
+/** A Node, as far as the controller looks at it: its conditions (Ready) and what runs it (kubelet and runtime versions). */
 export interface NodeObject {
   metadata: ObjectMeta;
-  status?: { conditions?: { type: string; status: string; lastHeartbeatTime?: string; reason?: string }[] };
+  status?: {
+    conditions?: { type: string; status: string; lastHeartbeatTime?: string; reason?: string }[];
+    nodeInfo?: { kubeletVersion?: string; containerRuntimeVersion?: string };
+  };
 }
 
 /** The collections the controller watches. */

@@ -88,6 +88,17 @@ export interface ClaimSpec {
   interface: string;
   node: string;
   statefulSet?: string;
+  /**
+   * The network (netconf `name`) whose ADD took the address; absent on
+   * claims written by berth 0.4 and earlier.
+   */
+  network?: string;
+  /**
+   * The pod is a static pod: `podUID` is the kubelet's UID for it (its
+   * mirror pod's `kubernetes.io/config.mirror`), and deleting the mirror pod
+   * does not stop it, so the claim goes only by its DEL or with its node.
+   */
+  staticPod?: boolean;
   claimedAt: string;
   /**
    * Seconds after the claim's last write, by the API server's clock, during
@@ -103,9 +114,19 @@ export interface ClaimObject {
   spec: ClaimSpec;
 }
 
-/** One interface's addresses in a BerthEndpoint. */
+/**
+ * One interface's addresses in a BerthEndpoint: the binding of one
+ * attachment (network and interface) of the pod.
+ */
 export interface EndpointIp {
   interface: string;
+  /** The network whose ADD wrote this entry (absent on entries written by berth 0.4). */
+  network?: string;
+  /**
+   * The pod incarnation this entry's addresses were taken for; absent on
+   * entries written by berth 0.4, which mean the endpoint's `podUID`.
+   */
+  podUID?: string;
   ipv4?: string;
   ipv4Pool?: string;
   ipv4Gateway?: string;
@@ -116,6 +137,7 @@ export interface EndpointIp {
 
 /** BerthEndpoint spec: the pod's addresses and who owns the pod (a StatefulSet keeps them). */
 export interface EndpointSpec {
+  /** The incarnation that wrote the endpoint last (each entry names its own, `EndpointIp.podUID`). */
   podUID: string;
   node: string;
   containerID?: string;

@@ -22,7 +22,7 @@ t.before.each((ctx) => {
   ctx.k = new FakeKube();
   ctx.k.addPool("test-ippool", { subnet: "10.6.0.0/16", ips: ["10.6.168.101-10.6.168.103"] });
   ctx.k.addPool("other-pool", { subnet: "10.7.0.0/16", ips: ["10.7.0.1-10.7.0.3"] });
-  ctx.k.statefulSets.set("default/test-sts", { metadata: { name: "test-sts", namespace: "default" }, spec: { replicas: 2 } });
+  ctx.k.statefulSets.set("default/test-sts", { metadata: { name: "test-sts", namespace: "default", uid: "sts-uid" }, spec: { replicas: 2 } });
   ctx.stores = [];
 });
 t.after.each((ctx) => {

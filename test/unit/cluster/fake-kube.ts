@@ -17,6 +17,7 @@ export class FakeKube implements KubeApi {
   private meta<T extends { metadata: { resourceVersion?: string; uid?: string } }>(o: T): T {
     o.metadata.resourceVersion = String(++this.rv);
     o.metadata.uid ??= `uid-${this.rv}`;
+    (o.metadata as { creationTimestamp?: string }).creationTimestamp ??= new Date().toISOString();
     return structuredClone(o);
   }
 

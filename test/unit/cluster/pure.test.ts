@@ -35,7 +35,7 @@ test("label selectors: matchLabels and every operator", () => {
 test("StatefulSet membership comes from the controller owner reference, not the name", () => {
   const pod = (name: string, owner?: object) => ({ metadata: { name, ownerReferences: owner ? [owner as never] : undefined } });
   const sts = { apiVersion: "apps/v1", kind: "StatefulSet", name: "test-sts", uid: "u", controller: true };
-  assert.equal(statefulSetMembership(pod("test-sts-2", sts)), { statefulSet: "test-sts", ordinal: 2 });
+  assert.equal(statefulSetMembership(pod("test-sts-2", sts)), { statefulSet: "test-sts", ordinal: 2, ownerUid: "u" }, "as the reference claims it");
   assert.is(statefulSetMembership(pod("test-sts-2")), undefined, "a bare pod named like a member is not one");
   assert.is(statefulSetMembership(pod("test-sts-2", { ...sts, controller: false })), undefined);
   assert.is(statefulSetMembership(pod("test-sts-2", { ...sts, kind: "ReplicaSet" })), undefined);
