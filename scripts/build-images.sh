@@ -3,7 +3,7 @@
 # without a registry, as docker-archive tars (`docker save` format, which
 # `ctr images import` and `docker load` both read):
 #
-#   berth.tar     ghcr.io/berth-ipam/berth:0.4.0   dist/berth as fixtures/deploy/Dockerfile
+#   berth.tar     ghcr.io/berth-ipam/berth:0.5.0   dist/berth as fixtures/deploy/Dockerfile
 #                 describes: ENTRYPOINT /usr/local/bin/berth, CMD --help, on a glibc base
 #   pause.tar     localhost/berth/pause:3.4        the sandbox ("pause") image
 #   workload.tar  docker.io/library/nginx:latest   a stand-in for the seed's `image: nginx`:
@@ -27,7 +27,7 @@ if [[ ${1:-} == --import ]]; then import_socket=$2; shift 2; fi
 OUT=$(realpath -m "${1:?usage: build-images.sh [--import SOCKET] OUT_DIR [PAUSE_BINARY]}")
 PAUSE=${2:-${BERTH_K8S_CACHE:-$HOME/.cache/berth/k8s-1.20.2}/pause}
 
-BERTH_IMAGE=ghcr.io/berth-ipam/berth:0.4.0
+BERTH_IMAGE=ghcr.io/berth-ipam/berth:0.5.0
 PAUSE_IMAGE=localhost/berth/pause:3.4
 WORKLOAD_IMAGE=docker.io/library/nginx:latest
 
@@ -106,7 +106,7 @@ app=$work/app
 mkdir -p "$app/usr/local/bin"
 install -m 0755 "$ROOT/dist/berth" "$app/usr/local/bin/berth"
 archive "$OUT/berth.tar" "$BERTH_IMAGE" \
-  '"Entrypoint":["/usr/local/bin/berth"],"Cmd":["--help"],"Labels":{"org.opencontainers.image.title":"berth","org.opencontainers.image.version":"0.4.0"}' \
+  '"Entrypoint":["/usr/local/bin/berth"],"Cmd":["--help"],"Labels":{"org.opencontainers.image.title":"berth","org.opencontainers.image.version":"0.5.0"}' \
   "$base" "$app"
 
 if [[ -n $import_socket ]]; then

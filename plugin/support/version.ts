@@ -1,2 +1,2 @@
 /** berth's own version, kept in step with package.json by the build. */
-export const BERTH_VERSION = "0.4.0";
+export const BERTH_VERSION = "0.5.0";

@@ -83,6 +83,8 @@ export interface ControllerOptions {
   faults?: string;
   /** Directory for its log file (a scope temp dir). */
   logDir?: string;
+  /** Another kubeconfig for the controller's ServiceAccount (e.g. through a fault proxy: `controllerToken()`). */
+  kubeconfig?: string;
 }
 
 /** A `berth controller` process (test/harness/controller-process.ts) with what the tests read of it. */
@@ -205,7 +207,7 @@ export async function startController(o: ControllerOptions): Promise<ControllerP
   assert.ok(existsSync(CONTROLLER_KUBECONFIG), `${CONTROLLER_KUBECONFIG} is missing: run scripts/testenv.sh up (it writes the controller's kubeconfig)`);
   const c = await ControllerProc.start({
     bin: BERTH,
-    kubeconfig: CONTROLLER_KUBECONFIG,
+    kubeconfig: o.kubeconfig ?? CONTROLLER_KUBECONFIG,
     identity: o.identity,
     resyncSeconds: o.resyncSeconds ?? 3,
     addTimeoutSeconds: o.addTimeoutSeconds ?? 5,
@@ -214,6 +216,11 @@ export async function startController(o: ControllerOptions): Promise<ControllerP
   });
   everStarted.push(c);
   return c;
+}
+
+/** The controller's ServiceAccount token (from its kubeconfig), for a kubeconfig of one's own (a fault proxy's). */
+export function controllerToken(): string {
+  return /token: (\S+)/.exec(readFileSync(CONTROLLER_KUBECONFIG, "utf8"))![1];
 }
 
 /** Stops every controller the tests started (SIGTERM; SIGKILL after 10 s). Returns problems, never throws. */

@@ -1,21 +1,18 @@
 /**
  * `berth controller` under the conditions where releasing an address would
- * put it on two pods (issue 8, windows 1, 2, 5, 6, 7), on the test control
+ * put it on two pods (issue 8, windows 1, 5, 6, 7; its windows 2 and 11, the
+ * Terminating and static pods, are issue 17's now: hold-safety.test.ts), on the test control
  * plane, as a real process with its own ServiceAccount (controller-env.ts):
  *
  * - half-finished ADDs are judged by the API server's clock and the claim's
  *   recorded deadline (a node clock an hour behind changes nothing; a claim
  *   without a deadline, from a 0.3 plugin, gets 615 s; a re-taken claim's
  *   window starts again at its update);
- * - a Terminating pod on a node that is not Ready keeps its address until its
- *   pod object is gone or its node is back (--release-terminating-on-unready-nodes
- *   restores the eager rule); on a Ready node it goes as before;
  * - a pool deleted while no controller led keeps its finalizer while claims
  *   exist, however early pool events reach a new leader;
  * - leadership: renewed during a long scan; a leader frozen mid-scan writes
  *   nothing once a standby has taken over; a holder whose clock is behind is
  *   not robbed of a lease it keeps renewing;
- * - a static pod's claim (the kubelet's UID, not the mirror pod's) is the pod's, not a replaced one's;
  * - full scans in pages (--list-page-size 2) and a failing list that voids
  *   only the judgements needing it.
  *
@@ -147,97 +144,18 @@ S(
       const retakenGone = await waitReleased("10.6.178.3", 15_000, ctl);
       console.error(`[safeage] re-taken claim released ${retakenGone - tUpdate} ms after its update (deadline 8 s)`);
       assert.ok(retakenGone - tUpdate >= 8000, `not before 8 s after its last write (${retakenGone - tUpdate} ms)`);
-      const slowGone = await waitReleased("10.6.178.1", 25_000, ctl);
-      console.error(`[safeage] slow-a's claim released ${slowGone - t0} ms after it was written (deadline 20 s)`);
+      const slowGone = await waitReleased("10.6.178.1", 35_000, ctl);
+      // Its window counts from the controller's first sight of it (its first scan, once it led), on the controller's clock.
+      const led = ctl.loggedAt("became leader")!;
+      console.error(
+        `[safeage] slow-a's claim released ${slowGone - t0} ms after it was written, ${slowGone - led} ms after the controller led (deadline 20 s)`,
+      );
       assert.ok(slowGone - t0 >= 20_000, `not before its 20 s deadline (${slowGone - t0} ms)`);
-      assert.ok(slowGone - t0 <= 26_000, `soon after it (${slowGone - t0} ms)`);
+      assert.ok(slowGone - led <= 20_000 + 2 * 3000 + 2000, `soon after it, from the controller's first sight (${slowGone - led} ms)`);
       const rel = await ctl.waitReleases((r) => r.pod.startsWith(`${NS_AGE}/`), 2);
       assert.equal(rel.map((r) => `${r.address} ${r.reason}`).sort(), ["10.6.178.1 half-finished-add", "10.6.178.3 half-finished-add"]);
       assert.ok(Date.now() - t0 > 10_000);
       assert.ok(claimOf("10.6.178.2"), `the claim without addDeadlineSeconds (a 0.3 plugin's) is kept past 10 s (615 s assumed)\n${ctl.logTail()}`);
-    }),
-);
-
-// ---------------------------------------------------------------- window 2: Terminating pods on nodes that are not Ready
-
-const NS_TERM = "berth-safe-term";
-const P_TERM = "safe-term";
-
-S(
-  "Terminating pods: on a Ready node released past grace + margin; on a node not Ready kept until the pod object is gone or the node is back; --release-terminating-on-unready-nodes releases them",
-  () =>
-    withControllers({ tag: "safeterm", namespaces: [NS_TERM], pools: [P_TERM] }, async (c) => {
-      apply(poolManifest(P_TERM, { subnet: "10.6.0.0/16", ips: ["10.6.178.21-10.6.178.30"] }));
-      const GRACE = 2;
-      const MARGIN = 5; // the controller's grace margin
-      const RESYNC = 3;
-      const on = (node: string, name: string) => add(c, c.node(node), NS_TERM, name, plainPod(NS_TERM, name, node, P_TERM, GRACE));
-      const ready = on("node1", "ready-pod");
-      const cutA = on("node3", "cut-a");
-      const cutB = on("node3", "cut-b");
-      const cutC = on("node2", "cut-c");
-      let ctl = await startController({ identity: "ctl-term", resyncSeconds: RESYNC });
-      await ctl.waitLeader();
-      await ctl.waitScans(1);
-
-      // node3 stops reporting (Ready Unknown), node2 reports NotReady; then every pod is deleted (graceful).
-      disconnectNode("node3", "Unknown");
-      disconnectNode("node2", "False");
-      const t0 = Date.now();
-      for (const h of [ready, cutA, cutB, cutC]) startDeletion(NS_TERM, h.name);
-      for (const h of [ready, cutA, cutB, cutC]) assert.ok(podOf(NS_TERM, h.name)?.metadata.deletionTimestamp, `${h.name} is terminating`);
-
-      const readyGone = await waitReleased(ready.address, 20_000, ctl);
-      console.error(`[safeterm] pod on the Ready node released ${readyGone - t0} ms after its deletion (grace ${GRACE} s + ${MARGIN} s)`);
-      assert.ok(readyGone - t0 >= (GRACE + MARGIN) * 1000 - 1000, `not before grace + margin (${readyGone - t0} ms)`);
-      assert.equal(
-        (await ctl.waitReleases((r) => r.pod === `${NS_TERM}/ready-pod`, 1)).map((r) => r.reason),
-        ["pod-terminated"],
-      );
-
-      // Past grace + margin + two scans: the pods on the nodes that are not Ready keep their addresses and endpoints.
-      await sleep(Math.max(0, t0 + (GRACE + MARGIN + 2 * RESYNC + 2) * 1000 - Date.now()));
-      await ctl.waitScans(1);
-      for (const h of [cutA, cutB, cutC]) {
-        assert.ok(claimOf(h.address), `${h.name}'s claim is kept while ${h.node.name} is not Ready (${Date.now() - t0} ms after deletion)\n${ctl.logTail()}`);
-        assert.ok(endpointOf(NS_TERM, h.name), `${h.name}'s endpoint is kept`);
-      }
-      assert.equal(
-        ctl.releases((r) => r.pod.startsWith(`${NS_TERM}/cut-`)),
-        [],
-        "nothing of theirs released",
-      );
-
-      // The pod object is gone (the node was declared dead, or someone forced it): released.
-      deletePods(NS_TERM, ["cut-a"], { force: true });
-      await waitReleased(cutA.address, 10_000, ctl);
-      assert.equal(
-        (await ctl.waitReleases((r) => r.pod === `${NS_TERM}/cut-a`, 1)).map((r) => r.reason),
-        ["pod-deleted"],
-      );
-
-      // node3 is back and Ready: cut-b, long past its grace period, goes now.
-      const t1 = Date.now();
-      reconnectNode("node3");
-      await waitReleased(cutB.address, 10_000, ctl);
-      console.error(`[safeterm] cut-b released ${Date.now() - t1} ms after node3 was Ready again`);
-      assert.equal(
-        (await ctl.waitReleases((r) => r.pod === `${NS_TERM}/cut-b`, 1)).map((r) => r.reason),
-        ["pod-terminated"],
-      );
-      assert.ok(claimOf(cutC.address), "cut-c (node2 still NotReady) is kept");
-
-      // The eager rule, opted into: cut-c goes although node2 is still NotReady.
-      await ctl.stop();
-      ctl = await startController({ identity: "ctl-term-eager", resyncSeconds: RESYNC, args: ["--release-terminating-on-unready-nodes"] });
-      await waitReleased(cutC.address, 15_000, ctl);
-      const eager = await ctl.waitReleases((r) => r.pod === `${NS_TERM}/cut-c`, 1);
-      assert.equal(
-        eager.map((r) => r.reason),
-        ["pod-terminated"],
-      );
-      assert.match(eager[0].line, /node2/);
-      reconnectNode("node2");
     }),
 );
 
@@ -477,56 +395,12 @@ S(
     }),
 );
 
-// ---------------------------------------------------------------- window 11: static pods, the controller's side
-
-const NS_STATIC = "berth-safe-static";
-const P_STATIC = "safe-static";
-
-S(
-  "a static pod keeps its address through the controller's scans (CNI_ARGS carries the kubelet's UID, the mirror pod's config.mirror annotation names it); deleting the mirror releases it",
-  () =>
-    withControllers({ tag: "safestatic", namespaces: [NS_STATIC], pools: [P_STATIC] }, async (c) => {
-      apply(poolManifest(P_STATIC, { subnet: "10.6.0.0/16", ips: ["10.6.178.91-10.6.178.92"] }));
-      const hash = `cfg${randomBytes(8).toString("hex")}`;
-      apply(
-        JSON.stringify({
-          apiVersion: "v1",
-          kind: "Pod",
-          metadata: {
-            name: "static-node1",
-            namespace: NS_STATIC,
-            annotations: { "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: [P_STATIC] }), "kubernetes.io/config.mirror": hash },
-          },
-          spec: { nodeName: "node1", containers: [{ name: "app", image: "nginx" }] },
-        }),
-      );
-      const held = add(c, c.node("node1"), NS_STATIC, "static-node1", hash);
-      // The plugin records the mirror pod's UID; the controller must match either that or the kubelet's.
-      assert.is(claimOf(held.address)?.spec.podUID, podOf(NS_STATIC, "static-node1")?.metadata.uid, "the claim records the mirror pod's UID");
-      const ctl = await startController({ identity: "ctl-static", resyncSeconds: 1, addTimeoutSeconds: 1 });
-      await ctl.waitLeader();
-      await ctl.waitScans(3);
-      assert.ok(claimOf(held.address), `the static pod keeps its address through full scans\n${ctl.logTail()}`);
-      assert.equal(
-        ctl.releases((r) => r.pod === `${NS_STATIC}/static-node1`),
-        [],
-        "nothing released as pod-replaced",
-      );
-      deletePods(NS_STATIC, ["static-node1"], { force: true });
-      await waitReleased(held.address, 10_000, ctl);
-      assert.equal(
-        (await ctl.waitReleases((r) => r.pod === `${NS_STATIC}/static-node1`, 1)).map((r) => r.reason),
-        ["pod-deleted"],
-      );
-    }),
-);
-
 const NS_PART = "berth-safe-part";
 const P_PART = "safe-part";
 const P_PART2 = "safe-part-new";
 
 S(
-  "a failing list voids only what needs it: pods cannot be listed, so a pod-deleted release waits, while a half-finished claim is released and a new pool gets its finalizer and counts",
+  "a failing list voids only what needs it: pods cannot be listed, so a pod-deleted release and a half-finished claim (its pod may exist) wait, while a new pool gets its finalizer and counts",
   () =>
     withControllers({ tag: "safepart", namespaces: [NS_PART], pools: [P_PART, P_PART2] }, async (c) => {
       apply(poolManifest(P_PART, { subnet: "10.6.0.0/16", ips: ["10.6.178.71-10.6.178.80"] }));
@@ -548,17 +422,17 @@ S(
       assert.ok(((await ctl.metric('berth_list_failures_total{kind="pods"}')) ?? 0) >= 2, "the failed lists are counted");
       assert.ok(claimOf(goneLate.address), `gone-late's claim waits: its judgement needs the pods list\n${ctl.logTail()}`);
       assert.ok(claimOf(run.address), "run keeps its address");
-      await waitReleased("10.6.178.81", 5000, ctl);
+      assert.ok(claimOf("10.6.178.81"), "a claim never bound waits too: only the pods list can say its pod is gone");
+      assert.ok(poolFinalizers(P_PART2)?.includes(POOL_FINALIZER), `the new pool got its finalizer\n${ctl.logTail()}`);
+      await waitFor(`${P_PART2}'s counts`, () => poolStatus(P_PART2).totalIPCount === 4 && poolStatus(P_PART2).allocatedIPCount === 1, 10_000);
+      await waitForAllocated(P_PART, 2, 10_000);
+      // Pods can be listed again: gone-late's claim and the half-finished one go at the next scan.
+      await allowPods();
+      await waitReleased("10.6.178.81", 10_000, ctl);
       assert.equal(
         (await ctl.waitReleases((r) => r.pod === `${NS_PART}/half`, 1)).map((r) => r.reason),
         ["half-finished-add"],
-        "a half-finished claim needs no pod: released",
       );
-      assert.ok(poolFinalizers(P_PART2)?.includes(POOL_FINALIZER), `the new pool got its finalizer\n${ctl.logTail()}`);
-      await waitFor(`${P_PART2}'s counts`, () => poolStatus(P_PART2).totalIPCount === 4 && poolStatus(P_PART2).allocatedIPCount === 0, 10_000);
-      await waitForAllocated(P_PART, 2, 10_000);
-      // Pods can be listed again: gone-late's claim goes at the next scan.
-      await allowPods();
       await waitReleased(goneLate.address, 10_000, ctl);
       assert.equal(
         (await ctl.waitReleases((r) => r.pod === `${NS_PART}/gone-late`, 1)).map((r) => r.reason),

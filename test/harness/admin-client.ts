@@ -47,6 +47,7 @@ export const RESOURCES = {
   leases: { prefix: "/apis/coordination.k8s.io/v1", kind: "Lease", namespaced: true },
   clusterroles: { prefix: RBAC, kind: "ClusterRole", namespaced: false },
   clusterrolebindings: { prefix: RBAC, kind: "ClusterRoleBinding", namespaced: false },
+  customresourcedefinitions: { prefix: "/apis/apiextensions.k8s.io/v1", kind: "CustomResourceDefinition", namespaced: false },
   [POOL_PLURAL]: { prefix: `/apis/${POOL_GROUP}/${POOL_VERSION}`, kind: POOL_KIND, namespaced: false },
   [CLAIM_PLURAL]: { prefix: `/apis/${BERTH_GROUP}/${BERTH_API_VERSION}`, kind: CLAIM_KIND, namespaced: false },
   [ENDPOINT_PLURAL]: { prefix: `/apis/${BERTH_GROUP}/${BERTH_API_VERSION}`, kind: ENDPOINT_KIND, namespaced: true },

@@ -67,6 +67,13 @@ export class FaultProxy {
   private rules: LiveRule[] = [];
   /** Every request seen, oldest first. */
   readonly log: ProxiedRequest[] = [];
+  /**
+   * Added to the `Date` header of every answer relayed: the client sees an
+   * API server whose clock is this far ahead (negative: behind) of the one
+   * that stamped the objects, as with several kube-apiservers behind a load
+   * balancer whose clocks differ.
+   */
+  clockSkewMs = 0;
 
   private constructor(
     private readonly server: ReturnType<typeof createServer>,
@@ -178,7 +185,9 @@ export class FaultProxy {
             return;
           }
           const relay = () => {
-            res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+            const headers = { ...upRes.headers };
+            if (this.clockSkewMs && headers.date) headers.date = new Date(Date.parse(headers.date) + this.clockSkewMs).toUTCString();
+            res.writeHead(upRes.statusCode ?? 502, headers);
             upRes.pipe(res);
           };
           if (rule?.action === "delay-response") setTimeout(relay, rule.ms ?? 0);
