@@ -214,10 +214,11 @@ export function claimDeadlineSeconds(timeoutMs: number): number {
 
 /**
  * An ADD must never report an address whose claim it no longer holds. Within
- * its budget and half of its claims' deadline nobody may have taken them (the
- * controller waits for the whole deadline by server time, and the server
- * stamped them after this ADD started). An ADD that ran past either reads
- * them again before answering.
+ * its budget and half of its claims' deadline nobody may have taken them: the
+ * controller leaves an unbound claim alone for the whole deadline, counted on
+ * its own clock from when it first saw the claim, which was created after
+ * this ADD started (so neither skewed API server clocks nor this node's can
+ * shorten that). An ADD that ran past either reads them again before answering.
  */
 async function confirmStillHeld(s: Claiming, taken: Taken[]): Promise<void> {
   if (s.deadline.elapsedMs() < Math.min(s.deadline.ms, (s.holder.addDeadlineSeconds * 1000) / 2)) return;
