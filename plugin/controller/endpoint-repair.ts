@@ -10,7 +10,7 @@
  *   not come back to an address that is no longer its own.
  * Every write is optimistic (resourceVersion, or create) and re-reads first.
  */
-import { entryAddress, entryAddresses, entryFor, listsAddress, withEntryUids, withoutAddress } from "../cluster/endpoint-entries.ts";
+import { entryAddress, entryAddresses, entryFor, entryUid, listsAddress, withEntryUids, withoutAddress } from "../cluster/endpoint-entries.ts";
 import { toPool } from "../cluster/pool-choice.ts";
 import { incarnationUid, isIncarnation, verifyMembership } from "../cluster/statefulset.ts";
 import { claimName } from "../kube/claim-name.ts";
@@ -41,8 +41,10 @@ export async function rebuildEntry(api: ControllerApi, claim: ClaimObject, log: 
   for (let attempt = 0; attempt < 3; attempt++) {
     const ep = await api.getEndpoint(ns, name);
     if (listsAddress(ep, address)) return "unneeded";
-    const entry: EndpointIp = { ...(entryFor(ep, ifname) ?? { interface: ifname }) };
-    if (entryAddress(entry, family)) return "unneeded"; // the interface is bound to another address: not this claim's to fill
+    const found = entryFor(ep, ifname);
+    // The interface is bound to another address, or its entry is another incarnation's: not this claim's to fill.
+    if (found && (entryAddress(found, family) || entryUid(ep!, found) !== claim.spec.podUID)) return "unneeded";
+    const entry: EndpointIp = { ...(found ?? { interface: ifname }) };
     if (claim.spec.network) entry.network ??= claim.spec.network;
     entry.podUID ??= claim.spec.podUID;
     if (family === 4) Object.assign(entry, { ipv4: `${address}/${prefix}`, ipv4Pool: claim.spec.pool }, gateway ? { ipv4Gateway: gateway } : {});
