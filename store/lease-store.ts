@@ -95,6 +95,31 @@ export function retryBusy<T>(fn: () => T, timeoutMs = BUSY_TIMEOUT_MS): T {
   }
 }
 
+/**
+ * The database would not switch to WAL (SQLite answers with the mode it kept,
+ * e.g. "memory" for an in-memory database, "delete" where the VFS has no
+ * shared memory). berth does not run without WAL: readers (inspect, a
+ * concurrent ADD's local reads) would block writers and be blocked by them,
+ * and the busy handling and durability reasoning (lease-store.ts,
+ * cacheWrite) assume WAL.
+ */
+export class JournalModeError extends Error {
+  constructor(
+    readonly path: string,
+    readonly mode: string,
+  ) {
+    super(
+      `lease database ${path} is in journal mode "${mode}" and cannot be switched to WAL (berth needs WAL: is it on a filesystem without shared-memory support, or in memory?)`,
+    );
+    this.name = "JournalModeError";
+  }
+}
+
+/** Whether `err` is a JournalModeError (by name: the class may be bundled into more than one entry of the binary). */
+export function isJournalModeError(err: unknown): err is JournalModeError {
+  return (err as { name?: unknown })?.name === "JournalModeError";
+}
+
 /** The lease database. Open one per process; `immediate` serialises writers across processes. */
 export class LeaseStore {
   constructor(
@@ -109,7 +134,9 @@ export class LeaseStore {
     db.exec("PRAGMA busy_timeout = 5");
     retryBusy(() => {
       // A fresh database needs the switch to WAL; one already in WAL answers without taking a lock.
-      if (db.prepare<{ journal_mode: string }>("PRAGMA journal_mode").get()?.journal_mode !== "wal") db.exec("PRAGMA journal_mode = WAL");
+      let mode = db.prepare<{ journal_mode: string }>("PRAGMA journal_mode").get()?.journal_mode;
+      if (mode !== "wal") mode = db.prepare<{ journal_mode: string }>("PRAGMA journal_mode = WAL").get()?.journal_mode;
+      if (mode !== "wal") throw new JournalModeError(db.path, String(mode));
       // A binding must survive a power cut: a StatefulSet pod must get its address back after a node reboot.
       db.exec("PRAGMA synchronous = FULL");
       migrate(db);

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import type { IpamConfig } from "../ipam/config.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
 import type { OpenDriver } from "../../store/driver.ts";
-import { LeaseStore, isBusy } from "../../store/lease-store.ts";
+import { LeaseStore, isBusy, isJournalModeError } from "../../store/lease-store.ts";
 import type { Pool } from "../ipam/pool.ts";
 import type { PoolRecord } from "../../store/lease-store.ts";
 import { formatAddress } from "../ipam/ip.ts";
@@ -19,6 +19,7 @@ export function openStore(ipam: IpamConfig, openDriver: OpenDriver, mustExist = 
     return LeaseStore.open(openDriver(ipam.dbPath));
   } catch (err) {
     if (isBusy(err)) throw err; // still locked after the busy timeout: CNI code 11, try again
+    if (isJournalModeError(err)) throw new IpamError("io-failure", err.message, `ipam.dataDir ${ipam.dataDir}`, { cause: err });
     throw new IpamError("io-failure", `cannot open lease database ${ipam.dbPath}: ${(err as Error).message}`, "check ipam.dataDir and its permissions", {
       cause: err,
     });
