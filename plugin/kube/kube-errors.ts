@@ -14,7 +14,11 @@ export class KubeUnreachableError extends Error {
   }
 }
 
-/** A write lost a race: AlreadyExists, a stale resourceVersion, a failed precondition or JSON-patch test. */
+/**
+ * A write lost a race: AlreadyExists, a stale resourceVersion, a failed
+ * precondition or JSON-patch test, or a replace or patch of an object that
+ * was deleted after it was read (404 on PUT/PATCH).
+ */
 export class KubeConflictError extends Error {
   static readonly brand = "KubeConflictError";
   constructor(message: string, options?: { cause?: unknown }) {

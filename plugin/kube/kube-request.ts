@@ -24,7 +24,8 @@ export interface KubeTransport {
   /**
    * Sends one request and returns the parsed JSON of a 2xx answer. Anything
    * else throws a berth error whose message starts with `what` (e.g.
-   * "get pod ns/name"); a 404 is a KubeRequestError with status 404.
+   * "get pod ns/name"); a 404 is a KubeRequestError with status 404, except
+   * for a PUT or PATCH of an object deleted meanwhile (KubeConflictError).
    */
   request<T>(what: string, method: Method, path: string, body?: unknown, query?: Query, contentType?: string): Promise<T>;
   /**
@@ -147,10 +148,16 @@ export function transportOver(wire: Wire, requestTimeoutMs: number, beforeWrite?
   }
 
   /** Maps a non-2xx answer to berth's error kinds. */
-  async function refusal(what: string, status: number, text: string): Promise<Error> {
+  async function refusal(what: string, method: Method, status: number, text: string): Promise<Error> {
     const reason = reasonOf(text);
     const cause = new Error(`HTTP ${status}: ${text.slice(0, 300)}`);
     if (status === 409) return new KubeConflictError(`${what}: ${reason}`, { cause });
+    // A replace or patch of an object that is gone: someone deleted it between our read and our write. That
+    // is a lost race like a stale resourceVersion (callers read again and decide), not a refusal. A create
+    // answered 404 is about its namespace, and a delete's 404 means "already gone": both stay as they are.
+    if (status === 404 && (method === "PUT" || method === "PATCH") && namesObject(text)) {
+      return new KubeConflictError(`${what}: ${reason} (deleted meanwhile)`, { cause });
+    }
     // A starting API server answers 403 until its authorizer has synced: that is "try again", not RBAC.
     if (status === 403 && !(await ready())) {
       return new KubeUnreachableError(server, `${what}: API server ${server} is not ready yet (403 while starting: ${reason})`, { cause });
@@ -186,7 +193,7 @@ export function transportOver(wire: Wire, requestTimeoutMs: number, beforeWrite?
         const cause = timedOut ? `no answer within ${requestTimeoutMs} ms` : `${e.code ?? e.name}: ${e.message}`;
         throw new KubeUnreachableError(server, `${what}: API server ${server} unreachable (${cause})`, { cause: err });
       }
-      throw await refusal(what, answer.status, answer.text);
+      throw await refusal(what, method, answer.status, answer.text);
     },
   };
 }

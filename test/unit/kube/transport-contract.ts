@@ -222,6 +222,18 @@ export function transportContract(runtime: string): void {
     status(404, { kind: "Status", message: 'pods "p" not found', details: { name: "p", kind: "pods" } });
     err = await caught(ctx.t.request("get pod", "GET", "/x"));
     assert.ok(isKind(err, KubeRequestError) && err.status === 404, err.message);
+    // The same 404 answering a replace or patch: the object was deleted after we read it, a lost race (try again).
+    const gone = { kind: "Status", message: 'berthipclaims.ipam.berth.dev "v4-10-0-0-1" not found', details: { name: "v4-10-0-0-1" }, code: 404 };
+    status(404, gone);
+    for (const method of ["PUT", "PATCH"] as const) {
+      err = await caught(ctx.t.request("update berthipclaim v4-10-0-0-1", method, "/x", {}));
+      assert.ok(isKind(err, KubeConflictError), `${method}: ${err.message}`);
+      assert.match(err.message, "deleted meanwhile");
+    }
+    err = await caught(ctx.t.request("delete berthipclaim v4-10-0-0-1", "DELETE", "/x"));
+    assert.ok(isKind(err, KubeRequestError) && err.status === 404, `a delete's 404 stays "already gone": ${err.message}`);
+    err = await caught(ctx.t.request("create berthendpoint ns/p", "POST", "/x", {}));
+    assert.ok(isKind(err, KubeRequestError) && err.status === 404, `a create's 404 (its namespace) stays a refusal: ${err.message}`);
     status(404, { kind: "Status", message: "the server could not find the requested resource" });
     err = await caught(ctx.t.request("get claim", "GET", "/x"));
     assert.ok(isKind(err, KubeUnreachableError), err.message);
