@@ -120,16 +120,29 @@ export function isJournalModeError(err: unknown): err is JournalModeError {
   return (err as { name?: unknown })?.name === "JournalModeError";
 }
 
+/**
+ * How long a writer may wait for the lock: a fixed time, or (a command with a
+ * deadline, such as a cluster DEL) a function read at each wait, returning
+ * what is left.
+ */
+export type BusyWait = number | (() => number);
+
 /** The lease database. Open one per process; `immediate` serialises writers across processes. */
 export class LeaseStore {
   constructor(
     readonly db: SqlDriver,
-    private readonly busyTimeoutMs = BUSY_TIMEOUT_MS,
+    private readonly busyWait: BusyWait = BUSY_TIMEOUT_MS,
     private readonly priority = new HolderPriority(),
   ) {}
 
+  /** How long the next wait for the lock may take. */
+  private busyTimeoutMs(): number {
+    return typeof this.busyWait === "function" ? Math.max(0, this.busyWait()) : this.busyWait;
+  }
+
   /** Prepares a writable database: WAL, durable commits, current schema; waits out other writers. */
-  static open(db: SqlDriver, busyTimeoutMs = BUSY_TIMEOUT_MS, priority?: HolderPriority): LeaseStore {
+  static open(db: SqlDriver, busyWait: BusyWait = BUSY_TIMEOUT_MS, priority?: HolderPriority): LeaseStore {
+    const store = new LeaseStore(db, busyWait, priority);
     // Waiting is done by retryBusy; SQLite's own handler only covers what cannot be retried from here.
     db.exec("PRAGMA busy_timeout = 5");
     retryBusy(() => {
@@ -140,8 +153,8 @@ export class LeaseStore {
       // A binding must survive a power cut: a StatefulSet pod must get its address back after a node reboot.
       db.exec("PRAGMA synchronous = FULL");
       migrate(db);
-    }, busyTimeoutMs);
-    return new LeaseStore(db, busyTimeoutMs, priority);
+    }, store.busyTimeoutMs());
+    return store;
   }
 
   /** Opens a database read-only for inspection (no migration, no writes). */
@@ -173,7 +186,7 @@ export class LeaseStore {
         this.priority.restore(before);
         this.inTransaction = false;
       }
-    }, this.busyTimeoutMs);
+    }, this.busyTimeoutMs());
   }
 
   /**

@@ -4,12 +4,15 @@ import { brand } from "../support/errors.ts";
 /** The API server could not be reached or did not answer in time (CNI code 11). */
 export class KubeUnreachableError extends Error {
   static readonly brand = "KubeUnreachableError";
+  /** The request was not sent, or not answered, within what was left of its command's budget (kube-request.ts TimeLeft). */
+  readonly outOfTime: boolean;
   constructor(
     readonly server: string,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; outOfTime?: boolean },
   ) {
     super(message, options);
+    this.outOfTime = options?.outOfTime ?? false;
     brand(this, KubeUnreachableError.brand);
   }
 }

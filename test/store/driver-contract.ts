@@ -320,6 +320,34 @@ export function driverContract(adapterName: string, open: OpenDriver): void {
     }
   });
 
+  s("LeaseStore: a busy wait given as a function (what is left of a command's budget) is read at each wait", ({ dir }) => {
+    const file = join(dir, "budget.db");
+    LeaseStore.open(open(file)).close();
+    const other = open(file);
+    let asked = 0;
+    const store = LeaseStore.open(open(file), () => {
+      asked++;
+      return 0; // nothing left: one try, no wait
+    });
+    try {
+      other.exec("BEGIN IMMEDIATE");
+      const before = asked;
+      try {
+        store.immediate(() => store.setHint("p", "10.0.0.1", true));
+        assert.unreachable("took a lock another connection holds");
+      } catch (e) {
+        assert.is((e as { code?: string }).code, "SQLITE_BUSY");
+      }
+      assert.is(asked, before + 1, "asked how long it may wait");
+      other.exec("ROLLBACK");
+      store.immediate(() => store.setHint("p", "10.0.0.1", true));
+      assert.ok(store.hintedOrLeased("n", "p", "10.0.0.1"));
+    } finally {
+      other.close();
+      store.close();
+    }
+  });
+
   s("LeaseStore.cacheWrite commits without fsync and leaves synchronous FULL", ({ dir }) => {
     const file = join(dir, "cache.db");
     const store = LeaseStore.open(open(file));

@@ -212,6 +212,26 @@ export function transportContract(runtime: string): void {
     assert.is(seen.length, 1, "GETs are not checked");
   });
 
+  s("a command's time limit (TimeLeft): each request gets at most what is left, none is sent once it is 0", async (ctx) => {
+    let left = 0;
+    const t = await openTransport(write("budget.kubeconfig", kubeconfig(ctx.url, ["token: x"])), 5000, undefined, () => left);
+    let err = await caught(t.request("get pod ns/p", "GET", "/api/v1/namespaces/ns/pods/p"));
+    assert.ok(isKind(err, KubeUnreachableError) && err.outOfTime, err.message);
+    assert.match(err.message, "not sent");
+    assert.equal(seen, [], "nothing reached the server");
+    // 300 ms left, the server answers after 1.5 s: cut at what was left, not at the 5 s request limit.
+    left = 300;
+    handler = (_req, res) => void setTimeout(() => json(res, 200, {}), 1500);
+    err = await caught(t.request("get pod ns/p", "GET", "/api/v1/namespaces/ns/pods/p"));
+    assert.ok(isKind(err, KubeUnreachableError) && err.outOfTime, err.message);
+    assert.match(err.message, "no answer within 300 ms, the rest of the command's time");
+    // A request's own limit, shorter than what is left, is not the command's time running out.
+    const own = await openTransport(write("own.kubeconfig", kubeconfig(ctx.url, ["token: x"])), 300, undefined, () => 60_000);
+    err = await caught(own.request("get pod ns/p", "GET", "/api/v1/namespaces/ns/pods/p"));
+    assert.ok(isKind(err, KubeUnreachableError) && !err.outOfTime, err.message);
+    assert.match(err.message, "no answer within 300 ms)");
+  });
+
   s("errors: 409 conflict, 404 of an object, 404 of a kind not served, 5xx and 429 unreachable, 403 while starting", async (ctx) => {
     const status = (code: number, body: object, readyz = 200) => {
       handler = (req, res) => (req.url === "/readyz" ? json(res, readyz, {}) : json(res, code, body));
