@@ -279,6 +279,18 @@ export class LeaseStore {
     );
   }
 
+  /** Pending leases of one pool in `network` (ADDs in flight or interrupted), oldest first. */
+  pendingLeases(network: string, pool: string): Lease[] {
+    return this.db
+      .prepare<Lease>("SELECT * FROM leases WHERE network = :network AND pool = :pool AND state = 'pending' ORDER BY created_at")
+      .all({ network, pool });
+  }
+
+  /** Deletes a lease only while it is still pending (an ADD that activated it meanwhile keeps it); returns whether it did. */
+  deletePendingLease(id: number): boolean {
+    return this.write(() => this.db.prepare("DELETE FROM leases WHERE id = :id AND state = 'pending'").run({ id }).changes > 0);
+  }
+
   /** When the hints of a pool were last refreshed from a full LIST (ms since epoch), if ever. */
   hintsListedAt(pool: string): number | undefined {
     const row = this.db.prepare<{ listed_at: string }>("SELECT listed_at FROM claim_hint_pools WHERE pool = :pool").get({ pool });
