@@ -266,7 +266,10 @@ export class LeaseStore {
    * hints say it was claimed, or a lease on this node (pending or active)
    * holds it in `network`. The lease decides before the hints learn it, so
    * that a second ADD on this node does not try an address a first one is
-   * taking while its hint is only written at the end (cluster-add.ts).
+   * taking while its hint is only written at the end (cluster-add.ts). A
+   * pending lease of an ADD that is over stays until its attachment's DEL or
+   * GC, or until an ADD that needs the address drops it
+   * (plugin/cluster/stale-pending.ts).
    */
   hintedOrLeased(network: string, pool: string, address: string): boolean {
     return (

@@ -103,37 +103,40 @@ async function withinBudget<T>(command: string, deadline: Deadline, fn: () => Pr
 /** The store's wait for the lock, bounded by what is left of `deadline`. */
 const waitWithin = (deadline: Deadline) => () => Math.min(BUSY_TIMEOUT_MS, deadline.leftMs());
 
+/** DEL, bounded by timeoutSeconds (withinBudget). */
+async function del(ctx: CommandContext): Promise<CommandOutcome> {
+  const deadline = new Deadline(ctx.conf.ipam.timeoutMs);
+  return withinBudget("DEL", deadline, () => release(ctx, deadline));
+}
+
 /**
  * DEL must never block a sandbox's teardown on the network: with nothing held
  * on this node it succeeds without reading the kubeconfig or calling the API
  * server (a pod deleted meanwhile is the controller's to clean up). With
  * something held and the API server unreachable (or no kubeconfig yet) it is
- * code 11, and the runtime retries. It is bounded by timeoutSeconds (withinBudget).
+ * code 11, and the runtime retries.
  */
-async function del(ctx: CommandContext): Promise<CommandOutcome> {
+async function release(ctx: CommandContext, deadline: Deadline): Promise<CommandOutcome> {
   const { env, conf, log } = ctx;
-  const deadline = new Deadline(conf.ipam.timeoutMs);
-  return withinBudget("DEL", deadline, async () => {
-    const store = openStore(conf.ipam, ctx.openDriver, true, waitWithin(deadline));
-    if (!store) return {};
-    try {
-      if (store.leasesOf(conf.name, env.containerId, env.ifname).length === 0) {
-        log.debug("nothing held on this node", { container: env.containerId, ifname: env.ifname });
-        return {};
-      }
-      const pod = podIdentity(ctx.env.args);
-      let api: KubeApi;
-      try {
-        api = await connect(conf.ipam, deadline);
-      } catch (err) {
-        throw new IpamError("try-again", `cannot release container ${env.containerId}'s addresses yet: ${(err as Error).message}`, "", { cause: err });
-      }
-      await clusterRelease(api, store, conf.ipam, { network: conf.name, containerId: env.containerId, ifname: env.ifname, ...(pod ? { pod } : {}) }, log);
+  const store = openStore(conf.ipam, ctx.openDriver, true, waitWithin(deadline));
+  if (!store) return {};
+  try {
+    if (store.leasesOf(conf.name, env.containerId, env.ifname).length === 0) {
+      log.debug("nothing held on this node", { container: env.containerId, ifname: env.ifname });
       return {};
-    } finally {
-      store.close();
     }
-  });
+    const pod = podIdentity(ctx.env.args);
+    let api: KubeApi;
+    try {
+      api = await connect(conf.ipam, deadline);
+    } catch (err) {
+      throw new IpamError("try-again", `cannot release container ${env.containerId}'s addresses yet: ${(err as Error).message}`, "", { cause: err });
+    }
+    await clusterRelease(api, store, conf.ipam, { network: conf.name, containerId: env.containerId, ifname: env.ifname, ...(pod ? { pod } : {}) }, log);
+    return {};
+  } finally {
+    store.close();
+  }
 }
 
 async function check(ctx: CommandContext): Promise<CommandOutcome> {
