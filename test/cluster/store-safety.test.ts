@@ -216,7 +216,7 @@ S("an old pending lease whose claim its own container still holds is kept, claim
   assert.is(claimOf("10.6.193.11"), undefined);
 });
 
-S("a StatefulSet member whose bound address this node keeps under another pod's old pending lease (no claim) gets it back, not 102", async () => {
+S("a StatefulSet member whose bound address this node keeps under another pod's old pending lease (no claim) gets it back", async () => {
   statefulSet("m", 1, ippool([P.member]));
   const pod = await waitForPod(NS, "m-0");
   bindPod(NS, "m-0", "node1");
