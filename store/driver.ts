@@ -81,20 +81,25 @@ export function makeDriver(parts: AdapterParts): SqlDriver {
   };
 }
 
-/** The shared BEGIN IMMEDIATE / COMMIT / ROLLBACK wrapper both adapters use. */
+/**
+ * The shared BEGIN IMMEDIATE / COMMIT / ROLLBACK wrapper both adapters use.
+ * A COMMIT can fail and leave the transaction open (SQLITE_BUSY, a deferred
+ * foreign key, SQLITE_FULL, an I/O error): it is rolled back then too, or the
+ * connection would keep the write lock and every later BEGIN on it would fail
+ * with "cannot start a transaction within a transaction".
+ */
 export function runImmediate<T>(exec: (sql: string) => void, fn: () => T): T {
   exec("BEGIN IMMEDIATE");
-  let result: T;
   try {
-    result = fn();
+    const result = fn();
+    exec("COMMIT");
+    return result;
   } catch (err) {
     try {
       exec("ROLLBACK");
     } catch {
-      // The transaction may already be gone (e.g. SQLITE_FULL); the original error matters more.
+      // The transaction may already be gone (SQLite rolls back itself on some errors); the original error matters more.
     }
     throw err;
   }
-  exec("COMMIT");
-  return result;
 }

@@ -95,26 +95,66 @@ export function retryBusy<T>(fn: () => T, timeoutMs = BUSY_TIMEOUT_MS): T {
   }
 }
 
+/**
+ * The database would not switch to WAL (SQLite answers with the mode it kept,
+ * e.g. "memory" for an in-memory database, "delete" where the VFS has no
+ * shared memory). berth does not run without WAL: readers (inspect, a
+ * concurrent ADD's local reads) would block writers and be blocked by them,
+ * and the busy handling and durability reasoning (lease-store.ts,
+ * cacheWrite) assume WAL.
+ */
+export class JournalModeError extends Error {
+  constructor(
+    readonly path: string,
+    readonly mode: string,
+  ) {
+    super(
+      `lease database ${path} is in journal mode "${mode}" and cannot be switched to WAL (berth needs WAL: is it on a filesystem without shared-memory support, or in memory?)`,
+    );
+    this.name = "JournalModeError";
+  }
+}
+
+/** Whether `err` is a JournalModeError (by name: the class may be bundled into more than one entry of the binary). */
+export function isJournalModeError(err: unknown): err is JournalModeError {
+  return (err as { name?: unknown })?.name === "JournalModeError";
+}
+
+/**
+ * How long a writer may wait for the lock: a fixed time, or (a command with a
+ * deadline, such as a cluster DEL) a function read at each wait, returning
+ * what is left.
+ */
+export type BusyWait = number | (() => number);
+
 /** The lease database. Open one per process; `immediate` serialises writers across processes. */
 export class LeaseStore {
   constructor(
     readonly db: SqlDriver,
-    private readonly busyTimeoutMs = BUSY_TIMEOUT_MS,
+    private readonly busyWait: BusyWait = BUSY_TIMEOUT_MS,
     private readonly priority = new HolderPriority(),
   ) {}
 
+  /** How long the next wait for the lock may take. */
+  private busyTimeoutMs(): number {
+    return typeof this.busyWait === "function" ? Math.max(0, this.busyWait()) : this.busyWait;
+  }
+
   /** Prepares a writable database: WAL, durable commits, current schema; waits out other writers. */
-  static open(db: SqlDriver, busyTimeoutMs = BUSY_TIMEOUT_MS, priority?: HolderPriority): LeaseStore {
+  static open(db: SqlDriver, busyWait: BusyWait = BUSY_TIMEOUT_MS, priority?: HolderPriority): LeaseStore {
+    const store = new LeaseStore(db, busyWait, priority);
     // Waiting is done by retryBusy; SQLite's own handler only covers what cannot be retried from here.
     db.exec("PRAGMA busy_timeout = 5");
     retryBusy(() => {
       // A fresh database needs the switch to WAL; one already in WAL answers without taking a lock.
-      if (db.prepare<{ journal_mode: string }>("PRAGMA journal_mode").get()?.journal_mode !== "wal") db.exec("PRAGMA journal_mode = WAL");
+      let mode = db.prepare<{ journal_mode: string }>("PRAGMA journal_mode").get()?.journal_mode;
+      if (mode !== "wal") mode = db.prepare<{ journal_mode: string }>("PRAGMA journal_mode = WAL").get()?.journal_mode;
+      if (mode !== "wal") throw new JournalModeError(db.path, String(mode));
       // A binding must survive a power cut: a StatefulSet pod must get its address back after a node reboot.
       db.exec("PRAGMA synchronous = FULL");
       migrate(db);
-    }, busyTimeoutMs);
-    return new LeaseStore(db, busyTimeoutMs, priority);
+    }, store.busyTimeoutMs());
+    return store;
   }
 
   /** Opens a database read-only for inspection (no migration, no writes). */
@@ -146,7 +186,7 @@ export class LeaseStore {
         this.priority.restore(before);
         this.inTransaction = false;
       }
-    }, this.busyTimeoutMs);
+    }, this.busyTimeoutMs());
   }
 
   /**
@@ -226,7 +266,10 @@ export class LeaseStore {
    * hints say it was claimed, or a lease on this node (pending or active)
    * holds it in `network`. The lease decides before the hints learn it, so
    * that a second ADD on this node does not try an address a first one is
-   * taking while its hint is only written at the end (cluster-add.ts).
+   * taking while its hint is only written at the end (cluster-add.ts). A
+   * pending lease of an ADD that is over stays until its attachment's DEL or
+   * GC, or until an ADD that needs the address drops it
+   * (plugin/cluster/stale-pending.ts).
    */
   hintedOrLeased(network: string, pool: string, address: string): boolean {
     return (
@@ -237,6 +280,18 @@ export class LeaseStore {
         )
         .get({ network, pool, address }) !== undefined
     );
+  }
+
+  /** Pending leases of one pool in `network` (ADDs in flight or interrupted), oldest first. */
+  pendingLeases(network: string, pool: string): Lease[] {
+    return this.db
+      .prepare<Lease>("SELECT * FROM leases WHERE network = :network AND pool = :pool AND state = 'pending' ORDER BY created_at")
+      .all({ network, pool });
+  }
+
+  /** Deletes a lease only while it is still pending (an ADD that activated it meanwhile keeps it); returns whether it did. */
+  deletePendingLease(id: number): boolean {
+    return this.write(() => this.db.prepare("DELETE FROM leases WHERE id = :id AND state = 'pending'").run({ id }).changes > 0);
   }
 
   /** When the hints of a pool were last refreshed from a full LIST (ms since epoch), if ever. */

@@ -14,12 +14,22 @@ import { mayBeInFlight } from "../ipam/in-flight.ts";
 import { clusterRelease } from "./cluster-release.ts";
 import type { KubeApi } from "../kube/kube-api.ts";
 import { createKubeClient } from "../kube/kube-client.ts";
+import { KubeUnreachableError } from "../kube/kube-errors.ts";
+import { isKind } from "../support/errors.ts";
+import { BUSY_TIMEOUT_MS, isBusy } from "../../store/lease-store.ts";
+import { Deadline } from "./deadline.ts";
 
-/** A KubeApi for the ipam block's kubeconfig (CNI error 7 naming the field if it cannot be read). */
-export async function connect(ipam: IpamConfig): Promise<KubeApi> {
+/**
+ * A KubeApi for the ipam block's kubeconfig (CNI error 7 naming the field if
+ * it cannot be read). With a `deadline`, no request outlasts what is left of it.
+ */
+export async function connect(ipam: IpamConfig, deadline?: Deadline): Promise<KubeApi> {
   try {
     // Each request gets at most 10 s (or the whole ADD budget, if smaller): one slow call must not eat it all.
-    return await createKubeClient(ipam.kubeconfig!, { requestTimeoutMs: Math.min(ipam.timeoutMs, 10_000) });
+    return await createKubeClient(ipam.kubeconfig!, {
+      requestTimeoutMs: Math.min(ipam.timeoutMs, 10_000),
+      ...(deadline ? { timeLeft: () => deadline.leftMs() } : {}),
+    });
   } catch (err) {
     throw new IpamError("invalid-config", `invalid ipam.kubeconfig ${JSON.stringify(ipam.kubeconfig)}: ${(err as Error).message}`, "", { cause: err });
   }
@@ -65,15 +75,50 @@ async function add(ctx: CommandContext): Promise<CommandOutcome> {
 }
 
 /**
+ * Runs a DEL or GC within the network's timeoutSeconds, as the ADD is: each
+ * request gets at most 10 s and never more than what is left, each wait for
+ * the database lock too, and once the budget is spent it fails with code 11
+ * (the runtime retries) instead of several 10 s requests plus a 30 s lock wait.
+ *
+ * A release cut off anywhere leaves a state its retry finishes (cluster-release.ts order):
+ * - before its first claim delete: nothing changed;
+ * - between claim deletes: the deleted ones are "already released" to the retry;
+ * - after the claims, before the endpoint entry is dropped: the entry names
+ *   released addresses until the retry drops it (as after an endpoint write
+ *   the API server refused);
+ * - before the local commit (the lock stayed taken): the leases stay, keeping
+ *   this node's ADDs off the addresses, until the retry finds them released
+ *   and drops them in one commit. A DEL never deletes a lease before its claim.
+ */
+async function withinBudget<T>(command: string, deadline: Deadline, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    const ranOut = (isKind(err, KubeUnreachableError) && err.outOfTime) || (isBusy(err) && deadline.leftMs() === 0);
+    if (ranOut) throw deadline.spent(command, err);
+    throw err;
+  }
+}
+
+/** The store's wait for the lock, bounded by what is left of `deadline`. */
+const waitWithin = (deadline: Deadline) => () => Math.min(BUSY_TIMEOUT_MS, deadline.leftMs());
+
+/** DEL, bounded by timeoutSeconds (withinBudget). */
+async function del(ctx: CommandContext): Promise<CommandOutcome> {
+  const deadline = new Deadline(ctx.conf.ipam.timeoutMs);
+  return withinBudget("DEL", deadline, () => release(ctx, deadline));
+}
+
+/**
  * DEL must never block a sandbox's teardown on the network: with nothing held
  * on this node it succeeds without reading the kubeconfig or calling the API
  * server (a pod deleted meanwhile is the controller's to clean up). With
  * something held and the API server unreachable (or no kubeconfig yet) it is
  * code 11, and the runtime retries.
  */
-async function del(ctx: CommandContext): Promise<CommandOutcome> {
+async function release(ctx: CommandContext, deadline: Deadline): Promise<CommandOutcome> {
   const { env, conf, log } = ctx;
-  const store = openStore(conf.ipam, ctx.openDriver, true);
+  const store = openStore(conf.ipam, ctx.openDriver, true, waitWithin(deadline));
   if (!store) return {};
   try {
     if (store.leasesOf(conf.name, env.containerId, env.ifname).length === 0) {
@@ -83,7 +128,7 @@ async function del(ctx: CommandContext): Promise<CommandOutcome> {
     const pod = podIdentity(ctx.env.args);
     let api: KubeApi;
     try {
-      api = await connect(conf.ipam);
+      api = await connect(conf.ipam, deadline);
     } catch (err) {
       throw new IpamError("try-again", `cannot release container ${env.containerId}'s addresses yet: ${(err as Error).message}`, "", { cause: err });
     }
@@ -126,10 +171,18 @@ async function gc(ctx: CommandContext): Promise<CommandOutcome> {
     log.warn("GC without cni.dev/valid-attachments: nothing released", { network: conf.name });
     return {};
   }
-  const store = openStore(conf.ipam, ctx.openDriver, true);
+  const deadline = new Deadline(conf.ipam.timeoutMs);
+  return withinBudget("GC", deadline, () => collect(ctx, deadline));
+}
+
+/** GC's work, within `deadline`: attachments released before it runs out stay released. */
+async function collect(ctx: CommandContext, deadline: Deadline): Promise<CommandOutcome> {
+  const { conf, log } = ctx;
+  const validAttachments = conf.validAttachments ?? [];
+  const store = openStore(conf.ipam, ctx.openDriver, true, waitWithin(deadline));
   if (!store) return {};
   try {
-    const valid = new Set(conf.validAttachments.map((a) => `${a.containerID}\u0000${a.ifname}`));
+    const valid = new Set(validAttachments.map((a) => `${a.containerID}\u0000${a.ifname}`));
     const stale = new Map<string, { containerId: string; ifname: string }>();
     // A lease younger than its ADD's deadline may belong to an ADD still running, which the
     // runtime's list cannot show yet (and whose claim the controller also leaves alone until then).
@@ -144,7 +197,7 @@ async function gc(ctx: CommandContext): Promise<CommandOutcome> {
       if (mayBeInFlight(l.created_at, window, now)) stale.delete(`${l.container_id}\u0000${l.ifname}`);
     }
     if (stale.size === 0) return {};
-    const api = await connect(conf.ipam);
+    const api = await connect(conf.ipam, deadline);
     for (const a of stale.values()) await clusterRelease(api, store, conf.ipam, { network: conf.name, ...a }, log);
     return {};
   } finally {

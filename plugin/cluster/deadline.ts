@@ -7,8 +7,14 @@
  * (a node booting a hundred pods at once) only makes the retry do it all
  * again. Each request keeps its own time limit, and a late ADD re-reads its
  * claims before it answers (cluster-add.ts), so finishing late is safe.
+ *
+ * A DEL or GC has the same budget and no commit: its requests get at most
+ * what is left (`leftMs`, kube-request.ts TimeLeft), its waits for the
+ * database lock too, and one that runs out fails with `spent` (code 11, the
+ * runtime retries it).
  */
 import { cpus, loadavg } from "node:os";
+import { IpamError } from "../ipam/ipam-error.ts";
 import { KubeUnreachableError } from "../kube/kube-errors.ts";
 
 export class Deadline {
@@ -19,7 +25,7 @@ export class Deadline {
 
   constructor(
     readonly ms: number,
-    readonly server: string,
+    readonly server = "",
   ) {
     this.end = this.start + ms;
   }
@@ -58,6 +64,23 @@ export class Deadline {
         ? `this node is overloaded (load average ${load.toFixed(1)} on ${n} CPUs): the ADD waited to run, not only for API server ${this.server}`
         : `waiting for API server ${this.server}`;
     return new KubeUnreachableError(this.server, `${budget}: ${cause}`);
+  }
+
+  /**
+   * The error of a DEL or GC that ran out of its budget on `cause` (a request
+   * cut to what was left, or the database lock): "try again", naming the
+   * budget. Whatever it had done stays done; the retry picks up from there.
+   */
+  spent(command: string, cause: unknown): IpamError {
+    const load = loadavg()[0];
+    const n = cpus().length || 1;
+    const overloaded = load > 2 * n ? `; this node is overloaded (load average ${load.toFixed(1)} on ${n} CPUs)` : "";
+    return new IpamError(
+      "try-again",
+      `${command} gave up after ${this.ms / 1000} s (the network's timeoutSeconds): ${(cause as Error)?.message ?? String(cause)}${overloaded}`,
+      "the runtime retries it; what was already released stays released",
+      { cause },
+    );
   }
 
   /**

@@ -22,6 +22,7 @@ import { sleep, waitAfterConflictMs } from "./backoff.ts";
 import { claimFor } from "./claims.ts";
 import { freeCandidates, randomStart } from "./free-candidates.ts";
 import { recordPending } from "./pending-lease.ts";
+import { expireStalePending } from "./stale-pending.ts";
 
 /**
  * Up to this many addresses a node LISTs a pool's claims before its first
@@ -83,6 +84,7 @@ async function takeFromPool(s: Claiming, pool: Pool): Promise<Taken | { claimed:
   const start = randomStart(pool);
   const conflictsPerRefresh = large ? CONFLICTS_BEFORE_REFRESH * 8 : CONFLICTS_BEFORE_REFRESH;
   let conflicts = 0;
+  let staleChecked = false;
   for (;;) {
     s.deadline.check();
     let sawConflicts = false;
@@ -102,6 +104,12 @@ async function takeFromPool(s: Claiming, pool: Pool): Promise<Taken | { claimed:
       }
     }
     if (sawConflicts) continue;
+    // No candidate left as this node sees it: an address kept off only by the pending lease of an ADD
+    // that is over (killed, never followed by its DEL) is probed again (stale-pending.ts). Once per pool.
+    if (!staleChecked) {
+      staleChecked = true;
+      if ((await expireStalePending(s, pool)) > 0) continue;
+    }
     if (refreshed) return { claimed }; // a LIST of the pool's claims agrees: it is full
     await refresh();
   }
@@ -119,6 +127,7 @@ async function tryClaim(s: Claiming, pool: Pool, address: string): Promise<Taken
   const { api, store } = s;
   const leaseId = recordPending(s, pool, address);
   if (leaseId === undefined) return "held-here";
+  crashIf("kill-after-pending");
   try {
     const created = await api.createClaim(claimFor(pool.family, address, pool.name, s.holder));
     crashIf("kill-after-claim");

@@ -11,6 +11,7 @@ import { readCniEnv } from "./cni-env.ts";
 import { CniError, Code } from "./cni-error.ts";
 import { LATEST_VERSION, SUPPORTED_VERSIONS, formatResult, versionNeeded } from "./cni-version.ts";
 import { parseNetConf, sniffVersion } from "./netconf.ts";
+import { logDestination } from "./log-destination.ts";
 import { checkPaths } from "./path-policy.ts";
 import { toCniError } from "./to-cni-error.ts";
 
@@ -39,7 +40,7 @@ export async function runCni(io: CniIo): Promise<number> {
     stdin = io.readStdin();
     conf = parseNetConf(stdin);
     checkPaths(conf.ipam, io.env);
-    log = createLogger(conf.ipam.logLevel, conf.ipam.logFile, { cmd: env.command, network: conf.name });
+    log = createLogger(conf.ipam.logLevel, logDestination(conf.ipam, log), { cmd: env.command, network: conf.name });
     checkCommandAllowed(env.command, conf);
     const commands = conf.ipam.kubeconfig === undefined ? localCommands : await io.loadClusterCommands();
     const ctx: CommandContext = { env, conf, log, openDriver: io.openDriver };

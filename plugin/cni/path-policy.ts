@@ -15,11 +15,17 @@ import { CniError, Code } from "./cni-error.ts";
 /** The node's own berth configuration; BERTH_NODE_CONFIG (the runtime's environment, root's to set) moves it. */
 export const NODE_CONFIG_PATH = "/etc/cni/net.d/berth.d/node.json";
 
-/** Where each path field may point without the node's say-so. */
+/**
+ * Where each path field may point without the node's say-so. The kubeconfig
+ * is held to berth's own directory, not all of /etc/cni/net.d/: other
+ * components keep their credentials there too (Multus'
+ * /etc/cni/net.d/multus.d/multus.kubeconfig), and a network configuration
+ * must not make berth act with another component's identity.
+ */
 export const DEFAULT_PREFIXES = {
   dataDir: ["/var/lib/cni/"],
   logFile: ["/var/log/"],
-  kubeconfig: ["/etc/cni/net.d/"],
+  kubeconfig: ["/etc/cni/net.d/berth.d/"],
 } as const;
 
 type PathField = keyof typeof DEFAULT_PREFIXES;

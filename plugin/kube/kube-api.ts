@@ -182,7 +182,7 @@ export interface KubeApi {
   listClaims(pool: string, fresh?: boolean): Promise<ClaimObject[]>;
   /** Creates the claim; throws KubeConflictError when the name is taken. */
   createClaim(claim: ClaimObject): Promise<ClaimObject>;
-  /** Replaces the claim (metadata.resourceVersion must be set); KubeConflictError on a stale version. */
+  /** Replaces the claim (metadata.resourceVersion must be set); KubeConflictError on a stale version or when it was deleted meanwhile. */
   updateClaim(claim: ClaimObject): Promise<ClaimObject>;
   /**
    * Deletes the claim if it still has this uid (and, when given, this
@@ -193,7 +193,7 @@ export interface KubeApi {
   getEndpoint(namespace: string, name: string): Promise<EndpointObject | undefined>;
   /** Creates the endpoint in its namespace; KubeConflictError when the name is taken. */
   createEndpoint(endpoint: EndpointObject): Promise<EndpointObject>;
-  /** Replaces the endpoint (metadata.resourceVersion must be set); KubeConflictError on a stale version. */
+  /** Replaces the endpoint (metadata.resourceVersion must be set); KubeConflictError on a stale version or when it was deleted meanwhile. */
   updateEndpoint(endpoint: EndpointObject): Promise<EndpointObject>;
   /** Deletes the endpoint if it still has this uid (and, when given, this resourceVersion). */
   deleteEndpoint(namespace: string, name: string, uid: string, resourceVersion?: string): Promise<boolean>;

@@ -21,7 +21,7 @@ import {
   labelValue,
 } from "./crd.ts";
 import type { ClaimObject, EndpointObject, KubeApi, NamedObject, ObjectMeta, PodObject, PoolObject, StatefulSetObject } from "./kube-api.ts";
-import type { BeforeWrite, KubeTransport } from "./kube-request.ts";
+import type { BeforeWrite, KubeTransport, TimeLeft } from "./kube-request.ts";
 import { openTransport } from "./open-transport.ts";
 import { resource } from "./kube-resource.ts";
 
@@ -31,11 +31,13 @@ export interface KubeClientOptions {
   requestTimeoutMs: number;
   /** Checked right before every request other than GET is sent; throwing stops it (kube-request.ts BeforeWrite). */
   beforeWrite?: BeforeWrite;
+  /** What is left of the command's budget: each request gets at most that, none is sent once it is 0 (kube-request.ts TimeLeft). */
+  timeLeft?: TimeLeft;
 }
 
 /** Reads the kubeconfig file (rejects if it cannot) and returns a KubeApi. */
 export async function createKubeClient(kubeconfigPath: string, options: KubeClientOptions): Promise<KubeApi> {
-  const t = await openTransport(kubeconfigPath, options.requestTimeoutMs, options.beforeWrite);
+  const t = await openTransport(kubeconfigPath, options.requestTimeoutMs, options.beforeWrite, options.timeLeft);
   return apiOver(t, () => Promise.reject(new Error("watches are the controller's (controller-client.ts)")));
 }
 

@@ -4,17 +4,24 @@ import { brand } from "../support/errors.ts";
 /** The API server could not be reached or did not answer in time (CNI code 11). */
 export class KubeUnreachableError extends Error {
   static readonly brand = "KubeUnreachableError";
+  /** The request was not sent, or not answered, within what was left of its command's budget (kube-request.ts TimeLeft). */
+  readonly outOfTime: boolean;
   constructor(
     readonly server: string,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; outOfTime?: boolean },
   ) {
     super(message, options);
+    this.outOfTime = options?.outOfTime ?? false;
     brand(this, KubeUnreachableError.brand);
   }
 }
 
-/** A write lost a race: AlreadyExists, a stale resourceVersion, a failed precondition or JSON-patch test. */
+/**
+ * A write lost a race: AlreadyExists, a stale resourceVersion, a failed
+ * precondition or JSON-patch test, or a replace or patch of an object that
+ * was deleted after it was read (404 on PUT/PATCH).
+ */
 export class KubeConflictError extends Error {
   static readonly brand = "KubeConflictError";
   constructor(message: string, options?: { cause?: unknown }) {

@@ -24,7 +24,8 @@ export interface KubeTransport {
   /**
    * Sends one request and returns the parsed JSON of a 2xx answer. Anything
    * else throws a berth error whose message starts with `what` (e.g.
-   * "get pod ns/name"); a 404 is a KubeRequestError with status 404.
+   * "get pod ns/name"); a 404 is a KubeRequestError with status 404, except
+   * for a PUT or PATCH of an object deleted meanwhile (KubeConflictError).
    */
   request<T>(what: string, method: Method, path: string, body?: unknown, query?: Query, contentType?: string): Promise<T>;
   /**
@@ -110,13 +111,31 @@ export interface Wire {
   send(req: WireRequest, beforeSend: () => void): Promise<WireAnswer>;
 }
 
-/** The transport over `wire`: each request bounded by `requestTimeoutMs`, writes checked by `beforeWrite`. */
-export function transportOver(wire: Wire, requestTimeoutMs: number, beforeWrite?: BeforeWrite): KubeTransport {
+/**
+ * What is left of the budget of the command the requests serve (ms), read
+ * before each request: a DEL bounded by timeoutSeconds gives each request at
+ * most that, and sends none once it is 0.
+ */
+export type TimeLeft = () => number;
+
+/**
+ * The transport over `wire`: each request bounded by `requestTimeoutMs` (and
+ * by `timeLeft`, when given), writes checked by `beforeWrite`.
+ */
+export function transportOver(wire: Wire, requestTimeoutMs: number, beforeWrite?: BeforeWrite, timeLeft?: TimeLeft): KubeTransport {
   const server = wire.server;
   const clock = new ServerClock();
 
   /** One exchange: status and body text; throws only when there is no HTTP answer. */
-  async function exchange(what: string, method: Method, path: string, body: unknown, query: Query | undefined, contentType: string | undefined) {
+  async function exchange(
+    what: string,
+    method: Method,
+    path: string,
+    body: unknown,
+    query: Query | undefined,
+    contentType: string | undefined,
+    timeoutMs: number,
+  ) {
     const headers: Record<string, string> = { Accept: "application/json, */*;q=0.8" };
     if (body !== undefined) headers["Content-Type"] = contentType ?? "application/json";
     const beforeSend = () => {
@@ -128,7 +147,7 @@ export function transportOver(wire: Wire, requestTimeoutMs: number, beforeWrite?
       }
     };
     // Every request carries its own deadline, the answer's body included: a hung API server must not hang the runtime.
-    const sent = { method, path, query, headers, body: body === undefined ? undefined : JSON.stringify(body), timeoutMs: requestTimeoutMs };
+    const sent = { method, path, query, headers, body: body === undefined ? undefined : JSON.stringify(body), timeoutMs };
     const answer = await wire.send(sent, beforeSend);
     clock.observe(answer.date, performance.now());
     return answer;
@@ -147,10 +166,16 @@ export function transportOver(wire: Wire, requestTimeoutMs: number, beforeWrite?
   }
 
   /** Maps a non-2xx answer to berth's error kinds. */
-  async function refusal(what: string, status: number, text: string): Promise<Error> {
+  async function refusal(what: string, method: Method, status: number, text: string): Promise<Error> {
     const reason = reasonOf(text);
     const cause = new Error(`HTTP ${status}: ${text.slice(0, 300)}`);
     if (status === 409) return new KubeConflictError(`${what}: ${reason}`, { cause });
+    // A replace or patch of an object that is gone: someone deleted it between our read and our write. That
+    // is a lost race like a stale resourceVersion (callers read again and decide), not a refusal. A create
+    // answered 404 is about its namespace, and a delete's 404 means "already gone": both stay as they are.
+    if (status === 404 && (method === "PUT" || method === "PATCH") && namesObject(text)) {
+      return new KubeConflictError(`${what}: ${reason} (deleted meanwhile)`, { cause });
+    }
     // A starting API server answers 403 until its authorizer has synced: that is "try again", not RBAC.
     if (status === 403 && !(await ready())) {
       return new KubeUnreachableError(server, `${what}: API server ${server} is not ready yet (403 while starting: ${reason})`, { cause });
@@ -172,9 +197,16 @@ export function transportOver(wire: Wire, requestTimeoutMs: number, beforeWrite?
     server,
     serverNow: () => clock.now(),
     async request<T>(what: string, method: Method, path: string, body?: unknown, query?: Query, contentType?: string): Promise<T> {
+      const left = timeLeft?.() ?? Number.POSITIVE_INFINITY;
+      if (left <= 0) {
+        throw new KubeUnreachableError(server, `${what}: not sent to API server ${server}: the command's time (timeoutSeconds) ran out`, { outOfTime: true });
+      }
+      // A request cut to what is left of the command's budget and not answered by then ran out of the command's time.
+      const cut = left < requestTimeoutMs;
+      const limit = cut ? Math.max(1, Math.floor(left)) : requestTimeoutMs;
       let answer: { status: number; text: string };
       try {
-        answer = await exchange(what, method, path, body, query, contentType);
+        answer = await exchange(what, method, path, body, query, contentType, limit);
         if (answer.status >= 200 && answer.status < 300) return (answer.text ? JSON.parse(answer.text) : undefined) as T;
       } catch (err) {
         if (err instanceof WriteStopped) throw err.cause;
@@ -183,10 +215,12 @@ export function transportOver(wire: Wire, requestTimeoutMs: number, beforeWrite?
         // node:https say AbortError; Bun's native fetch and the signal's reason say TimeoutError.
         const e = err as Error & { code?: string; type?: string };
         const timedOut = e.name === "AbortError" || e.name === "TimeoutError" || e.type === "aborted";
-        const cause = timedOut ? `no answer within ${requestTimeoutMs} ms` : `${e.code ?? e.name}: ${e.message}`;
-        throw new KubeUnreachableError(server, `${what}: API server ${server} unreachable (${cause})`, { cause: err });
+        const cause = timedOut
+          ? `no answer within ${limit} ms${cut ? ", the rest of the command's time (timeoutSeconds)" : ""}`
+          : `${e.code ?? e.name}: ${e.message}`;
+        throw new KubeUnreachableError(server, `${what}: API server ${server} unreachable (${cause})`, { cause: err, outOfTime: timedOut && cut });
       }
-      throw await refusal(what, answer.status, answer.text);
+      throw await refusal(what, method, answer.status, answer.text);
     },
   };
 }

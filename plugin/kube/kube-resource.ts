@@ -55,7 +55,7 @@ export interface Resource<T extends HasMetadata> {
   listPages(pageSize: number, onPage: (items: T[]) => void, query?: Query, what?: string): Promise<number>;
   /** Creates the object in its metadata.namespace; KubeConflictError when the name is taken. */
   create(obj: T, what?: string): Promise<T>;
-  /** Replaces the object (optimistic when metadata.resourceVersion is set: KubeConflictError if it moved). */
+  /** Replaces the object (optimistic when metadata.resourceVersion is set: KubeConflictError if it moved or was deleted). */
   replace(obj: T): Promise<T>;
   /** Deletes the object if it still matches `preconditions`; false when it was already gone. */
   delete(ref: ObjectRef, preconditions: Preconditions): Promise<boolean>;

@@ -6,7 +6,7 @@
  */
 import { readKubeconfig } from "./kubeconfig-reader.ts";
 import { directWire } from "./direct-wire.ts";
-import { type BeforeWrite, type KubeTransport, transportOver } from "./kube-request.ts";
+import { type BeforeWrite, type KubeTransport, type TimeLeft, transportOver } from "./kube-request.ts";
 
 /**
  * client-node's wire, imported by a specifier the bundler cannot fold, so the
@@ -23,9 +23,14 @@ const CLIENT_NODE_WIRE = ["..", "kube", "client-node-wire.ts"].join("/");
  * configuration) and returns its transport; rejects, naming the file and the
  * field, when the kubeconfig cannot be used.
  */
-export async function openTransport(kubeconfigPath: string | undefined, requestTimeoutMs: number, beforeWrite?: BeforeWrite): Promise<KubeTransport> {
+export async function openTransport(
+  kubeconfigPath: string | undefined,
+  requestTimeoutMs: number,
+  beforeWrite?: BeforeWrite,
+  timeLeft?: TimeLeft,
+): Promise<KubeTransport> {
   const read = readKubeconfig(kubeconfigPath);
-  if (read.direct) return transportOver(directWire(read.direct), requestTimeoutMs, beforeWrite);
+  if (read.direct) return transportOver(directWire(read.direct), requestTimeoutMs, beforeWrite, timeLeft);
   const { loadClientNodeWire } = (await import(CLIENT_NODE_WIRE)) as typeof import("./client-node-wire.ts");
-  return transportOver(loadClientNodeWire(kubeconfigPath), requestTimeoutMs, beforeWrite);
+  return transportOver(loadClientNodeWire(kubeconfigPath), requestTimeoutMs, beforeWrite, timeLeft);
 }

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import type { IpamConfig } from "../ipam/config.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
 import type { OpenDriver } from "../../store/driver.ts";
-import { LeaseStore, isBusy } from "../../store/lease-store.ts";
+import { type BusyWait, LeaseStore, isBusy, isJournalModeError } from "../../store/lease-store.ts";
 import type { Pool } from "../ipam/pool.ts";
 import type { PoolRecord } from "../../store/lease-store.ts";
 import { formatAddress } from "../ipam/ip.ts";
@@ -11,14 +11,16 @@ import { formatAddress } from "../ipam/ip.ts";
 /**
  * Opens (and migrates) the database. With `mustExist`, returns undefined when
  * there is none yet: DEL and GC of a node that never allocated have nothing to do.
+ * `busyWait` bounds every wait for the write lock (default: BUSY_TIMEOUT_MS each).
  */
-export function openStore(ipam: IpamConfig, openDriver: OpenDriver, mustExist = false): LeaseStore | undefined {
+export function openStore(ipam: IpamConfig, openDriver: OpenDriver, mustExist = false, busyWait?: BusyWait): LeaseStore | undefined {
   if (mustExist && !existsSync(ipam.dbPath)) return undefined;
   try {
     mkdirSync(ipam.dataDir, { recursive: true, mode: 0o700 });
-    return LeaseStore.open(openDriver(ipam.dbPath));
+    return LeaseStore.open(openDriver(ipam.dbPath), busyWait);
   } catch (err) {
     if (isBusy(err)) throw err; // still locked after the busy timeout: CNI code 11, try again
+    if (isJournalModeError(err)) throw new IpamError("io-failure", err.message, `ipam.dataDir ${ipam.dataDir}`, { cause: err });
     throw new IpamError("io-failure", `cannot open lease database ${ipam.dbPath}: ${(err as Error).message}`, "check ipam.dataDir and its permissions", {
       cause: err,
     });

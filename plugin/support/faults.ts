@@ -4,11 +4,13 @@
  * is inert unless BERTH_FAULT names it explicitly. BERTH_FAULT is a comma-
  * separated list of switches, some with a value (`name=value`):
  *
+ *   kill-after-pending     a cluster ADD SIGKILLs itself right after writing a pending
+ *                          lease for a free address, before creating its claim
  *   kill-after-claim       a cluster ADD SIGKILLs itself right after creating a claim
  *   pause-scan=SECONDS     the controller's first full scan stops for SECONDS after
  *                          judging its first claim (a scan that takes long)
  */
-export type Fault = "kill-after-claim" | "pause-scan";
+export type Fault = "kill-after-pending" | "kill-after-claim" | "pause-scan";
 
 const active = new Map<string, string>();
 for (const entry of (process.env.BERTH_FAULT ?? "")

@@ -7,7 +7,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { logEntries } from "../harness/log-lines.ts";
 import { BERTH, cni, netconf, podArgs, tempDir } from "../helpers/berth.ts";
@@ -41,10 +41,14 @@ function nodeConfig(dir: string, body: unknown, mode = 0o644): Record<string, st
 
 for (const [field, value, prefix] of [
   ["logFile", "/etc/cron.d/berth", "/var/log/"],
-  ["kubeconfig", "/etc/kubernetes/admin.conf", "/etc/cni/net.d/"],
+  ["kubeconfig", "/etc/kubernetes/admin.conf", "/etc/cni/net.d/berth.d/"],
+  // Another component's credentials in the CNI configuration directory: not berth's to act with.
+  ["kubeconfig", "/etc/cni/net.d/other.kubeconfig", "/etc/cni/net.d/berth.d/"],
+  ["kubeconfig", "/etc/cni/net.d/multus.d/multus.kubeconfig", "/etc/cni/net.d/berth.d/"],
+  ["kubeconfig", "/etc/cni/net.d/berth.d/../multus.d/multus.kubeconfig", "/etc/cni/net.d/berth.d/"],
   ["dataDir", "/root/.ssh", "/var/lib/cni/"],
 ] as const) {
-  t(`ipam.${field} outside ${prefix} is refused with code 7 naming field and value, and nothing is written`, ({ dir }) => {
+  t(`ipam.${field} ${value} (outside ${prefix}) is refused with code 7 naming field and value, and nothing is written`, ({ dir }) => {
     const env = nodeConfig(dir, { extraPathPrefixes: [`${dir}/`] });
     const conf = netconf(dir, field === "kubeconfig" ? { kubeconfig: value, pools: undefined } : { [field]: value });
     const r = add(conf, env);
@@ -56,6 +60,52 @@ for (const [field, value, prefix] of [
     if (field === "logFile") assert.not.ok(existsSync(value), `${value} was not written`);
   });
 }
+
+// A symlink planted where the log file should be (say, by a pod with /var/log mounted) must not make root append to its target.
+t("ipam.logFile that is a symlink is refused with code 7 naming field and value; its target stays untouched", ({ dir }) => {
+  const env = nodeConfig(dir, { extraPathPrefixes: [`${dir}/`] });
+  const target = join(dir, "victim");
+  writeFileSync(target, "precious\n");
+  const link = join(dir, "berth.log");
+  symlinkSync(target, link);
+  const r = add(netconf(dir, { logFile: link }), env);
+  assert.is(r.status, 1, r.stdout);
+  assert.is(r.json.code, 7);
+  assert.match(r.json.msg, `invalid ipam.logFile ${JSON.stringify(link)}: is a symbolic link`);
+  assert.is(readFileSync(target, "utf8"), "precious\n", "nothing written through the link");
+  assert.not.ok(existsSync(join(dir, "berth.db")), "nothing allocated");
+  // A dangling link is refused too, and its target is not created.
+  const dangling = join(dir, "dangling.log");
+  symlinkSync(join(dir, "created-through-link"), dangling);
+  const d = add(netconf(dir, { logFile: dangling }), env);
+  assert.is(d.json.code, 7, d.stdout);
+  assert.not.ok(existsSync(join(dir, "created-through-link")), "no file created through the link");
+});
+
+t("ipam.logFile that is a FIFO, a directory or a device is refused with code 7 (and does not hang on a FIFO)", ({ dir }) => {
+  const env = nodeConfig(dir, { extraPathPrefixes: [`${dir}/`] });
+  const fifo = join(dir, "fifo.log");
+  assert.is(spawnSync("mkfifo", [fifo]).status, 0, "mkfifo");
+  const device = join(dir, "null.log");
+  assert.is(spawnSync("mknod", [device, "c", "1", "3"]).status, 0, "mknod (needs root)");
+  const directory = join(dir, "dir.log");
+  mkdirSync(directory);
+  for (const [path, what] of [
+    [fifo, "is not a regular file"],
+    [device, "is a device, not a regular file"],
+    [directory, "is a directory"],
+  ]) {
+    const r = add(netconf(dir, { logFile: path }), env);
+    assert.is(r.json?.code, 7, `${path}: ${r.stdout}`);
+    assert.match(r.json.msg, `invalid ipam.logFile ${JSON.stringify(path)}: ${what}`);
+  }
+  assert.not.ok(existsSync(join(dir, "berth.db")), "nothing allocated");
+  // A regular file (created when missing) is written as before.
+  const ok = add(netconf(dir, { logFile: join(dir, "ok.log") }), env);
+  assert.is(ok.status, 0, ok.stdout);
+  assert.ok(statSync(join(dir, "ok.log")).isFile());
+  assert.match(readFileSync(join(dir, "ok.log"), "utf8"), '"msg":"address assigned"');
+});
 
 t("a path with .. that leaves an allowed prefix is refused", ({ dir }) => {
   const r = add(netconf(dir, { logFile: "/var/log/../../etc/berth.log" }), nodeConfig(dir, { extraPathPrefixes: [`${dir}/`] }));

@@ -172,7 +172,14 @@ export class FaultProxy {
       res.end(json ? JSON.stringify(rule.body) : (rule.body ?? ""));
       return;
     }
+    // A client that went away while its request was held (a delay longer than its own timeout) never reaches
+    // the server, as with a real one; forwarding it anyway would leave an upstream request open forever.
+    let clientGone = false;
+    res.on("close", () => {
+      clientGone = true;
+    });
     const forward = () => {
+      if (clientGone) return;
       const headers = { ...req.headers, host: this.upstream.host };
       const up = httpsRequest(
         { host: this.upstream.hostname, port: this.upstream.port, path, method, headers, ca: this.ca, servername: this.upstream.hostname },

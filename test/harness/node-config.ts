@@ -1,7 +1,7 @@
 /**
  * The node configuration the tests run berth with. berth holds dataDir,
  * logFile and kubeconfig to documented prefixes (/var/lib/cni/, /var/log/,
- * /etc/cni/net.d/) unless the node allows more; the tests keep everything
+ * /etc/cni/net.d/berth.d/) unless the node allows more; the tests keep everything
  * under the temp directory, so their "node" allows that, as a node's root
  * would in /etc/cni/net.d/berth.d/node.json.
  */

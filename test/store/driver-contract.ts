@@ -9,7 +9,7 @@ import { getPriority, setPriority, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { OpenDriver, SqlDriver } from "../../store/driver.ts";
 import { HOLDER_NICE, HolderPriority } from "../../store/holder-priority.ts";
-import { LeaseStore, type NewLease } from "../../store/lease-store.ts";
+import { JournalModeError, LeaseStore, type NewLease } from "../../store/lease-store.ts";
 import { SCHEMA_VERSION, migrate } from "../../store/migrations.ts";
 
 export function driverContract(adapterName: string, open: OpenDriver): void {
@@ -101,6 +101,32 @@ export function driverContract(adapterName: string, open: OpenDriver): void {
     assert.equal(db.prepare("SELECT x FROM u").all(), [{ x: "kept" }]);
     // the connection is usable again after a rollback
     db.immediate(() => db.prepare("INSERT INTO u VALUES ('after')").run());
+    assert.is(db.prepare<{ c: number }>("SELECT count(*) AS c FROM u").get()?.c, 2);
+  });
+
+  s("a COMMIT that fails is rolled back: the error comes through, nothing is written, the connection leaves the transaction", ({ db, path }) => {
+    // A deferred foreign key is checked at COMMIT, which then fails and (SQLite's rule) leaves the transaction open.
+    db.exec("PRAGMA foreign_keys = ON");
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("CREATE TABLE parent (id INTEGER PRIMARY KEY); CREATE TABLE child (p INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)");
+    try {
+      db.immediate(() => db.prepare("INSERT INTO child VALUES (42)").run());
+      assert.unreachable("the COMMIT of an orphan child succeeded");
+    } catch (e) {
+      assert.match(String((e as { code?: string }).code), /^SQLITE_CONSTRAINT/, String(e));
+    }
+    assert.is(db.prepare<{ c: number }>("SELECT count(*) AS c FROM child").get()?.c, 0, "the insert was rolled back");
+    // Not inside a transaction any more: a new one starts (BEGIN inside one throws), and commits.
+    db.immediate(() => db.prepare("INSERT INTO u VALUES ('after a failed commit')").run());
+    assert.is(db.prepare<{ c: number }>("SELECT count(*) AS c FROM u").get()?.c, 1);
+    // And the write lock was given back: another connection takes it at once.
+    const other = open(path);
+    try {
+      other.exec("PRAGMA busy_timeout = 0");
+      other.immediate(() => other.prepare("INSERT INTO u VALUES ('other')").run());
+    } finally {
+      other.close();
+    }
     assert.is(db.prepare<{ c: number }>("SELECT count(*) AS c FROM u").get()?.c, 2);
   });
 
@@ -268,6 +294,56 @@ export function driverContract(adapterName: string, open: OpenDriver): void {
       store.syncPools("n", []);
       assert.is(store.listPools("n").length, 0, "pools no longer configured are forgotten");
     } finally {
+      store.close();
+    }
+  });
+
+  s("LeaseStore.open refuses a database that stays outside WAL, naming the file and the mode; inspect stays lenient", () => {
+    // An in-memory database cannot be WAL: SQLite answers the switch with the mode it kept ("memory").
+    const mem = open(":memory:");
+    try {
+      LeaseStore.open(mem);
+      assert.unreachable("a database outside WAL was accepted");
+    } catch (e) {
+      assert.instance(e, JournalModeError);
+      assert.match((e as Error).message, 'lease database :memory: is in journal mode "memory"');
+      assert.match((e as Error).message, "cannot be switched to WAL");
+    } finally {
+      mem.close();
+    }
+    const other = open(":memory:");
+    try {
+      migrate(other);
+      assert.equal(LeaseStore.inspect(other).listLeases(), [], "reading (berth inspect) does not ask for WAL");
+    } finally {
+      other.close();
+    }
+  });
+
+  s("LeaseStore: a busy wait given as a function (what is left of a command's budget) is read at each wait", ({ dir }) => {
+    const file = join(dir, "budget.db");
+    LeaseStore.open(open(file)).close();
+    const other = open(file);
+    let asked = 0;
+    const store = LeaseStore.open(open(file), () => {
+      asked++;
+      return 0; // nothing left: one try, no wait
+    });
+    try {
+      other.exec("BEGIN IMMEDIATE");
+      const before = asked;
+      try {
+        store.immediate(() => store.setHint("p", "10.0.0.1", true));
+        assert.unreachable("took a lock another connection holds");
+      } catch (e) {
+        assert.is((e as { code?: string }).code, "SQLITE_BUSY");
+      }
+      assert.is(asked, before + 1, "asked how long it may wait");
+      other.exec("ROLLBACK");
+      store.immediate(() => store.setHint("p", "10.0.0.1", true));
+      assert.ok(store.hintedOrLeased("n", "p", "10.0.0.1"));
+    } finally {
+      other.close();
       store.close();
     }
   });

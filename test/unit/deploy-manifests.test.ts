@@ -10,6 +10,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { loadAllYaml } from "@kubernetes/client-node";
 import { parseNetConf } from "../../plugin/cni/netconf.ts";
+import { DEFAULT_PREFIXES } from "../../plugin/cni/path-policy.ts";
 import { INSTALL_DEFAULTS } from "../../plugin/install/install.ts";
 
 const root = resolve(import.meta.dirname, "../..");
@@ -98,6 +99,12 @@ test("the DaemonSet runs berth install on every node with the host directories w
   assert.is(hostPathAt(INSTALL_DEFAULTS.cniBinDir), "/opt/cni/bin");
   assert.is(hostPathAt("/host/etc/cni/net.d"), "/etc/cni/net.d");
   assert.ok(INSTALL_DEFAULTS.kubeconfigOut.startsWith("/host/etc/cni/net.d/"), INSTALL_DEFAULTS.kubeconfigOut);
+  // What install writes is where the plugin accepts a kubeconfig without the node's say-so.
+  const onHost = INSTALL_DEFAULTS.kubeconfigOut.replace(/^\/host/, "");
+  assert.ok(
+    DEFAULT_PREFIXES.kubeconfig.some((p) => onHost.startsWith(p)),
+    `${onHost} outside ${DEFAULT_PREFIXES.kubeconfig.join(", ")}`,
+  );
 });
 
 test("the DaemonSet is Ready only once install has done its work: an exec readiness probe of berth install --check", () => {

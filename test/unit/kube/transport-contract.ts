@@ -212,6 +212,26 @@ export function transportContract(runtime: string): void {
     assert.is(seen.length, 1, "GETs are not checked");
   });
 
+  s("a command's time limit (TimeLeft): each request gets at most what is left, none is sent once it is 0", async (ctx) => {
+    let left = 0;
+    const t = await openTransport(write("budget.kubeconfig", kubeconfig(ctx.url, ["token: x"])), 5000, undefined, () => left);
+    let err = await caught(t.request("get pod ns/p", "GET", "/api/v1/namespaces/ns/pods/p"));
+    assert.ok(isKind(err, KubeUnreachableError) && err.outOfTime, err.message);
+    assert.match(err.message, "not sent");
+    assert.equal(seen, [], "nothing reached the server");
+    // 300 ms left, the server answers after 1.5 s: cut at what was left, not at the 5 s request limit.
+    left = 300;
+    handler = (_req, res) => void setTimeout(() => json(res, 200, {}), 1500);
+    err = await caught(t.request("get pod ns/p", "GET", "/api/v1/namespaces/ns/pods/p"));
+    assert.ok(isKind(err, KubeUnreachableError) && err.outOfTime, err.message);
+    assert.match(err.message, "no answer within 300 ms, the rest of the command's time");
+    // A request's own limit, shorter than what is left, is not the command's time running out.
+    const own = await openTransport(write("own.kubeconfig", kubeconfig(ctx.url, ["token: x"])), 300, undefined, () => 60_000);
+    err = await caught(own.request("get pod ns/p", "GET", "/api/v1/namespaces/ns/pods/p"));
+    assert.ok(isKind(err, KubeUnreachableError) && !err.outOfTime, err.message);
+    assert.match(err.message, "no answer within 300 ms)");
+  });
+
   s("errors: 409 conflict, 404 of an object, 404 of a kind not served, 5xx and 429 unreachable, 403 while starting", async (ctx) => {
     const status = (code: number, body: object, readyz = 200) => {
       handler = (req, res) => (req.url === "/readyz" ? json(res, readyz, {}) : json(res, code, body));
@@ -222,6 +242,18 @@ export function transportContract(runtime: string): void {
     status(404, { kind: "Status", message: 'pods "p" not found', details: { name: "p", kind: "pods" } });
     err = await caught(ctx.t.request("get pod", "GET", "/x"));
     assert.ok(isKind(err, KubeRequestError) && err.status === 404, err.message);
+    // The same 404 answering a replace or patch: the object was deleted after we read it, a lost race (try again).
+    const gone = { kind: "Status", message: 'berthipclaims.ipam.berth.dev "v4-10-0-0-1" not found', details: { name: "v4-10-0-0-1" }, code: 404 };
+    status(404, gone);
+    for (const method of ["PUT", "PATCH"] as const) {
+      err = await caught(ctx.t.request("update berthipclaim v4-10-0-0-1", method, "/x", {}));
+      assert.ok(isKind(err, KubeConflictError), `${method}: ${err.message}`);
+      assert.match(err.message, "deleted meanwhile");
+    }
+    err = await caught(ctx.t.request("delete berthipclaim v4-10-0-0-1", "DELETE", "/x"));
+    assert.ok(isKind(err, KubeRequestError) && err.status === 404, `a delete's 404 stays "already gone": ${err.message}`);
+    err = await caught(ctx.t.request("create berthendpoint ns/p", "POST", "/x", {}));
+    assert.ok(isKind(err, KubeRequestError) && err.status === 404, `a create's 404 (its namespace) stays a refusal: ${err.message}`);
     status(404, { kind: "Status", message: "the server could not find the requested resource" });
     err = await caught(ctx.t.request("get claim", "GET", "/x"));
     assert.ok(isKind(err, KubeUnreachableError), err.message);
