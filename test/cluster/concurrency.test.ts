@@ -142,7 +142,11 @@ S(
         const w = winners.get(e.metadata.name)!;
         assert.equal(
           { uid: e.spec.podUID, node: e.spec.node, ips: e.spec.ips },
-          { uid: w.attempt.uid, node: w.attempt.node.name, ips: [{ interface: "eth0", ipv4: `${w.address}/16`, ipv4Pool: POOL }] },
+          {
+            uid: w.attempt.uid,
+            node: w.attempt.node.name,
+            ips: [{ interface: "eth0", network: "berth-cluster-conc", podUID: w.attempt.uid, ipv4: `${w.address}/16`, ipv4Pool: POOL }],
+          },
           `endpoint ${e.metadata.name}`,
         );
       }

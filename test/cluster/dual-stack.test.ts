@@ -91,7 +91,18 @@ S("one IPv4 and one IPv6 address through bridge in the netns, claims and endpoin
     const ep = endpointOf(NS_BOTH, "dual-0");
     assert.equal(
       ep?.spec.ips,
-      [{ interface: "eth0", ipv4: `${addr4}/16`, ipv4Pool: V4, ipv4Gateway: "10.6.0.1", ipv6: `${addr6}/64`, ipv6Pool: V6 }],
+      [
+        {
+          interface: "eth0",
+          network: "berth-cluster-dual",
+          podUID: ep?.spec.podUID,
+          ipv4: `${addr4}/16`,
+          ipv4Pool: V4,
+          ipv4Gateway: "10.6.0.1",
+          ipv6: `${addr6}/64`,
+          ipv6Pool: V6,
+        },
+      ],
       "endpoint lists both",
     );
     assert.is(ep?.spec.ownerControllerType, "None");

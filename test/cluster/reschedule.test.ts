@@ -87,7 +87,13 @@ function assertHeld(ns: string, p: Running, pool: string, what: string): void {
   assert.ok(ep, `${what}: endpoint exists`);
   assert.equal(
     { uid: ep!.spec.podUID, node: ep!.spec.node, container: ep!.spec.containerID, ips: ep!.spec.ips },
-    { uid: p.uid, node: p.node.name, container: p.attachment.containerId, ips: [{ interface: "eth0", ipv4: `${p.v4}/16`, ipv4Pool: pool }] },
+    {
+      uid: p.uid,
+      node: p.node.name,
+      container: p.attachment.containerId,
+      // The entry names the network that wrote it and the pod incarnation it was taken for.
+      ips: [{ interface: "eth0", network: "berth-cluster-resch", podUID: p.uid, ipv4: `${p.v4}/16`, ipv4Pool: pool }],
+    },
     `${what}: endpoint`,
   );
 }

@@ -111,7 +111,8 @@ function assertBound(p: Running): void {
       containerID: p.attachment.containerId,
       type: "StatefulSet",
       owner: STS,
-      ips: [{ interface: "eth0", ipv4: `${p.v4}/16`, ipv4Pool: POOL }],
+      // The entry names the network that wrote it and the pod incarnation it was taken for.
+      ips: [{ interface: "eth0", network: "berth-cluster-seed", podUID: p.uid, ipv4: `${p.v4}/16`, ipv4Pool: POOL }],
     },
     `${p.name}: endpoint`,
   );
