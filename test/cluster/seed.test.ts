@@ -12,6 +12,13 @@
  * file never touches anyone else's objects; test-ippool is cluster-scoped and
  * keeps the seed's name.
  *
+ * The README's walkthrough is this scenario: its manifests are applied, and
+ * its kubectl commands run, from the README itself (test/cluster/doc-env.ts),
+ * each when the scenario reaches it, printing what the README shows (ages
+ * aside, and its addresses standing for the ones berth picked). So are the
+ * kubectl commands of docs/deploy.md (the CRDs and roles), docs/pools.md
+ * (a pool's claims) and docs/troubleshooting.md (the objects to look at).
+ *
  * Run: npm run build && eval "$(bash scripts/testenv.sh up)" &&
  *      node --import tsx node_modules/uvu/bin.js test/cluster seed.test.ts
  */
@@ -20,15 +27,12 @@ import * as assert from "uvu/assert";
 import {
   type ClusterScope,
   type Running,
-  apply,
   claimNameOf,
   claimOf,
   claimsOfPool,
   deletePods as deletePodsNow,
-  deleteStatefulSet,
   endpointOf,
   podOf,
-  scaleStatefulSet,
   spTable,
   startPod,
   stopPod,
@@ -37,13 +41,12 @@ import {
   waitForTerminating,
 } from "./cluster-env.ts";
 import { startController, withControllers } from "./controller-env.ts";
-import { SEED_POOL, seedStatefulSet } from "../helpers/seed-manifests.ts";
+import { docBlock, docCommands, docTranscript } from "../harness/doc-blocks.ts";
+import { type DocShell, DocWalk, docShell } from "./doc-env.ts";
 
 const NS = "berth-seed";
 const POOL = "test-ippool";
 const STS = "test-sts";
-
-const SEED_STS = seedStatefulSet(NS);
 
 const S = suite("cluster: seed scenario");
 
@@ -121,12 +124,16 @@ function assertBound(p: Running): void {
 /** The pods' addresses by name. */
 const addresses = (pods: Running[]) => Object.fromEntries(pods.map((p) => [p.name, p.v4]));
 
-/** kubectl delete pod A B ... (deletionTimestamp), then for each the kubelet's DEL and final delete. */
-function deletePods(c: ClusterScope, pods: Running[]): void {
-  deletePodsNow(
-    NS,
-    pods.map((p) => p.name),
-  );
+/**
+ * kubectl delete pod A B ... (deletionTimestamp; `started`: the README's own
+ * kubectl did it), then for each the kubelet's DEL and final delete.
+ */
+function deletePods(c: ClusterScope, pods: Running[], started = false): void {
+  if (!started)
+    deletePodsNow(
+      NS,
+      pods.map((p) => p.name),
+    );
   for (const p of pods) {
     stopPod(c, NS, p, () => {
       // Terminating and DEL done: a member within the replica range keeps its claim and endpoint.
@@ -137,14 +144,52 @@ function deletePods(c: ClusterScope, pods: Running[]): void {
   }
 }
 
-S("seed: addresses kept across deletion and rescheduling, a new one on scale-up, released on scale-down; kubectl get sp as in the seed", () =>
+/**
+ * What docs/troubleshooting.md and docs/pools.md tell an operator to look at, with two members running: each
+ * command succeeds and shows them.
+ */
+function lookAround(sh: DocShell, pods: Running[]): void {
+  const out = (cmd: string) => {
+    const r = sh.run(cmd);
+    assert.is(r.status, 0, `${cmd}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const [sp, bic, bep, events, ...rest] = docCommands("cluster-state");
+  assert.equal(rest, [], "docs/troubleshooting.md: four commands");
+  assert.match(out(sp), /^test-ippool\s+4\s+10\.6\.0\.0\/16\s+2\s+10\s+false$/m, sp);
+  const claims = out(bic);
+  for (const p of pods)
+    assert.match(
+      claims,
+      new RegExp(`^${claimNameOf(p.v4!)}\\s+${p.v4!.replace(/\./g, "\\.")}\\s+${POOL}\\s+${NS}\\s+${p.name}\\s+${p.node.name}\\s`, "m"),
+      bic,
+    );
+  const endpoints = out(bep);
+  for (const p of pods) assert.match(endpoints, new RegExp(`^${NS}\\s+${p.name}\\s+eth0\\s+${POOL}\\s`, "m"), bep);
+  out(events);
+  const [poolClaims, ...more] = docCommands("pool-claims");
+  assert.equal(more, [], "docs/pools.md: one command");
+  const rows = out(poolClaims).trim().split("\n").slice(1);
+  assert.equal(rows.map((l) => l.split(/\s+/)[0]).sort(), pods.map((p) => claimNameOf(p.v4!)).sort(), `${poolClaims}: the pool's claims`);
+}
+
+S("seed: addresses kept across deletion and rescheduling, a new one on scale-up, released on scale-down; kubectl as the README shows", () =>
   withControllers({ tag: "seed", namespaces: [NS], pools: [POOL], chain: true }, async (c) => {
     await startController({ identity: "seed-ctl" });
     const node1 = c.node("node1");
     const node2 = c.node("node2");
+    const sh = docShell(c, NS);
 
-    apply(SEED_POOL);
-    apply(SEED_STS);
+    // docs/deploy.md: the CRDs and roles, already applied by the control plane: applying them again is harmless.
+    for (const cmd of docCommands("crds-apply")) {
+      const r = sh.run(cmd, { inRepo: true });
+      assert.is(r.status, 0, `${cmd}: ${r.stderr}`);
+    }
+    // The README's walkthrough: its two manifests as the files it names, then its commands in step with the scenario.
+    sh.write("test-ippool.yaml", docBlock("seed-pool").text);
+    sh.write("test-sts.yaml", docBlock("seed-statefulset").text);
+    const readme = new DocWalk("README's walkthrough", docTranscript("seed-walkthrough"), sh, { vary: ["AGE"], bind: ["IP"] });
+    await readme.run("kubectl apply -f test-ippool.yaml -f test-sts.yaml");
 
     // Two replicas, stepped up in order (OrderedReady), on alternating nodes as in the seed transcript.
     const sts0 = await startPod(c, NS, "test-sts-0", node2);
@@ -154,9 +199,15 @@ S("seed: addresses kept across deletion and rescheduling, a new one on scale-up,
     await assertSp(2);
     assert.is(claimsOfPool(POOL).length, 2, "two claims");
     const two = addresses([sts0, sts1]);
+    await readme.run("kubectl get spiderippool", 10_000);
+    await readme.run("kubectl get po -l app=test-sts -o wide");
+    lookAround(sh, [sts0, sts1]);
 
     // Delete both pods; the controller recreates them with new UIDs; ADD on the other node, new netns and container IDs.
-    deletePods(c, [sts0, sts1]);
+    const deleting = readme.start("kubectl delete pod test-sts-0 test-sts-1");
+    for (const p of [sts0, sts1]) await waitForTerminating(NS, p.name);
+    deletePods(c, [sts0, sts1], true);
+    await deleting.done();
     await assertSp(2);
     const again0 = await startPod(c, NS, "test-sts-0", node1, sts0.uid);
     const again1 = await startPod(c, NS, "test-sts-1", node2, sts1.uid);
@@ -171,14 +222,17 @@ S("seed: addresses kept across deletion and rescheduling, a new one on scale-up,
       assert.is.not(after.attachment.netns, before.attachment.netns);
     }
     await assertSp(2);
+    await readme.run("kubectl get po -l app=test-sts -o wide");
 
     // Scale to 3: test-sts-2 gets a third, different address.
-    scaleStatefulSet(NS, STS, 3);
+    await readme.run("kubectl scale sts test-sts --replicas 3");
     const sts2 = await startPod(c, NS, "test-sts-2", node2);
     assertBound(sts2);
     const three = addresses([again0, again1, sts2]);
     assert.is(new Set(Object.values(three)).size, 3, `three distinct addresses: ${JSON.stringify(three)}`);
     await assertSp(3);
+    await readme.run("kubectl get po -l app=test-sts -o wide");
+    await readme.run("kubectl get spiderippool", 10_000);
 
     // Delete all three: the same three come back.
     deletePods(c, [again0, again1, sts2]);
@@ -191,13 +245,14 @@ S("seed: addresses kept across deletion and rescheduling, a new one on scale-up,
     await assertSp(3);
 
     // Scale to 2: the controller sets deletionTimestamp on test-sts-2; the kubelet's DEL releases its address.
-    scaleStatefulSet(NS, STS, 2);
+    await readme.run("kubectl scale sts test-sts --replicas 2");
     await waitForTerminating(NS, "test-sts-2");
     c.detach(third2.attachment);
     assert.is(claimOf(third2.v4!), undefined, `test-sts-2's claim ${claimNameOf(third2.v4!)} is gone after DEL`);
     assert.is(endpointOf(NS, "test-sts-2"), undefined, "test-sts-2's endpoint is gone after DEL");
     await waitForAllocated(POOL, 2, 10_000);
     await assertSp(2);
+    await readme.run("kubectl get spiderippool", 10_000);
     deletePodsNow(NS, ["test-sts-2"], { force: true });
     // The remaining members are untouched.
     assertBound(third0);
@@ -215,7 +270,7 @@ S("seed: addresses kept across deletion and rescheduling, a new one on scale-up,
 
     // The StatefulSet is deleted: the garbage collector deletes its pods (terminating, bound), the kubelets' DELs
     // find no StatefulSet to keep the addresses for and release them; the pool is empty again.
-    deleteStatefulSet(NS, STS);
+    await readme.run("kubectl delete sts test-sts");
     for (const p of [third0, third1]) {
       await waitForTerminating(NS, p.name);
       c.detach(p.attachment);
@@ -225,6 +280,8 @@ S("seed: addresses kept across deletion and rescheduling, a new one on scale-up,
     }
     await waitForAllocated(POOL, 0, 10_000);
     await assertSp(0);
+    await readme.run("kubectl get spiderippool", 10_000);
+    readme.end();
   }),
 );
 

@@ -18,8 +18,12 @@
  * 4. a sandbox restart keeps a pod's address; a Deployment pod's address is
  *    freed by the kubelet's DEL when it is deleted;
  * 5. local mode (fixtures/netconf/bridge-berth.conf, no kubeconfig);
- * 6. everything deleted again: no pod, claim or bridge left (the runner
- *    then stops the node and checks that nothing of it is left).
+ * 6. everything deleted again, as docs/deploy.md's uninstall says: no pod,
+ *    claim or bridge left (the runner then stops the node and checks that
+ *    nothing of it is left).
+ *
+ * The deploy and uninstall commands are read from the README and
+ * docs/deploy.md (test/harness/doc-blocks.ts) and run as a reader types them.
  */
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -28,9 +32,13 @@ import { spawnSync } from "node:child_process";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { waitFor } from "../harness/batch.ts";
+import { docCommands, fill } from "../harness/doc-blocks.ts";
+import { type ShellResult, runShell, toolDir } from "../harness/doc-shell.ts";
 import { logEntries } from "../harness/log-lines.ts";
 import { SEED_POOL, seedStatefulSet } from "../helpers/seed-manifests.ts";
 import {
+  ADMIN_KUBECONFIG,
+  KUBECTL,
   NODE_NAME,
   NODE_ROOT,
   type Pod,
@@ -45,6 +53,7 @@ import {
   isReady,
   kc,
   kubectl,
+  nodeExec,
   podOf,
   podsOf,
   sandboxOf,
@@ -243,14 +252,29 @@ function writeConf(name: string, text: string): void {
   spawnSync("mv", ["-f", join(CONF_DIR, `.${name}.tmp`), join(CONF_DIR, name)]);
 }
 
+/** `kubectl` for the documentation's commands: 1.20.2 as admin. */
+const tools = toolDir({ kubectl: KUBECTL });
+
+/** A documented command, run from the repository's root as a reader runs it. */
+function sh(command: string, timeoutMs = 120_000): ShellResult {
+  return runShell(command, { cwd: ROOT, tools: tools.dir, env: { KUBECONFIG: ADMIN_KUBECONFIG }, timeoutMs });
+}
+
 const S = suite("real node: kubelet and containerd run berth, deployed by the shipped manifests");
+S.after(() => tools.cleanup());
 
 S("1. the shipped manifests deploy berth: DaemonSet Ready, binary and kubeconfig on the node, its log lines", async () => {
   apply(NAD_CRD);
   kc(["wait", "--for", "condition=Established", "--timeout", "60s", "crd/network-attachment-definitions.k8s.cni.cncf.io"]);
-  // Exactly the README's command, on the files as shipped.
-  const r = kubectl(["apply", "-f", join(ROOT, "fixtures/crds/"), "-f", join(ROOT, "fixtures/rbac.yaml"), "-f", join(ROOT, "fixtures/deploy/")]);
-  assert.is(r.status, 0, `kubectl apply of the shipped manifests: ${r.stderr}`);
+  // Exactly the README's commands, on the files as shipped: apply, wait for the rollout, read the installer's log.
+  const [applyAll, rollout, logsCmd, ...more] = docCommands("deploy-apply");
+  assert.equal(more, [], "the README's deploy: three commands");
+  const r = sh(applyAll);
+  assert.is(r.status, 0, `${applyAll}: ${r.stderr}`);
+  // The README: once rollout status is done, the plugin and its kubeconfig are on the node (checked below, at once).
+  const ro = sh(rollout, POD_TIMEOUT);
+  assert.is(ro.status, 0, `${rollout}: ${ro.stdout}${ro.stderr}`);
+  assert.match(ro.stdout, 'daemon set "berth" successfully rolled out', rollout);
   const ds = await waitFor(
     "DaemonSet kube-system/berth: its pod Ready on the node",
     () => {
@@ -299,7 +323,7 @@ S("1. the shipped manifests deploy berth: DaemonSet Ready, binary and kubeconfig
   const logs = await waitFor(
     "the installer's log lines",
     () => {
-      const l = kubectl(["-n", "kube-system", "logs", "ds/berth"]);
+      const l = sh(logsCmd);
       return l.status === 0 && l.stdout.includes("watching") ? l.stdout : undefined;
     },
     { timeoutMs: 30_000, everyMs: 1000 },
@@ -501,7 +525,12 @@ S("6. teardown: workloads, controller and DaemonSet deleted; no pod, claim or br
   deleteNamespaces(SEED_NS, PLAIN_NS, LOCAL_NS);
   kc(["delete", "sp", "test-ippool", "--wait=false"]);
   await waitGone("pool test-ippool deleted (the controller removes its finalizer)", () => !getJson(["sp", "test-ippool"]));
-  kc(["delete", "-f", join(ROOT, "fixtures/deploy/"), "--wait=false"]);
+  // docs/deploy.md's uninstall, in the order this node allows: its only network is berth's, so the controller's own
+  // pods hold addresses until the workloads go, and the last pool's finalizer is then removed by hand.
+  const [deleteWorkloads, removeFiles, deleteRoles, ...rest] = docCommands("uninstall");
+  assert.equal(rest, [], "docs/deploy.md's uninstall: three commands");
+  const del = sh(deleteWorkloads);
+  assert.is(del.status, 0, `${deleteWorkloads}: ${del.stderr}`);
   await waitGone("every berth pod gone", () => (getJson<{ items: Pod[] }>(["pods", "-A"])?.items ?? []).length === 0);
   const claims = getJson<{ items: ClaimObj[] }>(["bic"])?.items ?? [];
   assert.equal(
@@ -509,10 +538,18 @@ S("6. teardown: workloads, controller and DaemonSet deleted; no pod, claim or br
     [],
     "no claim left: the controller's own addresses were released by the kubelet's DELs",
   );
-  // Without a controller nothing removes a pool's finalizer (README, Uninstall).
-  kc(["patch", "sp", "node-default", "--type=merge", "-p", '{"metadata":{"finalizers":null}}']);
+  // Without a controller nothing removes a pool's finalizer (docs/deploy.md, Uninstall).
+  const [unfinalize, ...others] = docCommands("pool-finalizer-remove");
+  assert.equal(others, [], "docs/deploy.md: one command to remove a pool's finalizer");
+  const patched = sh(fill(unfinalize, { NAME: "node-default" }));
+  assert.is(patched.status, 0, `${unfinalize}: ${patched.stderr}`);
   kc(["delete", "sp", "node-default"]);
-  kc(["delete", "-f", join(ROOT, "fixtures/rbac.yaml"), "-f", join(ROOT, "fixtures/crds/")]);
+  // On the node (its mount namespace, where /opt/cni/bin and /etc/cni/net.d are this test's directories).
+  nodeExec(["bash", "-c", removeFiles]);
+  assert.not.ok(existsSync(join(NODE_ROOT, "opt-cni-bin/berth")), `${removeFiles}: /opt/cni/bin/berth is gone`);
+  assert.not.ok(existsSync(join(NODE_ROOT, "etc-cni-net.d/berth.d")), `${removeFiles}: /etc/cni/net.d/berth.d is gone`);
+  const gone = sh(deleteRoles);
+  assert.is(gone.status, 0, `${deleteRoles}: ${gone.stderr}`);
   await waitGone("namespaces gone", () => [SEED_NS, PLAIN_NS, LOCAL_NS].every((ns) => !getJson(["namespace", ns])));
   const tasksLeft = ctr(["tasks", "ls", "-q"]).trim();
   assert.is(tasksLeft, "", "no container left running in containerd");
