@@ -106,7 +106,7 @@ test("every doc-test ID is read by a test file, and every ID a test reads exists
   const read = idsReadByTests();
   const ids = blocks.flatMap((b) => (b.tag?.kind === "doc-test" ? [b.tag.id] : []));
   const unread = blocks.filter((b) => b.tag?.kind === "doc-test" && !read.has(b.tag.id)).map((b) => `${(b.tag as { id: string }).id} (${whereIs(b)})`);
-  assert.equal(unread, [], 'tagged doc-test but no test file calls docCommands(ID), docTranscript(ID) or docBlock(ID)');
+  assert.equal(unread, [], "tagged doc-test but no test file calls docCommands(ID), docTranscript(ID) or docBlock(ID)");
   const missing = [...read].filter(([id]) => !ids.includes(id)).map(([id, files]) => `${id} (read by ${files.join(", ")})`);
   assert.equal(missing, [], "read by a test but no block is tagged so");
 });
