@@ -4,7 +4,9 @@
  */
 import { hostname } from "node:os";
 import { createLogger } from "../support/logger.ts";
-import { type ControllerOptions, createController } from "./controller.ts";
+import { createControllerClient } from "../kube/controller-client.ts";
+import type { Logger } from "../support/logger.ts";
+import { Controller, type ControllerOptions } from "./controller.ts";
 
 export interface ControllerArgs {
   kubeconfig?: string;
@@ -58,4 +60,20 @@ export async function controllerMain(args: ControllerArgs): Promise<number> {
   await controller.run();
   log.info("stopped");
   return controller.failed ? 1 : 0;
+}
+
+/** Builds a controller from options (kubeconfig file, or in-cluster configuration when none). */
+export function createController(opts: ControllerOptions, log: Logger): Controller {
+  // Every write but the Lease's checks leadership in the transport too, as late as it can: after the
+  // request's credentials are applied, right before it is sent.
+  let controller: Controller | undefined;
+  const leasePath = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(opts.leaseNamespace)}/leases`;
+  const api = createControllerClient(opts.kubeconfig, {
+    requestTimeoutMs: 10_000,
+    beforeWrite: (what, _method, path) => {
+      if (!path.startsWith(leasePath)) controller?.checkLeader(what);
+    },
+  });
+  controller = new Controller(api, opts, log);
+  return controller;
 }

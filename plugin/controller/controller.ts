@@ -29,24 +29,23 @@
  * Doubtful holds are counted and reported (held-report.ts).
  */
 import type { ControllerApi, WatchKind } from "../kube/controller-api.ts";
-import { createControllerClient } from "../kube/controller-client.ts";
 import type { ClaimObject, PodObject } from "../kube/kube-api.ts";
 import { isKind } from "../support/errors.ts";
 import type { Logger } from "../support/logger.ts";
+import { actOnClaim } from "./act-on-claim.ts";
 import { halfFinishedAt } from "./claim-age.ts";
 import { ClaimView } from "./claim-view.ts";
-import { rebuildEntry } from "./endpoint-repair.ts";
 import { type ScanHost, fullScan } from "./full-scan.ts";
 import { guardWrites } from "./guarded-api.ts";
 import { HeldReport } from "./held-report.ts";
-import { type Reader, type Verdict, judgeClaim } from "./judge-claim.ts";
+import type { Reader, Verdict } from "./judge-claim.ts";
 import { DEFAULT_LEADER_TIMING, LeaderElector, NotLeaderError } from "./leader.ts";
 import { Metrics } from "./metrics.ts";
 import { serveMetrics } from "./metrics-server.ts";
 import { reconcilePool } from "./pool-reconcile.ts";
-import { releaseJudgedClaim } from "./release-claim.ts";
 import { slimClaim } from "./slim.ts";
 import { watchForever } from "./watch-loop.ts";
+import { WorkQueue } from "./work-queue.ts";
 
 export interface ControllerOptions {
   kubeconfig?: string;
@@ -67,8 +66,7 @@ export interface ControllerOptions {
  * A pool's status is written at most once per this window after a change of
  * its claims (or of the pool): a burst of ADDs costs one GET and one PATCH
  * per pool and window, not one per claim, and a count is at most this much
- * (plus the queue ahead of it) behind the claims. Not a trailing debounce: a
- * steady stream of changes still gets a write every window.
+ * (plus the queue ahead of it) behind the claims.
  */
 export const POOL_WRITE_WINDOW_MS = 500;
 
@@ -76,10 +74,7 @@ export class Controller {
   readonly metrics = new Metrics();
   readonly view: ClaimView;
   readonly held = new HeldReport();
-  /** Pools with a status write scheduled (POOL_WRITE_WINDOW_MS). */
-  private readonly poolDue = new Set<string>();
-  private readonly queue = new Set<string>();
-  private draining = false;
+  private readonly work: WorkQueue;
   private stopped = false;
   /** Set when the controller stopped because it could not work (exit non-zero). */
   failed = false;
@@ -89,7 +84,6 @@ export class Controller {
   readonly elector: LeaderElector;
   /** The API for writes: each one checks leadership right before it is sent. */
   readonly writer: ControllerApi;
-  private timers = new Set<ReturnType<typeof setTimeout>>();
   private sleepers = new Set<() => void>();
 
   constructor(
@@ -100,6 +94,12 @@ export class Controller {
     this.elector = new LeaderElector(api, opts.leaseNamespace, opts.leaseName, opts.identity);
     this.writer = guardWrites(api, (what) => this.elector.check(what));
     this.view = new ClaimView(() => api.serverNow());
+    this.work = new WorkQueue(
+      (key) => this.handle(key),
+      () => this.elector.isLeader,
+      () => api.serverNow(),
+      log,
+    );
   }
 
   /**
@@ -146,7 +146,7 @@ export class Controller {
 
   stop(): void {
     this.stopped = true;
-    for (const t of this.timers) clearTimeout(t);
+    this.work.stop();
     for (const wake of this.sleepers) wake();
   }
 
@@ -202,26 +202,12 @@ export class Controller {
     });
   }
 
-  /** Looks at `key` again at `atServerMs` (the API server's clock). */
-  private later(key: string, atServerMs: number): void {
-    const t = setTimeout(() => (this.timers.delete(t), this.enqueue(key)), Math.min(2 ** 31 - 1, Math.max(0, atServerMs - this.api.serverNow())));
-    this.timers.add(t);
-  }
-
   /**
    * Writes the pool's status (and finalizer) within POOL_WRITE_WINDOW_MS:
-   * counts are derived from the watch, never from a LIST per change. Old
-   * plugins that still write counts are overwritten the same way.
+   * counts are derived from the watch, never from a LIST per change.
    */
   schedulePool(pool: string | undefined): void {
-    if (!pool || this.stopped || this.poolDue.has(pool)) return;
-    this.poolDue.add(pool);
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      this.poolDue.delete(pool);
-      this.enqueue(`pool:${pool}`);
-    }, POOL_WRITE_WINDOW_MS);
-    this.timers.add(t);
+    if (pool) this.work.coalesce(`pool:${pool}`, POOL_WRITE_WINDOW_MS);
   }
 
   private onEvent(kind: WatchKind, type: string, obj: { metadata: { name: string; namespace?: string } }): void {
@@ -241,46 +227,23 @@ export class Controller {
         // creation, replayed (should a watch ever start without a version), is left to the scans too.
         const replayedUpdate = type === "ADDED" && (claim.metadata.generation ?? 1) > 1;
         const due = halfFinishedAt(this.view.observe(slim), this.opts.addTimeoutMs);
-        if (!replayedUpdate && due !== undefined && due + 1000 > this.api.serverNow() - 5000) this.later(`claim:${m.name}`, due + 1000);
+        if (!replayedUpdate && due !== undefined && due + 1000 > this.api.serverNow() - 5000) this.work.at(`claim:${m.name}`, due + 1000);
       }
       this.schedulePool(claim.spec?.pool);
     } else if (kind === "pods") {
       // Gone: its claims may go. Finished: they may go where the kubelet stops the sandbox first (judge-claim.ts).
       const phase = (obj as PodObject).status?.phase;
-      if (type === "DELETED" || phase === "Succeeded" || phase === "Failed") this.enqueue(podKey);
+      if (type === "DELETED" || phase === "Succeeded" || phase === "Failed") this.work.enqueue(podKey);
     } else if (kind === "endpoints") {
       // An endpoint deleted under a pod that still holds addresses is written back (endpoint-repair.ts).
-      if (type === "DELETED") this.enqueue(podKey);
+      if (type === "DELETED") this.work.enqueue(podKey);
     } else if (kind === "statefulsets") {
-      if (type !== "ADDED") this.enqueue(`sts:${m.namespace}/${m.name}`);
+      if (type !== "ADDED") this.work.enqueue(`sts:${m.namespace}/${m.name}`);
     } else if (kind === "pools") {
       this.schedulePool(m.name);
     } else if (kind === "nodes") {
       // A static pod's address goes with its node.
-      if (type === "DELETED") this.enqueue(`node:${m.name}`);
-    }
-  }
-
-  private enqueue(key: string): void {
-    if (this.stopped) return;
-    this.queue.add(key);
-    if (!this.draining) void this.drain();
-  }
-
-  private async drain(): Promise<void> {
-    this.draining = true;
-    try {
-      while (this.queue.size) {
-        const key = this.queue.values().next().value as string;
-        this.queue.delete(key);
-        if (!this.elector.isLeader) continue; // followers only watch; the next leader's full scan catches up
-        await this.handle(key).catch((err) => {
-          if (isKind(err, NotLeaderError)) return;
-          this.log.warn("reconcile failed; retried on the next scan", { key, error: (err as Error).message });
-        });
-      }
-    } finally {
-      this.draining = false;
+      if (type === "DELETED") this.work.enqueue(`node:${m.name}`);
     }
   }
 
@@ -309,46 +272,8 @@ export class Controller {
     return reconcilePool(this.writer, name, { claimed: synced ? this.view.claimedIn(name) : undefined, mayRemoveFinalizer: synced }, this.log, this.metrics);
   }
 
-  /**
-   * Judges the claim on `reader` and acts: a release, or an endpoint entry
-   * written back, is confirmed on a live re-read first and made only if the
-   * claim is unchanged since. Returns the verdict acted on (the first one, when
-   * nothing was to be done).
-   */
-  async act(claim: ClaimObject, reader: Reader): Promise<Verdict | undefined> {
-    const opts = { addTimeoutMs: this.opts.addTimeoutMs, graceMarginMs: this.opts.graceMarginMs, now: this.api.serverNow() };
-    const first = await judgeClaim(reader, this.view.observe(claim), opts);
-    if (!first.release && !first.rebuild) return first;
-    const live = await this.api.getClaim(claim.metadata.name);
-    if (!live) return undefined;
-    const verdict =
-      reader === this.api && live.metadata.resourceVersion === claim.metadata.resourceVersion
-        ? first
-        : await judgeClaim(this.api, this.view.observe(live), { ...opts, now: this.api.serverNow() });
-    if (verdict.release) {
-      if (await releaseJudgedClaim(this.writer, live, verdict, this.log, this.metrics)) {
-        this.view.delete(live.metadata.name);
-        this.schedulePool(live.spec.pool);
-      }
-    } else if (verdict.rebuild) {
-      await rebuildEntry(this.writer, live, this.log, this.metrics);
-    }
-    return verdict;
+  /** Judges the claim on `reader` and acts on the verdict (act-on-claim.ts). */
+  act(claim: ClaimObject, reader: Reader): Promise<Verdict | undefined> {
+    return actOnClaim(this, claim, reader);
   }
-}
-
-/** Builds a controller from options (kubeconfig file, or in-cluster configuration when none). */
-export function createController(opts: ControllerOptions, log: Logger): Controller {
-  // Every write but the Lease's checks leadership in the transport too, as late as it can: after the
-  // request's credentials are applied, right before it is sent.
-  let controller: Controller | undefined;
-  const leasePath = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(opts.leaseNamespace)}/leases`;
-  const api = createControllerClient(opts.kubeconfig, {
-    requestTimeoutMs: 10_000,
-    beforeWrite: (what, _method, path) => {
-      if (!path.startsWith(leasePath)) controller?.checkLeader(what);
-    },
-  });
-  controller = new Controller(api, opts, log);
-  return controller;
 }
