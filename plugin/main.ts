@@ -4,22 +4,12 @@ import { runCli } from "./cli/cli.ts";
 import { runCni } from "./cni/cni-main.ts";
 import type { OpenDriver } from "../store/driver.ts";
 import type { CommandTable } from "./ipam/command.ts";
+import { lazySpecifier } from "./support/lazy-entries.ts";
 
-/**
- * Cluster mode, the controller and the installer live in entry points of
- * their own (see the build script), imported by specifiers the bundler cannot
- * fold: bundled into the main entry, the Kubernetes client cost every
- * local-mode start ~5 ms even unevaluated, and the installer's node:crypto
- * ~3 ms (both measured). They are resolved from this file, which sits at the
- * root of the bundle as it does in the source tree.
- */
-const CLUSTER_MODULE = ["./cluster", "cluster-commands.ts"].join("/");
-const CONTROLLER_MODULE = ["./controller", "controller-main.ts"].join("/");
-const INSTALL_MODULE = ["./install", "install.ts"].join("/");
-
-const loadClusterCommands = async () => ((await import(CLUSTER_MODULE)) as { clusterCommands: CommandTable }).clusterCommands;
-const loadController = async () => ((await import(CONTROLLER_MODULE)) as typeof import("./controller/controller-main.ts")).controllerMain;
-const loadInstall = async () => (await import(INSTALL_MODULE)) as typeof import("./install/install.ts");
+// Cluster mode, the controller and the installer are entries of their own (support/lazy-entries.ts).
+const loadClusterCommands = async () => ((await import(lazySpecifier("cluster", 0))) as { clusterCommands: CommandTable }).clusterCommands;
+const loadController = async () => ((await import(lazySpecifier("controller", 0))) as typeof import("./controller/controller-main.ts")).controllerMain;
+const loadInstall = async () => (await import(lazySpecifier("install", 0))) as typeof import("./install/install.ts");
 
 // Not CNI_PATH: operators' shells export it, runtimes always set the others.
 const CNI_VARS = ["CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS"];

@@ -4,19 +4,10 @@
  * tokens, token files, CA and client certificates as operators write them),
  * otherwise client-node's, loaded only then.
  */
+import { lazySpecifier } from "../support/lazy-entries.ts";
 import { readKubeconfig } from "./kubeconfig-reader.ts";
 import { directWire } from "./direct-wire.ts";
 import { type BeforeWrite, type KubeTransport, type TimeLeft, transportOver } from "./kube-request.ts";
-
-/**
- * client-node's wire, imported by a specifier the bundler cannot fold, so the
- * cluster entry of the compiled binary does not carry the Kubernetes client
- * (bundled, even unevaluated, it costs every start). It is an entry point of
- * its own (see the build script). The path resolves the same from this file
- * in the source tree (plugin/kube/) and from the cluster entry it is bundled
- * into (cluster/ at the root of the bundle).
- */
-const CLIENT_NODE_WIRE = ["..", "kube", "client-node-wire.ts"].join("/");
 
 /**
  * Reads the kubeconfig at `kubeconfigPath` (no path: the in-cluster
@@ -31,6 +22,8 @@ export async function openTransport(
 ): Promise<KubeTransport> {
   const read = readKubeconfig(kubeconfigPath);
   if (read.direct) return transportOver(directWire(read.direct), requestTimeoutMs, beforeWrite, timeLeft);
-  const { loadClientNodeWire } = (await import(CLIENT_NODE_WIRE)) as typeof import("./client-node-wire.ts");
+  // client-node's wire is an entry of its own (support/lazy-entries.ts), so the cluster entry does not carry the
+  // Kubernetes client. Depth 1: from this file (plugin/kube/) as from the entry it is bundled into (cluster/, controller/).
+  const { loadClientNodeWire } = (await import(lazySpecifier("clientNodeWire", 1))) as typeof import("./client-node-wire.ts");
   return transportOver(loadClientNodeWire(kubeconfigPath), requestTimeoutMs, beforeWrite, timeLeft);
 }

@@ -6,6 +6,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
+import { LAZY_ENTRIES, type LazyEntry } from "../../plugin/support/lazy-entries.ts";
 
 const root = resolve(import.meta.dirname, "../..");
 
@@ -64,6 +65,34 @@ test("imports run only in the allowed directions", () => {
     }
   }
   assert.equal(wrong, []);
+});
+
+/** `import(lazySpecifier("NAME", …))` calls, as the lazy entries they load; and every `import(` with a computed specifier. */
+function lazyImportsOf(file: string): { lazy: LazyEntry[]; computed: string[] } {
+  const src = readFileSync(file, "utf8");
+  const lazy = [...src.matchAll(/lazySpecifier\(\s*["'](\w+)["']/g)].map((m) => m[1] as LazyEntry);
+  const computed = [...src.matchAll(/\bimport\(\s*([^"'\s)][^)]*)\)/g)].map((m) => m[1]);
+  return { lazy, computed };
+}
+
+test("lazily loaded modules: each one listed in support/lazy-entries.ts exists, and each lazy import is checked like a static one", () => {
+  for (const [name, path] of Object.entries(LAZY_ENTRIES)) assert.ok(files.includes(join(root, "plugin", path)), `lazy entry ${name}: plugin/${path} exists`);
+  const wrong: string[] = [];
+  let seen = 0;
+  for (const f of files) {
+    const from = layerOf(f);
+    const { lazy, computed } = lazyImportsOf(f);
+    for (const name of lazy) {
+      seen++;
+      assert.ok(name in LAZY_ENTRIES, `${relative(root, f)} loads ${name}, which lazy-entries.ts does not list`);
+      const to = layerOf(join(root, "plugin", LAZY_ENTRIES[name]));
+      if (to !== from && !ALLOWED[from].includes(to)) wrong.push(`${relative(root, f)} (${from}) loads ${name} (${to})`);
+    }
+    // A computed specifier other than lazySpecifier(...) would be an entry the build does not know.
+    for (const c of computed) if (!/^lazySpecifier\(/.test(c.trim())) wrong.push(`${relative(root, f)}: import(${c}) is not a listed lazy entry`);
+  }
+  assert.equal(wrong, []);
+  assert.ok(seen >= Object.keys(LAZY_ENTRIES).length, `every lazy entry is loaded somewhere (${seen} loads seen)`);
 });
 
 test("the checker sees imports at all (guards the regexes above)", () => {
