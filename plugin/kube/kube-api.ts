@@ -3,7 +3,7 @@
  * allocation logic sees only this (a fake serves the unit tests, the real
  * client in kube-client.ts everything else).
  */
-import type { LabelSelector } from "../ipam/label-selector.ts";
+import type { PoolAffinity } from "../ipam/pool-affinity.ts";
 
 /** metadata.ownerReferences entry: who owns an object (a pod's StatefulSet). */
 export interface OwnerReference {
@@ -50,8 +50,8 @@ export interface StatefulSetObject {
   spec?: { replicas?: number; ordinals?: { start?: number }; template?: { metadata?: { annotations?: Record<string, string> } } };
 }
 
-/** SpiderIPPool spec (spiderpool.spidernet.io/v2beta1), the fields berth honours. */
-export interface PoolSpec {
+/** SpiderIPPool spec (spiderpool.spidernet.io/v2beta1), the fields berth honours: its affinity fields are ipam's PoolAffinity. */
+export interface PoolSpec extends PoolAffinity {
   ipVersion?: number;
   subnet?: string;
   ips?: string[];
@@ -59,12 +59,6 @@ export interface PoolSpec {
   gateway?: string;
   vlan?: number;
   routes?: { dst: string; gw?: string }[];
-  podAffinity?: LabelSelector;
-  namespaceAffinity?: LabelSelector;
-  nodeAffinity?: LabelSelector;
-  namespaceName?: string[];
-  nodeName?: string[];
-  multusName?: string[];
   default?: boolean;
   disable?: boolean;
 }
