@@ -200,7 +200,7 @@ function inspect(io: CliIo, what: string, db: string, network: string | undefine
             ),
       );
     } else if (what === "bindings") {
-      const rows = store.listBindings(network);
+      const rows = store.bindings.list(network);
       io.out(
         json
           ? `${JSON.stringify(rows, null, 2)}\n`
@@ -210,7 +210,7 @@ function inspect(io: CliIo, what: string, db: string, network: string | undefine
             ),
       );
     } else {
-      const rows = store.listPools(network);
+      const rows = store.bindings.listPools(network);
       io.out(
         json
           ? `${JSON.stringify(
@@ -237,7 +237,7 @@ function release(io: CliIo, target: string | undefined, db: string, network: str
   const store = openExisting(io, db, false);
   if (!store) return 1;
   try {
-    const { gone, inUse } = store.immediate(() => ({ gone: store.releasePod(ns, pod, network), inUse: store.leasesOfPod(ns, pod, network) }));
+    const { gone, inUse } = store.immediate(() => ({ gone: store.bindings.releasePod(ns, pod, network), inUse: store.leasesOfPod(ns, pod, network) }));
     if (json) {
       io.out(`${JSON.stringify({ released: gone, stillLeased: inUse }, null, 2)}\n`);
     } else if (gone.length === 0) {

@@ -30,7 +30,7 @@ export async function abandonPending(api: KubeApi, store: LeaseStore, network: s
         );
     store.immediate(() => {
       store.deleteLease(l.id);
-      if (freed) store.setHint(l.pool, l.address, false);
+      if (freed) store.hints.set(l.pool, l.address, false);
     });
     log.info("undid an interrupted ADD", { address: l.address, pool: l.pool, container: containerId, claimDeleted: !!freed });
   }

@@ -108,7 +108,7 @@ async function run(s: AddState): Promise<AddResult> {
   store.immediate(() => {
     for (const t of taken) {
       store.activateLease(t.leaseId);
-      store.setHint(t.pool.name, t.address, true);
+      store.hints.set(t.pool.name, t.address, true);
     }
   });
   // Pool status counts are derived data: the controller keeps them from its watch (pool-reconcile.ts).
@@ -196,7 +196,7 @@ async function takeFamily(s: Claiming, family: Family, pools: Pool[], boundEntry
   const { namespace: ns, name } = s.holder;
   const freed = await releaseClaimIf(s.api, prev.address, (c) => samePod(c, s.holder) && c.spec.interface === s.ifname);
   if (freed) {
-    s.store.cacheWrite(() => s.store.setHint(freed, prev.address, false));
+    s.store.cacheWrite(() => s.store.hints.set(freed, prev.address, false));
     s.log.info("address released: pod moved to another pool", { address: prev.address, pool: freed, pod: `${ns}/${name}` });
   }
   return fresh();

@@ -130,7 +130,7 @@ interface FreedHint {
  */
 function dropLocal(store: LeaseStore, leases: Lease[], freed: FreedHint[]): void {
   const write = () => {
-    for (const f of freed) store.setHint(f.pool, f.address, false);
+    for (const f of freed) store.hints.set(f.pool, f.address, false);
     for (const l of leases) store.deleteLease(l.id);
   };
   if (leases.length) store.immediate(write);

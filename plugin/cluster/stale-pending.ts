@@ -64,7 +64,7 @@ export async function expireStalePending(s: Claiming, pool: Pool): Promise<numbe
     // A cache write: a lease that comes back after a power cut is judged again the same way.
     const gone = store.cacheWrite(() => {
       const deleted = store.deletePendingLease(lease.id);
-      if (deleted) store.setHint(pool.name, lease.address, !!claim);
+      if (deleted) store.hints.set(pool.name, lease.address, !!claim);
       return deleted;
     });
     if (!gone) continue;

@@ -79,8 +79,8 @@ async function takeFromPool(s: Claiming, pool: Pool): Promise<Taken | { claimed:
     claimed = await refreshHints(s, pool);
     refreshed = true;
   };
-  if (!large && store.hintsListedAt(pool.name) === undefined) await refresh();
-  const isTaken = (v: bigint) => store.hintedOrLeased(s.conf.name, pool.name, formatAddress(pool.family, v));
+  if (!large && store.hints.listedAt(pool.name) === undefined) await refresh();
+  const isTaken = (v: bigint) => store.hints.hintedOrLeased(s.conf.name, pool.name, formatAddress(pool.family, v));
   const start = randomStart(pool);
   const conflictsPerRefresh = large ? CONFLICTS_BEFORE_REFRESH * 8 : CONFLICTS_BEFORE_REFRESH;
   let conflicts = 0;
@@ -136,7 +136,7 @@ async function tryClaim(s: Claiming, pool: Pool, address: string): Promise<Taken
       const freed = await api.deleteClaim(created.metadata.name, created.metadata.uid!);
       store.immediate(() => {
         store.deleteLease(leaseId);
-        if (freed) store.setHint(pool.name, address, false);
+        if (freed) store.hints.set(pool.name, address, false);
       });
     });
     return { family: pool.family, address, pool, leaseId };
@@ -147,7 +147,7 @@ async function tryClaim(s: Claiming, pool: Pool, address: string): Promise<Taken
     // this container holds. The next durable commit (the next pending lease) carries it anyway.
     store.cacheWrite(() => {
       store.deleteLease(leaseId);
-      store.setHint(pool.name, address, true);
+      store.hints.set(pool.name, address, true);
     });
     return "claimed";
   }
@@ -161,7 +161,7 @@ async function tryClaim(s: Claiming, pool: Pool, address: string): Promise<Taken
 async function refreshHints(s: AddState, pool: Pool): Promise<number> {
   const claims = await s.api.listClaims(pool.name);
   s.store.cacheWrite(() =>
-    s.store.replaceHints(
+    s.store.hints.replace(
       pool.name,
       claims.map((c) => c.spec.address),
     ),

@@ -8,21 +8,16 @@ import { IpamError } from "../ipam/ipam-error.ts";
 import { type Pool, poolContains } from "../ipam/pool.ts";
 import type { PodIdentity } from "../ipam/pod-identity.ts";
 import type { Binding, Lease, NewBinding, NewLease } from "../../store/lease-store.ts";
+import type { LocalBindings } from "../../store/local-bindings.ts";
 
-/** What allocation needs of a store (LeaseStore implements it). */
+/** What allocation needs of a store (LeaseStore implements it): the leases, and local mode's face of the database. */
 export interface AllocationStore {
   immediate<T>(fn: () => T): T;
   leasesOf(network: string, containerId: string, ifname: string): Lease[];
   leaseAt(network: string, address: string): Lease | undefined;
-  isTaken(network: string, address: string): boolean;
   addLease(lease: NewLease): number;
   deleteLease(id: number): void;
-  bindingOf(network: string, namespace: string, pod: string, ifname: string, family: Family): Binding | undefined;
-  putBinding(binding: NewBinding): void;
-  deleteBinding(binding: Pick<Binding, "network" | "pod_namespace" | "pod_name" | "ifname" | "family">): void;
-  poolCursor(network: string, pool: string): string | undefined;
-  setPoolCursor(network: string, pool: string, address: string): void;
-  poolUsage(network: string, pool: string): number;
+  bindings: Pick<LocalBindings, "isTaken" | "get" | "put" | "delete" | "cursor" | "setCursor" | "poolUsage">;
 }
 
 export interface AllocationRequest {
@@ -85,23 +80,23 @@ function allocateFamily(store: AllocationStore, req: AllocationRequest, family: 
   }
   const pod = req.pod;
   if (pod) {
-    const binding = store.bindingOf(req.network, pod.namespace, pod.name, req.ifname, family);
+    const binding = store.bindings.get(req.network, pod.namespace, pod.name, req.ifname, family);
     if (binding) {
       const pool = req.sticky ? serving.find((p) => p.name === binding.pool && poolContains(p, binding.address)) : undefined;
       if (pool) return takeBound(store, req, pool, binding);
       // Stickiness is off, or the pod's pools no longer hold its address: free the binding, allocate anew.
-      store.deleteBinding(binding);
+      store.bindings.delete(binding);
     }
   }
   for (const pool of serving) {
     const taken = takeFree(store, req, pool);
     if (taken) return taken;
   }
-  const usage = serving.map((p) => `${p.name} (${store.poolUsage(req.network, p.name)} of ${p.total} in use)`).join(", ");
+  const usage = serving.map((p) => `${p.name} (${store.bindings.poolUsage(req.network, p.name)} of ${p.total} in use)`).join(", ");
   throw new IpamError(
     "exhausted",
     serving.length === 1
-      ? `IPv${family} pool ${serving[0].name} exhausted: ${store.poolUsage(req.network, serving[0].name)} of ${serving[0].total} addresses in use`
+      ? `IPv${family} pool ${serving[0].name} exhausted: ${store.bindings.poolUsage(req.network, serving[0].name)} of ${serving[0].total} addresses in use`
       : `every IPv${family} pool exhausted: ${usage}`,
     `pod ${podName(req)}, container ${req.containerId}, interface ${req.ifname}`,
   );
@@ -123,25 +118,25 @@ function takeBound(store: AllocationStore, req: AllocationRequest, pool: Pool, b
     replacedContainer = holder.container_id;
   }
   store.addLease(leaseFor(req, pool, binding.address));
-  store.putBinding(bindingFor(req, pool, binding.address));
+  store.bindings.put(bindingFor(req, pool, binding.address));
   const a: Allocation = { family: pool.family, address: binding.address, pool, source: "bound" };
   if (replacedContainer) a.replacedContainer = replacedContainer;
   return a;
 }
 
 function takeFree(store: AllocationStore, req: AllocationRequest, pool: Pool): Allocation | undefined {
-  const cursorText = store.poolCursor(req.network, pool.name);
+  const cursorText = store.bindings.cursor(req.network, pool.name);
   const cursor = cursorText ? parseAddress(cursorText) : undefined;
   const value = findFree(
     pool.ranges,
     cursor?.family === pool.family ? cursor.value : undefined,
-    (v) => !store.isTaken(req.network, formatAddress(pool.family, v)),
+    (v) => !store.bindings.isTaken(req.network, formatAddress(pool.family, v)),
   );
   if (value === undefined) return undefined;
   const address = formatAddress(pool.family, value);
   store.addLease(leaseFor(req, pool, address));
-  store.setPoolCursor(req.network, pool.name, address);
-  if (req.sticky && req.pod) store.putBinding(bindingFor(req, pool, address));
+  store.bindings.setCursor(req.network, pool.name, address);
+  if (req.sticky && req.pod) store.bindings.put(bindingFor(req, pool, address));
   return { family: pool.family, address, pool, source: "new" };
 }
 

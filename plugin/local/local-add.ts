@@ -14,7 +14,7 @@ export function localAdd({ env, conf, log, openDriver }: CommandContext): Comman
   const store = openStore(ipam, openDriver)!;
   try {
     const allocations = store.immediate(() => {
-      store.syncPools(
+      store.bindings.syncPools(
         conf.name,
         ipam.pools.map((p) => poolRecord(conf.name, p)),
       );

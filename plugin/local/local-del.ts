@@ -13,13 +13,13 @@ export function localDel({ env, conf, log, openDriver }: CommandContext): Comman
       // With stickiness off, a pod's old binding would only pin an address nobody will claim.
       const unbound =
         !conf.ipam.enableStatefulSet && pod
-          ? store.listBindings(conf.name).filter((b) => b.pod_namespace === pod.namespace && b.pod_name === pod.name && b.ifname === env.ifname)
+          ? store.bindings.list(conf.name).filter((b) => b.pod_namespace === pod.namespace && b.pod_name === pod.name && b.ifname === env.ifname)
           : [];
-      for (const b of unbound) store.deleteBinding(b);
+      for (const b of unbound) store.bindings.delete(b);
       return { released, unbound };
     });
     for (const l of released) {
-      const kept = l.pod_namespace !== null && store.bindingOf(conf.name, l.pod_namespace, l.pod_name!, l.ifname, l.family);
+      const kept = l.pod_namespace !== null && store.bindings.get(conf.name, l.pod_namespace, l.pod_name!, l.ifname, l.family);
       log.info(kept ? "address released, binding kept" : "address released", {
         address: l.address,
         pool: l.pool,

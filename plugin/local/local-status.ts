@@ -10,7 +10,7 @@ export function localStatus({ conf, openDriver }: CommandContext): CommandOutcom
     for (const { family, pools } of selectPools(conf.ipam)) {
       const serving = pools.filter((p) => !p.disable);
       if (serving.length === 0) throw new IpamError("not-available", `no IPv${family} pool can serve: ${pools.map((p) => p.name).join(", ")} disabled`);
-      const usage = serving.map((p) => ({ p, used: store.poolUsage(conf.name, p.name) }));
+      const usage = serving.map((p) => ({ p, used: store.bindings.poolUsage(conf.name, p.name) }));
       if (usage.every(({ p, used }) => BigInt(used) >= p.total)) {
         throw new IpamError(
           "not-available",

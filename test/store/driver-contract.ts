@@ -253,13 +253,13 @@ export function driverContract(adapterName: string, open: OpenDriver): void {
       store.addLease(lease("10.0.0.2", "c2"));
       assert.throws(() => store.addLease(lease("10.0.0.1", "c3")), "one address, one lease");
       store.addLease({ ...lease("10.0.0.1", "c9"), network: "other" }); // networks are separate
-      store.putBinding({ network: "n", pod_namespace: "default", pod_name: "sts-0", ifname: "eth0", family: 4, address: "10.0.0.1", pool: "p" });
-      store.putBinding({ network: "n", pod_namespace: "default", pod_name: "sts-1", ifname: "eth0", family: 4, address: "10.0.0.3", pool: "p" });
-      assert.ok(store.isTaken("n", "10.0.0.3"), "a binding reserves its address");
-      assert.not.ok(store.isTaken("n", "10.0.0.4"));
-      assert.is(store.poolUsage("n", "p"), 3, "leased ∪ bound, each address once");
-      assert.is(store.bindingOf("n", "default", "sts-0", "eth0", 4)?.address, "10.0.0.1");
-      assert.is(store.bindingOf("n", "default", "sts-0", "eth0", 6), undefined);
+      store.bindings.put({ network: "n", pod_namespace: "default", pod_name: "sts-0", ifname: "eth0", family: 4, address: "10.0.0.1", pool: "p" });
+      store.bindings.put({ network: "n", pod_namespace: "default", pod_name: "sts-1", ifname: "eth0", family: 4, address: "10.0.0.3", pool: "p" });
+      assert.ok(store.bindings.isTaken("n", "10.0.0.3"), "a binding reserves its address");
+      assert.not.ok(store.bindings.isTaken("n", "10.0.0.4"));
+      assert.is(store.bindings.poolUsage("n", "p"), 3, "leased ∪ bound, each address once");
+      assert.is(store.bindings.get("n", "default", "sts-0", "eth0", 4)?.address, "10.0.0.1");
+      assert.is(store.bindings.get("n", "default", "sts-0", "eth0", 6), undefined);
 
       const released = store.releaseAttachment("n", "c1", "eth0");
       assert.equal(
@@ -267,7 +267,7 @@ export function driverContract(adapterName: string, open: OpenDriver): void {
         ["10.0.0.1"],
       );
       assert.equal(store.releaseAttachment("n", "c1", "eth0"), [], "idempotent");
-      assert.ok(store.isTaken("n", "10.0.0.1"), "binding outlives the lease");
+      assert.ok(store.bindings.isTaken("n", "10.0.0.1"), "binding outlives the lease");
 
       const gone = store.collectGarbage("n", (cid) => cid === "keep");
       assert.equal(
@@ -277,22 +277,22 @@ export function driverContract(adapterName: string, open: OpenDriver): void {
       assert.is(store.listLeases("other").length, 1, "GC touches only its network");
 
       assert.equal(
-        store.releasePod("default", "sts-0").map((b) => b.address),
+        store.bindings.releasePod("default", "sts-0").map((b) => b.address),
         ["10.0.0.1"],
       );
-      assert.not.ok(store.isTaken("n", "10.0.0.1"));
+      assert.not.ok(store.bindings.isTaken("n", "10.0.0.1"));
 
-      store.syncPools("n", [
+      store.bindings.syncPools("n", [
         { network: "n", name: "p", family: 4, subnet: "10.0.0.0/24", ranges: "10.0.0.1-10.0.0.9", total: 9, gateway: null, is_default: true, disabled: false },
       ]);
-      store.setPoolCursor("n", "p", "10.0.0.3");
-      assert.is(store.poolCursor("n", "p"), "10.0.0.3");
-      const pools = store.listPools("n");
+      store.bindings.setCursor("n", "p", "10.0.0.3");
+      assert.is(store.bindings.cursor("n", "p"), "10.0.0.3");
+      const pools = store.bindings.listPools("n");
       assert.is(pools.length, 1);
       assert.is(pools[0].allocated, 1);
       assert.is(pools[0].is_default, 1);
-      store.syncPools("n", []);
-      assert.is(store.listPools("n").length, 0, "pools no longer configured are forgotten");
+      store.bindings.syncPools("n", []);
+      assert.is(store.bindings.listPools("n").length, 0, "pools no longer configured are forgotten");
     } finally {
       store.close();
     }
@@ -333,15 +333,15 @@ export function driverContract(adapterName: string, open: OpenDriver): void {
       other.exec("BEGIN IMMEDIATE");
       const before = asked;
       try {
-        store.immediate(() => store.setHint("p", "10.0.0.1", true));
+        store.immediate(() => store.hints.set("p", "10.0.0.1", true));
         assert.unreachable("took a lock another connection holds");
       } catch (e) {
         assert.is((e as { code?: string }).code, "SQLITE_BUSY");
       }
       assert.is(asked, before + 1, "asked how long it may wait");
       other.exec("ROLLBACK");
-      store.immediate(() => store.setHint("p", "10.0.0.1", true));
-      assert.ok(store.hintedOrLeased("n", "p", "10.0.0.1"));
+      store.immediate(() => store.hints.set("p", "10.0.0.1", true));
+      assert.ok(store.hints.hintedOrLeased("n", "p", "10.0.0.1"));
     } finally {
       other.close();
       store.close();
@@ -356,7 +356,7 @@ export function driverContract(adapterName: string, open: OpenDriver): void {
     try {
       assert.is(sync(), 2, "FULL after open");
       const inside = store.cacheWrite(() => {
-        store.setHint("p", "10.0.0.1", true);
+        store.hints.set("p", "10.0.0.1", true);
         return sync();
       });
       assert.is(inside, 1, "NORMAL while the cache write commits");
@@ -365,16 +365,16 @@ export function driverContract(adapterName: string, open: OpenDriver): void {
       assert.throws(
         () =>
           store.cacheWrite(() => {
-            store.setHint("p", "10.0.0.2", true);
+            store.hints.set("p", "10.0.0.2", true);
             throw new Error("boom");
           }),
         /boom/,
       );
       assert.is(sync(), 2, "FULL again after a rollback");
-      assert.not.ok(store.hintedOrLeased("n", "p", "10.0.0.2"), "rolled back");
+      assert.not.ok(store.hints.hintedOrLeased("n", "p", "10.0.0.2"), "rolled back");
       // Inside a durable transaction it joins it (the setting cannot change there).
-      store.immediate(() => store.cacheWrite(() => store.setHint("p", "10.0.0.3", true)));
-      assert.ok(store.hintedOrLeased("n", "p", "10.0.0.3"));
+      store.immediate(() => store.cacheWrite(() => store.hints.set("p", "10.0.0.3", true)));
+      assert.ok(store.hints.hintedOrLeased("n", "p", "10.0.0.3"));
       assert.is(sync(), 2);
     } finally {
       other.close();
@@ -397,14 +397,14 @@ export function driverContract(adapterName: string, open: OpenDriver): void {
         pod_uid: null,
         state: "pending",
       };
-      assert.not.ok(store.hintedOrLeased("n", "p", "10.0.0.5"));
+      assert.not.ok(store.hints.hintedOrLeased("n", "p", "10.0.0.5"));
       const id = store.addLease(lease);
-      assert.ok(store.hintedOrLeased("n", "p", "10.0.0.5"), "a pending lease, no hint");
-      assert.not.ok(store.hintedOrLeased("other", "p", "10.0.0.5"), "another network's lease does not count");
+      assert.ok(store.hints.hintedOrLeased("n", "p", "10.0.0.5"), "a pending lease, no hint");
+      assert.not.ok(store.hints.hintedOrLeased("other", "p", "10.0.0.5"), "another network's lease does not count");
       store.deleteLease(id);
-      store.setHint("p", "10.0.0.5", true);
-      assert.ok(store.hintedOrLeased("n", "p", "10.0.0.5"), "a hint, no lease");
-      assert.not.ok(store.hintedOrLeased("n", "q", "10.0.0.5"), "hints are per pool");
+      store.hints.set("p", "10.0.0.5", true);
+      assert.ok(store.hints.hintedOrLeased("n", "p", "10.0.0.5"), "a hint, no lease");
+      assert.not.ok(store.hints.hintedOrLeased("n", "q", "10.0.0.5"), "hints are per pool");
     } finally {
       store.close();
     }

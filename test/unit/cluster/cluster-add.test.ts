@@ -159,7 +159,7 @@ t("steady state: no LIST of claims and no pool status write; stale hints cost co
   // The pool is full (a, b, d), and node1 knows b's claim (as from a conflict). node2 frees b; node1's
   // hints still say every address is taken: it LISTs (only then) and takes b rather than answer "exhausted".
   const b = [...k.claims.values()].find((c) => c.spec.podName === "b")!.spec.address;
-  n1.store.immediate(() => n1.store.setHint("test-ippool", b, true));
+  n1.store.immediate(() => n1.store.hints.set("test-ippool", b, true));
   k.pods.delete("default/b");
   await delOn(k, n2, "c-b", "b");
   const e = await addOn(k, n1, "e", "c-e");
@@ -177,7 +177,7 @@ t("conflicts are counted in the ADD's log; a new claim's hint is written with th
   const n1 = node(ctx, "node1");
   const n2 = node(ctx, "node2");
   for (const p of ["a", "b", "c"]) k.addPod("default", p, { annotations: { "ipam.spidernet.io/ippool": '{"ipv4": ["test-ippool"]}' } });
-  n2.store.cacheWrite(() => n2.store.replaceHints("test-ippool", [])); // node2 listed the pool while it was empty
+  n2.store.cacheWrite(() => n2.store.hints.replace("test-ippool", [])); // node2 listed the pool while it was empty
   await addOn(k, n1, "a", "c-a");
   await addOn(k, n1, "b", "c-b");
   let refused = 0;
@@ -195,7 +195,7 @@ t("conflicts are counted in the ADD's log; a new claim's hint is written with th
   k.createEndpoint = async (e) => {
     const addr = e.spec.ips[0].ipv4!.split("/")[0];
     assert.not.ok(hinted(addr), "no hint write of its own between the create and the activation");
-    assert.ok(n2.store.hintedOrLeased("net", "test-ippool", addr), "the pending lease marks the address for this node's other ADDs");
+    assert.ok(n2.store.hints.hintedOrLeased("net", "test-ippool", addr), "the pending lease marks the address for this node's other ADDs");
     return createEndpoint(e);
   };
   const lines: { msg: string; fields?: Record<string, unknown> }[] = [];
