@@ -1,16 +1,16 @@
 /**
- * berth 0.3.0 as a compiled binary, for the mixed-version tests: the plugin
+ * berth 0.4.0 as a compiled binary, for the mixed-version tests: the plugin
  * and the controller of the last release, built once from its commit in this
  * repository's history and cached.
  *
- *   const old = oldBerth();       // ~/.cache/berth/berth-0.3.0-67de1bc83e67/berth
+ *   const old = oldBerth();       // ~/.cache/berth/berth-0.4.0-385d6d9ae77e/berth
  *
  * The first call builds it: a detached temporary worktree at the commit
  * (`git worktree add --detach`), node_modules linked to this checkout's, the
  * commit's own `npm run build` (bun build --compile), the binary copied into
  * the cache under a name keyed by the commit, the worktree removed (`git
  * worktree remove --force`) whatever happened. Later runs reuse the cached
- * binary once it answers `berth version` with 0.3.0. Any failure throws with
+ * binary once it answers `berth version` with 0.4.0. Any failure throws with
  * the step and its output: a test that needs the old binary fails, it is
  * never skipped.
  *
@@ -22,9 +22,9 @@ import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
 const ROOT = resolve(import.meta.dirname, "../..");
-/** The commit of release 0.3.0. */
-export const OLD_COMMIT = "67de1bc83e6761414d222be3e90937b7802b76a7";
-export const OLD_VERSION = "0.3.0";
+/** The commit of release 0.4.0 (the last before 0.5). */
+export const OLD_COMMIT = "385d6d9ae77e2bcfc0c2877db1e2dc0b721867a7";
+export const OLD_VERSION = "0.4.0";
 
 function sh(cmd: string, args: string[], cwd: string, timeoutMs = 5 * 60_000): string {
   const r = spawnSync(cmd, args, { cwd, encoding: "utf8", timeout: timeoutMs, maxBuffer: 64 << 20, env: process.env });
@@ -49,7 +49,7 @@ function versionOf(bin: string): { version?: string; why?: string } {
 
 let built: string | undefined;
 
-/** Path of the berth 0.3.0 binary (built and cached on first use). Throws if it cannot be built. */
+/** Path of the berth 0.4.0 binary (built and cached on first use). Throws if it cannot be built. */
 export function oldBerth(): string {
   if (built) return built;
   if (process.env.BERTH_OLD_BIN) {
