@@ -74,7 +74,12 @@ async function run(s: AddState): Promise<AddResult> {
   // that keeps members' addresses. An earlier incarnation's entry that does not hold is cleared.
   const entry = entryFor(endpoint, s.ifname);
   const reuse = !!entry && (entryUid(endpoint!, entry) === uid || !!sticky);
-  if (entry && !reuse) await releaseStaleEntry(s, endpoint!, entry);
+  const keptForSet = entry && !reuse ? await releaseStaleEntry(s, endpoint!, entry) : false;
+  // A pod that is no member, named like a member whose binding its set keeps (an owner reference that does
+  // not name the live set: forged, or stale), takes an address of its own but leaves the endpoint to the
+  // member: the endpoint is how the member finds its address again, and an entry overwritten would make
+  // the controller judge the member's claim superseded and release it.
+  const leaveEndpoint = keptForSet && !membership.member;
 
   const claiming: Claiming = {
     ...s,
@@ -101,7 +106,16 @@ async function run(s: AddState): Promise<AddResult> {
   // Every address is taken: finish even past the budget (a busy CPU must not roll back what the API server
   // accepted); confirmStillHeld re-reads the claims of an ADD that ran late.
   s.deadline.commit();
-  await writeEndpoint(s, endpoint, pod, membership.member, taken);
+  if (leaveEndpoint) {
+    log.info("endpoint left to the StatefulSet member whose binding it holds: this pod is no member of that set", {
+      pod: `${s.pod.namespace}/${s.pod.name}`,
+      ifname: s.ifname,
+      statefulSet: endpoint!.spec.ownerControllerName,
+      addresses: taken.map((t) => t.address).join(","),
+    });
+  } else {
+    await writeEndpoint(s, endpoint, pod, membership.member, taken);
+  }
   await confirmStillHeld(claiming, taken);
   // One durable commit: the leases become active, and the hints learn the addresses are claimed
   // (until now the pending leases kept this node's other ADDs off them).

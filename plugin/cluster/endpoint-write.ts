@@ -71,17 +71,19 @@ export async function writeEndpoint(
  * claims there. That incarnation's pod object is gone (a name holds one pod
  * at a time). A StatefulSet binding (a claim naming its set) is left to the
  * controller, which knows whether the set still keeps it; other interfaces'
- * entries are their own networks' business.
+ * entries are their own networks' business. Returns whether the entry is
+ * such a binding, still claimed.
  */
-export async function releaseStaleEntry(s: AddState, ep: EndpointObject, entry: EndpointIp): Promise<void> {
+export async function releaseStaleEntry(s: AddState, ep: EndpointObject, entry: EndpointIp): Promise<boolean> {
   const { api, log } = s;
   const staleUid = entryUid(ep, entry);
+  let keptForSet = false;
   for (const address of entryAddresses(entry)) {
-    const freed = await releaseClaimIf(
-      api,
-      address,
-      (c) => c.spec.podUID === staleUid && c.spec.interface === entry.interface && !c.spec.statefulSet && samePodName(c.spec, ep),
-    );
+    const freed = await releaseClaimIf(api, address, (c) => {
+      if (c.spec.podUID !== staleUid || c.spec.interface !== entry.interface || !samePodName(c.spec, ep)) return false;
+      if (c.spec.statefulSet) keptForSet = true;
+      return !c.spec.statefulSet;
+    });
     if (freed) {
       log.info("address released: left by an earlier pod of this name", {
         address,
@@ -92,6 +94,7 @@ export async function releaseStaleEntry(s: AddState, ep: EndpointObject, entry: 
       });
     }
   }
+  return keptForSet;
 }
 
 function samePodName(spec: { podNamespace: string; podName: string }, ep: EndpointObject): boolean {

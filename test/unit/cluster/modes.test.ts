@@ -111,7 +111,12 @@ t("membership counts only when the owner reference's UID is the live StatefulSet
   );
   const forgedClaim = [...k.claims.values()].find((c) => `${c.spec.address}/16` === forged)!;
   assert.is(forgedClaim.spec.statefulSet, undefined, "the forger's claim names no set");
-  assert.is(k.endpoints.get("default/db-0")!.spec.ownerControllerType, "None", "nor does its endpoint");
+  const ep = k.endpoints.get("default/db-0")!.spec;
+  assert.equal(
+    [ep.ownerControllerType, ep.ownerControllerName, ep.ips.map((i) => i.ipv4)],
+    ["StatefulSet", "db", [a0]],
+    "the endpoint stays the member's: it is how the member finds its address again",
+  );
 });
 
 t("Retain keeps a scaled-down ordinal's address (DEL and controller) until the StatefulSet is deleted", async (ctx) => {
