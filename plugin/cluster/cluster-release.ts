@@ -89,7 +89,9 @@ export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: Ipam
   // entry lists, whichever sandbox wrote it: the DEL of a sandbox whose ADD failed half-way (its lease
   // still pending on the re-taken address) must not free the address the member comes back to.
   const own = entryFor(ep, at.ifname);
-  const entryOwnsSandbox = !!own && (ep!.spec.containerID === at.containerId || (!!uid && entryUid(ep!, own) === uid));
+  // Judged by the entry's own incarnation: the endpoint-level containerID names only its last writer (another
+  // interface's sandbox, perhaps of another pod of this name). Without a UID (a runtime that sends none), by that.
+  const entryOwnsSandbox = !!own && (uid ? entryUid(ep!, own) === uid : ep!.spec.containerID === at.containerId);
   const entry = entryOwnsSandbox || keep?.member ? own : undefined;
   const boundHere = new Set(entry ? entryAddresses(entry) : []);
   const freedHints: FreedHint[] = [];
