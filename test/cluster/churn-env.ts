@@ -64,7 +64,7 @@ export interface ApiPod {
 
 export interface ApiEndpoint {
   metadata: { name: string };
-  spec: { podUID: string; ips: { ipv4?: string; interface?: string }[] };
+  spec: { podUID: string; ips: { ipv4?: string }[] };
 }
 
 export interface ApiClaim {
