@@ -22,10 +22,14 @@
  *
  * `check` asserts what must hold at every quiet moment: no address on two
  * running pods (by the ADD results and by the living pods' BerthEndpoints),
- * every running pod's address claimed by it and listed in its endpoint, a
- * recreated StatefulSet member back on its address. `unexplained` lists the
- * claims that no living pod and no in-range StatefulSet member owns;
- * `converge` waits for none to be left and the pool's count to match.
+ * no address on two interfaces (two endpoint entries), every running pod's
+ * address claimed by it and listed in its endpoint, a recreated StatefulSet
+ * member back on its address. Pods the churn does not run itself (static
+ * pods, another namespace's) join these checks through `others`.
+ * `unexplained` lists the claims that no living pod and no in-range
+ * StatefulSet member owns, and that the caller's `explain` does not account
+ * for; `converge` waits for none to be left and the pool's count to match;
+ * `phantoms` lists endpoint entries whose address is not claimed by their pod.
  */
 import { randomBytes } from "node:crypto";
 import * as assert from "uvu/assert";
@@ -74,6 +78,7 @@ export interface ApiClaim {
     containerID: string;
     node: string;
     statefulSet?: string;
+    staticPod?: boolean;
     claimedAt: string;
     addDeadlineSeconds?: number;
   };
@@ -105,6 +110,39 @@ export interface ChurnOptions {
   parallel?: number;
   /** The requests berth made (a fault proxy's log): printed for an ADD that keeps failing, from its 4th attempt on. */
   requestLog?: { mark(): number; since(mark: number): string };
+  /**
+   * Pods holding addresses that the churn does not run (static pods, pods of
+   * another namespace), and more namespaces whose living pods' endpoints
+   * count: `check` holds them to the same rules as its own.
+   */
+  others?: () => { holders: Holder[]; namespaces: string[] };
+  /** Sandboxes on node NAME that the churn does not run (static pods, another churn's pods): the runtime's GC lists them as valid too. */
+  alsoValid?: (node: string) => string[];
+}
+
+/** A pod outside the churn's `live` that holds an address (a static pod, another namespace's pod). */
+export interface Holder {
+  ns: string;
+  name: string;
+  /** The UID its ADD carried (a static pod's: its config hash). */
+  uid: string;
+  address: string;
+  /** Whether its endpoint must list the address (not while its namespace is deleted: its endpoints go at once). */
+  listed: boolean;
+  /** What it is, for messages: "static pod", "Terminating in a deleted namespace". */
+  why: string;
+}
+
+/** Why a claim the churn's own rules do not account for is rightly held, or undefined (see Churn.unexplained). */
+export type Explain = (claim: ApiClaim, facts: { listed: boolean; owned: boolean; pod?: ApiPod }) => string | undefined;
+
+/** An endpoint entry whose address's claim is gone or another pod's. */
+export interface Phantom {
+  ns: string;
+  name: string;
+  address: string;
+  /** The claim's pod ("NS/NAME"), or "none". */
+  claimedBy: string;
 }
 
 export const rand = (n: number) => Math.floor(Math.random() * n);
@@ -136,6 +174,8 @@ export class Churn {
   };
   /** ADD failures that no fault explains. */
   readonly failures: string[] = [];
+  /** ADDs refused with 102 (an address conflict) other than a stale lease on the node: an ADD that insisted on an address it may not have. */
+  readonly conflicts: string[] = [];
   /** Under faults: why ADDs failed (the message, numbers and names blurred) → how often. */
   readonly faultReasons = new Map<string, number>();
   /** Sandboxes the runtime knows per node that are not in `live` (ADDs in flight, a crashed ADD not yet DELed): valid for GC. */
@@ -197,9 +237,11 @@ export class Churn {
     let done!: () => void;
     this.gcRunning.set(node.sim.name, new Promise<void>((r) => (done = r)));
     try {
-      const valid = [...[...this.live.values()].filter((r) => r.node.sim === node.sim).map((r) => r.containerId), ...this.sandboxes.get(node.sim.name)!].map(
-        (containerID) => ({ containerID, ifname: "eth0" }),
-      );
+      const valid = [
+        ...[...this.live.values()].filter((r) => r.node.sim === node.sim).map((r) => r.containerId),
+        ...this.sandboxes.get(node.sim.name)!,
+        ...(this.o.alsoValid?.(node.sim.name) ?? []),
+      ].map((containerID) => ({ containerID, ifname: "eth0" }));
       const stdin = { ...this.conf(node), cniVersion: "1.1.0", "cni.dev/valid-attachments": valid };
       for (let attempt = 1; ; attempt++) {
         const o = await this.plugin(node, "GC", { stdin });
@@ -253,6 +295,9 @@ export class Churn {
       }
       last = `${o.stdout.trim()} ${o.stderr.trim()}`;
       this.stats.addRetries++;
+      if (o.json?.code === 102 && !/is leased on this node to container/.test(o.json.msg)) {
+        this.conflicts.push(`ADD ${name} (UID ${uid}) on ${node.sim.name} (berth ${node.version}) attempt ${attempt}: ${o.json.msg}`);
+      }
       if (mark !== undefined && attempt >= 4 && attempt <= 5) {
         console.error(
           `[${this.o.tag}] ADD of ${name} on ${node.sim.name} failed ${attempt} times; this attempt took ${Date.now() - t} ms (${last.slice(0, 200)}); requests meanwhile:\n${this.o.requestLog!.since(mark)}`,
@@ -467,40 +512,76 @@ export class Churn {
   /** The invariants that must hold at any quiet moment (see the file comment). `extra` names the controller's log tail for messages. */
   async check(when: string, extra: () => string = () => ""): Promise<void> {
     this.stats.checks++;
+    const others = this.o.others?.() ?? { holders: [], namespaces: [] };
+    const label = (ns: string, name: string) => (ns === this.o.ns ? name : `${ns}/${name}`);
     // 1. By the ADD results: the running pods' addresses are distinct.
     const byAddress = new Map<string, string[]>();
-    for (const r of this.live.values()) byAddress.set(r.address, [...(byAddress.get(r.address) ?? []), r.name]);
+    const hold = (address: string, who: string) => byAddress.set(address, [...(byAddress.get(address) ?? []), who]);
+    for (const r of this.live.values()) hold(r.address, r.name);
+    for (const h of others.holders) hold(h.address, `${label(h.ns, h.name)} (${h.why})`);
     assert.equal(
       [...byAddress].filter(([, names]) => names.length > 1),
       [],
       `${when}: an address handed to two running pods`,
     );
-    // 2. By the API: no address in two living pods' endpoints; every running pod's address claimed by it.
-    const [pods, eps, claims] = await Promise.all([this.listPods(), this.listEndpoints(), this.listClaims()]);
-    const living = new Set(pods.filter((p) => !p.metadata.deletionTimestamp).map((p) => p.metadata.name));
+    // 2. By the API: no address in two entries of living pods' endpoints (two pods, or two interfaces of one);
+    //    every running pod's address claimed by it.
+    const namespaces = [this.o.ns, ...others.namespaces.filter((ns) => ns !== this.o.ns)];
+    const [perNs, allClaims] = await Promise.all([
+      Promise.all(namespaces.map(async (ns) => ({ ns, pods: await listIn<ApiPod>(podsPath(ns)), eps: await listIn<ApiEndpoint>(endpointsPath(ns)) }))),
+      adminMust<{ items: ApiClaim[] }>("GET", CLAIMS_PATH).then((l) => l.items),
+    ]);
+    const held = new Set(others.holders.map((h) => `${h.ns}/${h.name}`));
     const epHolders = new Map<string, string[]>();
-    for (const e of eps) {
-      if (!living.has(e.metadata.name)) continue;
-      for (const ip of e.spec.ips) if (ip.ipv4) epHolders.set(ip.ipv4.split("/")[0], [...(epHolders.get(ip.ipv4.split("/")[0]) ?? []), e.metadata.name]);
+    for (const { ns, pods, eps } of perNs) {
+      const living = new Set(pods.filter((p) => !p.metadata.deletionTimestamp).map((p) => p.metadata.name));
+      for (const e of eps) {
+        if (!living.has(e.metadata.name) && !held.has(`${ns}/${e.metadata.name}`)) continue;
+        for (const ip of e.spec.ips) {
+          if (!ip.ipv4) continue;
+          const a = ip.ipv4.split("/")[0];
+          epHolders.set(a, [...(epHolders.get(a) ?? []), label(ns, e.metadata.name)]);
+        }
+      }
     }
     assert.equal(
       [...epHolders].filter(([, names]) => names.length > 1),
       [],
-      `${when}: an address listed by two living pods' endpoints`,
+      `${when}: an address listed twice by living pods' endpoints (two pods, or two interfaces of one)\n${extra()}`,
     );
-    const claimOf = new Map(claims.map((cl) => [cl.spec.address, cl]));
+    const claimOf = new Map(allClaims.map((cl) => [cl.spec.address, cl]));
     for (const r of this.live.values()) {
       const cl = claimOf.get(r.address);
       assert.ok(
-        cl && cl.spec.podName === r.name && cl.spec.podUID === r.uid,
+        cl && cl.spec.pool === this.o.pool && cl.spec.podName === r.name && cl.spec.podUID === r.uid,
         `${when}: running pod ${r.name} (UID ${r.uid}, ${r.node.sim.name}, berth ${r.node.version}) holds ${r.address}, but its claim is ${cl ? `${cl.spec.podName}/${cl.spec.podUID}` : "gone"}\n${extra()}`,
       );
       assert.ok(epHolders.get(r.address)?.includes(r.name), `${when}: running pod ${r.name}'s endpoint lists ${r.address}`);
     }
+    for (const h of others.holders) {
+      const cl = claimOf.get(h.address);
+      const who = `${h.ns}/${h.name} (${h.why}, UID ${h.uid})`;
+      assert.ok(
+        cl && cl.spec.podNamespace === h.ns && cl.spec.podName === h.name && cl.spec.podUID === h.uid,
+        `${when}: ${who} holds ${h.address}, but its claim is ${cl ? `${cl.spec.podNamespace}/${cl.spec.podName}/${cl.spec.podUID}` : "gone"}\n${extra()}`,
+      );
+      if (h.listed) assert.ok(epHolders.get(h.address)?.includes(label(h.ns, h.name)), `${when}: ${who}'s endpoint lists ${h.address}\n${extra()}`);
+    }
   }
 
-  /** Claims of the pool that neither a living pod (same UID, listed in its endpoint) nor an in-range StatefulSet member owns; the pool's status. */
-  async unexplained(): Promise<{ claims: ApiClaim[]; unexplained: ApiClaim[]; status: { allocatedIPCount?: number; totalIPCount?: number } }> {
+  /**
+   * Claims of the pool that neither a living pod (same UID, listed in its
+   * endpoint) nor an in-range StatefulSet member owns, and that `explain`
+   * (given whether the endpoint lists the address, whether the churn's rules
+   * would own it were it listed, and the pod of that name in the churn's
+   * namespace) does not account for; `explained` counts its answers. The pool's status.
+   */
+  async unexplained(explain?: Explain): Promise<{
+    claims: ApiClaim[];
+    unexplained: ApiClaim[];
+    explained: Map<string, number>;
+    status: { allocatedIPCount?: number; totalIPCount?: number };
+  }> {
     const [pods, claims, eps, sets, pool] = await Promise.all([
       this.listPods(),
       this.listClaims(),
@@ -513,43 +594,87 @@ export class Churn {
     const podByName = new Map(pods.map((p) => [p.metadata.name, p]));
     const epByName = new Map(eps.map((e) => [e.metadata.name, e]));
     const setReplicas = new Map(sets.map((s) => [s.metadata.name, s.spec.replicas]));
+    const explained = new Map<string, number>();
     const unexplained = claims.filter((cl) => {
-      const { podName, podUID, statefulSet, address } = cl.spec;
-      const listed = epByName.get(podName)?.spec.ips.some((i) => i.ipv4?.split("/")[0] === address);
-      if (!listed) return true;
-      const pod = podByName.get(podName);
-      if (statefulSet) {
+      const { podNamespace, podName, podUID, statefulSet, address } = cl.spec;
+      // Only the churn's namespace is judged here; another namespace's claims are for `explain`.
+      const own = podNamespace === this.o.ns;
+      const listed = own && !!epByName.get(podName)?.spec.ips.some((i) => i.ipv4?.split("/")[0] === address);
+      const pod = own ? podByName.get(podName) : undefined;
+      let owned: boolean;
+      if (!own) owned = false;
+      else if (statefulSet) {
         const ordinal = Number(podName.slice(statefulSet.length + 1));
-        return !(setReplicas.has(statefulSet) && ordinal < setReplicas.get(statefulSet)!);
-      }
-      return !(pod && pod.metadata.uid === podUID && !pod.metadata.deletionTimestamp);
+        owned = setReplicas.has(statefulSet) && ordinal < setReplicas.get(statefulSet)!;
+      } else owned = !!pod && pod.metadata.uid === podUID && !pod.metadata.deletionTimestamp;
+      if (listed && owned) return false;
+      const why = explain?.(cl, { listed, owned, pod });
+      if (why === undefined) return true;
+      explained.set(why, (explained.get(why) ?? 0) + 1);
+      return false;
     });
-    return { claims, unexplained, status: pool.status ?? {} };
+    return { claims, unexplained, explained, status: pool.status ?? {} };
+  }
+
+  /**
+   * Entries of the endpoints in the churn's namespace and `namespaces` whose
+   * address's claim is gone or another pod's: phantom bindings.
+   */
+  async phantoms(namespaces: string[] = []): Promise<Phantom[]> {
+    const all = [this.o.ns, ...namespaces.filter((ns) => ns !== this.o.ns)];
+    const [perNs, claims] = await Promise.all([
+      Promise.all(all.map(async (ns) => ({ ns, eps: await listIn<ApiEndpoint>(endpointsPath(ns)) }))),
+      adminMust<{ items: ApiClaim[] }>("GET", CLAIMS_PATH).then((l) => l.items),
+    ]);
+    const claimOf = new Map(claims.map((cl) => [cl.spec.address, cl]));
+    const out: Phantom[] = [];
+    for (const { ns, eps } of perNs) {
+      for (const e of eps) {
+        for (const ip of e.spec.ips) {
+          if (!ip.ipv4) continue;
+          const address = ip.ipv4.split("/")[0];
+          const cl = claimOf.get(address);
+          if (cl && cl.spec.podNamespace === ns && cl.spec.podName === e.metadata.name) continue;
+          out.push({ ns, name: e.metadata.name, address, claimedBy: cl ? `${cl.spec.podNamespace}/${cl.spec.podName}` : "none" });
+        }
+      }
+    }
+    return out;
   }
 
   /**
    * Waits until every claim of the pool is owned (a living pod or an in-range
-   * member) and, with `counts`, the pool's allocatedIPCount equals the claims.
+   * member, or as `explain` says) and, with `counts`, the pool's
+   * allocatedIPCount equals the claims.
    */
   async converge(
     what: string,
     timeoutMs: number,
     counts: boolean,
     extra: () => string = () => "",
+    explain?: Explain,
   ): Promise<{ claims: ApiClaim[]; status: { allocatedIPCount?: number } }> {
     return waitForAsync(
       `${what}: every claim owned by a living pod or an in-range StatefulSet member${counts ? ", and the pool count to match" : ""}`,
       async () => {
-        const p = await this.unexplained();
+        const p = await this.unexplained(explain);
         return p.unexplained.length === 0 && (!counts || p.status.allocatedIPCount === p.claims.length) ? p : undefined;
       },
       timeoutMs,
       500,
     ).catch(async (err) => {
-      const p = await this.unexplained();
+      const p = await this.unexplained(explain);
       throw new Error(
         `${(err as Error).message}\nunexplained claims: ${JSON.stringify(p.unexplained.map((cl) => cl.spec))}\npool status ${JSON.stringify(p.status)} for ${p.claims.length} claims\n${extra()}`,
       );
     });
   }
+}
+
+/** The items of a namespaced list; none when the namespace is gone. */
+async function listIn<T>(path: string): Promise<T[]> {
+  const r = await adminApi<{ items: T[] }>("GET", path);
+  if (r.status === 404) return [];
+  if (r.status !== 200) throw new Error(`GET ${path}: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+  return r.body.items;
 }

@@ -29,8 +29,10 @@
  * 10.6.172.x, dual-stack 10.6.173.x and fd00:6:173::/64, pool-choice
  * 10.6.174.x, controller 10.6.175.1-70, controller-soak 10.6.176.1-250,
  * controller-restart 10.6.177.1-50, controller-safety 10.6.178.1-250, mixed-versions
- * 10.6.180.1-200, fault-soak 10.6.181.1-250, controller-counts 10.6.182.1-40 and
- * fd00:6:182::1-a, kubeconfig-forms 10.6.183.1-10, plugin-safety 10.6.190.x, membership 10.6.191.128-250,
+ * 10.6.180.1-200, fault-soak 10.6.181.1-250 and 10.6.184.1-100 (its deleted
+ * namespace), controller-counts 10.6.182.1-40 and fd00:6:182::1-a,
+ * kubeconfig-forms 10.6.183.1-10, plugin-safety 10.6.190.x, hold-safety
+ * 10.6.191.1-127, membership 10.6.191.128-250, nad-safety 10.6.192.x,
  * store-safety 10.6.193.x (and scripts/bench-controller.ts
  * 10.202.0.0/16). Each test gets fresh namespaces: re-creating one that was just
  * deleted waits ~5 s for the namespace controller.
