@@ -20,7 +20,7 @@ export class ClaimHints {
    * taking while its hint is only written at the end (cluster-add.ts). A
    * pending lease of an ADD that is over stays until its attachment's DEL or
    * GC, or until an ADD that needs the address drops it
-   * (plugin/cluster/stale-pending.ts).
+   * (plugin/cluster/stale-leases.ts).
    */
   hintedOrLeased(network: string, pool: string, address: string): boolean {
     return (
@@ -31,6 +31,11 @@ export class ClaimHints {
         )
         .get({ network, pool, address }) !== undefined
     );
+  }
+
+  /** Whether the hints say `address` of `pool` is claimed (leases aside). */
+  has(pool: string, address: string): boolean {
+    return this.db.prepare("SELECT 1 FROM claim_hints WHERE pool = :pool AND address = :address").get({ pool, address }) !== undefined;
   }
 
   /** When the hints of a pool were last refreshed from a full LIST (ms since epoch), if ever. */

@@ -171,16 +171,14 @@ export class LeaseStore {
     });
   }
 
-  /** Pending leases of one pool in `network` (ADDs in flight or interrupted), oldest first. */
-  pendingLeases(network: string, pool: string): Lease[] {
-    return this.db
-      .prepare<Lease>("SELECT * FROM leases WHERE network = :network AND pool = :pool AND state = 'pending' ORDER BY created_at")
-      .all({ network, pool });
+  /** Every lease of one pool in one network, pending and active, oldest first. */
+  leasesOfPool(network: string, pool: string): Lease[] {
+    return this.db.prepare<Lease>("SELECT * FROM leases WHERE network = :network AND pool = :pool ORDER BY created_at").all({ network, pool });
   }
 
-  /** Deletes a lease only while it is still pending (an ADD that activated it meanwhile keeps it); returns whether it did. */
-  deletePendingLease(id: number): boolean {
-    return this.write(() => this.db.prepare("DELETE FROM leases WHERE id = :id AND state = 'pending'").run({ id }).changes > 0);
+  /** Deletes a lease only while it is still in `state` (an ADD that activated a pending one meanwhile keeps it); returns whether it did. */
+  deleteLeaseIn(id: number, state: Lease["state"]): boolean {
+    return this.write(() => this.db.prepare("DELETE FROM leases WHERE id = :id AND state = :state").run({ id, state }).changes > 0);
   }
 
   deleteLease(id: number): void {

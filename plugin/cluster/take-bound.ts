@@ -8,7 +8,7 @@ import { isKind } from "../support/errors.ts";
 import type { Claiming, Taken } from "./add-state.ts";
 import { claimFor, claimNameOf, samePod } from "./claims.ts";
 import { recordPending } from "./pending-lease.ts";
-import { leaseHoldsClaim, pendingPastDeadline } from "./stale-pending.ts";
+import { leaseHoldsClaim, pendingPastDeadline } from "./stale-leases.ts";
 
 /**
  * Why this ADD may not take the claimed address, or undefined when it may:
@@ -32,7 +32,7 @@ async function dropStaleLocalLease(s: Claiming, address: string): Promise<string
   // this node never saw the DEL). A pending lease of another pod is an ADD in flight: a conflict.
   const claim = ownPod ? undefined : await s.api.getClaim(claimNameOf(address));
   const ours = !!claim && !heldElsewhere(claim, s);
-  // A pending lease past its ADD's deadline whose claim is not that ADD's: the ADD is over (stale-pending.ts).
+  // A pending lease past its ADD's deadline whose claim is not that ADD's: the ADD is over (stale-leases.ts).
   const expired = pendingPastDeadline(local, s.holder.addDeadlineSeconds * 1000) && !(claim && leaseHoldsClaim(claim, local));
   if (ownPod || ours || (local.state === "active" && !claim) || expired) {
     s.store.deleteLease(local.id);

@@ -22,7 +22,7 @@ import { sleep, waitAfterConflictMs } from "./backoff.ts";
 import { claimFor } from "./claims.ts";
 import { freeCandidates, randomStart } from "./free-candidates.ts";
 import { recordPending } from "./pending-lease.ts";
-import { expireStalePending } from "./stale-pending.ts";
+import { expireStaleLeases } from "./stale-leases.ts";
 
 /**
  * Up to this many addresses a node LISTs a pool's claims before its first
@@ -104,14 +104,17 @@ async function takeFromPool(s: Claiming, pool: Pool): Promise<Taken | { claimed:
       }
     }
     if (sawConflicts) continue;
-    // No candidate left as this node sees it: an address kept off only by the pending lease of an ADD
-    // that is over (killed, never followed by its DEL) is probed again (stale-pending.ts). Once per pool.
+    if (!refreshed) {
+      await refresh(); // no candidate left as this node sees it: a LIST of the pool's claims first
+      continue;
+    }
+    // The LIST agrees, but this node's own leases may keep off addresses no claim stands behind: an ADD that
+    // is over (killed, never followed by its DEL), a sandbox gone without DEL (stale-leases.ts). Once per pool.
     if (!staleChecked) {
       staleChecked = true;
-      if ((await expireStalePending(s, pool)) > 0) continue;
+      if ((await expireStaleLeases(s, pool)) > 0) continue;
     }
-    if (refreshed) return { claimed }; // a LIST of the pool's claims agrees: it is full
-    await refresh();
+    return { claimed }; // full
   }
 }
 

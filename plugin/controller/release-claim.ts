@@ -3,6 +3,7 @@ import type { ClaimObject, EndpointIp } from "../kube/kube-api.ts";
 import { KubeConflictError } from "../kube/kube-errors.ts";
 import { withEntryUids, withoutAddress } from "../cluster/endpoint-entries.ts";
 import { isKind } from "../support/errors.ts";
+import { NotLeaderError } from "./leader.ts";
 import type { Logger } from "../support/logger.ts";
 import type { ControllerApi } from "../kube/controller-api.ts";
 import type { Verdict } from "./judge-claim.ts";
@@ -28,7 +29,15 @@ export async function releaseJudgedClaim(
     throw err;
   }
   if (!deleted) return false;
-  await dropFromEndpoint(api, claim);
+  // The release is done once the claim is gone: it is logged and counted whatever happens to the endpoint.
+  await dropFromEndpoint(api, claim).catch((err) => {
+    if (isKind(err, NotLeaderError)) throw err;
+    log.warn("endpoint not updated after a release: the next full scan strips the phantom binding", {
+      address,
+      pod: `${ns}/${name}`,
+      error: (err as Error).message,
+    });
+  });
   metrics.released(verdict.reason);
   log.info("address released", { address, pool, pod: `${ns}/${name}`, reason: verdict.reason, detail: verdict.detail, claim: claim.metadata.name });
   const message = `released ${address} (pool ${pool}): ${verdict.detail}`;

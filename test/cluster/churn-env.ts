@@ -5,7 +5,7 @@
  *
  * A Churn plays scheduler and kubelet for one namespace and one pool, over
  * simulated nodes that each run their own berth binary (the DaemonSet's
- * binary on that node: 0.3.0 or the new one, swapped with `node.bin = ...`
+ * binary on that node: 0.4.0 or the new one, swapped with `node.bin = ...`
  * as a rollout does) through their own kubeconfig (the plugin's, or one
  * through a fault proxy). berth is called directly (no interface):
  *
@@ -44,7 +44,7 @@ export interface ChurnNode {
   bin: string;
   /** The kubeconfig its network configuration names (default: the plugin's ServiceAccount, straight to the API server). */
   kubeconfig?: string;
-  /** For messages: "0.3.0", "new". */
+  /** For messages: "0.4.0", "new". */
   version: string;
 }
 

@@ -49,6 +49,7 @@ const P = {
   gone: "store-gone", // 10.6.193.31
   slow: "store-slow", // 10.6.193.41
   locked: "store-locked", // 10.6.193.51
+  active: "store-active", // 10.6.193.61
 } as const;
 
 const S = suite("cluster: node store and bounds");
@@ -71,6 +72,7 @@ S.before(async () => {
     apply(poolManifest(P.gone, { subnet: "10.6.0.0/16", ips: ["10.6.193.31"] }));
     apply(poolManifest(P.slow, { subnet: "10.6.0.0/16", ips: ["10.6.193.41"] }));
     apply(poolManifest(P.locked, { subnet: "10.6.0.0/16", ips: ["10.6.193.51"] }));
+    apply(poolManifest(P.active, { subnet: "10.6.0.0/16", ips: ["10.6.193.61"] }));
   } catch (err) {
     scope.cleanup();
     throw err;
@@ -189,6 +191,42 @@ S("an ADD killed after its pending lease: while its ADD may run the address stay
     logged(readFileSync(node1.logFile, "utf8"), "interrupted ADD's pending lease expired", { address: "10.6.193.1", container: dead, claim: "none" }).length,
     1,
     "one log line says which lease expired and why",
+  );
+});
+
+S("a sandbox gone without its DEL, whose claim was released since: its active lease no longer keeps the address off this node", () => {
+  const gone = plainPod(ippool([P.active]));
+  const first = cid();
+  const a = scope.berth("ADD", node1, { containerId: first, args: podArgs(NS, gone.name, gone.uid) });
+  assert.is(a.status, 0, a.stdout);
+  assert.is(addr(a), "10.6.193.61");
+  // Its pod goes while node1 is cut off: no DEL ever reaches node1, and the controller releases the claim.
+  deletePods(NS, [gone.name], { force: true });
+  const claim = claimOf("10.6.193.61")!;
+  admin.sync.delete(path("berthipclaims", { name: claim.metadata.name }));
+  assert.equal(
+    leasesOf(node1, "10.6.193.61").map((l) => [l.container_id, l.state]),
+    [[first, "active"]],
+    "node1 still leases the address to the sandbox that went",
+  );
+  // Another pod on node1 asks the (one-address) pool: 0.4 answered 100 for as long as the lease stayed.
+  const next = plainPod(ippool([P.active]));
+  const cNext = cid();
+  const b = scope.berth("ADD", node1, { containerId: cNext, args: podArgs(NS, next.name, next.uid) });
+  assert.is(b.status, 0, `the address is taken again: ${b.stdout}\n${scope.logTail(node1)}`);
+  assert.is(addr(b), "10.6.193.61");
+  assert.equal(
+    leasesOf(node1, "10.6.193.61").map((l) => [l.container_id, l.state]),
+    [[cNext, "active"]],
+  );
+  assert.is(
+    logged(readFileSync(node1.logFile, "utf8"), "stale local lease dropped: its claim is gone or another pod's", {
+      address: "10.6.193.61",
+      container: first,
+      claim: "none",
+    }).length,
+    1,
+    "one log line says which lease was dropped and why",
   );
 });
 

@@ -1,9 +1,15 @@
 /**
- * Pending leases left by ADDs that are over: an ADD SIGKILLed after writing
- * its pending lease, whose attachment never saw a DEL or GC (the kubelet
- * retried with a new container ID), would keep its address off this node's
- * candidates forever. Such a lease expires once it is older than its ADD's
- * deadline and no claim stands behind it.
+ * This node's leases that no claim stands behind any more, which would keep
+ * their addresses off the node's candidates forever:
+ * - a pending lease of an ADD that is over (SIGKILLed after writing it, and
+ *   its attachment never saw a DEL or GC: the kubelet retried with a new
+ *   container ID), once older than its ADD's deadline;
+ * - an active lease of a sandbox that went without a DEL (its pod removed
+ *   while its node was cut off, say), whose claim the controller has since
+ *   released, or another pod now holds.
+ * The API server decides who has an address; these leases only keep this
+ * node's own ADDs off it, so dropping them never hands out an address its
+ * claim does not allow.
  */
 import type { Lease } from "../../store/lease-store.ts";
 import { mayBeInFlight } from "../ipam/in-flight.ts";
@@ -29,47 +35,50 @@ export function pendingPastDeadline(lease: Lease, windowMs: number, now = Date.n
 }
 
 /**
- * Drops this node's pending leases of `pool` (other attachments') that are
- * past their ADD's deadline and have no claim behind them: the address's
- * claim is gone, or held by another container or pod. A lease whose claim
- * its own container still holds is kept, claim and all: the controller (or
- * that attachment's DEL/GC) judges it. Costs one local query, and one GET
- * per old pending lease; called only when the pool has no candidate left as
- * this node sees it, so the ordinary ADD sends no extra request. Returns
- * how many leases it dropped.
+ * Drops this node's leases of `pool` (other attachments') that no claim
+ * stands behind: pending ones past their ADD's deadline, and active ones the
+ * fresh hints (a LIST of the pool's claims, just taken) no longer show
+ * claimed; each confirmed by a GET of its claim, which must be gone or held
+ * by another container or pod. A lease whose claim its own container still
+ * holds is kept, claim and all: the controller (or that attachment's DEL/GC)
+ * judges it. Called only when the pool has no candidate left as this node
+ * sees it, after a LIST: the ordinary ADD sends no extra request. Returns how
+ * many leases it dropped.
  */
-export async function expireStalePending(s: Claiming, pool: Pool): Promise<number> {
+export async function expireStaleLeases(s: Claiming, pool: Pool): Promise<number> {
   const { store, api, log } = s;
   const windowMs = s.holder.addDeadlineSeconds * 1000;
   const now = Date.now();
-  const old = store
-    .pendingLeases(s.conf.name, pool.name)
-    .filter((l) => !(l.container_id === s.containerId && l.ifname === s.ifname) && pendingPastDeadline(l, windowMs, now));
+  const suspects = store
+    .leasesOfPool(s.conf.name, pool.name)
+    .filter((l) => !(l.container_id === s.containerId && l.ifname === s.ifname))
+    .filter((l) => (l.state === "pending" ? pendingPastDeadline(l, windowMs, now) : !store.hints.has(pool.name, l.address)));
   let dropped = 0;
-  for (const lease of old) {
+  for (const lease of suspects) {
     s.deadline.check();
     const claim = await api.getClaim(claimNameOf(lease.address));
     const fields = {
       address: lease.address,
       pool: lease.pool,
+      state: lease.state,
       container: lease.container_id,
       ifname: lease.ifname,
       pod: `${lease.pod_namespace}/${lease.pod_name}`,
       since: lease.created_at,
     };
     if (claim && leaseHoldsClaim(claim, lease)) {
-      log.info("interrupted ADD's pending lease kept: its container still holds the claim", fields);
+      if (lease.state === "pending") log.info("interrupted ADD's pending lease kept: its container still holds the claim", fields);
       continue;
     }
     // A cache write: a lease that comes back after a power cut is judged again the same way.
     const gone = store.cacheWrite(() => {
-      const deleted = store.deletePendingLease(lease.id);
+      const deleted = store.deleteLeaseIn(lease.id, lease.state);
       if (deleted) store.hints.set(pool.name, lease.address, !!claim);
       return deleted;
     });
     if (!gone) continue;
     dropped++;
-    log.info("interrupted ADD's pending lease expired", {
+    log.info(lease.state === "pending" ? "interrupted ADD's pending lease expired" : "stale local lease dropped: its claim is gone or another pod's", {
       ...fields,
       claim: claim ? `held by pod ${claim.spec.podNamespace}/${claim.spec.podName} container ${claim.spec.containerID}` : "none",
     });
