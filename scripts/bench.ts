@@ -27,11 +27,12 @@
 import { existsSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { BERTH } from "../test/helpers/berth.ts";
+import { BenchFailure, gitRev, r2 } from "./bench/lib.ts";
 import { concurrent, failures } from "./bench/local/concurrent.ts";
-import { C, DATA_ROOT, HOST_LOCAL, N, ROUNDS, WARMUP, cleanup } from "./bench/local/plugins.ts";
+import { C, cleanup, DATA_ROOT, HOST_LOCAL, N, ROUNDS, WARMUP } from "./bench/local/plugins.ts";
 import {
-  type LocalResults,
   figuresOf,
+  type LocalResults,
   localJson,
   printConcurrent,
   printSequential,
@@ -42,7 +43,6 @@ import {
 } from "./bench/local/report.ts";
 import { sequential, statefulSet } from "./bench/local/sequential.ts";
 import { buildHello, startup } from "./bench/local/startup.ts";
-import { BenchFailure, gitRev, r2 } from "./bench/lib.ts";
 
 process.on("exit", cleanup);
 for (const sig of ["SIGINT", "SIGTERM"] as const) {

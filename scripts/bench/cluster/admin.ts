@@ -4,10 +4,10 @@
  * section makes (namespace berth-bench, pools bench-*, their claims, the
  * peer's objects, the simulated nodes).
  */
-import { CLAIMS_PATH, POOLS_PATH, POOL_GROUP, POOL_KIND, POOL_LABEL, POOL_VERSION } from "../../../plugin/kube/crd.ts";
+import { CLAIMS_PATH, POOL_GROUP, POOL_KIND, POOL_LABEL, POOL_VERSION, POOLS_PATH } from "../../../plugin/kube/crd.ts";
 import { AdminClient, path } from "../../../test/harness/admin-client.ts";
 import { inBatches, sleep } from "../lib.ts";
-import { BENCH_LABEL, FILL_PAR, NS, PEER_RANGES, POOLS, POOL_ANNOTATION, STS_NAME } from "./config.ts";
+import { BENCH_LABEL, FILL_PAR, NS, PEER_RANGES, POOL_ANNOTATION, POOLS, STS_NAME } from "./config.ts";
 import { removePeerObjects } from "./peer.ts";
 
 export const pods = path("pods", { ns: NS });

@@ -6,7 +6,7 @@
  * ones; a small pool's ADDs while the fill is there; then the fill is
  * deleted and the count checked.
  */
-import { BERTH_API_VERSION, BERTH_GROUP, CLAIMS_PATH, CLAIM_KIND, POOL_LABEL } from "../../../plugin/kube/crd.ts";
+import { BERTH_API_VERSION, BERTH_GROUP, CLAIM_KIND, CLAIMS_PATH, POOL_LABEL } from "../../../plugin/kube/crd.ts";
 import { ApiError } from "../../../test/harness/admin-client.ts";
 import { nthOf } from "../addresses.ts";
 import { BenchFailure, fail, inBatches, sleep } from "../lib.ts";

@@ -4,11 +4,11 @@
  * time first spawn → last exit. The same for the peer, when there is one.
  */
 import { NODES } from "../../../test/harness/control-plane.ts";
-import { type Timed, fail, inBatches, span } from "../lib.ts";
+import { fail, inBatches, span, type Timed } from "../lib.ts";
 import { C, CONC, P_CONC, PEER } from "./config.ts";
 import { peerCycle } from "./fresh-pods.ts";
 import { peerAllocations } from "./peer.ts";
-import { type Ctx, type PodRef, addressOf, cni, failures, newContainer, parseAddress, peerCall, peerHas, inPool, warnings } from "./plugin.ts";
+import { addressOf, type Ctx, cni, failures, inPool, newContainer, type PodRef, parseAddress, peerCall, peerHas, warnings } from "./plugin.ts";
 
 /** One round's figures: whether every ADD succeeded with distinct addresses, the wall, each ADD's time, failed ADDs. */
 export interface Round {

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { countAddresses } from "../../../plugin/ipam/ip.ts";
 import { nthOf, poolRanges } from "../addresses.ts";
-import { ROOT, intEnv } from "../lib.ts";
+import { intEnv, ROOT } from "../lib.ts";
 import type { PeerRange } from "./peer.ts";
 
 export const BERTH_SOURCE = process.env.BERTH_BIN ?? join(ROOT, "dist/berth");

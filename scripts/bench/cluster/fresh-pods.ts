@@ -8,7 +8,7 @@ import { logged } from "../../../test/harness/log-lines.ts";
 import { BenchFailure, childCpuMs, fail, inBatches, timed } from "../lib.ts";
 import { N, NS, PEER, type PoolDef, SEQ, WARMUP } from "./config.ts";
 import { type PeerRange, peerAllocations } from "./peer.ts";
-import { type Ctx, type PodRef, addressOf, cni, failures, inPool, newContainer, peerCall, peerHas } from "./plugin.ts";
+import { addressOf, type Ctx, cni, failures, inPool, newContainer, type PodRef, peerCall, peerHas } from "./plugin.ts";
 
 /**
  * One fresh pod's life as its node sees it: ADD (timed), the pod deleted

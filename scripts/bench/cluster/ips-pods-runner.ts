@@ -9,7 +9,7 @@
  * Plugin-neutral: the caller (phase 5, ips-pods.ts) creates the pods,
  * says how to ADD and DEL for berth or the peer, and cleans up afterwards.
  */
-import { type Timed, countsDiff, percentile, requestCounts, sleep } from "../lib.ts";
+import { countsDiff, percentile, requestCounts, sleep, type Timed } from "../lib.ts";
 
 export interface IpsPod {
   name: string;

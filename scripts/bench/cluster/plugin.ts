@@ -6,7 +6,7 @@
  */
 import { runCni } from "../../../test/harness/cni-runner.ts";
 import { inRangesText, poolRanges } from "../addresses.ts";
-import { type Timed, fail } from "../lib.ts";
+import { fail, type Timed } from "../lib.ts";
 import type { Admin } from "./admin.ts";
 import { NETWORK, NS, type PoolDef } from "./config.ts";
 import { type Peer, type PeerRange, peerCni } from "./peer.ts";

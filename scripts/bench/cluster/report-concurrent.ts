@@ -7,7 +7,7 @@ import { NODES } from "../../../test/harness/control-plane.ts";
 import { dist, median, percentile, r2, table } from "../lib.ts";
 import type { BerthRound, Round } from "./concurrent.ts";
 import { C, PEER, ROUNDS } from "./config.ts";
-import { type Report, fmt } from "./report.ts";
+import { fmt, type Report } from "./report.ts";
 
 type Row = (string | number)[];
 

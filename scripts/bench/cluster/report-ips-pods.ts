@@ -7,7 +7,7 @@ import { r2, table } from "../lib.ts";
 import { IPS_BACKOFF_MS, IPS_N, IPS_NODES, IPS_PER_NODE, PEER } from "./config.ts";
 import type { IpsRun } from "./ips-pods.ts";
 import { type IpsResult, requestsOf } from "./ips-pods-runner.ts";
-import { type LocalFigures, type Report, fmt } from "./report.ts";
+import { fmt, type LocalFigures, type Report } from "./report.ts";
 
 /** Conflicts on the object an ADD allocates with: berth's claim creates, the peer's IPPool updates (answered 409). */
 const conflicts = (r: IpsResult) =>

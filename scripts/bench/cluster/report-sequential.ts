@@ -4,9 +4,9 @@
  * the StatefulSet's checks, the baselines, and the CPU per ADD.
  */
 import { dist, percentile, r2, table } from "../lib.ts";
-import { N, NS, PEER, P_SEQ, SEQ, STS_NAME, WARMUP } from "./config.ts";
+import { N, NS, P_SEQ, PEER, SEQ, STS_NAME, WARMUP } from "./config.ts";
 import type { freshPods, heldBaseline } from "./fresh-pods.ts";
-import { type LocalFigures, type Report, fmt } from "./report.ts";
+import { fmt, type LocalFigures, type Report } from "./report.ts";
 import type { statefulSet } from "./stateful-set.ts";
 
 export type SeqResult = Awaited<ReturnType<typeof freshPods>> & Awaited<ReturnType<typeof heldBaseline>>;

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { POOLS_PATH } from "../../../plugin/kube/crd.ts";
 import { path } from "../../../test/harness/admin-client.ts";
 import { NODES, up } from "../../../test/harness/control-plane.ts";
-import { BenchFailure, ROOT, gitRev, r2, sleep } from "../lib.ts";
+import { BenchFailure, gitRev, ROOT, r2, sleep } from "../lib.ts";
 import { Admin, removeAll, setUp } from "./admin.ts";
 import { bigPool } from "./big-pool.ts";
 import { concurrentRounds } from "./concurrent.ts";
@@ -32,13 +32,13 @@ import {
   IPS_NODES,
   N,
   NS,
+  P_IPS,
+  P_IPS_BIG,
+  P_SEQ,
   PEER,
   PEER_RANGES,
   PHASES,
   POOLS,
-  P_IPS,
-  P_IPS_BIG,
-  P_SEQ,
   ROUNDS,
   SEQ,
   WARMUP,

@@ -8,7 +8,7 @@ import { logged } from "../../../test/harness/log-lines.ts";
 import { fail, sleep } from "../lib.ts";
 import type { Admin } from "./admin.ts";
 import { N, NS, POOL_ANNOTATION, STS, STS_NAME, WARMUP } from "./config.ts";
-import { type Ctx, addressOf, cni, inPool, newContainer } from "./plugin.ts";
+import { addressOf, type Ctx, cni, inPool, newContainer } from "./plugin.ts";
 
 const pod0 = `${STS_NAME}-0`;
 

@@ -3,9 +3,9 @@
  * this bench reads (claims, GET counts from the API server's metrics, the
  * controller lease's holder) and the finalizers it strips at the end.
  */
-import { CLAIMS_PATH as CLAIMS, POOLS_PATH as POOLS, POOL_FINALIZER as FINALIZER, POOL_LABEL } from "../../../plugin/kube/crd.ts";
+import { CLAIMS_PATH as CLAIMS, POOL_FINALIZER as FINALIZER, POOL_LABEL, POOLS_PATH as POOLS } from "../../../plugin/kube/crd.ts";
 import { AdminClient, path } from "../../../test/harness/admin-client.ts";
-import { PAR, POOL, claimName } from "./config.ts";
+import { claimName, PAR, POOL } from "./config.ts";
 
 /** The test harness's admin client, plus what this bench reads. */
 export class Api extends AdminClient {

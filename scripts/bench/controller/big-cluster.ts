@@ -9,21 +9,21 @@
 import {
   BERTH_API_VERSION,
   BERTH_GROUP,
-  CLAIMS_PATH as CLAIMS,
   CLAIM_KIND,
+  CLAIMS_PATH as CLAIMS,
   ENDPOINT_KIND,
   ENDPOINT_PLURAL,
-  POOLS_PATH as POOLS,
   POOL_GROUP,
   POOL_KIND,
   POOL_LABEL,
   POOL_VERSION,
+  POOLS_PATH as POOLS,
 } from "../../../plugin/kube/crd.ts";
 import { path } from "../../../test/harness/admin-client.ts";
 import { NODES } from "../../../test/harness/control-plane.ts";
 import { inBatches, r3 } from "../lib.ts";
 import type { Api } from "./api.ts";
-import { KEEP_SCALE, MEMORY_LIMIT_MIB, PAGE, PAR, SCALE, SCALE_NS, SCALE_POOL, SCALE_SUBNET, claimName, say, scaleAddr, until } from "./config.ts";
+import { claimName, KEEP_SCALE, MEMORY_LIMIT_MIB, PAGE, PAR, SCALE, SCALE_NS, SCALE_POOL, SCALE_SUBNET, say, scaleAddr, until } from "./config.ts";
 import type { Ctx } from "./plugin.ts";
 import { memoryCgroup, procStats, sampleRss, startController } from "./process.ts";
 

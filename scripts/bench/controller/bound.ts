@@ -5,14 +5,14 @@
  * scan, the wave of live re-judging when the claims' ADD deadline passes,
  * steady scans, CPU and RSS; then a failover to a fresh replica.
  */
-import { BERTH_API_VERSION, BERTH_GROUP, CLAIMS_PATH as CLAIMS, CLAIM_KIND, ENDPOINT_KIND, POOL_LABEL } from "../../../plugin/kube/crd.ts";
+import { BERTH_API_VERSION, BERTH_GROUP, CLAIM_KIND, CLAIMS_PATH as CLAIMS, ENDPOINT_KIND, POOL_LABEL } from "../../../plugin/kube/crd.ts";
 import { NODES } from "../../../test/harness/control-plane.ts";
 import { logged } from "../../../test/harness/log-lines.ts";
 import { inBatches, r3, sleep } from "../lib.ts";
 import type { Api } from "./api.ts";
-import { ADD_DEADLINE, BIG_STS, BOUND, NS, PAR, POOL, addr, claimName, endpoints, say, statefulsets, until } from "./config.ts";
-import { type Controller, procStats, startController } from "./process.ts";
+import { ADD_DEADLINE, addr, BIG_STS, BOUND, claimName, endpoints, NS, PAR, POOL, say, statefulsets, until } from "./config.ts";
 import { type Ctx, createPod } from "./plugin.ts";
+import { type Controller, procStats, startController } from "./process.ts";
 
 const half = Math.floor(BOUND / 2);
 

@@ -7,7 +7,7 @@ import { ENDPOINT_PLURAL } from "../../../plugin/kube/crd.ts";
 import { path } from "../../../test/harness/admin-client.ts";
 import { waitFor } from "../../../test/harness/batch.ts";
 import { nthOf } from "../addresses.ts";
-import { ROOT, intEnv, percentile, r3 } from "../lib.ts";
+import { intEnv, percentile, ROOT, r3 } from "../lib.ts";
 
 export const BERTH_SOURCE = process.env.BERTH_BIN ?? join(ROOT, "dist/berth");
 export const N = intEnv("BENCH_CTL_N", 20);

@@ -9,7 +9,7 @@ import { runCni } from "../../../test/harness/cni-runner.ts";
 import type { ControlPlane } from "../../../test/harness/control-plane.ts";
 import { inBatches } from "../lib.ts";
 import type { Api } from "./api.ts";
-import { ANNOTATIONS, BIG_STS, NS, PAR, POOL, SCALE_NS, SCALE_POOL, STS, pods, statefulsets, until } from "./config.ts";
+import { ANNOTATIONS, BIG_STS, NS, PAR, POOL, pods, SCALE_NS, SCALE_POOL, STS, statefulsets, until } from "./config.ts";
 
 export interface Ctx {
   api: Api;

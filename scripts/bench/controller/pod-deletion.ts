@@ -6,7 +6,7 @@
 import { NODES } from "../../../test/harness/control-plane.ts";
 import { inBatches, sleep } from "../lib.ts";
 import { N, until } from "./config.ts";
-import { type Ctx, add, createPod, forceDelete } from "./plugin.ts";
+import { add, type Ctx, createPod, forceDelete } from "./plugin.ts";
 
 /** Phase 1: plain pods force-deleted one at a time, no DEL: ms until the controller has deleted the claim. */
 export async function podDeletion(ctx: Ctx): Promise<number[]> {

@@ -8,8 +8,8 @@
  */
 import { NODES } from "../../../test/harness/control-plane.ts";
 import { inBatches, sleep } from "../lib.ts";
-import { ANNOTATIONS, NS, ROUNDS, STS, pods, statefulsets, until } from "./config.ts";
-import { type Ctx, add, forceDelete } from "./plugin.ts";
+import { ANNOTATIONS, NS, pods, ROUNDS, STS, statefulsets, until } from "./config.ts";
+import { add, type Ctx, forceDelete } from "./plugin.ts";
 
 type Members = Map<string, { uid: string; address: string }>;
 

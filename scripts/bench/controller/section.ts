@@ -7,7 +7,7 @@
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { CLAIMS_PATH as CLAIMS, POOLS_PATH as POOLS, POOL_GROUP, POOL_KIND, POOL_VERSION } from "../../../plugin/kube/crd.ts";
+import { CLAIMS_PATH as CLAIMS, POOL_GROUP, POOL_KIND, POOL_VERSION, POOLS_PATH as POOLS } from "../../../plugin/kube/crd.ts";
 import { path } from "../../../test/harness/admin-client.ts";
 import { type ControlPlane, NODES, up } from "../../../test/harness/control-plane.ts";
 import { runningControllers as running } from "../../../test/harness/controller-process.ts";
@@ -19,6 +19,7 @@ import {
   ADD_DEADLINE,
   BERTH_SOURCE,
   BOUND,
+  dist,
   KEEP_SCALE,
   MEMORY_LIMIT_MIB,
   N,
@@ -29,12 +30,11 @@ import {
   ROUNDS,
   SCALE,
   SUBNET,
-  dist,
   say,
   until,
 } from "./config.ts";
-import { podDeletion } from "./pod-deletion.ts";
 import { type Ctx, removeAll, removeScale } from "./plugin.ts";
+import { podDeletion } from "./pod-deletion.ts";
 import { startController } from "./process.ts";
 import { scaleDown } from "./scale-down.ts";
 

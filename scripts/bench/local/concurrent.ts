@@ -5,8 +5,8 @@
  * duplicate addresses is left out of the figures and listed in `failures`.
  */
 import { rmSync } from "node:fs";
-import { type Timed, span, timed } from "../lib.ts";
-import { BIN, C, CONF, PLUGINS, type Plugin, ROUNDS, addDel, addressOf, cniEnv, freshDir, newId } from "./plugins.ts";
+import { span, type Timed, timed } from "../lib.ts";
+import { addDel, addressOf, BIN, C, CONF, cniEnv, freshDir, newId, PLUGINS, type Plugin, ROUNDS } from "./plugins.ts";
 
 /** Problems found in concurrent rounds: reported loudly at the end (exit 1), after the figures. */
 export const failures: string[] = [];

@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cniEnv as cniCallEnv } from "../../../test/harness/cni-runner.ts";
-import { BERTH, ROOT, netconf } from "../../../test/helpers/berth.ts";
-import { type Timed, childCpuMs, fail, intEnv, timed } from "../lib.ts";
+import { BERTH, netconf, ROOT } from "../../../test/helpers/berth.ts";
+import { childCpuMs, fail, intEnv, type Timed, timed } from "../lib.ts";
 
 export const N = intEnv("BENCH_N", 200);
 export const ROUNDS = intEnv("BENCH_ROUNDS", 5);

@@ -4,7 +4,7 @@
  * only), which must get the same address every time.
  */
 import { fail } from "../lib.ts";
-import { N, PLUGINS, type Plugin, WARMUP, addDel, freshDir, runTag } from "./plugins.ts";
+import { addDel, freshDir, N, PLUGINS, type Plugin, runTag, WARMUP } from "./plugins.ts";
 
 /** Timings of one plugin's sequential ADD+DEL pairs, ms, and the ADDs' CPU. */
 export interface SequentialTimes {

@@ -9,8 +9,8 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BERTH } from "../../../test/helpers/berth.ts";
 import { COMPILE_FLAGS } from "../../build.ts";
-import { type Timed, fail, timed } from "../lib.ts";
-import { BUN, HOST_LOCAL, N, WARMUP, freshDir } from "./plugins.ts";
+import { fail, type Timed, timed } from "../lib.ts";
+import { BUN, freshDir, HOST_LOCAL, N, WARMUP } from "./plugins.ts";
 
 /** Bare process start-up, interleaved: each case's times, ms, by its label. */
 export async function startup(hello: string | undefined): Promise<Map<string, number[]>> {
