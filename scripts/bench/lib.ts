@@ -7,11 +7,9 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-
-export { inBatches, sleep } from "../../test/harness/batch.ts";
-
 import type { TimedResult } from "../../test/harness/cni-runner.ts";
 
+export { inBatches, sleep } from "../../test/harness/batch.ts";
 export { runProcess as timed, type TimedResult as Timed } from "../../test/harness/cni-runner.ts";
 
 /** The repository. */
