@@ -13,23 +13,17 @@
  */
 import { spawnSync } from "node:child_process";
 import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { LAZY_ENTRIES } from "../plugin/support/lazy-entries.ts";
 
-const root = resolve(import.meta.dirname, "..");
-const i = process.argv.indexOf("--outfile");
-const outfile = i > 0 ? process.argv[i + 1] : "dist/berth";
-const entries = ["plugin/entry-bun.ts", ...Object.values(LAZY_ENTRIES).map((p) => `plugin/${p}`)];
-const args = [
-  "build",
-  "--compile",
-  "--minify",
-  "--bytecode",
-  "--no-compile-autoload-dotenv",
-  "--no-compile-autoload-bunfig",
-  "--compile-jit-policy=10",
-  ...entries,
-  "--outfile",
-  outfile,
-];
-const r = spawnSync(join(root, "node_modules/.bin/bun"), args, { cwd: root, stdio: "inherit" });
-process.exitCode = r.status ?? 1;
+/** bun build's flags for dist/berth; the bench builds its bun hello-world with them too (scripts/bench/local/startup.ts). */
+export const COMPILE_FLAGS = ["--compile", "--minify", "--bytecode", "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", "--compile-jit-policy=10"];
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const root = resolve(import.meta.dirname, "..");
+  const i = process.argv.indexOf("--outfile");
+  const outfile = i > 0 ? process.argv[i + 1] : "dist/berth";
+  const entries = ["plugin/entry-bun.ts", ...Object.values(LAZY_ENTRIES).map((p) => `plugin/${p}`)];
+  const r = spawnSync(join(root, "node_modules/.bin/bun"), ["build", ...COMPILE_FLAGS, ...entries, "--outfile", outfile], { cwd: root, stdio: "inherit" });
+  process.exitCode = r.status ?? 1;
+}

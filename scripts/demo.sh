@@ -25,7 +25,7 @@ NS_PREFIX="berth-demo-$$-"
 # calls below must see none. The bridge plugin gets its own via `env -i`.
 unset CNI_COMMAND CNI_CONTAINERID CNI_NETNS CNI_IFNAME CNI_ARGS CNI_PATH
 
-if [[ -t 1 ]]; then B=$'\e[1m'; G=$'\e[32m'; R=$'\e[31m'; D=$'\e[2m'; N=$'\e[0m'; else B= G= R= D= N=; fi
+if [[ -t 1 ]]; then B=$'\e[1m'; G=$'\e[32m'; R=$'\e[31m'; D=$'\e[2m'; N=$'\e[0m'; else B='' G='' R='' D='' N=''; fi
 die() { echo "${R}demo: $*${N}" >&2; exit 1; }
 step() { printf '\n%s== %s ==%s\n' "$B" "$*" "$N"; }
 
@@ -146,7 +146,7 @@ show_pods() {
   printf '  %-12s %-18s %-20s %-14s %s\n' POD ADDRESS NETNS CONTAINER-ID POD-UID
   local pod
   for pod in "$@"; do
-    into[$pod]=$(addr_of "$pod")
+    into["$pod"]=$(addr_of "$pod")
     printf '  %-12s %s%-18s%s %-20s %-14s %s\n' "$pod" "$B" "${into[$pod]:-(none)}" "$N" "${POD_NS[$pod]}" "${POD_CID[$pod]:0:12}" "${POD_UID[$pod]:0:8}"
   done
 }
@@ -194,6 +194,8 @@ echo "  ${G}${B}Both pods kept their addresses.${N}"
 
 step "4. Scale the StatefulSet to 3: default/test-sts-2"
 start_pod test-sts-2
+# Filled by show_pods through its nameref; shellcheck cannot see that use.
+# shellcheck disable=SC2034
 declare -A THIRD=()
 show_pods THIRD test-sts-0 test-sts-1 test-sts-2
 

@@ -2,6 +2,7 @@
 # Prepares a fresh Debian bookworm machine for berth's demo and tests:
 #   - containernetworking-plugins (/usr/lib/cni/bridge, host-local, ...),
 #     iproute2 and sqlite3, installed with apt only if missing;
+#   - shellcheck, which `npm run lint` runs on every shell script;
 #   - for the test's real node (scripts/testenv.sh with BERTH_TESTENV_NODE=1):
 #     containerd and runc (the container runtime), conntrack and iptables
 #     (kube-proxy), also only if missing. No service is started: the tests
@@ -14,7 +15,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PACKAGES=(containernetworking-plugins iproute2 sqlite3 containerd runc conntrack iptables)
+PACKAGES=(containernetworking-plugins iproute2 sqlite3 shellcheck containerd runc conntrack iptables)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 

@@ -54,6 +54,8 @@ NODE_MOUNTS=(
   /run/netns:run-netns
 )
 
+# API_HOST is read by testenv.sh, which sources this file.
+# shellcheck disable=SC2034
 ((NODE)) && API_HOST=$NODE_API_ADDR
 
 node_ensure_prerequisites() {
@@ -109,7 +111,7 @@ node_restore_host() {
   if [[ -f $DIR/node-created-dirs ]]; then
     local d
     while read -r d; do
-      [[ -n $d ]] && rmdir "$d" 2>/dev/null || log "warning: could not remove $d (not empty?)"
+      if [[ -n $d ]] && ! rmdir "$d" 2>/dev/null; then log "warning: could not remove $d (not empty?)"; fi
     done <"$DIR/node-created-dirs"
     rm -f "$DIR/node-created-dirs"
   fi
@@ -208,10 +210,8 @@ node_kubeconfig() { # node_kubeconfig COMPONENT
 
 node_ctr() { ctr --address "$DIR/containerd.sock" -n k8s.io "$@"; }
 
-node_up() {
-  local c m binds=()
-  for c in kube-scheduler kubelet kube-proxy; do node_kubeconfig "$c"; done
-
+# node_start_scheduler: kube-scheduler, as the real node's pods need one.
+node_start_scheduler() {
   start_proc kube-scheduler "$K8S/kube-scheduler" \
     --kubeconfig "$DIR/kube-scheduler.kubeconfig" \
     --authentication-kubeconfig "$DIR/kube-scheduler.kubeconfig" \
@@ -223,10 +223,15 @@ node_up() {
     --logtostderr=true \
     --v=1
   wait_for kube-scheduler "$READY_TIMEOUT" curl -fsSk --max-time 2 "https://127.0.0.1:$SCHED_PORT/healthz"
+}
 
-  # The node's mount namespace: test directories over the host paths a node writes.
+# node_start_mount_ns: the node's mount namespace, test directories over the host paths a node writes.
+node_start_mount_ns() {
+  local m binds=()
   for m in "${NODE_MOUNTS[@]}"; do binds+=("$DIR/node/${m#*:}" "${m%%:*}"); done
   # It sleeps under the name $DIR/node-ns, by which the test runner finds it if it were left.
+  # The single quotes are meant: the inner bash expands its own arguments.
+  # shellcheck disable=SC2016
   start_proc node-ns unshare --mount --propagation private -- bash -c '
     set -e
     dir=$1 ready=$2; shift 2
@@ -234,7 +239,12 @@ node_up() {
     touch "$ready"
     exec -a "$dir/node-ns" sleep infinity' node-ns "$DIR" "$DIR/node-ns.ready" "${binds[@]}"
   wait_for node-ns 30 test -f "$DIR/node-ns.ready"
+}
 
+# node_start_containerd: in the node's mount namespace, with the CNI plugins the
+# node configurations name and the images of scripts/build-images.sh.
+node_start_containerd() {
+  local c
   # CNI plugins the node configurations name (berth itself is installed by the DaemonSet).
   for c in bridge loopback host-local; do install -m 0755 "/usr/lib/cni/$c" "$DIR/node/opt-cni-bin/$c"; done
 
@@ -244,7 +254,10 @@ node_up() {
   wait_for containerd "$READY_TIMEOUT" ctr --address "$DIR/containerd.sock" version
   bash "$ROOT/scripts/build-images.sh" --import "$DIR/containerd.sock" "$DIR/images" "$K8S/pause" ||
     fail_with_log containerd "building or importing the images failed"
+}
 
+# node_start_kubelet: in the node's mount namespace; returns once the Node object exists.
+node_start_kubelet() {
   mkdir -p "$DIR/kubelet"
   start_proc kubelet nsenter --target "$(<"$DIR/node-ns.pid")" --mount -- "$K8S/kubelet" \
     --kubeconfig "$DIR/kubelet.kubeconfig" \
@@ -273,7 +286,10 @@ node_up() {
     --v=1
   wait_for kubelet "$NODE_READY_TIMEOUT" curl -fsS --max-time 2 "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz"
   wait_for kubelet "$NODE_READY_TIMEOUT" kc get node "$NODE_NAME"
+}
 
+# node_start_proxy: kube-proxy (iptables mode); returns once the `kubernetes` Service answers from the host.
+node_start_proxy() {
   start_proc kube-proxy "$K8S/kube-proxy" \
     --kubeconfig "$DIR/kube-proxy.kubeconfig" \
     --proxy-mode iptables \
@@ -287,6 +303,16 @@ node_up() {
     --v=1
   # Its rules for the `kubernetes` Service, and the Service answering from the host.
   wait_for kube-proxy "$NODE_READY_TIMEOUT" node_service_answers
+}
+
+node_up() {
+  local c
+  for c in kube-scheduler kubelet kube-proxy; do node_kubeconfig "$c"; done
+  node_start_scheduler
+  node_start_mount_ns
+  node_start_containerd
+  node_start_kubelet
+  node_start_proxy
   log "real node $NODE_NAME up (containerd $DIR/containerd.sock, kubelet, kube-proxy; API server $NODE_API_ADDR:$APISERVER_PORT, also as https://10.96.0.1)"
 }
 
@@ -294,10 +320,19 @@ node_service_answers() {
   [[ $(curl -sS --max-time 3 --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $(<"$DIR/admin.token")" https://10.96.0.1/readyz 2>/dev/null) == ok ]]
 }
 
+# node_pids: every process id in /proc.
+node_pids() {
+  local d
+  for d in /proc/[0-9]*; do
+    d=${d#/proc/}
+    if [[ $d =~ ^[0-9]+$ ]]; then echo "$d"; fi
+  done
+}
+
 # node_shim_tree: pids of containerd's shims for our socket and every process below them.
 node_shim_tree() {
   local pid argv shims=() all=() stat ppid
-  for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+  for pid in $(node_pids); do
     argv=$({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null) || continue
     [[ $argv == *containerd-shim* && $argv == *"$DIR/containerd.sock"* ]] && shims+=("$pid")
   done
@@ -306,7 +341,7 @@ node_shim_tree() {
   local changed=1
   while ((changed)); do
     changed=0
-    for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+    for pid in $(node_pids); do
       [[ " ${all[*]} " == *" $pid "* ]] && continue
       stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
       ppid=$(awk '{print $2}' <<<"${stat##*)}")

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Test control plane for cluster mode: etcd + kube-apiserver +
 # kube-controller-manager 1.20.2 on 127.0.0.1, no kubelet, no scheduler.
 #
@@ -320,34 +321,51 @@ start_apiserver() {
 
 apiserver_ready() { [[ $(admin_curl /readyz 2>/dev/null) == ok ]]; }
 
-up() {
-  if healthy; then
-    # The fixtures may have changed since it was started: apply them again (cheap, idempotent).
-    log "already up and healthy ($DIR); applying fixtures/crds and fixtures/rbac.yaml again"
-    kc apply -f "$ROOT/fixtures/crds/" -f "$ROOT/fixtures/rbac.yaml" >&2
-    kc wait --for condition=Established --timeout 30s -f "$ROOT/fixtures/crds/" >&2
-    rm -rf "$DIR/kube-cache"
-    [[ -f $DIR/controller.kubeconfig ]] || sa_kubeconfig berth-controller "$DIR/controller.kubeconfig"
-    ((NODE)) || start_heartbeat
-    print_env
-    return 0
-  fi
-  if [[ -e $DIR ]]; then
-    log "$DIR exists but the control plane is not healthy: tearing it down and starting fresh"
-    down_inner
-  fi
+# start_etcd: etcd on 127.0.0.1 with its own data dir; returns once /health answers.
+start_etcd() {
+  start_proc etcd /usr/bin/etcd \
+    --name berth-testenv \
+    --data-dir "$DIR/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "berth-testenv=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster-state new \
+    --snapshot-count 100000 \
+    --log-level warn
+  wait_for etcd "$READY_TIMEOUT" curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
+}
 
-  ensure_binaries
-  ((NODE)) && node_ensure_prerequisites
-  local t0=$SECONDS
+# start_controller_manager: no node IPAM (and no node lifecycle without a real
+# node); returns once /healthz answers.
+start_controller_manager() {
+  start_proc kube-controller-manager "$K8S/kube-controller-manager" \
+    --kubeconfig "$DIR/kube-controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$DIR/kube-controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$DIR/kube-controller-manager.kubeconfig" \
+    --bind-address 127.0.0.1 \
+    --secure-port "$KCM_PORT" \
+    --port 0 \
+    --cert-dir "$DIR/kcm-certs" \
+    --controllers "$( ((NODE)) && echo '*,-nodeipam,-attachdetach,-persistentvolume-binder' || echo '*,-nodeipam,-nodelifecycle,-attachdetach,-persistentvolume-binder')" \
+    --leader-elect=false \
+    --use-service-account-credentials=false \
+    --service-account-private-key-file "$DIR/pki/sa.key" \
+    --root-ca-file "$DIR/pki/ca.crt" \
+    --cluster-signing-cert-file "$DIR/pki/ca.crt" \
+    --cluster-signing-key-file "$DIR/pki/ca.key" \
+    --allocate-node-cidrs=false \
+    --profiling=false \
+    --logtostderr=true \
+    --v=1
+  wait_for kube-controller-manager "$READY_TIMEOUT" curl -fsSk --max-time 2 "https://127.0.0.1:$KCM_PORT/healthz"
+}
 
-  # Ports: all on 127.0.0.1, picked once and remembered in $DIR/env.
-  mkdir -p "$DIR"
-  # A failed `up` stops what it started but keeps $DIR (logs) for a look;
-  # the next `up` or `down` removes it.
-  trap 'if [[ ! -f $DIR/ready ]]; then stop_all; log "up failed; logs kept in $DIR (scripts/testenv.sh down removes them)"; fi' EXIT
-  # A real node's API server address (its own interface) must exist before its port is checked.
-  ((NODE)) && node_prepare_host
+# pick_ports: the API server's port (BERTH_TESTENV_PORT, or the first free one
+# from 6443), then etcd's and the controller-manager's (and the real node's),
+# written to $DIR/env with the rest of what later commands read back.
+pick_ports() {
   if [[ -n ${BERTH_TESTENV_PORT:-} ]]; then
     APISERVER_PORT=$BERTH_TESTENV_PORT
     port_busy "$APISERVER_PORT" "$API_HOST" && die "BERTH_TESTENV_PORT=$APISERVER_PORT is already in use"
@@ -372,7 +390,11 @@ EOF
     node_pick_ports "$APISERVER_PORT" "$ETCD_CLIENT_PORT" "$ETCD_PEER_PORT" "$KCM_PORT" >>"$DIR/env"
     load_env
   fi
+}
 
+# make_credentials: the PKI, the static tokens of the admin and the
+# controller-manager (and of the real node's components), their kubeconfigs.
+make_credentials() {
   make_pki
   local admin_token kcm_token
   admin_token=$(openssl rand -hex 24)
@@ -390,49 +412,10 @@ EOF
   )
   write_kubeconfig "$DIR/admin.kubeconfig" berth-admin "$admin_token"
   write_kubeconfig "$DIR/kube-controller-manager.kubeconfig" system:kube-controller-manager "$kcm_token"
+}
 
-  # etcd
-  start_proc etcd /usr/bin/etcd \
-    --name berth-testenv \
-    --data-dir "$DIR/etcd" \
-    --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
-    --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster "berth-testenv=http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster-state new \
-    --snapshot-count 100000 \
-    --log-level warn
-  wait_for etcd "$READY_TIMEOUT" curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
-
-  # kube-apiserver
-  start_apiserver
-  wait_for kube-apiserver "$READY_TIMEOUT" apiserver_ready
-  log "kube-apiserver ready on https://$API_HOST:$APISERVER_PORT after $((SECONDS - t0))s"
-
-  # kube-controller-manager
-  start_proc kube-controller-manager "$K8S/kube-controller-manager" \
-    --kubeconfig "$DIR/kube-controller-manager.kubeconfig" \
-    --authentication-kubeconfig "$DIR/kube-controller-manager.kubeconfig" \
-    --authorization-kubeconfig "$DIR/kube-controller-manager.kubeconfig" \
-    --bind-address 127.0.0.1 \
-    --secure-port "$KCM_PORT" \
-    --port 0 \
-    --cert-dir "$DIR/kcm-certs" \
-    --controllers "$( ((NODE)) && echo '*,-nodeipam,-attachdetach,-persistentvolume-binder' || echo '*,-nodeipam,-nodelifecycle,-attachdetach,-persistentvolume-binder')" \
-    --leader-elect=false \
-    --use-service-account-credentials=false \
-    --service-account-private-key-file "$DIR/pki/sa.key" \
-    --root-ca-file "$DIR/pki/ca.crt" \
-    --cluster-signing-cert-file "$DIR/pki/ca.crt" \
-    --cluster-signing-key-file "$DIR/pki/ca.key" \
-    --allocate-node-cidrs=false \
-    --profiling=false \
-    --logtostderr=true \
-    --v=1
-  wait_for kube-controller-manager "$READY_TIMEOUT" curl -fsSk --max-time 2 "https://127.0.0.1:$KCM_PORT/healthz"
-
-  # CRDs and RBAC
+# apply_fixtures: berth's CRDs (waited for until Established) and RBAC.
+apply_fixtures() {
   log "applying fixtures/crds and fixtures/rbac.yaml"
   kc apply -f "$ROOT/fixtures/crds/" >&2 || fail_with_log kube-apiserver "applying fixtures/crds failed"
   kc wait --for condition=Established --timeout 30s -f "$ROOT/fixtures/crds/" >&2 ||
@@ -441,30 +424,21 @@ EOF
   # such as `bic` are unknown to it for up to ten minutes.
   rm -rf "$DIR/kube-cache"
   kc apply -f "$ROOT/fixtures/rbac.yaml" >&2 || fail_with_log kube-apiserver "applying fixtures/rbac.yaml failed"
+}
 
-  # The plugin's and the controller's identities: the real tokens of their
-  # ServiceAccounts, made by the controller-manager's token controller.
-  sa_kubeconfig berth "$DIR/berth.kubeconfig"
-  sa_kubeconfig berth-controller "$DIR/controller.kubeconfig"
-
-  # Pods need their namespace's `default` ServiceAccount and its token secret
-  # (ServiceAccount admission); wait for it in `default` so the first test pod
-  # is not rejected.
-  deadline=$((SECONDS + TOKEN_TIMEOUT))
+# wait_default_service_account: pods need their namespace's `default`
+# ServiceAccount and its token secret (ServiceAccount admission); wait for it
+# in `default` so the first test pod is not rejected.
+wait_default_service_account() {
+  local deadline=$((SECONDS + TOKEN_TIMEOUT))
   until [[ -n $(kc -n default get serviceaccount default -o 'jsonpath={.secrets[0].name}' 2>/dev/null || true) ]]; do
     ((SECONDS < deadline)) || fail_with_log kube-controller-manager "ServiceAccount default/default has no token after ${TOKEN_TIMEOUT}s"
     sleep 0.5
   done
+}
 
-  if ((NODE)); then
-    node_up
-    touch "$DIR/ready"
-    log "up in $((SECONDS - t0))s ($DIR)"
-    print_env
-    return 0
-  fi
-
-  # Nodes for tests to bind pods to (no kubelet: the heartbeat below reports them Ready).
+# make_nodes: nodes for tests to bind pods to (no kubelet: the heartbeat reports them Ready).
+make_nodes() {
   local n
   for n in node1 node2 node3; do
     kc apply -f - >&2 <<EOF || fail_with_log kube-apiserver "creating node $n failed"
@@ -478,8 +452,62 @@ metadata:
     kubernetes.io/arch: amd64
 EOF
   done
-  start_heartbeat
+}
 
+# refresh: `up` on a plane that is up and healthy. The fixtures may have
+# changed since it was started: apply them again (cheap, idempotent).
+refresh() {
+  log "already up and healthy ($DIR); applying fixtures/crds and fixtures/rbac.yaml again"
+  kc apply -f "$ROOT/fixtures/crds/" -f "$ROOT/fixtures/rbac.yaml" >&2
+  kc wait --for condition=Established --timeout 30s -f "$ROOT/fixtures/crds/" >&2
+  rm -rf "$DIR/kube-cache"
+  [[ -f $DIR/controller.kubeconfig ]] || sa_kubeconfig berth-controller "$DIR/controller.kubeconfig"
+  ((NODE)) || start_heartbeat
+  print_env
+}
+
+up() {
+  if healthy; then
+    refresh
+    return 0
+  fi
+  if [[ -e $DIR ]]; then
+    log "$DIR exists but the control plane is not healthy: tearing it down and starting fresh"
+    down_inner
+  fi
+
+  ensure_binaries
+  ((NODE)) && node_ensure_prerequisites
+  local t0=$SECONDS
+
+  # Ports: all on 127.0.0.1, picked once and remembered in $DIR/env.
+  mkdir -p "$DIR"
+  # A failed `up` stops what it started but keeps $DIR (logs) for a look;
+  # the next `up` or `down` removes it.
+  trap 'if [[ ! -f $DIR/ready ]]; then stop_all; log "up failed; logs kept in $DIR (scripts/testenv.sh down removes them)"; fi' EXIT
+  # A real node's API server address (its own interface) must exist before its port is checked.
+  ((NODE)) && node_prepare_host
+  pick_ports
+  make_credentials
+
+  start_etcd
+  start_apiserver
+  wait_for kube-apiserver "$READY_TIMEOUT" apiserver_ready
+  log "kube-apiserver ready on https://$API_HOST:$APISERVER_PORT after $((SECONDS - t0))s"
+  start_controller_manager
+  apply_fixtures
+  # The plugin's and the controller's identities: the real tokens of their
+  # ServiceAccounts, made by the controller-manager's token controller.
+  sa_kubeconfig berth "$DIR/berth.kubeconfig"
+  sa_kubeconfig berth-controller "$DIR/controller.kubeconfig"
+  wait_default_service_account
+
+  if ((NODE)); then
+    node_up
+  else
+    make_nodes
+    start_heartbeat
+  fi
   touch "$DIR/ready"
   log "up in $((SECONDS - t0))s ($DIR)"
   print_env

@@ -6,10 +6,10 @@
  * a kubelet does: the runtime DELs the failed sandbox, and after a back-off
  * the kubelet makes a new sandbox (a new container ID) and ADDs again.
  *
- * Plugin-neutral: the caller (scripts/bench-cluster.ts) creates the pods,
+ * Plugin-neutral: the caller (phase 5, ips-pods.ts) creates the pods,
  * says how to ADD and DEL for berth or the peer, and cleans up afterwards.
  */
-import { type Timed, countsDiff, percentile, requestCounts, sleep } from "./bench-lib.ts";
+import { countsDiff, percentile, requestCounts, sleep, type Timed } from "../lib.ts";
 
 export interface IpsPod {
   name: string;
@@ -167,15 +167,6 @@ export async function ipsPods(plugin: IpsPlugin, pods: IpsPod[], newContainer: (
   const allServed = served === pods.length;
   const start = firstSpawn ?? t0;
   const end = allServed ? lastServed : process.hrtime.bigint();
-  const addrs = sandboxes.map((x) => x.address);
-  const distinct = new Set(addrs).size;
-  const addressProblems: string[] = [];
-  const seen = new Set<string>();
-  for (const a of addrs) {
-    if (seen.has(a)) addressProblems.push(`${a} given twice`);
-    seen.add(a);
-  }
-  for (const a of addrs) if (!plugin.inPool(a)) addressProblems.push(`${a} outside the pool`);
   const failedAttempts = Object.values(failedByCode).reduce((a, b) => a + b, 0);
   return {
     plugin: plugin.name,
@@ -189,13 +180,25 @@ export async function ipsPods(plugin: IpsPlugin, pods: IpsPod[], newContainer: (
     failedByDeadline,
     firstMessage,
     delFailures,
-    distinctAddresses: distinct,
-    addressProblems,
+    ...addressesJudged(plugin, sandboxes),
     addP50: percentile(addMs, 50),
     addP99: percentile(addMs, 99),
     requests,
     sandboxes,
   };
+}
+
+/** The served addresses: how many distinct, and which are duplicates or outside the pool. */
+function addressesJudged(plugin: IpsPlugin, sandboxes: IpsResult["sandboxes"]): { distinctAddresses: number; addressProblems: string[] } {
+  const addrs = sandboxes.map((x) => x.address);
+  const addressProblems: string[] = [];
+  const seen = new Set<string>();
+  for (const a of addrs) {
+    if (seen.has(a)) addressProblems.push(`${a} given twice`);
+    seen.add(a);
+  }
+  for (const a of addrs) if (!plugin.inPool(a)) addressProblems.push(`${a} outside the pool`);
+  return { distinctAddresses: new Set(addrs).size, addressProblems };
 }
 
 /** Requests of `verb` to `resource` answered with `code` (e.g. "POST berthipclaims 409"). */

@@ -13,11 +13,11 @@
  * range is its own IPPool; DEL frees by container ID. Every ADD takes a
  * cluster-wide Lease first, so concurrent ADDs queue behind each other.
  */
-import { accessSync, constants, existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import type { AdminClient } from "../test/harness/admin-client.ts";
-import { runCni } from "../test/harness/cni-runner.ts";
-import { BenchFailure, type Timed, sleep } from "./bench-lib.ts";
+import type { AdminClient } from "../../../test/harness/admin-client.ts";
+import { runCni } from "../../../test/harness/cni-runner.ts";
+import { BenchFailure, sleep, type Timed } from "../lib.ts";
 
 const GROUP_PATH = "/apis/whereabouts.cni.cncf.io/v1alpha1";
 const CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";

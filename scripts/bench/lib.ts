@@ -1,12 +1,24 @@
 /**
- * What the benchmark scripts share: knobs and percentiles. Timing a whole
- * process, bounded parallelism and the control plane come from the test
- * harness (test/harness/), which the tests use too.
+ * What the benchmark scripts share: knobs, percentiles, tables, the source
+ * revision, CPU times. Timing a whole process, bounded parallelism and the
+ * control plane come from the test harness (test/harness/), which the tests
+ * use too; IP arithmetic from the product (scripts/bench/addresses.ts).
  */
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-export { inBatches, sleep } from "../test/harness/batch.ts";
-import type { TimedResult } from "../test/harness/cni-runner.ts";
-export { type TimedResult as Timed, runProcess as timed } from "../test/harness/cni-runner.ts";
+import { resolve } from "node:path";
+import type { TimedResult } from "../../test/harness/cni-runner.ts";
+
+export { inBatches, sleep } from "../../test/harness/batch.ts";
+export { runProcess as timed, type TimedResult as Timed } from "../../test/harness/cni-runner.ts";
+
+/** The repository. */
+export const ROOT = resolve(import.meta.dirname, "../..");
+
+/** `git describe` of the repository's checkout ("-dirty" with uncommitted changes), or "unknown". */
+export function gitRev(): string {
+  return spawnSync("git", ["-C", ROOT, "describe", "--always", "--dirty", "--exclude", "*"], { encoding: "utf8" }).stdout?.trim() || "unknown";
+}
 
 /** A positive integer from the environment, or the default. */
 export function intEnv(name: string, dflt: number): number {
@@ -99,4 +111,15 @@ export function countsDiff(before: Map<string, number>, after: Map<string, numbe
     if (d > 0) out[k] = d;
   }
   return out;
+}
+
+/** First spawn → last exit of a set of processes, ms. */
+export function span(rs: TimedResult[]): number {
+  let first = rs[0].t0;
+  let last = rs[0].t1;
+  for (const r of rs) {
+    if (r.t0 < first) first = r.t0;
+    if (r.t1 > last) last = r.t1;
+  }
+  return Number(last - first) / 1e6;
 }
