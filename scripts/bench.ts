@@ -26,7 +26,7 @@
  */
 import { existsSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
-import { BERTH } from "../test/helpers/berth.ts";
+import { BERTH } from "../test/support/berth.ts";
 import { BenchFailure, gitRev, r2 } from "./bench/lib.ts";
 import { concurrent, failures } from "./bench/local/concurrent.ts";
 import { C, cleanup, DATA_ROOT, HOST_LOCAL, N, ROUNDS, WARMUP } from "./bench/local/plugins.ts";

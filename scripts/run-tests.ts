@@ -19,8 +19,8 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { resolve } from "node:path";
-import { type Up, type Where, REAL_NODE_DIR, daemonsLeft, down, planeEnv, up } from "../test/harness/control-plane.ts";
-import { type HostState, hostState, nodeLeftovers } from "../test/harness/real-node.ts";
+import { type Up, type Where, REAL_NODE_DIR, daemonsLeft, down, planeEnv, up } from "../test/support/control-plane.ts";
+import { type HostState, hostState, nodeLeftovers } from "../test/support/realnode/host-leftovers.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const uvu = ["--import", "tsx", "node_modules/uvu/bin.js"];

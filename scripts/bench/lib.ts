@@ -7,10 +7,10 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import type { TimedResult } from "../../test/harness/cni-runner.ts";
+import type { TimedResult } from "../../test/support/spawn-cni.ts";
 
-export { inBatches, sleep } from "../../test/harness/batch.ts";
-export { runProcess as timed, type TimedResult as Timed } from "../../test/harness/cni-runner.ts";
+export { inBatches, sleep } from "../../test/support/batch.ts";
+export { runProcess as timed, type TimedResult as Timed } from "../../test/support/spawn-cni.ts";
 
 /** The repository. */
 export const ROOT = resolve(import.meta.dirname, "../..");

@@ -6,7 +6,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { join } from "node:path";
-import { type Invocation, cni, dbSnapshot, netconf, podArgs, tempDir } from "../helpers/berth.ts";
+import { type Invocation, cni, dbSnapshot, netconf, podArgs, tempDir } from "../support/berth.ts";
 
 const { path: dir, cleanup } = tempDir();
 const db = join(dir, "berth.db");

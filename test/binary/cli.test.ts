@@ -2,7 +2,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { join } from "node:path";
-import { cli, cni, netconf, podArgs, tempDir } from "../helpers/berth.ts";
+import { cli, cni, netconf, podArgs, tempDir } from "../support/berth.ts";
 
 const { path: dir, cleanup } = tempDir();
 const db = join(dir, "berth.db");

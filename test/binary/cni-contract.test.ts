@@ -3,8 +3,8 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { logEntries, logged } from "../harness/log-lines.ts";
-import { cni, dbSnapshot, netconf, podArgs, sql, tempDir } from "../helpers/berth.ts";
+import { logEntries, logged } from "../support/log-lines.ts";
+import { cni, dbSnapshot, netconf, podArgs, sql, tempDir } from "../support/berth.ts";
 
 const VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 const t = suite<{ dir: string; db: string; cleanup: () => void }>("cni contract");

@@ -3,8 +3,8 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { testNodeConfig } from "../harness/node-config.ts";
-import { BERTH, cni, cniAsync, netconf, podArgs, sql, tempDir } from "../helpers/berth.ts";
+import { testNodeConfig } from "../support/node-config.ts";
+import { BERTH, cni, cniAsync, netconf, podArgs, sql, tempDir } from "../support/berth.ts";
 
 const pool40 = { name: "test-ippool", subnet: "10.6.0.0/16", ips: ["10.6.168.1-10.6.168.40"], gateway: "10.6.0.1" };
 

@@ -10,9 +10,9 @@ import { mkdirSync, readFileSync, readdirSync, statSync, symlinkSync } from "nod
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { docCommands, docTranscript } from "../harness/doc-blocks.ts";
-import { compareOutput, runShell, toolDir } from "../harness/doc-shell.ts";
-import { BERTH, cni, podArgs, seedPool, tempDir } from "../helpers/berth.ts";
+import { docCommands, docTranscript } from "../support/docs/doc-blocks.ts";
+import { compareOutput, runShell, toolDir } from "../support/docs/doc-shell.ts";
+import { BERTH, cni, podArgs, seedPool, tempDir } from "../support/berth.ts";
 
 if (process.getuid?.() !== 0)
   throw new Error("test/binary/doc-commands.test.ts needs root: the documented host paths are mounted over in a private mount namespace");

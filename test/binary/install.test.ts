@@ -27,8 +27,8 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
-import { logged } from "../harness/log-lines.ts";
-import { BERTH, cli, tempDir } from "../helpers/berth.ts";
+import { logged } from "../support/log-lines.ts";
+import { BERTH, cli, tempDir } from "../support/berth.ts";
 
 const { path: dir, cleanup } = tempDir("berth-install-");
 const SERVER = "https://10.96.0.1:443";

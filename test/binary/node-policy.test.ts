@@ -9,8 +9,8 @@ import * as assert from "uvu/assert";
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { logEntries } from "../harness/log-lines.ts";
-import { BERTH, cni, netconf, podArgs, tempDir } from "../helpers/berth.ts";
+import { logEntries } from "../support/log-lines.ts";
+import { BERTH, cni, netconf, podArgs, tempDir } from "../support/berth.ts";
 
 const t = suite<{ dir: string; cleanup: () => void }>("node policy");
 t.before.each((ctx) => {

@@ -2,7 +2,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { join } from "node:path";
-import { cli, cni, netconf, podArgs, sql, tempDir } from "../helpers/berth.ts";
+import { cli, cni, netconf, podArgs, sql, tempDir } from "../support/berth.ts";
 
 const t = suite<{ dir: string; db: string; cleanup: () => void }>("stickiness");
 t.before.each((ctx) => {

@@ -19,14 +19,14 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { testNodeConfig } from "../harness/node-config.ts";
+import { testNodeConfig } from "../support/node-config.ts";
 import { spawnSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Binding, Lease } from "../../store/lease-store.ts";
-import { BERTH, cli, netconf, podArgs, seedPool, tempDir } from "../helpers/berth.ts";
+import { BERTH, cli, netconf, podArgs, seedPool, tempDir } from "../support/berth.ts";
 
 const BRIDGE_PLUGIN = "/usr/lib/cni/bridge";
 const BRIDGE = "berthbr0";

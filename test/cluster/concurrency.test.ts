@@ -10,7 +10,7 @@
 import { randomBytes } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { cli } from "../helpers/berth.ts";
+import { cli } from "../support/berth.ts";
 import {
   type SimNode,
   apply,
@@ -25,7 +25,7 @@ import {
   poolManifest,
   waitFor,
   withCluster,
-} from "./cluster-env.ts";
+} from "../support/cluster/cluster-env.ts";
 
 const NS = "berth-conc";
 const POOL = "conc-pool";

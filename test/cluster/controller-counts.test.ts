@@ -17,8 +17,8 @@
 import { randomBytes } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { type SimNode, admin, apply, claimsOfPool, deletePods, path, podArgs, poolManifest, poolStatus, spTable } from "./cluster-env.ts";
-import { adminMust, podsPath, sleep, startController, withControllers } from "./controller-env.ts";
+import { type SimNode, admin, apply, claimsOfPool, deletePods, path, podArgs, poolManifest, poolStatus, spTable } from "../support/cluster/cluster-env.ts";
+import { adminMust, podsPath, sleep, startController, withControllers } from "../support/cluster/controller-env.ts";
 
 const NS = "berth-ctl-counts";
 const V4 = "ctl-counts-v4";

@@ -18,10 +18,21 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import type { Outcome } from "../helpers/berth.ts";
-import { type SimNode, apply, claimsOfPool, endpointsIn, inBatches, podArgs, poolManifest, poolStatus, waitFor, waitForAllocated } from "./cluster-env.ts";
-import { adminMust, leasesOn, podsPath, sleep, startController, withControllers } from "./controller-env.ts";
-import { ROOT } from "../helpers/berth.ts";
+import type { Outcome } from "../support/berth.ts";
+import {
+  type SimNode,
+  apply,
+  claimsOfPool,
+  endpointsIn,
+  inBatches,
+  podArgs,
+  poolManifest,
+  poolStatus,
+  waitFor,
+  waitForAllocated,
+} from "../support/cluster/cluster-env.ts";
+import { adminMust, leasesOn, podsPath, sleep, startController, withControllers } from "../support/cluster/controller-env.ts";
+import { ROOT } from "../support/berth.ts";
 
 const NS = "berth-ctl-restart";
 const POOL = "ctl-restart";

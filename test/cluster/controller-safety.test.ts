@@ -40,7 +40,7 @@ import {
   poolStatus,
   waitFor,
   waitForAllocated,
-} from "./cluster-env.ts";
+} from "../support/cluster/cluster-env.ts";
 import {
   POOL_FINALIZER,
   adminMust,
@@ -54,7 +54,7 @@ import {
   add,
   plainPod,
   waitReleased,
-} from "./controller-env.ts";
+} from "../support/cluster/controller-env.ts";
 
 const S = suite("cluster: controller safety");
 

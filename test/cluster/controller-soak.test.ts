@@ -24,10 +24,10 @@
  */
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { BERTH } from "../helpers/berth.ts";
-import { Churn, type ChurnNode } from "./churn-env.ts";
-import { type ClusterScope, apply, poolManifest, waitFor } from "./cluster-env.ts";
-import { startController, withControllers } from "./controller-env.ts";
+import { BERTH } from "../support/berth.ts";
+import { Churn, type ChurnNode } from "../support/cluster/churn.ts";
+import { type ClusterScope, apply, poolManifest, waitFor } from "../support/cluster/cluster-env.ts";
+import { startController, withControllers } from "../support/cluster/controller-env.ts";
 
 const NS = "berth-ctl-soak";
 const POOL = "ctl-soak";

@@ -52,7 +52,7 @@ import {
   waitForAllocated,
   waitForPod,
   waitForTerminating,
-} from "./cluster-env.ts";
+} from "../support/cluster/cluster-env.ts";
 import {
   POOL_FINALIZER,
   events,
@@ -68,10 +68,10 @@ import {
   plainPod,
   waitReleased,
   type Held,
-} from "./controller-env.ts";
-import { logged } from "../harness/log-lines.ts";
-import { testNodeConfig } from "../harness/node-config.ts";
-import { BERTH } from "../helpers/berth.ts";
+} from "../support/cluster/controller-env.ts";
+import { logged } from "../support/log-lines.ts";
+import { testNodeConfig } from "../support/node-config.ts";
+import { BERTH } from "../support/berth.ts";
 
 const S = suite("cluster: berth controller");
 

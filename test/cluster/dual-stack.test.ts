@@ -28,7 +28,7 @@ import {
   deletePod,
   waitFor,
   withCluster,
-} from "./cluster-env.ts";
+} from "../support/cluster/cluster-env.ts";
 
 const NS_BOTH = "berth-dual-both";
 const NS_FULL = "berth-dual-full";

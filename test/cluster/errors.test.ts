@@ -18,7 +18,7 @@ import { type Server, createServer } from "node:net";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { type Outcome, cli } from "../helpers/berth.ts";
+import { type Outcome, cli } from "../support/berth.ts";
 import {
   ClusterScope,
   PLUGIN_KUBECONFIG,
@@ -38,7 +38,7 @@ import {
   podUid,
   poolManifest,
   waitFor,
-} from "./cluster-env.ts";
+} from "../support/cluster/cluster-env.ts";
 
 const NS = "berth-errs";
 const P = {

@@ -29,8 +29,8 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { BERTH_API_VERSION, BERTH_GROUP, CLAIM_KIND, POOL_LABEL, labelValue } from "../../plugin/kube/crd.ts";
-import { FaultProxy } from "../harness/fault-proxy.ts";
-import { APISERVER, TESTENV_DIR } from "../helpers/testenv.ts";
+import { FaultProxy } from "../support/fault-proxy.ts";
+import { APISERVER, TESTENV_DIR } from "../support/cluster/test-plane.ts";
 import {
   type ClusterScope,
   type SimNode,
@@ -50,7 +50,7 @@ import {
   scaleStatefulSet,
   waitFor,
   waitForPod,
-} from "./cluster-env.ts";
+} from "../support/cluster/cluster-env.ts";
 import {
   type ControllerProc,
   adminApi,
@@ -65,7 +65,7 @@ import {
   waitForAsync,
   waitReleased,
   withControllers,
-} from "./controller-env.ts";
+} from "../support/cluster/controller-env.ts";
 
 const S = suite("cluster: addresses held until their holder is gone");
 

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { renderKubeconfig } from "../../plugin/install/kubeconfig.ts";
-import type { Outcome } from "../helpers/berth.ts";
+import type { Outcome } from "../support/berth.ts";
 import {
   ClusterScope,
   PLUGIN_KUBECONFIG,
@@ -28,7 +28,7 @@ import {
   podArgs,
   podUid,
   poolManifest,
-} from "./cluster-env.ts";
+} from "../support/cluster/cluster-env.ts";
 
 const NS = "berth-kcf";
 const POOL = "kcf-pool";

@@ -49,9 +49,9 @@ import {
   startDeletion,
   waitFor,
   withCluster,
-} from "./cluster-env.ts";
-import { sleep, startController, withControllers } from "./controller-env.ts";
-import type { Outcome } from "../helpers/berth.ts";
+} from "../support/cluster/cluster-env.ts";
+import { sleep, startController, withControllers } from "../support/cluster/controller-env.ts";
+import type { Outcome } from "../support/berth.ts";
 
 const S = suite("cluster: StatefulSet membership");
 const api = admin.sync;

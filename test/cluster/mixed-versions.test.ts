@@ -46,10 +46,10 @@
  */
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { OLD_VERSION, oldBerth } from "../harness/old-berth.ts";
-import { BERTH } from "../helpers/berth.ts";
-import { type ChurnNode, type Running, Churn } from "./churn-env.ts";
-import { type ClusterScope, apply, inBatches, path, poolManifest } from "./cluster-env.ts";
+import { OLD_VERSION, oldBerth } from "../support/old-berth.ts";
+import { BERTH } from "../support/berth.ts";
+import { type ChurnNode, type Running, Churn } from "../support/cluster/churn.ts";
+import { type ClusterScope, apply, inBatches, path, poolManifest } from "../support/cluster/cluster-env.ts";
 import {
   CONTROLLER_KUBECONFIG,
   ControllerProc,
@@ -62,7 +62,7 @@ import {
   startController,
   waitForAsync,
   withControllers,
-} from "./controller-env.ts";
+} from "../support/cluster/controller-env.ts";
 
 const S = suite("cluster: mixed versions during the upgrade from 0.4 to 0.5");
 

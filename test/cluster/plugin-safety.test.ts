@@ -15,8 +15,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { FaultProxy } from "../harness/fault-proxy.ts";
-import { logEntries, logged } from "../harness/log-lines.ts";
+import { FaultProxy } from "../support/fault-proxy.ts";
+import { logEntries, logged } from "../support/log-lines.ts";
 import {
   ClusterScope,
   PLUGIN_KUBECONFIG,
@@ -35,10 +35,10 @@ import {
   scaleStatefulSet,
   waitFor,
   waitForPod,
-} from "./cluster-env.ts";
-import { CONTROLLER_KUBECONFIG, ControllerProc, startController, stopAllControllers } from "./controller-env.ts";
-import { BERTH } from "../helpers/berth.ts";
-import { APISERVER, TESTENV_DIR } from "../helpers/testenv.ts";
+} from "../support/cluster/cluster-env.ts";
+import { CONTROLLER_KUBECONFIG, ControllerProc, startController, stopAllControllers } from "../support/cluster/controller-env.ts";
+import { BERTH } from "../support/berth.ts";
+import { APISERVER, TESTENV_DIR } from "../support/cluster/test-plane.ts";
 
 const NS = "berth-psafe";
 const P = {

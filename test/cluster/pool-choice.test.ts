@@ -12,7 +12,19 @@
 import { randomBytes } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { type ClusterScope, type SimNode, apply, bindPod, claimOf, listPools, patchPool, podArgs, podUid, poolManifest, withCluster } from "./cluster-env.ts";
+import {
+  type ClusterScope,
+  type SimNode,
+  apply,
+  bindPod,
+  claimOf,
+  listPools,
+  patchPool,
+  podArgs,
+  podUid,
+  poolManifest,
+  withCluster,
+} from "../support/cluster/cluster-env.ts";
 
 const NS_ANN = "berth-pc-ann";
 const NS_PLAIN = "berth-pc-plain";

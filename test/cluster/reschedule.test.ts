@@ -15,7 +15,7 @@
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { cli } from "../helpers/berth.ts";
+import { cli } from "../support/berth.ts";
 import {
   type Running,
   apply,
@@ -34,7 +34,7 @@ import {
   waitFor,
   waitForPod,
   withCluster,
-} from "./cluster-env.ts";
+} from "../support/cluster/cluster-env.ts";
 
 const NS_MOVE = "berth-resched-move";
 const NS_POOL = "berth-resched-pool";

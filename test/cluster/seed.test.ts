@@ -39,10 +39,10 @@ import {
   waitFor,
   waitForAllocated,
   waitForTerminating,
-} from "./cluster-env.ts";
-import { startController, withControllers } from "./controller-env.ts";
-import { docBlock, docCommands, docTranscript } from "../harness/doc-blocks.ts";
-import { type DocShell, DocWalk, docShell } from "./doc-env.ts";
+} from "../support/cluster/cluster-env.ts";
+import { startController, withControllers } from "../support/cluster/controller-env.ts";
+import { docBlock, docCommands, docTranscript } from "../support/docs/doc-blocks.ts";
+import { type DocShell, DocWalk, docShell } from "../support/cluster/doc-walk.ts";
 
 const NS = "berth-seed";
 const POOL = "test-ippool";

@@ -18,10 +18,10 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { FaultProxy } from "../harness/fault-proxy.ts";
-import { logged } from "../harness/log-lines.ts";
-import { sql } from "../helpers/berth.ts";
-import { APISERVER, TESTENV_DIR } from "../helpers/testenv.ts";
+import { FaultProxy } from "../support/fault-proxy.ts";
+import { logged } from "../support/log-lines.ts";
+import { sql } from "../support/berth.ts";
+import { APISERVER, TESTENV_DIR } from "../support/cluster/test-plane.ts";
 import {
   ClusterScope,
   PLUGIN_KUBECONFIG,
@@ -39,7 +39,7 @@ import {
   podUid,
   poolManifest,
   waitForPod,
-} from "./cluster-env.ts";
+} from "../support/cluster/cluster-env.ts";
 
 const NS = "berth-store";
 const P = {

@@ -31,11 +31,11 @@ import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { waitFor } from "../harness/batch.ts";
-import { docCommands, fill } from "../harness/doc-blocks.ts";
-import { type ShellResult, runShell, toolDir } from "../harness/doc-shell.ts";
-import { logEntries } from "../harness/log-lines.ts";
-import { SEED_POOL, seedStatefulSet } from "../helpers/seed-manifests.ts";
+import { waitFor } from "../support/batch.ts";
+import { docCommands, fill } from "../support/docs/doc-blocks.ts";
+import { type ShellResult, runShell, toolDir } from "../support/docs/doc-shell.ts";
+import { logEntries } from "../support/log-lines.ts";
+import { SEED_POOL, seedStatefulSet } from "../support/seed-manifests.ts";
 import {
   ADMIN_KUBECONFIG,
   KUBECTL,
@@ -58,7 +58,7 @@ import {
   podsOf,
   sandboxOf,
   spTable,
-} from "./node-env.ts";
+} from "../support/realnode/node-env.ts";
 
 const SEED_NS = "berth-seed";
 const PLAIN_NS = "berth-plain";

@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { type CniCall, type CniResult, runCni, runCniSync } from "../harness/cni-runner.ts";
+import { type CniCall, type CniResult, runCni, runCniSync } from "./spawn-cni.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const BERTH = process.env.BERTH_BIN ?? join(ROOT, "dist/berth");

@@ -1,6 +1,6 @@
 /** An in-memory KubeApi for unit tests of cluster logic (the real one is exercised in test/cluster). */
-import type { ClaimObject, EndpointObject, KubeApi, NamedObject, PodObject, PoolObject, StatefulSetObject } from "../../../plugin/kube/kube-api.ts";
-import { KubeConflictError } from "../../../plugin/kube/kube-errors.ts";
+import type { ClaimObject, EndpointObject, KubeApi, NamedObject, PodObject, PoolObject, StatefulSetObject } from "../../plugin/kube/kube-api.ts";
+import { KubeConflictError } from "../../plugin/kube/kube-errors.ts";
 
 export class FakeKube implements KubeApi {
   readonly server = "https://fake.invalid:6443";

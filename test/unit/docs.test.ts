@@ -24,9 +24,9 @@ import {
   parseBlocks,
   transcriptOf,
   whereIs,
-} from "../harness/doc-blocks.ts";
-import { compareOutput } from "../harness/doc-shell.ts";
-import { SEED_POOL, seedStatefulSet } from "../helpers/seed-manifests.ts";
+} from "../support/docs/doc-blocks.ts";
+import { compareOutput } from "../support/docs/doc-shell.ts";
+import { SEED_POOL, seedStatefulSet } from "../support/seed-manifests.ts";
 
 const root = DOCS_ROOT;
 const blocks = allDocBlocks();

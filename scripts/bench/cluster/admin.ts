@@ -5,7 +5,7 @@
  * peer's objects, the simulated nodes).
  */
 import { CLAIMS_PATH, POOL_GROUP, POOL_KIND, POOL_LABEL, POOL_VERSION, POOLS_PATH } from "../../../plugin/kube/crd.ts";
-import { AdminClient, path } from "../../../test/harness/admin-client.ts";
+import { AdminClient, path } from "../../../test/support/kube/admin-client.ts";
 import { inBatches, sleep } from "../lib.ts";
 import { BENCH_LABEL, FILL_PAR, NS, PEER_RANGES, POOL_ANNOTATION, POOLS, STS_NAME } from "./config.ts";
 import { removePeerObjects } from "./peer.ts";

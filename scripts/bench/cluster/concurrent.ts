@@ -3,7 +3,7 @@
  * node with its own dataDir and fresh hints, C ADDs spawned at once; wall
  * time first spawn → last exit. The same for the peer, when there is one.
  */
-import { NODES } from "../../../test/harness/control-plane.ts";
+import { NODES } from "../../../test/support/control-plane.ts";
 import { fail, inBatches, span, type Timed } from "../lib.ts";
 import { C, CONC, P_CONC, PEER } from "./config.ts";
 import { peerCycle } from "./fresh-pods.ts";

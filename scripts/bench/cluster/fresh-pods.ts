@@ -4,7 +4,7 @@
  * the peer; and the baselines of phase 1 (a repeated ADD answered from the
  * node database, CNI VERSION).
  */
-import { logged } from "../../../test/harness/log-lines.ts";
+import { logged } from "../../../test/support/log-lines.ts";
 import { BenchFailure, childCpuMs, fail, inBatches, timed } from "../lib.ts";
 import { N, NS, PEER, type PoolDef, SEQ, WARMUP } from "./config.ts";
 import { type PeerRange, peerAllocations } from "./peer.ts";

@@ -15,8 +15,8 @@
  */
 import { accessSync, constants, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import type { AdminClient } from "../../../test/harness/admin-client.ts";
-import { runCni } from "../../../test/harness/cni-runner.ts";
+import type { AdminClient } from "../../../test/support/kube/admin-client.ts";
+import { runCni } from "../../../test/support/spawn-cni.ts";
 import { BenchFailure, sleep, type Timed } from "../lib.ts";
 
 const GROUP_PATH = "/apis/whereabouts.cni.cncf.io/v1alpha1";

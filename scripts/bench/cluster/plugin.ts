@@ -4,7 +4,7 @@
  * namespace berth-bench on a node with its own dataDir; reading their
  * results; and the problems that do not stop the section.
  */
-import { runCni } from "../../../test/harness/cni-runner.ts";
+import { runCni } from "../../../test/support/spawn-cni.ts";
 import { inRangesText, poolRanges } from "../addresses.ts";
 import { fail, type Timed } from "../lib.ts";
 import type { Admin } from "./admin.ts";

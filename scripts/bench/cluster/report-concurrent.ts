@@ -3,7 +3,7 @@
  * times (the rounds where all succeeded, every round when some failed, the
  * peer's and the ratio), the warnings the ADDs logged, and the aims.
  */
-import { NODES } from "../../../test/harness/control-plane.ts";
+import { NODES } from "../../../test/support/control-plane.ts";
 import { dist, median, percentile, r2, table } from "../lib.ts";
 import type { BerthRound, Round } from "./concurrent.ts";
 import { C, PEER, ROUNDS } from "./config.ts";

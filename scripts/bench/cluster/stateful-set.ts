@@ -4,7 +4,7 @@
  * controller, again and again; every ADD must give its address back, and
  * every DEL (after the deletion, as a kubelet's) must keep it bound.
  */
-import { logged } from "../../../test/harness/log-lines.ts";
+import { logged } from "../../../test/support/log-lines.ts";
 import { fail, sleep } from "../lib.ts";
 import type { Admin } from "./admin.ts";
 import { N, NS, POOL_ANNOTATION, STS, STS_NAME, WARMUP } from "./config.ts";

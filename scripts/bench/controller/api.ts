@@ -4,7 +4,7 @@
  * controller lease's holder) and the finalizers it strips at the end.
  */
 import { CLAIMS_PATH as CLAIMS, POOL_FINALIZER as FINALIZER, POOL_LABEL, POOLS_PATH as POOLS } from "../../../plugin/kube/crd.ts";
-import { AdminClient, path } from "../../../test/harness/admin-client.ts";
+import { AdminClient, path } from "../../../test/support/kube/admin-client.ts";
 import { claimName, PAR, POOL } from "./config.ts";
 
 /** The test harness's admin client, plus what this bench reads. */

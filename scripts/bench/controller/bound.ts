@@ -6,8 +6,8 @@
  * steady scans, CPU and RSS; then a failover to a fresh replica.
  */
 import { BERTH_API_VERSION, BERTH_GROUP, CLAIM_KIND, CLAIMS_PATH as CLAIMS, ENDPOINT_KIND, POOL_LABEL } from "../../../plugin/kube/crd.ts";
-import { NODES } from "../../../test/harness/control-plane.ts";
-import { logged } from "../../../test/harness/log-lines.ts";
+import { NODES } from "../../../test/support/control-plane.ts";
+import { logged } from "../../../test/support/log-lines.ts";
 import { inBatches, r3, sleep } from "../lib.ts";
 import type { Api } from "./api.ts";
 import { ADD_DEADLINE, addr, BIG_STS, BOUND, claimName, endpoints, NS, PAR, POOL, say, statefulsets, until } from "./config.ts";

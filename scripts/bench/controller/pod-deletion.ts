@@ -3,7 +3,7 @@
  * force-deleted in turn with no DEL; the time until the controller (watch-
  * driven) has deleted its claim.
  */
-import { NODES } from "../../../test/harness/control-plane.ts";
+import { NODES } from "../../../test/support/control-plane.ts";
 import { inBatches, sleep } from "../lib.ts";
 import { N, until } from "./config.ts";
 import { add, type Ctx, createPod, forceDelete } from "./plugin.ts";

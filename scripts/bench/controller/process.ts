@@ -6,8 +6,8 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { ControlPlane } from "../../../test/harness/control-plane.ts";
-import { ControllerProcess } from "../../../test/harness/controller-process.ts";
+import type { ControlPlane } from "../../../test/support/control-plane.ts";
+import { ControllerProcess } from "../../../test/support/controller-process.ts";
 import { r3 } from "../lib.ts";
 import { say } from "./config.ts";
 

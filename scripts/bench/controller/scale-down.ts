@@ -6,7 +6,7 @@
  * the members are still bound and Terminating (grace 3 s, no DEL): held past
  * their grace period, released once their pod objects are gone.
  */
-import { NODES } from "../../../test/harness/control-plane.ts";
+import { NODES } from "../../../test/support/control-plane.ts";
 import { inBatches, sleep } from "../lib.ts";
 import { ANNOTATIONS, NS, pods, ROUNDS, STS, statefulsets, until } from "./config.ts";
 import { add, type Ctx, forceDelete } from "./plugin.ts";

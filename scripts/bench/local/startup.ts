@@ -7,7 +7,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BERTH } from "../../../test/helpers/berth.ts";
+import { BERTH } from "../../../test/support/berth.ts";
 import { COMPILE_FLAGS } from "../../build.ts";
 import { fail, type Timed, timed } from "../lib.ts";
 import { BUN, freshDir, HOST_LOCAL, N, WARMUP } from "./plugins.ts";

@@ -17,7 +17,7 @@ import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { runCniSync } from "../harness/cni-runner.ts";
+import { runCniSync } from "../spawn-cni.ts";
 
 function works(bin: string): boolean {
   const r = runCniSync(bin, { command: "VERSION", stdin: "" }, 20_000);
@@ -26,7 +26,7 @@ function works(bin: string): boolean {
 
 function snapshot(): void {
   if (process.env.BERTH_BIN) return;
-  const source = resolve(import.meta.dirname, "../../dist/berth");
+  const source = resolve(import.meta.dirname, "../../../dist/berth");
   if (!existsSync(source)) return; // berth.ts reports the missing build
   const dir = mkdtempSync(join(tmpdir(), "berth-cluster-bin-"));
   process.on("exit", () => rmSync(dir, { recursive: true, force: true }));

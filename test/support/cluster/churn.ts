@@ -33,7 +33,7 @@
  */
 import { randomBytes } from "node:crypto";
 import * as assert from "uvu/assert";
-import { runCni } from "../harness/cni-runner.ts";
+import { runCni } from "../spawn-cni.ts";
 import { type ClusterScope, type SimNode, apply, inBatches, podArgs } from "./cluster-env.ts";
 import { CLAIMS_PATH, adminApi, adminMust, endpointsPath, podsPath, sleep, waitForAsync } from "./controller-env.ts";
 

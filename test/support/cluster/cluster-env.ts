@@ -49,12 +49,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
 import "./binary-snapshot.ts"; // before berth.ts: BERTH_BIN → a private copy of dist/berth
-import { CLAIM_PLURAL, ENDPOINT_PLURAL, POOL_GROUP, POOL_KIND, POOL_LABEL, POOL_PLURAL, POOL_VERSION, labelValue } from "../../plugin/kube/crd.ts";
-import type { ClaimSpec } from "../../plugin/kube/kube-api.ts";
-import { path } from "../harness/admin-client.ts";
-import { inBatches } from "../harness/batch.ts";
-import { type ProcessResult, describe, runCniSync, runProcessSync } from "../harness/cni-runner.ts";
-import { BERTH, type Invocation, type Outcome, cni, cniAsync, podArgs } from "../helpers/berth.ts";
+import { CLAIM_PLURAL, ENDPOINT_PLURAL, POOL_GROUP, POOL_KIND, POOL_LABEL, POOL_PLURAL, POOL_VERSION, labelValue } from "../../../plugin/kube/crd.ts";
+import type { ClaimSpec } from "../../../plugin/kube/kube-api.ts";
+import { path } from "../kube/admin-client.ts";
+import { inBatches } from "../batch.ts";
+import { type ProcessResult, describe, runCniSync, runProcessSync } from "../spawn-cni.ts";
+import { BERTH, type Invocation, type Outcome, cni, cniAsync, podArgs } from "../berth.ts";
 import {
   ADMIN_KUBECONFIG,
   PLUGIN_KUBECONFIG,
@@ -68,7 +68,7 @@ import {
   kubectl,
   markPodReady,
   waitFor,
-} from "../helpers/testenv.ts";
+} from "./test-plane.ts";
 
 export {
   ADMIN_KUBECONFIG,

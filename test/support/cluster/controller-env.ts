@@ -21,10 +21,10 @@
 import * as assert from "uvu/assert";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CLAIMS_PATH, POOL_FINALIZER, POOL_PLURAL } from "../../plugin/kube/crd.ts";
-import { sleep, waitFor as poll } from "../harness/batch.ts";
-import { type Exit, ControllerProcess, runningControllers } from "../harness/controller-process.ts";
-import { controlPlane } from "../harness/control-plane.ts";
+import { CLAIMS_PATH, POOL_FINALIZER, POOL_PLURAL } from "../../../plugin/kube/crd.ts";
+import { sleep, waitFor as poll } from "../batch.ts";
+import { type Exit, ControllerProcess, runningControllers } from "../controller-process.ts";
+import { controlPlane } from "../control-plane.ts";
 import { randomBytes } from "node:crypto";
 import {
   type ClusterScope,
@@ -42,7 +42,7 @@ import {
   waitFor,
   withCluster,
 } from "./cluster-env.ts";
-import { BERTH, cli } from "../helpers/berth.ts";
+import { BERTH, cli } from "../berth.ts";
 
 export const CONTROLLER_KUBECONFIG = controlPlane().controllerKubeconfig;
 export const LEASE_NS = "kube-system";

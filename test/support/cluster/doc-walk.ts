@@ -12,9 +12,9 @@
 import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
-import { DOCS_ROOT, type TranscriptStep } from "../harness/doc-blocks.ts";
-import { type OutputRules, type ShellResult, compareOutput, runShell, runShellAsync } from "../harness/doc-shell.ts";
-import { ADMIN_KUBECONFIG, KUBECTL, TESTENV_DIR } from "../helpers/testenv.ts";
+import { DOCS_ROOT, type TranscriptStep } from "../docs/doc-blocks.ts";
+import { type OutputRules, type ShellResult, compareOutput, runShell, runShellAsync } from "../docs/doc-shell.ts";
+import { ADMIN_KUBECONFIG, KUBECTL, TESTENV_DIR } from "./test-plane.ts";
 import type { ClusterScope } from "./cluster-env.ts";
 
 /** Where the documented commands run. */

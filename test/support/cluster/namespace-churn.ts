@@ -20,8 +20,8 @@
  */
 import { randomBytes } from "node:crypto";
 import * as assert from "uvu/assert";
-import { podArgs } from "../helpers/berth.ts";
-import { type Churn, type ChurnNode, type Holder, pick } from "./churn-env.ts";
+import { podArgs } from "../berth.ts";
+import { type Churn, type ChurnNode, type Holder, pick } from "./churn.ts";
 import { createNamespace, path } from "./cluster-env.ts";
 import { CLAIMS_PATH, adminApi, adminMust, endpointsPath, podsPath, waitForAsync } from "./controller-env.ts";
 

@@ -47,9 +47,9 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { AdminClient, path } from "../harness/admin-client.ts";
-import { waitFor as poll } from "../harness/batch.ts";
-import { NODES as PLANE_NODES, controlPlane } from "../harness/control-plane.ts";
+import { AdminClient, path } from "../kube/admin-client.ts";
+import { waitFor as poll } from "../batch.ts";
+import { NODES as PLANE_NODES, controlPlane } from "../control-plane.ts";
 
 const NOT_RUNNING = "test control plane not running: run scripts/testenv.sh up";
 const plane = controlPlane();

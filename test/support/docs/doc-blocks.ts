@@ -22,7 +22,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 
-export const DOCS_ROOT = resolve(import.meta.dirname, "../..");
+export const DOCS_ROOT = resolve(import.meta.dirname, "../../..");
 
 /** The languages whose blocks are commands. */
 export const SHELL_LANGS = new Set(["sh", "bash", "shell", "console"]);

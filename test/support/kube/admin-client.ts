@@ -27,9 +27,9 @@ import {
   POOL_KIND,
   POOL_PLURAL,
   POOL_VERSION,
-} from "../../plugin/kube/crd.ts";
-import { sleep } from "./batch.ts";
-import { type ControlPlane, controlPlane } from "./control-plane.ts";
+} from "../../../plugin/kube/crd.ts";
+import { sleep } from "../batch.ts";
+import { type ControlPlane, controlPlane } from "../control-plane.ts";
 
 // ---------------------------------------------------------------- resources and paths
 

@@ -13,9 +13,9 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { type LogEntry, logEntries } from "../harness/log-lines.ts";
+import { type LogEntry, logEntries } from "../log-lines.ts";
 
-export const ROOT = resolve(import.meta.dirname, "../..");
+export const ROOT = resolve(import.meta.dirname, "../../..");
 
 function need(key: string): string {
   const v = process.env[key];

@@ -12,7 +12,7 @@ import { IpamError } from "../../../plugin/ipam/ipam-error.ts";
 import { openBetterSqlite3 } from "../../../store/better-sqlite3-driver.ts";
 import { LeaseStore } from "../../../store/lease-store.ts";
 import { KubeConflictError } from "../../../plugin/kube/kube-errors.ts";
-import { FakeKube } from "./fake-kube.ts";
+import { FakeKube } from "../../support/fake-kube.ts";
 
 const log = createLogger("error");
 const t = suite<{ dir: string; k: FakeKube; stores: LeaseStore[] }>("cluster add/release");

@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import { choosePools } from "../../../plugin/cluster/pool-choice.ts";
 import { IpamError } from "../../../plugin/ipam/ipam-error.ts";
 import type { PodObject } from "../../../plugin/kube/kube-api.ts";
-import { FakeKube } from "./fake-kube.ts";
+import { FakeKube } from "../../support/fake-kube.ts";
 
 function setup() {
   const k = new FakeKube();
