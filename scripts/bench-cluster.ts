@@ -14,9 +14,9 @@
  * some). The control plane itself is left running.
  *
  * Phases (the plugin always runs with the ServiceAccount kubeconfig, the
- * bench acts as admin through the test harness's client; pods are created
+ * bench acts as admin through the tests' admin client; pods are created
  * already bound to their node, pool chosen by the ipam.spidernet.io/ippool
- * annotation; nothing the harness does is timed):
+ * annotation; nothing the bench does as admin is timed):
  *   1. sequential, fresh pods on node1 (pool bench-seq, 1020 addresses):
  *      ADD, the pod force-deleted, DEL (the release path); then baselines:
  *      a repeated ADD answered from the node database, and CNI VERSION

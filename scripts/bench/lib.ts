@@ -1,16 +1,16 @@
 /**
  * What the benchmark scripts share: knobs, percentiles, tables, the source
  * revision, CPU times. Timing a whole process, bounded parallelism and the
- * control plane come from the test harness (test/harness/), which the tests
+ * control plane come from the test support (test/support/), which the tests
  * use too; IP arithmetic from the product (scripts/bench/addresses.ts).
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import type { TimedResult } from "../../test/support/spawn-cni.ts";
+import type { TimedResult } from "../../test/support/run-process.ts";
 
 export { inBatches, sleep } from "../../test/support/batch.ts";
-export { runProcess as timed, type TimedResult as Timed } from "../../test/support/spawn-cni.ts";
+export { runProcess as timed, type TimedResult as Timed } from "../../test/support/run-process.ts";
 
 /** The repository. */
 export const ROOT = resolve(import.meta.dirname, "../..");

@@ -1,10 +1,10 @@
 /**
  * The documentation's local-mode commands, read from the pages and run as an
- * operator types them (test/harness/doc-blocks.ts): `berth inspect`, `berth
+ * operator types them (test/support/docs/doc-blocks.ts): `berth inspect`, `berth
  * release` and `sqlite3` against a database that local ADDs made, and the
  * hand install into the CNI bin directory. Their host paths
  * (/var/lib/cni/berth, /opt/cni/bin) are test directories in a private mount
- * namespace (test/harness/doc-shell.ts); needs root.
+ * namespace (test/support/docs/doc-shell.ts); needs root.
  */
 import { mkdirSync, readFileSync, readdirSync, statSync, symlinkSync } from "node:fs";
 import { join } from "node:path";

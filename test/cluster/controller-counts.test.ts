@@ -17,8 +17,9 @@
 import { randomBytes } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import type { StoredPod } from "../support/kube/stored.ts";
 import { type SimNode, admin, apply, claimsOfPool, deletePods, path, podArgs, poolManifest, poolStatus, spTable } from "../support/cluster/cluster-env.ts";
-import { adminMust, podsPath, sleep, startController, withControllers } from "../support/cluster/controller-env.ts";
+import { sleep, startController, withControllers } from "../support/cluster/controller-env.ts";
 
 const NS = "berth-ctl-counts";
 const V4 = "ctl-counts-v4";
@@ -77,7 +78,7 @@ S("counts, totals and VERSION follow ADDs, DELs, a burst and a foreign write, fr
         metadata: { name: `cnt-${made++}`, namespace: NS, annotations: { "ipam.spidernet.io/ippool": JSON.stringify({ [family]: [pool] }) } },
         spec: { nodeName: node.name, containers: [{ name: "app", image: "nginx" }] },
       };
-      const created = await adminMust("POST", podsPath(NS), body);
+      const created = await admin.create<StoredPod>(path("pods", { ns: NS }), body);
       return { name: created.metadata.name, uid: created.metadata.uid, node, containerId: randomBytes(32).toString("hex") };
     };
     const addAsync = async (p: Pod) => {

@@ -21,17 +21,20 @@ import * as assert from "uvu/assert";
 import type { Outcome } from "../support/berth.ts";
 import {
   type SimNode,
+  admin,
   apply,
   claimsOfPool,
   endpointsIn,
   inBatches,
+  path,
   podArgs,
   poolManifest,
   poolStatus,
   waitFor,
   waitForAllocated,
 } from "../support/cluster/cluster-env.ts";
-import { adminMust, leasesOn, podsPath, sleep, startController, withControllers } from "../support/cluster/controller-env.ts";
+import { leasesOn, sleep, startController, withControllers } from "../support/cluster/controller-env.ts";
+import type { StoredPod } from "../support/kube/stored.ts";
 import { ROOT } from "../support/berth.ts";
 
 const NS = "berth-ctl-restart";
@@ -69,7 +72,7 @@ S(
               metadata: { name: `${prefix}-${i}`, namespace: NS, annotations: { "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: [POOL] }) } },
               spec: { nodeName: node.name, containers: [{ name: "app", image: "nginx" }] },
             };
-            const created = await adminMust(`POST`, podsPath(NS), body);
+            const created = await admin.create<StoredPod>(path("pods", { ns: NS }), body);
             return { name: created.metadata.name, uid: created.metadata.uid, node };
           },
         );
@@ -102,7 +105,9 @@ S(
           }),
       );
       const removal = sleep(700).then(() =>
-        Promise.all(gone.map((p) => adminMust("DELETE", `${podsPath(NS)}/${p.name}`, { apiVersion: "v1", kind: "DeleteOptions", gracePeriodSeconds: 0 }))),
+        Promise.all(
+          gone.map((p) => admin.must("DELETE", path("pods", { ns: NS, name: p.name }), { apiVersion: "v1", kind: "DeleteOptions", gracePeriodSeconds: 0 })),
+        ),
       );
       const first = await Promise.all(
         burst.map(async (p, i) => {

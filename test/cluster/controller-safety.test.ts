@@ -25,7 +25,10 @@ import { randomBytes } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { BERTH_API_VERSION, BERTH_GROUP, CLAIM_KIND, POOL_LABEL, labelValue } from "../../plugin/kube/crd.ts";
+import type { ClaimObject, EndpointObject } from "../../plugin/kube/kube-api.ts";
+import type { Stored } from "../support/kube/stored.ts";
 import {
+  admin,
   apply,
   claimNameOf,
   claimOf,
@@ -43,7 +46,6 @@ import {
 } from "../support/cluster/cluster-env.ts";
 import {
   POOL_FINALIZER,
-  adminMust,
   denyController,
   lease,
   poolFinalizers,
@@ -81,12 +83,12 @@ function claimBody(address: string, pool: string, ns: string, pod: string, spec:
 }
 
 async function createClaim(address: string, pool: string, ns: string, pod: string, spec: Record<string, unknown> = {}) {
-  return adminMust("POST", path("berthipclaims"), claimBody(address, pool, ns, pod, spec));
+  return admin.create<Stored<ClaimObject>>(path("berthipclaims"), claimBody(address, pool, ns, pod, spec));
 }
 
 /** The endpoint a finished ADD writes: pod ns/name bound to `address`. */
 async function createEndpoint(ns: string, name: string, uid: string, address: string, pool: string) {
-  return adminMust("POST", path("berthendpoints", { ns }), {
+  return admin.create<Stored<EndpointObject>>(path("berthendpoints", { ns }), {
     apiVersion: `${BERTH_GROUP}/${BERTH_API_VERSION}`,
     kind: "BerthEndpoint",
     metadata: { name, namespace: ns },
@@ -122,7 +124,7 @@ S(
         );
       }
       const tUpdate = Date.now();
-      await adminMust("PUT", path("berthipclaims", { name: retaken.metadata.name }), {
+      await admin.replace(path("berthipclaims", { name: retaken.metadata.name }), {
         ...retaken,
         spec: { ...retaken.spec, containerID: randomBytes(32).toString("hex") },
       });
@@ -178,13 +180,9 @@ S(
       let touching = true;
       const touch = (async () => {
         for (let i = 0; touching; i++) {
-          await adminMust(
-            "PATCH",
-            path("spiderippools", { name: P_FIN }),
-            { metadata: { annotations: { "berth-test/touch": String(i) } } },
-            [404],
-            "application/merge-patch+json",
-          ).catch(() => undefined);
+          await admin
+            .patch(path("spiderippools", { name: P_FIN }), { metadata: { annotations: { "berth-test/touch": String(i) } } }, "merge", [404])
+            .catch(() => undefined);
           await sleep(50);
         }
       })();
@@ -311,7 +309,7 @@ S(
       const ghostRenew = async () => {
         const cur = lease() as { metadata?: { resourceVersion?: string } } | undefined;
         const renewTime = new Date(Date.now() - 3_600_000).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
-        await adminMust("PUT", path("leases", { ns: "kube-system", name: "berth-controller" }), {
+        await admin.replace(path("leases", { ns: "kube-system", name: "berth-controller" }), {
           apiVersion: "coordination.k8s.io/v1",
           kind: "Lease",
           metadata: { name: "berth-controller", namespace: "kube-system", resourceVersion: cur?.metadata?.resourceVersion },
@@ -337,7 +335,7 @@ S(
         // Nobody may be left holding the lease as "ghost".
         const l = lease() as { metadata?: { resourceVersion?: string }; spec: { holderIdentity?: string } } | undefined;
         if (l?.spec.holderIdentity === "ghost") {
-          await adminMust("PUT", path("leases", { ns: "kube-system", name: "berth-controller" }), {
+          await admin.replace(path("leases", { ns: "kube-system", name: "berth-controller" }), {
             apiVersion: "coordination.k8s.io/v1",
             kind: "Lease",
             metadata: { name: "berth-controller", namespace: "kube-system", resourceVersion: l.metadata?.resourceVersion },

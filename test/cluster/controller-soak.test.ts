@@ -13,7 +13,7 @@
  * belongs to a living pod or a StatefulSet binding in range, and the pool's
  * counts match the claims.
  *
- * The churn itself (scheduler, kubelet, the checks) is churn-env.ts's, shared
+ * The churn itself (scheduler, kubelet, the checks) is churn.ts's, shared
  * with the fault soak and the mixed-versions test; dist/berth is called
  * directly (no interface).
  *

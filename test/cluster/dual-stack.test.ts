@@ -175,7 +175,7 @@ S("IPv6 pool exhausted: ADD fails with 100 naming it, and the IPv4 address taken
     // The kubelet's DEL after the failed ADD, then the first pod's: everything free.
     assert.is(c.berth("DEL", node, { containerId: cidB, args: podArgs(NS_FULL, "full-b", uidB) }).status, 0);
     deletePod(NS_FULL, "full-a");
-    await waitFor("full-a gone", () => !listPods(NS_FULL).some((p: { metadata: { name: string } }) => p.metadata.name === "full-a"), 10_000);
+    await waitFor("full-a gone", () => !listPods(NS_FULL).some((p) => p.metadata.name === "full-a"), 10_000);
     assert.is(c.berth("DEL", node, { containerId: cidA, args: podArgs(NS_FULL, "full-a", uidA) }).status, 0);
     assert.equal(claimsOfNamespace(NS_FULL), [], "no claims left");
     assert.equal([claimsOfPool(V4).length, claimsOfPool(V6_ONE).length], [0, 0], "both pools' claims gone");

@@ -4,7 +4,7 @@
  * controller-soak.test.ts (two StatefulSets with Parallel pod management,
  * plain pods with reused names, scale-downs and scale-ups, half of the
  * deletions without DEL), but every plugin call reaches the API server
- * through the TLS fault proxy (test/harness/fault-proxy.ts):
+ * through the TLS fault proxy (test/support/fault-proxy.ts):
  *
  * - ~10% of the plugin's writes (POST, PUT, PATCH, DELETE) on berthipclaims
  *   and berthendpoints are forwarded and their response dropped: the server
@@ -34,7 +34,7 @@
  *   force-deleted and re-created (new UID, same hash) after a random gap.
  *
  * Checked at every batch, after the namespace deletion and after settling
- * (Churn.check in churn-env.ts, the static pods and the second namespace's
+ * (Churn.check in churn.ts, the static pods and the second namespace's
  * pods included): no address on two living pods (by the ADD results and the
  * living pods' endpoints) or on two interfaces, every running pod's address
  * claimed by it (a static pod's, and a Terminating pod's, too), a recreated
@@ -74,12 +74,13 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { claimDeadlineSeconds } from "../../plugin/cluster/cluster-add.ts";
+import { ENDPOINT_PLURAL } from "../../plugin/kube/crd.ts";
 import { controlPlane } from "../support/control-plane.ts";
 import { type FaultAction, FaultProxy } from "../support/fault-proxy.ts";
 import { BERTH } from "../support/berth.ts";
 import { type ChurnNode, Churn, type Explain, type Holder } from "../support/cluster/churn.ts";
-import { type ClusterScope, PLUGIN_KUBECONFIG, apply, poolManifest } from "../support/cluster/cluster-env.ts";
-import { CONTROLLER_KUBECONFIG, ControllerProc, endpointsPath, sleep, waitForAsync, withControllers } from "../support/cluster/controller-env.ts";
+import { type ClusterScope, PLUGIN_KUBECONFIG, apply, path, poolManifest } from "../support/cluster/cluster-env.ts";
+import { CONTROLLER_KUBECONFIG, ControllerProc, sleep, waitForAsync, withControllers } from "../support/cluster/controller-env.ts";
 import { MirrorChurn } from "../support/cluster/mirror-churn.ts";
 import { NamespaceChurn } from "../support/cluster/namespace-churn.ts";
 
@@ -271,10 +272,10 @@ S(
         let writeMark = 0;
         const lastWriteFailed = (ns: string, name: string): boolean => {
           if (!ctlProxy) return false;
-          const path = `${endpointsPath(ns)}/${name}`;
+          const endpoint = path(ENDPOINT_PLURAL, { ns, name });
           for (let i = ctlProxy.log.length - 1; i >= writeMark; i--) {
             const r = ctlProxy.log[i];
-            if ((r.method === "PUT" || r.method === "DELETE") && r.path.split("?")[0] === path) return r.fault === "answer";
+            if ((r.method === "PUT" || r.method === "DELETE") && r.path.split("?")[0] === endpoint) return r.fault === "answer";
           }
           return false;
         };

@@ -34,6 +34,7 @@ import { APISERVER, TESTENV_DIR } from "../support/cluster/test-plane.ts";
 import {
   type ClusterScope,
   type SimNode,
+  admin,
   apply,
   bindPod,
   claimNameOf,
@@ -53,8 +54,7 @@ import {
 } from "../support/cluster/cluster-env.ts";
 import {
   type ControllerProc,
-  adminApi,
-  adminMust,
+  type Held,
   controllerToken,
   disconnectNode,
   events,
@@ -72,15 +72,6 @@ const S = suite("cluster: addresses held until their holder is gone");
 /** The network's ADD budget in these tests: its claims' ADD window is then 9 s (claimDeadlineSeconds). */
 const TIMEOUT = { timeoutSeconds: 2 };
 const WINDOW_MS = 9000;
-
-interface Held {
-  ns: string;
-  name: string;
-  uid: string;
-  node: SimNode;
-  containerId: string;
-  address: string;
-}
 
 /** The kubelet's ADD through dist/berth, with a 2 s budget (a 9 s ADD window); asserts success. */
 function addShort(c: ClusterScope, node: SimNode, ns: string, name: string, uid: string, containerId = randomBytes(32).toString("hex")): Held {
@@ -124,8 +115,7 @@ async function member(c: ClusterScope, node: SimNode, ns: string, name: string, 
 function makeNode(name: string, kubeletVersion = "v1.20.2", containerRuntimeVersion = "containerd://1.6.20"): void {
   apply(JSON.stringify({ apiVersion: "v1", kind: "Node", metadata: { name, labels: { "kubernetes.io/hostname": name } } }));
   const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
-  adminMust(
-    "PATCH",
+  admin.sync.patch(
     path("nodes", { name, sub: "status" }),
     {
       status: {
@@ -133,18 +123,18 @@ function makeNode(name: string, kubeletVersion = "v1.20.2", containerRuntimeVers
         nodeInfo: { kubeletVersion, containerRuntimeVersion },
       },
     },
-    undefined,
-    "application/strategic-merge-patch+json",
+    "strategic",
   );
 }
 
+/** Never throws on the answer's status (it runs in `finally`). */
 function deleteNode(name: string): Promise<unknown> {
-  return adminApi("DELETE", path("nodes", { name }));
+  return admin.request("DELETE", path("nodes", { name }));
 }
 
 /** The pod's phase, as the kubelet would write it (pods/status). */
 async function setPhase(ns: string, name: string, phase: "Succeeded" | "Failed"): Promise<void> {
-  await adminMust("PATCH", path("pods", { ns, name, sub: "status" }), { status: { phase } }, undefined, "application/merge-patch+json");
+  await admin.patch(path("pods", { ns, name, sub: "status" }), { status: { phase } });
 }
 
 /** Asserts the controller logged "address held" for `address` with `held`, and returns the line. */
@@ -176,7 +166,7 @@ S("a namespace deleted while its pods are in their grace period: its endpoints g
     await sleep(WINDOW_MS + 1000); // every claim's ADD window is over: 0.4 took an unbound one for half-finished
 
     // kubectl delete namespace: the namespace controller deletes the endpoints at once, the pods gracefully (120 s).
-    await adminMust("DELETE", path("namespaces", { name: NS_GONE }));
+    await admin.must("DELETE", path("namespaces", { name: NS_GONE }));
     await waitFor("the namespace's BerthEndpoints to be gone", () => dbs.every((d) => !endpointOf(NS_GONE, d.name)), 30_000);
     // The namespace controller deletes the namespace's objects in no set order: its pods too, gracefully (120 s).
     await waitFor("the namespace's pods to be Terminating", () => dbs.every((d) => podOf(NS_GONE, d.name)?.metadata.deletionTimestamp), 30_000);
@@ -230,7 +220,7 @@ S(
       await ctl.waitScans(1);
       await sleep(WINDOW_MS + 1000);
 
-      for (const h of [web, keep]) await adminMust("DELETE", path("berthendpoints", { ns: NS_BEP, name: h.name }));
+      for (const h of [web, keep]) await admin.must("DELETE", path("berthendpoints", { ns: NS_BEP, name: h.name }));
       for (const h of [web, keep]) {
         await waitFor(`${h.name}'s endpoint to be written back\n${ctl.logTail()}`, () => addresses(endpointOf(NS_BEP, h.name)).includes(h.address), 15_000);
         assert.ok(claimOf(h.address), `${h.name} keeps ${h.address}`);
@@ -272,15 +262,15 @@ S("the BerthEndpoint CRD deleted and re-created: every endpoint is written back,
     await ctl.waitScans(1);
     await sleep(WINDOW_MS + 1000);
     const crd = path("customresourcedefinitions", { name: "berthendpoints.ipam.berth.dev" });
-    await adminMust("DELETE", crd);
-    await waitForAsync("the BerthEndpoint CRD to be gone", async () => (await adminApi("GET", crd)).status === 404, 60_000);
+    await admin.must("DELETE", crd);
+    await waitForAsync("the BerthEndpoint CRD to be gone", async () => !(await admin.get(crd)), 60_000);
     try {
       await ctl.waitScans(2);
     } finally {
       apply(ENDPOINT_CRD);
       await waitForAsync(
         "the BerthEndpoint CRD to be served again",
-        async () => (await adminApi("GET", path("berthendpoints", { ns: NS_CRD }))).status === 200,
+        async () => (await admin.request("GET", path("berthendpoints", { ns: NS_CRD }))).status === 200,
         60_000,
       );
     }
@@ -507,7 +497,7 @@ S(
         await ctl.waitScans(1);
         // An ADD in flight for a pod deleted meanwhile: its claim, not bound yet, with a 12 s window.
         const t0 = Date.now();
-        await adminMust("POST", path("berthipclaims"), {
+        await admin.create(path("berthipclaims"), {
           apiVersion: `${BERTH_GROUP}/${BERTH_API_VERSION}`,
           kind: CLAIM_KIND,
           metadata: { name: claimNameOf("10.6.191.61"), labels: { [POOL_LABEL]: labelValue(P_SKEW) } },

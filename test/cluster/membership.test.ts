@@ -33,6 +33,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import type { EndpointSpec } from "../../plugin/kube/kube-api.ts";
 import {
   type ClusterScope,
   type SimNode,
@@ -134,16 +135,9 @@ async function podGone(ns: string, name: string): Promise<void> {
   await waitFor(`pod ${ns}/${name} to be gone`, () => !podOf(ns, name), 10_000, 100);
 }
 
-/** A BerthEndpoint's spec with the 0.5 per-entry fields. */
-interface EndpointSpec {
-  podUID: string;
-  ownerControllerType: string;
-  ownerControllerName?: string;
-  ips: { interface: string; ipv4?: string; network?: string; podUID?: string }[];
-}
-
+/** A BerthEndpoint's spec (with the 0.5 per-entry fields, network and podUID). */
 function endpointSpec(ns: string, name: string): EndpointSpec | undefined {
-  return endpointOf(ns, name)?.spec as EndpointSpec | undefined;
+  return endpointOf(ns, name)?.spec;
 }
 
 /** "ifname address" of each entry, sorted. */

@@ -18,7 +18,7 @@
  * written by 0.4.0 (no per-entry `podUID` or `network`) is read right by the
  * 0.5 ADD, and one written by 0.5 by the 0.4.0 ADD. After every batch: no
  * address on two living pods, every running pod's address claimed by it
- * (Churn.check in churn-env.ts). At the end, once the controller has caught
+ * (Churn.check in churn.ts). At the end, once the controller has caught
  * up: every claim owned by a living pod or an in-range member, the pool's
  * count equal to its claims, no pending lease left on a node.
  *
@@ -36,7 +36,7 @@
  * releases in the windows issue 17 closed), only the invariants above; the
  * 0.5 controller that replaces it finds nothing to release or repair.
  *
- * The 0.4.0 binary is built once from its commit (test/harness/old-berth.ts,
+ * The 0.4.0 binary is built once from its commit (test/support/old-berth.ts,
  * cached in ~/.cache/berth); a failed build fails the tests.
  *
  * Address range: 10.6.180.1-200 (see cluster-env.ts).
@@ -46,23 +46,14 @@
  */
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { ENDPOINT_PLURAL } from "../../plugin/kube/crd.ts";
+import type { EndpointObject } from "../../plugin/kube/kube-api.ts";
+import type { StoredPod } from "../support/kube/stored.ts";
 import { OLD_VERSION, oldBerth } from "../support/old-berth.ts";
 import { BERTH } from "../support/berth.ts";
 import { type ChurnNode, type Running, Churn } from "../support/cluster/churn.ts";
-import { type ClusterScope, apply, inBatches, path, poolManifest } from "../support/cluster/cluster-env.ts";
-import {
-  CONTROLLER_KUBECONFIG,
-  ControllerProc,
-  adminApi,
-  adminMust,
-  endpointsPath,
-  leasesOn,
-  podsPath,
-  sleep,
-  startController,
-  waitForAsync,
-  withControllers,
-} from "../support/cluster/controller-env.ts";
+import { type ClusterScope, admin, apply, inBatches, path, poolManifest } from "../support/cluster/cluster-env.ts";
+import { CONTROLLER_KUBECONFIG, ControllerProc, leasesOn, sleep, startController, waitForAsync, withControllers } from "../support/cluster/controller-env.ts";
 
 const S = suite("cluster: mixed versions during the upgrade from 0.4 to 0.5");
 
@@ -78,18 +69,6 @@ const ROLLED_BATCHES = Number(process.env.BERTH_MIXED_ROLLED_BATCHES ?? 2);
 /** The controller's margin after a pod's grace period (controller-main.ts) before a Terminating pod counts as stuck. */
 const GRACE_MARGIN_MS = 5000;
 
-/** One BerthEndpoint entry with the fields 0.5 adds (0.4.0 writes neither). */
-interface Entry {
-  interface: string;
-  ipv4?: string;
-  podUID?: string;
-  network?: string;
-}
-
-interface Endpoint {
-  spec: { podUID: string; containerID: string; ownerControllerType?: string; ips: Entry[] };
-}
-
 /** berth_releases_total by reason, from a controller's /metrics (0.4.0 and 0.5 alike). */
 async function releases(ctl: ControllerProc): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
@@ -102,12 +81,13 @@ async function releases(ctl: ControllerProc): Promise<Record<string, number>> {
 
 const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
 
-async function endpoint(ns: string, name: string): Promise<Endpoint | undefined> {
-  const r = await adminApi<Endpoint>("GET", `${endpointsPath(ns)}/${name}`);
+/** The BerthEndpoint (its entries' podUID and network: the fields 0.5 adds, 0.4.0 writes neither). */
+async function endpoint(ns: string, name: string): Promise<EndpointObject | undefined> {
+  const r = await admin.request<EndpointObject>("GET", path(ENDPOINT_PLURAL, { ns, name }));
   return r.status === 200 ? r.body : undefined;
 }
 
-const listed = (ep: Endpoint | undefined, address: string) => !!ep?.spec.ips.some((i) => i.ipv4?.split("/")[0] === address);
+const listed = (ep: EndpointObject | undefined, address: string) => !!ep?.spec.ips.some((i) => i.ipv4?.split("/")[0] === address);
 
 /** The StatefulSet and the first plain pods, members spread over the nodes (mx-0 and mx-2 on the first). */
 async function populate(ch: Churn): Promise<void> {
@@ -180,7 +160,7 @@ function summary(tag: string, ch: Churn, ms: number, rel: Record<string, number>
 
 /** A plain pod on `node` that the churn does not touch (its name is outside the churn's), and its ADD; its sandbox is known to the runtime. */
 async function outsider(ch: Churn, name: string, node: ChurnNode, graceSeconds?: number): Promise<Running> {
-  const created = await adminMust("POST", podsPath(ch.o.ns), {
+  const created = await admin.create<StoredPod>(path("pods", { ns: ch.o.ns }), {
     apiVersion: "v1",
     kind: "Pod",
     metadata: { name, namespace: ch.o.ns, annotations: ch.annotations },
@@ -248,14 +228,8 @@ S(
       const done = await outsider(ch, "done-0", n1);
       held.push({ r: stuck, claimUid: await claimUid(stuck.address), why: "Terminating, its DEL not come" });
       held.push({ r: done, claimUid: await claimUid(done.address), why: "Succeeded, its DEL not come" });
-      await adminMust("DELETE", `${podsPath(NS)}/stuck-0`);
-      await adminMust(
-        "PATCH",
-        path("pods", { ns: NS, name: "done-0", sub: "status" }),
-        { status: { phase: "Succeeded" } },
-        undefined,
-        "application/merge-patch+json",
-      );
+      await admin.must("DELETE", path("pods", { ns: NS, name: "stuck-0" }));
+      await admin.patch(path("pods", { ns: NS, name: "done-0", sub: "status" }), { status: { phase: "Succeeded" } });
       const stuckSince = Date.now();
 
       // kubectl delete bep under a running pod and a running member, both added by 0.4.0.
@@ -267,7 +241,7 @@ S(
         const before = new Map(
           (await ch.listClaims()).filter((cl) => lost.some((r) => r.address === cl.spec.address)).map((cl) => [cl.spec.address, cl.metadata.resourceVersion]),
         );
-        for (const r of lost) await adminMust("DELETE", `${endpointsPath(NS)}/${r.name}`);
+        for (const r of lost) await admin.must("DELETE", path(ENDPOINT_PLURAL, { ns: NS, name: r.name }));
         for (const r of lost) {
           await waitForAsync(`${r.name}'s endpoint entry to be written back`, async () => listed(await endpoint(NS, r.name), r.address), 60_000, 250);
         }

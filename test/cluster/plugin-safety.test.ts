@@ -3,7 +3,7 @@
  * lost responses, slow writes, failed ADDs and their DELs, DEL without the
  * network, static pods, two interfaces, node identity, TLS and logs. Each
  * test shows one window closed, mostly through the TLS fault proxy
- * (test/harness/fault-proxy.ts) between dist/berth and the API server.
+ * (test/support/fault-proxy.ts) between dist/berth and the API server.
  *
  * Address range: 10.6.190.x (see cluster-env.ts).
  *

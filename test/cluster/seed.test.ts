@@ -13,7 +13,7 @@
  * keeps the seed's name.
  *
  * The README's walkthrough is this scenario: its manifests are applied, and
- * its kubectl commands run, from the README itself (test/cluster/doc-env.ts),
+ * its kubectl commands run, from the README itself (test/support/cluster/doc-walk.ts),
  * each when the scenario reaches it, printing what the README shows (ages
  * aside, and its addresses standing for the ones berth picked). So are the
  * kubectl commands of docs/deploy.md (the CRDs and roles), docs/pools.md

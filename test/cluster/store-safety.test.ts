@@ -18,6 +18,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import type { Lease } from "../../store/rows.ts";
 import { FaultProxy } from "../support/fault-proxy.ts";
 import { logged } from "../support/log-lines.ts";
 import { sql } from "../support/berth.ts";
@@ -119,14 +120,7 @@ const cid = () => randomBytes(32).toString("hex");
 const addr = (o: { json: any }) => (o.json.ips[0].address as string).split("/")[0];
 const db = (node: SimNode) => join(node.dataDir, "berth.db");
 
-interface LeaseRow {
-  id: number;
-  address: string;
-  container_id: string;
-  state: string;
-  created_at: string;
-}
-const leasesOf = (node: SimNode, address: string) => sql<LeaseRow>(db(node), `SELECT * FROM leases WHERE address = '${address}'`);
+const leasesOf = (node: SimNode, address: string) => sql<Lease>(db(node), `SELECT * FROM leases WHERE address = '${address}'`);
 
 /** Makes a lease look as old as an ADD that ran an hour ago: time passing, without waiting for it. */
 function age(node: SimNode, address: string): void {

@@ -23,7 +23,7 @@
  *    nothing of it is left).
  *
  * The deploy and uninstall commands are read from the README and
- * docs/deploy.md (test/harness/doc-blocks.ts) and run as a reader types them.
+ * docs/deploy.md (test/support/docs/doc-blocks.ts) and run as a reader types them.
  */
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -31,6 +31,12 @@ import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { CLAIM_PLURAL, POOL_PLURAL } from "../../plugin/kube/crd.ts";
+import type { LeaseObject, NodeObject } from "../../plugin/kube/controller-api.ts";
+import type { ClaimObject, NamedObject } from "../../plugin/kube/kube-api.ts";
+import { type Resource, path } from "../support/kube/api-paths.ts";
+import { kubectlShim } from "../support/kube/kubectl.ts";
+import type { Stored } from "../support/kube/stored.ts";
 import { waitFor } from "../support/batch.ts";
 import { docCommands, fill } from "../support/docs/doc-blocks.ts";
 import { type ShellResult, runShell, toolDir } from "../support/docs/doc-shell.ts";
@@ -38,21 +44,18 @@ import { logEntries } from "../support/log-lines.ts";
 import { SEED_POOL, seedStatefulSet } from "../support/seed-manifests.ts";
 import {
   ADMIN_KUBECONFIG,
-  KUBECTL,
   NODE_NAME,
   NODE_ROOT,
   type Pod,
   ROOT,
+  admin,
   apply,
   berthLog,
   containerdLines,
   ctr,
   eth0Addresses,
-  getJson,
   inRange,
   isReady,
-  kc,
-  kubectl,
   nodeExec,
   podOf,
   podsOf,
@@ -156,11 +159,20 @@ spec:
 
 const claimName = (address: string) => `v4-${address.replace(/\./g, "-")}`;
 
-interface ClaimObj {
-  metadata: { name: string };
-  spec: { address: string; pool: string; podNamespace: string; podName: string; podUID: string; containerID: string; node: string };
+const claimOf = (address: string) => admin.sync.get<Stored<ClaimObject>>(path(CLAIM_PLURAL, { name: claimName(address) }));
+
+/** As `kubectl delete --wait=false` does it: each object marked for deletion, its dependents in the background; throws if one is not there. */
+function remove(resource: Resource, ns: string | undefined, ...names: string[]): void {
+  for (const name of names) {
+    if (!admin.sync.delete(path(resource, { ns, name }), { propagationPolicy: "Background" }))
+      throw new Error(`${resource} ${ns ? `${ns}/` : ""}${name} not found`);
+  }
 }
-const claimOf = (address: string) => getJson<ClaimObj>(["bic", claimName(address)]);
+
+/** Sets spec.replicas of StatefulSet NS/NAME (as `kubectl scale`). */
+function scale(ns: string, name: string, replicas: number): void {
+  admin.sync.patch(path("statefulsets", { ns, name }), { spec: { replicas } });
+}
 
 const sha256 = (buf: Buffer) => createHash("sha256").update(buf).digest("hex");
 
@@ -241,8 +253,9 @@ async function waitGone(what: string, fn: () => boolean): Promise<void> {
   await waitFor(what, () => fn(), { timeoutMs: POD_TIMEOUT, everyMs: 1000 });
 }
 
+/** Deletes the namespaces, not waiting; whatever the answer (one already gone or going is fine). */
 function deleteNamespaces(...names: string[]): void {
-  kubectl(["delete", "namespace", "--ignore-not-found", "--wait=false", ...names]);
+  for (const name of names) admin.sync.request("DELETE", path("namespaces", { name }));
 }
 
 function writeConf(name: string, text: string): void {
@@ -252,8 +265,9 @@ function writeConf(name: string, text: string): void {
   spawnSync("mv", ["-f", join(CONF_DIR, `.${name}.tmp`), join(CONF_DIR, name)]);
 }
 
-/** `kubectl` for the documentation's commands: 1.20.2 as admin. */
-const tools = toolDir({ kubectl: KUBECTL });
+/** `kubectl` for the documentation's commands: 1.20.2 as admin (KUBECONFIG below). */
+const tools = toolDir({});
+kubectlShim(tools.dir);
 
 /** A documented command, run from the repository's root as a reader runs it. */
 function sh(command: string, timeoutMs = 120_000): ShellResult {
@@ -265,7 +279,16 @@ S.after(() => tools.cleanup());
 
 S("1. the shipped manifests deploy berth: DaemonSet Ready, binary and kubeconfig on the node, its log lines", async () => {
   apply(NAD_CRD);
-  kc(["wait", "--for", "condition=Established", "--timeout", "60s", "crd/network-attachment-definitions.k8s.cni.cncf.io"]);
+  await waitFor(
+    "the NetworkAttachmentDefinition CRD Established",
+    () =>
+      admin.sync
+        .get<NamedObject & { status?: { conditions?: { type: string; status: string }[] } }>(
+          path("customresourcedefinitions", { name: "network-attachment-definitions.k8s.cni.cncf.io" }),
+        )
+        ?.status?.conditions?.some((c) => c.type === "Established" && c.status === "True"),
+    { timeoutMs: 60_000, everyMs: 500 },
+  );
   // Exactly the README's commands, on the files as shipped: apply, wait for the rollout, read the installer's log.
   const [applyAll, rollout, logsCmd, ...more] = docCommands("deploy-apply");
   assert.equal(more, [], "the README's deploy: three commands");
@@ -284,7 +307,10 @@ S("1. the shipped manifests deploy berth: DaemonSet Ready, binary and kubeconfig
     { timeoutMs: POD_TIMEOUT, everyMs: 1000 },
   );
   assert.is(ds.spec.nodeName, NODE_NAME);
-  const status = getJson(["ds", "-n", "kube-system", "berth"]).status;
+  const status = admin.sync.must<NamedObject & { status: { desiredNumberScheduled: number; numberReady: number } }>(
+    "GET",
+    path("daemonsets", { ns: "kube-system", name: "berth" }),
+  ).status;
   assert.equal([status.desiredNumberScheduled, status.numberReady], [1, 1], "DaemonSet: 1 desired, 1 ready");
 
   // On the node (its mount namespace: the host paths the pod's hostPath volumes name), at once: the readiness
@@ -340,7 +366,7 @@ S("2. cluster-mode network on the node; both controller replicas run, one leads,
   writeConf(CLUSTER_CONF, readFileSync(join(ROOT, "fixtures/netconf/bridge-cluster.conflist"), "utf8"));
   await waitFor(
     `node ${NODE_NAME} Ready`,
-    () => getJson(["node", NODE_NAME])?.status?.conditions?.some((c: any) => c.type === "Ready" && c.status === "True"),
+    () => admin.sync.get<NodeObject>(path("nodes", { name: NODE_NAME }))?.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
     { timeoutMs: POD_TIMEOUT, everyMs: 1000 },
   );
   controllers = await waitFor(
@@ -357,7 +383,7 @@ S("2. cluster-mode network on the node; both controller replicas run, one leads,
   }
   const lease = await waitFor(
     "Lease kube-system/berth-controller held",
-    () => getJson(["lease", "-n", "kube-system", "berth-controller"])?.spec?.holderIdentity,
+    () => admin.sync.get<LeaseObject>(path("leases", { ns: "kube-system", name: "berth-controller" }))?.spec.holderIdentity,
     {
       timeoutMs: 120_000,
       everyMs: 1000,
@@ -383,7 +409,7 @@ S("3. the seed scenario through the kubelet: same addresses after deletion, a ne
   await assertSp(2);
 
   // Both pods deleted: the StatefulSet controller recreates them, the kubelet runs new sandboxes.
-  kc(["delete", "pod", "-n", SEED_NS, "test-sts-0", "test-sts-1", "--wait=false"]);
+  remove("pods", SEED_NS, "test-sts-0", "test-sts-1");
   const again = [
     assertAllocated(await readyPod(SEED_NS, "test-sts-0", first[0].uid), 16, true),
     assertAllocated(await readyPod(SEED_NS, "test-sts-1", first[1].uid), 16, true),
@@ -405,13 +431,13 @@ S("3. the seed scenario through the kubelet: same addresses after deletion, a ne
   }
   await assertSp(2);
 
-  kc(["scale", "statefulset", "-n", SEED_NS, "test-sts", "--replicas=3"]);
+  scale(SEED_NS, "test-sts", 3);
   const third = assertAllocated(await readyPod(SEED_NS, "test-sts-2"), 16, true);
   assert.ok(inRange(third.ip, "10.6.168.", 101, 110));
   assert.is(new Set([...again.map((s) => s.ip), third.ip]).size, 3, "a third, different address");
   await assertSp(3);
 
-  kc(["scale", "statefulset", "-n", SEED_NS, "test-sts", "--replicas=2"]);
+  scale(SEED_NS, "test-sts", 2);
   await waitGone("test-sts-2 gone", () => !podOf(SEED_NS, "test-sts-2"));
   await waitGone(`test-sts-2's claim for ${third.ip} released`, () => !claimOf(third.ip));
   await assertSp(2);
@@ -455,7 +481,7 @@ S("4. a sandbox restart keeps the address; a Deployment pod's address is freed b
     "berth kept the address at the old sandbox's DEL (the pod still runs)",
   );
 
-  kc(["delete", "deployment", "-n", PLAIN_NS, "plain", "--wait=false"]);
+  remove("deployments", PLAIN_NS, "plain");
   await waitGone("the Deployment's pod gone", () => podsOf(PLAIN_NS, "app=plain").length === 0);
   await waitGone(`claim for ${after.ip} released`, () => !claimOf(after.ip));
   const del = berthLog().filter((e) => e.cmd === "DEL" && e.container === after.sandbox);
@@ -479,7 +505,7 @@ S("4. a sandbox restart keeps the address; a Deployment pod's address is freed b
 
 S("5. local mode through the real runtime: fixtures/netconf/bridge-berth.conf, no kubeconfig", async () => {
   // The seed's StatefulSet first goes, its addresses released by the kubelet's DELs (cluster mode).
-  kc(["delete", "statefulset", "-n", SEED_NS, "test-sts", "--wait=false"]);
+  remove("statefulsets", SEED_NS, "test-sts");
   await waitGone("the seed's pods gone", () => podsOf(SEED_NS, "app=test-sts").length === 0);
   await assertSp(0);
 
@@ -503,7 +529,7 @@ S("5. local mode through the real runtime: fixtures/netconf/bridge-berth.conf, n
     "the node database leases them",
   );
 
-  kc(["delete", "pod", "-n", LOCAL_NS, "local-sts-0", "local-sts-1", "--wait=false"]);
+  remove("pods", LOCAL_NS, "local-sts-0", "local-sts-1");
   const again = [
     assertAllocated(await readyPod(LOCAL_NS, "local-sts-0", first[0].uid), 16, false),
     assertAllocated(await readyPod(LOCAL_NS, "local-sts-1", first[1].uid), 16, false),
@@ -514,7 +540,7 @@ S("5. local mode through the real runtime: fixtures/netconf/bridge-berth.conf, n
     "local mode: recreated pods got their addresses back",
   );
 
-  kc(["delete", "statefulset", "-n", LOCAL_NS, "local-sts", "--wait=false"]);
+  remove("statefulsets", LOCAL_NS, "local-sts");
   await waitGone("the local StatefulSet's pods gone", () => podsOf(LOCAL_NS, "app=local-sts").length === 0);
   await waitFor("the kubelet's DELs released the local leases", () => leases().length === 0, { timeoutMs: 60_000, everyMs: 1000 });
 });
@@ -523,16 +549,16 @@ S("6. teardown: workloads, controller and DaemonSet deleted; no pod, claim or br
   // Back to cluster mode, so that the controller's pods are torn down by the plugin that gave them addresses.
   writeConf(CLUSTER_CONF, readFileSync(join(ROOT, "fixtures/netconf/bridge-cluster.conflist"), "utf8"));
   deleteNamespaces(SEED_NS, PLAIN_NS, LOCAL_NS);
-  kc(["delete", "sp", "test-ippool", "--wait=false"]);
-  await waitGone("pool test-ippool deleted (the controller removes its finalizer)", () => !getJson(["sp", "test-ippool"]));
+  remove(POOL_PLURAL, undefined, "test-ippool");
+  await waitGone("pool test-ippool deleted (the controller removes its finalizer)", () => !admin.sync.get(path(POOL_PLURAL, { name: "test-ippool" })));
   // docs/deploy.md's uninstall, in the order this node allows: its only network is berth's, so the controller's own
   // pods hold addresses until the workloads go, and the last pool's finalizer is then removed by hand.
   const [deleteWorkloads, removeFiles, deleteRoles, ...rest] = docCommands("uninstall");
   assert.equal(rest, [], "docs/deploy.md's uninstall: three commands");
   const del = sh(deleteWorkloads);
   assert.is(del.status, 0, `${deleteWorkloads}: ${del.stderr}`);
-  await waitGone("every berth pod gone", () => (getJson<{ items: Pod[] }>(["pods", "-A"])?.items ?? []).length === 0);
-  const claims = getJson<{ items: ClaimObj[] }>(["bic"])?.items ?? [];
+  await waitGone("every berth pod gone", () => podsOf(undefined).length === 0);
+  const claims = admin.sync.list<ClaimObject>(path(CLAIM_PLURAL));
   assert.equal(
     claims.map((c) => c.metadata.name),
     [],
@@ -543,14 +569,14 @@ S("6. teardown: workloads, controller and DaemonSet deleted; no pod, claim or br
   assert.equal(others, [], "docs/deploy.md: one command to remove a pool's finalizer");
   const patched = sh(fill(unfinalize, { NAME: "node-default" }));
   assert.is(patched.status, 0, `${unfinalize}: ${patched.stderr}`);
-  kc(["delete", "sp", "node-default"]);
+  remove(POOL_PLURAL, undefined, "node-default");
   // On the node (its mount namespace, where /opt/cni/bin and /etc/cni/net.d are this test's directories).
   nodeExec(["bash", "-c", removeFiles]);
   assert.not.ok(existsSync(join(NODE_ROOT, "opt-cni-bin/berth")), `${removeFiles}: /opt/cni/bin/berth is gone`);
   assert.not.ok(existsSync(join(NODE_ROOT, "etc-cni-net.d/berth.d")), `${removeFiles}: /etc/cni/net.d/berth.d is gone`);
   const gone = sh(deleteRoles);
   assert.is(gone.status, 0, `${deleteRoles}: ${gone.stderr}`);
-  await waitGone("namespaces gone", () => [SEED_NS, PLAIN_NS, LOCAL_NS].every((ns) => !getJson(["namespace", ns])));
+  await waitGone("namespaces gone", () => [SEED_NS, PLAIN_NS, LOCAL_NS].every((ns) => !admin.sync.get(path("namespaces", { name: ns }))));
   const tasksLeft = ctr(["tasks", "ls", "-q"]).trim();
   assert.is(tasksLeft, "", "no container left running in containerd");
   // The pods' bridge is the bridge plugin's, on the host: removed like any CNI bridge when the node is done.

@@ -1,13 +1,13 @@
 /**
  * Runs the compiled dist/berth as a whole process, the way a runtime or a
- * main plugin does (through test/harness/cni-runner.ts). Every black-box test
+ * main plugin does (through test/support/spawn-cni.ts). Every black-box test
  * goes through here.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { type CniCall, type CniResult, runCni, runCniSync } from "./spawn-cni.ts";
+import { type CniCall, type CniResult, spawnCni, spawnCniSync } from "./spawn-cni.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const BERTH = process.env.BERTH_BIN ?? join(ROOT, "dist/berth");
@@ -34,12 +34,12 @@ function outcome(r: CniResult): Outcome {
 
 /** Runs berth synchronously as a CNI plugin. */
 export function cni(inv: Invocation): Outcome {
-  return outcome(runCniSync(BERTH, inv));
+  return outcome(spawnCniSync(BERTH, inv));
 }
 
 /** Runs berth as a CNI plugin without waiting, for concurrency tests. */
 export async function cniAsync(inv: Invocation): Promise<Outcome> {
-  return outcome(await runCni(BERTH, inv));
+  return outcome(await spawnCni(BERTH, inv));
 }
 
 /** Runs berth as the operator CLI (from a shell that may export CNI_PATH, as many do). */

@@ -1,11 +1,13 @@
 /**
- * Runs a CNI plugin (dist/berth, Debian's bridge or host-local, anything) as
- * a whole process, the way a runtime does: CNI_* in the environment, the
+ * Spawns a CNI plugin (dist/berth, Debian's bridge or host-local, anything)
+ * as a whole process, the way a runtime does: CNI_* in the environment, the
  * network configuration on stdin. Returns the exit status, stdout and stderr,
- * stdout parsed as JSON, and (async) the time from spawn to exit.
+ * stdout parsed as JSON, and (async) the time from spawn to exit. (The
+ * product's own `runCni`, plugin/cni/cni-main.ts, is the plugin's side of
+ * the same call, inside the process.)
  */
-import { spawn, spawnSync } from "node:child_process";
 import { testNodeConfig } from "./node-config.ts";
+import { type ProcessResult, type TimedResult, runProcess, runProcessSync } from "./run-process.ts";
 
 export interface CniCall {
   command: string;
@@ -21,20 +23,6 @@ export interface CniCall {
   env?: Record<string, string>;
   /** The network configuration: a string as it is, anything else as JSON. */
   stdin?: string | object;
-}
-
-export interface ProcessResult {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
-
-export interface TimedResult extends ProcessResult {
-  /** Spawn to exit, in ms. */
-  ms: number;
-  /** hrtime (ns) at spawn and at exit, for wall-clock spans over many processes. */
-  t0: bigint;
-  t1: bigint;
 }
 
 export interface CniResult extends ProcessResult {
@@ -73,58 +61,12 @@ export function withJson<R extends ProcessResult>(r: R): R & CniResult {
   }
 }
 
-/**
- * Spawns `bin`, feeds `stdin`, collects its output, and times it from spawn to exit with process.hrtime.
- * With `killAfterMs`, a process still running then is killed (SIGKILL; status -1).
- */
-export function runProcess(bin: string, args: string[], env: Record<string, string>, stdin = "", killAfterMs?: number): Promise<TimedResult> {
-  return new Promise((done, fail) => {
-    const t0 = process.hrtime.bigint();
-    const child = spawn(bin, args, { env, stdio: ["pipe", "pipe", "pipe"], timeout: killAfterMs, killSignal: "SIGKILL" });
-    let out = "";
-    let err = "";
-    let t1: bigint | undefined;
-    let code: number | null = null;
-    let closed = false;
-    const finish = () => {
-      if (t1 === undefined || !closed) return;
-      done({ status: code ?? -1, stdout: out, stderr: err, ms: Number(t1 - t0) / 1e6, t0, t1 });
-    };
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    child.on("error", fail);
-    child.on("exit", (c) => {
-      t1 = process.hrtime.bigint();
-      code = c;
-      finish();
-    });
-    child.on("close", () => {
-      closed = true;
-      finish();
-    });
-    child.stdin.on("error", () => {}); // a plugin that exits without reading stdin (VERSION) is fine
-    child.stdin.end(stdin);
-  });
-}
-
-/** Runs `bin` to completion synchronously; a failure to run it at all (or the timeout) is status -1 with the reason in stderr. */
-export function runProcessSync(bin: string, args: string[], env: Record<string, string>, stdin = "", timeoutMs = 60_000): ProcessResult {
-  const r = spawnSync(bin, args, { input: stdin, env, encoding: "utf8", timeout: timeoutMs, maxBuffer: 64 << 20 });
-  if (r.error) return { status: -1, stdout: r.stdout ?? "", stderr: `${r.stderr ?? ""}\n${r.error.message}` };
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** One plugin call, without waiting: result, parsed stdout, and timing (killed after `killAfterMs`, if given). */
-export async function runCni(bin: string, c: CniCall, killAfterMs?: number): Promise<TimedResult & CniResult> {
+/** One plugin process, without waiting: result, parsed stdout, and timing (killed after `killAfterMs`, if given). */
+export async function spawnCni(bin: string, c: CniCall, killAfterMs?: number): Promise<TimedResult & CniResult> {
   return withJson(await runProcess(bin, [], cniEnv(c), stdinOf(c), killAfterMs));
 }
 
-/** One plugin call, synchronously. */
-export function runCniSync(bin: string, c: CniCall, timeoutMs?: number): CniResult {
+/** One plugin process, run to its end synchronously. */
+export function spawnCniSync(bin: string, c: CniCall, timeoutMs?: number): CniResult {
   return withJson(runProcessSync(bin, [], cniEnv(c), stdinOf(c), timeoutMs));
-}
-
-/** "exit N / stdout / stderr", for failure messages. */
-export function describe(r: ProcessResult): string {
-  return `exit ${r.status}\nstdout: ${r.stdout.trim()}\nstderr: ${r.stderr.trim()}`;
 }

@@ -4,7 +4,7 @@
  * `<!-- doc-test: ID -->`) or says why not (`<!-- not-run: REASON -->`), IDs
  * are unique and each is read by some test file, links point somewhere, and
  * the blocks that copy a file of the repository say what that file says.
- * See test/harness/doc-blocks.ts.
+ * See test/support/docs/doc-blocks.ts.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
@@ -164,7 +164,7 @@ test("the README's network is fixtures/deploy/network-attachment-definition.yaml
   assert.is(docBlock("nad-example").text, fixture);
 });
 
-test("the README's walkthrough manifests are the seed's (test/helpers/seed-manifests.ts)", () => {
+test("the README's walkthrough manifests are the seed's (test/support/seed-manifests.ts)", () => {
   assert.is(docBlock("seed-pool").text, SEED_POOL);
   assert.is(docBlock("seed-statefulset").text, seedStatefulSet("NS").replace("  namespace: NS\n", ""));
 });

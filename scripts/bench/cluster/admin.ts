@@ -1,18 +1,21 @@
 /**
- * The cluster section as the admin: the test harness's client plus what this
+ * The cluster section as the admin: the tests' admin client plus what this
  * bench reads and writes, and the set-up and removal of everything the
  * section makes (namespace berth-bench, pools bench-*, their claims, the
  * peer's objects, the simulated nodes).
  */
 import { CLAIMS_PATH, POOL_GROUP, POOL_KIND, POOL_LABEL, POOL_VERSION, POOLS_PATH } from "../../../plugin/kube/crd.ts";
-import { AdminClient, path } from "../../../test/support/kube/admin-client.ts";
+import type { ClaimObject } from "../../../plugin/kube/kube-api.ts";
+import { AdminClient } from "../../../test/support/kube/admin-client.ts";
+import { path } from "../../../test/support/kube/api-paths.ts";
+import type { Stored } from "../../../test/support/kube/stored.ts";
 import { inBatches, sleep } from "../lib.ts";
 import { BENCH_LABEL, FILL_PAR, NS, PEER_RANGES, POOL_ANNOTATION, POOLS, STS_NAME } from "./config.ts";
 import { removePeerObjects } from "./peer.ts";
 
 export const pods = path("pods", { ns: NS });
 
-/** The test harness's admin client (one keep-alive agent for all of the bench's requests), plus what this bench does. */
+/** The tests' admin client (one keep-alive agent for all of the bench's requests), plus what this bench does. */
 export class Admin extends AdminClient {
   constructor() {
     super({ timeoutMs: 10 * 60_000 }); // the LIST of a /16 pool's claims is timed as it comes, however long it takes
@@ -41,7 +44,7 @@ export class Admin extends AdminClient {
   }
 
   async poolClaims(pool: string): Promise<{ name: string; address: string; uid: string }[]> {
-    const items = await this.list<{ metadata: { name: string; uid: string }; spec: { address: string; pool: string } }>(CLAIMS_PATH, {
+    const items = await this.list<Stored<ClaimObject>>(CLAIMS_PATH, {
       labelSelector: `${POOL_LABEL}=${pool}`,
     });
     return items.filter((c) => c.spec.pool === pool).map((c) => ({ name: c.metadata.name, address: c.spec.address, uid: c.metadata.uid }));

@@ -7,7 +7,7 @@
  * deleted and the count checked.
  */
 import { BERTH_API_VERSION, BERTH_GROUP, CLAIM_KIND, CLAIMS_PATH, POOL_LABEL } from "../../../plugin/kube/crd.ts";
-import { ApiError } from "../../../test/support/kube/admin-client.ts";
+import { ApiError } from "../../../test/support/kube/api-error.ts";
 import { nthOf } from "../addresses.ts";
 import { BenchFailure, fail, inBatches, sleep } from "../lib.ts";
 import type { Admin } from "./admin.ts";

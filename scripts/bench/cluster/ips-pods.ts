@@ -5,7 +5,7 @@
  * kubelet would; berth, then the peer (or the other way round), each
  * cleaning up after itself.
  */
-import { path } from "../../../test/support/kube/admin-client.ts";
+import { path } from "../../../test/support/kube/api-paths.ts";
 import { inBatches } from "../lib.ts";
 import { BENCH_LABEL, IPS_BACKOFF_MS, IPS_KILL_MS, IPS_NODE_NAMES, IPS_PER_NODE, PEER, type PoolDef } from "./config.ts";
 import { type IpsOptions, type IpsPlugin, type IpsResult, ipsPods } from "./ips-pods-runner.ts";

@@ -16,7 +16,7 @@
 import { accessSync, constants, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { AdminClient } from "../../../test/support/kube/admin-client.ts";
-import { runCni } from "../../../test/support/spawn-cni.ts";
+import { spawnCni } from "../../../test/support/spawn-cni.ts";
 import { BenchFailure, sleep, type Timed } from "../lib.ts";
 
 const GROUP_PATH = "/apis/whereabouts.cni.cncf.io/v1alpha1";
@@ -81,7 +81,7 @@ export function peerCni(
   pod: { ns: string; name: string; uid?: string },
   killAfterMs?: number,
 ): Promise<Timed> {
-  return runCni(
+  return spawnCni(
     peer.bin,
     {
       command,

@@ -4,7 +4,7 @@
  * namespace berth-bench on a node with its own dataDir; reading their
  * results; and the problems that do not stop the section.
  */
-import { runCni } from "../../../test/support/spawn-cni.ts";
+import { spawnCni } from "../../../test/support/spawn-cni.ts";
 import { inRangesText, poolRanges } from "../addresses.ts";
 import { fail, type Timed } from "../lib.ts";
 import type { Admin } from "./admin.ts";
@@ -49,7 +49,7 @@ export const newContainer = () => `bench-c-${runTag}-${++idSeq}`;
 
 /** berth's call for `pod` on its node. */
 export function cni(ctx: Ctx, command: "ADD" | "DEL", containerId: string, pod: PodRef, killAfterMs?: number): Promise<Timed> {
-  return runCni(
+  return spawnCni(
     ctx.bin,
     {
       command,

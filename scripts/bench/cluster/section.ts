@@ -10,7 +10,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { POOLS_PATH } from "../../../plugin/kube/crd.ts";
-import { path } from "../../../test/support/kube/admin-client.ts";
+import { path } from "../../../test/support/kube/api-paths.ts";
 import { NODES, up } from "../../../test/support/control-plane.ts";
 import { BenchFailure, gitRev, ROOT, r2, sleep } from "../lib.ts";
 import { Admin, removeAll, setUp } from "./admin.ts";

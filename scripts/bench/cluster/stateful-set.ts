@@ -67,7 +67,7 @@ export async function statefulSet(ctx: Ctx) {
     await api.forceDeletePod(pod0);
     const d = await cni(ctx, "DEL", id, pod);
     if (d.status !== 0) fail(`DEL of StatefulSet pod ${NS}/${pod0}`, d);
-    // berth logs one JSON object a line (test/harness/log-lines.ts).
+    // berth logs one JSON object a line (test/support/log-lines.ts).
     const kept = logged(d.stderr, "addresses stay bound")[0];
     if (!kept) fail(`DEL of StatefulSet pod ${NS}/${pod0} did not keep ${address} bound`, d);
     const reason = String(kept.reason).replace(/ordinal \d+/, "ordinal N");

@@ -1,13 +1,15 @@
 /**
- * The controller section as the admin: the test harness's client, plus what
+ * The controller section as the admin: the tests' admin client, plus what
  * this bench reads (claims, GET counts from the API server's metrics, the
  * controller lease's holder) and the finalizers it strips at the end.
  */
 import { CLAIMS_PATH as CLAIMS, POOL_FINALIZER as FINALIZER, POOL_LABEL, POOLS_PATH as POOLS } from "../../../plugin/kube/crd.ts";
-import { AdminClient, path } from "../../../test/support/kube/admin-client.ts";
+import type { ClaimObject, PoolObject } from "../../../plugin/kube/kube-api.ts";
+import { AdminClient } from "../../../test/support/kube/admin-client.ts";
+import { path } from "../../../test/support/kube/api-paths.ts";
 import { claimName, PAR, POOL } from "./config.ts";
 
-/** The test harness's admin client, plus what this bench reads. */
+/** The tests' admin client, plus what this bench reads. */
 export class Api extends AdminClient {
   constructor() {
     super({ maxSockets: PAR, timeoutMs: 60_000, retryServerErrors: true });
@@ -17,9 +19,9 @@ export class Api extends AdminClient {
     return (await this.request("GET", `${CLAIMS}/${claimName(address)}`)).status === 200;
   }
 
-  async poolClaims(pool = POOL): Promise<{ metadata: { name: string }; spec: { address: string; podName: string } }[]> {
-    const l = await this.list(CLAIMS, { labelSelector: `${POOL_LABEL}=${pool}` });
-    return l.filter((c: { spec: { pool: string } }) => c.spec.pool === pool);
+  async poolClaims(pool = POOL): Promise<ClaimObject[]> {
+    const l = await this.list<ClaimObject>(CLAIMS, { labelSelector: `${POOL_LABEL}=${pool}` });
+    return l.filter((c) => c.spec.pool === pool);
   }
 
   /**
@@ -51,7 +53,7 @@ export class Api extends AdminClient {
   }
 
   async stripFinalizers(): Promise<void> {
-    for (const p of await this.list<{ metadata: { name: string; finalizers?: string[] } }>(POOLS)) {
+    for (const p of await this.list<PoolObject>(POOLS)) {
       const i = p.metadata.finalizers?.indexOf(FINALIZER) ?? -1;
       if (i < 0) continue;
       await this.patch(

@@ -19,7 +19,7 @@ import {
   POOL_VERSION,
   POOLS_PATH as POOLS,
 } from "../../../plugin/kube/crd.ts";
-import { path } from "../../../test/support/kube/admin-client.ts";
+import { path } from "../../../test/support/kube/api-paths.ts";
 import { NODES } from "../../../test/support/control-plane.ts";
 import { inBatches, r3 } from "../lib.ts";
 import type { Api } from "./api.ts";

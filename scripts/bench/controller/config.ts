@@ -4,7 +4,7 @@
  */
 import { join } from "node:path";
 import { ENDPOINT_PLURAL } from "../../../plugin/kube/crd.ts";
-import { path } from "../../../test/support/kube/admin-client.ts";
+import { path } from "../../../test/support/kube/api-paths.ts";
 import { waitFor } from "../../../test/support/batch.ts";
 import { nthOf } from "../addresses.ts";
 import { intEnv, percentile, ROOT, r3 } from "../lib.ts";

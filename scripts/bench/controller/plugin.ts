@@ -4,8 +4,8 @@
  * the section makes.
  */
 import { CLAIMS_PATH as CLAIMS, POOLS_PATH as POOLS } from "../../../plugin/kube/crd.ts";
-import { path } from "../../../test/support/kube/admin-client.ts";
-import { runCni } from "../../../test/support/spawn-cni.ts";
+import { path } from "../../../test/support/kube/api-paths.ts";
+import { spawnCni } from "../../../test/support/spawn-cni.ts";
 import type { ControlPlane } from "../../../test/support/control-plane.ts";
 import { inBatches } from "../lib.ts";
 import type { Api } from "./api.ts";
@@ -22,7 +22,7 @@ let seq = 0;
 const container = () => `bench-ctl-${process.pid}-${++seq}`;
 
 function cni(ctx: Ctx, command: "ADD" | "DEL", id: string, pod: { name: string; uid: string; node: string }) {
-  return runCni(ctx.bin, {
+  return spawnCni(ctx.bin, {
     command,
     containerId: id,
     netns: "/var/run/netns/none",

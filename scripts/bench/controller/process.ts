@@ -108,7 +108,7 @@ export function sampleRss(pid: number) {
   };
 }
 
-/** A `berth controller` process (test/harness/controller-process.ts) whose stop must end in exit 0. */
+/** A `berth controller` process (test/support/controller-process.ts) whose stop must end in exit 0. */
 export class Controller extends ControllerProcess {
   override async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     const e = await super.stop(15_000);

@@ -8,7 +8,7 @@ import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { CLAIMS_PATH as CLAIMS, POOL_GROUP, POOL_KIND, POOL_VERSION, POOLS_PATH as POOLS } from "../../../plugin/kube/crd.ts";
-import { path } from "../../../test/support/kube/admin-client.ts";
+import { path } from "../../../test/support/kube/api-paths.ts";
 import { type ControlPlane, NODES, up } from "../../../test/support/control-plane.ts";
 import { runningControllers as running } from "../../../test/support/controller-process.ts";
 import { inBatches, percentile, r3 } from "../lib.ts";

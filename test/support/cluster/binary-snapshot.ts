@@ -1,7 +1,7 @@
 /**
  * Runs the cluster tests against a private copy of dist/berth.
  *
- * Imported by cluster-env.ts before test/helpers/berth.ts, it copies
+ * Imported by cluster-env.ts before test/support/berth.ts, it copies
  * dist/berth to a temp dir once per process and points BERTH_BIN there
  * (which berth.ts honours), so every call in this process, direct or through
  * the bridge plugin, runs one consistent binary. Without it, an `npm run
@@ -17,10 +17,10 @@ import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { runCniSync } from "../spawn-cni.ts";
+import { spawnCniSync } from "../spawn-cni.ts";
 
 function works(bin: string): boolean {
-  const r = runCniSync(bin, { command: "VERSION", stdin: "" }, 20_000);
+  const r = spawnCniSync(bin, { command: "VERSION", stdin: "" }, 20_000);
   return r.status === 0 && Array.isArray(r.json?.supportedVersions);
 }
 

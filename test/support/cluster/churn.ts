@@ -33,9 +33,12 @@
  */
 import { randomBytes } from "node:crypto";
 import * as assert from "uvu/assert";
-import { runCni } from "../spawn-cni.ts";
-import { type ClusterScope, type SimNode, apply, inBatches, podArgs } from "./cluster-env.ts";
-import { CLAIMS_PATH, adminApi, adminMust, endpointsPath, podsPath, sleep, waitForAsync } from "./controller-env.ts";
+import { CLAIM_PLURAL, ENDPOINT_PLURAL, POOL_PLURAL } from "../../../plugin/kube/crd.ts";
+import type { ClaimObject, EndpointObject, PoolObject, StatefulSetObject } from "../../../plugin/kube/kube-api.ts";
+import type { Stored, StoredPod } from "../kube/stored.ts";
+import { spawnCni } from "../spawn-cni.ts";
+import { type ClusterScope, type SimNode, admin, apply, inBatches, path, podArgs } from "./cluster-env.ts";
+import { sleep, waitForAsync } from "./controller-env.ts";
 
 /** A simulated node and the berth it runs. */
 export interface ChurnNode {
@@ -57,32 +60,11 @@ export interface Running {
   set?: string;
 }
 
-export interface ApiPod {
-  metadata: { name: string; uid: string; deletionTimestamp?: string };
-  spec: { nodeName?: string };
-}
-
-export interface ApiEndpoint {
-  metadata: { name: string };
-  spec: { podUID: string; ips: { ipv4?: string }[] };
-}
-
-export interface ApiClaim {
-  metadata: { name: string; uid: string; resourceVersion: string; creationTimestamp: string };
-  spec: {
-    address: string;
-    pool: string;
-    podNamespace: string;
-    podName: string;
-    podUID: string;
-    containerID: string;
-    node: string;
-    statefulSet?: string;
-    staticPod?: boolean;
-    claimedAt: string;
-    addDeadlineSeconds?: number;
-  };
-}
+/** The objects a churn reads, as the API server stores them (the product's types). */
+type Claim = Stored<ClaimObject>;
+type Endpoint = Stored<EndpointObject>;
+/** The server defaults spec.replicas: always there when read back. */
+type StatefulSet = Stored<StatefulSetObject> & { spec: { replicas: number } };
 
 export interface CniOutcome {
   status: number;
@@ -134,7 +116,7 @@ export interface Holder {
 }
 
 /** Why a claim the churn's own rules do not account for is rightly held, or undefined (see Churn.unexplained). */
-export type Explain = (claim: ApiClaim, facts: { listed: boolean; owned: boolean; pod?: ApiPod }) => string | undefined;
+export type Explain = (claim: Claim, facts: { listed: boolean; owned: boolean; pod?: StoredPod }) => string | undefined;
 
 /** An endpoint entry whose address's claim is gone or another pod's. */
 export interface Phantom {
@@ -218,7 +200,7 @@ export class Churn {
     command: string,
     inv: { containerId?: string; args?: string; env?: Record<string, string>; stdin?: object } = {},
   ): Promise<CniOutcome> {
-    const r = await runCni(node.bin, {
+    const r = await spawnCni(node.bin, {
       command,
       ifname: "eth0",
       netns: "/var/run/netns/none",
@@ -328,15 +310,15 @@ export class Churn {
   }
 
   /** The kubelet's last step: the pod object goes (grace period 0). */
-  deleteNow(name: string): Promise<unknown> {
-    return adminMust("DELETE", `${podsPath(this.o.ns)}/${name}`, { apiVersion: "v1", kind: "DeleteOptions", gracePeriodSeconds: 0 }, [404]);
+  deleteNow(name: string): Promise<boolean> {
+    return admin.delete(path("pods", { ns: this.o.ns, name }), { gracePeriodSeconds: 0 });
   }
 
   /** Removes a running pod: with the kubelet's DEL (terminating, DEL, final delete) or without (just gone). */
   async remove(r: Running, withDel: boolean): Promise<void> {
     this.live.delete(r.name);
     if (withDel) {
-      await adminMust("DELETE", `${podsPath(this.o.ns)}/${r.name}`, undefined, [404]); // deletionTimestamp (bound: 30 s grace)
+      await admin.delete(path("pods", { ns: this.o.ns, name: r.name })); // deletionTimestamp (bound: 30 s grace)
       await this.del(r.node, r.containerId, r.name, r.uid);
       this.stats.withDel++;
     } else {
@@ -348,7 +330,7 @@ export class Churn {
 
   /** A plain pod NAME on `node` (default: a random one): created bound, then ADD. */
   async createPlain(name: string, node = this.randomNode()): Promise<Running> {
-    const created = await adminMust("POST", podsPath(this.o.ns), {
+    const created = await admin.create<StoredPod>(path("pods", { ns: this.o.ns }), {
       apiVersion: "v1",
       kind: "Pod",
       metadata: { name, namespace: this.o.ns, annotations: this.annotations },
@@ -372,13 +354,13 @@ export class Churn {
     const pod = await waitForAsync(
       `StatefulSet member ${name}${notUid ? ` (UID other than ${notUid})` : ""}`,
       async () => {
-        const r = await adminApi<ApiPod>("GET", `${podsPath(this.o.ns)}/${name}`);
-        return r.status === 200 && !r.body.metadata.deletionTimestamp && r.body.metadata.uid !== notUid ? r.body : undefined;
+        const p = await admin.get<StoredPod>(path("pods", { ns: this.o.ns, name }));
+        return p && !p.metadata.deletionTimestamp && p.metadata.uid !== notUid ? p : undefined;
       },
       20_000,
       100,
     );
-    await adminMust("POST", `${podsPath(this.o.ns)}/${name}/binding`, {
+    await admin.create(path("pods", { ns: this.o.ns, name, sub: "binding" }), {
       apiVersion: "v1",
       kind: "Binding",
       metadata: { name, namespace: this.o.ns },
@@ -437,7 +419,7 @@ export class Churn {
   }
 
   async scale(set: string, n: number): Promise<void> {
-    await adminMust("PATCH", `/apis/apps/v1/namespaces/${this.o.ns}/statefulsets/${set}`, { spec: { replicas: n } }, [], "application/merge-patch+json");
+    await admin.patch(path("statefulsets", { ns: this.o.ns, name: set }), { spec: { replicas: n } });
     this.replicas.set(set, n);
   }
 
@@ -451,8 +433,8 @@ export class Churn {
         await waitForAsync(
           `${r.name} to be terminating after the scale-down`,
           async () => {
-            const p = await adminApi<ApiPod>("GET", `${podsPath(this.o.ns)}/${r.name}`);
-            return p.status === 404 || !!p.body.metadata.deletionTimestamp;
+            const p = await admin.get<StoredPod>(path("pods", { ns: this.o.ns, name: r.name }));
+            return !p || !!p.metadata.deletionTimestamp;
           },
           20_000,
           100,
@@ -505,9 +487,9 @@ export class Churn {
     ]);
   }
 
-  listPods = async () => (await adminMust<{ items: ApiPod[] }>("GET", podsPath(this.o.ns))).items;
-  listClaims = async () => (await adminMust<{ items: ApiClaim[] }>("GET", CLAIMS_PATH)).items.filter((cl) => cl.spec.pool === this.o.pool);
-  listEndpoints = async () => (await adminMust<{ items: ApiEndpoint[] }>("GET", endpointsPath(this.o.ns))).items;
+  listPods = () => admin.list<StoredPod>(path("pods", { ns: this.o.ns }));
+  listClaims = async () => (await admin.list<Claim>(path(CLAIM_PLURAL))).filter((cl) => cl.spec.pool === this.o.pool);
+  listEndpoints = () => admin.list<Endpoint>(path(ENDPOINT_PLURAL, { ns: this.o.ns }));
 
   /** The invariants that must hold at any quiet moment (see the file comment). `extra` names the controller's log tail for messages. */
   async check(when: string, extra: () => string = () => ""): Promise<void> {
@@ -528,8 +510,10 @@ export class Churn {
     //    every running pod's address claimed by it.
     const namespaces = [this.o.ns, ...others.namespaces.filter((ns) => ns !== this.o.ns)];
     const [perNs, allClaims] = await Promise.all([
-      Promise.all(namespaces.map(async (ns) => ({ ns, pods: await listIn<ApiPod>(podsPath(ns)), eps: await listIn<ApiEndpoint>(endpointsPath(ns)) }))),
-      adminMust<{ items: ApiClaim[] }>("GET", CLAIMS_PATH).then((l) => l.items),
+      Promise.all(
+        namespaces.map(async (ns) => ({ ns, pods: await listIn<StoredPod>(path("pods", { ns })), eps: await listIn<Endpoint>(path(ENDPOINT_PLURAL, { ns })) })),
+      ),
+      admin.list<Claim>(path(CLAIM_PLURAL)),
     ]);
     const held = new Set(others.holders.map((h) => `${h.ns}/${h.name}`));
     const epHolders = new Map<string, string[]>();
@@ -577,8 +561,8 @@ export class Churn {
    * namespace) does not account for; `explained` counts its answers. The pool's status.
    */
   async unexplained(explain?: Explain): Promise<{
-    claims: ApiClaim[];
-    unexplained: ApiClaim[];
+    claims: Claim[];
+    unexplained: Claim[];
     explained: Map<string, number>;
     status: { allocatedIPCount?: number; totalIPCount?: number };
   }> {
@@ -586,10 +570,8 @@ export class Churn {
       this.listPods(),
       this.listClaims(),
       this.listEndpoints(),
-      adminMust<{ items: { metadata: { name: string }; spec: { replicas: number } }[] }>("GET", `/apis/apps/v1/namespaces/${this.o.ns}/statefulsets`).then(
-        (l) => l.items,
-      ),
-      adminMust("GET", `/apis/spiderpool.spidernet.io/v2beta1/spiderippools/${this.o.pool}`),
+      admin.list<StatefulSet>(path("statefulsets", { ns: this.o.ns })),
+      admin.must<PoolObject>("GET", path(POOL_PLURAL, { name: this.o.pool })),
     ]);
     const podByName = new Map(pods.map((p) => [p.metadata.name, p]));
     const epByName = new Map(eps.map((e) => [e.metadata.name, e]));
@@ -623,8 +605,8 @@ export class Churn {
   async phantoms(namespaces: string[] = []): Promise<Phantom[]> {
     const all = [this.o.ns, ...namespaces.filter((ns) => ns !== this.o.ns)];
     const [perNs, claims] = await Promise.all([
-      Promise.all(all.map(async (ns) => ({ ns, eps: await listIn<ApiEndpoint>(endpointsPath(ns)) }))),
-      adminMust<{ items: ApiClaim[] }>("GET", CLAIMS_PATH).then((l) => l.items),
+      Promise.all(all.map(async (ns) => ({ ns, eps: await listIn<Endpoint>(path(ENDPOINT_PLURAL, { ns })) }))),
+      admin.list<Claim>(path(CLAIM_PLURAL)),
     ]);
     const claimOf = new Map(claims.map((cl) => [cl.spec.address, cl]));
     const out: Phantom[] = [];
@@ -653,7 +635,7 @@ export class Churn {
     counts: boolean,
     extra: () => string = () => "",
     explain?: Explain,
-  ): Promise<{ claims: ApiClaim[]; status: { allocatedIPCount?: number } }> {
+  ): Promise<{ claims: Claim[]; status: { allocatedIPCount?: number } }> {
     return waitForAsync(
       `${what}: every claim owned by a living pod or an in-range StatefulSet member${counts ? ", and the pool count to match" : ""}`,
       async () => {
@@ -672,9 +654,9 @@ export class Churn {
 }
 
 /** The items of a namespaced list; none when the namespace is gone. */
-async function listIn<T>(path: string): Promise<T[]> {
-  const r = await adminApi<{ items: T[] }>("GET", path);
+async function listIn<T>(list: string): Promise<T[]> {
+  const r = await admin.request<{ items: T[] }>("GET", list);
   if (r.status === 404) return [];
-  if (r.status !== 200) throw new Error(`GET ${path}: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+  if (r.status !== 200) throw new Error(`GET ${list}: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
   return r.body.items;
 }

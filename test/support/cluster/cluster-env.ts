@@ -1,8 +1,9 @@
 /**
- * Shared machinery of the cluster-mode end-to-end tests (test/cluster/*.test.ts).
- * Not a test file itself (the runner picks only `*.test.ts`).
+ * Shared machinery of the cluster-mode end-to-end tests (test/cluster/*.test.ts),
+ * and the one module they import it from (the plane, the kubelet's verbs and
+ * kubectl are re-exported here).
  *
- * A test plays kubelet and scheduler by hand (see test/helpers/testenv.ts):
+ * A test plays kubelet and scheduler by hand (see kubelet.ts):
  *
  * - a simulated node is a nodeName plus its own dataDir (berth's node
  *   database) and logFile; all of them share this host;
@@ -12,9 +13,10 @@
  *   CNI_PATH), or runs dist/berth directly when no interface is needed;
  * - berth always runs with PLUGIN_KUBECONFIG (ServiceAccount kube-system/berth,
  *   the shipped least-privilege role), never the admin one; the test itself
- *   reads and writes objects as admin, through the harness's admin client
- *   (test/harness/admin-client.ts; the helpers here use its blocking
- *   `sync` verbs), not kubectl.
+ *   reads and writes objects as admin, through the one admin client
+ *   (../kube/admin-client.ts; the helpers here use its blocking `sync`
+ *   verbs), not kubectl; the objects are the product's types
+ *   (plugin/kube/kube-api.ts).
  *
  * Everything a test makes (namespaces, SpiderIPPools, BerthIPClaims of its
  * pools, network namespaces, the bridge, attachments, temp dirs) is recorded
@@ -50,25 +52,16 @@ import { join } from "node:path";
 import * as assert from "uvu/assert";
 import "./binary-snapshot.ts"; // before berth.ts: BERTH_BIN → a private copy of dist/berth
 import { CLAIM_PLURAL, ENDPOINT_PLURAL, POOL_GROUP, POOL_KIND, POOL_LABEL, POOL_PLURAL, POOL_VERSION, labelValue } from "../../../plugin/kube/crd.ts";
-import type { ClaimSpec } from "../../../plugin/kube/kube-api.ts";
-import { path } from "../kube/admin-client.ts";
+import type { ClaimObject, EndpointObject, PoolObject, PoolStatus } from "../../../plugin/kube/kube-api.ts";
 import { inBatches } from "../batch.ts";
-import { type ProcessResult, describe, runCniSync, runProcessSync } from "../spawn-cni.ts";
 import { BERTH, type Invocation, type Outcome, cni, cniAsync, podArgs } from "../berth.ts";
-import {
-  ADMIN_KUBECONFIG,
-  PLUGIN_KUBECONFIG,
-  admin,
-  apply,
-  bindPod,
-  bindPodAsync,
-  deleteAll,
-  deletePod,
-  deletePods,
-  kubectl,
-  markPodReady,
-  waitFor,
-} from "./test-plane.ts";
+import { path } from "../kube/api-paths.ts";
+import { kubectl } from "../kube/kubectl.ts";
+import type { Stored, StoredPod } from "../kube/stored.ts";
+import { type ProcessResult, describe, runProcessSync } from "../run-process.ts";
+import { spawnCniSync } from "../spawn-cni.ts";
+import { bindPod, bindPodAsync, deleteAll, deletePod, deletePods, markPodReady } from "./kubelet.ts";
+import { ADMIN_KUBECONFIG, PLUGIN_KUBECONFIG, admin, apply, waitFor } from "./test-plane.ts";
 
 export {
   ADMIN_KUBECONFIG,
@@ -120,68 +113,45 @@ export function claimNameOf(address: string): string {
   return `v6-${groups.map((g) => parseInt(g, 16).toString(16)).join("-")}`;
 }
 
-/** A BerthIPClaim as the tests read it: the product's own spec type. */
-export interface Claim {
-  metadata: { name: string; uid: string; labels?: Record<string, string> };
-  spec: ClaimSpec;
-}
-
 /** The BerthIPClaim of an address, or undefined. */
-export function claimOf(address: string): Claim | undefined {
-  return api.get<Claim>(path(CLAIM_PLURAL, { name: claimNameOf(address) }));
+export function claimOf(address: string): Stored<ClaimObject> | undefined {
+  return api.get<Stored<ClaimObject>>(path(CLAIM_PLURAL, { name: claimNameOf(address) }));
 }
 
 /** Every BerthIPClaim in the cluster. */
-export function listClaims(): Claim[] {
-  return api.list<Claim>(path(CLAIM_PLURAL));
+export function listClaims(): Stored<ClaimObject>[] {
+  return api.list<Stored<ClaimObject>>(path(CLAIM_PLURAL));
 }
 
 /** Every BerthIPClaim counted against `pool` (by label and spec.pool). */
-export function claimsOfPool(pool: string): Claim[] {
-  return api.list<Claim>(path(CLAIM_PLURAL), { labelSelector: `${POOL_LABEL}=${labelValue(pool)}` }).filter((c) => c.spec.pool === pool);
+export function claimsOfPool(pool: string): Stored<ClaimObject>[] {
+  return api.list<Stored<ClaimObject>>(path(CLAIM_PLURAL), { labelSelector: `${POOL_LABEL}=${labelValue(pool)}` }).filter((c) => c.spec.pool === pool);
 }
 
 /** Every BerthIPClaim naming a pod of namespace `ns`. */
-export function claimsOfNamespace(ns: string): Claim[] {
+export function claimsOfNamespace(ns: string): Stored<ClaimObject>[] {
   return listClaims().filter((c) => c.spec.podNamespace === ns);
 }
 
-export interface Endpoint {
-  metadata: { name: string; namespace: string; uid: string };
-  spec: {
-    podUID: string;
-    node: string;
-    containerID?: string;
-    ownerControllerType: string;
-    ownerControllerName?: string;
-    ips: { interface: string; ipv4?: string; ipv4Pool?: string; ipv4Gateway?: string; ipv6?: string; ipv6Pool?: string; ipv6Gateway?: string }[];
-  };
+export function endpointOf(ns: string, name: string): Stored<EndpointObject> | undefined {
+  return api.get<Stored<EndpointObject>>(path(ENDPOINT_PLURAL, { ns, name }));
 }
 
-export function endpointOf(ns: string, name: string): Endpoint | undefined {
-  return api.get<Endpoint>(path(ENDPOINT_PLURAL, { ns, name }));
-}
-
-export function endpointsIn(ns: string): Endpoint[] {
-  return api.list<Endpoint>(path(ENDPOINT_PLURAL, { ns }));
-}
-
-export interface Pool {
-  metadata: { name: string; uid: string; deletionTimestamp?: string; finalizers?: string[] };
-  spec: Record<string, any> & { default?: boolean };
-  status?: { ipVersion?: number; allocatedIPCount?: number; totalIPCount?: number };
+export function endpointsIn(ns: string): Stored<EndpointObject>[] {
+  return api.list<Stored<EndpointObject>>(path(ENDPOINT_PLURAL, { ns }));
 }
 
 /** The SpiderIPPool, or undefined. */
-export function getPool(name: string): Pool | undefined {
-  return api.get<Pool>(path(POOL_PLURAL, { name }));
+export function getPool(name: string): Stored<PoolObject> | undefined {
+  return api.get<Stored<PoolObject>>(path(POOL_PLURAL, { name }));
 }
 
-export function listPools(): Pool[] {
-  return api.list<Pool>(path(POOL_PLURAL));
+export function listPools(): Stored<PoolObject>[] {
+  return api.list<Stored<PoolObject>>(path(POOL_PLURAL));
 }
 
-export function poolStatus(pool: string): { ipVersion?: number; allocatedIPCount?: number; totalIPCount?: number } {
+/** The pool's status as the controller wrote it (empty when it has none, or no pool). */
+export function poolStatus(pool: string): Partial<PoolStatus> {
   return getPool(pool)?.status ?? {};
 }
 
@@ -218,21 +188,8 @@ export function waitForAllocated(pool: string, allocated: number, timeoutMs = 10
   );
 }
 
-export interface Pod {
-  metadata: {
-    name: string;
-    namespace: string;
-    uid: string;
-    deletionTimestamp?: string;
-    annotations?: Record<string, string>;
-    ownerReferences?: { kind: string; name: string; controller?: boolean }[];
-  };
-  spec: { nodeName?: string };
-  status?: { phase?: string };
-}
-
-export function podOf(ns: string, name: string): Pod | undefined {
-  return api.get<Pod>(path("pods", { ns, name }));
+export function podOf(ns: string, name: string): StoredPod | undefined {
+  return api.get<StoredPod>(path("pods", { ns, name }));
 }
 
 /** The UID of pod NS/NAME; throws if it does not exist. */
@@ -243,15 +200,15 @@ export function podUid(ns: string, name: string): string {
 }
 
 /** Every pod in NS (terminating ones included). */
-export function listPods(ns: string): Pod[] {
-  return api.list<Pod>(path("pods", { ns }));
+export function listPods(ns: string): StoredPod[] {
+  return api.list<StoredPod>(path("pods", { ns }));
 }
 
 /**
  * Waits for pod NS/NAME to exist, not terminating, with a UID other than
  * `notUid` (a StatefulSet pod recreated by the controller).
  */
-export function waitForPod(ns: string, name: string, notUid?: string, timeoutMs = 20_000): Promise<Pod> {
+export function waitForPod(ns: string, name: string, notUid?: string, timeoutMs = 20_000): Promise<StoredPod> {
   return waitFor(
     `pod ${ns}/${name}${notUid ? ` with a UID other than ${notUid}` : ""}`,
     () => {
@@ -263,7 +220,7 @@ export function waitForPod(ns: string, name: string, notUid?: string, timeoutMs 
 }
 
 /** Waits until pod NS/NAME is terminating (deletionTimestamp set), e.g. by the StatefulSet controller on scale-down. */
-export function waitForTerminating(ns: string, name: string, timeoutMs = 20_000): Promise<Pod> {
+export function waitForTerminating(ns: string, name: string, timeoutMs = 20_000): Promise<StoredPod> {
   return waitFor(
     `pod ${ns}/${name} to be terminating`,
     () => {
@@ -488,7 +445,7 @@ export class ClusterScope {
   }
 
   private bridgeRun(command: string, a: Attachment): Run & { json: any } {
-    const r = runCniSync(BRIDGE_PLUGIN, {
+    const r = spawnCniSync(BRIDGE_PLUGIN, {
       command,
       containerId: a.containerId,
       netns: `/var/run/netns/${a.netns}`,

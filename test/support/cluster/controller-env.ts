@@ -1,6 +1,6 @@
 /**
- * Machinery of the controller end-to-end tests (test/cluster/controller*.test.ts),
- * on top of cluster-env.ts. Not a test file itself.
+ * Machinery of the controller end-to-end tests (test/cluster/controller*.test.ts
+ * and the other files that run `berth controller`), on top of cluster-env.ts.
  *
  * - `berth controller` runs as a real process (the same private copy of
  *   dist/berth the plugin calls use), with the controller's least-privilege
@@ -14,18 +14,21 @@
  * - The controller puts the finalizer ipam.berth.dev/pool-in-use on every
  *   pool; once the test's controllers are stopped, withControllers removes it
  *   from every pool that still has it, so nobody's pool deletion hangs.
- * - The tests' admin client (test/harness/admin-client.ts) for the API:
- *   `adminApi`/`adminMust` are its async request verbs, for tests that need
- *   many API calls at once.
+ * - The API as admin through the one admin client (../kube/admin-client.ts):
+ *   `admin`'s async verbs for tests that need many calls at once, its
+ *   blocking `admin.sync` in the helpers here.
  */
-import * as assert from "uvu/assert";
+import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CLAIMS_PATH, POOL_FINALIZER, POOL_PLURAL } from "../../../plugin/kube/crd.ts";
-import { sleep, waitFor as poll } from "../batch.ts";
-import { type Exit, ControllerProcess, runningControllers } from "../controller-process.ts";
+import * as assert from "uvu/assert";
+import { POOL_FINALIZER, POOL_PLURAL } from "../../../plugin/kube/crd.ts";
+import type { LeaseObject, NodeObject } from "../../../plugin/kube/controller-api.ts";
+import type { Lease } from "../../../store/rows.ts";
+import { waitFor as poll, sleep } from "../batch.ts";
+import { BERTH, cli } from "../berth.ts";
 import { controlPlane } from "../control-plane.ts";
-import { randomBytes } from "node:crypto";
+import { ControllerProcess, type Exit, runningControllers } from "../controller-process.ts";
 import {
   type ClusterScope,
   type ScopeOptions,
@@ -42,12 +45,11 @@ import {
   waitFor,
   withCluster,
 } from "./cluster-env.ts";
-import { BERTH, cli } from "../berth.ts";
 
 export const CONTROLLER_KUBECONFIG = controlPlane().controllerKubeconfig;
 export const LEASE_NS = "kube-system";
 export const LEASE_NAME = "berth-controller";
-export { CLAIMS_PATH, POOL_FINALIZER, sleep };
+export { POOL_FINALIZER, sleep };
 const api = admin.sync;
 
 // ---------------------------------------------------------------- waiting
@@ -87,7 +89,7 @@ export interface ControllerOptions {
   kubeconfig?: string;
 }
 
-/** A `berth controller` process (test/harness/controller-process.ts) with what the tests read of it. */
+/** A `berth controller` process (test/support/controller-process.ts) with what the tests read of it. */
 export class ControllerProc extends ControllerProcess {
   /** Its "address released" log lines, parsed. */
   releases(filter: (r: Release) => boolean = () => true): Release[] {
@@ -240,12 +242,9 @@ export async function stopAllControllers(): Promise<string[]> {
 
 // ---------------------------------------------------------------- lease, finalizers, events
 
-export interface Lease {
-  spec: { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: number; leaseTransitions?: number };
-}
-
-export function lease(): Lease | undefined {
-  return api.get<Lease>(path("leases", { ns: LEASE_NS, name: LEASE_NAME }));
+/** The controllers' leader lease, or undefined while there is none. */
+export function lease(): LeaseObject | undefined {
+  return api.get<LeaseObject>(path("leases", { ns: LEASE_NS, name: LEASE_NAME }));
 }
 
 /** The lease's holder if it is held and not expired. */
@@ -328,7 +327,7 @@ interface Rule {
 
 /** Whether the controller's ServiceAccount may `verb` `resource` (a SubjectAccessReview). */
 export function controllerMay(verb: string, group: string, resource: string): boolean {
-  const r = api.must("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", {
+  const r = api.create(path("subjectaccessreviews"), {
     apiVersion: "authorization.k8s.io/v1",
     kind: "SubjectAccessReview",
     spec: {
@@ -380,7 +379,7 @@ function pausedNodes(): string[] {
 
 /** The node's Ready condition status ("True", "False", "Unknown"), or undefined when it has none. */
 export function nodeReady(node: string): string | undefined {
-  const n = api.get<{ status?: { conditions?: { type: string; status: string }[] } }>(path("nodes", { name: node }));
+  const n = api.get<NodeObject>(path("nodes", { name: node }));
   return n?.status?.conditions?.find((c) => c.type === "Ready")?.status;
 }
 
@@ -422,14 +421,8 @@ export function reconnectNode(node: string): void {
 
 // ---------------------------------------------------------------- the node database
 
-export interface NodeLease {
-  address: string;
-  container_id: string;
-  state: string;
-  pod_name: string | null;
-}
-
-export function leasesOn(node: SimNode): NodeLease[] {
+/** The leases in `node`'s database, as `berth inspect leases -o json` prints them (the store's own rows). */
+export function leasesOn(node: SimNode): Lease[] {
   if (!existsSync(join(node.dataDir, "berth.db"))) return [];
   const r = cli(["inspect", "leases", "--db", join(node.dataDir, "berth.db"), "-o", "json"]);
   assert.is(r.status, 0, `berth inspect leases on ${node.name}: ${r.stderr}`);
@@ -471,15 +464,6 @@ export async function withControllers(opts: ScopeOptions & { chain?: boolean }, 
     }
   });
 }
-
-// ---------------------------------------------------------------- the API as admin, many calls at once
-
-/** One request as admin (JSON in, JSON out). Never throws on an HTTP error status. */
-export const adminApi = admin.request.bind(admin);
-/** adminApi that throws unless the status is 2xx (or one of `ok`). */
-export const adminMust = admin.must.bind(admin);
-export const endpointsPath = (ns: string) => path("berthendpoints", { ns });
-export const podsPath = (ns: string) => path("pods", { ns });
 
 // ---------------------------------------------------------------- pods and claims, as the controller tests make them
 

@@ -1,20 +1,21 @@
 /**
  * The documentation's kubectl commands on the test control plane, as a
- * reader types them (test/harness/doc-blocks.ts): bash, with `kubectl` the
- * cached 1.20.2 as cluster admin, in a namespace of the test's (the reader's
+ * reader types them (../docs/doc-blocks.ts): bash, with `kubectl` the
+ * plane's 1.20.2 as cluster admin (../kube/kubectl.ts), in a namespace of the test's (the reader's
  * current namespace), in a working directory of the scope's. Not a test
  * file itself.
  *
  * A console block (a transcript) is walked step by step: the test runs each
  * shown command when its scenario reaches it, and the output must be what
- * the page shows, column by column (test/harness/doc-shell.ts compareOutput).
+ * the page shows, column by column (../docs/doc-shell.ts compareOutput).
  */
-import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
 import { DOCS_ROOT, type TranscriptStep } from "../docs/doc-blocks.ts";
 import { type OutputRules, type ShellResult, compareOutput, runShell, runShellAsync } from "../docs/doc-shell.ts";
-import { ADMIN_KUBECONFIG, KUBECTL, TESTENV_DIR } from "./test-plane.ts";
+import { kubectlShim } from "../kube/kubectl.ts";
+import { ADMIN_KUBECONFIG } from "./test-plane.ts";
 import type { ClusterScope } from "./cluster-env.ts";
 
 /** Where the documented commands run. */
@@ -37,10 +38,7 @@ export function docShell(c: ClusterScope, ns: string): DocShell {
   mkdirSync(cwd);
   const kubeconfig = join(dir, "kubeconfig");
   copyFileSync(ADMIN_KUBECONFIG, kubeconfig);
-  // The plane's discovery cache (it knows the CRDs' short names), not ~/.kube's.
-  const wrapper = join(tools, "kubectl");
-  writeFileSync(wrapper, `#!/bin/sh\nexec '${KUBECTL}' --cache-dir '${join(TESTENV_DIR, "kube-cache")}' "$@"\n`);
-  chmodSync(wrapper, 0o755);
+  kubectlShim(tools);
   const opts = { cwd, tools, env: { KUBECONFIG: kubeconfig } };
   const set = runShell(`kubectl config set-context --current --namespace ${ns}`, opts);
   if (set.status !== 0) throw new Error(`kubectl config set-context: ${set.stderr}`);

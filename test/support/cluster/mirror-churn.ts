@@ -15,7 +15,8 @@
 import { randomBytes } from "node:crypto";
 import { type Churn, type ChurnNode, type Holder, type Running, rand } from "./churn.ts";
 import { CONFIG_MIRROR_ANNOTATION } from "../../../plugin/cluster/statefulset.ts";
-import { adminMust, podsPath, sleep } from "./controller-env.ts";
+import { admin, path } from "./cluster-env.ts";
+import { sleep } from "./controller-env.ts";
 
 interface StaticPod {
   name: string;
@@ -103,7 +104,7 @@ export class MirrorChurn {
   /** The kubelet's mirror pod of `p`: a new UID, the same hash, on its node. */
   private async mirror(p: StaticPod): Promise<void> {
     const ch = this.o.churn;
-    await adminMust("POST", podsPath(ch.o.ns), {
+    await admin.create(path("pods", { ns: ch.o.ns }), {
       apiVersion: "v1",
       kind: "Pod",
       metadata: { name: p.name, namespace: ch.o.ns, annotations: { ...ch.annotations, [CONFIG_MIRROR_ANNOTATION]: p.hash } },

@@ -20,10 +20,13 @@
  */
 import { randomBytes } from "node:crypto";
 import * as assert from "uvu/assert";
+import { CLAIM_PLURAL, ENDPOINT_PLURAL } from "../../../plugin/kube/crd.ts";
+import type { ClaimObject } from "../../../plugin/kube/kube-api.ts";
 import { podArgs } from "../berth.ts";
+import type { StoredPod } from "../kube/stored.ts";
 import { type Churn, type ChurnNode, type Holder, pick } from "./churn.ts";
-import { createNamespace, path } from "./cluster-env.ts";
-import { CLAIMS_PATH, adminApi, adminMust, endpointsPath, podsPath, waitForAsync } from "./controller-env.ts";
+import { admin, createNamespace, path } from "./cluster-env.ts";
+import { waitForAsync } from "./controller-env.ts";
 
 /** One pod of a round, as its kubelet knows it. */
 interface NsPod {
@@ -120,7 +123,7 @@ export class NamespaceChurn {
       Array.from({ length: this.o.pods }, async (_, i) => {
         const name = `gone-${i}`;
         const node = ch.randomNode();
-        const created = await adminMust("POST", podsPath(ns), {
+        const created = await admin.create<StoredPod>(path("pods", { ns }), {
           apiVersion: "v1",
           kind: "Pod",
           metadata: { name, namespace: ns, annotations: ch.annotations },
@@ -141,7 +144,7 @@ export class NamespaceChurn {
 
   /** `kubectl delete namespace`; the namespace controller then deletes its pods (gracefully) and endpoints. */
   async deleteNamespace(): Promise<void> {
-    await adminMust("DELETE", path("namespaces", { name: this.ns }));
+    await admin.must("DELETE", path("namespaces", { name: this.ns }));
     this.terminating = true;
     this.stats.deletions++;
     this.stats.heldPods += this.pods.length;
@@ -153,11 +156,11 @@ export class NamespaceChurn {
       `namespace ${this.ns} being deleted: its BerthEndpoints gone, its pods Terminating`,
       async () => {
         const [eps, pods] = await Promise.all([
-          adminApi<{ items: unknown[] }>("GET", endpointsPath(this.ns)),
-          adminMust<{ items: { metadata: { name: string; deletionTimestamp?: string } }[] }>("GET", podsPath(this.ns)),
+          admin.request<{ items: unknown[] }>("GET", path(ENDPOINT_PLURAL, { ns: this.ns })),
+          admin.list<StoredPod>(path("pods", { ns: this.ns })),
         ]);
         const gone = eps.status === 404 || eps.body.items.length === 0;
-        return gone && this.pods.every((p) => pods.items.some((x) => x.metadata.name === p.name && x.metadata.deletionTimestamp));
+        return gone && this.pods.every((p) => pods.some((x) => x.metadata.name === p.name && x.metadata.deletionTimestamp));
       },
       15_000,
       200,
@@ -172,7 +175,7 @@ export class NamespaceChurn {
   async squat(ns: string, node: ChurnNode, extra: () => string): Promise<void> {
     const ch = this.churn;
     const name = `squat-${this.squatCount++}`;
-    const created = await adminMust("POST", podsPath(ns), {
+    const created = await admin.create<StoredPod>(path("pods", { ns }), {
       apiVersion: "v1",
       kind: "Pod",
       metadata: { name, namespace: ns, annotations: ch.annotations },
@@ -183,7 +186,7 @@ export class NamespaceChurn {
     const o = await ch.plugin(node, "ADD", { containerId, args });
     // The kubelet: DEL of the sandbox whatever the ADD did; then the pod goes.
     const d = await ch.plugin(node, "DEL", { containerId, args });
-    await adminMust("DELETE", `${podsPath(ns)}/${name}`, { apiVersion: "v1", kind: "DeleteOptions", gracePeriodSeconds: 0 }, [404]);
+    await admin.delete(path("pods", { ns, name }), { gracePeriodSeconds: 0 });
     assert.is(d.status, 0, `DEL of squatter ${ns}/${name}: ${d.stdout} ${d.stderr}`);
     const held = this.pods.map((p) => `${p.ns}/${p.name} ${p.address}`).join(", ");
     assert.is(
@@ -221,7 +224,7 @@ export class NamespaceChurn {
   }
 
   private async claims() {
-    const all = await adminMust<{ items: { spec: { pool: string; podNamespace: string; podName: string; address: string } }[] }>("GET", CLAIMS_PATH);
-    return all.items.filter((c) => c.spec.pool === this.pool);
+    const all = await admin.list<ClaimObject>(path(CLAIM_PLURAL));
+    return all.filter((c) => c.spec.pool === this.pool);
   }
 }

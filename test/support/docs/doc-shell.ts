@@ -1,5 +1,5 @@
 /**
- * Runs the documentation's commands (test/harness/doc-blocks.ts) as a reader
+ * Runs the documentation's commands (test/support/docs/doc-blocks.ts) as a reader
  * would type them, with bash, and compares what they print with the output
  * the page shows.
  *

@@ -1,9 +1,10 @@
 /**
  * The real node of scripts/testenv-node.sh, as the real-node test sees it:
- * kubectl as admin, the node's mount namespace (where the DaemonSet's host
- * paths are), containerd through `ctr`, pods' sandboxes and network
- * namespaces, and berth's log lines in containerd's log (the runtime passes a
- * plugin's stderr on to its own).
+ * the API as admin (the one admin client, ../kube/admin-client.ts; kubectl
+ * only for its own output and the documentation's commands), the node's
+ * mount namespace (where the DaemonSet's host paths are), containerd through
+ * `ctr`, pods' sandboxes and network namespaces, and berth's log lines in
+ * containerd's log (the runtime passes a plugin's stderr on to its own).
  *
  * Run: npm run build && node --import tsx scripts/run-tests.ts "real node"
  * (scripts/run-tests.ts starts the control plane with the node and passes
@@ -13,6 +14,11 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import type { PodObject } from "../../../plugin/kube/kube-api.ts";
+import { AdminClient } from "../kube/admin-client.ts";
+import { path } from "../kube/api-paths.ts";
+import { kubectl } from "../kube/kubectl.ts";
+import type { StoredPod } from "../kube/stored.ts";
 import { type LogEntry, logEntries } from "../log-lines.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../../..");
@@ -27,7 +33,7 @@ function need(key: string): string {
   return v;
 }
 
-export const KUBECTL = need("BERTH_KUBECTL");
+need("BERTH_KUBECTL");
 export const ADMIN_KUBECONFIG = need("BERTH_ADMIN_KUBECONFIG");
 export const NODE_NAME = need("BERTH_NODE_NAME");
 /** The test directories behind the node's /opt/cni/bin, /etc/cni/net.d, /var/lib/cni (testenv-node.sh). */
@@ -54,28 +60,12 @@ function must(cmd: string, args: string[], input?: string): string {
   return r.stdout;
 }
 
-/** kubectl 1.20.2 as cluster admin. */
-export function kubectl(args: string[], input?: string): Run {
-  return run(KUBECTL, ["--kubeconfig", ADMIN_KUBECONFIG, ...args], input);
-}
+/** The API as admin (the node's control plane: run-tests.ts passes its BERTH_* variables); `admin.sync` blocks. */
+export const admin = new AdminClient();
 
-/** kubectl that must succeed; its stdout. */
-export function kc(args: string[], input?: string): string {
-  return must(KUBECTL, ["--kubeconfig", ADMIN_KUBECONFIG, ...args], input);
-}
-
-/** `kubectl get ... -o json`, or undefined when NotFound. */
-export function getJson<T = any>(args: string[]): T | undefined {
-  const r = kubectl(["get", ...args, "-o", "json"]);
-  if (r.status !== 0) {
-    if (/NotFound|not found/.test(r.stderr)) return undefined;
-    throw new Error(`kubectl get ${args.join(" ")} failed (exit ${r.status}): ${r.stderr.trim()}`);
-  }
-  return JSON.parse(r.stdout) as T;
-}
-
-export function apply(yaml: string): void {
-  kc(["apply", "-f", "-"], yaml);
+/** Server-side apply (as admin) of a YAML or JSON manifest. Throws on failure. */
+export function apply(manifest: string): void {
+  admin.sync.apply(manifest);
 }
 
 /** CMD in the node's mount namespace (where containerd and the kubelet run). */
@@ -89,18 +79,18 @@ export function ctr(args: string[]): string {
   return must("ctr", ["--address", CONTAINERD_SOCKET, "-n", "k8s.io", ...args]);
 }
 
-export interface Pod {
-  metadata: { name: string; namespace: string; uid: string; deletionTimestamp?: string; labels?: Record<string, string> };
-  spec: { nodeName?: string };
-  status: { phase?: string; podIP?: string; conditions?: { type: string; status: string }[] };
-}
+/** A pod with what the kubelet reports beyond what berth models: its address and conditions. */
+export type Pod = StoredPod & {
+  status: NonNullable<PodObject["status"]> & { podIP?: string; conditions?: { type: string; status: string }[] };
+};
 
 export function podOf(ns: string, name: string): Pod | undefined {
-  return getJson<Pod>(["pod", "-n", ns, name]);
+  return admin.sync.get<Pod>(path("pods", { ns, name }));
 }
 
-export function podsOf(ns: string, selector: string): Pod[] {
-  return getJson<{ items: Pod[] }>(["pods", "-n", ns, "-l", selector])?.items ?? [];
+/** The pods of NS (every namespace without one) that match the label selector. */
+export function podsOf(ns: string | undefined, selector?: string): Pod[] {
+  return admin.sync.list<Pod>(path("pods", { ns }), { labelSelector: selector });
 }
 
 export function isReady(p: Pod | undefined): p is Pod {
@@ -162,9 +152,11 @@ export function containerdLines(text: string): string[] {
     .filter((l) => !l.startsWith("{") && l.includes(text));
 }
 
-/** `kubectl get sp NAMES`, each line whitespace-normalised. */
+/** `kubectl get sp NAMES`, each line whitespace-normalised: kubectl's own output, on purpose. */
 export function spTable(...pools: string[]): string[] {
-  return kc(["get", "sp", ...pools])
+  const r = kubectl(["get", "sp", ...pools]);
+  if (r.status !== 0) throw new Error(`kubectl get sp ${pools.join(" ")} failed (exit ${r.status}): ${r.stderr.trim()}`);
+  return r.stdout
     .trim()
     .split("\n")
     .map((l) => l.trim().split(/\s+/).join(" "));
