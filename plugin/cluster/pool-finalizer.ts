@@ -11,7 +11,7 @@
 import { IpamError } from "../ipam/ipam-error.ts";
 import { POOL_FINALIZER } from "../kube/crd.ts";
 import type { ClaimObject, KubeApi, PoolObject } from "../kube/kube-api.ts";
-import { KubeConflictError, KubeRequestError, KubeUnreachableError } from "../kube/kube-errors.ts";
+import { KubeConflictError, KubeUnreachableError } from "../kube/kube-errors.ts";
 import { isKind } from "../support/errors.ts";
 import type { Logger } from "../support/logger.ts";
 
@@ -84,9 +84,7 @@ async function ensureFinalizer(api: KubeApi, first: PoolObject | undefined, name
       log.info("pool finalizer added", { pool: name, finalizer: POOL_FINALIZER });
       return;
     } catch (err) {
-      if (isKind(err, KubeRequestError) && err.status === 404)
-        throw new IpamError("try-again", `SpiderIPPool ${name} was deleted while this ADD ran`, "", { cause: err });
-      // A lost race or a lost answer: what the pool says now decides.
+      // A lost race (the pool changed, or was deleted, since it was read) or a lost answer: what it says now decides.
       if (!(isKind(err, KubeConflictError) || isKind(err, KubeUnreachableError)) || attempt >= ATTEMPTS) throw err;
       log.debug("pool finalizer write not confirmed; reading the pool again", { pool: name, error: (err as Error).message });
     }

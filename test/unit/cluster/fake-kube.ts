@@ -1,7 +1,7 @@
 /** An in-memory KubeApi for unit tests of cluster logic (the real one is exercised in test/cluster). */
 import type { ClaimObject, EndpointObject, KubeApi, NamedObject, PodObject, PoolObject, StatefulSetObject } from "../../../plugin/kube/kube-api.ts";
 import { POOL_FINALIZER } from "../../../plugin/kube/crd.ts";
-import { KubeConflictError, KubeRequestError } from "../../../plugin/kube/kube-errors.ts";
+import { KubeConflictError } from "../../../plugin/kube/kube-errors.ts";
 
 export class FakeKube implements KubeApi {
   readonly server = "https://fake.invalid:6443";
@@ -48,7 +48,7 @@ export class FakeKube implements KubeApi {
   async addPoolFinalizer(pool: PoolObject) {
     this.calls.push(`addPoolFinalizer ${pool.metadata.name}`);
     const cur = this.pools.get(pool.metadata.name);
-    if (!cur) throw new KubeRequestError(404, `spiderippools "${pool.metadata.name}" not found`);
+    if (!cur) throw new KubeConflictError(`spiderippools "${pool.metadata.name}" not found (deleted meanwhile)`);
     if (cur.metadata.resourceVersion !== pool.metadata.resourceVersion) throw new KubeConflictError("the object has been modified");
     cur.metadata.finalizers = [...(pool.metadata.finalizers ?? []), POOL_FINALIZER];
     cur.metadata.resourceVersion = String(++this.rv);
