@@ -27,23 +27,6 @@ export function openStore(ipam: IpamConfig, openDriver: OpenDriver, mustExist = 
   }
 }
 
-/**
- * Opens the database and proves it takes a commit (rewriting user_version
- * with its own value is a real, harmless write). STATUS code 50 otherwise.
- */
-export function assertWritable(ipam: IpamConfig, openDriver: OpenDriver): LeaseStore {
-  let store: LeaseStore | undefined;
-  try {
-    const s = (store = openStore(ipam, openDriver)!);
-    s.immediate(() => s.db.exec(`PRAGMA user_version = ${Number(s.db.prepare<{ user_version: number }>("PRAGMA user_version").get()?.user_version ?? 0)}`));
-    return s;
-  } catch (err) {
-    store?.close();
-    const reason = (err as Error).message;
-    throw new IpamError("not-available", `lease database unwritable: ${reason}`, ipam.dbPath, { cause: err });
-  }
-}
-
 /** The row berth keeps of a configured pool, for `berth inspect pools`. */
 export function poolRecord(network: string, p: Pool): PoolRecord {
   return {

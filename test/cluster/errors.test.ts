@@ -417,7 +417,6 @@ S(
       ["patch", "pods"],
       ["list", "pods"],
       ["update", "spiderippools.spiderpool.spidernet.io"],
-      ["patch", "spiderippools.spiderpool.spidernet.io"],
       ["create", "spiderippools.spiderpool.spidernet.io"],
       ["delete", "spiderippools.spiderpool.spidernet.io"],
       ["update", "statefulsets.apps"],
@@ -430,6 +429,8 @@ S(
       ["get", "statefulsets.apps"],
       ["get", "spiderippools.spiderpool.spidernet.io"],
       ["list", "spiderippools.spiderpool.spidernet.io"],
+      // The pool finalizer, added by the first ADD into a pool without it (RBAC cannot narrow a patch to it).
+      ["patch", "spiderippools.spiderpool.spidernet.io"],
       ["patch", "spiderippools.spiderpool.spidernet.io", ["--subresource", "status"]],
       ["create", "berthipclaims.ipam.berth.dev"],
       ["delete", "berthipclaims.ipam.berth.dev"],
