@@ -70,6 +70,9 @@ export interface ControllerOptions {
  */
 export const POOL_WRITE_WINDOW_MS = 500;
 
+/** What the controller watches: pools replayed (few), the others from the present (the full scans find what exists). */
+const WATCHED: WatchKind[] = ["claims", "pods", "statefulsets", "endpoints", "nodes", "pools"];
+
 export class Controller {
   readonly metrics = new Metrics();
   readonly view: ClaimView;
@@ -85,6 +88,8 @@ export class Controller {
   /** The API for writes: each one checks leadership right before it is sent. */
   readonly writer: ControllerApi;
   private sleepers = new Set<() => void>();
+  /** Kinds whose watch has its first version: a change after it is an event, not left to the next scan. */
+  private readonly watching = new Set<WatchKind>();
 
   constructor(
     readonly api: ControllerApi,
@@ -130,9 +135,9 @@ export class Controller {
       onMissed: (kind: WatchKind) => {
         if (kind === "claims") this.syncedTerm = -1;
       },
+      onStarted: (kind: WatchKind) => this.watching.add(kind),
     };
-    for (const kind of ["claims", "pods", "statefulsets", "endpoints", "nodes"] as WatchKind[]) void watchForever(host, kind);
-    void watchForever(host, "pools", true); // few: replayed, so each gets its finalizer and counts early
+    for (const kind of WATCHED) void watchForever(host, kind, kind === "pools"); // pools, few: replayed, so each gets its finalizer early
     void this.scanLoop();
     await this.leaseLoop();
     await this.elector.release();
@@ -169,6 +174,10 @@ export class Controller {
   private async scanLoop(): Promise<void> {
     let lastScan = -Infinity;
     let scannedTerm = -1;
+    // Watches first, lists after (as an informer does): a change between a scan's list and a watch's start would
+    // otherwise wait for the next scan. A watch that cannot start delays the first scan by 10 s at most.
+    const started = performance.now();
+    while (!this.stopped && this.watching.size < WATCHED.length && performance.now() - started < 10_000) await this.sleep(50);
     while (!this.stopped) {
       if (this.elector.isLeader) {
         const term = this.elector.term;

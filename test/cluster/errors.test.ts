@@ -420,6 +420,8 @@ S(
       ["create", "spiderippools.spiderpool.spidernet.io"],
       ["delete", "spiderippools.spiderpool.spidernet.io"],
       ["update", "statefulsets.apps"],
+      // Pool counts are the controller's alone: no plugin has written them since 0.4.
+      ["patch", "spiderippools.spiderpool.spidernet.io", ["--subresource", "status"]],
       ["get", "secrets"],
       ["list", "secrets", ["-n", "kube-system"]],
     ];
@@ -431,7 +433,6 @@ S(
       ["list", "spiderippools.spiderpool.spidernet.io"],
       // The pool finalizer, added by the first ADD into a pool without it (RBAC cannot narrow a patch to it).
       ["patch", "spiderippools.spiderpool.spidernet.io"],
-      ["patch", "spiderippools.spiderpool.spidernet.io", ["--subresource", "status"]],
       ["create", "berthipclaims.ipam.berth.dev"],
       ["delete", "berthipclaims.ipam.berth.dev"],
       ["create", "berthendpoints.ipam.berth.dev"],
