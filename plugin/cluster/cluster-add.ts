@@ -9,7 +9,7 @@ import type { Lease } from "../../store/lease-store.ts";
 import type { AddResult } from "../ipam/command.ts";
 import type { Family } from "../ipam/ip.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
-import { type Pool, poolContains, resultIp } from "../ipam/pool.ts";
+import { type FamilyPools, type Pool, poolContains, resultIp } from "../ipam/pool.ts";
 import { ORDINAL_IPS_ANNOTATION } from "../kube/crd.ts";
 import type { EndpointIp, NamedObject, PodObject, StatefulSetObject } from "../kube/kube-api.ts";
 import { abandonPending } from "./abandon-pending.ts";
@@ -155,7 +155,7 @@ async function readPod(s: AddState): Promise<PodObject> {
 }
 
 /** The candidate pools per family, in Spiderpool's order; the namespace and node are read only if a pool needs them. */
-async function poolsFor(s: AddState, pod: PodObject): Promise<{ family: Family; pools: Pool[] }[]> {
+async function poolsFor(s: AddState, pod: PodObject): Promise<FamilyPools[]> {
   const { api, conf } = s;
   const once = <T>(fn: () => Promise<T>) => {
     let p: Promise<T> | undefined;

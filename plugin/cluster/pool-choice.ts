@@ -4,10 +4,11 @@
  */
 import type { Family } from "../ipam/ip.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
-import { FieldError, type Pool, parsePool } from "../ipam/pool.ts";
+import { type FamilyPools, FieldError, type Pool, parsePool } from "../ipam/pool.ts";
 import type { KubeApi, NamedObject, PodObject, PoolObject } from "../kube/kube-api.ts";
 import { matchesSelector } from "../ipam/label-selector.ts";
 import { type Resolved, qualifiedMultusName, resolveNetwork } from "../ipam/multus-network.ts";
+import { isKind } from "../support/errors.ts";
 
 export const ANNOTATION_IPPOOLS = "ipam.spidernet.io/ippools";
 export const ANNOTATION_IPPOOL = "ipam.spidernet.io/ippool";
@@ -27,11 +28,6 @@ export interface ChoiceContext {
   node: () => Promise<NamedObject | undefined>;
 }
 
-export interface FamilyChoice {
-  family: Family;
-  pools: Pool[];
-}
-
 /** Pool names per family and where they came from. */
 interface Named {
   source: string;
@@ -39,7 +35,7 @@ interface Named {
 }
 
 /** Returns the candidate pools per requested family, or throws IpamError. */
-export async function choosePools(ctx: ChoiceContext): Promise<{ source: string; families: FamilyChoice[] }> {
+export async function choosePools(ctx: ChoiceContext): Promise<{ source: string; families: FamilyPools[] }> {
   const named = (await namedPools(ctx)) ?? undefined;
   let objects: Record<Family, { name: string; obj?: PoolObject }[]>;
   let source: string;
@@ -59,7 +55,7 @@ export async function choosePools(ctx: ChoiceContext): Promise<{ source: string;
     objects = { 4: byFamily(4), 6: byFamily(6) };
   }
 
-  const families: FamilyChoice[] = [];
+  const families: FamilyPools[] = [];
   for (const family of [4, 6] as const) {
     const entries = objects[family];
     if (entries.length === 0) continue;
@@ -89,7 +85,7 @@ export function toPool(obj: PoolObject): Pool {
     if (obj.metadata.deletionTimestamp) pool.deleting = true;
     return pool;
   } catch (err) {
-    if (err instanceof FieldError) throw new IpamError("bad-pool", err.message, "", { cause: err });
+    if (isKind(err, FieldError)) throw new IpamError("bad-pool", err.message, "", { cause: err });
     throw err;
   }
 }

@@ -48,6 +48,12 @@ export interface Pool {
   deleting?: boolean;
 }
 
+/** The candidate pools of one family, in the order to try them: what a pool choice yields per family requested. */
+export interface FamilyPools {
+  family: Family;
+  pools: Pool[];
+}
+
 const POOL_FIELDS = new Set(["name", "subnet", "ips", "excludeIPs", "gateway", "routes", "default", "disable"]);
 // SpiderIPPool spec fields that only mean something with an API server.
 const CLUSTER_FIELDS = new Set(["ipVersion", "vlan", "podAffinity", "namespaceAffinity", "nodeAffinity", "namespaceName", "nodeName", "multusName"]);

@@ -2,7 +2,7 @@
 import { allocate } from "./allocator.ts";
 import { openStore, poolRecord } from "../node-store/open-store.ts";
 import { looksLikeStatefulSetPod, podIdentity } from "../ipam/pod-identity.ts";
-import { selectPools } from "./pool-selection.ts";
+import { defaultPools } from "../ipam/default-pools.ts";
 import { resultIp } from "../ipam/pool.ts";
 import type { CommandContext, CommandOutcome } from "../ipam/command.ts";
 
@@ -10,7 +10,7 @@ export function localAdd({ env, conf, log, openDriver }: CommandContext): Comman
   const { ipam } = conf;
   const pod = podIdentity(env.args);
   const sticky = ipam.enableStatefulSet && pod !== undefined && looksLikeStatefulSetPod(pod.name);
-  const families = selectPools(ipam);
+  const families = defaultPools(ipam);
   const store = openStore(ipam, openDriver)!;
   try {
     const allocations = store.immediate(() => {

@@ -5,7 +5,7 @@
  * out itself.
  */
 import { storeReady } from "../node-store/store-ready.ts";
-import { selectPools } from "./pool-selection.ts";
+import { defaultPools } from "../ipam/default-pools.ts";
 import type { CommandContext, CommandOutcome } from "../ipam/command.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
 
@@ -13,7 +13,7 @@ export function localStatus({ conf, openDriver, log }: CommandContext): CommandO
   // No database yet (a node that never allocated): every pool is empty.
   const store = storeReady(conf.ipam, openDriver);
   try {
-    for (const { family, pools } of selectPools(conf.ipam)) {
+    for (const { family, pools } of defaultPools(conf.ipam)) {
       const serving = pools.filter((p) => !p.disable);
       if (serving.length === 0) throw new IpamError("not-available", `no IPv${family} pool can serve: ${pools.map((p) => p.name).join(", ")} disabled`);
       const usage = serving.map((p) => ({ p, used: store?.bindings.poolUsage(conf.name, p.name) ?? 0 }));
