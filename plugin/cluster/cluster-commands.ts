@@ -4,8 +4,8 @@
  */
 import type { IpamConfig } from "../ipam/config.ts";
 import { normalizeAddress } from "../ipam/ip.ts";
-import { openStore } from "../node-store/open-store.ts";
-import { storeReady } from "../node-store/store-ready.ts";
+import { openLeaseDb } from "../../store/open-lease-db.ts";
+import { leaseDbReady } from "../../store/lease-db-ready.ts";
 import { podIdentity } from "../ipam/pod-identity.ts";
 import type { CommandContext, CommandOutcome, CommandTable } from "../ipam/command.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
@@ -46,7 +46,7 @@ function requirePod(ctx: CommandContext) {
 async function add(ctx: CommandContext): Promise<CommandOutcome> {
   const { env, conf, log } = ctx;
   const pod = requirePod(ctx);
-  const store = openStore(conf.ipam, ctx.openDriver)!;
+  const store = openLeaseDb(conf.ipam, ctx.openDriver)!;
   try {
     // A repeated ADD of an attachment that completed is answered from the node database.
     const held = heldResult(store.leasesOf(conf.name, env.containerId, env.ifname));
@@ -57,7 +57,7 @@ async function add(ctx: CommandContext): Promise<CommandOutcome> {
       result,
       // The result could not be delivered: give back what this ADD took, binding included.
       rollback: async () => {
-        const again = openStore(conf.ipam, ctx.openDriver)!;
+        const again = openLeaseDb(conf.ipam, ctx.openDriver)!;
         try {
           await clusterRelease(
             api,
@@ -120,7 +120,7 @@ async function del(ctx: CommandContext): Promise<CommandOutcome> {
  */
 async function release(ctx: CommandContext, deadline: Deadline): Promise<CommandOutcome> {
   const { env, conf, log } = ctx;
-  const store = openStore(conf.ipam, ctx.openDriver, true, waitWithin(deadline));
+  const store = openLeaseDb(conf.ipam, ctx.openDriver, { mustExist: true, busyWait: waitWithin(deadline) });
   if (!store) return {};
   try {
     if (store.leasesOf(conf.name, env.containerId, env.ifname).length === 0) {
@@ -143,7 +143,7 @@ async function release(ctx: CommandContext, deadline: Deadline): Promise<Command
 
 async function check(ctx: CommandContext): Promise<CommandOutcome> {
   const { env, conf } = ctx;
-  const store = openStore(conf.ipam, ctx.openDriver, true);
+  const store = openLeaseDb(conf.ipam, ctx.openDriver, { mustExist: true });
   const leases = store?.leasesOf(conf.name, env.containerId, env.ifname) ?? [];
   store?.close();
   const api = await connect(conf.ipam);
@@ -181,7 +181,7 @@ async function gc(ctx: CommandContext): Promise<CommandOutcome> {
 async function collect(ctx: CommandContext, deadline: Deadline): Promise<CommandOutcome> {
   const { conf, log } = ctx;
   const validAttachments = conf.validAttachments ?? [];
-  const store = openStore(conf.ipam, ctx.openDriver, true, waitWithin(deadline));
+  const store = openLeaseDb(conf.ipam, ctx.openDriver, { mustExist: true, busyWait: waitWithin(deadline) });
   if (!store) return {};
   try {
     const valid = new Set(validAttachments.map((a) => `${a.containerID}\u0000${a.ifname}`));
@@ -219,7 +219,7 @@ async function collect(ctx: CommandContext, deadline: Deadline): Promise<Command
  */
 async function status(ctx: CommandContext): Promise<CommandOutcome> {
   const { conf, log } = ctx;
-  const store = storeReady(conf.ipam, ctx.openDriver);
+  const store = leaseDbReady(conf.ipam, ctx.openDriver);
   store?.close();
   try {
     readKubeconfig(conf.ipam.kubeconfig);

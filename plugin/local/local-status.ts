@@ -4,14 +4,14 @@
  * database's write lock) each time would buy nothing an ADD does not find
  * out itself.
  */
-import { storeReady } from "../node-store/store-ready.ts";
+import { leaseDbReady } from "../../store/lease-db-ready.ts";
 import { defaultPools } from "../ipam/default-pools.ts";
 import type { CommandContext, CommandOutcome } from "../ipam/command.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
 
 export function localStatus({ conf, openDriver, log }: CommandContext): CommandOutcome {
   // No database yet (a node that never allocated): every pool is empty.
-  const store = storeReady(conf.ipam, openDriver);
+  const store = leaseDbReady(conf.ipam, openDriver);
   try {
     for (const { family, pools } of defaultPools(conf.ipam)) {
       const serving = pools.filter((p) => !p.disable);

@@ -6,35 +6,35 @@
  */
 import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
-import type { OpenDriver } from "../../store/driver.ts";
-import { LeaseStore } from "../../store/lease-store.ts";
-import type { IpamConfig } from "../ipam/config.ts";
-import { IpamError } from "../ipam/ipam-error.ts";
+import type { OpenDriver } from "./driver.ts";
+import { LeaseStore } from "./lease-store.ts";
+import type { LeaseDbPlace } from "./open-lease-db.ts";
+import { StoreError } from "./store-error.ts";
 
 /**
  * The database opened for reading (the caller closes it), or undefined on a
  * node that never allocated, whose data directory can be created. Throws
- * IpamError "not-available" (STATUS code 50) naming the path otherwise:
+ * a StoreError "not-ready" naming the path otherwise (STATUS: code 50):
  * the database or its directory is not readable and writable, or the file
  * is not a berth database.
  */
-export function storeReady(ipam: IpamConfig, openDriver: OpenDriver): LeaseStore | undefined {
+export function leaseDbReady(place: LeaseDbPlace, openDriver: OpenDriver): LeaseStore | undefined {
   const fail = (what: string, err?: unknown): never => {
-    throw new IpamError("not-available", `lease database ${ipam.dbPath} ${what}`, "", { cause: err });
+    throw new StoreError("not-ready", place.dbPath, place.dataDir, `lease database ${place.dbPath} ${what}`, { cause: err });
   };
-  if (!existsSync(ipam.dbPath)) {
-    creatable(ipam.dataDir, fail);
+  if (!existsSync(place.dbPath)) {
+    creatable(place.dataDir, fail);
     return undefined;
   }
   try {
-    accessSync(ipam.dbPath, constants.R_OK | constants.W_OK);
-    accessSync(ipam.dataDir, constants.W_OK | constants.X_OK); // WAL and shared-memory files are created beside it
+    accessSync(place.dbPath, constants.R_OK | constants.W_OK);
+    accessSync(place.dataDir, constants.W_OK | constants.X_OK); // WAL and shared-memory files are created beside it
   } catch (err) {
     fail(`is not usable: ${(err as Error).message}`, err);
   }
   let store: LeaseStore | undefined;
   try {
-    store = LeaseStore.open(openDriver(ipam.dbPath));
+    store = LeaseStore.open(openDriver(place.dbPath));
     store.db.prepare("SELECT count(*) AS n FROM leases").get(); // reads the schema and a table: a damaged file fails here
     return store;
   } catch (err) {
