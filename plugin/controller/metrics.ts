@@ -1,5 +1,5 @@
 /** The controller's Prometheus metrics, rendered in the text exposition format. */
-import { HELD_KINDS } from "./judge-claim.ts";
+import { HELD_KINDS } from "../reconcile/judge-claim.ts";
 
 export class Metrics {
   leader = false;
