@@ -1,4 +1,4 @@
-/** The operator's side of the binary: `berth version | inspect | release | controller | install | --help`. */
+/** The operator's side of the binary: `berth version | inspect | release | controller | install | check | --help`. */
 import mri from "mri";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -7,7 +7,7 @@ import { DEFAULT_DATA_DIR } from "../ipam/config.ts";
 import { BERTH_VERSION } from "../support/version.ts";
 import type { OpenDriver } from "../../store/driver.ts";
 import { LeaseStore } from "../../store/lease-store.ts";
-import { renderTable } from "./table.ts";
+import { renderTable } from "../support/table.ts";
 
 export const HELP = `berth ${BERTH_VERSION}: CNI IPAM plugin that keeps StatefulSet pods on the same IP address
 
@@ -63,6 +63,24 @@ and prints one JSON result. Without CNI_COMMAND it is a tool for operators:
       is a regular file, 0600, in a 0700 directory; otherwise exits 1 with one
       line on stderr naming what is missing or different.
 
+  berth check [--kubeconfig PATH] [-o table|json] [--repair [--dry-run]]
+              [--list-page-size N] [--add-timeout-seconds N]
+  berth check --node [--data-dir DIR] [--node-name NAME] [--kubeconfig PATH] [-o table|json]
+  berth check --db PATH [-o table|json]
+      Tells the truth about IPAM state, on a live cluster (no lock): addresses
+      on two live pods (duplicate-address), claims whose holder is provably
+      gone (orphan-claim), addresses live pods show that no claim holds
+      (missing-claim), endpoints listing addresses not theirs
+      (phantom-binding), claims outside their pool (outside-pool), pool counts
+      that drift (count-drift), and each pool's figures. --node compares this
+      node's database (default ${join(DEFAULT_DATA_DIR, "berth.db")}; node name
+      from NODE_NAME, else the host name) with the claims for this node; --db
+      checks a local-mode database alone. --repair fixes what is provably safe
+      (never a duplicate); --dry-run says what it would do. Exit 0: nothing
+      found, or all repaired; 1: problems remain; 2: the check could not run.
+      Kubeconfig: --kubeconfig, else $KUBECONFIG, else ~/.kube/config, else
+      in-cluster.
+
   berth --help
       This text.
 `;
@@ -75,6 +93,8 @@ export interface CliIo {
   loadController: () => Promise<typeof import("../controller/controller-main.ts").controllerMain>;
   /** Loads `berth install` (an entry point of its own: see main.ts). */
   loadInstall: () => Promise<typeof import("../install/install.ts")>;
+  /** Loads `berth check` (an entry point of its own: see main.ts). */
+  loadCheck: () => Promise<typeof import("../check/check-main.ts")>;
 }
 
 /** Runs the CLI; returns the exit code. */
@@ -96,8 +116,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       "token-file",
       "ca-file",
       "server",
+      "data-dir",
+      "node-name",
     ],
-    boolean: ["help", "h", "once", "check", "release-terminating-on-unready-nodes"],
+    boolean: ["help", "h", "once", "check", "release-terminating-on-unready-nodes", "node", "repair", "dry-run"],
     alias: { o: "output" },
   });
   const [command, ...rest] = args._.map(String);
@@ -107,8 +129,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   }
   const db = (args.db as string | undefined) ?? join(DEFAULT_DATA_DIR, "berth.db");
   const network = args.network as string | undefined;
-  const json = args.o === "json" || args.output === "json";
-  if (args.o !== undefined && !json) return usage(io, `unknown output format ${JSON.stringify(args.o)} (only "json")`);
+  const json = args.o === "json";
+  if (args.o !== undefined && !json && args.o !== "table") return usage(io, `unknown output format ${JSON.stringify(args.o)} (table or json)`);
   switch (command) {
     case undefined:
       io.out(HELP);
@@ -156,6 +178,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       const problem = installProblem(opts);
       if (problem) io.err(`berth: not ready: ${problem}\n`);
       return problem ? 1 : 0;
+    }
+    case "check": {
+      const { checkMain, checkOptions } = await io.loadCheck();
+      const opts = checkOptions({ ...args, db: args.db }, rest);
+      if (typeof opts === "string") return usage(io, opts);
+      return checkMain(opts, { out: io.out, err: io.err, openDriver: io.openDriver, env: process.env });
     }
     default:
       return usage(io, `unknown command ${JSON.stringify(command)}`);

@@ -15,13 +15,14 @@ const root = resolve(import.meta.dirname, "../..");
  * own files (main.ts and the two entries), which wire everything together.
  */
 const ALLOWED: Record<string, string[]> = {
-  entry: ["cni", "cli", "ipam", "support", "store", "cluster", "controller", "install"],
-  cli: ["cni", "ipam", "support", "store", "install", "controller"],
+  entry: ["cni", "cli", "ipam", "support", "store", "cluster", "controller", "install", "check"],
+  cli: ["cni", "ipam", "support", "store", "install", "controller", "check"],
   cni: ["local", "ipam", "kube", "support", "store"],
   local: ["ipam", "support", "store"],
   cluster: ["ipam", "kube", "support", "store"],
   controller: ["reconcile", "cluster", "kube", "ipam", "support"],
   reconcile: ["cluster", "kube", "ipam", "support"],
+  check: ["reconcile", "cluster", "kube", "ipam", "support", "store"],
   install: ["support"],
   kube: ["ipam", "support"],
   ipam: ["support", "store"],
