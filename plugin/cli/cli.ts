@@ -32,7 +32,8 @@ and prints one JSON result. Without CNI_COMMAND it is a tool for operators:
 
   berth controller [--kubeconfig PATH] [--listen HOST:PORT] [--resync-seconds N]
                    [--lease-namespace NS] [--lease-name NAME] [--identity ID]
-                   [--add-timeout-seconds N] [--list-page-size N] [--log-level LEVEL]
+                   [--add-timeout-seconds N] [--list-page-size N]
+                   [--check-interval-seconds N] [--log-level LEVEL]
       Cluster mode's reconciler (in-cluster configuration without --kubeconfig).
       One replica acts at a time (a coordination.k8s.io Lease, default
       kube-system/berth-controller); it frees the addresses of pods that are gone
@@ -42,8 +43,10 @@ and prints one JSON result. Without CNI_COMMAND it is a tool for operators:
       /metrics (default 0.0.0.0:9542). An address whose pod object still exists
       is held (a pod Terminating past its grace period included) until its DEL
       runs or the object is gone. Full scans LIST in pages of --list-page-size
-      objects (default 500). --release-terminating-on-unready-nodes is accepted
-      and ignored (0.4's flag; see docs/safety.md).
+      objects (default 500). Every --check-interval-seconds (default 300; 0:
+      never) it runs berth check's cluster checks for /metrics
+      (berth_check_problems, berth_pool_addresses). --release-terminating-on-
+      unready-nodes is accepted and ignored (0.4's flag; see docs/safety.md).
 
   berth install [--source PATH] [--cni-bin-dir DIR] [--kubeconfig-out PATH]
                 [--token-file PATH] [--ca-file PATH] [--server URL] [--once]
@@ -152,6 +155,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         const v = num(k);
         if (v !== undefined && !(v > 0)) return usage(io, `--${k} must be a positive number, got ${JSON.stringify(args[k])}`);
       }
+      const checkEvery = num("check-interval-seconds");
+      if (checkEvery !== undefined && !(checkEvery >= 0))
+        return usage(io, `--check-interval-seconds must be 0 (none) or more, got ${JSON.stringify(args["check-interval-seconds"])}`);
       const pageSize = num("list-page-size");
       if (pageSize !== undefined && !Number.isInteger(pageSize))
         return usage(io, `--list-page-size must be a whole number, got ${JSON.stringify(args["list-page-size"])}`);
@@ -167,6 +173,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         logLevel: args["log-level"],
         releaseTerminatingOnUnreadyNodes: args["release-terminating-on-unready-nodes"] === true,
         listPageSize: pageSize,
+        checkIntervalSeconds: checkEvery,
       });
     }
     case "install": {

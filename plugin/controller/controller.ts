@@ -41,6 +41,7 @@ import { HeldReport } from "./held-report.ts";
 import type { Reader, Verdict } from "../reconcile/judge-claim.ts";
 import { DEFAULT_LEADER_TIMING, LeaderElector, NotLeaderError } from "./leader.ts";
 import { Metrics } from "./metrics.ts";
+import { periodicCheck } from "./periodic-check.ts";
 import { serveMetrics } from "./metrics-server.ts";
 import { reconcilePool } from "../reconcile/pool-reconcile.ts";
 import { slimClaim } from "./slim.ts";
@@ -60,6 +61,8 @@ export interface ControllerOptions {
   graceMarginMs: number;
   /** Objects per LIST request of a full scan. */
   listPageSize?: number;
+  /** Time between periodic checks (berth check's, for the metrics); 0: none. */
+  checkIntervalMs?: number;
 }
 
 /**
@@ -174,6 +177,7 @@ export class Controller {
   private async scanLoop(): Promise<void> {
     let lastScan = -Infinity;
     let scannedTerm = -1;
+    let lastCheck = -Infinity;
     // Watches first, lists after (as an informer does): a change between a scan's list and a watch's start would
     // otherwise wait for the next scan. A watch that cannot start delays the first scan by 10 s at most.
     const started = performance.now();
@@ -192,6 +196,14 @@ export class Controller {
             else if (isKind(err, NotLeaderError)) this.log.warn("full scan stopped: no longer the leader", { identity: this.opts.identity });
             else this.log.error("full scan failed", { error: (err as Error).message });
           });
+        }
+        // The periodic check, after a scan and never beside one (periodic-check.ts).
+        const every = this.opts.checkIntervalMs ?? 0;
+        if (every > 0 && performance.now() - lastCheck >= every && !this.stopped) {
+          lastCheck = performance.now();
+          await periodicCheck(this.api, this.opts.listPageSize ?? 500, this.opts.addTimeoutMs, this.metrics, this.log).catch((err) =>
+            this.log.warn("periodic check failed; tried again at the next interval", { error: (err as Error).message }),
+          );
         }
       }
       await this.sleep(250);

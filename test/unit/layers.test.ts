@@ -20,7 +20,7 @@ const ALLOWED: Record<string, string[]> = {
   cni: ["local", "ipam", "kube", "support", "store"],
   local: ["ipam", "support", "store"],
   cluster: ["ipam", "kube", "support", "store"],
-  controller: ["reconcile", "cluster", "kube", "ipam", "support"],
+  controller: ["check", "reconcile", "cluster", "kube", "ipam", "support"],
   reconcile: ["cluster", "kube", "ipam", "support"],
   check: ["reconcile", "cluster", "kube", "ipam", "support", "store"],
   install: ["support"],
