@@ -4,40 +4,33 @@
  * same database, `bindings` (local mode, local-bindings.ts) and `hints`
  * (cluster mode, claim-hints.ts).
  */
+import { dirname } from "node:path";
 import { BUSY_TIMEOUT_MS, type BusyWait, retryBusy } from "./busy-wait.ts";
 import { ClaimHints } from "./claim-hints.ts";
 import type { SqlDriver } from "./driver.ts";
 import { HolderPriority } from "./holder-priority.ts";
 import { LocalBindings } from "./local-bindings.ts";
 import { migrate } from "./migrations.ts";
+import { StoreError } from "./store-error.ts";
 import { type Lease, type NewLease, SQL_NOW } from "./rows.ts";
 
 export type { Binding, Lease, NewBinding, NewLease, PoolRecord, PoolRow } from "./rows.ts";
 export { BUSY_TIMEOUT_MS, type BusyWait, isBusy, retryBusy } from "./busy-wait.ts";
 
 /**
- * The database would not switch to WAL (SQLite answers with the mode it kept,
- * e.g. "memory" for an in-memory database, "delete" where the VFS has no
- * shared memory). berth does not run without WAL: readers (inspect, a
- * concurrent ADD's local reads) would block writers and be blocked by them,
- * and the busy handling and durability reasoning (lease-store.ts,
- * cacheWrite) assume WAL.
+ * Why a database that would not switch to WAL (SQLite answers with the mode
+ * it kept: "memory" for an in-memory database, "delete" where the VFS has no
+ * shared memory) is refused: readers (inspect, a concurrent ADD's local
+ * reads) would block writers and be blocked by them, and the busy handling
+ * and durability reasoning (cacheWrite) assume WAL.
  */
-export class JournalModeError extends Error {
-  constructor(
-    readonly path: string,
-    readonly mode: string,
-  ) {
-    super(
-      `lease database ${path} is in journal mode "${mode}" and cannot be switched to WAL (berth needs WAL: is it on a filesystem without shared-memory support, or in memory?)`,
-    );
-    this.name = "JournalModeError";
-  }
-}
-
-/** Whether `err` is a JournalModeError (by name: the class may be bundled into more than one entry of the binary). */
-export function isJournalModeError(err: unknown): err is JournalModeError {
-  return (err as { name?: unknown })?.name === "JournalModeError";
+function journalModeError(path: string, mode: string): StoreError {
+  return new StoreError(
+    "journal-mode",
+    path,
+    dirname(path),
+    `lease database ${path} is in journal mode "${mode}" and cannot be switched to WAL (berth needs WAL: is it on a filesystem without shared-memory support, or in memory?)`,
+  );
 }
 
 /** The lease database. Open one per process; `immediate` serialises writers across processes. */
@@ -71,7 +64,7 @@ export class LeaseStore {
       // A fresh database needs the switch to WAL; one already in WAL answers without taking a lock.
       let mode = db.prepare<{ journal_mode: string }>("PRAGMA journal_mode").get()?.journal_mode;
       if (mode !== "wal") mode = db.prepare<{ journal_mode: string }>("PRAGMA journal_mode = WAL").get()?.journal_mode;
-      if (mode !== "wal") throw new JournalModeError(db.path, String(mode));
+      if (mode !== "wal") throw journalModeError(db.path, String(mode));
       // A binding must survive a power cut: a StatefulSet pod must get its address back after a node reboot.
       db.exec("PRAGMA synchronous = FULL");
       migrate(db);

@@ -1,4 +1,4 @@
-/** The operator's side of the binary: `berth version | inspect | release | controller | install | --help`. */
+/** The operator's side of the binary: `berth version | inspect | release | controller | install | check | --help`. */
 import mri from "mri";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -7,7 +7,7 @@ import { DEFAULT_DATA_DIR } from "../ipam/config.ts";
 import { BERTH_VERSION } from "../support/version.ts";
 import type { OpenDriver } from "../../store/driver.ts";
 import { LeaseStore } from "../../store/lease-store.ts";
-import { renderTable } from "./table.ts";
+import { renderTable } from "../support/table.ts";
 
 export const HELP = `berth ${BERTH_VERSION}: CNI IPAM plugin that keeps StatefulSet pods on the same IP address
 
@@ -32,7 +32,8 @@ and prints one JSON result. Without CNI_COMMAND it is a tool for operators:
 
   berth controller [--kubeconfig PATH] [--listen HOST:PORT] [--resync-seconds N]
                    [--lease-namespace NS] [--lease-name NAME] [--identity ID]
-                   [--add-timeout-seconds N] [--list-page-size N] [--log-level LEVEL]
+                   [--add-timeout-seconds N] [--list-page-size N]
+                   [--check-interval-seconds N] [--log-level LEVEL]
       Cluster mode's reconciler (in-cluster configuration without --kubeconfig).
       One replica acts at a time (a coordination.k8s.io Lease, default
       kube-system/berth-controller); it frees the addresses of pods that are gone
@@ -42,8 +43,10 @@ and prints one JSON result. Without CNI_COMMAND it is a tool for operators:
       /metrics (default 0.0.0.0:9542). An address whose pod object still exists
       is held (a pod Terminating past its grace period included) until its DEL
       runs or the object is gone. Full scans LIST in pages of --list-page-size
-      objects (default 500). --release-terminating-on-unready-nodes is accepted
-      and ignored (0.4's flag; see docs/safety.md).
+      objects (default 500). Every --check-interval-seconds (default 300; 0:
+      never) it runs berth check's cluster checks for /metrics
+      (berth_check_problems, berth_pool_addresses). --release-terminating-on-
+      unready-nodes is accepted and ignored (0.4's flag; see docs/safety.md).
 
   berth install [--source PATH] [--cni-bin-dir DIR] [--kubeconfig-out PATH]
                 [--token-file PATH] [--ca-file PATH] [--server URL] [--once]
@@ -63,6 +66,24 @@ and prints one JSON result. Without CNI_COMMAND it is a tool for operators:
       is a regular file, 0600, in a 0700 directory; otherwise exits 1 with one
       line on stderr naming what is missing or different.
 
+  berth check [--kubeconfig PATH] [-o table|json] [--repair [--dry-run]]
+              [--list-page-size N] [--add-timeout-seconds N]
+  berth check --node [--data-dir DIR] [--node-name NAME] [--kubeconfig PATH] [-o table|json]
+  berth check --db PATH [-o table|json]
+      Tells the truth about IPAM state, on a live cluster (no lock): addresses
+      on two live pods (duplicate-address), claims whose holder is provably
+      gone (orphan-claim), addresses live pods show that no claim holds
+      (missing-claim), endpoints listing addresses not theirs
+      (phantom-binding), claims outside their pool (outside-pool), pool counts
+      that drift (count-drift), and each pool's figures. --node compares this
+      node's database (default ${join(DEFAULT_DATA_DIR, "berth.db")}; node name
+      from NODE_NAME, else the host name) with the claims for this node; --db
+      checks a local-mode database alone. --repair fixes what is provably safe
+      (never a duplicate); --dry-run says what it would do. Exit 0: nothing
+      found, or all repaired; 1: problems remain; 2: the check could not run.
+      Kubeconfig: --kubeconfig, else $KUBECONFIG, else ~/.kube/config, else
+      in-cluster.
+
   berth --help
       This text.
 `;
@@ -75,6 +96,8 @@ export interface CliIo {
   loadController: () => Promise<typeof import("../controller/controller-main.ts").controllerMain>;
   /** Loads `berth install` (an entry point of its own: see main.ts). */
   loadInstall: () => Promise<typeof import("../install/install.ts")>;
+  /** Loads `berth check` (an entry point of its own: see main.ts). */
+  loadCheck: () => Promise<typeof import("../check/check-main.ts")>;
 }
 
 /** Runs the CLI; returns the exit code. */
@@ -96,8 +119,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       "token-file",
       "ca-file",
       "server",
+      "data-dir",
+      "node-name",
     ],
-    boolean: ["help", "h", "once", "check", "release-terminating-on-unready-nodes"],
+    boolean: ["help", "h", "once", "check", "release-terminating-on-unready-nodes", "node", "repair", "dry-run"],
     alias: { o: "output" },
   });
   const [command, ...rest] = args._.map(String);
@@ -107,8 +132,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   }
   const db = (args.db as string | undefined) ?? join(DEFAULT_DATA_DIR, "berth.db");
   const network = args.network as string | undefined;
-  const json = args.o === "json" || args.output === "json";
-  if (args.o !== undefined && !json) return usage(io, `unknown output format ${JSON.stringify(args.o)} (only "json")`);
+  const json = args.o === "json";
+  if (args.o !== undefined && !json && args.o !== "table") return usage(io, `unknown output format ${JSON.stringify(args.o)} (table or json)`);
   switch (command) {
     case undefined:
       io.out(HELP);
@@ -130,6 +155,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         const v = num(k);
         if (v !== undefined && !(v > 0)) return usage(io, `--${k} must be a positive number, got ${JSON.stringify(args[k])}`);
       }
+      const checkEvery = num("check-interval-seconds");
+      if (checkEvery !== undefined && !(checkEvery >= 0))
+        return usage(io, `--check-interval-seconds must be 0 (none) or more, got ${JSON.stringify(args["check-interval-seconds"])}`);
       const pageSize = num("list-page-size");
       if (pageSize !== undefined && !Number.isInteger(pageSize))
         return usage(io, `--list-page-size must be a whole number, got ${JSON.stringify(args["list-page-size"])}`);
@@ -145,6 +173,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         logLevel: args["log-level"],
         releaseTerminatingOnUnreadyNodes: args["release-terminating-on-unready-nodes"] === true,
         listPageSize: pageSize,
+        checkIntervalSeconds: checkEvery,
       });
     }
     case "install": {
@@ -156,6 +185,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       const problem = installProblem(opts);
       if (problem) io.err(`berth: not ready: ${problem}\n`);
       return problem ? 1 : 0;
+    }
+    case "check": {
+      const { checkMain, checkOptions } = await io.loadCheck();
+      const opts = checkOptions({ ...args, db: args.db }, rest);
+      if (typeof opts === "string") return usage(io, opts);
+      return checkMain(opts, { out: io.out, err: io.err, openDriver: io.openDriver, env: process.env });
     }
     default:
       return usage(io, `unknown command ${JSON.stringify(command)}`);

@@ -25,7 +25,7 @@ export interface ClusterAddInput {
 export interface AddState extends ClusterAddInput {
   deadline: Deadline;
   undo: UndoLog;
-  /** The node this ADD runs on (ipam.nodeName, else the pod's spec.nodeName). */
+  /** The node this ADD runs on: the pod's spec.nodeName (add-node.ts). */
   nodeName: string;
   /** What the ADD met on its way; one object shared by every copy of the state. */
   stats: AddStats;

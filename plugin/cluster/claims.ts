@@ -44,7 +44,7 @@ export function claimFor(family: Family, address: string, pool: string, holder: 
     addDeadlineSeconds: holder.addDeadlineSeconds,
   };
   if (holder.statefulSet) spec.statefulSet = holder.statefulSet;
-  spec.network = holder.network;
+  if (holder.network) spec.network = holder.network;
   if (holder.staticPod) spec.staticPod = true;
   const labels = { ...(existing?.metadata.labels ?? {}), [POOL_LABEL]: labelValue(pool) };
   return { metadata: { ...(existing?.metadata ?? {}), name: claimName(family, value), labels }, spec };

@@ -9,10 +9,11 @@ import type { Lease } from "../../store/lease-store.ts";
 import type { AddResult } from "../ipam/command.ts";
 import type { Family } from "../ipam/ip.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
-import { type Pool, poolContains, resultIp } from "../ipam/pool.ts";
+import { type FamilyPools, type Pool, poolContains, resultIp } from "../ipam/pool.ts";
 import { ORDINAL_IPS_ANNOTATION } from "../kube/crd.ts";
 import type { EndpointIp, NamedObject, PodObject, StatefulSetObject } from "../kube/kube-api.ts";
 import { abandonPending } from "./abandon-pending.ts";
+import { nodeOfAdd } from "./add-node.ts";
 import type { AddState, Claiming, ClusterAddInput, Taken } from "./add-state.ts";
 import { claimNameOf, releaseClaimIf, samePod } from "./claims.ts";
 import { Deadline } from "./deadline.ts";
@@ -20,6 +21,7 @@ import { entryAddress, entryFor, entryUid } from "./endpoint-entries.ts";
 import { releaseStaleEntry, writeEndpoint } from "./endpoint-write.ts";
 import { choosePools } from "./pool-choice.ts";
 import { ordinalIndex } from "./ordinal-index.ts";
+import { withPoolFinalizer } from "./pool-finalizer.ts";
 import { podMembership } from "./pod-membership.ts";
 import { type Membership, incarnationUid, isIncarnation, isStaticPod } from "./statefulset.ts";
 import { retakeBound, takeOrdinal } from "./take-bound.ts";
@@ -41,6 +43,7 @@ export function heldResult(leases: Lease[]): AddResult | undefined {
 export async function clusterAdd(input: ClusterAddInput): Promise<AddResult> {
   const state: AddState = {
     ...input,
+    api: withPoolFinalizer(input.api, input.log),
     deadline: new Deadline(input.conf.ipam.timeoutMs, input.api.server),
     undo: new UndoLog(),
     stats: { conflicts: 0 },
@@ -60,8 +63,7 @@ async function run(s: AddState): Promise<AddResult> {
   await abandonPending(api, store, conf.name, s.containerId, s.ifname, log);
 
   const pod = await readPod(s);
-  // The node this ADD runs on: as configured, else the one the pod is scheduled to.
-  s.nodeName = conf.ipam.nodeName ?? pod.spec?.nodeName ?? hostname();
+  s.nodeName = nodeOfAdd(conf.ipam.nodeName, pod);
   const uid = incarnationUid(pod);
   const endpoint = await api.getEndpoint(s.pod.namespace, s.pod.name);
   // Membership is the pod's; whether this network keeps a member's address is the network's.
@@ -153,7 +155,7 @@ async function readPod(s: AddState): Promise<PodObject> {
 }
 
 /** The candidate pools per family, in Spiderpool's order; the namespace and node are read only if a pool needs them. */
-async function poolsFor(s: AddState, pod: PodObject): Promise<{ family: Family; pools: Pool[] }[]> {
+async function poolsFor(s: AddState, pod: PodObject): Promise<FamilyPools[]> {
   const { api, conf } = s;
   const once = <T>(fn: () => Promise<T>) => {
     let p: Promise<T> | undefined;

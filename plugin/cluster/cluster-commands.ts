@@ -4,7 +4,8 @@
  */
 import type { IpamConfig } from "../ipam/config.ts";
 import { normalizeAddress } from "../ipam/ip.ts";
-import { assertWritable, openStore } from "../node-store/open-store.ts";
+import { openLeaseDb } from "../../store/open-lease-db.ts";
+import { leaseDbReady } from "../../store/lease-db-ready.ts";
 import { podIdentity } from "../ipam/pod-identity.ts";
 import type { CommandContext, CommandOutcome, CommandTable } from "../ipam/command.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
@@ -18,6 +19,7 @@ import { KubeUnreachableError } from "../kube/kube-errors.ts";
 import { isKind } from "../support/errors.ts";
 import { BUSY_TIMEOUT_MS, isBusy } from "../../store/lease-store.ts";
 import { Deadline } from "./deadline.ts";
+import { readKubeconfig } from "../kube/kubeconfig-reader.ts";
 
 /**
  * A KubeApi for the ipam block's kubeconfig (CNI error 7 naming the field if
@@ -44,7 +46,7 @@ function requirePod(ctx: CommandContext) {
 async function add(ctx: CommandContext): Promise<CommandOutcome> {
   const { env, conf, log } = ctx;
   const pod = requirePod(ctx);
-  const store = openStore(conf.ipam, ctx.openDriver)!;
+  const store = openLeaseDb(conf.ipam, ctx.openDriver)!;
   try {
     // A repeated ADD of an attachment that completed is answered from the node database.
     const held = heldResult(store.leasesOf(conf.name, env.containerId, env.ifname));
@@ -55,7 +57,7 @@ async function add(ctx: CommandContext): Promise<CommandOutcome> {
       result,
       // The result could not be delivered: give back what this ADD took, binding included.
       rollback: async () => {
-        const again = openStore(conf.ipam, ctx.openDriver)!;
+        const again = openLeaseDb(conf.ipam, ctx.openDriver)!;
         try {
           await clusterRelease(
             api,
@@ -118,7 +120,7 @@ async function del(ctx: CommandContext): Promise<CommandOutcome> {
  */
 async function release(ctx: CommandContext, deadline: Deadline): Promise<CommandOutcome> {
   const { env, conf, log } = ctx;
-  const store = openStore(conf.ipam, ctx.openDriver, true, waitWithin(deadline));
+  const store = openLeaseDb(conf.ipam, ctx.openDriver, { mustExist: true, busyWait: waitWithin(deadline) });
   if (!store) return {};
   try {
     if (store.leasesOf(conf.name, env.containerId, env.ifname).length === 0) {
@@ -141,7 +143,7 @@ async function release(ctx: CommandContext, deadline: Deadline): Promise<Command
 
 async function check(ctx: CommandContext): Promise<CommandOutcome> {
   const { env, conf } = ctx;
-  const store = openStore(conf.ipam, ctx.openDriver, true);
+  const store = openLeaseDb(conf.ipam, ctx.openDriver, { mustExist: true });
   const leases = store?.leasesOf(conf.name, env.containerId, env.ifname) ?? [];
   store?.close();
   const api = await connect(conf.ipam);
@@ -179,7 +181,7 @@ async function gc(ctx: CommandContext): Promise<CommandOutcome> {
 async function collect(ctx: CommandContext, deadline: Deadline): Promise<CommandOutcome> {
   const { conf, log } = ctx;
   const validAttachments = conf.validAttachments ?? [];
-  const store = openStore(conf.ipam, ctx.openDriver, true, waitWithin(deadline));
+  const store = openLeaseDb(conf.ipam, ctx.openDriver, { mustExist: true, busyWait: waitWithin(deadline) });
   if (!store) return {};
   try {
     const valid = new Set(validAttachments.map((a) => `${a.containerID}\u0000${a.ifname}`));
@@ -205,14 +207,26 @@ async function collect(ctx: CommandContext, deadline: Deadline): Promise<Command
   }
 }
 
+/**
+ * STATUS answers from what this node can check by itself: the configuration
+ * (validated before any command runs), the node database (readable, or a
+ * directory an ADD can create it in) and the kubeconfig (present, readable,
+ * parseable, its certificate and token files too). It sends no request: a
+ * runtime asks every few seconds and turns a failure into NetworkReady=false,
+ * which takes the node out and, after five minutes, evicts its pods; an API
+ * server that is briefly away, or a token being rotated, must not do that to
+ * every node at once. An ADD meets an unreachable API server itself (code 11).
+ */
 async function status(ctx: CommandContext): Promise<CommandOutcome> {
-  const { conf } = ctx;
-  assertWritable(conf.ipam, ctx.openDriver).close();
+  const { conf, log } = ctx;
+  const store = leaseDbReady(conf.ipam, ctx.openDriver);
+  store?.close();
   try {
-    await (await connect(conf.ipam)).listPools();
+    readKubeconfig(conf.ipam.kubeconfig);
   } catch (err) {
-    throw new IpamError("not-available", `cannot serve ADD: ${(err as Error).message}`, "", { cause: err });
+    throw new IpamError("not-available", `ipam.kubeconfig ${JSON.stringify(conf.ipam.kubeconfig)} unusable: ${(err as Error).message}`, "", { cause: err });
   }
+  log.debug("ready", { database: store ? conf.ipam.dbPath : "absent (none allocated yet)", kubeconfig: conf.ipam.kubeconfig });
   return {};
 }
 

@@ -4,9 +4,11 @@
  */
 import type { Family } from "../ipam/ip.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
-import { FieldError, type Pool, parsePool } from "../ipam/pool.ts";
+import { type FamilyPools, FieldError, type Pool, parsePool } from "../ipam/pool.ts";
 import type { KubeApi, NamedObject, PodObject, PoolObject } from "../kube/kube-api.ts";
 import { matchesSelector } from "../ipam/label-selector.ts";
+import { type Resolved, qualifiedMultusName, resolveNetwork } from "../ipam/multus-network.ts";
+import { isKind } from "../support/errors.ts";
 
 export const ANNOTATION_IPPOOLS = "ipam.spidernet.io/ippools";
 export const ANNOTATION_IPPOOL = "ipam.spidernet.io/ippool";
@@ -17,18 +19,13 @@ export interface ChoiceContext {
   api: KubeApi;
   pod: PodObject;
   ifname: string;
-  /** The network's name (Multus passes the NetworkAttachmentDefinition's). */
+  /** The configuration's network name (the NAD author's choice; matched against the pod's Multus annotations). */
   network: string;
   nodeName: string;
   configDefaults: Record<Family, string[]>;
   /** Fetched at most once, and only when a pool or the defaults need them. */
   namespace: () => Promise<NamedObject | undefined>;
   node: () => Promise<NamedObject | undefined>;
-}
-
-export interface FamilyChoice {
-  family: Family;
-  pools: Pool[];
 }
 
 /** Pool names per family and where they came from. */
@@ -38,7 +35,7 @@ interface Named {
 }
 
 /** Returns the candidate pools per requested family, or throws IpamError. */
-export async function choosePools(ctx: ChoiceContext): Promise<{ source: string; families: FamilyChoice[] }> {
+export async function choosePools(ctx: ChoiceContext): Promise<{ source: string; families: FamilyPools[] }> {
   const named = (await namedPools(ctx)) ?? undefined;
   let objects: Record<Family, { name: string; obj?: PoolObject }[]>;
   let source: string;
@@ -58,7 +55,7 @@ export async function choosePools(ctx: ChoiceContext): Promise<{ source: string;
     objects = { 4: byFamily(4), 6: byFamily(6) };
   }
 
-  const families: FamilyChoice[] = [];
+  const families: FamilyPools[] = [];
   for (const family of [4, 6] as const) {
     const entries = objects[family];
     if (entries.length === 0) continue;
@@ -88,7 +85,7 @@ export function toPool(obj: PoolObject): Pool {
     if (obj.metadata.deletionTimestamp) pool.deleting = true;
     return pool;
   } catch (err) {
-    if (err instanceof FieldError) throw new IpamError("bad-pool", err.message, "", { cause: err });
+    if (isKind(err, FieldError)) throw new IpamError("bad-pool", err.message, "", { cause: err });
     throw err;
   }
 }
@@ -123,10 +120,28 @@ async function refusal(ctx: ChoiceContext, pool: Pool): Promise<string | undefin
     return `namespaceAffinity does not match namespace ${ns}`;
   }
   if (a.podAffinity && !matchesSelector(a.podAffinity, ctx.pod.metadata.labels)) return "podAffinity does not match the pod's labels";
-  if (a.multusName && !a.multusName.some((m) => m === ctx.network || m.endsWith(`/${ctx.network}`))) {
-    return `is for networks ${a.multusName.join(", ")}, not ${ctx.network}`;
+  if (a.multusName) {
+    // Judged on the NAD the pod's annotations say this ADD serves, never on the network name alone:
+    // any namespace's users may give their own NAD's network that name.
+    const served = servedNad(ctx);
+    const wanted = a.multusName.map(qualifiedMultusName);
+    if (served.why !== undefined)
+      return `is for networks ${wanted.join(", ")}, and which NetworkAttachmentDefinition this ADD serves is unclear: ${served.why}`;
+    if (!wanted.includes(served.nad)) {
+      return `is for networks ${wanted.join(", ")}, not ${served.nad} (the NetworkAttachmentDefinition this ADD serves, from the pod's ${served.entry.annotation} annotation)`;
+    }
   }
   return undefined;
+}
+
+/** Which NAD this ADD serves, from the pod's Multus annotations (multus-network.ts). */
+function servedNad(ctx: ChoiceContext): Resolved {
+  return resolveNetwork({
+    annotations: ctx.pod.metadata.annotations ?? {},
+    podNamespace: ctx.pod.metadata.namespace ?? "",
+    ifname: ctx.ifname,
+    network: ctx.network,
+  });
 }
 
 /** Pool names from annotations or configuration, highest precedence first; undefined means "the default pools". */

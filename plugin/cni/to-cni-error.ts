@@ -1,6 +1,7 @@
 /** Maps anything thrown inside berth to the CNI error the runtime sees: the only place codes are chosen. */
 import { IpamError, type IpamErrorKind } from "../ipam/ipam-error.ts";
 import { KubeConflictError, KubeRequestError, KubeUnreachableError } from "../kube/kube-errors.ts";
+import { StoreError } from "../../store/store-error.ts";
 import { isKind } from "../support/errors.ts";
 import { CniError, Code } from "./cni-error.ts";
 
@@ -24,6 +25,11 @@ const CODE_OF: Record<IpamErrorKind, number> = {
 export function toCniError(err: unknown): CniError {
   if (isKind(err, CniError)) return err;
   if (isKind(err, IpamError)) return new CniError(CODE_OF[err.kind], err.message, err.details, { cause: err });
+  if (isKind(err, StoreError)) {
+    // STATUS asks whether an ADD could use the database now (50); any other command could not open it (5).
+    const code = err.problem === "not-ready" ? Code.NotAvailable : Code.IoFailure;
+    return new CniError(code, err.message, `check ipam.dataDir ${err.dataDir} and its permissions`, { cause: err });
+  }
   if (isKind(err, KubeUnreachableError)) return new CniError(Code.TryAgainLater, err.message, `API server ${err.server}`, { cause: err });
   if (isKind(err, KubeRequestError)) return new CniError(Code.Refused, `API server refused: ${err.message}`, "", { cause: err });
   if (isKind(err, KubeConflictError)) return new CniError(Code.TryAgainLater, `lost a race on the API server: ${err.message}`, "", { cause: err });

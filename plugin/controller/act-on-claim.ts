@@ -3,10 +3,10 @@ import type { ControllerApi } from "../kube/controller-api.ts";
 import type { ClaimObject } from "../kube/kube-api.ts";
 import type { Logger } from "../support/logger.ts";
 import type { ClaimView } from "./claim-view.ts";
-import { rebuildEntry } from "./endpoint-repair.ts";
-import { type JudgeOptions, type Reader, type Verdict, judgeClaim } from "./judge-claim.ts";
+import { rebuildEntry } from "../reconcile/endpoint-repair.ts";
+import { type JudgeOptions, type Reader, type Verdict, judgeClaim } from "../reconcile/judge-claim.ts";
 import type { Metrics } from "./metrics.ts";
-import { releaseJudgedClaim } from "./release-claim.ts";
+import { releaseJudgedClaim } from "../reconcile/release-claim.ts";
 
 /** What acting needs of the controller. */
 export interface ActHost {

@@ -4,7 +4,7 @@
  * never needs a rescan), with the moment this replica first saw each claim.
  */
 import type { ClaimObject } from "../kube/kube-api.ts";
-import { withObservation } from "./claim-age.ts";
+import { withObservation } from "../reconcile/claim-age.ts";
 
 const podKey = (ns: string | undefined, name: string) => `${ns}/${name}`;
 

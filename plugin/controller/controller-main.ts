@@ -18,6 +18,7 @@ export interface ControllerArgs {
   addTimeoutSeconds?: number;
   releaseTerminatingOnUnreadyNodes?: boolean;
   listPageSize?: number;
+  checkIntervalSeconds?: number;
   logLevel?: string;
 }
 
@@ -37,6 +38,7 @@ export async function controllerMain(args: ControllerArgs): Promise<number> {
     addTimeoutMs: (args.addTimeoutSeconds ?? 30) * 1000,
     graceMarginMs: 5000,
     listPageSize: args.listPageSize ?? 500,
+    checkIntervalMs: (args.checkIntervalSeconds ?? 300) * 1000,
   };
   const controller = createController(opts, log);
   const stop = () => controller.stop();

@@ -33,16 +33,17 @@ import type { ClaimObject, PodObject } from "../kube/kube-api.ts";
 import { isKind } from "../support/errors.ts";
 import type { Logger } from "../support/logger.ts";
 import { actOnClaim } from "./act-on-claim.ts";
-import { halfFinishedAt } from "./claim-age.ts";
+import { halfFinishedAt } from "../reconcile/claim-age.ts";
 import { ClaimView } from "./claim-view.ts";
 import { type ScanHost, fullScan } from "./full-scan.ts";
 import { guardWrites } from "./guarded-api.ts";
 import { HeldReport } from "./held-report.ts";
-import type { Reader, Verdict } from "./judge-claim.ts";
+import type { Reader, Verdict } from "../reconcile/judge-claim.ts";
 import { DEFAULT_LEADER_TIMING, LeaderElector, NotLeaderError } from "./leader.ts";
 import { Metrics } from "./metrics.ts";
+import { periodicCheck } from "./periodic-check.ts";
 import { serveMetrics } from "./metrics-server.ts";
-import { reconcilePool } from "./pool-reconcile.ts";
+import { reconcilePool } from "../reconcile/pool-reconcile.ts";
 import { slimClaim } from "./slim.ts";
 import { watchForever } from "./watch-loop.ts";
 import { WorkQueue } from "./work-queue.ts";
@@ -60,6 +61,8 @@ export interface ControllerOptions {
   graceMarginMs: number;
   /** Objects per LIST request of a full scan. */
   listPageSize?: number;
+  /** Time between periodic checks (berth check's, for the metrics); 0: none. */
+  checkIntervalMs?: number;
 }
 
 /**
@@ -69,6 +72,9 @@ export interface ControllerOptions {
  * (plus the queue ahead of it) behind the claims.
  */
 export const POOL_WRITE_WINDOW_MS = 500;
+
+/** What the controller watches: pools replayed (few), the others from the present (the full scans find what exists). */
+const WATCHED: WatchKind[] = ["claims", "pods", "statefulsets", "endpoints", "nodes", "pools"];
 
 export class Controller {
   readonly metrics = new Metrics();
@@ -85,6 +91,8 @@ export class Controller {
   /** The API for writes: each one checks leadership right before it is sent. */
   readonly writer: ControllerApi;
   private sleepers = new Set<() => void>();
+  /** Kinds whose watch has its first version: a change after it is an event, not left to the next scan. */
+  private readonly watching = new Set<WatchKind>();
 
   constructor(
     readonly api: ControllerApi,
@@ -130,9 +138,9 @@ export class Controller {
       onMissed: (kind: WatchKind) => {
         if (kind === "claims") this.syncedTerm = -1;
       },
+      onStarted: (kind: WatchKind) => this.watching.add(kind),
     };
-    for (const kind of ["claims", "pods", "statefulsets", "endpoints", "nodes"] as WatchKind[]) void watchForever(host, kind);
-    void watchForever(host, "pools", true); // few: replayed, so each gets its finalizer and counts early
+    for (const kind of WATCHED) void watchForever(host, kind, kind === "pools"); // pools, few: replayed, so each gets its finalizer early
     void this.scanLoop();
     await this.leaseLoop();
     await this.elector.release();
@@ -169,6 +177,11 @@ export class Controller {
   private async scanLoop(): Promise<void> {
     let lastScan = -Infinity;
     let scannedTerm = -1;
+    let lastCheck = -Infinity;
+    // Watches first, lists after (as an informer does): a change between a scan's list and a watch's start would
+    // otherwise wait for the next scan. A watch that cannot start delays the first scan by 10 s at most.
+    const started = performance.now();
+    while (!this.stopped && this.watching.size < WATCHED.length && performance.now() - started < 10_000) await this.sleep(50);
     while (!this.stopped) {
       if (this.elector.isLeader) {
         const term = this.elector.term;
@@ -183,6 +196,14 @@ export class Controller {
             else if (isKind(err, NotLeaderError)) this.log.warn("full scan stopped: no longer the leader", { identity: this.opts.identity });
             else this.log.error("full scan failed", { error: (err as Error).message });
           });
+        }
+        // The periodic check, after a scan and never beside one (periodic-check.ts).
+        const every = this.opts.checkIntervalMs ?? 0;
+        if (every > 0 && performance.now() - lastCheck >= every && !this.stopped) {
+          lastCheck = performance.now();
+          await periodicCheck(this.api, this.opts.listPageSize ?? 500, this.opts.addTimeoutMs, this.metrics, this.log).catch((err) =>
+            this.log.warn("periodic check failed; tried again at the next interval", { error: (err as Error).message }),
+          );
         }
       }
       await this.sleep(250);

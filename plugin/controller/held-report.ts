@@ -6,7 +6,7 @@
  * scans in a row (a DEL about to arrive is not worth an alarm) gets one log
  * line and one Warning Event on its pod, once.
  */
-import type { HeldKind } from "./judge-claim.ts";
+import type { HeldKind } from "../reconcile/judge-claim.ts";
 
 export class HeldReport {
   private previous = new Map<string, HeldKind>();

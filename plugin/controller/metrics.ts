@@ -1,5 +1,6 @@
 /** The controller's Prometheus metrics, rendered in the text exposition format. */
-import { HELD_KINDS } from "./judge-claim.ts";
+import { PROBLEM_KINDS, type PoolFigures, type Problem } from "../check/problem.ts";
+import { HELD_KINDS } from "../reconcile/judge-claim.ts";
 
 export class Metrics {
   leader = false;
@@ -13,6 +14,15 @@ export class Metrics {
   private repairs = new Map<string, number>();
   /** Addresses held in doubt at the last full scan, by kind (judge-claim.ts HeldKind). */
   held = new Map<string, number>();
+  /** The last periodic check: problems by kind, each pool's figures, its duration; undefined before the first. */
+  private check?: { problems: Map<string, number>; pools: PoolFigures[]; seconds: number };
+
+  /** A periodic check ran (periodic-check.ts). */
+  checked(problems: Problem[], pools: PoolFigures[], seconds: number): void {
+    const byKind = new Map<string, number>();
+    for (const p of problems) byKind.set(p.kind, (byKind.get(p.kind) ?? 0) + 1);
+    this.check = { problems: byKind, pools, seconds };
+  }
 
   /** A full scan LISTed `kind` in `requests` pages, or (requests undefined) failed to. */
   listed(kind: string, requests: number | undefined): void {
@@ -35,6 +45,24 @@ export class Metrics {
 
   forgetPool(name: string): void {
     this.pools.delete(name);
+  }
+
+  /** The periodic check's series: none before its first run, then every kind (zeros included) and every pool. */
+  private renderCheck(esc: (v: string) => string): string[] {
+    if (!this.check) return [];
+    const { problems, pools, seconds } = this.check;
+    const states = ["total", "claimed", "free", "retained", "excluded"] as const;
+    return [
+      "# HELP berth_check_problems Problems the last periodic check found (the kinds of berth check), by kind.",
+      "# TYPE berth_check_problems gauge",
+      ...PROBLEM_KINDS.map((k) => `berth_check_problems{kind="${k}"} ${problems.get(k) ?? 0}`),
+      "# HELP berth_check_duration_seconds How long the last periodic check took.",
+      "# TYPE berth_check_duration_seconds gauge",
+      `berth_check_duration_seconds ${seconds}`,
+      "# HELP berth_pool_addresses A pool's addresses at the last periodic check, by state (as berth check reports them).",
+      "# TYPE berth_pool_addresses gauge",
+      ...pools.flatMap((p) => states.filter((st) => p[st] !== undefined).map((st) => `berth_pool_addresses{pool="${esc(p.name)}",state="${st}"} ${p[st]}`)),
+    ];
   }
 
   reconciled(seconds: number): void {
@@ -62,6 +90,7 @@ export class Metrics {
       "# HELP berth_endpoint_repairs_total BerthEndpoint repairs: entries rebuilt from their claims, phantom bindings stripped.",
       "# TYPE berth_endpoint_repairs_total counter",
       ...[...this.repairs].map(([a, n]) => `berth_endpoint_repairs_total{action="${esc(a)}"} ${n}`),
+      ...this.renderCheck(esc),
       "# HELP berth_claims Addresses claimed cluster-wide, as last seen.",
       "# TYPE berth_claims gauge",
       `berth_claims ${this.claims}`,

@@ -10,7 +10,7 @@ import type { NodeObject } from "../kube/controller-api.ts";
 import { RECLAIM_ANNOTATION } from "../kube/crd.ts";
 import type { ClaimObject, EndpointObject, ObjectMeta, PodObject, StatefulSetObject } from "../kube/kube-api.ts";
 import { CONFIG_MIRROR_ANNOTATION } from "../cluster/statefulset.ts";
-import { lastWriteMs } from "./claim-age.ts";
+import { lastWriteMs } from "../reconcile/claim-age.ts";
 
 function pick(annotations: Record<string, string> | undefined, key: string): Record<string, string> | undefined {
   return annotations?.[key] === undefined ? undefined : { [key]: annotations[key] };

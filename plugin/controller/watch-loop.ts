@@ -9,6 +9,8 @@ export interface WatchLoopHost {
   onEvent(kind: WatchKind, type: string, obj: { metadata: ObjectMeta }): void;
   /** The server forgot the version a watch of `kind` was at (410 Gone): events were missed. */
   onMissed(kind: WatchKind): void;
+  /** The watch of `kind` has its first version: every change after it reaches `onEvent`. */
+  onStarted?(kind: WatchKind): void;
 }
 
 /**
@@ -22,6 +24,7 @@ export interface WatchLoopHost {
 export async function watchForever(host: WatchLoopHost, kind: WatchKind, replay = false): Promise<void> {
   let rv: string | undefined;
   let missed = false;
+  if (replay) host.onStarted?.(kind);
   while (!host.stopped()) {
     if (rv === undefined && !replay) {
       rv = await host.api.collectionVersion(kind).catch(() => undefined);
@@ -30,6 +33,7 @@ export async function watchForever(host: WatchLoopHost, kind: WatchKind, replay 
         continue;
       }
       if (missed) host.onMissed(kind);
+      host.onStarted?.(kind);
     }
     rv = (await host.api.watch(kind, (type, obj) => host.onEvent(kind, type, obj), rv).catch(() => ({ resourceVersion: rv }))).resourceVersion;
     missed = rv === undefined;

@@ -18,7 +18,7 @@ export interface IpamConfig {
   dbPath: string;
   /** Present: cluster mode. Absent: local mode. */
   kubeconfig?: string;
-  /** Cluster mode: the node's name as given; absent, the pod's spec.nodeName is used. */
+  /** Cluster mode: if given, must be the pod's spec.nodeName (cluster/add-node.ts); the pod's node is used. */
   nodeName?: string;
   pools: Pool[];
   /** Pool names to try per family, in order (default_ipv4_ippool / default_ipv6_ippool). */

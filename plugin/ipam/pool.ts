@@ -36,6 +36,8 @@ export interface Pool {
   name: string;
   family: Family;
   subnet: Subnet;
+  /** Its `ips` (the subnet's usable range when absent), merged: what it covers, excluded addresses included. */
+  ips: IpRange[];
   ranges: IpRange[];
   total: bigint;
   gateway?: string;
@@ -46,6 +48,12 @@ export interface Pool {
   affinity?: PoolAffinity;
   /** Cluster mode: the SpiderIPPool is being deleted; it serves its bound pods, no new ones. */
   deleting?: boolean;
+}
+
+/** The candidate pools of one family, in the order to try them: what a pool choice yields per family requested. */
+export interface FamilyPools {
+  family: Family;
+  pools: Pool[];
 }
 
 const POOL_FIELDS = new Set(["name", "subnet", "ips", "excludeIPs", "gateway", "routes", "default", "disable"]);
@@ -146,11 +154,13 @@ export function parsePool(field: string, raw: unknown, cluster = false): Pool {
   const gateway = parseGateway(field, entry.gateway, subnet);
   // Never hand the gateway to a pod, even when the operator's ips cover it.
   if (gateway) excludes.push(gateway.range);
-  const ranges = subtractRanges(mergeRanges(ips), excludes);
+  const covered = mergeRanges(ips);
+  const ranges = subtractRanges(covered, excludes);
   const pool: Pool = {
     name,
     family: subnet.family,
     subnet,
+    ips: covered,
     ranges,
     total: countAddresses(ranges),
     routes: parseRoutes(field, entry.routes, subnet.family),

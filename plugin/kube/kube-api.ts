@@ -165,6 +165,13 @@ export interface KubeApi {
   getPool(name: string): Promise<PoolObject | undefined>;
   /** Every SpiderIPPool (a consistent read). */
   listPools(): Promise<PoolObject[]>;
+  /**
+   * Adds berth's finalizer (crd.ts POOL_FINALIZER) to the pool's finalizers
+   * as read, on condition that the pool is still at that resourceVersion:
+   * KubeConflictError if it changed meanwhile (read it again), so a
+   * finalizer written concurrently is never lost or doubled.
+   */
+  addPoolFinalizer(pool: PoolObject): Promise<void>;
   getClaim(name: string): Promise<ClaimObject | undefined>;
   /**
    * Claims of one pool (label selector), from the API server's watch cache.

@@ -13,6 +13,7 @@ import {
   CLAIM_PLURAL,
   ENDPOINT_KIND,
   ENDPOINT_PLURAL,
+  POOL_FINALIZER,
   POOL_GROUP,
   POOL_KIND,
   POOL_LABEL,
@@ -103,6 +104,13 @@ export function apiOver(t: KubeTransport, watchAt: WatchAt): ControllerApi {
     getStatefulSet: (namespace, name) => statefulSets.get({ namespace, name }),
     getPool: (name) => pools.get({ name }),
     listPools: () => pools.list(),
+    // A merge patch replaces the whole list: the resourceVersion precondition makes that safe.
+    addPoolFinalizer: (pool) =>
+      pools.patch(
+        pool.metadata,
+        { metadata: { resourceVersion: pool.metadata.resourceVersion, finalizers: [...(pool.metadata.finalizers ?? []), POOL_FINALIZER] } },
+        { what: `add finalizer ${POOL_FINALIZER} to spiderippool ${pool.metadata.name}` },
+      ),
     getClaim: (name) => claims.get({ name }),
     // Not fresh: served from the API server's watch cache ("0"). From etcd, a label-selected LIST reads
     // every claim in the cluster (measured: 8 s for a pool with no claims while the cluster held

@@ -1,5 +1,5 @@
 /** How API server failures reach the rest of berth: three kinds, recognised with `isKind`. */
-import { brand } from "../support/errors.ts";
+import { brand, isKind } from "../support/errors.ts";
 
 /** The API server could not be reached or did not answer in time (CNI code 11). */
 export class KubeUnreachableError extends Error {
@@ -41,4 +41,9 @@ export class KubeRequestError extends Error {
     super(message, options);
     brand(this, KubeRequestError.brand);
   }
+}
+
+/** Whether `err` is the API server's answer or its absence (any of the three kinds above), not a failure of berth's own. */
+export function isApiFailure(err: unknown): boolean {
+  return isKind(err, KubeUnreachableError) || isKind(err, KubeConflictError) || isKind(err, KubeRequestError);
 }

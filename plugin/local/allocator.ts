@@ -5,7 +5,7 @@
  */
 import { type Family, findFree, formatAddress, parseAddress } from "../ipam/ip.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
-import { type Pool, poolContains } from "../ipam/pool.ts";
+import { type FamilyPools, type Pool, poolContains } from "../ipam/pool.ts";
 import type { PodIdentity } from "../ipam/pod-identity.ts";
 import type { Binding, Lease, NewBinding, NewLease } from "../../store/lease-store.ts";
 import type { LocalBindings } from "../../store/local-bindings.ts";
@@ -28,7 +28,7 @@ export interface AllocationRequest {
   /** Keep the pod's address in a binding beyond this sandbox (StatefulSet member, stickiness on). */
   sticky: boolean;
   /** Candidate pools per family, in the order to try them. One address of each family is taken. */
-  families: { family: Family; pools: Pool[] }[];
+  families: FamilyPools[];
   /** Every configured pool, to describe a lease taken earlier. */
   allPools: Pool[];
 }

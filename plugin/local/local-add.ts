@@ -1,8 +1,9 @@
 /** CNI ADD: allocate (or return) this attachment's addresses. */
 import { allocate } from "./allocator.ts";
-import { openStore, poolRecord } from "../node-store/open-store.ts";
+import { openLeaseDb } from "../../store/open-lease-db.ts";
+import { poolRecord } from "./pool-record.ts";
 import { looksLikeStatefulSetPod, podIdentity } from "../ipam/pod-identity.ts";
-import { selectPools } from "./pool-selection.ts";
+import { defaultPools } from "../ipam/default-pools.ts";
 import { resultIp } from "../ipam/pool.ts";
 import type { CommandContext, CommandOutcome } from "../ipam/command.ts";
 
@@ -10,8 +11,8 @@ export function localAdd({ env, conf, log, openDriver }: CommandContext): Comman
   const { ipam } = conf;
   const pod = podIdentity(env.args);
   const sticky = ipam.enableStatefulSet && pod !== undefined && looksLikeStatefulSetPod(pod.name);
-  const families = selectPools(ipam);
-  const store = openStore(ipam, openDriver)!;
+  const families = defaultPools(ipam);
+  const store = openLeaseDb(ipam, openDriver)!;
   try {
     const allocations = store.immediate(() => {
       store.bindings.syncPools(
@@ -38,7 +39,7 @@ export function localAdd({ env, conf, log, openDriver }: CommandContext): Comman
       // Only what this ADD took is given back; a repeated ADD must not drop the earlier lease.
       rollback: fresh
         ? () => {
-            const again = openStore(ipam, openDriver)!;
+            const again = openLeaseDb(ipam, openDriver)!;
             try {
               again.immediate(() => again.releaseAttachment(conf.name, env.containerId, env.ifname));
             } finally {

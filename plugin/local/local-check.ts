@@ -1,11 +1,11 @@
 /** CNI CHECK: every address of prevResult must still be leased to this attachment. */
 import { normalizeAddress } from "../ipam/ip.ts";
-import { openStore } from "../node-store/open-store.ts";
+import { openLeaseDb } from "../../store/open-lease-db.ts";
 import type { CommandContext, CommandOutcome } from "../ipam/command.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
 
 export function localCheck({ env, conf, openDriver }: CommandContext): CommandOutcome {
-  const store = openStore(conf.ipam, openDriver, true);
+  const store = openLeaseDb(conf.ipam, openDriver, { mustExist: true });
   const held = new Set((store?.leasesOf(conf.name, env.containerId, env.ifname) ?? []).map((l) => l.address));
   store?.close();
   for (const cidr of conf.prevIps ?? []) {

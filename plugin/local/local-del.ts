@@ -1,10 +1,10 @@
 /** CNI DEL: release this attachment's leases. Idempotent; a StatefulSet pod's binding stays. */
-import { openStore } from "../node-store/open-store.ts";
+import { openLeaseDb } from "../../store/open-lease-db.ts";
 import { podIdentity } from "../ipam/pod-identity.ts";
 import type { CommandContext, CommandOutcome } from "../ipam/command.ts";
 
 export function localDel({ env, conf, log, openDriver }: CommandContext): CommandOutcome {
-  const store = openStore(conf.ipam, openDriver, true);
+  const store = openLeaseDb(conf.ipam, openDriver, { mustExist: true });
   if (!store) return {}; // no database: nothing was ever allocated here
   try {
     const pod = podIdentity(env.args);

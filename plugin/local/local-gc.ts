@@ -1,5 +1,5 @@
 /** CNI GC: release every lease of this network that the runtime no longer lists. */
-import { openStore } from "../node-store/open-store.ts";
+import { openLeaseDb } from "../../store/open-lease-db.ts";
 import type { CommandContext, CommandOutcome } from "../ipam/command.ts";
 import { mayBeInFlight } from "../ipam/in-flight.ts";
 
@@ -9,7 +9,7 @@ export function localGc({ conf, log, openDriver }: CommandContext): CommandOutco
     log.warn("GC without cni.dev/valid-attachments: nothing released", { network: conf.name });
     return {};
   }
-  const store = openStore(conf.ipam, openDriver, true);
+  const store = openLeaseDb(conf.ipam, openDriver, { mustExist: true });
   if (!store) return {};
   try {
     const valid = new Set(conf.validAttachments.map((a) => `${a.containerID}\u0000${a.ifname}`));

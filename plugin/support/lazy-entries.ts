@@ -17,6 +17,7 @@ export const LAZY_ENTRIES = {
   cluster: "cluster/cluster-commands.ts",
   controller: "controller/controller-main.ts",
   install: "install/install.ts",
+  check: "check/check-main.ts",
   clientNodeWire: "kube/client-node-wire.ts",
 } as const;
 

@@ -1,7 +1,8 @@
 /** The CNI contract of dist/berth, command by command, as a runtime sees it. */
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import Database from "better-sqlite3";
 import { join } from "node:path";
 import { logEntries, logged } from "../support/log-lines.ts";
 import { cni, dbSnapshot, netconf, podArgs, sql, tempDir } from "../support/berth.ts";
@@ -166,11 +167,34 @@ t("STATUS: ready, then code 50 when every pool is exhausted or the database is u
   assert.match(full.json.msg, "all IPv4 pools exhausted: test-ippool (2 of 2 in use)");
   const blocked = status({ ...conf, ipam: { ...conf.ipam, dataDir: join(dir, "berth.db", "sub") } });
   assert.is(blocked.json.code, 50);
-  assert.match(blocked.json.msg, "lease database unwritable");
+  assert.match(blocked.json.msg, "cannot be created");
+  assert.match(blocked.json.msg, "is not a directory");
   const disabled = status({ ...conf, ipam: { ...conf.ipam, pools: [{ ...conf.ipam.pools[0], disable: true }] } });
   assert.is(disabled.json.code, 50);
   assert.match(disabled.json.msg, "test-ippool disabled");
   assert.is(status({ ...conf, cniVersion: "1.0.0" }).json.code, 1, "STATUS needs 1.1.0");
+});
+
+t("STATUS reads, never writes: it answers at once while another process holds the write lock, and creates no database", ({ dir, db }) => {
+  const conf = netconf(dir, {}, { cniVersion: "1.1.0" });
+  const fresh = { ...conf, ipam: { ...conf.ipam, dataDir: join(dir, "never", "allocated") } };
+  const none = cni({ command: "STATUS", stdin: fresh });
+  assert.is(none.status, 0, none.stdout);
+  assert.not.ok(existsSync(join(dir, "never")), "a node that never allocated is ready, and STATUS creates nothing");
+  add(dir, "c1");
+  const holder = new Database(db);
+  try {
+    holder.exec("BEGIN IMMEDIATE"); // an ADD or DEL committing
+    const r = cni({ command: "STATUS", stdin: conf });
+    assert.is(r.status, 0, `STATUS waited for the write lock or failed: ${r.stdout}`);
+    holder.exec("ROLLBACK");
+  } finally {
+    holder.close();
+  }
+  writeFileSync(db, "not a database ".repeat(100));
+  const broken = cni({ command: "STATUS", stdin: conf });
+  assert.is(broken.json?.code, 50, broken.stdout);
+  assert.match(broken.json.msg, `lease database ${db} is unreadable`);
 });
 
 t("logs go to ipam.logFile, never to stdout", ({ dir }) => {

@@ -417,10 +417,11 @@ S(
       ["patch", "pods"],
       ["list", "pods"],
       ["update", "spiderippools.spiderpool.spidernet.io"],
-      ["patch", "spiderippools.spiderpool.spidernet.io"],
       ["create", "spiderippools.spiderpool.spidernet.io"],
       ["delete", "spiderippools.spiderpool.spidernet.io"],
       ["update", "statefulsets.apps"],
+      // Pool counts are the controller's alone: no plugin has written them since 0.4.
+      ["patch", "spiderippools.spiderpool.spidernet.io", ["--subresource", "status"]],
       ["get", "secrets"],
       ["list", "secrets", ["-n", "kube-system"]],
     ];
@@ -430,7 +431,8 @@ S(
       ["get", "statefulsets.apps"],
       ["get", "spiderippools.spiderpool.spidernet.io"],
       ["list", "spiderippools.spiderpool.spidernet.io"],
-      ["patch", "spiderippools.spiderpool.spidernet.io", ["--subresource", "status"]],
+      // The pool finalizer, added by the first ADD into a pool without it (RBAC cannot narrow a patch to it).
+      ["patch", "spiderippools.spiderpool.spidernet.io"],
       ["create", "berthipclaims.ipam.berth.dev"],
       ["delete", "berthipclaims.ipam.berth.dev"],
       ["create", "berthendpoints.ipam.berth.dev"],

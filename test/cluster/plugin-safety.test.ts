@@ -163,7 +163,7 @@ S("a slow endpoint write: the controller leaves the claim alone until the ADD's 
       const slow = scope.berthAsync("ADD", node1, { containerId: cid(), args: podArgs(NS, a.name, a.uid), ipamExtra: { kubeconfig, timeoutSeconds: 15 } });
       await waitFor("a's claim", () => claimOf("10.6.190.1"));
       await new Promise((r) => setTimeout(r, 4000)); // past the controller's --add-timeout-seconds, before the endpoint lands
-      const b = plainPod(ippool([P.one]));
+      const b = plainPod(ippool([P.one]), "node2");
       const other = await scope.berthAsync("ADD", node2, { containerId: cid(), args: podArgs(NS, b.name, b.uid) });
       const first = await slow;
       assert.is(first.status, 0, `the slow ADD succeeds: ${first.stdout}\n${scope.logTail(node1)}`);
@@ -251,7 +251,7 @@ S("a member's failed ADD keeps its binding: the claim goes back as it was, and t
     const delFailed = await scope.berthAsync("DEL", node1, { containerId: sandbox, args: podArgs(NS, "fail-0", pod.metadata.uid) });
     assert.is(delFailed.status, 0, delFailed.stdout);
     assert.is(holderOf(address), `${NS}/fail-0`, "the failed sandbox's DEL kept the member's address");
-    const intruder = plainPod(ippool([P.sts]));
+    const intruder = plainPod(ippool([P.sts]), "node2");
     const taken = await scope.berthAsync("ADD", node2, { containerId: cid(), args: podArgs(NS, intruder.name, intruder.uid) });
     assert.is(taken.json?.code, 100, `no one else gets it: ${taken.stdout}`);
     const again = await scope.berthAsync("ADD", node1, { containerId: cid(), args: podArgs(NS, "fail-0", pod.metadata.uid) });

@@ -73,11 +73,11 @@ function poolChosen(
   c: ClusterScope,
   node: SimNode,
   pod: { ns: string; name: string; uid: string },
-  opts: { ipamExtra?: Record<string, unknown>; network?: string } = {},
+  opts: { ipamExtra?: Record<string, unknown>; network?: string; ifname?: string } = {},
 ): string {
   const containerId = randomBytes(32).toString("hex");
   const stdin = { ...c.berthConf(node, opts.ipamExtra), ...(opts.network ? { name: opts.network } : {}) };
-  const add = c.berth("ADD", node, { containerId, args: podArgs(pod.ns, pod.name, pod.uid), stdin });
+  const add = c.berth("ADD", node, { containerId, args: podArgs(pod.ns, pod.name, pod.uid), stdin, ifname: opts.ifname ?? "eth0" });
   assert.is(add.status, 0, `ADD of ${pod.ns}/${pod.name}: ${add.stdout} ${add.stderr}`);
   const address = add.json.ips[0].address.split("/")[0];
   const pool = claimOf(address)?.spec.pool;
@@ -86,7 +86,7 @@ function poolChosen(
   assert.ok(first !== undefined, `${address} came from ${pool}, not one of this file's pools`);
   const last = Number(address.split(".")[3]);
   assert.ok(address.startsWith("10.6.174.") && last >= first && last < first + 5, `${address} is in ${pool}'s range`);
-  const del = c.berth("DEL", node, { containerId, args: podArgs(pod.ns, pod.name, pod.uid), stdin });
+  const del = c.berth("DEL", node, { containerId, args: podArgs(pod.ns, pod.name, pod.uid), stdin, ifname: opts.ifname ?? "eth0" });
   assert.is(del.status, 0, `DEL: ${del.stdout}`);
   return pool!;
 }
@@ -164,7 +164,8 @@ S("restrictions: podAffinity, namespaceName and multusName exclude pods they do 
     apply(poolManifest(POOL.aff, { subnet: "10.6.0.0/16", ips: ["10.6.174.51-10.6.174.55"], podAffinity: { matchLabels: { app: "wanted" } } }));
     apply(poolManifest(POOL.nsName, { subnet: "10.6.0.0/16", ips: ["10.6.174.61-10.6.174.65"], namespaceName: ["some-other-namespace"] }));
     apply(poolManifest(POOL.multus, { subnet: "10.6.0.0/16", ips: ["10.6.174.71-10.6.174.75"], multusName: ["kube-system/other-net"] }));
-    const node = c.node("node2");
+    // The pods are scheduled to node1 (makePod): the ADD runs there.
+    const node = c.node("node1");
 
     refused(c, node, makePod(NS_RESTRICT, ippool(POOL.aff), { app: "unwanted" }), [POOL.aff, /podAffinity/]);
     assert.is(poolChosen(c, node, makePod(NS_RESTRICT, ippool(POOL.aff), { app: "wanted" })), POOL.aff, "podAffinity matches");
@@ -173,8 +174,10 @@ S("restrictions: podAffinity, namespaceName and multusName exclude pods they do 
     patchPool(POOL.nsName, { spec: { namespaceName: [NS_RESTRICT] } });
     assert.is(poolChosen(c, node, makePod(NS_RESTRICT, ippool(POOL.nsName))), POOL.nsName, "namespaceName lists the namespace");
 
-    refused(c, node, makePod(NS_RESTRICT, ippool(POOL.multus)), [POOL.multus, "kube-system/other-net", c.network]);
-    assert.is(poolChosen(c, node, makePod(NS_RESTRICT, ippool(POOL.multus)), { network: "other-net" }), POOL.multus, "multusName names the network");
+    // multusName names a NetworkAttachmentDefinition: the pod's Multus annotation says which one this ADD serves.
+    refused(c, node, makePod(NS_RESTRICT, ippool(POOL.multus)), [POOL.multus, "kube-system/other-net", "k8s.v1.cni.cncf.io/networks"]);
+    const onOtherNet = { ...ippool(POOL.multus), "k8s.v1.cni.cncf.io/networks": "kube-system/other-net" };
+    assert.is(poolChosen(c, node, makePod(NS_RESTRICT, onOtherNet), { network: "other-net", ifname: "net1" }), POOL.multus, "multusName names the pod's NAD");
   }),
 );
 

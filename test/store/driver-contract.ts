@@ -9,7 +9,8 @@ import { getPriority, setPriority, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { OpenDriver, SqlDriver } from "../../store/driver.ts";
 import { HOLDER_NICE, HolderPriority } from "../../store/holder-priority.ts";
-import { JournalModeError, LeaseStore, type NewLease } from "../../store/lease-store.ts";
+import { LeaseStore, type NewLease } from "../../store/lease-store.ts";
+import { StoreError } from "../../store/store-error.ts";
 import { SCHEMA_VERSION, migrate } from "../../store/migrations.ts";
 
 export function driverContract(adapterName: string, open: OpenDriver): void {
@@ -305,7 +306,8 @@ export function driverContract(adapterName: string, open: OpenDriver): void {
       LeaseStore.open(mem);
       assert.unreachable("a database outside WAL was accepted");
     } catch (e) {
-      assert.instance(e, JournalModeError);
+      assert.instance(e, StoreError);
+      assert.is((e as StoreError).problem, "journal-mode");
       assert.match((e as Error).message, 'lease database :memory: is in journal mode "memory"');
       assert.match((e as Error).message, "cannot be switched to WAL");
     } finally {

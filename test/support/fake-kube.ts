@@ -1,5 +1,6 @@
 /** An in-memory KubeApi for unit tests of cluster logic (the real one is exercised in test/cluster). */
 import type { ClaimObject, EndpointObject, KubeApi, NamedObject, PodObject, PoolObject, StatefulSetObject } from "../../plugin/kube/kube-api.ts";
+import { POOL_FINALIZER } from "../../plugin/kube/crd.ts";
 import { KubeConflictError } from "../../plugin/kube/kube-errors.ts";
 
 export class FakeKube implements KubeApi {
@@ -43,6 +44,14 @@ export class FakeKube implements KubeApi {
   async listPools() {
     this.calls.push("listPools");
     return [...this.pools.values()].map((p) => structuredClone(p));
+  }
+  async addPoolFinalizer(pool: PoolObject) {
+    this.calls.push(`addPoolFinalizer ${pool.metadata.name}`);
+    const cur = this.pools.get(pool.metadata.name);
+    if (!cur) throw new KubeConflictError(`spiderippools "${pool.metadata.name}" not found (deleted meanwhile)`);
+    if (cur.metadata.resourceVersion !== pool.metadata.resourceVersion) throw new KubeConflictError("the object has been modified");
+    cur.metadata.finalizers = [...(pool.metadata.finalizers ?? []), POOL_FINALIZER];
+    cur.metadata.resourceVersion = String(++this.rv);
   }
   async getClaim(name: string) {
     return structuredClone(this.claims.get(name));

@@ -3,8 +3,8 @@
  * certificate signed by the test CA (so berth trusts it as it trusts the real
  * server), forwards every request, and on rules you set can delay a request,
  * forward it and then drop the response (the server did the write, the client
- * never hears), hold the response back, reset the connection, or answer in
- * the server's place.
+ * never hears), hold the response back, reset the connection, answer in
+ * the server's place, or keep requests until the test releases them.
  *
  *   const proxy = await FaultProxy.start({ upstream: env.server, pkiDir });
  *   proxy.rule({ method: "PUT", path: /berthendpoints/, action: "drop-response", times: 1 });
@@ -31,7 +31,9 @@ export type FaultAction =
   /** Close the client's connection at once; the server never sees the request. */
   | "reset"
   /** Answer `status` with `body` in the server's place; the server never sees the request. */
-  | "answer";
+  | "answer"
+  /** Keep the request until `release()`, then forward it: lines up racing requests. */
+  | "hold";
 
 export interface FaultRule {
   /** HTTP method to match (any when absent). */
@@ -65,6 +67,7 @@ interface LiveRule extends FaultRule {
 
 export class FaultProxy {
   private rules: LiveRule[] = [];
+  private heldBack: (() => void)[] = [];
   /** Every request seen, oldest first. */
   readonly log: ProxiedRequest[] = [];
   /**
@@ -110,6 +113,18 @@ export class FaultProxy {
     this.rules = [];
   }
 
+  /** How many requests a "hold" rule keeps now. */
+  held(): number {
+    return this.heldBack.length;
+  }
+
+  /** Forwards every held request, in the order they came. */
+  release(): void {
+    const all = this.heldBack;
+    this.heldBack = [];
+    for (const forward of all) forward();
+  }
+
   /** The requests that matched a rule and were acted on. */
   faults(): ProxiedRequest[] {
     return this.log.filter((r) => r.fault);
@@ -139,6 +154,7 @@ export class FaultProxy {
 
   /** Stops listening, cuts every open connection, removes the certificate. */
   async close(): Promise<void> {
+    this.heldBack = [];
     this.server.closeAllConnections?.();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     rmSync(this.dir, { recursive: true, force: true });
@@ -207,6 +223,7 @@ export class FaultProxy {
       res.on("close", () => up.destroy());
     };
     if (rule?.action === "delay") setTimeout(forward, rule.ms ?? 0);
+    else if (rule?.action === "hold") this.heldBack.push(forward);
     else forward();
   }
 }

@@ -4,7 +4,7 @@ import * as assert from "uvu/assert";
 import type { ControllerApi, LeaseObject } from "../../plugin/kube/controller-api.ts";
 import { KubeConflictError } from "../../plugin/kube/kube-errors.ts";
 import { ServerClock, namesObject } from "../../plugin/kube/kube-request.ts";
-import { LEGACY_ADD_DEADLINE_SECONDS, addWindowMs, lastWriteMs, withObservation } from "../../plugin/controller/claim-age.ts";
+import { LEGACY_ADD_DEADLINE_SECONDS, addWindowMs, lastWriteMs, withObservation } from "../../plugin/reconcile/claim-age.ts";
 import { guardWrites } from "../../plugin/controller/guarded-api.ts";
 import { LeaderElector, NotLeaderError } from "../../plugin/controller/leader.ts";
 import { takeSnapshot } from "../../plugin/controller/scan-snapshot.ts";

@@ -15,14 +15,15 @@ const root = resolve(import.meta.dirname, "../..");
  * own files (main.ts and the two entries), which wire everything together.
  */
 const ALLOWED: Record<string, string[]> = {
-  entry: ["cni", "cli", "ipam", "support", "store", "cluster", "controller", "install"],
-  cli: ["cni", "ipam", "support", "store", "install", "controller"],
+  entry: ["cni", "cli", "ipam", "support", "store", "cluster", "controller", "install", "check"],
+  cli: ["cni", "ipam", "support", "store", "install", "controller", "check"],
   cni: ["local", "ipam", "kube", "support", "store"],
-  local: ["ipam", "node-store", "support", "store"],
-  cluster: ["ipam", "kube", "node-store", "support", "store"],
-  controller: ["cluster", "kube", "ipam", "support"],
+  local: ["ipam", "support", "store"],
+  cluster: ["ipam", "kube", "support", "store"],
+  controller: ["check", "reconcile", "cluster", "kube", "ipam", "support"],
+  reconcile: ["cluster", "kube", "ipam", "support"],
+  check: ["reconcile", "cluster", "kube", "ipam", "support", "store"],
   install: ["support"],
-  "node-store": ["ipam", "support", "store"],
   kube: ["ipam", "support"],
   ipam: ["support", "store"],
   support: [],

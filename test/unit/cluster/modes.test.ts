@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { clusterAdd } from "../../../plugin/cluster/cluster-add.ts";
 import { clusterRelease } from "../../../plugin/cluster/cluster-release.ts";
 import { parseNetConf } from "../../../plugin/cni/netconf.ts";
-import { judgeClaim } from "../../../plugin/controller/judge-claim.ts";
+import { judgeClaim } from "../../../plugin/reconcile/judge-claim.ts";
 import { IpamError } from "../../../plugin/ipam/ipam-error.ts";
 import { createLogger } from "../../../plugin/support/logger.ts";
 import { openBetterSqlite3 } from "../../../store/better-sqlite3-driver.ts";

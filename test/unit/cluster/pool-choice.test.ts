@@ -69,9 +69,9 @@ test("precedence: ippools annotation > ippool annotation > namespace > config > 
 
 test("candidates are filtered: disabled, family, node, namespace, pod labels, network", async () => {
   const k = setup();
-  const pod = (pools: string[], labels?: Record<string, string>) =>
+  const pod = (pools: string[], labels?: Record<string, string>, annotations: Record<string, string> = {}) =>
     k.addPod("default", `p-${Math.random().toString(36).slice(2, 8)}`, {
-      annotations: { "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: pools }) },
+      annotations: { "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: pools }), ...annotations },
       labels,
     });
   k.addPool("off", { subnet: "10.5.0.0/24", disable: true });
@@ -94,7 +94,60 @@ test("candidates are filtered: disabled, family, node, namespace, pod labels, ne
     "other-net is for networks kube-system/other",
     "default-v6 is IPv6",
   );
-  assert.equal(names(await choose(k, pod(["off", "db-only", "this-net"], { app: "db" }))), [[4, ["db-only", "this-net"]]], "order kept, refused ones dropped");
+  const onThisNet = { "k8s.v1.cni.cncf.io/networks": "kube-system/macvlan-ens192" };
+  assert.equal(
+    names(await choose(k, pod(["off", "db-only", "this-net"], { app: "db" }, onThisNet), { ifname: "net1" })),
+    [[4, ["db-only", "this-net"]]],
+    "order kept, refused ones dropped",
+  );
+});
+
+test("multusName is judged on the NAD the pod's Multus annotations name, not on the network name the NAD's author chose", async () => {
+  const k = setup();
+  k.addPool("reserved", { subnet: "10.13.0.0/24", multusName: ["kube-system/net-x"] });
+  k.addPool("bare", { subnet: "10.14.0.0/24", multusName: ["net-x"] });
+  const pod = (networks: Record<string, string>) =>
+    k.addPod("default", `m-${Math.random().toString(36).slice(2, 8)}`, { annotations: { "ipam.spidernet.io/ippool": '{"ipv4": ["reserved"]}', ...networks } });
+  const bare = (networks: Record<string, string>) =>
+    k.addPod("default", `b-${Math.random().toString(36).slice(2, 8)}`, { annotations: { "ipam.spidernet.io/ippool": '{"ipv4": ["bare"]}', ...networks } });
+  const NETS = "k8s.v1.cni.cncf.io/networks";
+  // A tenant's own NAD default/net-x whose network is also called net-x.
+  await rejects(
+    choose(k, pod({ [NETS]: "net-x" }), { network: "net-x", ifname: "net1" }),
+    "no-pool",
+    "reserved is for networks kube-system/net-x, not default/net-x",
+  );
+  await rejects(choose(k, pod({ [NETS]: "default/net-x" }), { network: "net-x", ifname: "net1" }), "no-pool", "not default/net-x");
+  assert.equal(names(await choose(k, pod({ [NETS]: "kube-system/net-x" }), { network: "net-x", ifname: "net1" })), [[4, ["reserved"]]]);
+  // A bare multusName entry is kube-system's, not "any namespace's".
+  await rejects(choose(k, bare({ [NETS]: "default/net-x" }), { network: "net-x", ifname: "net1" }), "no-pool", "bare is for networks kube-system/net-x");
+  assert.equal(names(await choose(k, bare({ [NETS]: "kube-system/net-x" }), { network: "net-x", ifname: "net1" })), [[4, ["bare"]]]);
+  // The explicit interface decides, whatever the network is called.
+  const json = pod({ [NETS]: '[{"name": "net-x", "namespace": "kube-system", "interface": "data0"}, {"name": "net-x"}]' });
+  assert.equal(names(await choose(k, json, { network: "anything", ifname: "data0" })), [[4, ["reserved"]]]);
+  await rejects(choose(k, json, { network: "net-x", ifname: "net2" }), "no-pool", "not default/net-x");
+  // Ambiguous: refused, saying why.
+  await rejects(
+    choose(k, pod({ [NETS]: "kube-system/net-x, default/net-x" }), { network: "net-x", ifname: "net1" }),
+    "no-pool",
+    "unclear",
+    "both name NAD net-x",
+  );
+  await rejects(
+    choose(k, pod({ [NETS]: "kube-system/net-x, default/mine" }), { network: "net-x", ifname: "net2" }),
+    "no-pool",
+    "default/mine (another namespace, no interface) could be the one this ADD serves",
+  );
+  await rejects(choose(k, pod({}), { network: "net-x" }), "no-pool", "the pod has no k8s.v1.cni.cncf.io/networks");
+  // The default network, replaced by the pod's annotation: a bare name is in kube-system (Multus' multusNamespace).
+  const dflt = pod({ "v1.multus-cni.io/default-network": "net-x", [NETS]: "other" });
+  assert.equal(names(await choose(k, dflt, { network: "net-x", ifname: "eth0" })), [[4, ["reserved"]]]);
+  // Other pools are not affected by a pod whose networks cannot be told apart.
+  k.addPool("free", { subnet: "10.15.0.0/24" });
+  const both = k.addPod("default", "both", {
+    annotations: { "ipam.spidernet.io/ippool": '{"ipv4": ["reserved", "free"]}', [NETS]: "kube-system/net-x, default/net-x" },
+  });
+  assert.equal(names(await choose(k, both, { network: "net-x", ifname: "net1" })), [[4, ["free"]]]);
 });
 
 test("missing pools and bad annotations are named", async () => {

@@ -1,13 +1,12 @@
 /** Carries out a release verdict: claim, endpoint entry, Event, log, metric. */
 import type { ClaimObject, EndpointIp } from "../kube/kube-api.ts";
-import { KubeConflictError } from "../kube/kube-errors.ts";
+import { KubeConflictError, isApiFailure } from "../kube/kube-errors.ts";
 import { withEntryUids, withoutAddress } from "../cluster/endpoint-entries.ts";
 import { isKind } from "../support/errors.ts";
-import { NotLeaderError } from "./leader.ts";
 import type { Logger } from "../support/logger.ts";
 import type { ControllerApi } from "../kube/controller-api.ts";
 import type { Verdict } from "./judge-claim.ts";
-import type { Metrics } from "./metrics.ts";
+import type { ReconcileCounters } from "./counters.ts";
 
 /** Releases the claim if it is unchanged since it was judged; returns whether it was deleted. */
 export async function releaseJudgedClaim(
@@ -15,7 +14,7 @@ export async function releaseJudgedClaim(
   claim: ClaimObject,
   verdict: Extract<Verdict, { release: true }>,
   log: Logger,
-  metrics: Metrics,
+  metrics: ReconcileCounters,
 ): Promise<boolean> {
   const { podNamespace: ns, podName: name, address, pool } = claim.spec;
   let deleted: boolean;
@@ -31,7 +30,7 @@ export async function releaseJudgedClaim(
   if (!deleted) return false;
   // The release is done once the claim is gone: it is logged and counted whatever happens to the endpoint.
   await dropFromEndpoint(api, claim).catch((err) => {
-    if (isKind(err, NotLeaderError)) throw err;
+    if (!isApiFailure(err)) throw err; // e.g. the controller no longer leads: stop here
     log.warn("endpoint not updated after a release: the next full scan strips the phantom binding", {
       address,
       pod: `${ns}/${name}`,

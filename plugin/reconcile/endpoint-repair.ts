@@ -20,7 +20,7 @@ import { KubeConflictError, KubeRequestError } from "../kube/kube-errors.ts";
 import { parseAddress } from "../ipam/ip.ts";
 import { isKind } from "../support/errors.ts";
 import type { Logger } from "../support/logger.ts";
-import type { Metrics } from "./metrics.ts";
+import type { ReconcileCounters } from "./counters.ts";
 
 /** What a repair did. */
 export type RepairOutcome = "written" | "unneeded" | "refused";
@@ -31,7 +31,7 @@ export type RepairOutcome = "written" | "unneeded" | "refused";
  * another address of the family. A namespace being deleted refuses every
  * create: the address is then simply held until the pod is gone.
  */
-export async function rebuildEntry(api: ControllerApi, claim: ClaimObject, log: Logger, metrics: Metrics): Promise<RepairOutcome> {
+export async function rebuildEntry(api: ControllerApi, claim: ClaimObject, log: Logger, metrics: ReconcileCounters): Promise<RepairOutcome> {
   const { podNamespace: ns, podName: name, address, interface: ifname, ipVersion: family } = claim.spec;
   const pool = await api.getPool(claim.spec.pool);
   const prefix = pool ? toPool(pool).subnet.prefix : family === 4 ? 32 : 128;
@@ -118,7 +118,7 @@ export function phantomSuspects(ep: EndpointObject, claimOf: (name: string) => C
  * Strips a phantom binding, confirmed live: the address's claim is gone or
  * held by another pod. An endpoint left with no entry is deleted.
  */
-export async function stripPhantom(api: ControllerApi, s: PhantomSuspect, log: Logger, metrics: Metrics): Promise<boolean> {
+export async function stripPhantom(api: ControllerApi, s: PhantomSuspect, log: Logger, metrics: ReconcileCounters): Promise<boolean> {
   const a = parseAddress(s.address);
   if (!a) return false;
   for (let attempt = 0; attempt < 3; attempt++) {

@@ -6,7 +6,7 @@ import { KubeConflictError } from "../kube/kube-errors.ts";
 import { isKind } from "../support/errors.ts";
 import type { Logger } from "../support/logger.ts";
 import type { ControllerApi } from "../kube/controller-api.ts";
-import type { Metrics } from "./metrics.ts";
+import type { ReconcileCounters } from "./counters.ts";
 
 export interface PoolView {
   /**
@@ -24,7 +24,7 @@ export interface PoolView {
 }
 
 /** Adds the finalizer, removes it from a deleted pool that is empty, writes the counts. */
-export async function reconcilePool(api: ControllerApi, name: string, view: PoolView, log: Logger, metrics: Metrics): Promise<void> {
+export async function reconcilePool(api: ControllerApi, name: string, view: PoolView, log: Logger, metrics: ReconcileCounters): Promise<void> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const pool = await api.getPool(name);
     if (!pool) {

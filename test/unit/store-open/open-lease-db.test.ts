@@ -8,18 +8,17 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openBetterSqlite3 } from "../../../store/better-sqlite3-driver.ts";
-import type { IpamConfig } from "../../../plugin/ipam/config.ts";
-import { openStore } from "../../../plugin/node-store/open-store.ts";
+import { openLeaseDb } from "../../../store/open-lease-db.ts";
 import { toCniError } from "../../../plugin/cni/to-cni-error.ts";
 
 test("a database that stays outside WAL is refused with code 5, naming the file and the mode it got", () => {
   const dir = mkdtempSync(join(tmpdir(), "berth-open-store-"));
   try {
-    const ipam = { dataDir: dir, dbPath: join(dir, "berth.db") } as IpamConfig;
+    const place = { dataDir: dir, dbPath: join(dir, "berth.db") };
     // The driver the plugin is handed opens a database that cannot be WAL (SQLite keeps "memory" for it).
     let err: unknown;
     try {
-      openStore(ipam, () => openBetterSqlite3(":memory:"))?.close();
+      openLeaseDb(place, () => openBetterSqlite3(":memory:"))?.close();
     } catch (e) {
       err = e;
     }
