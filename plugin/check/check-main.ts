@@ -88,7 +88,8 @@ async function checkCluster(args: CheckArgs, io: CheckIo, log: Logger): Promise<
   const addTimeoutMs = args.addTimeoutSeconds * 1000;
   const facts = await gatherFacts(api, args.pageSize, CONTROLLER_LEASE);
   const found = await findProblems(facts, addTimeoutMs);
-  let problems = await confirmAll(api, facts, found.problems, addTimeoutMs);
+  // Sorted before repairing: count-drift comes after every kind whose repair changes a pool's claims.
+  let problems = sortProblems(await confirmAll(api, facts, found.problems, addTimeoutMs));
   if (args.repair) {
     const done: Problem[] = [];
     for (const p of problems) done.push(await repair({ api, log, dryRun: args.dryRun, addTimeoutMs }, p));
