@@ -19,14 +19,16 @@
  */
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { CheckReport, Problem } from "../../plugin/check/problem.ts";
 import Database from "better-sqlite3";
-import { BERTH, sql } from "../support/berth.ts";
+import { BERTH, ROOT, sql } from "../support/berth.ts";
 import {
   ADMIN_KUBECONFIG,
+  PLUGIN_KUBECONFIG,
   type ClusterScope,
   type SimNode,
   admin,
@@ -323,6 +325,65 @@ S("--node: this node's database against the claims for this node; a stale pendin
     });
     assert.is(table.status, 1);
     for (const w of want) assert.match(table.stdout, w.split(" ")[0]);
+  }),
+);
+
+/** A kubeconfig for ServiceAccount kube-system/NAME bound to ClusterRole ROLE (its token from the secret 1.20 makes). */
+async function boundKubeconfig(c: ClusterScope, name: string, role: string): Promise<string> {
+  apply(JSON.stringify({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace: "kube-system" } }));
+  apply(
+    JSON.stringify({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
+      subjects: [{ kind: "ServiceAccount", name, namespace: "kube-system" }],
+    }),
+  );
+  c.onCleanup(() => {
+    admin.sync.delete(path("clusterrolebindings", { name }));
+    admin.sync.delete(path("serviceaccounts", { ns: "kube-system", name }));
+  });
+  const secret = await waitFor(`the token of ServiceAccount ${name}`, () => {
+    const ref = admin.sync.get(path("serviceaccounts", { ns: "kube-system", name }))?.secrets?.[0]?.name;
+    return ref && admin.sync.get(path("secrets", { ns: "kube-system", name: ref }))?.data?.token;
+  });
+  const token = Buffer.from(secret, "base64").toString("utf8");
+  const file = join(c.tempDir("kubeconfig"), `${name}.kubeconfig`);
+  writeFileSync(file, readFileSync(PLUGIN_KUBECONFIG, "utf8").replace(/token: \S+/, `token: ${token}`), { mode: 0o600 });
+  return file;
+}
+
+S("fixtures/rbac-check.yaml: berth-check reads and finds, and cannot repair (exit 2, naming the refusal); berth-check-repair repairs", () =>
+  withControllers({ tag: "chkr", namespaces: [NS], pools: [POOL] }, async (c) => {
+    apply(readFileSync(join(ROOT, "fixtures/rbac-check.yaml"), "utf8"));
+    apply(poolManifest(POOL, { subnet: "10.6.0.0/16", ips: ["10.6.194.201-10.6.194.220"] }));
+    const node = c.node("node3");
+    const a = addPod(c, node, "r-a");
+    const b = addPod(c, node, "r-b");
+    const reader = await boundKubeconfig(c, "berth-check-test-reader", "berth-check");
+    const repairer = await boundKubeconfig(c, "berth-check-test-repairer", "berth-check-repair");
+    const as = (kubeconfig: string, ...args: string[]) => {
+      const r = spawnSync(BERTH, ["check", "--kubeconfig", kubeconfig, "-o", "json", ...args], { encoding: "utf8", timeout: 120_000 });
+      return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+    };
+    let r = as(reader);
+    assert.is(r.status, 0, `the read-only role is enough to check: ${r.stderr}`);
+    // A phantom: r-b's endpoint lists r-a's address.
+    const ep = endpointOf(NS, b.name)!;
+    admin.sync.replace(path("berthendpoints", { ns: NS, name: b.name }), {
+      ...ep,
+      spec: { ...ep.spec, ips: [...ep.spec.ips, { ...ep.spec.ips[0], interface: "net9", ipv4: `${a.address}/16` }] },
+    });
+    r = as(reader);
+    assert.is(r.status, 1, r.stderr);
+    assert.equal(found(JSON.parse(r.stdout).problems), [`phantom-binding ${a.address}`]);
+    r = as(reader, "--repair");
+    assert.is(r.status, 2, `the read-only role cannot repair: exit 2\n${r.stdout}`);
+    assert.match(r.stderr, /403|forbidden/i, "stderr names the refusal");
+    r = as(repairer, "--repair");
+    assert.is(r.status, 0, `the repair role repairs it: ${r.stdout}\n${r.stderr}`);
+    assert.is(as(reader).status, 0, "nothing left");
   }),
 );
 
