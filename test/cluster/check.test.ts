@@ -43,7 +43,7 @@ import {
   poolManifest,
   waitFor,
 } from "../support/cluster/cluster-env.ts";
-import { LEASE_NAME, LEASE_NS, events, plainPod, sleep, withControllers } from "../support/cluster/controller-env.ts";
+import { LEASE_NAME, LEASE_NS, events, plainPod, sleep, startController, waitForAsync, withControllers } from "../support/cluster/controller-env.ts";
 import { testNodeConfig } from "../support/node-config.ts";
 
 const NS = "berth-check";
@@ -384,6 +384,30 @@ S("fixtures/rbac-check.yaml: berth-check reads and finds, and cannot repair (exi
     r = as(repairer, "--repair");
     assert.is(r.status, 0, `the repair role repairs it: ${r.stdout}\n${r.stderr}`);
     assert.is(as(reader).status, 0, "nothing left");
+  }),
+);
+
+S("the controller runs the same checks every --check-interval-seconds: berth_check_problems{kind} and berth_pool_addresses{pool,state}", () =>
+  withControllers({ tag: "chkm", namespaces: [NS], pools: [POOL] }, async (c) => {
+    apply(poolManifest(POOL, { subnet: "10.6.0.0/16", ips: ["10.6.194.221-10.6.194.240"], excludeIPs: ["10.6.194.240"] }));
+    const node = c.node("node1");
+    const a = addPod(c, node, "m-a");
+    // A duplicate, which no controller repairs: a second pod shows m-a's address.
+    plainPod(NS, "m-b", node.name, POOL);
+    markPodReady(NS, "m-b", a.address);
+    const ctl = await startController({ identity: "ctl-chkm", logDir: c.tempDir("ctl"), args: ["--check-interval-seconds", "1"] });
+    const key = (k: string) => ctl.metric(k);
+    await waitForAsync("berth_check_problems to count the duplicate", async () => (await key('berth_check_problems{kind="duplicate-address"}')) === 1, 30_000);
+    assert.is(await key('berth_check_problems{kind="orphan-claim"}'), 0, "every kind is exported, zeros included");
+    const figures = Object.fromEntries(
+      await Promise.all(
+        ["total", "claimed", "free", "retained", "excluded"].map(async (st) => [st, await key(`berth_pool_addresses{pool="${POOL}",state="${st}"}`)]),
+      ),
+    );
+    assert.equal(figures, { total: 19, claimed: 1, free: 18, retained: 0, excluded: 1 });
+    assert.ok(((await key("berth_check_duration_seconds")) ?? -1) >= 0, "the check's duration is exported");
+    admin.sync.delete(path("pods", { ns: NS, name: "m-b" }), { gracePeriodSeconds: 0 });
+    await waitForAsync("the duplicate to be gone from the metric", async () => (await key('berth_check_problems{kind="duplicate-address"}')) === 0, 30_000);
   }),
 );
 
