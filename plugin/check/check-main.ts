@@ -21,7 +21,7 @@ import { LeaseStore } from "../../store/lease-store.ts";
 import { gatherFacts } from "./cluster-facts.ts";
 import { confirmAll } from "./confirm.ts";
 import { findProblems } from "./find-problems.ts";
-import { integrity, localPools, localProblems, nodeProblems } from "./node-check.ts";
+import { damaged, integrity, localPools, localProblems, nodeProblems } from "./node-check.ts";
 import { type CheckReport, type Problem, sortProblems } from "./problem.ts";
 export { checkOptions } from "./check-options.ts";
 import { renderJson, renderReport } from "./render.ts";
@@ -62,8 +62,14 @@ export async function checkMain(args: CheckArgs, io: CheckIo): Promise<number> {
     else if (args.node) report = await checkNode(args, io);
     else report = await checkCluster(args, io, log);
   } catch (err) {
-    io.err(`berth check: ${(err as Error).message}\n`);
-    return 2;
+    // A file too damaged to read is the finding itself, not a check that could not run.
+    const db = args.db ?? (args.node ? nodeDb(args) : undefined);
+    const corrupt = db ? damaged(err, db) : undefined;
+    if (!corrupt) {
+      io.err(`berth check: ${(err as Error).message}\n`);
+      return 2;
+    }
+    report = { problems: [corrupt], pools: [] };
   }
   report.problems = sortProblems(report.problems);
   io.out(args.output === "json" ? renderJson(report) : renderReport(report));
@@ -99,7 +105,7 @@ async function checkCluster(args: CheckArgs, io: CheckIo, log: Logger): Promise<
 }
 
 async function checkNode(args: CheckArgs, io: CheckIo): Promise<CheckReport> {
-  const db = join(args.dataDir ?? DEFAULT_DATA_DIR, "berth.db");
+  const db = nodeDb(args);
   const store = openForReading(db, io);
   try {
     const api = client(args, io.env);
@@ -113,6 +119,8 @@ async function checkNode(args: CheckArgs, io: CheckIo): Promise<CheckReport> {
     store.close();
   }
 }
+
+const nodeDb = (args: CheckArgs) => join(args.dataDir ?? DEFAULT_DATA_DIR, "berth.db");
 
 function checkDatabase(db: string, io: CheckIo): CheckReport {
   const store = openForReading(db, io);
