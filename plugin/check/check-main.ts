@@ -98,7 +98,9 @@ async function checkCluster(args: CheckArgs, io: CheckIo, log: Logger): Promise<
   let problems = sortProblems(await confirmAll(api, facts, found.problems, addTimeoutMs));
   if (args.repair) {
     const done: Problem[] = [];
-    for (const p of problems) done.push(await repair({ api, log, dryRun: args.dryRun, addTimeoutMs }, p));
+    const showing = (address: string) =>
+      [...facts.pods.values()].filter((p) => p.live && p.shown.some((s) => s.address === address)).map((p) => `${p.namespace}/${p.name}`);
+    for (const p of problems) done.push(await repair({ api, log, dryRun: args.dryRun, addTimeoutMs, showing }, p));
     problems = done;
   }
   return { problems, pools: found.pools };

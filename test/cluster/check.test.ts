@@ -328,6 +328,27 @@ S("--node: this node's database against the claims for this node; a stale pendin
   }),
 );
 
+S("--repair never releases an address a live pod shows: an orphan claim whose address another pod uses stays", () =>
+  withControllers({ tag: "chks", namespaces: [NS], pools: [POOL] }, async (c) => {
+    apply(poolManifest(POOL, { subnet: "10.6.0.0/16", ips: ["10.6.194.151-10.6.194.160"] }));
+    const node = c.node("node1");
+    const gone = addPod(c, node, "s-gone");
+    admin.sync.delete(path("pods", { ns: NS, name: gone.name }), { gracePeriodSeconds: 0 });
+    await waitFor("s-gone's pod object to be gone", () => !admin.sync.get(path("pods", { ns: NS, name: gone.name })));
+    // Another pod uses the address (set up by hand, as a second IPAM or a static configuration would).
+    plainPod(NS, "s-user", node.name, POOL);
+    markPodReady(NS, "s-user", gone.address);
+    let r = check();
+    assert.equal(found(r.report.problems), [`orphan-claim ${gone.address}`, `missing-claim ${gone.address}`]);
+    r = check("--repair");
+    assert.is(r.status, 1);
+    const orphan = r.report.problems.find((p) => p.kind === "orphan-claim")!;
+    assert.is(orphan.repaired, false);
+    assert.match(orphan.repair!, `${NS}/s-user shows it`);
+    assert.is(claimOf(gone.address)?.spec.podName, "s-gone", "the claim stays: the address is in use");
+  }),
+);
+
 /** A kubeconfig for ServiceAccount kube-system/NAME bound to ClusterRole ROLE (its token from the secret 1.20 makes). */
 async function boundKubeconfig(c: ClusterScope, name: string, role: string): Promise<string> {
   apply(JSON.stringify({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace: "kube-system" } }));
