@@ -18,6 +18,7 @@ export const LAZY_ENTRIES = {
   controller: "controller/controller-main.ts",
   install: "install/install.ts",
   check: "check/check-main.ts",
+  adopt: "adopt/adopt-main.ts",
   clientNodeWire: "kube/client-node-wire.ts",
 } as const;
 
