@@ -57,6 +57,9 @@ export interface PlanOptions {
   defaultInterface: string;
 }
 
+/** A claim field the source did not record (no sandbox ID in Spiderpool, no UID for a gone pod in Whereabouts). */
+export const UNKNOWN = "unknown";
+
 const NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status";
 
 export async function makePlan(api: AdoptApi, read: SourceRead, opts: PlanOptions): Promise<Plan> {
@@ -137,14 +140,15 @@ export async function makePlan(api: AdoptApi, read: SourceRead, opts: PlanOption
 
     const verified = pod ? await verifyMembership(pod, getSet) : undefined;
     const statefulSet = verified?.member.statefulSet ?? member?.set;
-    const uid = pod ? incarnationUid(pod) : (rs.find((r) => r.podUid)?.podUid ?? "");
+    // The API server refuses an empty string in a claim's required fields: what the source did not record is UNKNOWN.
+    const uid = pod ? incarnationUid(pod) : (rs.find((r) => r.podUid)?.podUid ?? UNKNOWN);
     const containerId = rs.find((r) => r.containerId)?.containerId ?? "";
-    const node = pod?.spec?.nodeName || rs.find((r) => r.node)?.node || "";
+    const node = pod?.spec?.nodeName || rs.find((r) => r.node)?.node || UNKNOWN;
     const holder: Holder = {
       namespace: ns,
       name,
       uid,
-      containerId,
+      containerId: containerId || UNKNOWN,
       ifname,
       node,
       network: "",

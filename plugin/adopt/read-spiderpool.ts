@@ -50,9 +50,10 @@ export async function readSpiderpool(api: AdoptApi): Promise<SourceRead> {
       });
     }
   }
-  // A SpiderEndpoint listing an address no pool's status has (a status write Spiderpool lost) is an address in use too.
-  const seen = new Set(records.map((r) => r.address));
-  for (const ep of endpoints.values()) for (const r of endpointRecords(ep)) if (!seen.has(r.address)) records.push(r);
+  // A SpiderEndpoint listing an address the pools' status does not give its pod (a status write Spiderpool
+  // lost, or gave it to another pod) is a record of its own: in use, or a second holder.
+  const seen = new Set(records.map((r) => `${r.address} ${r.namespace}/${r.name}`));
+  for (const ep of endpoints.values()) for (const r of endpointRecords(ep)) if (!seen.has(`${r.address} ${r.namespace}/${r.name}`)) records.push(r);
   return { records, reserved: await readReserved(api), ranges: [] };
 }
 

@@ -78,10 +78,7 @@ export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: Ipam
   const uid = leases[0]?.pod_uid ?? at.pod?.uid ?? ep?.spec.podUID;
   // Addresses to consider: this node's leases; without any (database lost), what the endpoint says this sandbox has.
   let addresses = leases.map((l) => ({ address: l.address, pending: l.state === "pending" }));
-  // An endpoint `berth adopt` wrote for a pod another IPAM attached names no sandbox when that IPAM recorded
-  // none (Spiderpool): the pod incarnation the runtime names is this interface's holder then.
-  const adoptedHere = !!ep && !ep.spec.containerID && !!at.pod?.uid && entryUid(ep, entryFor(ep, at.ifname) ?? { interface: "" }) === at.pod.uid;
-  if (addresses.length === 0 && ep && (ep.spec.containerID === at.containerId || adoptedHere)) {
+  if (addresses.length === 0 && ep && ep.spec.containerID === at.containerId) {
     const mine = entryFor(ep, at.ifname);
     addresses = (mine ? entryAddresses(mine) : []).map((address) => ({ address, pending: false }));
   }
