@@ -55,6 +55,8 @@ import {
   withCluster,
 } from "../support/cluster/cluster-env.ts";
 import { startController, withControllers } from "../support/cluster/controller-env.ts";
+import { docCommands } from "../support/docs/doc-blocks.ts";
+import { runShell, toolDir } from "../support/docs/doc-shell.ts";
 import { spawnCniSync } from "../support/spawn-cni.ts";
 
 const S = suite("cluster: berth adopt");
@@ -380,6 +382,25 @@ S("Whereabouts v0.6.2: adopt, then switch to berth without re-IPing a pod", asyn
       "adopt twice: all skip",
     );
     assert.equal(records("10.6.195.", ns), after, "adopt twice: nothing written");
+    // docs/adopt.md's commands (steps 2, 3, 6) as an operator types them: nothing new to adopt, nothing written.
+    const tools = toolDir({ berth: BERTH });
+    try {
+      const [dryRun, run, check, ...more] = docCommands("adopt-run");
+      assert.equal(more, [], "docs/adopt.md: three commands");
+      const sh = (cmd: string, kubeconfig: string) => runShell(cmd, { cwd: c.tempDir("doc"), tools: tools.dir, env: { KUBECONFIG: kubeconfig } });
+      for (const cmd of [dryRun, run]) {
+        const r = sh(cmd, kc);
+        assert.is(r.status, 0, `${cmd}: ${r.stdout} ${r.stderr}`);
+        assert.match(r.stdout, /adopt(ed)? 0, skipped 8, conflicts 0/, cmd);
+      }
+      // berth check reads the whole cluster: as admin. Another test's namespace may still be going away: only ours must be clean.
+      const r = sh(check, ADMIN_KUBECONFIG);
+      assert.ok(r.status === 0 || r.status === 1, `${check}: ${r.stdout} ${r.stderr}`);
+      assert.not.match(r.stdout, /10\.6\.195\./, `${check} finds nothing of ours`);
+    } finally {
+      tools.cleanup();
+    }
+    assert.equal(records("10.6.195.", ns), after, "the documented commands wrote nothing more");
 
     // 5. The controller runs (as after the switch): it releases nothing adopted of a live pod or a kept member.
     const ctl = await startController({ identity: "adopt-wa", resyncSeconds: 2, logDir: c.tempDir("ctl") });
