@@ -171,7 +171,9 @@ export async function makePlan(api: AdoptApi, read: SourceRead, opts: PlanOption
       }
       const stale = !!pod && s.podUID !== uid && existing.metadata.labels?.[ADOPTED_FROM_LABEL] !== undefined;
       if (!stale) {
-        const entry = bound?.address === address ? undefined : entryOf(ifname, uid, address, pool);
+        // An adopted claim whose endpoint entry a run cut short never wrote: written now. berth's own claims are its ADD's.
+        const adopted = existing.metadata.labels?.[ADOPTED_FROM_LABEL] !== undefined;
+        const entry = !adopted || bound?.address === address ? undefined : entryOf(ifname, uid, address, pool);
         out.push({
           ...item,
           action: "skip",
