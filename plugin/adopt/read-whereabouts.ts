@@ -5,19 +5,21 @@
  * address, with `containerid` and `podref`). v0.6.2 records no interface
  * and no pod UID.
  */
-import { addressFamily, formatAddress, normalizeAddress, parseAddress, parseSubnet } from "../ipam/ip.ts";
+import { type Subnet, addressFamily, formatAddress, normalizeAddress, parseAddress, parseSubnet } from "../ipam/ip.ts";
 import type { AdoptApi } from "../kube/adopt-client.ts";
 import type { SourceRead, SourceRecord } from "./source-record.ts";
 
 export async function readWhereabouts(api: AdoptApi): Promise<SourceRead> {
   const records: SourceRecord[] = [];
   const ranges: SourceRead["ranges"] = [];
+  const subnets: Subnet[] = [];
   for (const pool of await api.listWhereaboutsPools()) {
     const from = `IPPool ${pool.metadata.namespace}/${pool.metadata.name}`;
     const parsed = parseSubnet(networkOf(pool.spec?.range ?? ""));
     if (!parsed.ok) throw new Error(`${from}: spec.range ${JSON.stringify(pool.spec?.range)} is not a CIDR (${parsed.reason})`);
     const { subnet } = parsed;
     ranges.push({ range: subnet.cidr, from });
+    subnets.push(subnet);
     for (const [offset, a] of Object.entries(pool.spec.allocations ?? {})) {
       if (!/^\d+$/.test(offset)) throw new Error(`${from}: allocation key ${JSON.stringify(offset)} is not an offset`);
       const value = subnet.start + BigInt(offset);
@@ -27,7 +29,7 @@ export async function readWhereabouts(api: AdoptApi): Promise<SourceRead> {
     }
   }
   for (const r of await api.listOverlappingReservations()) {
-    const address = reservationAddress(r.metadata.name);
+    const address = reservationAddress(r.metadata.name, subnets);
     const from = `OverlappingRangeIPReservation ${r.metadata.namespace}/${r.metadata.name}`;
     if (!address) throw new Error(`${from}: its name is not an address`);
     records.push({ address, family: addressFamily(address)!, ...podRef(r.spec?.podref, from), containerId: r.spec?.containerid, from });
@@ -43,11 +45,26 @@ function podRef(ref: string | undefined, from: string): { namespace: string; nam
 }
 
 /**
- * The address a reservation is named after: as is for IPv4; IPv6 with ":"
- * written "-" (a trailing "-" gets a "0" so the name is valid).
+ * The address a reservation is named after: Go's text of the address, IPv6
+ * with ":" written "-" (and a "0" after a trailing "-"), prefixed with
+ * "<network>-" for a named network. A network name may itself end like an
+ * IPv6 address ("net-a-fd00-..."), so of the suffixes that read back as
+ * written, the longest inside a range Whereabouts allocates from wins.
  */
-function reservationAddress(name: string): string | undefined {
-  return normalizeAddress(name) ?? normalizeAddress(name.replace(/-/g, ":").replace(/:0$/, ":")) ?? normalizeAddress(name.replace(/-/g, ":"));
+function reservationAddress(name: string, ranges: Subnet[]): string | undefined {
+  const found: string[] = [];
+  for (let at = 0; at >= 0 && at < name.length; at = name.indexOf("-", at) + 1 || -1) {
+    const rest = name.slice(at);
+    const v4 = normalizeAddress(rest);
+    if (v4 === rest) found.push(v4);
+    const v6 = normalizeAddress(rest.replace(/-/g, ":"));
+    if (v6?.includes(":") && `${v6.replace(/:/g, "-")}${v6.endsWith(":") ? "0" : ""}` === rest) found.push(v6);
+  }
+  const inRange = (a: string) => {
+    const p = parseAddress(a)!;
+    return ranges.some((r) => r.family === p.family && p.value >= r.start && p.value <= r.end);
+  };
+  return found.find(inRange) ?? found[0];
 }
 
 /** "10.6.195.225/28" as "10.6.195.224/28": Whereabouts accepts a range with host bits set and counts offsets from its network. */

@@ -61,6 +61,22 @@ test("Whereabouts: offsets count from the range's network address, host bits or 
   );
 });
 
+test("Whereabouts: a named network's reservations are named <network>-<address>", async () => {
+  const read = await readWhereabouts(
+    source({
+      ippools: [{ metadata: { name: "net-a-fd00-6-195---64", namespace: "kube-system" }, spec: { range: "fd00:6:195::/64" } }],
+      reservations: [
+        { metadata: { name: "net-a-10.6.195.9", namespace: "kube-system" }, spec: { containerid: "c1", podref: "a/p1" } },
+        { metadata: { name: "net-a-fd00-6-195--0", namespace: "kube-system" }, spec: { containerid: "c2", podref: "a/p2" } },
+      ],
+    }),
+  );
+  assert.equal(
+    read.records.map((r) => r.address),
+    ["10.6.195.9", "fd00:6:195::"],
+  );
+});
+
 test("Whereabouts: a record that is not one is an error naming the object", async () => {
   const bad = (spec: WhereaboutsPool["spec"]) => readWhereabouts(source({ ippools: [{ metadata: { name: "x", namespace: "ns" }, spec }] }));
   await bad({ range: "10.6.195.0/28", allocations: { "99": { id: "c", podref: "a/b" } } }).then(
