@@ -10,7 +10,7 @@ import { lazySpecifier } from "./support/lazy-entries.ts";
 const loadClusterCommands = async () => ((await import(lazySpecifier("cluster", 0))) as { clusterCommands: CommandTable }).clusterCommands;
 const loadController = async () => ((await import(lazySpecifier("controller", 0))) as typeof import("./controller/controller-main.ts")).controllerMain;
 const loadInstall = async () => (await import(lazySpecifier("install", 0))) as typeof import("./install/install.ts");
-const loadCheck = async () => (await import(lazySpecifier("check", 0))) as typeof import("./check/check-main.ts");
+const loadCheck = async () => (await import(lazySpecifier("controller", 0))) as typeof import("./check/check-main.ts");
 const loadAdopt = async () => (await import(lazySpecifier("adopt", 0))) as typeof import("./adopt/adopt-main.ts");
 
 // Not CNI_PATH: operators' shells export it, runtimes always set the others.

@@ -22,7 +22,7 @@ import { LeaseStore } from "../../store/lease-store.ts";
 import { gatherFacts } from "./cluster-facts.ts";
 import { confirmAll } from "./confirm.ts";
 import { findProblems } from "./find-problems.ts";
-import { integrity, localPools, localProblems, nodeProblems } from "./node-check.ts";
+import { damaged, integrity, localPools, localProblems, nodeProblems } from "./node-check.ts";
 import { type CheckReport, type Problem, sortProblems } from "./problem.ts";
 export { checkOptions } from "./check-options.ts";
 import { renderJson, renderReport } from "./render.ts";
@@ -63,8 +63,14 @@ export async function checkMain(args: CheckArgs, io: CheckIo): Promise<number> {
     else if (args.node) report = await checkNode(args, io);
     else report = await checkCluster(args, io, log);
   } catch (err) {
-    io.err(`berth check: ${(err as Error).message}\n`);
-    return 2;
+    // A file too damaged to read is the finding itself, not a check that could not run.
+    const db = args.db ?? (args.node ? nodeDb(args) : undefined);
+    const corrupt = db ? damaged(err, db) : undefined;
+    if (!corrupt) {
+      io.err(`berth check: ${(err as Error).message}\n`);
+      return 2;
+    }
+    report = { problems: [corrupt], pools: [] };
   }
   report.problems = sortProblems(report.problems);
   io.out(args.output === "json" ? renderJson(report) : renderReport(report));
@@ -85,7 +91,8 @@ async function checkCluster(args: CheckArgs, io: CheckIo, log: Logger): Promise<
   const addTimeoutMs = args.addTimeoutSeconds * 1000;
   const facts = await gatherFacts(api, args.pageSize, CONTROLLER_LEASE);
   const found = await findProblems(facts, addTimeoutMs);
-  let problems = await confirmAll(api, facts, found.problems, addTimeoutMs);
+  // Sorted before repairing: count-drift comes after every kind whose repair changes a pool's claims.
+  let problems = sortProblems(await confirmAll(api, facts, found.problems, addTimeoutMs));
   if (args.repair) {
     const done: Problem[] = [];
     for (const p of problems) done.push(await repair({ api, log, dryRun: args.dryRun, addTimeoutMs }, p));
@@ -95,7 +102,7 @@ async function checkCluster(args: CheckArgs, io: CheckIo, log: Logger): Promise<
 }
 
 async function checkNode(args: CheckArgs, io: CheckIo): Promise<CheckReport> {
-  const db = join(args.dataDir ?? DEFAULT_DATA_DIR, "berth.db");
+  const db = nodeDb(args);
   const store = openForReading(db, io);
   try {
     const api = client(args, io.env);
@@ -109,6 +116,8 @@ async function checkNode(args: CheckArgs, io: CheckIo): Promise<CheckReport> {
     store.close();
   }
 }
+
+const nodeDb = (args: CheckArgs) => join(args.dataDir ?? DEFAULT_DATA_DIR, "berth.db");
 
 function checkDatabase(db: string, io: CheckIo): CheckReport {
   const store = openForReading(db, io);

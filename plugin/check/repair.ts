@@ -11,7 +11,7 @@
  * A duplicate is never touched (the finding names the pod to restart), nor
  * anything a live pod shows.
  */
-import { claimFor } from "../cluster/claims.ts";
+import { UNKNOWN_CONTAINER, claimFor } from "../cluster/claims.ts";
 import { toPool } from "../cluster/pool-choice.ts";
 import { claimDeadlineSeconds } from "../cluster/cluster-add.ts";
 import { incarnationUid } from "../cluster/statefulset.ts";
@@ -134,7 +134,7 @@ async function repairMissing(ctx: RepairContext, p: Problem, done: Done): Promis
     namespace: ns,
     name,
     uid: incarnationUid(pod),
-    containerId: "",
+    containerId: UNKNOWN_CONTAINER,
     ifname,
     node: pod.spec?.nodeName ?? "",
     network: "",

@@ -4,7 +4,7 @@
  *
  * - Whereabouts: the real v0.6.2 binary (../shared/peers/whereabouts-0.6.2/)
  *   allocates for StatefulSet members and plain pods; adopt (as an identity
- *   bound only to fixtures/rbac/berth-adopt.yaml) asks for the pool first,
+ *   bound only to fixtures/rbac-adopt.yaml) asks for the pool first,
  *   adopts, reports a conflicting claim and leaves it alone, changes nothing
  *   when run again; then the network is switched to berth: a recreated
  *   member keeps its address, filling the pool never hands out an address a
@@ -159,11 +159,11 @@ interface Adopted {
 }
 
 /**
- * A kubeconfig for a ServiceAccount bound only to fixtures/rbac/berth-adopt.yaml:
+ * A kubeconfig for a ServiceAccount bound only to fixtures/rbac-adopt.yaml:
  * adopt runs with exactly the verbs its role grants.
  */
 async function adoptIdentity(c: ClusterScope): Promise<string> {
-  apply(readFileSync(join(ROOT, "fixtures/rbac/berth-adopt.yaml"), "utf8"));
+  apply(readFileSync(join(ROOT, "fixtures/rbac-adopt.yaml"), "utf8"));
   const sa = `berth-adopt-${c.opts.tag}`;
   api.delete(path("serviceaccounts", { ns: "kube-system", name: sa }));
   api.create(path("serviceaccounts", { ns: "kube-system" }), { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: sa, namespace: "kube-system" } });

@@ -33,6 +33,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { CLAIM_PLURAL, POOL_PLURAL } from "../../plugin/kube/crd.ts";
 import type { LeaseObject, NodeObject } from "../../plugin/kube/controller-api.ts";
+import type { CheckReport } from "../../plugin/check/problem.ts";
 import type { ClaimObject, NamedObject } from "../../plugin/kube/kube-api.ts";
 import { type Resource, path } from "../support/kube/api-paths.ts";
 import { kubectlShim } from "../support/kube/kubectl.ts";
@@ -502,6 +503,31 @@ S("4. a sandbox restart keeps the address; a Deployment pod's address is freed b
     "containerd's teardown succeeded",
   );
 });
+
+S(
+  "4b. berth check inside the cluster (docs/troubleshooting.md): the controller's pod checks the cluster, the node's berth pod its database; nothing found",
+  async () => {
+    const [cluster, node, ...rest] = docCommands("check-in-cluster");
+    assert.equal(rest, [], "docs/troubleshooting.md: two commands");
+    const c = sh(cluster);
+    assert.is(c.status, 0, `${cluster}: exit ${c.status}\n${c.stdout}\n${c.stderr}`);
+    assert.match(c.stdout, "no problems found");
+    const n = sh(fill(node, { NODE: NODE_NAME }));
+    assert.is(n.status, 0, `${node}: exit ${n.status}\n${n.stdout}\n${n.stderr}`);
+    assert.match(n.stdout, "no problems found");
+    // The JSON form, to see that it judged something: this node's claims are there, and the pools' figures.
+    const j = sh(`${cluster} -o json`);
+    assert.is(j.status, 0, j.stderr);
+    const report = JSON.parse(j.stdout) as CheckReport;
+    assert.equal(report.problems, []);
+    const pools = JSON.stringify(report.pools);
+    assert.ok(
+      report.pools.some((p) => p.name === "node-default" && p.claimed > 0),
+      `the default pool holds the controllers' addresses: ${pools}`,
+    );
+    for (const p of report.pools) assert.is(p.free, p.total - p.claimed, `${p.name}: free = total - claimed (${pools})`);
+  },
+);
 
 S("5. local mode through the real runtime: fixtures/netconf/bridge-berth.conf, no kubeconfig", async () => {
   // The seed's StatefulSet first goes, its addresses released by the kubelet's DELs (cluster mode).
