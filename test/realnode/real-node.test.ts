@@ -597,6 +597,7 @@ S("5b. adopt: a StatefulSet first under the real Whereabouts, adopted, switched 
   );
   const berthConf = readFileSync(join(ROOT, "fixtures/netconf/bridge-cluster.conflist"), "utf8");
   const waConf = JSON.parse(berthConf);
+  waConf.cniVersion = "0.4.0"; // Whereabouts 0.6.2 speaks CNI up to 0.4.0
   waConf.plugins[0].ipam = {
     type: "whereabouts",
     range: "10.6.0.0/16",
