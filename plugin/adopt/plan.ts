@@ -4,9 +4,10 @@
  * skip), or cannot (conflict), with the reason; and the pools it needs. It
  * reads, never writes: apply.ts carries the plan out.
  */
+import { NETWORK_STATUS_ANNOTATION, networkStatus } from "../check/cluster-facts.ts";
 import { claimDeadlineSeconds } from "../cluster/cluster-add.ts";
 import { type Holder, claimFor, claimNameOf } from "../cluster/claims.ts";
-import { entryAddress, entryFor } from "../cluster/endpoint-entries.ts";
+import { entryAddress, entryFor, setEntryAddress } from "../cluster/endpoint-entries.ts";
 import { toPool } from "../cluster/pool-choice.ts";
 import { incarnationUid, stsKeeps, verifyMembership } from "../cluster/statefulset.ts";
 import { inRanges, parseAddress } from "../ipam/ip.ts";
@@ -59,8 +60,6 @@ export interface PlanOptions {
 
 /** A claim field the source did not record (no sandbox ID in Spiderpool, no UID for a gone pod in Whereabouts). */
 export const UNKNOWN = "unknown";
-
-const NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status";
 
 export async function makePlan(api: AdoptApi, read: SourceRead, opts: PlanOptions): Promise<Plan> {
   const poolObjects = new Map((await api.listPools()).map((p) => [p.metadata.name, p]));
@@ -210,10 +209,8 @@ export async function makePlan(api: AdoptApi, read: SourceRead, opts: PlanOption
 
 /** The endpoint entry berth's ADD would have written for the address. */
 function entryOf(ifname: string, uid: string, address: string, pool: Pool): EndpointIp {
-  const cidr = `${address}/${pool.subnet.prefix}`;
   const entry: EndpointIp = { interface: ifname, podUID: uid };
-  if (pool.family === 4) Object.assign(entry, { ipv4: cidr, ipv4Pool: pool.name }, pool.gateway ? { ipv4Gateway: pool.gateway } : {});
-  else Object.assign(entry, { ipv6: cidr, ipv6Pool: pool.name }, pool.gateway ? { ipv6Gateway: pool.gateway } : {});
+  setEntryAddress(entry, pool, address);
   return entry;
 }
 
@@ -237,14 +234,8 @@ async function keptMember(
 
 /** The interface Multus' network-status shows the address on, if it does. */
 function statusInterface(pod: PodObject, address: string): string | undefined {
-  try {
-    const list = JSON.parse(pod.metadata.annotations?.[NETWORK_STATUS] ?? "[]");
-    if (!Array.isArray(list)) return undefined;
-    const hit = list.find((n) => n && Array.isArray(n.ips) && n.ips.some((ip: unknown) => typeof ip === "string" && ip.split("/")[0] === address));
-    return typeof hit?.interface === "string" && hit.interface ? hit.interface : undefined;
-  } catch {
-    return undefined;
-  }
+  const hit = networkStatus(pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]).find((n) => n.ips?.some((ip) => ip.split("/")[0] === address));
+  return hit?.interface || undefined;
 }
 
 function split(key: string): [string, string] {

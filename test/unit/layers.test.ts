@@ -23,7 +23,7 @@ const ALLOWED: Record<string, string[]> = {
   controller: ["check", "reconcile", "cluster", "kube", "ipam", "support"],
   reconcile: ["cluster", "kube", "ipam", "support"],
   check: ["reconcile", "cluster", "kube", "ipam", "support", "store"],
-  adopt: ["cluster", "kube", "ipam", "support"],
+  adopt: ["check", "cluster", "kube", "ipam", "support"],
   install: ["support"],
   kube: ["ipam", "support"],
   ipam: ["support", "store"],
