@@ -11,6 +11,7 @@ const loadClusterCommands = async () => ((await import(lazySpecifier("cluster", 
 const loadController = async () => ((await import(lazySpecifier("controller", 0))) as typeof import("./controller/controller-main.ts")).controllerMain;
 const loadInstall = async () => (await import(lazySpecifier("install", 0))) as typeof import("./install/install.ts");
 const loadCheck = async () => (await import(lazySpecifier("controller", 0))) as typeof import("./check/check-main.ts");
+const loadAdopt = async () => (await import(lazySpecifier("adopt", 0))) as typeof import("./adopt/adopt-main.ts");
 
 // Not CNI_PATH: operators' shells export it, runtimes always set the others.
 const CNI_VARS = ["CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS"];
@@ -37,7 +38,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
     return runCni({ env, readStdin: () => readFileSync(0, "utf8"), write: (t) => writeAll(1, t), openDriver, loadClusterCommands });
   }
   try {
-    return await runCli(argv, { out: (t) => writeAll(1, t), err: (t) => writeAll(2, t), openDriver, loadController, loadInstall, loadCheck });
+    return await runCli(argv, { out: (t) => writeAll(1, t), err: (t) => writeAll(2, t), openDriver, loadController, loadInstall, loadCheck, loadAdopt });
   } catch (err) {
     writeAll(2, `berth: ${(err as Error).message}\n`);
     return 1;

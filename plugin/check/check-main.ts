@@ -9,10 +9,11 @@
  * problems remain; 2 the check could not run.
  */
 import { existsSync } from "node:fs";
-import { homedir, hostname } from "node:os";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_DATA_DIR } from "../ipam/config.ts";
 import { createControllerClient } from "../kube/controller-client.ts";
+import { resolveKubeconfig } from "../kube/kubeconfig-path.ts";
 import type { ControllerApi } from "../kube/controller-api.ts";
 import type { Logger } from "../support/logger.ts";
 import { createLogger } from "../support/logger.ts";
@@ -78,11 +79,7 @@ export async function checkMain(args: CheckArgs, io: CheckIo): Promise<number> {
 
 /** The kubeconfig as kubectl resolves it: the flag, then $KUBECONFIG (its first file), then ~/.kube/config, then in-cluster. */
 function kubeconfigPath(args: CheckArgs, env: Record<string, string | undefined>): string | undefined {
-  if (args.kubeconfig) return args.kubeconfig;
-  const fromEnv = env.KUBECONFIG?.split(":").find(Boolean);
-  if (fromEnv) return fromEnv;
-  const home = join(env.HOME ?? homedir(), ".kube", "config");
-  return existsSync(home) ? home : undefined;
+  return resolveKubeconfig(args.kubeconfig, env);
 }
 
 function client(args: CheckArgs, env: Record<string, string | undefined>): ControllerApi {

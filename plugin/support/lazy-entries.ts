@@ -18,6 +18,7 @@ export const LAZY_ENTRIES = {
   // The controller, and `berth check`, which shares nearly all its code: one entry, one copy of it in the binary.
   controller: "controller/controller-main.ts",
   install: "install/install.ts",
+  adopt: "adopt/adopt-main.ts",
   clientNodeWire: "kube/client-node-wire.ts",
 } as const;
 
