@@ -112,10 +112,10 @@ export interface CliIo {
   loadController: () => Promise<typeof import("../controller/controller-main.ts").controllerMain>;
   /** Loads `berth install` (an entry point of its own: see main.ts). */
   loadInstall: () => Promise<typeof import("../install/install.ts")>;
-  /** Loads `berth check` (an entry point of its own: see main.ts). */
-  loadCheck: () => Promise<typeof import("../check/check-main.ts")>;
-  /** Loads `berth adopt` (an entry point of its own: see main.ts). */
-  loadAdopt: () => Promise<typeof import("../adopt/adopt-main.ts")>;
+  /** Loads `berth check` (the operator entry: see main.ts). */
+  loadCheck: () => Promise<Pick<typeof import("../check/check-main.ts"), "checkMain" | "checkOptions">>;
+  /** Loads `berth adopt` (the operator entry: see main.ts). */
+  loadAdopt: () => Promise<Pick<typeof import("../adopt/adopt-main.ts"), "adoptMain" | "adoptOptions">>;
 }
 
 /** Runs the CLI; returns the exit code. */

@@ -7,9 +7,6 @@ import { createLogger } from "../support/logger.ts";
 import { createControllerClient } from "../kube/controller-client.ts";
 import type { Logger } from "../support/logger.ts";
 import { Controller, type ControllerOptions } from "./controller.ts";
-// `berth check` is loaded through this entry: bundled on its own it would carry a second copy of the
-// Kubernetes client and the judgement (each lazy entry is a bundle of its own: support/lazy-entries.ts).
-export { checkMain, checkOptions } from "../check/check-main.ts";
 
 export interface ControllerArgs {
   kubeconfig?: string;
