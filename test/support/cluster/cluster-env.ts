@@ -272,6 +272,9 @@ export async function createNamespace(ns: string, annotations: Record<string, st
 export function removeNamespace(ns: string): void {
   if (!api.get(path("namespaces", { name: ns }))) return;
   deleteAll(ns);
+  // Its endpoints now, not when the namespace controller gets to them: the pools' cleanup deletes the claims
+  // at once, and an endpoint left listing their addresses meanwhile is what `berth check` reports as a phantom.
+  api.delete(path(ENDPOINT_PLURAL, { ns }));
   api.delete(path("namespaces", { name: ns }));
 }
 
