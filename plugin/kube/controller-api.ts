@@ -21,7 +21,7 @@ export interface NodeObject {
 }
 
 /** The collections the controller watches. */
-export type WatchKind = "pods" | "statefulsets" | "claims" | "endpoints" | "pools" | "nodes";
+export type WatchKind = "pods" | "statefulsets" | "claims" | "endpoints" | "pools" | "nodes" | "ipamclaims";
 
 /** One page of a paged LIST, handed over as it arrives. */
 export type OnPage<T> = (items: T[]) => void;
@@ -42,6 +42,8 @@ export interface ControllerApi extends KubeApi {
   listAllStatefulSets(pageSize: number, onPage: OnPage<StatefulSetObject>): Promise<number>;
   listAllEndpoints(pageSize: number, onPage: OnPage<EndpointObject>): Promise<number>;
   listAllNodes(pageSize: number, onPage: OnPage<NodeObject>): Promise<number>;
+  /** The pods of one namespace (an IPAMClaim-held claim is judged on the pods that name its IPAMClaim). */
+  listPodsIn(namespace: string): Promise<PodObject[]>;
   /** The node with its status, or undefined when there is none. */
   getNode(name: string): Promise<NodeObject | undefined>;
   /** Deletes the claim only if it still has this uid and resourceVersion (unchanged since it was judged). */
