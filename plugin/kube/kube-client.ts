@@ -165,6 +165,7 @@ export function apiOver(t: KubeTransport, watchAt: WatchAt): ControllerApi {
     listAllStatefulSets: (pageSize, onPage) => statefulSets.listPages(pageSize, onPage),
     listAllEndpoints: (pageSize, onPage) => endpoints.listPages(pageSize, onPage),
     listAllNodes: (pageSize, onPage) => nodes.listPages(pageSize, onPage),
+    listAllIpamClaims: (pageSize, onPage) => ipamClaims.listPages(pageSize, onPage),
     deleteClaimIfUnchanged: (claim) => claims.delete(claim.metadata, { uid: claim.metadata.uid, resourceVersion: claim.metadata.resourceVersion }),
     setPoolFinalizers: (pool, finalizers) =>
       pools.patch(

@@ -43,6 +43,7 @@ import {
 const NS = "berth-ipamclaim";
 const POOL = "ic-pool"; // 10.6.197.1-40
 const ONE = "ic-one"; // 10.6.197.41 alone
+const OLD = "ic-old"; // 10.6.197.42 alone
 const IFACE = "net1";
 const CRD_FILE = join(import.meta.dirname, "../fixtures/ipamclaims/k8s.cni.cncf.io_ipamclaims.yaml");
 
@@ -63,7 +64,7 @@ function unseal(): void {
 }
 
 S.before(async () => {
-  scope = new ClusterScope({ tag: "ic", namespaces: [NS], pools: [POOL, ONE] });
+  scope = new ClusterScope({ tag: "ic", namespaces: [NS], pools: [POOL, ONE, OLD] });
   try {
     unseal();
     await scope.removeStale();
@@ -86,6 +87,7 @@ S.before(async () => {
     token = /token: (\S+)/.exec(readFileSync(PLUGIN_KUBECONFIG, "utf8"))![1];
     apply(poolManifest(POOL, { subnet: "10.6.197.0/24", ips: ["10.6.197.1-10.6.197.40"] }));
     apply(poolManifest(ONE, { subnet: "10.6.197.0/24", ips: ["10.6.197.41"] }));
+    apply(poolManifest(OLD, { subnet: "10.6.197.0/24", ips: ["10.6.197.42"] }));
     scope.onCleanup(unseal);
     ctl = await startController({ identity: "ctl-ipamclaim", resyncSeconds: 3, addTimeoutSeconds: 2, logDir: scope.tempDir("ctl") });
     await ctl.waitLeader();
@@ -312,6 +314,50 @@ S("a recreated IPAMClaim of the same name is a new holder: the old one's address
   deletePod(NS, oldPod.name);
   await waitForAsync(`${oldCidr} released once the old pod is gone`, async () => !claimOf(bare(oldCidr)), 30_000, 100);
   assert.ok(claimOf(bare(newCidr)), "the new IPAMClaim's address stays");
+});
+
+S("mixed versions: a delete by a berth that does not know IPAMClaims (0.4 controller or DEL) only marks the claim", async () => {
+  ipamClaim("vm-old.net1");
+  const p = vmPod("vm-old", "vm-old.net1", undefined, OLD);
+  const cidr = addOk(p);
+  const before = claimOf(bare(cidr))!;
+  // What a 0.4 controller sends for a claim whose pod is gone: DELETE on uid and resourceVersion.
+  admin.sync.delete(path("berthipclaims", { name: before.metadata.name }), {
+    preconditions: { uid: before.metadata.uid, resourceVersion: before.metadata.resourceVersion },
+  });
+  const marked = claimOf(bare(cidr));
+  assert.ok(marked?.metadata.deletionTimestamp, "the claim stays, marked");
+  const other = vmPod("plain-old", undefined, { name: "vm-net", interface: IFACE }, OLD);
+  const refused = cniOn("ADD", other);
+  assert.is.not(refused.status, 0, "nobody else gets the address");
+  // The VM restarts: its new pod still gets it; the claim goes only by the 0.5 controller's judgement.
+  deletePod(NS, p.name);
+  const again = vmPod("vm-old", "vm-old.net1", undefined, OLD);
+  assert.is(addOk(again), cidr);
+  deleteIpamClaim("vm-old.net1");
+  deletePod(NS, again.name);
+  await waitForAsync(`${cidr} released by the 0.5 controller`, async () => !claimOf(bare(cidr)), 30_000, 100);
+  other.containerId = cid();
+  assert.is(addOk(other), cidr);
+});
+
+S("without the IPAMClaim CRD: a reference is a clear error, everything else works, held claims stay held", async () => {
+  const mig = listClaims().find((c) => c.spec.ipamClaim?.name === "vm-mig.net1")!;
+  admin.sync.delete(path("customresourcedefinitions", { name: "ipamclaims.k8s.cni.cncf.io" }));
+  await waitFor("the IPAMClaim CRD gone", () => !admin.sync.get(path("customresourcedefinitions", { name: "ipamclaims.k8s.cni.cncf.io" })), 20_000, 200);
+  const r = cniOn("ADD", vmPod("vm-nocrd", "vm-nocrd.net1"));
+  assert.is(r.json?.code, 11, "try again later: the kind is not served (a restarting API server answers the same)");
+  assert.match(msg(r), "ipamclaim berth-ipamclaim/vm-nocrd.net1");
+  assert.match(msg(r), "CRD is not installed");
+  const plain = vmPod("plain-nocrd", undefined);
+  assert.match(addOk(plain), /^10\.6\.197\./);
+  // The migration's target is deleted. Whether its IPAMClaim exists cannot be told while the kind is not
+  // served (an API server that restarts says the same): held, never released on that answer.
+  deletePod(NS, mig.spec.podName);
+  await ctl.waitScans(2);
+  assert.ok(claimOf(mig.spec.address), "held");
+  assert.is(await ctl.leader(), 1, "the controller still leads");
+  assert.ok(ctl.alive, "and runs");
 });
 
 S.run();
