@@ -26,10 +26,8 @@
  * - an endpoint listing an address whose claim is gone or another pod's (a
  *   release whose endpoint write failed): stripped at the next full scan;
  * - pools: counts from the claims, and the finalizer (pool-reconcile.ts).
- * - an IPAMClaim-held claim (a VM's address): released once the IPAMClaim
- *   (by UID) is gone and no pod that names it exists; its deletion, and the
- *   deletion of a pod that names it, are events (watched only where the
- *   IPAMClaim CRD is served);
+ * - an IPAMClaim-held claim (a VM's address): released once its IPAMClaim
+ *   (by UID) is gone and no pod that names it exists (both are events);
  * Doubtful holds are counted and reported (held-report.ts).
  */
 import type { ControllerApi, WatchKind } from "../kube/controller-api.ts";
@@ -146,7 +144,7 @@ export class Controller {
       onStarted: (kind: WatchKind) => this.watching.add(kind),
     };
     for (const kind of WATCHED) void watchForever(host, kind, kind === "pools"); // pools, few: replayed, so each gets its finalizer early
-    // IPAMClaims: a CRD berth does not ship. Not served (404): tried again every 5 s, and nothing waits for it.
+    // IPAMClaims' CRD is not berth's: where it is not served, tried every 5 s; nothing waits for it.
     void watchForever({ ...host, sleep: (ms: number) => this.sleep(Math.max(ms, 5000)), onStarted: undefined }, "ipamclaims");
     void this.scanLoop();
     await this.leaseLoop();
@@ -261,11 +259,10 @@ export class Controller {
     } else if (kind === "pods") {
       // Gone: its claims may go. Finished: they may go where the kubelet stops the sandbox first (judge-claim.ts).
       const phase = (obj as PodObject).status?.phase;
-      if (type === "DELETED" || phase === "Succeeded" || phase === "Failed") {
-        this.work.enqueue(podKey);
-        // A pod that names an IPAMClaim may be the last that holds it (a live migration's source).
-        for (const ref of ipamClaimNames((obj as PodObject).metadata.annotations, m.namespace ?? "")) this.work.enqueue(`ipamref:${m.namespace}/${ref}`);
-      }
+      if (type !== "DELETED" && phase !== "Succeeded" && phase !== "Failed") return;
+      this.work.enqueue(podKey);
+      // A pod that names an IPAMClaim may be the last that holds it (a live migration's source).
+      for (const ref of ipamClaimNames((obj as PodObject).metadata.annotations, m.namespace ?? "")) this.work.enqueue(`ipamref:${m.namespace}/${ref}`);
     } else if (kind === "ipamclaims") {
       if (type === "DELETED" && (obj as PodObject).metadata.uid) this.work.enqueue(`ipamclaim:${(obj as PodObject).metadata.uid}`);
     } else if (kind === "endpoints") {

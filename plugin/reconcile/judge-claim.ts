@@ -213,7 +213,13 @@ async function judgeIpamClaimHold(read: Reader, claim: ClaimObject, opts: JudgeO
   const written = lastWriteMs(claim);
   if (written === undefined || opts.now - written <= addWindowMs(claim, opts.addTimeoutMs)) return { release: false, reason: "ADD in progress" };
   if (!read.getIpamClaim || !read.listPodsIn) return { release: false, reason: `held by ${ref}: not judged on this reader` };
-  const ic = await read.getIpamClaim(ns, ipamClaim!.name);
+  let ic: IpamClaimObject | undefined;
+  try {
+    ic = await read.getIpamClaim(ns, ipamClaim!.name);
+  } catch (err) {
+    // Not served (no CRD, or an API server still registering it), refused, unreachable: cannot tell, so held.
+    return { release: false, reason: `held by ${ref}: it cannot be read (${(err as Error).message})` };
+  }
   if (ic && ic.metadata.uid === ipamClaim!.uid) return { release: false, reason: `held by ${ref}` };
   const stillUsing = async (pod: PodObject) => {
     const phase = pod.status?.phase;
