@@ -218,6 +218,28 @@ S("live migration: the target's ADD while the source runs; the source's DEL; the
   assert.is(addOk(target, node2), cidr);
 });
 
+S("two first ADDs of one IPAMClaim at once: one address; the loser gives its own back and its retry gets the winner's", async () => {
+  const uid = ipamClaim("vm-race.net1");
+  const pods = [vmPod("vm-race", "vm-race.net1"), vmPod("vm-race", "vm-race.net1", undefined, POOL, "node2")];
+  const runs = await Promise.all(
+    pods.map((p, i) =>
+      scope.berthAsync("ADD", i === 0 ? node1 : node2, { containerId: p.containerId, ifname: IFACE, args: podArgs(NS, p.name, p.uid), ipamExtra: SHORT }),
+    ),
+  );
+  const addresses = new Set<string>();
+  for (const [i, r] of runs.entries()) {
+    if (r.status === 0) addresses.add(r.json.ips[0].address);
+    else {
+      assert.is(r.json?.code, 11, `the loser is told to try again: ${r.stdout}`);
+      addresses.add(addOk(pods[i], i === 0 ? node1 : node2));
+    }
+  }
+  assert.is(addresses.size, 1, `one address for both: ${[...addresses].join(", ")}`);
+  const held = listClaims().filter((c) => c.spec.ipamClaim?.uid === uid);
+  assert.is(held.length, 1, "one claim");
+  assert.equal(getIpamClaim("vm-race.net1")!.status?.ips, [...addresses]);
+});
+
 S("mismatched network or interface: refused, naming both; nothing taken", () => {
   ipamClaim("vm-wrongnet.net1", "another-network");
   const before = listClaims().length;
