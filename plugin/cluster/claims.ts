@@ -78,14 +78,17 @@ export function heldBy(claim: ClaimObject, namespace: string, name: string, cont
 }
 
 /**
- * Deletes the claim of `address` if `mayRelease` accepts its current holder.
- * Returns the pool it counted against, or undefined when nothing was deleted.
+ * Deletes the claim of `address` if `mayRelease` accepts its current holder
+ * and no IPAMClaim holds it. Returns the pool it counted against, or
+ * undefined when nothing was deleted.
  */
 export async function releaseClaimIf(api: KubeApi, address: string, mayRelease: (claim: ClaimObject) => boolean): Promise<string | undefined> {
   const claim = await api.getClaim(claimNameOf(address));
-  if (!claim || !mayRelease(claim)) return undefined;
+  // An IPAMClaim's address outlives its pods: only the controller releases it (judge-claim.ts), never a
+  // DEL, GC, an interrupted ADD's undo or a pool move.
+  if (!claim || !mayRelease(claim) || claim.spec.ipamClaim) return undefined;
   // Deleted only as judged: a claim re-taken meanwhile (new resourceVersion) is someone else's now.
-  const deleted = await deleteAsJudged(api, claim).catch((err) => {
+  const deleted = await api.deleteClaim(claim.metadata.name, claim.metadata.uid!, claim.metadata.resourceVersion).catch((err) => {
     if (isKind(err, KubeConflictError)) return false;
     throw err;
   });
