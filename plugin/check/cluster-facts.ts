@@ -8,7 +8,8 @@
  * hide.
  */
 import type { ControllerApi, NodeObject } from "../kube/controller-api.ts";
-import type { ClaimObject, EndpointObject, PodObject, PoolObject, StatefulSetObject } from "../kube/kube-api.ts";
+import type { ClaimObject, EndpointObject, IpamClaimObject, PodObject, PoolObject, StatefulSetObject } from "../kube/kube-api.ts";
+import { NETWORKS_ANNOTATION, ipamClaimNames } from "../ipam/multus-network.ts";
 import { inRanges, parseAddress } from "../ipam/ip.ts";
 import type { Pool } from "../ipam/pool.ts";
 import { toPool } from "../cluster/pool-choice.ts";
@@ -40,6 +41,8 @@ export interface PodFacts {
   live: boolean;
   /** The addresses inside berth pools it shows. */
   shown: Shown[];
+  /** Its Multus networks annotation, when it names an IPAMClaim (judge-claim.ts reads it). */
+  networks?: string;
 }
 
 /** A BerthEndpoint as the checks read it. */
@@ -65,6 +68,8 @@ export interface ClusterFacts {
   endpoints: EndpointFacts[];
   statefulSets: Map<string, StatefulSetObject>;
   nodes: Map<string, NodeObject>;
+  /** IPAMClaims by namespace/name; undefined when they could not be listed (not served, no permission). */
+  ipamClaims?: Map<string, IpamClaimObject>;
   /** Whether a controller holds its Lease now: only then are pool counts kept. */
   controllerLeads: boolean;
   /** The API server's time when the lists were taken (ms since the epoch). */
@@ -113,11 +118,29 @@ export async function gatherFacts(api: ControllerApi, pageSize: number, lease: {
       }),
     ),
   ]);
+  const ipamClaims = await listIpamClaims(api, pageSize);
   const now = api.serverNow();
   const l = await api.getLease(lease.namespace, lease.name).catch(() => undefined);
   const renewed = l?.spec.renewTime ? Date.parse(l.spec.renewTime) : Number.NaN;
   const controllerLeads = !!l?.spec.holderIdentity && renewed + (l.spec.leaseDurationSeconds ?? 8) * 1000 > now;
-  return { pools, claims, pods, endpoints, statefulSets, nodes, controllerLeads, now, requests };
+  return { pools, claims, pods, endpoints, statefulSets, nodes, ipamClaims, controllerLeads, now, requests };
+}
+
+/**
+ * Every IPAMClaim; undefined when they cannot be listed (no permission, or
+ * the kind is not served, which a restarting API server also answers): the
+ * IPAMClaim-held claims are then held, never reported as orphans.
+ */
+async function listIpamClaims(api: ControllerApi, pageSize: number): Promise<Map<string, IpamClaimObject> | undefined> {
+  const out = new Map<string, IpamClaimObject>();
+  try {
+    await api.listAllIpamClaims(pageSize, (page) => {
+      for (const ic of page) out.set(key(ic.metadata.namespace, ic.metadata.name), ic);
+    });
+  } catch {
+    return undefined;
+  }
+  return out;
 }
 
 /** A claim with what the checks read: its spec, identity, version and timestamps (no managedFields but their times). */
@@ -167,6 +190,7 @@ export function podFacts(p: PodObject & { status?: { podIPs?: { ip?: string }[] 
     mirror: m.annotations?.[CONFIG_MIRROR_ANNOTATION],
     live: !m.deletionTimestamp && (phase === "Pending" || phase === "Running"),
     shown: [...byAddress.values()],
+    ...(ipamClaimNames(m.annotations, m.namespace ?? "").length ? { networks: m.annotations![NETWORKS_ANNOTATION] } : {}),
   };
 }
 
@@ -198,7 +222,9 @@ export function podObject(f: PodFacts): PodObject {
       namespace: f.namespace,
       uid: f.uid,
       ...(f.deletion ? { deletionTimestamp: f.deletion } : {}),
-      ...(f.mirror ? { annotations: { [CONFIG_MIRROR_ANNOTATION]: f.mirror } } : {}),
+      ...(f.mirror || f.networks
+        ? { annotations: { ...(f.mirror ? { [CONFIG_MIRROR_ANNOTATION]: f.mirror } : {}), ...(f.networks ? { [NETWORKS_ANNOTATION]: f.networks } : {}) } }
+        : {}),
     },
     spec: f.node ? { nodeName: f.node } : {},
     status: f.phase ? { phase: f.phase } : {},

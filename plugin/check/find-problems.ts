@@ -8,6 +8,7 @@ import { claimName } from "../kube/claim-name.ts";
 import { countAddresses, inRanges, parseAddress } from "../ipam/ip.ts";
 import type { ClaimObject } from "../kube/kube-api.ts";
 import { ordinalOf } from "../ipam/pod-identity.ts";
+import { ipamClaimNames } from "../ipam/multus-network.ts";
 import { isIncarnation, ordinalInRange, retained } from "../cluster/statefulset.ts";
 import { lastWriteMs } from "../reconcile/claim-age.ts";
 import { type Reader, judgeClaim } from "../reconcile/judge-claim.ts";
@@ -74,8 +75,10 @@ function duplicateAddresses(f: ClusterFacts, claimOf: (a: string) => ClaimObject
   for (const [address, showing] of shownBy(f)) {
     const pods = [...new Map(showing.map((s) => [key(s.pod.namespace, s.pod.name), s])).values()];
     if (pods.length < 2) continue;
-    found.add(address);
     const claim = claimOf(address);
+    // The pods of one VM (a live migration's source and target) share its IPAMClaim's address by design.
+    if (pods.every((s) => namesClaimsIpamClaim(s.pod, claim))) continue;
+    found.add(address);
     const holder = claim ? key(claim.spec.podNamespace, claim.spec.podName) : undefined;
     const others = pods.map((s) => key(s.pod.namespace, s.pod.name)).filter((p) => p !== holder);
     problems.push({
@@ -99,6 +102,7 @@ function missingClaims(f: ClusterFacts, claimOf: (a: string) => ClaimObject | un
       if (duplicates.has(s.address)) continue;
       const claim = claimOf(s.address);
       if (claim && claim.spec.podNamespace === pod.namespace && claim.spec.podName === pod.name) continue;
+      if (namesClaimsIpamClaim(pod, claim)) continue; // held by the IPAMClaim it names, for any of its pods
       const other = claim ? key(claim.spec.podNamespace, claim.spec.podName) : undefined;
       problems.push({
         kind: "missing-claim",
@@ -205,7 +209,20 @@ export function factsReader(f: ClusterFacts): Reader {
       return e && endpointObject(e);
     },
     getNode: async (name) => f.nodes.get(name),
+    // IPAMClaim-held claims: judged only when the IPAMClaims could be listed (else held, never an orphan).
+    ...(f.ipamClaims
+      ? {
+          getIpamClaim: async (ns: string, name: string) => f.ipamClaims!.get(key(ns, name)),
+          listPodsIn: async (ns: string) => [...f.pods.values()].filter((p) => p.namespace === ns).map(podObject),
+        }
+      : {}),
   };
+}
+
+/** Whether the claim is an IPAMClaim's that the pod names (pod and IPAMClaim share a namespace). */
+function namesClaimsIpamClaim(pod: PodFacts, claim: ClaimObject | undefined): boolean {
+  const ic = claim?.spec.ipamClaim;
+  return !!ic && pod.namespace === claim!.spec.podNamespace && ipamClaimNames(podObject(pod).metadata.annotations, pod.namespace).includes(ic.name);
 }
 
 /** orphan-claim: a claim whose holder is provably gone by the controller's own judgement, not released yet. */

@@ -1,7 +1,7 @@
 /** Building, recognising and releasing BerthIPClaims. */
 import { type Family, parseAddress } from "../ipam/ip.ts";
 import { claimName } from "../kube/claim-name.ts";
-import { POOL_LABEL, labelValue } from "../kube/crd.ts";
+import { IPAMCLAIM_FINALIZER, IPAMCLAIM_UID_LABEL, POOL_LABEL, labelValue } from "../kube/crd.ts";
 import type { ClaimObject, ClaimSpec, KubeApi } from "../kube/kube-api.ts";
 import { KubeConflictError } from "../kube/kube-errors.ts";
 import { isKind } from "../support/errors.ts";
@@ -19,6 +19,8 @@ export interface Holder {
   /** The network (netconf name) taking the address. */
   network: string;
   staticPod?: boolean;
+  /** The IPAMClaim (in `namespace`) the pod's element names: it holds the addresses, by its UID (ipamclaim-add.ts). */
+  ipamClaim?: { name: string; uid: string };
   /**
    * Seconds after the claim's last write (by the API server's clock) until
    * which the ADD holding it may still be running; the controller never
@@ -54,8 +56,16 @@ export function claimFor(family: Family, address: string, pool: string, holder: 
   if (holder.statefulSet) spec.statefulSet = holder.statefulSet;
   if (holder.network) spec.network = holder.network;
   if (holder.staticPod) spec.staticPod = true;
-  const labels = { ...(existing?.metadata.labels ?? {}), [POOL_LABEL]: labelValue(pool) };
-  return { metadata: { ...(existing?.metadata ?? {}), name: claimName(family, value), labels }, spec };
+  const labels: Record<string, string> = { ...(existing?.metadata.labels ?? {}), [POOL_LABEL]: labelValue(pool) };
+  const metadata = { ...(existing?.metadata ?? {}), name: claimName(family, value), labels };
+  if (holder.ipamClaim) {
+    spec.ipamClaim = { ...holder.ipamClaim };
+    labels[IPAMCLAIM_UID_LABEL] = holder.ipamClaim.uid;
+  } else if (labels[IPAMCLAIM_UID_LABEL] || metadata.finalizers?.includes(IPAMCLAIM_FINALIZER)) {
+    delete labels[IPAMCLAIM_UID_LABEL];
+    metadata.finalizers = metadata.finalizers?.filter((f) => f !== IPAMCLAIM_FINALIZER);
+  }
+  return { metadata, spec };
 }
 
 /** Whether the claim names this pod (any sandbox, any incarnation). */
@@ -76,16 +86,36 @@ export function heldBy(claim: ClaimObject, namespace: string, name: string, cont
 }
 
 /**
- * Deletes the claim of `address` if `mayRelease` accepts its current holder.
- * Returns the pool it counted against, or undefined when nothing was deleted.
+ * Deletes the claim of `address` if `mayRelease` accepts its current holder
+ * and no IPAMClaim holds it. Returns the pool it counted against, or
+ * undefined when nothing was deleted.
  */
 export async function releaseClaimIf(api: KubeApi, address: string, mayRelease: (claim: ClaimObject) => boolean): Promise<string | undefined> {
   const claim = await api.getClaim(claimNameOf(address));
-  if (!claim || !mayRelease(claim)) return undefined;
+  // An IPAMClaim's address outlives its pods: only the controller releases it (judge-claim.ts), never a
+  // DEL, GC, an interrupted ADD's undo or a pool move.
+  if (!claim || !mayRelease(claim) || claim.spec.ipamClaim) return undefined;
   // Deleted only as judged: a claim re-taken meanwhile (new resourceVersion) is someone else's now.
   const deleted = await api.deleteClaim(claim.metadata.name, claim.metadata.uid!, claim.metadata.resourceVersion).catch((err) => {
     if (isKind(err, KubeConflictError)) return false;
     throw err;
   });
   return deleted ? claim.spec.pool : undefined;
+}
+
+/**
+ * Deletes the claim if it is still as judged (uid, resourceVersion). An
+ * IPAMClaim-held claim's finalizer is taken off first, on the same
+ * condition: berth's own releases go through; a delete by a berth that does
+ * not know the finalizer only marks the claim.
+ */
+export async function deleteAsJudged(api: KubeApi, claim: ClaimObject): Promise<boolean> {
+  let c = claim;
+  if (c.metadata.finalizers?.includes(IPAMCLAIM_FINALIZER)) {
+    const finalizers = c.metadata.finalizers.filter((f) => f !== IPAMCLAIM_FINALIZER);
+    c = await api.updateClaim({ metadata: { ...c.metadata, finalizers }, spec: c.spec });
+    // Already marked deleted (by an older berth): the last finalizer gone, the server removed it.
+    if (claim.metadata.deletionTimestamp && finalizers.length === 0) return true;
+  }
+  return api.deleteClaim(c.metadata.name, c.metadata.uid!, c.metadata.resourceVersion);
 }

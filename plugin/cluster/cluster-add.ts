@@ -15,7 +15,8 @@ import type { EndpointIp, NamedObject, PodObject, StatefulSetObject } from "../k
 import { abandonPending } from "./abandon-pending.ts";
 import { nodeOfAdd } from "./add-node.ts";
 import type { AddState, Claiming, ClusterAddInput, Taken } from "./add-state.ts";
-import { claimNameOf, releaseClaimIf, samePod } from "./claims.ts";
+import { type Holder, claimNameOf, releaseClaimIf, samePod } from "./claims.ts";
+import { ipamClaimOf, takeForIpamClaim } from "./ipamclaim-add.ts";
 import { Deadline } from "./deadline.ts";
 import { entryAddress, entryFor, entryUid } from "./endpoint-entries.ts";
 import { releaseStaleEntry, writeEndpoint } from "./endpoint-write.ts";
@@ -64,6 +65,13 @@ async function run(s: AddState): Promise<AddResult> {
 
   const pod = await readPod(s);
   s.nodeName = nodeOfAdd(conf.ipam.nodeName, pod);
+  // The pod's element names an IPAMClaim: the addresses are the IPAMClaim's (ipamclaim-add.ts), whatever the pod is.
+  const ic = await ipamClaimOf(s, pod);
+  if (ic) {
+    const families = await poolsFor(s, pod);
+    const holder = { ...podHolder(s, pod), ipamClaim: { name: ic.metadata.name, uid: ic.metadata.uid! } };
+    return finish(s, await takeForIpamClaim({ ...s, holder }, ic, families), { ipamClaim: `${s.pod.namespace}/${ic.metadata.name}` });
+  }
   const uid = incarnationUid(pod);
   const endpoint = await api.getEndpoint(s.pod.namespace, s.pod.name);
   // Membership is the pod's; whether this network keeps a member's address is the network's.
@@ -83,21 +91,7 @@ async function run(s: AddState): Promise<AddResult> {
   // the controller judge the member's claim superseded and release it.
   const leaveEndpoint = keptForSet && !membership.member;
 
-  const claiming: Claiming = {
-    ...s,
-    holder: {
-      namespace: s.pod.namespace,
-      name: s.pod.name,
-      uid,
-      containerId: s.containerId,
-      ifname: s.ifname,
-      node: s.nodeName,
-      network: conf.name,
-      addDeadlineSeconds: claimDeadlineSeconds(conf.ipam.timeoutMs),
-      ...(sticky ? { statefulSet: sticky.statefulSet } : {}),
-      ...(isStaticPod(pod) ? { staticPod: true } : {}),
-    },
-  };
+  const claiming: Claiming = { ...s, holder: { ...podHolder(s, pod), ...(sticky ? { statefulSet: sticky.statefulSet } : {}) } };
   const ordinalIndex = await ordinalPosition(s, pod, sticky, membership.sts);
   const taken: Taken[] = [];
   for (const { family, pools } of families) {
@@ -119,6 +113,27 @@ async function run(s: AddState): Promise<AddResult> {
     await writeEndpoint(s, endpoint, pod, membership.member, taken);
   }
   await confirmStillHeld(claiming, taken);
+  return finish(s, taken, { statefulSet: sticky?.statefulSet });
+}
+
+/** The pod as the holder of what this ADD takes. */
+function podHolder(s: AddState, pod: PodObject): Holder {
+  return {
+    namespace: s.pod.namespace,
+    name: s.pod.name,
+    uid: incarnationUid(pod),
+    containerId: s.containerId,
+    ifname: s.ifname,
+    node: s.nodeName,
+    network: s.conf.name,
+    addDeadlineSeconds: claimDeadlineSeconds(s.conf.ipam.timeoutMs),
+    ...(isStaticPod(pod) ? { staticPod: true } : {}),
+  };
+}
+
+/** Makes the leases active (one durable commit), logs each address, and shapes the result. */
+function finish(s: AddState, taken: Taken[], about: Record<string, string | undefined>): AddResult {
+  const { store, log } = s;
   // One durable commit: the leases become active, and the hints learn the addresses are claimed
   // (until now the pending leases kept this node's other ADDs off them).
   store.immediate(() => {
@@ -135,7 +150,7 @@ async function run(s: AddState): Promise<AddResult> {
       pod: `${s.pod.namespace}/${s.pod.name}`,
       container: s.containerId,
       ifname: s.ifname,
-      statefulSet: sticky?.statefulSet,
+      ...about,
       conflicts: s.stats.conflicts,
     });
   }

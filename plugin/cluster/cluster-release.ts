@@ -99,10 +99,17 @@ export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: Ipam
     // Kept: a bound address of a pod that stays. For a restarting sandbox a pending one (interrupted ADD)
     // is never part of the binding.
     if (keep && boundHere.has(a.address) && (keep.member || !a.pending)) continue;
-    const freed = await releaseClaimIf(api, a.address, (c) => heldBy(c, ns, name, at.containerId, uid));
+    // An IPAMClaim's address outlives its pods: releaseClaimIf leaves it to the controller (judge-claim.ts).
+    let ipamClaim: string | undefined;
+    const freed = await releaseClaimIf(api, a.address, (c) => {
+      const mine = heldBy(c, ns, name, at.containerId, uid);
+      if (mine && c.spec.ipamClaim) ipamClaim = `${c.spec.podNamespace}/${c.spec.ipamClaim.name}`;
+      return mine;
+    });
     if (freed) freedHints.push({ pool: freed, address: a.address });
-    log.info(freed ? "address released" : "address already released", {
+    log.info(freed ? "address released" : ipamClaim ? "address stays with its IPAMClaim" : "address already released", {
       address: a.address,
+      ...(ipamClaim ? { ipamClaim } : {}),
       pool: freed,
       pod: `${ns}/${name}`,
       container: at.containerId,

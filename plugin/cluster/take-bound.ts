@@ -16,6 +16,12 @@ import { leaseHoldsClaim, pendingPastDeadline } from "./stale-leases.ts";
  * interface of this pod (two networks asking for one ordinal address), may not.
  */
 function heldElsewhere(claim: ClaimObject, s: Claiming): string | undefined {
+  // An IPAMClaim's address is any pod's that names that IPAMClaim (same UID), and no other's.
+  const ic = claim.spec.ipamClaim;
+  if (s.holder.ipamClaim || ic) {
+    if (ic && ic.uid === s.holder.ipamClaim?.uid) return undefined;
+    if (ic) return `IPAMClaim ${claim.spec.podNamespace}/${ic.name} (UID ${ic.uid}), last taken by pod ${claim.spec.podName}`;
+  }
   if (!samePod(claim, s.holder)) return `pod ${claim.spec.podNamespace}/${claim.spec.podName} on node ${claim.spec.node}`;
   if (claim.spec.interface !== s.holder.ifname) return `interface ${claim.spec.interface} of the same pod`;
   return undefined;

@@ -26,10 +26,13 @@
  * - an endpoint listing an address whose claim is gone or another pod's (a
  *   release whose endpoint write failed): stripped at the next full scan;
  * - pools: counts from the claims, and the finalizer (pool-reconcile.ts).
+ * - an IPAMClaim-held claim (a VM's address): released once its IPAMClaim
+ *   (by UID) is gone and no pod that names it exists (both are events);
  * Doubtful holds are counted and reported (held-report.ts).
  */
 import type { ControllerApi, WatchKind } from "../kube/controller-api.ts";
 import type { ClaimObject, PodObject } from "../kube/kube-api.ts";
+import { ipamClaimNames } from "../ipam/multus-network.ts";
 import { isKind } from "../support/errors.ts";
 import type { Logger } from "../support/logger.ts";
 import { actOnClaim } from "./act-on-claim.ts";
@@ -141,6 +144,8 @@ export class Controller {
       onStarted: (kind: WatchKind) => this.watching.add(kind),
     };
     for (const kind of WATCHED) void watchForever(host, kind, kind === "pools"); // pools, few: replayed, so each gets its finalizer early
+    // IPAMClaims' CRD is not berth's: where it is not served, tried every 5 s; nothing waits for it.
+    void watchForever({ ...host, sleep: (ms: number) => this.sleep(Math.max(ms, 5000)), onStarted: undefined }, "ipamclaims");
     void this.scanLoop();
     await this.leaseLoop();
     await this.elector.release();
@@ -254,7 +259,12 @@ export class Controller {
     } else if (kind === "pods") {
       // Gone: its claims may go. Finished: they may go where the kubelet stops the sandbox first (judge-claim.ts).
       const phase = (obj as PodObject).status?.phase;
-      if (type === "DELETED" || phase === "Succeeded" || phase === "Failed") this.work.enqueue(podKey);
+      if (type !== "DELETED" && phase !== "Succeeded" && phase !== "Failed") return;
+      this.work.enqueue(podKey);
+      // A pod that names an IPAMClaim may be the last that holds it (a live migration's source).
+      for (const ref of ipamClaimNames((obj as PodObject).metadata.annotations, m.namespace ?? "")) this.work.enqueue(`ipamref:${m.namespace}/${ref}`);
+    } else if (kind === "ipamclaims") {
+      if (type === "DELETED" && (obj as PodObject).metadata.uid) this.work.enqueue(`ipamclaim:${(obj as PodObject).metadata.uid}`);
     } else if (kind === "endpoints") {
       // An endpoint deleted under a pod that still holds addresses is written back (endpoint-repair.ts).
       if (type === "DELETED") this.work.enqueue(podKey);
@@ -279,6 +289,8 @@ export class Controller {
     if (kind === "claim") targets = this.view.has(id) ? [this.view.get(id)!] : [];
     else if (kind === "pod") targets = this.view.claimsOfPod(id.slice(0, id.indexOf("/")), id.slice(id.indexOf("/") + 1));
     else if (kind === "sts") targets = [...this.view.values()].filter((c) => c.spec.statefulSet && `${c.spec.podNamespace}/${c.spec.statefulSet}` === id);
+    else if (kind === "ipamclaim") targets = [...this.view.values()].filter((c) => c.spec.ipamClaim?.uid === id);
+    else if (kind === "ipamref") targets = [...this.view.values()].filter((c) => c.spec.ipamClaim && `${c.spec.podNamespace}/${c.spec.ipamClaim.name}` === id);
     else if (kind === "node") targets = [...this.view.values()].filter((c) => c.spec.staticPod && c.spec.node === id);
     else if (kind === "pool") {
       await this.reconcilePool(id);

@@ -19,6 +19,7 @@ const WRITES = new Set<keyof ControllerApi>([
   "patchPoolStatus",
   "setPoolFinalizers",
   "recordEvent",
+  "updateIpamClaimStatus",
 ]);
 
 /** `api` with every write preceded by `check(what)`, which throws to stop it. */

@@ -143,6 +143,9 @@ export async function takeSnapshot(api: ControllerApi, pageSize: number, known?:
       return r === undefined ? undefined : endpointFromRecord(ns, name, r);
     },
     getNode: (name) => from("nodes", nodes, name),
+    // IPAMClaim-held claims are judged live: the scan lists neither IPAMClaims nor pods' annotations.
+    getIpamClaim: (ns, name) => api.getIpamClaim(ns, name),
+    listPodsIn: (ns) => api.listPodsIn(ns),
   };
   byName.clear();
   return { claims, pools, reader, failed, requests, phantoms };

@@ -39,6 +39,8 @@ export interface NetworkEntry {
   namespace: string;
   name: string;
   interface?: string;
+  /** The IPAMClaim the element names (`ipam-claim-reference`, JSON form only). */
+  ipamClaimReference?: string;
   /** The annotation it came from. */
   annotation: string;
 }
@@ -60,7 +62,7 @@ export function parseNetworkAnnotation(value: string, defaultNamespace: string, 
   return raw.map((e) => ({ ...e, namespace: e.namespace || defaultNamespace, annotation }));
 }
 
-type RawEntry = { namespace: string; name: string; interface?: string };
+type RawEntry = { namespace: string; name: string; interface?: string; ipamClaimReference?: string };
 
 function fromText(value: string): RawEntry[] {
   return value.split(",").map((item) => {
@@ -88,7 +90,7 @@ function fromText(value: string): RawEntry[] {
  * and another to berth. Two keys for one field: refused, since which wins
  * would depend on their order, which JSON.parse does not keep for repeats.
  */
-const FIELDS = ["name", "namespace", "interface", "interfacerequest"] as const;
+const FIELDS = ["name", "namespace", "interface", "interfacerequest", "ipam-claim-reference"] as const;
 type Field = (typeof FIELDS)[number];
 const fold = (key: string) => key.toLowerCase().replace(/ſ/g, "s");
 
@@ -113,7 +115,8 @@ function fromJson(value: string): RawEntry[] {
     if (!got.name) throw new Error(`entry ${i} names no network`);
     // Multus reads the pre-3.2 "interfaceRequest" when "interface" is empty.
     const iface = got.interface || got.interfacerequest || "";
-    return { namespace: got.namespace ?? "", name: got.name, ...(iface ? { interface: iface } : {}) };
+    const ref = got["ipam-claim-reference"];
+    return { namespace: got.namespace ?? "", name: got.name, ...(iface ? { interface: iface } : {}), ...(ref ? { ipamClaimReference: ref } : {}) };
   });
 }
 
@@ -185,6 +188,59 @@ export function resolveNetwork(id: AddIdentity): Resolved {
     };
   }
   return { nad: `${one.namespace}/${one.name}`, entry: one };
+}
+
+/**
+ * The IPAMClaim (multi-network spec v1.3) the element of this ADD names, or
+ * undefined. Multus does not pass the field on to its delegates, so it is
+ * read here from the pod: only in `k8s.v1.cni.cncf.io/networks`, only from
+ * the element whose explicit `interface` is CNI_IFNAME. An element that
+ * names one without an interface is refused (Error): which ADD it belongs to
+ * follows from Multus' numbering, which counts default networks berth cannot
+ * see, and an address handed to the wrong interface would outlive the pod.
+ */
+export function ipamClaimReference(annotations: Record<string, string>, podNamespace: string, ifname: string): string | undefined {
+  const value = annotations[NETWORKS_ANNOTATION];
+  if (!value || !/[[{"]/.test(value)) return undefined; // the text form cannot carry one
+  let entries: NetworkEntry[];
+  try {
+    entries = parseNetworkAnnotation(value, podNamespace, NETWORKS_ANNOTATION);
+  } catch (err) {
+    throw new Error(`the pod's annotation ${NETWORKS_ANNOTATION} cannot be read (${(err as Error).message})`);
+  }
+  const loose = entries.find((e) => e.ipamClaimReference && !e.interface);
+  if (loose) {
+    throw new Error(
+      `the pod's ${NETWORKS_ANNOTATION} element ${show(loose)} names ipam-claim-reference ${JSON.stringify(loose.ipamClaimReference)} without an "interface": give the element its interface`,
+    );
+  }
+  return entries.find((e) => e.interface === ifname && e.ipamClaimReference)?.ipamClaimReference;
+}
+
+/**
+ * Whether any element of the pod's networks names the IPAMClaim `name` (its
+ * pod's namespace is the IPAMClaim's). An annotation that cannot be read, yet
+ * mentions the name, counts as naming it: a doubt holds the address.
+ */
+export function namesIpamClaim(annotations: Record<string, string> | undefined, podNamespace: string, name: string): boolean {
+  const value = annotations?.[NETWORKS_ANNOTATION];
+  if (!value || !/[[{"]/.test(value)) return false;
+  try {
+    return parseNetworkAnnotation(value, podNamespace, NETWORKS_ANNOTATION).some((e) => e.ipamClaimReference === name);
+  } catch {
+    return value.includes(name);
+  }
+}
+
+/** The IPAMClaims the pod's networks name (none when the annotation cannot be read). */
+export function ipamClaimNames(annotations: Record<string, string> | undefined, podNamespace: string): string[] {
+  const value = annotations?.[NETWORKS_ANNOTATION];
+  if (!value || !/[[{"]/.test(value)) return [];
+  try {
+    return parseNetworkAnnotation(value, podNamespace, NETWORKS_ANNOTATION).flatMap((e) => (e.ipamClaimReference ? [e.ipamClaimReference] : []));
+  } catch {
+    return [];
+  }
 }
 
 /** A pool's multusName entry as `namespace/name`: without a namespace it is kube-system's (Spiderpool's reading). */

@@ -3,7 +3,7 @@
  * Types only, and only from plugin/kube: the controller depends on this
  * layer, never the other way round.
  */
-import type { ClaimObject, EndpointObject, KubeApi, ObjectMeta, PodObject, PoolObject, PoolStatus, StatefulSetObject } from "./kube-api.ts";
+import type { ClaimObject, EndpointObject, IpamClaimObject, KubeApi, ObjectMeta, PodObject, PoolObject, PoolStatus, StatefulSetObject } from "./kube-api.ts";
 
 /** A coordination.k8s.io/v1 Lease; times are RFC 3339 strings (written with six fractional digits). */
 export interface LeaseObject {
@@ -21,7 +21,7 @@ export interface NodeObject {
 }
 
 /** The collections the controller watches. */
-export type WatchKind = "pods" | "statefulsets" | "claims" | "endpoints" | "pools" | "nodes";
+export type WatchKind = "pods" | "statefulsets" | "claims" | "endpoints" | "pools" | "nodes" | "ipamclaims";
 
 /** One page of a paged LIST, handed over as it arrives. */
 export type OnPage<T> = (items: T[]) => void;
@@ -42,6 +42,10 @@ export interface ControllerApi extends KubeApi {
   listAllStatefulSets(pageSize: number, onPage: OnPage<StatefulSetObject>): Promise<number>;
   listAllEndpoints(pageSize: number, onPage: OnPage<EndpointObject>): Promise<number>;
   listAllNodes(pageSize: number, onPage: OnPage<NodeObject>): Promise<number>;
+  /** Every IPAMClaim; KubeRequestError 404 when its CRD is not served. */
+  listAllIpamClaims(pageSize: number, onPage: OnPage<IpamClaimObject>): Promise<number>;
+  /** The pods of one namespace (an IPAMClaim-held claim is judged on the pods that name its IPAMClaim). */
+  listPodsIn(namespace: string): Promise<PodObject[]>;
   /** The node with its status, or undefined when there is none. */
   getNode(name: string): Promise<NodeObject | undefined>;
   /** Deletes the claim only if it still has this uid and resourceVersion (unchanged since it was judged). */

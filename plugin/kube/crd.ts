@@ -32,6 +32,24 @@ export const RECLAIM_ANNOTATION = "ipam.berth.dev/reclaim";
 /** Pod (template) annotation: StatefulSet pod N gets the Nth address of its pools. */
 export const ORDINAL_IPS_ANNOTATION = "ipam.berth.dev/ordinal-ips";
 
+/**
+ * The multi-network spec's IPAMClaim (v1.3): not berth's resource, and not in
+ * its manifests (KubeVirt's ipam-extensions or the user installs the CRD).
+ * berth reads it and writes its status.
+ */
+export const IPAMCLAIM_GROUP = "k8s.cni.cncf.io";
+export const IPAMCLAIM_VERSION = "v1alpha1";
+export const IPAMCLAIM_PLURAL = "ipamclaims";
+export const IPAMCLAIM_KIND = "IPAMClaim";
+/** Claim label naming the UID of the IPAMClaim that holds the address (an ADD finds its addresses by it). */
+export const IPAMCLAIM_UID_LABEL = "ipam.berth.dev/ipamclaim-uid";
+/**
+ * Finalizer on an IPAMClaim-held claim: a delete by anything that does not
+ * know IPAMClaims (a 0.4 controller, a 0.4 DEL) only marks it, and the
+ * address stays taken; berth 0.5 removes it when it releases the claim.
+ */
+export const IPAMCLAIM_FINALIZER = "ipam.berth.dev/ipamclaim-held";
+
 /** Pool names are up to 253 characters, label values 63: long ones are cut (selectors compare the same cut). */
 export function labelValue(pool: string): string {
   return pool.length <= 63 ? pool : pool.slice(0, 63).replace(/[^a-z0-9]+$/, "");

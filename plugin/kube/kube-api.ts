@@ -95,6 +95,12 @@ export interface ClaimSpec {
   staticPod?: boolean;
   claimedAt: string;
   /**
+   * The address belongs to this IPAMClaim (in `podNamespace`), held by its
+   * UID: a recreated IPAMClaim of the same name is another holder. The pod
+   * fields then name the pod that took it last (a VM's virt-launcher pod).
+   */
+  ipamClaim?: { name: string; uid: string };
+  /**
    * Seconds after the claim's last write, by the API server's clock, during
    * which its ADD may still be running: the controller never judges it
    * half-finished before then. Absent on claims written by berth 0.3.
@@ -146,6 +152,23 @@ export interface EndpointObject {
   spec: EndpointSpec;
 }
 
+/** A condition of an IPAMClaim's status (metav1.Condition). */
+export interface IpamClaimCondition {
+  type: string;
+  status: "True" | "False" | "Unknown";
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+/** An IPAMClaim (k8s.cni.cncf.io/v1alpha1, multi-network spec v1.3): a VM interface's persistent addresses. */
+export interface IpamClaimObject {
+  metadata: ObjectMeta;
+  spec: { network: string; interface: string };
+  status?: { ips?: string[]; ownerPod?: { name?: string }; conditions?: IpamClaimCondition[] };
+}
+
 /** The counts the controller keeps in a SpiderIPPool's status (the plugin never writes them). */
 export interface PoolStatus {
   ipVersion: number;
@@ -191,6 +214,15 @@ export interface KubeApi {
    * it changed.
    */
   deleteClaim(name: string, uid: string, resourceVersion?: string): Promise<boolean>;
+  /**
+   * Claims held by the IPAMClaim with this UID (label selector, a consistent
+   * read: an ADD must see a claim another ADD just made).
+   */
+  listClaimsOfIpamClaim(uid: string): Promise<ClaimObject[]>;
+  /** The IPAMClaim, or undefined when there is none (or its CRD is not served). */
+  getIpamClaim(namespace: string, name: string): Promise<IpamClaimObject | undefined>;
+  /** Replaces the IPAMClaim's status (metadata.resourceVersion set: KubeConflictError if it moved). */
+  updateIpamClaimStatus(claim: IpamClaimObject): Promise<IpamClaimObject>;
   getEndpoint(namespace: string, name: string): Promise<EndpointObject | undefined>;
   /** Creates the endpoint in its namespace; KubeConflictError when the name is taken. */
   createEndpoint(endpoint: EndpointObject): Promise<EndpointObject>;

@@ -13,6 +13,11 @@ import {
   CLAIM_PLURAL,
   ENDPOINT_KIND,
   ENDPOINT_PLURAL,
+  IPAMCLAIM_GROUP,
+  IPAMCLAIM_KIND,
+  IPAMCLAIM_PLURAL,
+  IPAMCLAIM_UID_LABEL,
+  IPAMCLAIM_VERSION,
   POOL_FINALIZER,
   POOL_GROUP,
   POOL_KIND,
@@ -21,7 +26,7 @@ import {
   POOL_VERSION,
   labelValue,
 } from "./crd.ts";
-import type { ClaimObject, EndpointObject, KubeApi, NamedObject, ObjectMeta, PodObject, PoolObject, StatefulSetObject } from "./kube-api.ts";
+import type { ClaimObject, EndpointObject, IpamClaimObject, KubeApi, NamedObject, ObjectMeta, PodObject, PoolObject, StatefulSetObject } from "./kube-api.ts";
 import type { BeforeWrite, KubeTransport, TimeLeft } from "./kube-request.ts";
 import { openTransport } from "./open-transport.ts";
 import { resource } from "./kube-resource.ts";
@@ -86,7 +91,17 @@ export function apiOver(t: KubeTransport, watchAt: WatchAt): ControllerApi {
     namespaced: true,
     kind: ENDPOINT_KIND,
   });
+  const ipamClaims = resource<IpamClaimObject>(t, {
+    group: IPAMCLAIM_GROUP,
+    version: IPAMCLAIM_VERSION,
+    plural: IPAMCLAIM_PLURAL,
+    namespaced: true,
+    kind: IPAMCLAIM_KIND,
+  });
+  const ipamClaimPath = (ns: string, name: string) =>
+    `/apis/${IPAMCLAIM_GROUP}/${IPAMCLAIM_VERSION}/namespaces/${encodeURIComponent(ns)}/${IPAMCLAIM_PLURAL}/${encodeURIComponent(name)}`;
   const watchPaths: Record<WatchKind, string> = {
+    ipamclaims: ipamClaims.path,
     pods: pods.path,
     statefulsets: statefulSets.path,
     claims: claims.path,
@@ -124,6 +139,21 @@ export function apiOver(t: KubeTransport, watchAt: WatchAt): ControllerApi {
     createClaim: (claim) => claims.create(claim),
     updateClaim: (claim) => claims.replace(claim),
     deleteClaim: (name, uid, resourceVersion) => claims.delete({ name }, resourceVersion ? { uid, resourceVersion } : { uid }),
+    // Consistent (from etcd): a claim another ADD of the same IPAMClaim made a moment ago must be seen.
+    listClaimsOfIpamClaim: (uid) =>
+      claims
+        .list({ labelSelector: `${IPAMCLAIM_UID_LABEL}=${uid}` }, `list berthipclaims of ipamclaim ${uid}`)
+        .then((l) => l.filter((c) => c.spec.ipamClaim?.uid === uid)),
+    getIpamClaim: (namespace, name) => ipamClaims.get({ namespace, name }),
+    updateIpamClaimStatus: (ic) =>
+      t.request<IpamClaimObject>(
+        `update ipamclaim ${ic.metadata.namespace}/${ic.metadata.name} status`,
+        "PUT",
+        `${ipamClaimPath(ic.metadata.namespace!, ic.metadata.name)}/status`,
+        { apiVersion: `${IPAMCLAIM_GROUP}/${IPAMCLAIM_VERSION}`, kind: IPAMCLAIM_KIND, ...ic },
+      ),
+    listPodsIn: async (namespace) =>
+      (await t.request<{ items: PodObject[] }>(`list pods of namespace ${namespace}`, "GET", `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`)).items,
     getEndpoint: (namespace, name) => endpoints.get({ namespace, name }),
     createEndpoint: (ep) => endpoints.create(ep),
     updateEndpoint: (ep) => endpoints.replace(ep),
@@ -135,6 +165,7 @@ export function apiOver(t: KubeTransport, watchAt: WatchAt): ControllerApi {
     listAllStatefulSets: (pageSize, onPage) => statefulSets.listPages(pageSize, onPage),
     listAllEndpoints: (pageSize, onPage) => endpoints.listPages(pageSize, onPage),
     listAllNodes: (pageSize, onPage) => nodes.listPages(pageSize, onPage),
+    listAllIpamClaims: (pageSize, onPage) => ipamClaims.listPages(pageSize, onPage),
     deleteClaimIfUnchanged: (claim) => claims.delete(claim.metadata, { uid: claim.metadata.uid, resourceVersion: claim.metadata.resourceVersion }),
     setPoolFinalizers: (pool, finalizers) =>
       pools.patch(

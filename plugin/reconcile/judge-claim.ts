@@ -15,7 +15,8 @@
  * (claim-age.ts).
  */
 import type { NodeObject } from "../kube/controller-api.ts";
-import type { ClaimObject, EndpointObject, PodObject, StatefulSetObject } from "../kube/kube-api.ts";
+import type { ClaimObject, EndpointObject, IpamClaimObject, PodObject, StatefulSetObject } from "../kube/kube-api.ts";
+import { namesIpamClaim } from "../ipam/multus-network.ts";
 import { entryAddress, entryFor, listsAddress } from "../cluster/endpoint-entries.ts";
 import { isIncarnation, ordinalInRange, stsKeeps } from "../cluster/statefulset.ts";
 import { ordinalOf } from "../ipam/pod-identity.ts";
@@ -26,6 +27,10 @@ export interface Reader {
   getStatefulSet(ns: string, name: string): Promise<StatefulSetObject | undefined>;
   getEndpoint(ns: string, name: string): Promise<EndpointObject | undefined>;
   getNode(name: string): Promise<NodeObject | undefined>;
+  /** The IPAMClaim (live); a reader without it cannot judge an IPAMClaim-held claim, which is then held. */
+  getIpamClaim?(ns: string, name: string): Promise<IpamClaimObject | undefined>;
+  /** The pods of a namespace (live), for the pods that name an IPAMClaim. */
+  listPodsIn?(ns: string): Promise<PodObject[]>;
 }
 
 /** Why an address is held although berth cannot be sure it is in use: reported (log, Event, metric). */
@@ -44,7 +49,15 @@ export type Verdict =
     }
   | { release: true; reason: ReleaseReason; detail: string; pod?: PodObject; statefulSet?: StatefulSetObject };
 
-export type ReleaseReason = "pod-deleted" | "pod-replaced" | "pod-terminated" | "scaled-down" | "statefulset-deleted" | "half-finished-add" | "node-deleted";
+export type ReleaseReason =
+  | "ipamclaim-deleted"
+  | "pod-deleted"
+  | "pod-replaced"
+  | "pod-terminated"
+  | "scaled-down"
+  | "statefulset-deleted"
+  | "half-finished-add"
+  | "node-deleted";
 
 export interface JudgeOptions {
   /** --add-timeout-seconds: the least time an unbound claim is left to its ADD (a claim's recorded deadline may be longer). */
@@ -82,6 +95,7 @@ export function sandboxStoppedBeforeTerminal(node: NodeObject | undefined): bool
 }
 
 export async function judgeClaim(read: Reader, claim: ClaimObject, opts: JudgeOptions): Promise<Verdict> {
+  if (claim.spec.ipamClaim) return judgeIpamClaimHold(read, claim, opts);
   const { podNamespace: ns, podName: name, podUID: uid, address } = claim.spec;
   const pod = await read.getPod(ns, name);
   const ep = await read.getEndpoint(ns, name);
@@ -178,4 +192,54 @@ export async function judgeClaim(read: Reader, claim: ClaimObject, opts: JudgeOp
     return { release: true, reason: "pod-replaced", detail: `${where} now has UID ${pod.metadata.uid}, the claim was made for ${uid}`, pod };
   }
   return { release: true, reason: "pod-deleted", detail: `${where} (UID ${uid}) is gone` };
+}
+
+/**
+ * An IPAMClaim-held claim (multi-network spec v1.3: a VM's address, which
+ * outlives its virt-launcher pods) may go only when both:
+ * - the IPAMClaim with the claim's UID is gone (deleted; one recreated under
+ *   the same name is another holder), and
+ * - no pod that may still use the address exists: the pod that took it last
+ *   (its incarnation), and every pod of the namespace that names the
+ *   IPAMClaim and was created before the current IPAMClaim of that name, if
+ *   any (a live migration's source holds it too, unrecorded). A Succeeded or
+ *   Failed pod counts until its kubelet is one that stops the sandbox first.
+ * Its ADD's window is left alone, as for any claim. A reader that cannot
+ * read IPAMClaims or list pods holds it.
+ */
+async function judgeIpamClaimHold(read: Reader, claim: ClaimObject, opts: JudgeOptions): Promise<Verdict> {
+  const { podNamespace: ns, podName, podUID, ipamClaim } = claim.spec;
+  const ref = `IPAMClaim ${ns}/${ipamClaim!.name}`;
+  const written = lastWriteMs(claim);
+  if (written === undefined || opts.now - written <= addWindowMs(claim, opts.addTimeoutMs)) return { release: false, reason: "ADD in progress" };
+  if (!read.getIpamClaim || !read.listPodsIn) return { release: false, reason: `held by ${ref}: not judged on this reader` };
+  let ic: IpamClaimObject | undefined;
+  try {
+    ic = await read.getIpamClaim(ns, ipamClaim!.name);
+  } catch (err) {
+    // Not served (no CRD, or an API server still registering it), refused, unreachable: cannot tell, so held.
+    return { release: false, reason: `held by ${ref}: it cannot be read (${(err as Error).message})` };
+  }
+  if (ic && ic.metadata.uid === ipamClaim!.uid) return { release: false, reason: `held by ${ref}` };
+  const stillUsing = async (pod: PodObject) => {
+    const phase = pod.status?.phase;
+    if (phase !== "Succeeded" && phase !== "Failed") return true;
+    return !sandboxStoppedBeforeTerminal(await read.getNode(pod.spec?.nodeName ?? ""));
+  };
+  const holder = await read.getPod(ns, podName);
+  if (holder && isIncarnation(holder, podUID) && (await stillUsing(holder))) {
+    return { release: false, reason: `${ref} (UID ${ipamClaim!.uid}) is gone, but pod ${ns}/${podName}, which took it last, still exists`, pod: holder };
+  }
+  const born = ic?.metadata.creationTimestamp ? Date.parse(ic.metadata.creationTimestamp) : Number.POSITIVE_INFINITY;
+  for (const pod of await read.listPodsIn(ns)) {
+    if (!namesIpamClaim(pod.metadata.annotations, ns, ipamClaim!.name)) continue;
+    // Created after the IPAMClaim now of that name (server timestamps, whole seconds: a tie counts as before): that one's pod.
+    const created = pod.metadata.creationTimestamp ? Date.parse(pod.metadata.creationTimestamp) : 0;
+    if (created > born) continue;
+    if (await stillUsing(pod)) {
+      return { release: false, reason: `${ref} (UID ${ipamClaim!.uid}) is gone, but pod ${ns}/${pod.metadata.name} that names it still exists`, pod };
+    }
+  }
+  const detail = `${ref} (UID ${ipamClaim!.uid}) is ${ic ? `replaced by UID ${ic.metadata.uid}` : "gone"}, and no pod that names it exists`;
+  return { release: true, reason: "ipamclaim-deleted", detail };
 }

@@ -2,6 +2,7 @@
 import type { ClaimObject, EndpointIp } from "../kube/kube-api.ts";
 import { KubeConflictError, isApiFailure } from "../kube/kube-errors.ts";
 import { withEntryUids, withoutAddress } from "../cluster/endpoint-entries.ts";
+import { deleteAsJudged } from "../cluster/claims.ts";
 import { isKind } from "../support/errors.ts";
 import type { Logger } from "../support/logger.ts";
 import type { ControllerApi } from "../kube/controller-api.ts";
@@ -19,7 +20,7 @@ export async function releaseJudgedClaim(
   const { podNamespace: ns, podName: name, address, pool } = claim.spec;
   let deleted: boolean;
   try {
-    deleted = await api.deleteClaimIfUnchanged(claim);
+    deleted = claim.spec.ipamClaim ? await deleteAsJudged(api, claim) : await api.deleteClaimIfUnchanged(claim);
   } catch (err) {
     if (isKind(err, KubeConflictError)) {
       log.info("claim changed since it was judged; left for the next pass", { claim: claim.metadata.name });

@@ -17,6 +17,8 @@
  *    a new one on scale-up, released on scale-down;
  * 4. a sandbox restart keeps a pod's address; a Deployment pod's address is
  *    freed by the kubelet's DEL when it is deleted;
+ * 4b. a VM-shaped pod naming an IPAMClaim keeps its address when the
+ *    kubelet runs it again under another name, until the IPAMClaim goes;
  * 5. local mode (fixtures/netconf/bridge-berth.conf, no kubeconfig);
  * 6. everything deleted again, as docs/deploy.md's uninstall says: no pod,
  *    claim or bridge left (the runner then stops the node and checks that
@@ -504,8 +506,75 @@ S("4. a sandbox restart keeps the address; a Deployment pod's address is freed b
   );
 });
 
+S("4b. a VM-shaped pod naming an IPAMClaim, deleted and re-created under a new name by the kubelet, keeps its address", async () => {
+  // The IPAMClaim CRD as KubeVirt's ipam-extensions install it (not berth's; test/fixtures/ipamclaims/).
+  apply(readFileSync(join(ROOT, "test/fixtures/ipamclaims/k8s.cni.cncf.io_ipamclaims.yaml"), "utf8"));
+  await waitFor(
+    "the IPAMClaim kind served",
+    () => {
+      try {
+        return Array.isArray(admin.sync.list(path("ipamclaims", { ns: PLAIN_NS })));
+      } catch {
+        return false;
+      }
+    },
+    { timeoutMs: 60_000, everyMs: 500 },
+  );
+  apply(
+    JSON.stringify({
+      apiVersion: "k8s.cni.cncf.io/v1alpha1",
+      kind: "IPAMClaim",
+      metadata: { name: "vm1.eth0", namespace: PLAIN_NS },
+      spec: { network: "berth-cluster", interface: "eth0" },
+    }),
+  );
+  const vmPod = (name: string) =>
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: {
+        name,
+        namespace: PLAIN_NS,
+        labels: { "kubevirt.io": "virt-launcher", "vm.kubevirt.io/name": "vm1" },
+        annotations: { "k8s.v1.cni.cncf.io/networks": JSON.stringify([{ name: "berth-cluster", interface: "eth0", "ipam-claim-reference": "vm1.eth0" }]) },
+      },
+      spec: { terminationGracePeriodSeconds: 5, containers: [{ name: "compute", image: "nginx", imagePullPolicy: "IfNotPresent" }] },
+    });
+  apply(vmPod("virt-launcher-vm1-aaaaa"));
+  const first = assertAllocated(await readyPod(PLAIN_NS, "virt-launcher-vm1-aaaaa"), 16, true);
+  const ipamClaim = () =>
+    admin.sync.get<{ metadata: { uid: string }; status?: { ips?: string[]; ownerPod?: { name?: string } } }>(
+      path("ipamclaims", { ns: PLAIN_NS, name: "vm1.eth0" }),
+    );
+  assert.equal(ipamClaim()?.status?.ips, [`${first.ip}/16`], "status.ips");
+  assert.equal(claimOf(first.ip)?.spec.ipamClaim, { name: "vm1.eth0", uid: ipamClaim()!.metadata.uid }, "held by the IPAMClaim's UID");
+
+  // The VM restarts: its pod is deleted (the kubelet's DEL frees nothing), a new one with another name comes.
+  remove("pods", PLAIN_NS, first.name);
+  await waitGone(`${first.name} gone`, () => !podOf(PLAIN_NS, first.name));
+  await waitFor(
+    `the kubelet's DEL of ${first.name}`,
+    () => berthLog().some((e) => e.cmd === "DEL" && e.msg === "address stays with its IPAMClaim" && e.container === first.sandbox),
+    {
+      timeoutMs: 60_000,
+      everyMs: 1000,
+    },
+  );
+  assert.ok(claimOf(first.ip), "the address stays with the IPAMClaim");
+  apply(vmPod("virt-launcher-vm1-bbbbb"));
+  const second = assertAllocated(await readyPod(PLAIN_NS, "virt-launcher-vm1-bbbbb"), 16, true);
+  assert.is(second.ip, first.ip, "the new virt-launcher pod got the VM's address");
+  assert.equal(ipamClaim()?.status?.ownerPod, { name: second.name }, "ownerPod moved");
+
+  // The VM deleted: its pod and IPAMClaim go, the controller releases the address.
+  remove("pods", PLAIN_NS, second.name);
+  remove("ipamclaims", PLAIN_NS, "vm1.eth0");
+  await waitGone(`${second.ip} released by the controller`, () => !claimOf(second.ip));
+  remove("customresourcedefinitions", undefined, "ipamclaims.k8s.cni.cncf.io");
+});
+
 S(
-  "4b. berth check inside the cluster (docs/troubleshooting.md): the controller's pod checks the cluster, the node's berth pod its database; nothing found",
+  "4c. berth check inside the cluster (docs/troubleshooting.md): the controller's pod checks the cluster, the node's berth pod its database; nothing found",
   async () => {
     const [cluster, node, ...rest] = docCommands("check-in-cluster");
     assert.equal(rest, [], "docs/troubleshooting.md: two commands");

@@ -1,5 +1,14 @@
 /** An in-memory KubeApi for unit tests of cluster logic (the real one is exercised in test/cluster). */
-import type { ClaimObject, EndpointObject, KubeApi, NamedObject, PodObject, PoolObject, StatefulSetObject } from "../../plugin/kube/kube-api.ts";
+import type {
+  ClaimObject,
+  EndpointObject,
+  IpamClaimObject,
+  KubeApi,
+  NamedObject,
+  PodObject,
+  PoolObject,
+  StatefulSetObject,
+} from "../../plugin/kube/kube-api.ts";
 import { POOL_FINALIZER } from "../../plugin/kube/crd.ts";
 import { KubeConflictError } from "../../plugin/kube/kube-errors.ts";
 
@@ -12,6 +21,7 @@ export class FakeKube implements KubeApi {
   pools = new Map<string, PoolObject>();
   claims = new Map<string, ClaimObject>();
   endpoints = new Map<string, EndpointObject>();
+  ipamClaims = new Map<string, IpamClaimObject>();
   private rv = 1;
   calls: string[] = [];
 
@@ -52,6 +62,20 @@ export class FakeKube implements KubeApi {
     if (cur.metadata.resourceVersion !== pool.metadata.resourceVersion) throw new KubeConflictError("the object has been modified");
     cur.metadata.finalizers = [...(pool.metadata.finalizers ?? []), POOL_FINALIZER];
     cur.metadata.resourceVersion = String(++this.rv);
+  }
+  async listClaimsOfIpamClaim(uid: string) {
+    return [...this.claims.values()].filter((c) => c.spec.ipamClaim?.uid === uid).map((c) => structuredClone(c));
+  }
+  async getIpamClaim(ns: string, name: string) {
+    return structuredClone(this.ipamClaims.get(`${ns}/${name}`));
+  }
+  async updateIpamClaimStatus(ic: IpamClaimObject) {
+    const k = `${ic.metadata.namespace}/${ic.metadata.name}`;
+    const cur = this.ipamClaims.get(k);
+    if (!cur || cur.metadata.resourceVersion !== ic.metadata.resourceVersion) throw new KubeConflictError("stale");
+    const stored = this.meta({ ...structuredClone(cur), status: structuredClone(ic.status) });
+    this.ipamClaims.set(k, stored);
+    return structuredClone(stored);
   }
   async getClaim(name: string) {
     return structuredClone(this.claims.get(name));

@@ -4,6 +4,8 @@ import * as assert from "uvu/assert";
 import {
   DEFAULT_NETWORK_ANNOTATION,
   NETWORKS_ANNOTATION,
+  ipamClaimNames,
+  ipamClaimReference,
   parseNetworkAnnotation,
   qualifiedMultusName,
   resolveNetwork,
@@ -102,6 +104,27 @@ test("resolve: no annotation, or one that cannot be read, tells nothing", () => 
 test("a multusName entry without a namespace is kube-system's", () => {
   assert.is(qualifiedMultusName("net-x"), "kube-system/net-x");
   assert.is(qualifiedMultusName("tenant/net-x"), "tenant/net-x");
+});
+
+test("ipam-claim-reference: read from the element whose explicit interface is CNI_IFNAME only", () => {
+  const value = JSON.stringify([
+    { name: "vm-net", interface: "net1", "ipam-claim-reference": "vm1.net1" },
+    { name: "other", interface: "net2" },
+  ]);
+  const a = { [NETWORKS_ANNOTATION]: value };
+  assert.is(ipamClaimReference(a, "vms", "net1"), "vm1.net1");
+  assert.is(ipamClaimReference(a, "vms", "net2"), undefined);
+  assert.is(ipamClaimReference({ [NETWORKS_ANNOTATION]: "vm-net@net1" }, "vms", "net1"), undefined, "the text form carries none");
+  assert.is(ipamClaimReference({}, "vms", "net1"), undefined);
+  assert.equal(ipamClaimNames(a, "vms"), ["vm1.net1"]);
+  // Go's decoder matches keys without regard to case: so does berth.
+  assert.is(ipamClaimReference({ [NETWORKS_ANNOTATION]: '[{"name":"n","interface":"net1","IPAM-Claim-Reference":"x"}]' }, "vms", "net1"), "x");
+});
+
+test("ipam-claim-reference in an element without an interface is refused, naming it", () => {
+  const a = { [NETWORKS_ANNOTATION]: JSON.stringify([{ name: "vm-net", "ipam-claim-reference": "vm1.net1" }]) };
+  assert.throws(() => ipamClaimReference(a, "vms", "net1"), /vms\/vm-net names ipam-claim-reference "vm1.net1" without an "interface"/);
+  assert.throws(() => ipamClaimReference({ [NETWORKS_ANNOTATION]: "[{" }, "vms", "net1"), /cannot be read/);
 });
 
 test.run();

@@ -39,6 +39,8 @@ export interface AdminOptions {
 export interface DeleteOptions {
   gracePeriodSeconds?: number;
   propagationPolicy?: "Background" | "Foreground" | "Orphan";
+  /** Deleted only if the object still has these (as berth's own deletes send them). */
+  preconditions?: { uid?: string; resourceVersion?: string };
 }
 
 export type PatchType = "merge" | "json" | "strategic";

@@ -10,6 +10,10 @@ import {
   CLAIM_PLURAL,
   ENDPOINT_KIND,
   ENDPOINT_PLURAL,
+  IPAMCLAIM_GROUP,
+  IPAMCLAIM_KIND,
+  IPAMCLAIM_PLURAL,
+  IPAMCLAIM_VERSION,
   POOL_GROUP,
   POOL_KIND,
   POOL_PLURAL,
@@ -38,6 +42,7 @@ export const RESOURCES = {
   [POOL_PLURAL]: { prefix: `/apis/${POOL_GROUP}/${POOL_VERSION}`, kind: POOL_KIND, namespaced: false },
   [CLAIM_PLURAL]: { prefix: `/apis/${BERTH_GROUP}/${BERTH_API_VERSION}`, kind: CLAIM_KIND, namespaced: false },
   [ENDPOINT_PLURAL]: { prefix: `/apis/${BERTH_GROUP}/${BERTH_API_VERSION}`, kind: ENDPOINT_KIND, namespaced: true },
+  [IPAMCLAIM_PLURAL]: { prefix: `/apis/${IPAMCLAIM_GROUP}/${IPAMCLAIM_VERSION}`, kind: IPAMCLAIM_KIND, namespaced: true },
 } as const;
 export type Resource = keyof typeof RESOURCES;
 
