@@ -51,6 +51,30 @@ export class ClaimView {
     return this.poolClaims.get(pool) ?? 0;
   }
 
+  /**
+   * The claims a work-queue key names (controller.ts enqueues them): `claim:NAME`, `pod:NS/NAME`,
+   * `sts:NS/SET`, `ipamclaim:UID`, `ipamref:NS/IPAMCLAIM` (pods that name it), `node:NAME` (static pods).
+   */
+  claimsOfKey(kind: string, id: string): ClaimObject[] {
+    const all = () => [...this.claims.values()];
+    switch (kind) {
+      case "claim":
+        return this.claims.has(id) ? [this.claims.get(id)!] : [];
+      case "pod":
+        return this.claimsOfPod(id.slice(0, id.indexOf("/")), id.slice(id.indexOf("/") + 1));
+      case "sts":
+        return all().filter((c) => c.spec.statefulSet && `${c.spec.podNamespace}/${c.spec.statefulSet}` === id);
+      case "ipamclaim":
+        return all().filter((c) => c.spec.ipamClaim?.uid === id);
+      case "ipamref":
+        return all().filter((c) => c.spec.ipamClaim && `${c.spec.podNamespace}/${c.spec.ipamClaim.name}` === id);
+      case "node":
+        return all().filter((c) => c.spec.staticPod && c.spec.node === id);
+      default:
+        return [];
+    }
+  }
+
   claimsOfPod(ns: string, name: string): ClaimObject[] {
     const names = this.byPod.get(podKey(ns, name));
     const list = names === undefined ? [] : typeof names === "string" ? [names] : [...names];

@@ -15,19 +15,19 @@
  * - a Succeeded or Failed pod: released where the kubelet reports that phase
  *   only after stopping the sandbox (1.24 and later, containerd); else held
  *   until its DEL or its pod object's end;
- * - a pod still Terminating, however long past its grace period, on any
- *   node: held (its DEL has not run; force-deleting the pod frees it);
+ * - a pod still Terminating past its grace period, on any node: held (its
+ *   DEL has not run; force-deleting the pod frees it);
  * - a claim never bound whose ADD may still run (by the controller's own
  *   clock since it first saw the claim): left alone; past that, released if
  *   its pod is gone, held if the pod exists;
  * - a claim of a pod that exists, which its endpoint does not list (the
  *   endpoint was deleted, with its namespace or by hand): held, and the entry
  *   written back (endpoint-repair.ts; not in a namespace being deleted);
- * - an endpoint listing an address whose claim is gone or another pod's (a
- *   release whose endpoint write failed): stripped at the next full scan;
- * - pools: counts from the claims, and the finalizer (pool-reconcile.ts).
+ * - an endpoint listing an address whose claim is gone or another pod's
+ *   (its release's endpoint write failed): stripped at the next full scan;
  * - an IPAMClaim-held claim (a VM's address): released once its IPAMClaim
  *   (by UID) is gone and no pod that names it exists (both are events);
+ * - pools: counts from the claims, and the finalizer (pool-reconcile.ts).
  * Doubtful holds are counted and reported (held-report.ts).
  */
 import type { ControllerApi, WatchKind } from "../kube/controller-api.ts";
@@ -144,8 +144,7 @@ export class Controller {
       onStarted: (kind: WatchKind) => this.watching.add(kind),
     };
     for (const kind of WATCHED) void watchForever(host, kind, kind === "pools"); // pools, few: replayed, so each gets its finalizer early
-    // IPAMClaims' CRD is not berth's: where it is not served, tried every 5 s; nothing waits for it.
-    void watchForever({ ...host, sleep: (ms: number) => this.sleep(Math.max(ms, 5000)), onStarted: undefined }, "ipamclaims");
+    void watchForever({ ...host, sleep: (ms: number) => this.sleep(Math.max(ms, 5000)), onStarted: undefined }, "ipamclaims"); // not berth's CRD: retried, not awaited
     void this.scanLoop();
     await this.leaseLoop();
     await this.elector.release();
@@ -153,9 +152,7 @@ export class Controller {
   }
 
   /** Throws NotLeaderError unless this replica leads right now. */
-  checkLeader(what: string): void {
-    this.elector.check(what);
-  }
+  readonly checkLeader = (what: string): void => this.elector.check(what);
 
   stop(): void {
     this.stopped = true;
@@ -257,11 +254,11 @@ export class Controller {
       }
       this.schedulePool(claim.spec?.pool);
     } else if (kind === "pods") {
-      // Gone: its claims may go. Finished: they may go where the kubelet stops the sandbox first (judge-claim.ts).
+      // Gone: its claims may go (and those of the IPAMClaims it names: a migration's source may be the last holder).
+      // Finished: they may go where the kubelet stops the sandbox first (judge-claim.ts).
       const phase = (obj as PodObject).status?.phase;
       if (type !== "DELETED" && phase !== "Succeeded" && phase !== "Failed") return;
       this.work.enqueue(podKey);
-      // A pod that names an IPAMClaim may be the last that holds it (a live migration's source).
       for (const ref of ipamClaimNames((obj as PodObject).metadata.annotations, m.namespace ?? "")) this.work.enqueue(`ipamref:${m.namespace}/${ref}`);
     } else if (kind === "ipamclaims") {
       if (type === "DELETED" && (obj as PodObject).metadata.uid) this.work.enqueue(`ipamclaim:${(obj as PodObject).metadata.uid}`);
@@ -285,18 +282,8 @@ export class Controller {
 
   private async handle(key: string): Promise<void> {
     const [kind, id] = [key.slice(0, key.indexOf(":")), key.slice(key.indexOf(":") + 1)];
-    let targets: ClaimObject[] = [];
-    if (kind === "claim") targets = this.view.has(id) ? [this.view.get(id)!] : [];
-    else if (kind === "pod") targets = this.view.claimsOfPod(id.slice(0, id.indexOf("/")), id.slice(id.indexOf("/") + 1));
-    else if (kind === "sts") targets = [...this.view.values()].filter((c) => c.spec.statefulSet && `${c.spec.podNamespace}/${c.spec.statefulSet}` === id);
-    else if (kind === "ipamclaim") targets = [...this.view.values()].filter((c) => c.spec.ipamClaim?.uid === id);
-    else if (kind === "ipamref") targets = [...this.view.values()].filter((c) => c.spec.ipamClaim && `${c.spec.podNamespace}/${c.spec.ipamClaim.name}` === id);
-    else if (kind === "node") targets = [...this.view.values()].filter((c) => c.spec.staticPod && c.spec.node === id);
-    else if (kind === "pool") {
-      await this.reconcilePool(id);
-      return;
-    }
-    for (const c of targets) await this.act(c, this.api);
+    if (kind === "pool") return this.reconcilePool(id);
+    for (const c of this.view.claimsOfKey(kind, id)) await this.act(c, this.api);
   }
 
   /** Reconciles one pool; before the first full scan of this term the view is incomplete: only the finalizer is added then. */
