@@ -21,8 +21,11 @@ export const PHASES = process.env.BENCH_CTL_PHASES || "1234";
 export const PAGE = intEnv("BENCH_CTL_PAGE", 500);
 /** Phase 5: `berth check` runs, each right after one of the controller's full scans. */
 export const CHECK_RUNS = intEnv("BENCH_CTL_CHECK_RUNS", 3);
-/** Phase 5: the controller's --resync-seconds, long enough that a check never runs beside one of its scans. */
-export const CHECK_RESYNC = intEnv("BENCH_CTL_CHECK_RESYNC", 90);
+/**
+ * Phase 5: the controller's --resync-seconds, long enough that a check never runs beside one of its scans
+ * (a scan and a check each take ~1 s per 1,000 objects on the bench machine; default 155 s at 50,000).
+ */
+export const CHECK_RESYNC = intEnv("BENCH_CTL_CHECK_RESYNC", 30 + Math.ceil(SCALE / 400));
 /** `berth check`'s memory target (issue 19), as the controller's limit. */
 export const CHECK_MEMORY_MIB = 256;
 /** `berth check`'s time target: this many times the controller's full scan of the same objects. */
