@@ -99,7 +99,7 @@ export async function gatherFacts(api: ControllerApi, pageSize: number, lease: {
   const nodes = new Map<string, NodeObject>();
   const counted = async (kind: string, run: () => Promise<number>) => requests.set(kind, await run());
   // Every GC_PAGES pages (of any list), a full collection: each page parsed is garbage once kept slim, and
-  // the engine would otherwise let it pile up far past the live data (315 MiB for 50,000 of each, not 256).
+  // the engine would otherwise let it pile up far past the live data (find-problems.ts has the figures).
   let pages = 0;
   const paged = () => {
     if (++pages % GC_PAGES === 0) collectGarbage();
