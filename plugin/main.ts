@@ -6,11 +6,14 @@ import type { OpenDriver } from "../store/driver.ts";
 import type { CommandTable } from "./ipam/command.ts";
 import { lazySpecifier } from "./support/lazy-entries.ts";
 
-// Cluster mode, the controller and the installer are entries of their own (support/lazy-entries.ts).
+// Cluster mode, the operator commands (controller, check, adopt) and the installer are entries of their own (support/lazy-entries.ts).
+type OperatorCommands = typeof import("./operator-commands.ts");
+const loadOperator = async () => (await import(lazySpecifier("operator", 0))) as OperatorCommands;
 const loadClusterCommands = async () => ((await import(lazySpecifier("cluster", 0))) as { clusterCommands: CommandTable }).clusterCommands;
-const loadController = async () => ((await import(lazySpecifier("controller", 0))) as typeof import("./controller/controller-main.ts")).controllerMain;
+const loadController = async () => (await loadOperator()).controllerMain;
 const loadInstall = async () => (await import(lazySpecifier("install", 0))) as typeof import("./install/install.ts");
-const loadCheck = async () => (await import(lazySpecifier("check", 0))) as typeof import("./check/check-main.ts");
+const loadCheck = loadOperator;
+const loadAdopt = loadOperator;
 
 // Not CNI_PATH: operators' shells export it, runtimes always set the others.
 const CNI_VARS = ["CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS"];
@@ -37,7 +40,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
     return runCni({ env, readStdin: () => readFileSync(0, "utf8"), write: (t) => writeAll(1, t), openDriver, loadClusterCommands });
   }
   try {
-    return await runCli(argv, { out: (t) => writeAll(1, t), err: (t) => writeAll(2, t), openDriver, loadController, loadInstall, loadCheck });
+    return await runCli(argv, { out: (t) => writeAll(1, t), err: (t) => writeAll(2, t), openDriver, loadController, loadInstall, loadCheck, loadAdopt });
   } catch (err) {
     writeAll(2, `berth: ${(err as Error).message}\n`);
     return 1;

@@ -9,10 +9,11 @@
  * problems remain; 2 the check could not run.
  */
 import { existsSync } from "node:fs";
-import { homedir, hostname } from "node:os";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_DATA_DIR } from "../ipam/config.ts";
 import { createControllerClient } from "../kube/controller-client.ts";
+import { resolveKubeconfig } from "../kube/kubeconfig-path.ts";
 import type { ControllerApi } from "../kube/controller-api.ts";
 import type { Logger } from "../support/logger.ts";
 import { createLogger } from "../support/logger.ts";
@@ -21,7 +22,7 @@ import { LeaseStore } from "../../store/lease-store.ts";
 import { gatherFacts } from "./cluster-facts.ts";
 import { confirmAll } from "./confirm.ts";
 import { findProblems } from "./find-problems.ts";
-import { integrity, localPools, localProblems, nodeProblems } from "./node-check.ts";
+import { damaged, integrity, localPools, localProblems, nodeProblems } from "./node-check.ts";
 import { type CheckReport, type Problem, sortProblems } from "./problem.ts";
 export { checkOptions } from "./check-options.ts";
 import { renderJson, renderReport } from "./render.ts";
@@ -62,8 +63,14 @@ export async function checkMain(args: CheckArgs, io: CheckIo): Promise<number> {
     else if (args.node) report = await checkNode(args, io);
     else report = await checkCluster(args, io, log);
   } catch (err) {
-    io.err(`berth check: ${(err as Error).message}\n`);
-    return 2;
+    // A file too damaged to read is the finding itself, not a check that could not run.
+    const db = args.db ?? (args.node ? nodeDb(args) : undefined);
+    const corrupt = db ? damaged(err, db) : undefined;
+    if (!corrupt) {
+      io.err(`berth check: ${(err as Error).message}\n`);
+      return 2;
+    }
+    report = { problems: [corrupt], pools: [] };
   }
   report.problems = sortProblems(report.problems);
   io.out(args.output === "json" ? renderJson(report) : renderReport(report));
@@ -72,11 +79,7 @@ export async function checkMain(args: CheckArgs, io: CheckIo): Promise<number> {
 
 /** The kubeconfig as kubectl resolves it: the flag, then $KUBECONFIG (its first file), then ~/.kube/config, then in-cluster. */
 function kubeconfigPath(args: CheckArgs, env: Record<string, string | undefined>): string | undefined {
-  if (args.kubeconfig) return args.kubeconfig;
-  const fromEnv = env.KUBECONFIG?.split(":").find(Boolean);
-  if (fromEnv) return fromEnv;
-  const home = join(env.HOME ?? homedir(), ".kube", "config");
-  return existsSync(home) ? home : undefined;
+  return resolveKubeconfig(args.kubeconfig, env);
 }
 
 function client(args: CheckArgs, env: Record<string, string | undefined>): ControllerApi {
@@ -88,17 +91,20 @@ async function checkCluster(args: CheckArgs, io: CheckIo, log: Logger): Promise<
   const addTimeoutMs = args.addTimeoutSeconds * 1000;
   const facts = await gatherFacts(api, args.pageSize, CONTROLLER_LEASE);
   const found = await findProblems(facts, addTimeoutMs);
-  let problems = await confirmAll(api, facts, found.problems, addTimeoutMs);
+  // Sorted before repairing: count-drift comes after every kind whose repair changes a pool's claims.
+  let problems = sortProblems(await confirmAll(api, facts, found.problems, addTimeoutMs));
   if (args.repair) {
     const done: Problem[] = [];
-    for (const p of problems) done.push(await repair({ api, log, dryRun: args.dryRun, addTimeoutMs }, p));
+    const showing = (address: string) =>
+      [...facts.pods.values()].filter((p) => p.live && p.shown.some((s) => s.address === address)).map((p) => `${p.namespace}/${p.name}`);
+    for (const p of problems) done.push(await repair({ api, log, dryRun: args.dryRun, addTimeoutMs, showing }, p));
     problems = done;
   }
   return { problems, pools: found.pools };
 }
 
 async function checkNode(args: CheckArgs, io: CheckIo): Promise<CheckReport> {
-  const db = join(args.dataDir ?? DEFAULT_DATA_DIR, "berth.db");
+  const db = nodeDb(args);
   const store = openForReading(db, io);
   try {
     const api = client(args, io.env);
@@ -112,6 +118,8 @@ async function checkNode(args: CheckArgs, io: CheckIo): Promise<CheckReport> {
     store.close();
   }
 }
+
+const nodeDb = (args: CheckArgs) => join(args.dataDir ?? DEFAULT_DATA_DIR, "berth.db");
 
 function checkDatabase(db: string, io: CheckIo): CheckReport {
   const store = openForReading(db, io);

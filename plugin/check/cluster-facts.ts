@@ -201,7 +201,7 @@ export function podFacts(p: PodObject & { status?: { podIPs?: { ip?: string }[] 
 }
 
 /** Multus' network-status annotation, leniently: anything that is not a list of objects is no evidence. */
-function networkStatus(text: string | undefined): { name?: string; interface?: string; ips?: string[] }[] {
+export function networkStatus(text: string | undefined): { name?: string; interface?: string; ips?: string[] }[] {
   if (!text) return [];
   try {
     const parsed = JSON.parse(text);

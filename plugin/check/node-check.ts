@@ -26,15 +26,26 @@ export function integrity(store: LeaseStore, path: string): Problem[] {
   const rows = store.db.prepare<{ integrity_check: string }>("PRAGMA integrity_check").all();
   const found = rows.map((r) => r.integrity_check).filter((r) => r !== "ok");
   if (!found.length) return [];
-  return [
-    {
-      kind: "database-corrupt",
-      objects: [{ kind: "Database", name: path }],
-      detail: `PRAGMA integrity_check on ${path}: ${found.slice(0, 5).join("; ")}${found.length > 5 ? ` (and ${found.length - 5} more)` : ""}`,
-      action:
-        "Stop the node's pods' churn, copy the database aside, and restore it from a backup or let berth start a new one (local mode loses its bindings).",
-    },
-  ];
+  return [corrupt(path, `PRAGMA integrity_check on ${path}: ${found.slice(0, 5).join("; ")}${found.length > 5 ? ` (and ${found.length - 5} more)` : ""}`)];
+}
+
+/** SQLite's own verdicts on a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB), met before integrity_check could run. */
+const DAMAGE = /^SQLITE_(CORRUPT|NOTADB)/;
+
+/** A database-corrupt problem when `err` is SQLite saying the file is damaged; undefined for any other error. */
+export function damaged(err: unknown, path: string): Problem | undefined {
+  const code = (err as { code?: unknown })?.code;
+  if (typeof code !== "string" || !DAMAGE.test(code)) return undefined;
+  return corrupt(path, `${path}: ${(err as Error).message} (${code})`);
+}
+
+function corrupt(path: string, detail: string): Problem {
+  return {
+    kind: "database-corrupt",
+    objects: [{ kind: "Database", name: path }],
+    detail,
+    action: "Stop the node's pods' churn, copy the database aside, and restore it from a backup or let berth start a new one (local mode loses its bindings).",
+  };
 }
 
 const ageSeconds = (l: Lease, now: number) => Math.round((now - Date.parse(l.created_at)) / 1000);

@@ -11,7 +11,7 @@
  * A duplicate is never touched (the finding names the pod to restart), nor
  * anything a live pod shows.
  */
-import { claimFor } from "../cluster/claims.ts";
+import { UNKNOWN_CONTAINER, claimFor } from "../cluster/claims.ts";
 import { toPool } from "../cluster/pool-choice.ts";
 import { claimDeadlineSeconds } from "../cluster/cluster-add.ts";
 import { incarnationUid } from "../cluster/statefulset.ts";
@@ -35,6 +35,8 @@ export interface RepairContext {
   log: Logger;
   dryRun: boolean;
   addTimeoutMs: number;
+  /** The pods ("namespace/name") the lists saw live and showing `address`: an orphan's address may be another pod's now. */
+  showing: (address: string) => string[];
 }
 
 /** What the shared repairs count: nothing to count in a one-shot command. */
@@ -105,6 +107,8 @@ async function repairOrphan(ctx: RepairContext, p: Problem, done: Done): Promise
   if (!claim) return done(true, "released meanwhile");
   const verdict = await judgeClaim(ctx.api, claim, { addTimeoutMs: ctx.addTimeoutMs, graceMarginMs: 5000, now: ctx.api.serverNow() });
   if (!verdict.release) return done(false, `not repaired: judged again, it is held (${verdict.reason})`);
+  const user = await liveUser(ctx, claim.spec.address, claim.spec.pool);
+  if (user) return done(false, `not repaired: ${user} shows it (a live pod), so it is not free whoever its claim names; the action says what to do`);
   const what = `release ${claim.spec.address} (${verdict.reason})`;
   if (ctx.dryRun) return done(false, `would ${what}`);
   // The controller's own release: unchanged since judged (uid + resourceVersion), log line, Event.
@@ -112,6 +116,21 @@ async function repairOrphan(ctx: RepairContext, p: Problem, done: Done): Promise
   if (!released) return done(false, `not repaired: the claim changed meanwhile; run berth check again`);
   logRepair(ctx, p, what);
   return done(true, `${what}: done`);
+}
+
+/** A live pod that shows `address` now (read again), or undefined. */
+async function liveUser(ctx: RepairContext, address: string, poolName: string): Promise<string | undefined> {
+  const refs = ctx.showing(address);
+  if (!refs.length) return undefined;
+  const poolObject = await ctx.api.getPool(poolName);
+  const pools = poolObject ? [toPool(poolObject)] : [];
+  for (const ref of refs) {
+    const [ns, name] = ref.split("/");
+    const pod = await ctx.api.getPod(ns, name);
+    // Without its pool to judge by, a pod the lists saw showing the address still counts: never release on doubt.
+    if (pod && (!pools.length || podFacts(pod, pools).shown.some((x) => x.address === address))) return ref;
+  }
+  return undefined;
 }
 
 async function repairMissing(ctx: RepairContext, p: Problem, done: Done): Promise<Problem> {
@@ -134,7 +153,7 @@ async function repairMissing(ctx: RepairContext, p: Problem, done: Done): Promis
     namespace: ns,
     name,
     uid: incarnationUid(pod),
-    containerId: "",
+    containerId: UNKNOWN_CONTAINER,
     ifname,
     node: pod.spec?.nodeName ?? "",
     network: "",

@@ -1,4 +1,4 @@
-/** The operator's side of the binary: `berth version | inspect | release | controller | install | check | --help`. */
+/** The operator's side of the binary: `berth version | inspect | release | controller | install | check | adopt | --help`. */
 import mri from "mri";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -84,6 +84,22 @@ and prints one JSON result. Without CNI_COMMAND it is a tool for operators:
       Kubeconfig: --kubeconfig, else $KUBECONFIG, else ~/.kube/config, else
       in-cluster.
 
+  berth adopt --from whereabouts|spiderpool [--kubeconfig PATH] [--dry-run]
+              [-o table|json] [--interface NAME]
+      Takes over the addresses another IPAM gave to pods, so that switching a
+      network to berth re-IPs no running pod: for each address in use
+      (Whereabouts' IPPools and OverlappingRangeIPReservations; Spiderpool's
+      SpiderIPPool status.allocatedIPs and SpiderEndpoints) it creates the
+      BerthIPClaim and BerthEndpoint entry berth's ADD would have written,
+      labelled ipam.berth.dev/adopted-from. Every address needs a SpiderIPPool that
+      holds it (--dry-run lists those missing). Pods that are gone are not
+      adopted, unless their StatefulSet still keeps the ordinal. Spiderpool's
+      SpiderReservedIPs go into the excludeIPs of the pools they cover. The
+      interface comes from the records, else the pod's Multus network-status,
+      else --interface (default net1). Safe to run again. Exit 0: no conflict
+      (also --dry-run); 1: a conflict (the rest was adopted); 2: adopt could
+      not run (nothing missing was written). See docs/adopt.md.
+
   berth --help
       This text.
 `;
@@ -96,8 +112,10 @@ export interface CliIo {
   loadController: () => Promise<typeof import("../controller/controller-main.ts").controllerMain>;
   /** Loads `berth install` (an entry point of its own: see main.ts). */
   loadInstall: () => Promise<typeof import("../install/install.ts")>;
-  /** Loads `berth check` (an entry point of its own: see main.ts). */
-  loadCheck: () => Promise<typeof import("../check/check-main.ts")>;
+  /** Loads `berth check` (the operator entry: see main.ts). */
+  loadCheck: () => Promise<Pick<typeof import("../check/check-main.ts"), "checkMain" | "checkOptions">>;
+  /** Loads `berth adopt` (the operator entry: see main.ts). */
+  loadAdopt: () => Promise<Pick<typeof import("../adopt/adopt-main.ts"), "adoptMain" | "adoptOptions">>;
 }
 
 /** Runs the CLI; returns the exit code. */
@@ -121,6 +139,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       "server",
       "data-dir",
       "node-name",
+      "from",
+      "interface",
     ],
     boolean: ["help", "h", "once", "check", "release-terminating-on-unready-nodes", "node", "repair", "dry-run"],
     alias: { o: "output" },
@@ -191,6 +211,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       const opts = checkOptions({ ...args, db: args.db }, rest);
       if (typeof opts === "string") return usage(io, opts);
       return checkMain(opts, { out: io.out, err: io.err, openDriver: io.openDriver, env: process.env });
+    }
+    case "adopt": {
+      const { adoptMain, adoptOptions } = await io.loadAdopt();
+      const opts = adoptOptions(args, rest);
+      if (typeof opts === "string") return usage(io, opts);
+      return adoptMain(opts, { out: io.out, err: io.err, env: process.env });
     }
     default:
       return usage(io, `unknown command ${JSON.stringify(command)}`);

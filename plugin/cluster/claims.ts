@@ -27,6 +27,14 @@ export interface Holder {
   addDeadlineSeconds: number;
 }
 
+/**
+ * The containerID of a claim written for a running pod by someone other than
+ * its ADD (`berth check --repair`, `berth adopt`): the sandbox is unknown, and
+ * kube-apiserver 1.20 refuses an empty string in a required field. The pod's
+ * DEL still releases such a claim by the pod's UID (`heldBy`).
+ */
+export const UNKNOWN_CONTAINER = "unknown";
+
 /** The claim object for `address` of `pool`, held by `holder`. */
 export function claimFor(family: Family, address: string, pool: string, holder: Holder, existing?: ClaimObject): ClaimObject {
   const value = parseAddress(address)!.value;

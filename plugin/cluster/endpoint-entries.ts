@@ -6,6 +6,7 @@
  * writes only its own interface's entry.
  */
 import type { Family } from "../ipam/ip.ts";
+import type { Pool } from "../ipam/pool.ts";
 import type { EndpointIp, EndpointObject } from "../kube/kube-api.ts";
 
 /** The entry for `ifname`, or undefined. */
@@ -51,4 +52,11 @@ export function withoutAddress(entry: EndpointIp, address: string): EndpointIp |
   if (out.ipv4?.split("/")[0] === address) delete out.ipv4, delete out.ipv4Pool, delete out.ipv4Gateway;
   if (out.ipv6?.split("/")[0] === address) delete out.ipv6, delete out.ipv6Pool, delete out.ipv6Gateway;
   return out.ipv4 || out.ipv6 ? out : undefined;
+}
+
+/** Writes `address` of `pool` into the entry (its family's address with the pool's prefix, the pool, its gateway). */
+export function setEntryAddress(entry: EndpointIp, pool: Pool, address: string): void {
+  const cidr = `${address}/${pool.subnet.prefix}`;
+  if (pool.family === 4) Object.assign(entry, { ipv4: cidr, ipv4Pool: pool.name }, pool.gateway ? { ipv4Gateway: pool.gateway } : {});
+  else Object.assign(entry, { ipv6: cidr, ipv6Pool: pool.name }, pool.gateway ? { ipv6Gateway: pool.gateway } : {});
 }

@@ -5,7 +5,7 @@ import { IpamError } from "../ipam/ipam-error.ts";
 import { isKind } from "../support/errors.ts";
 import type { AddState, Taken } from "./add-state.ts";
 import { releaseClaimIf } from "./claims.ts";
-import { entryAddresses, entryUid, withEntryUids } from "./endpoint-entries.ts";
+import { entryAddresses, entryUid, setEntryAddress, withEntryUids } from "./endpoint-entries.ts";
 import { type Membership, incarnationUid } from "./statefulset.ts";
 
 /**
@@ -26,11 +26,7 @@ export async function writeEndpoint(
   const { api, ifname, containerId, undo } = s;
   const uid = incarnationUid(pod);
   const entry: EndpointIp = { interface: ifname, network: s.conf.name, podUID: uid };
-  for (const t of taken) {
-    const cidr = `${t.address}/${t.pool.subnet.prefix}`;
-    if (t.family === 4) Object.assign(entry, { ipv4: cidr, ipv4Pool: t.pool.name }, t.pool.gateway ? { ipv4Gateway: t.pool.gateway } : {});
-    else Object.assign(entry, { ipv6: cidr, ipv6Pool: t.pool.name }, t.pool.gateway ? { ipv6Gateway: t.pool.gateway } : {});
-  }
+  for (const t of taken) setEntryAddress(entry, t.pool, t.address);
   const ns = pod.metadata.namespace!;
   const name = pod.metadata.name;
   // The undo is registered before the write: a write whose answer is lost (the server did it, this

@@ -36,3 +36,6 @@ export const ORDINAL_IPS_ANNOTATION = "ipam.berth.dev/ordinal-ips";
 export function labelValue(pool: string): string {
   return pool.length <= 63 ? pool : pool.slice(0, 63).replace(/[^a-z0-9]+$/, "");
 }
+
+/** Claim and endpoint label set by `berth adopt`: the IPAM the record was taken over from ("whereabouts", "spiderpool"). */
+export const ADOPTED_FROM_LABEL = "ipam.berth.dev/adopted-from";

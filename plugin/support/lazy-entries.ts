@@ -15,9 +15,9 @@
 /** Each lazy entry's path from plugin/. */
 export const LAZY_ENTRIES = {
   cluster: "cluster/cluster-commands.ts",
-  controller: "controller/controller-main.ts",
+  // The controller, `berth check` and `berth adopt`, which share nearly all their code: one entry, one copy of it.
+  operator: "operator-commands.ts",
   install: "install/install.ts",
-  check: "check/check-main.ts",
   clientNodeWire: "kube/client-node-wire.ts",
 } as const;
 

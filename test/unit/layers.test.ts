@@ -15,14 +15,15 @@ const root = resolve(import.meta.dirname, "../..");
  * own files (main.ts and the two entries), which wire everything together.
  */
 const ALLOWED: Record<string, string[]> = {
-  entry: ["cni", "cli", "ipam", "support", "store", "cluster", "controller", "install", "check"],
-  cli: ["cni", "ipam", "support", "store", "install", "controller", "check"],
+  entry: ["cni", "cli", "ipam", "support", "store", "cluster", "controller", "install", "check", "adopt"],
+  cli: ["cni", "ipam", "support", "store", "install", "controller", "check", "adopt"],
   cni: ["local", "ipam", "kube", "support", "store"],
   local: ["ipam", "support", "store"],
   cluster: ["ipam", "kube", "support", "store"],
   controller: ["check", "reconcile", "cluster", "kube", "ipam", "support"],
   reconcile: ["cluster", "kube", "ipam", "support"],
   check: ["reconcile", "cluster", "kube", "ipam", "support", "store"],
+  adopt: ["check", "cluster", "kube", "ipam", "support"],
   install: ["support"],
   kube: ["ipam", "support"],
   ipam: ["support", "store"],

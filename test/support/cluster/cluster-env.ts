@@ -35,7 +35,7 @@
  * namespace), controller-counts 10.6.182.1-40 and fd00:6:182::1-a,
  * kubeconfig-forms 10.6.183.1-10, plugin-safety 10.6.190.x, hold-safety
  * 10.6.191.1-127, membership 10.6.191.128-250, nad-safety 10.6.192.x,
- * store-safety 10.6.193.x (and scripts/bench-controller.ts
+ * store-safety 10.6.193.x, check 10.6.194.x, adopt 10.6.195.x and 10.6.196.x (and scripts/bench-controller.ts
  * 10.202.0.0/16). Each test gets fresh namespaces: re-creating one that was just
  * deleted waits ~5 s for the namespace controller.
  *
