@@ -7,9 +7,9 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { gatherFacts } from "../../plugin/check/cluster-facts.ts";
-import type { ControllerApi } from "../../plugin/kube/controller-api.ts";
-import type { ClaimObject, EndpointObject, PodObject, PoolObject } from "../../plugin/kube/kube-api.ts";
+import { gatherFacts } from "../../../plugin/check/cluster-facts.ts";
+import type { ControllerApi } from "../../../plugin/kube/controller-api.ts";
+import type { ClaimObject, EndpointObject, PodObject, PoolObject } from "../../../plugin/kube/kube-api.ts";
 
 const pool: PoolObject = { metadata: { name: "p", resourceVersion: "1" }, spec: { subnet: "10.0.0.0/24", ips: ["10.0.0.1-10.0.0.10"] } };
 
