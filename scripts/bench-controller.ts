@@ -33,6 +33,15 @@
  *      time, steady scans, LIST requests per scan, and the controller's peak
  *      RSS (VmHWM) against the Deployment's 256 MiB memory limit (the section
  *      fails above it, and if anything is released).
+ *   5. `berth check -o json` (run only when named: BENCH_CTL_PHASES=5) as a
+ *      whole process against phase 4's objects (made here unless phase 4 ran
+ *      or kept them), BENCH_CTL_CHECK_RUNS times, each right after a full
+ *      scan of a leading controller (resync BENCH_CTL_CHECK_RESYNC, periodic
+ *      check off) so count-drift is judged and the two never share the CPU:
+ *      the check's wall time, CPU and peak RSS (the child's ru_maxrss via
+ *      /usr/bin/time, else VmHWM from /proc), its problems (the section
+ *      fails on any, and at 256 MiB or more), and the ratio of the median
+ *      check to the median steady scan (issue 19: at most 1.5×; reported).
  *
  * The controller acts cluster-wide: the section refuses to run while another
  * controller holds the lease kube-system/berth-controller. Everything it makes
@@ -48,9 +57,14 @@
  *
  * Environment: BENCH_CTL_N (pods in phase 1, default 20), BENCH_CTL_ROUNDS
  * (phase 2, default 5), BENCH_CTL_BOUND (phase 3, default 5000),
- * BENCH_CTL_SCALE (phase 4, default 10000), BENCH_CTL_PAGE (its page size,
- * default 500), BENCH_CTL_PAR (parallel API
- * requests while filling, default 32), BENCH_CTL_PHASES (default 1234),
+ * BENCH_CTL_SCALE (phases 4 and 5, default 10000), BENCH_CTL_PAGE (their
+ * page size, default 500), BENCH_CTL_PAR (parallel API requests while
+ * filling, default 32), BENCH_CTL_PHASES (default 1234; add 5 for `berth
+ * check`), BENCH_CTL_MEMCG (0: phase 4 runs outside a 256 MiB memory
+ * cgroup), BENCH_CTL_KEEP_SCALE (1: phase 4/5's objects stay after the run,
+ * and a run that finds them complete skips the fill), BENCH_CTL_RSS_FILE
+ * (phase 4's RSS samples go there), BENCH_CTL_CHECK_RUNS (phase 5, default
+ * 3), BENCH_CTL_CHECK_RESYNC (phase 5, default 30 + BENCH_CTL_SCALE / 400 s),
  * BERTH_BIN. `BENCH_CTL_SCALE=50000 npm run bench` shows 50,000 claims and
  * 50,000 pods (filling them takes several minutes on a small machine).
  */

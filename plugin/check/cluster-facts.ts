@@ -15,6 +15,7 @@ import type { Pool } from "../ipam/pool.ts";
 import { toPool } from "../cluster/pool-choice.ts";
 import { entryAddresses, entryUid } from "../cluster/endpoint-entries.ts";
 import { CONFIG_MIRROR_ANNOTATION, incarnationUid } from "../cluster/statefulset.ts";
+import { collectGarbage } from "../support/collect-garbage.ts";
 
 /** Multus' record of a pod's attachments (the runtime's view, not berth's). */
 export const NETWORK_STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status";
@@ -80,6 +81,9 @@ export interface ClusterFacts {
 
 const key = (ns: string | undefined, name: string) => `${ns}/${name}`;
 
+/** Pages (of any list) between forced collections while listing. */
+const GC_PAGES = 20;
+
 /** Lists everything the checks need, in pages of `pageSize`. */
 export async function gatherFacts(api: ControllerApi, pageSize: number, lease: { namespace: string; name: string }): Promise<ClusterFacts> {
   const requests = new Map<string, number>();
@@ -99,25 +103,52 @@ export async function gatherFacts(api: ControllerApi, pageSize: number, lease: {
   const statefulSets = new Map<string, StatefulSetObject>();
   const nodes = new Map<string, NodeObject>();
   const counted = async (kind: string, run: () => Promise<number>) => requests.set(kind, await run());
-  await counted("claims", () => api.listAllClaims(pageSize, (page) => claims.push(...page.map(slimmer))));
+  // Every GC_PAGES pages (of any list), a full collection: each page parsed is garbage once kept slim, and
+  // the engine would otherwise let it pile up far past the live data (find-problems.ts has the figures).
+  let pages = 0;
+  const paged = () => {
+    if (++pages % GC_PAGES === 0) collectGarbage();
+  };
+  await counted("claims", () =>
+    api.listAllClaims(pageSize, (page) => {
+      for (const c of page) claims.push(slimmer(c));
+      paged();
+    }),
+  );
+  const claimed = new Set(claims.map((c) => key(c.spec.podNamespace, c.spec.podName)));
   await Promise.all([
     counted("pods", () =>
       api.listAllPods(pageSize, (page) => {
-        for (const p of page) pods.set(key(p.metadata.namespace, p.metadata.name), podFacts(p, covered));
+        for (const p of page) {
+          // A pod no claim names, that shows no berth address and names no IPAMClaim (whose claim it may still
+          // need: judge-claim.ts) is nothing to any check: not kept.
+          const k = key(p.metadata.namespace, p.metadata.name);
+          const facts = podFacts(p, covered);
+          if (facts.shown.length || claimed.has(k) || facts.networks) pods.set(k, facts);
+        }
+        paged();
       }),
     ),
-    counted("endpoints", () => api.listAllEndpoints(pageSize, (page) => endpoints.push(...page.map(endpointFacts)))),
+    counted("endpoints", () =>
+      api.listAllEndpoints(pageSize, (page) => {
+        for (const e of page) endpoints.push(endpointFacts(e));
+        paged();
+      }),
+    ),
     counted("statefulsets", () =>
       api.listAllStatefulSets(pageSize, (page) => {
         for (const s of page) statefulSets.set(key(s.metadata.namespace, s.metadata.name), s);
+        paged();
       }),
     ),
     counted("nodes", () =>
       api.listAllNodes(pageSize, (page) => {
         for (const n of page) nodes.set(n.metadata.name, n);
+        paged();
       }),
     ),
   ]);
+  collectGarbage();
   const ipamClaims = await listIpamClaims(api, pageSize);
   const now = api.serverNow();
   const l = await api.getLease(lease.namespace, lease.name).catch(() => undefined);

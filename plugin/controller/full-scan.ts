@@ -10,7 +10,7 @@ import { isKind } from "../support/errors.ts";
 import { faultValue } from "../support/faults.ts";
 import type { Logger } from "../support/logger.ts";
 import type { ClaimView } from "./claim-view.ts";
-import { collectGarbage } from "./collect-garbage.ts";
+import { collectGarbage } from "../support/collect-garbage.ts";
 import { stripPhantom } from "../reconcile/endpoint-repair.ts";
 import type { HeldReport } from "./held-report.ts";
 import type { Reader, Verdict } from "../reconcile/judge-claim.ts";

@@ -9,7 +9,7 @@
 import type { ControllerApi, NodeObject } from "../kube/controller-api.ts";
 import type { ClaimObject, EndpointObject, PoolObject, StatefulSetObject } from "../kube/kube-api.ts";
 import { brand } from "../support/errors.ts";
-import { collectGarbage } from "./collect-garbage.ts";
+import { collectGarbage } from "../support/collect-garbage.ts";
 import { type PhantomSuspect, phantomSuspects } from "../reconcile/endpoint-repair.ts";
 import type { Reader } from "../reconcile/judge-claim.ts";
 import { type PodRecord, endpointFromRecord, endpointRecord, podFromRecord, podRecord, slimClaim, slimNode, slimStatefulSet } from "./slim.ts";

@@ -23,7 +23,7 @@ import { path } from "../../../test/support/kube/api-paths.ts";
 import { NODES } from "../../../test/support/control-plane.ts";
 import { inBatches, r3 } from "../lib.ts";
 import type { Api } from "./api.ts";
-import { claimName, KEEP_SCALE, MEMORY_LIMIT_MIB, PAGE, PAR, SCALE, SCALE_NS, SCALE_POOL, SCALE_SUBNET, say, scaleAddr, until } from "./config.ts";
+import { claimName, MEMORY_LIMIT_MIB, PAGE, PAR, SCALE, SCALE_NS, SCALE_POOL, SCALE_SUBNET, say, scaleAddr, until } from "./config.ts";
 import type { Ctx } from "./plugin.ts";
 import { memoryCgroup, procStats, sampleRss, startController } from "./process.ts";
 
@@ -86,17 +86,26 @@ async function fillScale(api: Api): Promise<void> {
 }
 
 /**
+ * Phase 4's (and 5's) objects, made unless they are there already: kept from an earlier run
+ * (BENCH_CTL_KEEP_SCALE=1), or made by phase 4 for phase 5 in the same run. Returns the seconds it took.
+ */
+export async function scaleObjects(api: Api): Promise<number> {
+  const t0 = performance.now();
+  if ((await api.poolClaims(SCALE_POOL)).length === SCALE) {
+    say(`${SCALE} pods + claims + endpoints already there (kept, or made by phase 4): no fill`);
+  } else await fillScale(api);
+  const fillSeconds = (performance.now() - t0) / 1000;
+  say(`${SCALE} pods (Pending) + ${SCALE} claims + ${SCALE} endpoints ready in ${fillSeconds.toFixed(1)} s`);
+  return fillSeconds;
+}
+
+/**
  * Phase 4: SCALE pods (Pending), each with a claim and an endpoint, then a fresh controller scanning them in
  * pages: scan times, LIST requests, peak RSS against the Deployment's limit. Nothing may be released.
  */
 export async function bigCluster(ctx: Ctx) {
   const { api } = ctx;
-  const t0 = performance.now();
-  if (KEEP_SCALE && (await api.poolClaims(SCALE_POOL)).length === SCALE) {
-    say(`${SCALE} pods + claims + endpoints kept from an earlier run (BENCH_CTL_KEEP_SCALE=1): no fill`);
-  } else await fillScale(api);
-  const fillSeconds = (performance.now() - t0) / 1000;
-  say(`${SCALE} pods (Pending) + ${SCALE} claims + ${SCALE} endpoints ready in ${fillSeconds.toFixed(1)} s`);
+  const fillSeconds = await scaleObjects(api);
 
   const started = performance.now();
   // As the Deployment's limit would: the controller starts in a cgroup limited to it (the engine sizes its

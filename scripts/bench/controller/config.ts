@@ -15,9 +15,21 @@ export const ROUNDS = intEnv("BENCH_CTL_ROUNDS", 5);
 export const BOUND = intEnv("BENCH_CTL_BOUND", 5000);
 export const PAR = intEnv("BENCH_CTL_PAR", 32);
 export const SCALE = intEnv("BENCH_CTL_SCALE", 10_000);
+/** Which phases run (digits; 5, the `berth check` phase, runs only when named). */
 export const PHASES = process.env.BENCH_CTL_PHASES || "1234";
 /** Phase 4's --list-page-size. */
 export const PAGE = intEnv("BENCH_CTL_PAGE", 500);
+/** Phase 5: `berth check` runs, each right after one of the controller's full scans. */
+export const CHECK_RUNS = intEnv("BENCH_CTL_CHECK_RUNS", 3);
+/**
+ * Phase 5: the controller's --resync-seconds, long enough that a check never runs beside one of its scans
+ * (a scan and a check each take ~1 s per 1,000 objects on the bench machine; default 155 s at 50,000).
+ */
+export const CHECK_RESYNC = intEnv("BENCH_CTL_CHECK_RESYNC", 30 + Math.ceil(SCALE / 400));
+/** `berth check`'s memory target (issue 19), as the controller's limit. */
+export const CHECK_MEMORY_MIB = 256;
+/** `berth check`'s time target: this many times the controller's full scan of the same objects. */
+export const CHECK_RATIO_TARGET = 1.5;
 /** The Deployment's memory limit (fixtures/deploy/controller.yaml). */
 export const MEMORY_LIMIT_MIB = 256;
 /** BENCH_CTL_KEEP_SCALE=1: phase 4's objects stay after the run, and a run that finds them complete skips the fill. */
