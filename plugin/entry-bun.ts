@@ -1,6 +1,7 @@
 /** Entry of the compiled binary (bun build --compile): bun:sqlite underneath. */
-import { main } from "./main.ts";
+
 import { openBunSqlite } from "../store/bun-sqlite-driver.ts";
+import { main } from "./main.ts";
 
 // Exit as soon as the answer is written: keep-alive sockets or a request abandoned at a
 // deadline must not hold the runtime waiting.

@@ -1,6 +1,7 @@
 /** Entry under Node (development, tests): better-sqlite3 underneath. */
-import { main } from "./main.ts";
+
 import { openBetterSqlite3 } from "../store/better-sqlite3-driver.ts";
+import { main } from "./main.ts";
 
 // Exit as soon as the answer is written: keep-alive sockets or a request abandoned at a
 // deadline must not hold the runtime waiting.

@@ -1,8 +1,8 @@
 /** The one entry of the binary: a CNI plugin when CNI_COMMAND is set, otherwise the operator CLI. */
 import { readFileSync, writeSync } from "node:fs";
+import type { OpenDriver } from "../store/driver.ts";
 import { runCli } from "./cli/cli.ts";
 import { runCni } from "./cni/cni-main.ts";
-import type { OpenDriver } from "../store/driver.ts";
 import type { CommandTable } from "./ipam/command.ts";
 import { lazySpecifier } from "./support/lazy-entries.ts";
 

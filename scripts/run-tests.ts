@@ -19,7 +19,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { resolve } from "node:path";
-import { type Up, type Where, REAL_NODE_DIR, daemonsLeft, down, planeEnv, up } from "../test/support/control-plane.ts";
+import { daemonsLeft, down, planeEnv, REAL_NODE_DIR, type Up, up, type Where } from "../test/support/control-plane.ts";
 import { type HostState, hostState, nodeLeftovers } from "../test/support/realnode/host-leftovers.ts";
 
 const root = resolve(import.meta.dirname, "..");

@@ -1,6 +1,6 @@
 /** The SqlDriver adapter for Node: better-sqlite3 12.x. */
 import Database from "better-sqlite3";
-import { type OpenOptions, type SqlDriver, type SqlParams, bindable, makeDriver } from "./driver.ts";
+import { bindable, makeDriver, type OpenOptions, type SqlDriver, type SqlParams } from "./driver.ts";
 
 /** Opens `path` with better-sqlite3. */
 export function openBetterSqlite3(path: string, options: OpenOptions = {}): SqlDriver {

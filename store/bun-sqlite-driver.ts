@@ -1,6 +1,6 @@
 /** The SqlDriver adapter for the compiled binary: bun:sqlite. */
 import { Database } from "bun:sqlite";
-import { type OpenOptions, type SqlDriver, type SqlParams, bindable, makeDriver } from "./driver.ts";
+import { bindable, makeDriver, type OpenOptions, type SqlDriver, type SqlParams } from "./driver.ts";
 
 /** Opens `path` with bun:sqlite. `strict` lets named parameters be passed without their prefix, as better-sqlite3 does. */
 export function openBunSqlite(path: string, options: OpenOptions = {}): SqlDriver {

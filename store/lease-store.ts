@@ -11,11 +11,11 @@ import type { SqlDriver } from "./driver.ts";
 import { HolderPriority } from "./holder-priority.ts";
 import { LocalBindings } from "./local-bindings.ts";
 import { migrate } from "./migrations.ts";
-import { StoreError } from "./store-error.ts";
 import { type Lease, type NewLease, SQL_NOW } from "./rows.ts";
+import { StoreError } from "./store-error.ts";
 
-export type { Binding, Lease, NewBinding, NewLease, PoolRecord, PoolRow } from "./rows.ts";
 export { BUSY_TIMEOUT_MS, type BusyWait, isBusy, retryBusy } from "./busy-wait.ts";
+export type { Binding, Lease, NewBinding, NewLease, PoolRecord, PoolRow } from "./rows.ts";
 
 /**
  * Why a database that would not switch to WAL (SQLite answers with the mode

@@ -1,7 +1,7 @@
 /** Opening a node's lease database for a command, creating its directory when needed. */
 import { existsSync, mkdirSync } from "node:fs";
-import { isBusy } from "./busy-wait.ts";
 import type { BusyWait } from "./busy-wait.ts";
+import { isBusy } from "./busy-wait.ts";
 import type { OpenDriver } from "./driver.ts";
 import { LeaseStore } from "./lease-store.ts";
 import { StoreError } from "./store-error.ts";

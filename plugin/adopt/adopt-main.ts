@@ -16,6 +16,7 @@ import { makePlan } from "./plan.ts";
 import { readSpiderpool } from "./read-spiderpool.ts";
 import { readWhereabouts } from "./read-whereabouts.ts";
 import { renderJson, renderReport } from "./render.ts";
+
 export { adoptOptions } from "./adopt-options.ts";
 
 export interface AdoptIo {

@@ -5,14 +5,14 @@
  * reads, never writes: apply.ts carries the plan out.
  */
 import { NETWORK_STATUS_ANNOTATION, networkStatus } from "../check/cluster-facts.ts";
+import { claimFor, claimNameOf, type Holder } from "../cluster/claims.ts";
 import { claimDeadlineSeconds } from "../cluster/cluster-add.ts";
-import { type Holder, claimFor, claimNameOf } from "../cluster/claims.ts";
 import { entryAddress, entryFor, setEntryAddress } from "../cluster/endpoint-entries.ts";
 import { toPool } from "../cluster/pool-choice.ts";
 import { incarnationUid, stsKeeps, verifyMembership } from "../cluster/statefulset.ts";
 import { inRanges, parseAddress } from "../ipam/ip.ts";
-import type { Pool } from "../ipam/pool.ts";
 import { ordinalOf } from "../ipam/pod-identity.ts";
+import type { Pool } from "../ipam/pool.ts";
 import type { AdoptApi } from "../kube/adopt-client.ts";
 import { ADOPTED_FROM_LABEL } from "../kube/crd.ts";
 import type { ClaimObject, EndpointIp, PodObject, PoolObject, StatefulSetObject } from "../kube/kube-api.ts";

@@ -5,7 +5,7 @@
  * address, with `containerid` and `podref`). v0.6.2 records no interface
  * and no pod UID.
  */
-import { type Subnet, addressFamily, formatAddress, normalizeAddress, parseAddress, parseSubnet } from "../ipam/ip.ts";
+import { addressFamily, formatAddress, normalizeAddress, parseAddress, parseSubnet, type Subnet } from "../ipam/ip.ts";
 import type { AdoptApi } from "../kube/adopt-client.ts";
 import type { SourceRead, SourceRecord } from "./source-record.ts";
 

@@ -1,7 +1,7 @@
 /** Adopt's plan as a table (the default) or one JSON document (`-o json`: `{"plan": [...], "pools": [...]}`). */
 import { renderTable } from "../support/table.ts";
-import type { PoolNote } from "./pool-notes.ts";
 import type { PlanItem } from "./plan.ts";
+import type { PoolNote } from "./pool-notes.ts";
 
 export interface AdoptReport {
   plan: PlanItem[];

@@ -11,20 +11,22 @@
 import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { DEFAULT_DATA_DIR } from "../ipam/config.ts";
-import { createControllerClient } from "../kube/controller-client.ts";
-import { resolveKubeconfig } from "../kube/kubeconfig-path.ts";
-import type { ControllerApi } from "../kube/controller-api.ts";
-import type { Logger } from "../support/logger.ts";
-import { createLogger } from "../support/logger.ts";
 import type { OpenDriver } from "../../store/driver.ts";
 import { LeaseStore } from "../../store/lease-store.ts";
+import { DEFAULT_DATA_DIR } from "../ipam/config.ts";
+import type { ControllerApi } from "../kube/controller-api.ts";
+import { createControllerClient } from "../kube/controller-client.ts";
+import { resolveKubeconfig } from "../kube/kubeconfig-path.ts";
+import type { Logger } from "../support/logger.ts";
+import { createLogger } from "../support/logger.ts";
 import { gatherFacts } from "./cluster-facts.ts";
 import { confirmAll } from "./confirm.ts";
 import { findProblems } from "./find-problems.ts";
 import { damaged, integrity, localPools, localProblems, nodeProblems } from "./node-check.ts";
 import { type CheckReport, type Problem, sortProblems } from "./problem.ts";
+
 export { checkOptions } from "./check-options.ts";
+
 import { renderJson, renderReport } from "./render.ts";
 import { repair } from "./repair.ts";
 

@@ -7,14 +7,15 @@
  * which berth does not write, so a check sees what berth's own records would
  * hide.
  */
+
+import { entryAddresses, entryUid } from "../cluster/endpoint-entries.ts";
+import { toPool } from "../cluster/pool-choice.ts";
+import { CONFIG_MIRROR_ANNOTATION, incarnationUid } from "../cluster/statefulset.ts";
+import { inRanges, parseAddress } from "../ipam/ip.ts";
+import { ipamClaimNames, NETWORKS_ANNOTATION } from "../ipam/multus-network.ts";
+import type { Pool } from "../ipam/pool.ts";
 import type { ControllerApi, NodeObject } from "../kube/controller-api.ts";
 import type { ClaimObject, EndpointObject, IpamClaimObject, PodObject, PoolObject, StatefulSetObject } from "../kube/kube-api.ts";
-import { NETWORKS_ANNOTATION, ipamClaimNames } from "../ipam/multus-network.ts";
-import { inRanges, parseAddress } from "../ipam/ip.ts";
-import type { Pool } from "../ipam/pool.ts";
-import { toPool } from "../cluster/pool-choice.ts";
-import { entryAddresses, entryUid } from "../cluster/endpoint-entries.ts";
-import { CONFIG_MIRROR_ANNOTATION, incarnationUid } from "../cluster/statefulset.ts";
 import { collectGarbage } from "../support/collect-garbage.ts";
 
 /** Multus' record of a pod's attachments (the runtime's view, not berth's). */

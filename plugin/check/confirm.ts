@@ -5,14 +5,15 @@
  * of the objects it involves, by the same check; what does not hold up is
  * not reported.
  */
+
+import { toPool } from "../cluster/pool-choice.ts";
+import { parseAddress } from "../ipam/ip.ts";
 import { claimName } from "../kube/claim-name.ts";
 import type { ControllerApi } from "../kube/controller-api.ts";
 import type { ClaimObject } from "../kube/kube-api.ts";
-import { parseAddress } from "../ipam/ip.ts";
-import { toPool } from "../cluster/pool-choice.ts";
-import { type ClusterFacts, type EndpointFacts, type PodFacts, podFacts } from "./cluster-facts.ts";
 import { lastWriteMs } from "../reconcile/claim-age.ts";
 import { judgeClaim } from "../reconcile/judge-claim.ts";
+import { type ClusterFacts, type EndpointFacts, type PodFacts, podFacts } from "./cluster-facts.ts";
 import { claimRef, findProblems } from "./find-problems.ts";
 import type { Problem } from "./problem.ts";
 

@@ -4,16 +4,17 @@
  * pool, drifting counts, and each pool's figures. A finding is a candidate
  * here; confirm.ts re-reads it live before it is reported.
  */
-import { claimName } from "../kube/claim-name.ts";
-import { countAddresses, inRanges, parseAddress } from "../ipam/ip.ts";
-import type { ClaimObject } from "../kube/kube-api.ts";
-import { ordinalOf } from "../ipam/pod-identity.ts";
-import { ipamClaimNames } from "../ipam/multus-network.ts";
+
 import { isIncarnation, ordinalInRange, retained } from "../cluster/statefulset.ts";
+import { countAddresses, inRanges, parseAddress } from "../ipam/ip.ts";
+import { ipamClaimNames } from "../ipam/multus-network.ts";
+import { ordinalOf } from "../ipam/pod-identity.ts";
+import { claimName } from "../kube/claim-name.ts";
+import type { ClaimObject } from "../kube/kube-api.ts";
 import { lastWriteMs } from "../reconcile/claim-age.ts";
+import { judgeClaim, type Reader } from "../reconcile/judge-claim.ts";
 import { collectGarbage } from "../support/collect-garbage.ts";
-import { type Reader, judgeClaim } from "../reconcile/judge-claim.ts";
-import { type ClusterFacts, type PodFacts, endpointObject, podObject } from "./cluster-facts.ts";
+import { type ClusterFacts, endpointObject, type PodFacts, podObject } from "./cluster-facts.ts";
 import type { ObjectRef, PoolFigures, Problem, ProblemKind } from "./problem.ts";
 
 const key = (ns: string, name: string) => `${ns}/${name}`;

@@ -10,14 +10,15 @@
  *   container's; a claim for this node no lease records (cluster mode); a
  *   lease for an address a binding reserves for another pod (local mode).
  */
+
+import type { LeaseStore } from "../../store/lease-store.ts";
+import type { Lease } from "../../store/rows.ts";
 import { leaseHoldsClaim } from "../cluster/stale-leases.ts";
+import { parseAddress } from "../ipam/ip.ts";
 import { claimName } from "../kube/claim-name.ts";
 import type { ControllerApi } from "../kube/controller-api.ts";
 import type { ClaimObject } from "../kube/kube-api.ts";
-import { parseAddress } from "../ipam/ip.ts";
 import { LEGACY_ADD_DEADLINE_SECONDS, lastWriteMs } from "../reconcile/claim-age.ts";
-import type { LeaseStore } from "../../store/lease-store.ts";
-import type { Lease } from "../../store/rows.ts";
 import { claimRef } from "./find-problems.ts";
 import type { PoolFigures, Problem } from "./problem.ts";
 

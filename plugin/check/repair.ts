@@ -11,15 +11,15 @@
  * A duplicate is never touched (the finding names the pod to restart), nor
  * anything a live pod shows.
  */
-import { UNKNOWN_CONTAINER, claimFor } from "../cluster/claims.ts";
-import { toPool } from "../cluster/pool-choice.ts";
+import { claimFor, UNKNOWN_CONTAINER } from "../cluster/claims.ts";
 import { claimDeadlineSeconds } from "../cluster/cluster-add.ts";
+import { toPool } from "../cluster/pool-choice.ts";
 import { incarnationUid } from "../cluster/statefulset.ts";
+import { parseAddress } from "../ipam/ip.ts";
 import { claimName } from "../kube/claim-name.ts";
 import type { ControllerApi } from "../kube/controller-api.ts";
 import { BERTH_API_VERSION, BERTH_GROUP, ENDPOINT_KIND, POOL_GROUP, POOL_KIND, POOL_VERSION } from "../kube/crd.ts";
 import { KubeConflictError } from "../kube/kube-errors.ts";
-import { parseAddress } from "../ipam/ip.ts";
 import type { ReconcileCounters } from "../reconcile/counters.ts";
 import { stripPhantom } from "../reconcile/endpoint-repair.ts";
 import { judgeClaim } from "../reconcile/judge-claim.ts";

@@ -1,13 +1,14 @@
 /** The operator's side of the binary: `berth version | inspect | release | controller | install | check | adopt | --help`. */
-import mri from "mri";
+
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { SUPPORTED_VERSIONS } from "../cni/cni-version.ts";
-import { DEFAULT_DATA_DIR } from "../ipam/config.ts";
-import { BERTH_VERSION } from "../support/version.ts";
+import mri from "mri";
 import type { OpenDriver } from "../../store/driver.ts";
 import { LeaseStore } from "../../store/lease-store.ts";
+import { SUPPORTED_VERSIONS } from "../cni/cni-version.ts";
+import { DEFAULT_DATA_DIR } from "../ipam/config.ts";
 import { renderTable } from "../support/table.ts";
+import { BERTH_VERSION } from "../support/version.ts";
 import { HELP } from "./help.ts";
 
 export interface CliIo {

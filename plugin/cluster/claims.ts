@@ -1,7 +1,7 @@
 /** Building, recognising and releasing BerthIPClaims. */
 import { type Family, parseAddress } from "../ipam/ip.ts";
 import { claimName } from "../kube/claim-name.ts";
-import { IPAMCLAIM_FINALIZER, IPAMCLAIM_UID_LABEL, POOL_LABEL, labelValue } from "../kube/crd.ts";
+import { IPAMCLAIM_FINALIZER, IPAMCLAIM_UID_LABEL, labelValue, POOL_LABEL } from "../kube/crd.ts";
 import type { ClaimObject, ClaimSpec, KubeApi } from "../kube/kube-api.ts";
 import { KubeConflictError } from "../kube/kube-errors.ts";
 import { isKind } from "../support/errors.ts";

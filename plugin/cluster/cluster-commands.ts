@@ -2,24 +2,25 @@
  * The CNI commands in cluster mode. Loaded with a dynamic import only when the
  * ipam block names a kubeconfig, so local mode never loads the Kubernetes client.
  */
-import type { IpamConfig } from "../ipam/config.ts";
-import { normalizeAddress } from "../ipam/ip.ts";
-import { openLeaseDb } from "../../store/open-lease-db.ts";
+
 import { leaseDbReady } from "../../store/lease-db-ready.ts";
-import { podIdentity } from "../ipam/pod-identity.ts";
+import { BUSY_TIMEOUT_MS, isBusy } from "../../store/lease-store.ts";
+import { openLeaseDb } from "../../store/open-lease-db.ts";
 import type { CommandContext, CommandOutcome, CommandTable } from "../ipam/command.ts";
-import { IpamError } from "../ipam/ipam-error.ts";
-import { claimNameOf } from "./claims.ts";
-import { claimDeadlineSeconds, clusterAdd, heldResult } from "./cluster-add.ts";
+import type { IpamConfig } from "../ipam/config.ts";
 import { mayBeInFlight } from "../ipam/in-flight.ts";
-import { clusterRelease } from "./cluster-release.ts";
+import { normalizeAddress } from "../ipam/ip.ts";
+import { IpamError } from "../ipam/ipam-error.ts";
+import { podIdentity } from "../ipam/pod-identity.ts";
 import type { KubeApi } from "../kube/kube-api.ts";
 import { createKubeClient } from "../kube/kube-client.ts";
 import { KubeUnreachableError } from "../kube/kube-errors.ts";
-import { isKind } from "../support/errors.ts";
-import { BUSY_TIMEOUT_MS, isBusy } from "../../store/lease-store.ts";
-import { Deadline } from "./deadline.ts";
 import { readKubeconfig } from "../kube/kubeconfig-reader.ts";
+import { isKind } from "../support/errors.ts";
+import { claimNameOf } from "./claims.ts";
+import { claimDeadlineSeconds, clusterAdd, heldResult } from "./cluster-add.ts";
+import { clusterRelease } from "./cluster-release.ts";
+import { Deadline } from "./deadline.ts";
 
 /**
  * A KubeApi for the ipam block's kubeconfig (CNI error 7 naming the field if

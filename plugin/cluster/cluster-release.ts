@@ -2,15 +2,16 @@
  * Cluster-mode release (DEL, GC): decide whether the pod's addresses stay
  * bound, and free them on the API server when they do not.
  */
-import type { IpamConfig } from "../ipam/config.ts";
-import type { Logger } from "../support/logger.ts";
+
 import type { Lease, LeaseStore } from "../../store/lease-store.ts";
-import { heldBy, releaseClaimIf } from "./claims.ts";
-import type { EndpointObject, KubeApi } from "../kube/kube-api.ts";
+import type { IpamConfig } from "../ipam/config.ts";
+import { ordinalOf } from "../ipam/pod-identity.ts";
 import { RECLAIM_ANNOTATION } from "../kube/crd.ts";
+import type { EndpointObject, KubeApi } from "../kube/kube-api.ts";
 import { KubeConflictError } from "../kube/kube-errors.ts";
 import { isKind } from "../support/errors.ts";
-import { ordinalOf } from "../ipam/pod-identity.ts";
+import type { Logger } from "../support/logger.ts";
+import { heldBy, releaseClaimIf } from "./claims.ts";
 import { entryAddresses, entryFor, entryUid, withEntryUids } from "./endpoint-entries.ts";
 import { isIncarnation, ordinalInRange, statefulSetMembership, stsKeeps } from "./statefulset.ts";
 

@@ -1,12 +1,13 @@
 /** The pod's BerthEndpoint: the binding an ADD writes, and an earlier incarnation's entry that it clears. */
+
+import { IpamError } from "../ipam/ipam-error.ts";
 import type { EndpointIp, EndpointObject, PodObject } from "../kube/kube-api.ts";
 import { KubeConflictError } from "../kube/kube-errors.ts";
-import { IpamError } from "../ipam/ipam-error.ts";
 import { isKind } from "../support/errors.ts";
 import type { AddState, Taken } from "./add-state.ts";
 import { releaseClaimIf } from "./claims.ts";
 import { entryAddresses, entryUid, setEntryAddress, withEntryUids } from "./endpoint-entries.ts";
-import { type Membership, incarnationUid } from "./statefulset.ts";
+import { incarnationUid, type Membership } from "./statefulset.ts";
 
 /**
  * Writes this interface's entry into the pod's BerthEndpoint (the binding).

@@ -8,10 +8,11 @@
  * move to the pod that took it last. No endpoint is written: the binding is
  * the IPAMClaim's, found again through the claims' UID label.
  */
-import type { FamilyPools } from "../ipam/pool.ts";
-import { poolContains } from "../ipam/pool.ts";
+
 import { IpamError } from "../ipam/ipam-error.ts";
 import { ipamClaimReference } from "../ipam/multus-network.ts";
+import type { FamilyPools } from "../ipam/pool.ts";
+import { poolContains } from "../ipam/pool.ts";
 import type { ClaimObject, IpamClaimObject, PodObject } from "../kube/kube-api.ts";
 import type { AddState, Claiming, Taken } from "./add-state.ts";
 import { sealIpamClaimHold, writeIpamClaimStatus } from "./ipamclaim-status.ts";

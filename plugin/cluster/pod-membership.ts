@@ -2,9 +2,10 @@
  * StatefulSet membership as an ADD establishes it: a fact of the pod, not of
  * the network being added or of the last ADD.
  */
-import type { EndpointObject, KubeApi, PodObject, StatefulSetObject } from "../kube/kube-api.ts";
+
 import { ordinalOf } from "../ipam/pod-identity.ts";
-import { type Membership, hasController, incarnationUid, verifyMembership } from "./statefulset.ts";
+import type { EndpointObject, KubeApi, PodObject, StatefulSetObject } from "../kube/kube-api.ts";
+import { hasController, incarnationUid, type Membership, verifyMembership } from "./statefulset.ts";
 
 export interface PodMembership {
   member?: Membership;

@@ -4,10 +4,10 @@
  */
 import type { Family } from "../ipam/ip.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
+import { matchesSelector } from "../ipam/label-selector.ts";
+import { qualifiedMultusName, type Resolved, resolveNetwork } from "../ipam/multus-network.ts";
 import { type FamilyPools, FieldError, type Pool, parsePool } from "../ipam/pool.ts";
 import type { KubeApi, NamedObject, PodObject, PoolObject } from "../kube/kube-api.ts";
-import { matchesSelector } from "../ipam/label-selector.ts";
-import { type Resolved, qualifiedMultusName, resolveNetwork } from "../ipam/multus-network.ts";
 import { isKind } from "../support/errors.ts";
 
 export const ANNOTATION_IPPOOLS = "ipam.spidernet.io/ippools";

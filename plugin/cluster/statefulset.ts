@@ -3,9 +3,10 @@
  * incarnation (the UID the runtime passes), whether it is a static pod, and
  * its StatefulSet membership and replica range.
  */
+
+import { ordinalOf } from "../ipam/pod-identity.ts";
 import { RECLAIM_ANNOTATION } from "../kube/crd.ts";
 import type { PodObject, StatefulSetObject } from "../kube/kube-api.ts";
-import { ordinalOf } from "../ipam/pod-identity.ts";
 
 export interface Membership {
   statefulSet: string;

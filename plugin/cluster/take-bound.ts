@@ -1,5 +1,5 @@
 /** Taking an address the pod is already bound to: its own from before, or its ordinal's. */
-import { type Family, addressAt, formatAddress } from "../ipam/ip.ts";
+import { addressAt, type Family, formatAddress } from "../ipam/ip.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
 import type { Pool } from "../ipam/pool.ts";
 import type { ClaimObject } from "../kube/kube-api.ts";

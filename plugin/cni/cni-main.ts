@@ -6,12 +6,12 @@ import type { OpenDriver } from "../../store/driver.ts";
 import type { CommandContext, CommandOutcome, CommandTable, Invocation } from "../ipam/command.ts";
 import type { NetConf } from "../ipam/config.ts";
 import { localCommands } from "../local/local-commands.ts";
-import { type Logger, createLogger } from "../support/logger.ts";
+import { createLogger, type Logger } from "../support/logger.ts";
 import { readCniEnv } from "./cni-env.ts";
 import { CniError, Code } from "./cni-error.ts";
-import { LATEST_VERSION, SUPPORTED_VERSIONS, formatResult, versionNeeded } from "./cni-version.ts";
-import { parseNetConf, sniffVersion } from "./netconf.ts";
+import { formatResult, LATEST_VERSION, SUPPORTED_VERSIONS, versionNeeded } from "./cni-version.ts";
 import { logDestination } from "./log-destination.ts";
+import { parseNetConf, sniffVersion } from "./netconf.ts";
 import { checkPaths } from "./path-policy.ts";
 import { toCniError } from "./to-cni-error.ts";
 

@@ -4,13 +4,13 @@
  * changes nothing.
  */
 import { isAbsolute, join } from "node:path";
-import { CniError, Code } from "./cni-error.ts";
-import { isSupportedVersion } from "./cni-version.ts";
 import { DEFAULT_DATA_DIR, type NetConf, type ValidAttachment } from "../ipam/config.ts";
 import type { Family } from "../ipam/ip.ts";
 import { FieldError, type Pool, parsePools } from "../ipam/pool.ts";
 import { isKind } from "../support/errors.ts";
 import { LOG_LEVELS, type LogLevel } from "../support/logger.ts";
+import { CniError, Code } from "./cni-error.ts";
+import { isSupportedVersion } from "./cni-version.ts";
 
 const IPAM_FIELDS = new Set([
   "type",

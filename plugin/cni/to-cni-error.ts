@@ -1,7 +1,8 @@
 /** Maps anything thrown inside berth to the CNI error the runtime sees: the only place codes are chosen. */
+
+import { StoreError } from "../../store/store-error.ts";
 import { IpamError, type IpamErrorKind } from "../ipam/ipam-error.ts";
 import { KubeConflictError, KubeRequestError, KubeUnreachableError } from "../kube/kube-errors.ts";
-import { StoreError } from "../../store/store-error.ts";
 import { isKind } from "../support/errors.ts";
 import { CniError, Code } from "./cni-error.ts";
 

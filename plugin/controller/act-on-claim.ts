@@ -1,12 +1,12 @@
 /** One claim judged and acted on: released, its endpoint entry written back, or left. */
 import type { ControllerApi } from "../kube/controller-api.ts";
 import type { ClaimObject } from "../kube/kube-api.ts";
+import { rebuildEntry } from "../reconcile/endpoint-repair.ts";
+import { type JudgeOptions, judgeClaim, type Reader, type Verdict } from "../reconcile/judge-claim.ts";
+import { releaseJudgedClaim } from "../reconcile/release-claim.ts";
 import type { Logger } from "../support/logger.ts";
 import type { ClaimView } from "./claim-view.ts";
-import { rebuildEntry } from "../reconcile/endpoint-repair.ts";
-import { type JudgeOptions, type Reader, type Verdict, judgeClaim } from "../reconcile/judge-claim.ts";
 import type { Metrics } from "./metrics.ts";
-import { releaseJudgedClaim } from "../reconcile/release-claim.ts";
 
 /** What acting needs of the controller. */
 export interface ActHost {

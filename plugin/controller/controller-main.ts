@@ -3,9 +3,9 @@
  * cluster commands), so the plugin never loads the controller or its client.
  */
 import { hostname } from "node:os";
-import { createLogger } from "../support/logger.ts";
 import { createControllerClient } from "../kube/controller-client.ts";
 import type { Logger } from "../support/logger.ts";
+import { createLogger } from "../support/logger.ts";
 import { Controller, type ControllerOptions } from "./controller.ts";
 
 export interface ControllerArgs {

@@ -30,23 +30,24 @@
  * - pools: counts from the claims, and the finalizer (pool-reconcile.ts).
  * Doubtful holds are counted and reported (held-report.ts).
  */
+
+import { ipamClaimNames } from "../ipam/multus-network.ts";
 import type { ControllerApi, WatchKind } from "../kube/controller-api.ts";
 import type { ClaimObject, PodObject } from "../kube/kube-api.ts";
-import { ipamClaimNames } from "../ipam/multus-network.ts";
+import { halfFinishedAt } from "../reconcile/claim-age.ts";
+import type { Reader, Verdict } from "../reconcile/judge-claim.ts";
+import { reconcilePool } from "../reconcile/pool-reconcile.ts";
 import { isKind } from "../support/errors.ts";
 import type { Logger } from "../support/logger.ts";
 import { actOnClaim } from "./act-on-claim.ts";
-import { halfFinishedAt } from "../reconcile/claim-age.ts";
 import { ClaimView } from "./claim-view.ts";
-import { type ScanHost, fullScan } from "./full-scan.ts";
+import { fullScan, type ScanHost } from "./full-scan.ts";
 import { guardWrites } from "./guarded-api.ts";
 import { HeldReport } from "./held-report.ts";
-import type { Reader, Verdict } from "../reconcile/judge-claim.ts";
 import { DEFAULT_LEADER_TIMING, LeaderElector, NotLeaderError } from "./leader.ts";
 import { Metrics } from "./metrics.ts";
-import { periodicCheck } from "./periodic-check.ts";
 import { serveMetrics } from "./metrics-server.ts";
-import { reconcilePool } from "../reconcile/pool-reconcile.ts";
+import { periodicCheck } from "./periodic-check.ts";
 import { slimClaim } from "./slim.ts";
 import { watchForever } from "./watch-loop.ts";
 import { WorkQueue } from "./work-queue.ts";

@@ -6,14 +6,14 @@
  */
 import type { ControllerApi } from "../kube/controller-api.ts";
 import type { ClaimObject, PodObject } from "../kube/kube-api.ts";
+import { stripPhantom } from "../reconcile/endpoint-repair.ts";
+import type { Reader, Verdict } from "../reconcile/judge-claim.ts";
+import { collectGarbage } from "../support/collect-garbage.ts";
 import { isKind } from "../support/errors.ts";
 import { faultValue } from "../support/faults.ts";
 import type { Logger } from "../support/logger.ts";
 import type { ClaimView } from "./claim-view.ts";
-import { collectGarbage } from "../support/collect-garbage.ts";
-import { stripPhantom } from "../reconcile/endpoint-repair.ts";
 import type { HeldReport } from "./held-report.ts";
-import type { Reader, Verdict } from "../reconcile/judge-claim.ts";
 import { type LeaderElector, NotLeaderError } from "./leader.ts";
 import type { Metrics } from "./metrics.ts";
 import { IncompleteListError, takeSnapshot } from "./scan-snapshot.ts";

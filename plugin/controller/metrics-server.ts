@@ -1,5 +1,5 @@
 /** The controller's /healthz and /metrics. */
-import { type Server, createServer } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { Logger } from "../support/logger.ts";
 
 /**

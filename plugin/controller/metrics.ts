@@ -1,5 +1,5 @@
 /** The controller's Prometheus metrics, rendered in the text exposition format. */
-import { PROBLEM_KINDS, type PoolFigures, type Problem } from "../check/problem.ts";
+import { type PoolFigures, PROBLEM_KINDS, type Problem } from "../check/problem.ts";
 import { HELD_KINDS } from "../reconcile/judge-claim.ts";
 
 export class Metrics {

@@ -11,8 +11,8 @@ import { gatherFacts } from "../check/cluster-facts.ts";
 import { confirmAll } from "../check/confirm.ts";
 import { findProblems } from "../check/find-problems.ts";
 import type { ControllerApi } from "../kube/controller-api.ts";
-import type { Logger } from "../support/logger.ts";
 import { collectGarbage } from "../support/collect-garbage.ts";
+import type { Logger } from "../support/logger.ts";
 import type { Metrics } from "./metrics.ts";
 
 export async function periodicCheck(api: ControllerApi, pageSize: number, addTimeoutMs: number, metrics: Metrics, log: Logger): Promise<void> {

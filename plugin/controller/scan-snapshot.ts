@@ -8,11 +8,11 @@
  */
 import type { ControllerApi, NodeObject } from "../kube/controller-api.ts";
 import type { ClaimObject, EndpointObject, PoolObject, StatefulSetObject } from "../kube/kube-api.ts";
-import { brand } from "../support/errors.ts";
-import { collectGarbage } from "../support/collect-garbage.ts";
 import { type PhantomSuspect, phantomSuspects } from "../reconcile/endpoint-repair.ts";
 import type { Reader } from "../reconcile/judge-claim.ts";
-import { type PodRecord, endpointFromRecord, endpointRecord, podFromRecord, podRecord, slimClaim, slimNode, slimStatefulSet } from "./slim.ts";
+import { collectGarbage } from "../support/collect-garbage.ts";
+import { brand } from "../support/errors.ts";
+import { endpointFromRecord, endpointRecord, type PodRecord, podFromRecord, podRecord, slimClaim, slimNode, slimStatefulSet } from "./slim.ts";
 
 export type ListKind = "claims" | "pods" | "statefulsets" | "endpoints" | "nodes" | "pools";
 

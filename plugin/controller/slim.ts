@@ -6,10 +6,11 @@
  * hundred bytes (measured with Bun, with their map entries: about 550 B a
  * claim, 260 B a scan's pod record, 160 B an endpoint record).
  */
+
+import { CONFIG_MIRROR_ANNOTATION } from "../cluster/statefulset.ts";
 import type { NodeObject } from "../kube/controller-api.ts";
 import { RECLAIM_ANNOTATION } from "../kube/crd.ts";
 import type { ClaimObject, EndpointObject, ObjectMeta, PodObject, StatefulSetObject } from "../kube/kube-api.ts";
-import { CONFIG_MIRROR_ANNOTATION } from "../cluster/statefulset.ts";
 import { lastWriteMs } from "../reconcile/claim-age.ts";
 
 function pick(annotations: Record<string, string> | undefined, key: string): Record<string, string> | undefined {

@@ -6,7 +6,7 @@
 import { accessSync, chmodSync, constants, lstatSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../support/logger.ts";
-import { InstallError, copyFileAtomic, describeError, fileDigest, modeOf, removeStaleTemps } from "./atomic-file.ts";
+import { copyFileAtomic, describeError, fileDigest, InstallError, modeOf, removeStaleTemps } from "./atomic-file.ts";
 
 /** The plugin's file name in the CNI bin directory (the `type` in network configurations). */
 export const PLUGIN_NAME = "berth";

@@ -4,7 +4,7 @@
  * `kubectl rollout status` means the plugin can run. It only reads: a probe
  * runs on every node for as long as the pod does.
  */
-import { type Stats, closeSync, lstatSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, lstatSync, openSync, readSync, type Stats, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describeError } from "./atomic-file.ts";
 import { PLUGIN_NAME } from "./install-binary.ts";

@@ -7,16 +7,16 @@
 import { chmodSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { isKind } from "../support/errors.ts";
-import { type Logger, createLogger } from "../support/logger.ts";
-import { InstallError, describeError, modeOf, writeFileAtomic } from "./atomic-file.ts";
+import { createLogger, type Logger } from "../support/logger.ts";
+import { describeError, InstallError, modeOf, writeFileAtomic } from "./atomic-file.ts";
 import { installBinary } from "./install-binary.ts";
 import type { InstallOptions } from "./install-options.ts";
 import { inClusterServer, renderKubeconfig } from "./kubeconfig.ts";
 
 // Re-exported: the CLI and the manifest tests know the install command by this module alone.
-export { PLUGIN_NAME, installBinary } from "./install-binary.ts";
-export { INSTALL_DEFAULTS, type InstallOptions, installOptions } from "./install-options.ts";
+export { installBinary, PLUGIN_NAME } from "./install-binary.ts";
 export { installProblem } from "./install-check.ts";
+export { INSTALL_DEFAULTS, type InstallOptions, installOptions } from "./install-options.ts";
 
 /** The pod's token and CA as they are now. */
 interface Credentials {

@@ -5,8 +5,9 @@
  * node:net's isIP: loading node:net costs ~3 ms of the compiled binary's
  * start-up (measured, see BENCHMARKS.md), a third of a whole ADD.
  */
-import { parseIp, stringifyIp } from "ip-bigint";
+
 import { parseCidr } from "cidr-tools";
+import { parseIp, stringifyIp } from "ip-bigint";
 
 export type Family = 4 | 6;
 

@@ -2,24 +2,25 @@
  * Pools as berth uses them: a SpiderIPPool-shaped entry, validated and
  * normalised into the ranges it may hand out.
  */
+
+import type { ResultIp } from "./command.ts";
+import { FieldError, stringList } from "./field-error.ts";
 import {
-  type Family,
-  type IpRange,
-  type Subnet,
   countAddresses,
+  type Family,
   formatAddress,
+  type IpRange,
   inRanges,
   mergeRanges,
   parseAddress,
   parseRange,
   parseSubnet,
   rangeInSubnet,
+  type Subnet,
   subtractRanges,
   usableRange,
 } from "./ip.ts";
-import type { ResultIp } from "./command.ts";
-import { FieldError, stringList } from "./field-error.ts";
-import { type PoolAffinity, checkIpVersion, parseAffinity } from "./pool-affinity.ts";
+import { checkIpVersion, type PoolAffinity, parseAffinity } from "./pool-affinity.ts";
 
 // Re-exported so that this module stays the one import for pools and their errors.
 export { FieldError } from "./field-error.ts";

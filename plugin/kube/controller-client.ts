@@ -7,7 +7,7 @@
 import { Watch } from "@kubernetes/client-node";
 import { clientNodeWire, loadKubeConfig } from "./client-node-wire.ts";
 import type { ControllerApi } from "./controller-api.ts";
-import { type KubeClientOptions, apiOver } from "./kube-client.ts";
+import { apiOver, type KubeClientOptions } from "./kube-client.ts";
 import { transportOver } from "./kube-request.ts";
 
 /** Loads the kubeconfig (throws if it cannot; no path: in-cluster configuration) and returns the controller's client. */

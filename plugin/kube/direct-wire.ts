@@ -10,8 +10,9 @@
  * node:https is imported only under Node: in the compiled binary merely
  * importing it costs ~20 ms of CPU (bun's node:http layer, measured).
  */
-import type { DirectConfig } from "./kubeconfig-reader.ts";
+
 import type { Wire, WireAnswer, WireRequest } from "./kube-request.ts";
+import type { DirectConfig } from "./kubeconfig-reader.ts";
 
 type BunFetch = (url: string, init: RequestInit & { tls?: object }) => Promise<Response>;
 

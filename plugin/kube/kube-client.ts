@@ -18,18 +18,18 @@ import {
   IPAMCLAIM_PLURAL,
   IPAMCLAIM_UID_LABEL,
   IPAMCLAIM_VERSION,
+  labelValue,
   POOL_FINALIZER,
   POOL_GROUP,
   POOL_KIND,
   POOL_LABEL,
   POOL_PLURAL,
   POOL_VERSION,
-  labelValue,
 } from "./crd.ts";
 import type { ClaimObject, EndpointObject, IpamClaimObject, KubeApi, NamedObject, ObjectMeta, PodObject, PoolObject, StatefulSetObject } from "./kube-api.ts";
 import type { BeforeWrite, KubeTransport, TimeLeft } from "./kube-request.ts";
-import { openTransport } from "./open-transport.ts";
 import { resource } from "./kube-resource.ts";
+import { openTransport } from "./open-transport.ts";
 
 /** How the client talks to the API server. */
 export interface KubeClientOptions {

@@ -5,9 +5,10 @@
  * `resource(...)` call, and every message names the verb, the kind and the
  * object the same way ("get pod ns/name", "create berthipclaim v4-...").
  */
+
+import { isKind } from "../support/errors.ts";
 import { KubeRequestError } from "./kube-errors.ts";
 import type { KubeTransport, Query } from "./kube-request.ts";
-import { isKind } from "../support/errors.ts";
 
 /** Where a kind lives on the API server. */
 export interface ResourceSpec {

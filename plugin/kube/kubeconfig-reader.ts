@@ -22,7 +22,7 @@
  */
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
-import { type YamlParse, parseYaml } from "./parse-yaml.ts";
+import { parseYaml, type YamlParse } from "./parse-yaml.ts";
 
 /** What the direct transport needs to reach one API server and prove who it is. */
 export interface DirectConfig {

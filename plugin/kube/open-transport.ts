@@ -5,9 +5,9 @@
  * otherwise client-node's, loaded only then.
  */
 import { lazySpecifier } from "../support/lazy-entries.ts";
-import { readKubeconfig } from "./kubeconfig-reader.ts";
 import { directWire } from "./direct-wire.ts";
 import { type BeforeWrite, type KubeTransport, type TimeLeft, transportOver } from "./kube-request.ts";
+import { readKubeconfig } from "./kubeconfig-reader.ts";
 
 /**
  * Reads the kubeconfig at `kubeconfigPath` (no path: the in-cluster

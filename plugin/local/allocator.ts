@@ -3,12 +3,13 @@
  * as one write transaction, so concurrent plugin processes never hand out an
  * address twice and a crash mid-ADD leaves nothing behind.
  */
-import { type Family, findFree, formatAddress, parseAddress } from "../ipam/ip.ts";
-import { IpamError } from "../ipam/ipam-error.ts";
-import { type FamilyPools, type Pool, poolContains } from "../ipam/pool.ts";
-import type { PodIdentity } from "../ipam/pod-identity.ts";
+
 import type { Binding, Lease, NewBinding, NewLease } from "../../store/lease-store.ts";
 import type { LocalBindings } from "../../store/local-bindings.ts";
+import { type Family, findFree, formatAddress, parseAddress } from "../ipam/ip.ts";
+import { IpamError } from "../ipam/ipam-error.ts";
+import type { PodIdentity } from "../ipam/pod-identity.ts";
+import { type FamilyPools, type Pool, poolContains } from "../ipam/pool.ts";
 
 /** What allocation needs of a store (LeaseStore implements it): the leases, and local mode's face of the database. */
 export interface AllocationStore {

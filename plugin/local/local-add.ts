@@ -1,11 +1,12 @@
 /** CNI ADD: allocate (or return) this attachment's addresses. */
-import { allocate } from "./allocator.ts";
+
 import { openLeaseDb } from "../../store/open-lease-db.ts";
-import { poolRecord } from "./pool-record.ts";
-import { looksLikeStatefulSetPod, podIdentity } from "../ipam/pod-identity.ts";
-import { defaultPools } from "../ipam/default-pools.ts";
-import { resultIp } from "../ipam/pool.ts";
 import type { CommandContext, CommandOutcome } from "../ipam/command.ts";
+import { defaultPools } from "../ipam/default-pools.ts";
+import { looksLikeStatefulSetPod, podIdentity } from "../ipam/pod-identity.ts";
+import { resultIp } from "../ipam/pool.ts";
+import { allocate } from "./allocator.ts";
+import { poolRecord } from "./pool-record.ts";
 
 export function localAdd({ env, conf, log, openDriver }: CommandContext): CommandOutcome {
   const { ipam } = conf;

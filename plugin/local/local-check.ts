@@ -1,7 +1,8 @@
 /** CNI CHECK: every address of prevResult must still be leased to this attachment. */
-import { normalizeAddress } from "../ipam/ip.ts";
+
 import { openLeaseDb } from "../../store/open-lease-db.ts";
 import type { CommandContext, CommandOutcome } from "../ipam/command.ts";
+import { normalizeAddress } from "../ipam/ip.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
 
 export function localCheck({ env, conf, openDriver }: CommandContext): CommandOutcome {

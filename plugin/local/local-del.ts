@@ -1,7 +1,7 @@
 /** CNI DEL: release this attachment's leases. Idempotent; a StatefulSet pod's binding stays. */
 import { openLeaseDb } from "../../store/open-lease-db.ts";
-import { podIdentity } from "../ipam/pod-identity.ts";
 import type { CommandContext, CommandOutcome } from "../ipam/command.ts";
+import { podIdentity } from "../ipam/pod-identity.ts";
 
 export function localDel({ env, conf, log, openDriver }: CommandContext): CommandOutcome {
   const store = openLeaseDb(conf.ipam, openDriver, { mustExist: true });

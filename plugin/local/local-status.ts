@@ -5,8 +5,8 @@
  * out itself.
  */
 import { leaseDbReady } from "../../store/lease-db-ready.ts";
-import { defaultPools } from "../ipam/default-pools.ts";
 import type { CommandContext, CommandOutcome } from "../ipam/command.ts";
+import { defaultPools } from "../ipam/default-pools.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
 
 export function localStatus({ conf, openDriver, log }: CommandContext): CommandOutcome {

@@ -1,7 +1,8 @@
 /** A configured pool as the node database keeps it (local mode), for `berth inspect pools`. */
+
+import type { PoolRecord } from "../../store/lease-store.ts";
 import { formatAddress } from "../ipam/ip.ts";
 import type { Pool } from "../ipam/pool.ts";
-import type { PoolRecord } from "../../store/lease-store.ts";
 
 /** The row berth keeps of a configured pool, for `berth inspect pools`. */
 export function poolRecord(network: string, p: Pool): PoolRecord {

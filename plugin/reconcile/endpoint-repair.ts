@@ -13,11 +13,11 @@
 import { entryAddress, entryAddresses, entryFor, entryUid, listsAddress, withEntryUids, withoutAddress } from "../cluster/endpoint-entries.ts";
 import { toPool } from "../cluster/pool-choice.ts";
 import { incarnationUid, isIncarnation, verifyMembership } from "../cluster/statefulset.ts";
+import { parseAddress } from "../ipam/ip.ts";
 import { claimName } from "../kube/claim-name.ts";
 import type { ControllerApi } from "../kube/controller-api.ts";
 import type { ClaimObject, EndpointIp, EndpointObject, PodObject } from "../kube/kube-api.ts";
 import { KubeConflictError, KubeRequestError } from "../kube/kube-errors.ts";
-import { parseAddress } from "../ipam/ip.ts";
 import { isKind } from "../support/errors.ts";
 import type { Logger } from "../support/logger.ts";
 import type { ReconcileCounters } from "./counters.ts";

@@ -14,12 +14,13 @@
  * the API server's or, for a claim's age, the controller's own first sight
  * (claim-age.ts).
  */
-import type { NodeObject } from "../kube/controller-api.ts";
-import type { ClaimObject, EndpointObject, IpamClaimObject, PodObject, StatefulSetObject } from "../kube/kube-api.ts";
-import { namesIpamClaim } from "../ipam/multus-network.ts";
+
 import { entryAddress, entryFor, listsAddress } from "../cluster/endpoint-entries.ts";
 import { isIncarnation, ordinalInRange, stsKeeps } from "../cluster/statefulset.ts";
+import { namesIpamClaim } from "../ipam/multus-network.ts";
 import { ordinalOf } from "../ipam/pod-identity.ts";
+import type { NodeObject } from "../kube/controller-api.ts";
+import type { ClaimObject, EndpointObject, IpamClaimObject, PodObject, StatefulSetObject } from "../kube/kube-api.ts";
 import { addWindowMs, lastWriteMs } from "./claim-age.ts";
 
 export interface Reader {

@@ -1,11 +1,12 @@
 /** Keeps a pool's counts true and its deletion safe (a finalizer holds it while addresses are claimed). */
+
+import { toPool } from "../cluster/pool-choice.ts";
+import type { ControllerApi } from "../kube/controller-api.ts";
 import { POOL_FINALIZER } from "../kube/crd.ts";
 import type { PoolObject } from "../kube/kube-api.ts";
-import { toPool } from "../cluster/pool-choice.ts";
 import { KubeConflictError } from "../kube/kube-errors.ts";
 import { isKind } from "../support/errors.ts";
 import type { Logger } from "../support/logger.ts";
-import type { ControllerApi } from "../kube/controller-api.ts";
 import type { ReconcileCounters } from "./counters.ts";
 
 export interface PoolView {

@@ -1,13 +1,14 @@
 /** Carries out a release verdict: claim, endpoint entry, Event, log, metric. */
-import type { ClaimObject, EndpointIp } from "../kube/kube-api.ts";
-import { KubeConflictError, isApiFailure } from "../kube/kube-errors.ts";
-import { withEntryUids, withoutAddress } from "../cluster/endpoint-entries.ts";
+
 import { deleteAsJudged } from "../cluster/claims.ts";
+import { withEntryUids, withoutAddress } from "../cluster/endpoint-entries.ts";
+import type { ControllerApi } from "../kube/controller-api.ts";
+import type { ClaimObject, EndpointIp } from "../kube/kube-api.ts";
+import { isApiFailure, KubeConflictError } from "../kube/kube-errors.ts";
 import { isKind } from "../support/errors.ts";
 import type { Logger } from "../support/logger.ts";
-import type { ControllerApi } from "../kube/controller-api.ts";
-import type { Verdict } from "./judge-claim.ts";
 import type { ReconcileCounters } from "./counters.ts";
+import type { Verdict } from "./judge-claim.ts";
 
 /** Releases the claim if it is unchanged since it was judged; returns whether it was deleted. */
 export async function releaseJudgedClaim(

@@ -3,10 +3,11 @@
  * and value, one JSON document on stdout, a non-zero exit, and leaves the
  * lease database exactly as it was.
  */
+
+import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { join } from "node:path";
-import { type Invocation, cni, dbSnapshot, netconf, podArgs, tempDir } from "../support/berth.ts";
+import { cni, dbSnapshot, type Invocation, netconf, podArgs, tempDir } from "../support/berth.ts";
 
 const { path: dir, cleanup } = tempDir();
 const db = join(dir, "berth.db");

@@ -1,9 +1,10 @@
 /** The operator CLI of dist/berth. */
-import { test } from "uvu";
-import * as assert from "uvu/assert";
+
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
 import { cli, cni, netconf, podArgs, tempDir } from "../support/berth.ts";
 
 const { path: dir, cleanup } = tempDir();

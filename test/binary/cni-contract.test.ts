@@ -1,11 +1,12 @@
 /** The CNI contract of dist/berth, command by command, as a runtime sees it. */
+
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import Database from "better-sqlite3";
-import { join } from "node:path";
-import { logEntries, logged } from "../support/log-lines.ts";
 import { cni, dbSnapshot, netconf, podArgs, sql, tempDir } from "../support/berth.ts";
+import { logEntries, logged } from "../support/log-lines.ts";
 
 const VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 const t = suite<{ dir: string; db: string; cleanup: () => void }>("cni contract");

@@ -1,10 +1,11 @@
 /** Many plugin processes at once against one node database. */
-import { test } from "uvu";
-import * as assert from "uvu/assert";
+
 import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { testNodeConfig } from "../support/node-config.ts";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
 import { BERTH, cni, cniAsync, netconf, podArgs, sql, tempDir } from "../support/berth.ts";
+import { testNodeConfig } from "../support/node-config.ts";
 
 const pool40 = { name: "test-ippool", subnet: "10.6.0.0/16", ips: ["10.6.168.1-10.6.168.40"], gateway: "10.6.0.1" };
 

@@ -6,13 +6,13 @@
  * (/var/lib/cni/berth, /opt/cni/bin) are test directories in a private mount
  * namespace (test/support/docs/doc-shell.ts); needs root.
  */
-import { mkdirSync, readFileSync, readdirSync, statSync, symlinkSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { BERTH, cni, podArgs, seedPool, tempDir } from "../support/berth.ts";
 import { docCommands, docTranscript } from "../support/docs/doc-blocks.ts";
 import { compareOutput, runShell, toolDir } from "../support/docs/doc-shell.ts";
-import { BERTH, cni, podArgs, seedPool, tempDir } from "../support/berth.ts";
 
 if (process.getuid?.() !== 0)
   throw new Error("test/binary/doc-commands.test.ts needs root: the documented host paths are mounted over in a private mount namespace");

@@ -3,8 +3,7 @@
  * host's /opt/cni/bin and /etc/cni/net.d, with a fake service-account token
  * and CA.
  */
-import { test } from "uvu";
-import * as assert from "uvu/assert";
+
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import {
@@ -15,9 +14,9 @@ import {
   lstatSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   readSync,
-  readdirSync,
   renameSync,
   rmSync,
   statSync,
@@ -27,8 +26,10 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
-import { logged } from "../support/log-lines.ts";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
 import { BERTH, cli, tempDir } from "../support/berth.ts";
+import { logged } from "../support/log-lines.ts";
 
 const { path: dir, cleanup } = tempDir("berth-install-");
 const SERVER = "https://10.96.0.1:443";

@@ -4,13 +4,14 @@
  * configuration allows more, and log lines cannot be forged through values
  * that come from CNI_ARGS or the configuration.
  */
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
+
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { logEntries } from "../support/log-lines.ts";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import { BERTH, cni, netconf, podArgs, tempDir } from "../support/berth.ts";
+import { logEntries } from "../support/log-lines.ts";
 
 const t = suite<{ dir: string; cleanup: () => void }>("node policy");
 t.before.each((ctx) => {

@@ -1,7 +1,8 @@
 /** StatefulSet stickiness in local mode, through the compiled binary. */
+
+import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { join } from "node:path";
 import { cli, cni, netconf, podArgs, sql, tempDir } from "../support/berth.ts";
 
 const t = suite<{ dir: string; db: string; cleanup: () => void }>("stickiness");

@@ -17,16 +17,17 @@
  * beyond the bridge and veth links, and the gateway in the result is exactly
  * the pool's (or absent when the pool has none).
  */
-import { test } from "uvu";
-import * as assert from "uvu/assert";
-import { testNodeConfig } from "../support/node-config.ts";
+
 import { spawnSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
 import type { Binding, Lease } from "../../store/lease-store.ts";
 import { BERTH, cli, netconf, podArgs, seedPool, tempDir } from "../support/berth.ts";
+import { testNodeConfig } from "../support/node-config.ts";
 
 const BRIDGE_PLUGIN = "/usr/lib/cni/bridge";
 const BRIDGE = "berthbr0";

@@ -26,10 +26,11 @@
  * Run: npm run build && eval "$(bash scripts/testenv.sh up)" &&
  *      node --import tsx node_modules/uvu/bin.js test/cluster adopt.test.ts
  */
+
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { spawnSync } from "node:child_process";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { ADOPTED_FROM_LABEL, CLAIM_PLURAL, POOL_LABEL, POOL_PLURAL } from "../../plugin/kube/crd.ts";
@@ -37,10 +38,9 @@ import type { ClaimObject } from "../../plugin/kube/kube-api.ts";
 import { BERTH, ROOT } from "../support/berth.ts";
 import {
   ADMIN_KUBECONFIG,
-  type ClusterScope,
-  type SimNode,
   admin,
   apply,
+  type ClusterScope,
   claimOf,
   deletePod,
   endpointOf,
@@ -50,6 +50,7 @@ import {
   podArgs,
   podOf,
   poolManifest,
+  type SimNode,
   startDeletion,
   waitFor,
   withCluster,

@@ -21,29 +21,29 @@ import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { CheckReport, Problem } from "../../plugin/check/problem.ts";
-import Database from "better-sqlite3";
 import { BERTH, ROOT, sql } from "../support/berth.ts";
 import {
   ADMIN_KUBECONFIG,
-  PLUGIN_KUBECONFIG,
-  type ClusterScope,
-  type SimNode,
   admin,
   apply,
+  type ClusterScope,
   claimOf,
   claimsOfPool,
   endpointOf,
   getPool,
   markPodReady,
+  PLUGIN_KUBECONFIG,
   path,
   podArgs,
   poolManifest,
+  type SimNode,
   waitFor,
 } from "../support/cluster/cluster-env.ts";
-import { LEASE_NAME, LEASE_NS, events, plainPod, sleep, startController, waitForAsync, withControllers } from "../support/cluster/controller-env.ts";
+import { events, LEASE_NAME, LEASE_NS, plainPod, sleep, startController, waitForAsync, withControllers } from "../support/cluster/controller-env.ts";
 import { testNodeConfig } from "../support/node-config.ts";
 
 const NS = "berth-check";

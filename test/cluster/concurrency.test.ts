@@ -12,17 +12,17 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { cli } from "../support/berth.ts";
 import {
-  type SimNode,
   apply,
   bindPodAsync,
   claimNameOf,
   claimsOfPool,
+  deletePods,
   endpointsIn,
   inBatches,
-  deletePods,
   listPods,
   podArgs,
   poolManifest,
+  type SimNode,
   waitFor,
   withCluster,
 } from "../support/cluster/cluster-env.ts";

@@ -17,9 +17,9 @@
 import { randomBytes } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import type { StoredPod } from "../support/kube/stored.ts";
-import { type SimNode, admin, apply, claimsOfPool, deletePods, path, podArgs, poolManifest, poolStatus, spTable } from "../support/cluster/cluster-env.ts";
+import { admin, apply, claimsOfPool, deletePods, path, podArgs, poolManifest, poolStatus, type SimNode, spTable } from "../support/cluster/cluster-env.ts";
 import { sleep, startController, withControllers } from "../support/cluster/controller-env.ts";
+import type { StoredPod } from "../support/kube/stored.ts";
 
 const NS = "berth-ctl-counts";
 const V4 = "ctl-counts-v4";

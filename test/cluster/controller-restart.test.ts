@@ -19,8 +19,8 @@ import { randomBytes } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { Outcome } from "../support/berth.ts";
+import { ROOT } from "../support/berth.ts";
 import {
-  type SimNode,
   admin,
   apply,
   claimsOfPool,
@@ -30,12 +30,12 @@ import {
   podArgs,
   poolManifest,
   poolStatus,
+  type SimNode,
   waitFor,
   waitForAllocated,
 } from "../support/cluster/cluster-env.ts";
 import { leasesOn, sleep, startController, withControllers } from "../support/cluster/controller-env.ts";
 import type { StoredPod } from "../support/kube/stored.ts";
-import { ROOT } from "../support/berth.ts";
 
 const NS = "berth-ctl-restart";
 const POOL = "ctl-restart";

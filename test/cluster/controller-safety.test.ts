@@ -24,9 +24,8 @@
 import { randomBytes } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { BERTH_API_VERSION, BERTH_GROUP, CLAIM_KIND, POOL_LABEL, labelValue } from "../../plugin/kube/crd.ts";
+import { BERTH_API_VERSION, BERTH_GROUP, CLAIM_KIND, labelValue, POOL_LABEL } from "../../plugin/kube/crd.ts";
 import type { ClaimObject, EndpointObject } from "../../plugin/kube/kube-api.ts";
-import type { Stored } from "../support/kube/stored.ts";
 import {
   admin,
   apply,
@@ -45,18 +44,19 @@ import {
   waitForAllocated,
 } from "../support/cluster/cluster-env.ts";
 import {
-  POOL_FINALIZER,
+  add,
   denyController,
   lease,
+  POOL_FINALIZER,
+  plainPod,
   poolFinalizers,
   sleep,
   startController,
   waitForAsync,
-  withControllers,
-  add,
-  plainPod,
   waitReleased,
+  withControllers,
 } from "../support/cluster/controller-env.ts";
+import type { Stored } from "../support/kube/stored.ts";
 
 const S = suite("cluster: controller safety");
 

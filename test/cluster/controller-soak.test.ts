@@ -26,7 +26,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { BERTH } from "../support/berth.ts";
 import { Churn, type ChurnNode } from "../support/cluster/churn.ts";
-import { type ClusterScope, apply, poolManifest, waitFor } from "../support/cluster/cluster-env.ts";
+import { apply, type ClusterScope, poolManifest, waitFor } from "../support/cluster/cluster-env.ts";
 import { startController, withControllers } from "../support/cluster/controller-env.ts";
 
 const NS = "berth-ctl-soak";

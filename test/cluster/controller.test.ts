@@ -27,12 +27,12 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { BERTH } from "../support/berth.ts";
 import {
-  type ClusterScope,
-  type SimNode,
   admin,
   apply,
   bindPod,
+  type ClusterScope,
   claimNameOf,
   claimOf,
   claimsOfNamespace,
@@ -47,6 +47,7 @@ import {
   podOf,
   poolManifest,
   poolStatus,
+  type SimNode,
   scaleStatefulSet,
   waitFor,
   waitForAllocated,
@@ -54,24 +55,23 @@ import {
   waitForTerminating,
 } from "../support/cluster/cluster-env.ts";
 import {
-  POOL_FINALIZER,
+  add,
   events,
+  type Held,
+  ippool,
   lease,
   leasesOn,
+  POOL_FINALIZER,
+  plainPod,
   poolFinalizers,
   sleep,
   startController,
   waitForAsync,
-  withControllers,
-  add,
-  ippool,
-  plainPod,
   waitReleased,
-  type Held,
+  withControllers,
 } from "../support/cluster/controller-env.ts";
 import { logged } from "../support/log-lines.ts";
 import { testNodeConfig } from "../support/node-config.ts";
-import { BERTH } from "../support/berth.ts";
 
 const S = suite("cluster: berth controller");
 

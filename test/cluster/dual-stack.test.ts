@@ -17,6 +17,7 @@ import {
   claimOf,
   claimsOfNamespace,
   claimsOfPool,
+  deletePod,
   endpointOf,
   endpointsIn,
   listPods,
@@ -25,7 +26,6 @@ import {
   podUid,
   poolManifest,
   startDeletion,
-  deletePod,
   waitFor,
   withCluster,
 } from "../support/cluster/cluster-env.ts";

@@ -14,18 +14,16 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
-import { type Server, createServer } from "node:net";
+import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { type Outcome, cli } from "../support/berth.ts";
+import { cli, type Outcome } from "../support/berth.ts";
 import {
-  ClusterScope,
-  PLUGIN_KUBECONFIG,
-  type SimNode,
   admin,
   apply,
   bindPod,
+  ClusterScope,
   claimOf,
   claimsOfPool,
   createNamespace,
@@ -33,10 +31,12 @@ import {
   kubectl,
   listClaims,
   listPools,
+  PLUGIN_KUBECONFIG,
   path,
   podArgs,
   podUid,
   poolManifest,
+  type SimNode,
   waitFor,
 } from "../support/cluster/cluster-env.ts";
 

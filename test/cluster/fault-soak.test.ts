@@ -75,14 +75,14 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { claimDeadlineSeconds } from "../../plugin/cluster/cluster-add.ts";
 import { ENDPOINT_PLURAL } from "../../plugin/kube/crd.ts";
-import { controlPlane } from "../support/control-plane.ts";
-import { type FaultAction, FaultProxy } from "../support/fault-proxy.ts";
 import { BERTH } from "../support/berth.ts";
-import { type ChurnNode, Churn, type Explain, type Holder } from "../support/cluster/churn.ts";
-import { type ClusterScope, PLUGIN_KUBECONFIG, apply, path, poolManifest } from "../support/cluster/cluster-env.ts";
+import { Churn, type ChurnNode, type Explain, type Holder } from "../support/cluster/churn.ts";
+import { apply, type ClusterScope, PLUGIN_KUBECONFIG, path, poolManifest } from "../support/cluster/cluster-env.ts";
 import { CONTROLLER_KUBECONFIG, ControllerProc, sleep, waitForAsync, withControllers } from "../support/cluster/controller-env.ts";
 import { MirrorChurn } from "../support/cluster/mirror-churn.ts";
 import { NamespaceChurn } from "../support/cluster/namespace-churn.ts";
+import { controlPlane } from "../support/control-plane.ts";
+import { type FaultAction, FaultProxy } from "../support/fault-proxy.ts";
 
 const num = (name: string, dflt: number) => (process.env[name] === undefined || process.env[name] === "" ? dflt : Number(process.env[name]));
 const NS = "berth-fault-soak";

@@ -28,15 +28,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { BERTH_API_VERSION, BERTH_GROUP, CLAIM_KIND, POOL_LABEL, labelValue } from "../../plugin/kube/crd.ts";
-import { FaultProxy } from "../support/fault-proxy.ts";
-import { APISERVER, TESTENV_DIR } from "../support/cluster/test-plane.ts";
+import { BERTH_API_VERSION, BERTH_GROUP, CLAIM_KIND, labelValue, POOL_LABEL } from "../../plugin/kube/crd.ts";
 import {
-  type ClusterScope,
-  type SimNode,
   admin,
   apply,
   bindPod,
+  type ClusterScope,
   claimNameOf,
   claimOf,
   deletePod,
@@ -48,16 +45,17 @@ import {
   podOf,
   podUid,
   poolManifest,
+  type SimNode,
   scaleStatefulSet,
   waitFor,
   waitForPod,
 } from "../support/cluster/cluster-env.ts";
 import {
   type ControllerProc,
-  type Held,
   controllerToken,
   disconnectNode,
   events,
+  type Held,
   ippool,
   plainPod,
   sleep,
@@ -66,6 +64,8 @@ import {
   waitReleased,
   withControllers,
 } from "../support/cluster/controller-env.ts";
+import { APISERVER, TESTENV_DIR } from "../support/cluster/test-plane.ts";
+import { FaultProxy } from "../support/fault-proxy.ts";
 
 const S = suite("cluster: addresses held until their holder is gone");
 

@@ -21,24 +21,24 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { IPAMCLAIM_FINALIZER, IPAMCLAIM_PLURAL, IPAMCLAIM_UID_LABEL } from "../../plugin/kube/crd.ts";
 import type { IpamClaimObject } from "../../plugin/kube/kube-api.ts";
-import { FaultProxy } from "../support/fault-proxy.ts";
-import { APISERVER, TESTENV_DIR, admin } from "../support/cluster/test-plane.ts";
-import { type ControllerProc, startController, waitForAsync } from "../support/cluster/controller-env.ts";
 import {
-  ClusterScope,
-  PLUGIN_KUBECONFIG,
-  type SimNode,
   apply,
+  ClusterScope,
   claimOf,
   createNamespace,
   deletePod,
   listClaims,
+  PLUGIN_KUBECONFIG,
   path,
   podArgs,
   podUid,
   poolManifest,
+  type SimNode,
   waitFor,
 } from "../support/cluster/cluster-env.ts";
+import { type ControllerProc, startController, waitForAsync } from "../support/cluster/controller-env.ts";
+import { APISERVER, admin, TESTENV_DIR } from "../support/cluster/test-plane.ts";
+import { FaultProxy } from "../support/fault-proxy.ts";
 
 const NS = "berth-ipamclaim";
 const POOL = "ic-pool"; // 10.6.197.1-40

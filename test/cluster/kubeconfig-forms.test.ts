@@ -17,17 +17,17 @@ import * as assert from "uvu/assert";
 import { renderKubeconfig } from "../../plugin/install/kubeconfig.ts";
 import type { Outcome } from "../support/berth.ts";
 import {
-  ClusterScope,
-  PLUGIN_KUBECONFIG,
-  type SimNode,
   apply,
   bindPod,
+  ClusterScope,
   claimOf,
   createNamespace,
   deletePod,
+  PLUGIN_KUBECONFIG,
   podArgs,
   podUid,
   poolManifest,
+  type SimNode,
 } from "../support/cluster/cluster-env.ts";
 
 const NS = "berth-kcf";

@@ -34,11 +34,11 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { EndpointSpec } from "../../plugin/kube/kube-api.ts";
+import type { Outcome } from "../support/berth.ts";
 import {
-  type ClusterScope,
-  type SimNode,
   admin,
   apply,
+  type ClusterScope,
   claimOf,
   deletePod,
   endpointOf,
@@ -47,12 +47,12 @@ import {
   podArgs,
   podOf,
   poolManifest,
+  type SimNode,
   startDeletion,
   waitFor,
   withCluster,
 } from "../support/cluster/cluster-env.ts";
 import { sleep, startController, withControllers } from "../support/cluster/controller-env.ts";
-import type { Outcome } from "../support/berth.ts";
 
 const S = suite("cluster: StatefulSet membership");
 const api = admin.sync;

@@ -48,12 +48,12 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { ENDPOINT_PLURAL } from "../../plugin/kube/crd.ts";
 import type { EndpointObject } from "../../plugin/kube/kube-api.ts";
+import { BERTH } from "../support/berth.ts";
+import { Churn, type ChurnNode, type Running } from "../support/cluster/churn.ts";
+import { admin, apply, type ClusterScope, inBatches, path, poolManifest } from "../support/cluster/cluster-env.ts";
+import { CONTROLLER_KUBECONFIG, ControllerProc, leasesOn, sleep, startController, waitForAsync, withControllers } from "../support/cluster/controller-env.ts";
 import type { StoredPod } from "../support/kube/stored.ts";
 import { OLD_VERSION, oldBerth } from "../support/old-berth.ts";
-import { BERTH } from "../support/berth.ts";
-import { type ChurnNode, type Running, Churn } from "../support/cluster/churn.ts";
-import { type ClusterScope, admin, apply, inBatches, path, poolManifest } from "../support/cluster/cluster-env.ts";
-import { CONTROLLER_KUBECONFIG, ControllerProc, leasesOn, sleep, startController, waitForAsync, withControllers } from "../support/cluster/controller-env.ts";
 
 const S = suite("cluster: mixed versions during the upgrade from 0.4 to 0.5");
 

@@ -22,24 +22,24 @@ import Database from "better-sqlite3";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { POOL_FINALIZER } from "../../plugin/kube/crd.ts";
-import { FaultProxy } from "../support/fault-proxy.ts";
-import { APISERVER, TESTENV_DIR } from "../support/cluster/test-plane.ts";
 import {
-  ClusterScope,
-  PLUGIN_KUBECONFIG,
-  type SimNode,
   apply,
+  ClusterScope,
   claimOf,
   claimsOfPool,
   createNamespace,
   deletePool,
   getPool,
+  PLUGIN_KUBECONFIG,
   patchPool,
   podArgs,
   podUid,
   poolManifest,
+  type SimNode,
   waitFor,
 } from "../support/cluster/cluster-env.ts";
+import { APISERVER, TESTENV_DIR } from "../support/cluster/test-plane.ts";
+import { FaultProxy } from "../support/fault-proxy.ts";
 
 const NS = "berth-nad";
 const P = {

@@ -15,30 +15,30 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { FaultProxy } from "../support/fault-proxy.ts";
-import { logEntries, logged } from "../support/log-lines.ts";
+import { BERTH } from "../support/berth.ts";
 import {
-  ClusterScope,
-  PLUGIN_KUBECONFIG,
-  type SimNode,
   admin,
   apply,
   bindPod,
+  ClusterScope,
   claimOf,
   createNamespace,
   deletePods,
   endpointOf,
+  PLUGIN_KUBECONFIG,
   path,
   podArgs,
   podUid,
   poolManifest,
+  type SimNode,
   scaleStatefulSet,
   waitFor,
   waitForPod,
 } from "../support/cluster/cluster-env.ts";
 import { CONTROLLER_KUBECONFIG, ControllerProc, startController, stopAllControllers } from "../support/cluster/controller-env.ts";
-import { BERTH } from "../support/berth.ts";
 import { APISERVER, TESTENV_DIR } from "../support/cluster/test-plane.ts";
+import { FaultProxy } from "../support/fault-proxy.ts";
+import { logEntries, logged } from "../support/log-lines.ts";
 
 const NS = "berth-psafe";
 const P = {

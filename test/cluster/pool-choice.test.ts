@@ -13,16 +13,16 @@ import { randomBytes } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import {
-  type ClusterScope,
-  type SimNode,
   apply,
   bindPod,
+  type ClusterScope,
   claimOf,
   listPools,
   patchPool,
   podArgs,
   podUid,
   poolManifest,
+  type SimNode,
   withCluster,
 } from "../support/cluster/cluster-env.ts";
 

@@ -17,7 +17,6 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { cli } from "../support/berth.ts";
 import {
-  type Running,
   apply,
   claimNameOf,
   claimOf,
@@ -28,6 +27,7 @@ import {
   patchStatefulSet,
   podOf,
   poolManifest,
+  type Running,
   startDeletion,
   startPod,
   stopPod,

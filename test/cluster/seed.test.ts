@@ -26,13 +26,13 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import {
   type ClusterScope,
-  type Running,
   claimNameOf,
   claimOf,
   claimsOfPool,
   deletePods as deletePodsNow,
   endpointOf,
   podOf,
+  type Running,
   spTable,
   startPod,
   stopPod,
@@ -41,8 +41,8 @@ import {
   waitForTerminating,
 } from "../support/cluster/cluster-env.ts";
 import { startController, withControllers } from "../support/cluster/controller-env.ts";
-import { docBlock, docCommands, docTranscript } from "../support/docs/doc-blocks.ts";
 import { type DocShell, DocWalk, docShell } from "../support/cluster/doc-walk.ts";
+import { docBlock, docCommands, docTranscript } from "../support/docs/doc-blocks.ts";
 
 const NS = "berth-seed";
 const POOL = "test-ippool";

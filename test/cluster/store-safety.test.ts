@@ -19,28 +19,28 @@ import Database from "better-sqlite3";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { Lease } from "../../store/rows.ts";
-import { FaultProxy } from "../support/fault-proxy.ts";
-import { logged } from "../support/log-lines.ts";
 import { sql } from "../support/berth.ts";
-import { APISERVER, TESTENV_DIR } from "../support/cluster/test-plane.ts";
 import {
-  ClusterScope,
-  PLUGIN_KUBECONFIG,
-  type SimNode,
   admin,
   apply,
   bindPod,
+  ClusterScope,
   claimNameOf,
   claimOf,
   createNamespace,
   deletePods,
   endpointOf,
+  PLUGIN_KUBECONFIG,
   path,
   podArgs,
   podUid,
   poolManifest,
+  type SimNode,
   waitForPod,
 } from "../support/cluster/cluster-env.ts";
+import { APISERVER, TESTENV_DIR } from "../support/cluster/test-plane.ts";
+import { FaultProxy } from "../support/fault-proxy.ts";
+import { logged } from "../support/log-lines.ts";
 
 const NS = "berth-store";
 const P = {

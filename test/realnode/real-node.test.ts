@@ -27,30 +27,26 @@
  * The deploy and uninstall commands are read from the README and
  * docs/deploy.md (test/support/docs/doc-blocks.ts) and run as a reader types them.
  */
-import { createHash } from "node:crypto";
-import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { CLAIM_PLURAL, POOL_PLURAL } from "../../plugin/kube/crd.ts";
-import type { LeaseObject, NodeObject } from "../../plugin/kube/controller-api.ts";
 import type { CheckReport } from "../../plugin/check/problem.ts";
+import type { LeaseObject, NodeObject } from "../../plugin/kube/controller-api.ts";
+import { CLAIM_PLURAL, POOL_PLURAL } from "../../plugin/kube/crd.ts";
 import type { ClaimObject, NamedObject } from "../../plugin/kube/kube-api.ts";
-import { type Resource, path } from "../support/kube/api-paths.ts";
-import { kubectlShim } from "../support/kube/kubectl.ts";
-import type { Stored } from "../support/kube/stored.ts";
 import { waitFor } from "../support/batch.ts";
 import { docCommands, fill } from "../support/docs/doc-blocks.ts";
-import { type ShellResult, runShell, toolDir } from "../support/docs/doc-shell.ts";
+import { runShell, type ShellResult, toolDir } from "../support/docs/doc-shell.ts";
+import { path, type Resource } from "../support/kube/api-paths.ts";
+import { kubectlShim } from "../support/kube/kubectl.ts";
+import type { Stored } from "../support/kube/stored.ts";
 import { logEntries } from "../support/log-lines.ts";
-import { SEED_POOL, seedStatefulSet } from "../support/seed-manifests.ts";
 import {
   ADMIN_KUBECONFIG,
-  NODE_NAME,
-  NODE_ROOT,
-  type Pod,
-  ROOT,
   admin,
   apply,
   berthLog,
@@ -59,12 +55,17 @@ import {
   eth0Addresses,
   inRange,
   isReady,
+  NODE_NAME,
+  NODE_ROOT,
   nodeExec,
+  type Pod,
   podOf,
   podsOf,
+  ROOT,
   sandboxOf,
   spTable,
 } from "../support/realnode/node-env.ts";
+import { SEED_POOL, seedStatefulSet } from "../support/seed-manifests.ts";
 
 const SEED_NS = "berth-seed";
 const PLAIN_NS = "berth-plain";

@@ -2,16 +2,17 @@
  * One contract, two adapters: every test here runs against better-sqlite3
  * (under Node) and bun:sqlite (under bun). Nothing is skipped on either.
  */
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { getPriority, setPriority, tmpdir } from "node:os";
 import { join } from "node:path";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import type { OpenDriver, SqlDriver } from "../../store/driver.ts";
 import { HOLDER_NICE, HolderPriority } from "../../store/holder-priority.ts";
 import { LeaseStore, type NewLease } from "../../store/lease-store.ts";
+import { migrate, SCHEMA_VERSION } from "../../store/migrations.ts";
 import { StoreError } from "../../store/store-error.ts";
-import { SCHEMA_VERSION, migrate } from "../../store/migrations.ts";
 
 export function driverContract(adapterName: string, open: OpenDriver): void {
   const s = suite<{ dir: string; path: string; db: SqlDriver }>(`${adapterName} contract`);

@@ -9,7 +9,7 @@
  * tests), then $BERTH_TESTENV_DIR/env and the files `up` writes there.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dirname, "../..");

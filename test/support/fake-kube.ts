@@ -1,4 +1,6 @@
 /** An in-memory KubeApi for unit tests of cluster logic (the real one is exercised in test/cluster). */
+
+import { POOL_FINALIZER } from "../../plugin/kube/crd.ts";
 import type {
   ClaimObject,
   EndpointObject,
@@ -9,7 +11,6 @@ import type {
   PoolObject,
   StatefulSetObject,
 } from "../../plugin/kube/kube-api.ts";
-import { POOL_FINALIZER } from "../../plugin/kube/crd.ts";
 import { KubeConflictError } from "../../plugin/kube/kube-errors.ts";
 
 export class FakeKube implements KubeApi {

@@ -7,7 +7,7 @@
  * the same call, inside the process.)
  */
 import { testNodeConfig } from "./node-config.ts";
-import { type ProcessResult, type TimedResult, runProcess, runProcessSync } from "./run-process.ts";
+import { type ProcessResult, runProcess, runProcessSync, type TimedResult } from "./run-process.ts";
 
 export interface CniCall {
   command: string;

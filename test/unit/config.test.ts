@@ -1,7 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { parseNetConf } from "../../plugin/cni/netconf.ts";
 import { CniError } from "../../plugin/cni/cni-error.ts";
+import { parseNetConf } from "../../plugin/cni/netconf.ts";
 
 const base = (ipam: Record<string, unknown> = {}, top: Record<string, unknown> = {}) =>
   JSON.stringify({

@@ -1,16 +1,16 @@
 /** The controller's clocks and leadership, on fakes: server-time ages, the lease as client-go keeps it, writes guarded. */
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import type { ControllerApi, LeaseObject } from "../../plugin/kube/controller-api.ts";
-import { KubeConflictError } from "../../plugin/kube/kube-errors.ts";
-import { ServerClock, namesObject } from "../../plugin/kube/kube-request.ts";
-import { LEGACY_ADD_DEADLINE_SECONDS, addWindowMs, lastWriteMs, withObservation } from "../../plugin/reconcile/claim-age.ts";
 import { guardWrites } from "../../plugin/controller/guarded-api.ts";
 import { LeaderElector, NotLeaderError } from "../../plugin/controller/leader.ts";
 import { takeSnapshot } from "../../plugin/controller/scan-snapshot.ts";
 import { endpointFromRecord, endpointRecord, podFromRecord, podRecord, slimClaim } from "../../plugin/controller/slim.ts";
-import { isKind } from "../../plugin/support/errors.ts";
+import type { ControllerApi, LeaseObject } from "../../plugin/kube/controller-api.ts";
 import type { ClaimObject } from "../../plugin/kube/kube-api.ts";
+import { KubeConflictError } from "../../plugin/kube/kube-errors.ts";
+import { namesObject, ServerClock } from "../../plugin/kube/kube-request.ts";
+import { addWindowMs, LEGACY_ADD_DEADLINE_SECONDS, lastWriteMs, withObservation } from "../../plugin/reconcile/claim-age.ts";
+import { isKind } from "../../plugin/support/errors.ts";
 
 const t = suite("controller");
 

@@ -4,11 +4,12 @@
  * where `berth install` writes by default, a network configuration berth accepts.
  * (The API server's view of them is checked by hand with a server-side dry run.)
  */
-import { test } from "uvu";
-import * as assert from "uvu/assert";
-import { readFileSync, readdirSync } from "node:fs";
+
+import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { loadAllYaml } from "@kubernetes/client-node";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
 import { parseNetConf } from "../../plugin/cni/netconf.ts";
 import { DEFAULT_PREFIXES } from "../../plugin/cni/path-policy.ts";
 import { INSTALL_DEFAULTS } from "../../plugin/install/install.ts";

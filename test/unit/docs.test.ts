@@ -7,21 +7,21 @@
  * See test/support/docs/doc-blocks.ts.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { parseNetConf } from "../../plugin/cni/netconf.ts";
 import {
-  DOCS_ROOT,
-  SHELL_LANGS,
   allDocBlocks,
   commandsOf,
+  DOCS_ROOT,
   docBlock,
   docCommands,
   docFiles,
   fill,
   parseBlocks,
+  SHELL_LANGS,
   transcriptOf,
   whereIs,
 } from "../support/docs/doc-blocks.ts";

@@ -1,8 +1,9 @@
 /** The example network configurations in fixtures/ stay valid. */
+
+import { readdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { readFileSync, readdirSync } from "node:fs";
-import { join, resolve } from "node:path";
 import { parseNetConf } from "../../plugin/cni/netconf.ts";
 
 const dir = resolve(import.meta.dirname, "../../fixtures/netconf");

@@ -2,10 +2,11 @@
  * The layers of plugin/ and which way imports may run between them. A new
  * import against the direction fails here, naming the file and the import.
  */
+
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { readFileSync, readdirSync, statSync } from "node:fs";
-import { dirname, join, relative, resolve } from "node:path";
 import { LAZY_ENTRIES, type LazyEntry } from "../../plugin/support/lazy-entries.ts";
 
 const root = resolve(import.meta.dirname, "../..");

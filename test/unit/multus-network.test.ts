@@ -3,9 +3,9 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import {
   DEFAULT_NETWORK_ANNOTATION,
-  NETWORKS_ANNOTATION,
   ipamClaimNames,
   ipamClaimReference,
+  NETWORKS_ANNOTATION,
   parseNetworkAnnotation,
   qualifiedMultusName,
   resolveNetwork,

@@ -1,8 +1,9 @@
 /** The version the binary reports is the package's (and the deploy manifests' image tag). */
-import { test } from "uvu";
-import * as assert from "uvu/assert";
+
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
 import { BERTH_VERSION } from "../../plugin/support/version.ts";
 
 const root = resolve(import.meta.dirname, "../..");

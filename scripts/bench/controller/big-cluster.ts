@@ -19,8 +19,8 @@ import {
   POOL_VERSION,
   POOLS_PATH as POOLS,
 } from "../../../plugin/kube/crd.ts";
-import { path } from "../../../test/support/kube/api-paths.ts";
 import { NODES } from "../../../test/support/control-plane.ts";
+import { path } from "../../../test/support/kube/api-paths.ts";
 import { inBatches, r3 } from "../lib.ts";
 import type { Api } from "./api.ts";
 import { claimName, MEMORY_LIMIT_MIB, PAGE, PAR, SCALE, SCALE_NS, SCALE_POOL, SCALE_SUBNET, say, scaleAddr, until } from "./config.ts";

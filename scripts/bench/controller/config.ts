@@ -4,8 +4,8 @@
  */
 import { join } from "node:path";
 import { ENDPOINT_PLURAL } from "../../../plugin/kube/crd.ts";
-import { path } from "../../../test/support/kube/api-paths.ts";
 import { waitFor } from "../../../test/support/batch.ts";
+import { path } from "../../../test/support/kube/api-paths.ts";
 import { nthOf } from "../addresses.ts";
 import { intEnv, percentile, ROOT, r3 } from "../lib.ts";
 

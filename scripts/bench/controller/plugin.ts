@@ -4,9 +4,9 @@
  * the section makes.
  */
 import { CLAIMS_PATH as CLAIMS, POOLS_PATH as POOLS } from "../../../plugin/kube/crd.ts";
+import type { ControlPlane } from "../../../test/support/control-plane.ts";
 import { path } from "../../../test/support/kube/api-paths.ts";
 import { spawnCni } from "../../../test/support/spawn-cni.ts";
-import type { ControlPlane } from "../../../test/support/control-plane.ts";
 import { inBatches } from "../lib.ts";
 import type { Api } from "./api.ts";
 import { ANNOTATIONS, BIG_STS, NS, PAR, POOL, pods, SCALE_NS, SCALE_POOL, STS, statefulsets, until } from "./config.ts";

@@ -6,8 +6,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cniEnv as cniCallEnv } from "../../../test/support/spawn-cni.ts";
 import { BERTH, netconf, ROOT } from "../../../test/support/berth.ts";
+import { cniEnv as cniCallEnv } from "../../../test/support/spawn-cni.ts";
 import { childCpuMs, fail, intEnv, type Timed, timed } from "../lib.ts";
 
 export const N = intEnv("BENCH_N", 200);

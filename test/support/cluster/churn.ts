@@ -37,7 +37,7 @@ import { CLAIM_PLURAL, ENDPOINT_PLURAL, POOL_PLURAL } from "../../../plugin/kube
 import type { ClaimObject, EndpointObject, PoolObject, StatefulSetObject } from "../../../plugin/kube/kube-api.ts";
 import type { Stored, StoredPod } from "../kube/stored.ts";
 import { spawnCni } from "../spawn-cni.ts";
-import { type ClusterScope, type SimNode, admin, apply, inBatches, path, podArgs } from "./cluster-env.ts";
+import { admin, apply, type ClusterScope, inBatches, path, podArgs, type SimNode } from "./cluster-env.ts";
 import { sleep, waitForAsync } from "./controller-env.ts";
 
 /** A simulated node and the berth it runs. */

@@ -51,22 +51,20 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
 import "./binary-snapshot.ts"; // before berth.ts: BERTH_BIN → a private copy of dist/berth
-import { CLAIM_PLURAL, ENDPOINT_PLURAL, POOL_GROUP, POOL_KIND, POOL_LABEL, POOL_PLURAL, POOL_VERSION, labelValue } from "../../../plugin/kube/crd.ts";
+import { CLAIM_PLURAL, ENDPOINT_PLURAL, labelValue, POOL_GROUP, POOL_KIND, POOL_LABEL, POOL_PLURAL, POOL_VERSION } from "../../../plugin/kube/crd.ts";
 import type { ClaimObject, EndpointObject, PoolObject, PoolStatus } from "../../../plugin/kube/kube-api.ts";
 import { inBatches } from "../batch.ts";
-import { BERTH, type Invocation, type Outcome, cni, cniAsync, podArgs } from "../berth.ts";
+import { BERTH, cni, cniAsync, type Invocation, type Outcome, podArgs } from "../berth.ts";
 import { path } from "../kube/api-paths.ts";
 import { kubectl } from "../kube/kubectl.ts";
 import type { Stored, StoredPod } from "../kube/stored.ts";
-import { type ProcessResult, describe, runProcessSync } from "../run-process.ts";
+import { describe, type ProcessResult, runProcessSync } from "../run-process.ts";
 import { spawnCniSync } from "../spawn-cni.ts";
 import { bindPod, bindPodAsync, deleteAll, deletePod, deletePods, markPodReady } from "./kubelet.ts";
-import { ADMIN_KUBECONFIG, PLUGIN_KUBECONFIG, admin, apply, waitFor } from "./test-plane.ts";
+import { ADMIN_KUBECONFIG, admin, apply, PLUGIN_KUBECONFIG, waitFor } from "./test-plane.ts";
 
 export {
   ADMIN_KUBECONFIG,
-  PLUGIN_KUBECONFIG,
-  POOL_LABEL,
   admin,
   apply,
   bindPod,
@@ -77,6 +75,8 @@ export {
   inBatches,
   kubectl,
   markPodReady,
+  PLUGIN_KUBECONFIG,
+  POOL_LABEL,
   path,
   podArgs,
   waitFor,

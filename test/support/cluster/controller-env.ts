@@ -22,19 +22,17 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
-import { POOL_FINALIZER, POOL_PLURAL } from "../../../plugin/kube/crd.ts";
 import type { LeaseObject, NodeObject } from "../../../plugin/kube/controller-api.ts";
+import { POOL_FINALIZER, POOL_PLURAL } from "../../../plugin/kube/crd.ts";
 import type { Lease } from "../../../store/rows.ts";
 import { waitFor as poll, sleep } from "../batch.ts";
 import { BERTH, cli } from "../berth.ts";
 import { controlPlane } from "../control-plane.ts";
 import { ControllerProcess, type Exit, runningControllers } from "../controller-process.ts";
 import {
-  type ClusterScope,
-  type ScopeOptions,
-  type SimNode,
   admin,
   apply,
+  type ClusterScope,
   claimNameOf,
   claimOf,
   getPool,
@@ -42,6 +40,8 @@ import {
   path,
   podArgs,
   podUid,
+  type ScopeOptions,
+  type SimNode,
   waitFor,
   withCluster,
 } from "./cluster-env.ts";
@@ -50,6 +50,7 @@ export const CONTROLLER_KUBECONFIG = controlPlane().controllerKubeconfig;
 export const LEASE_NS = "kube-system";
 export const LEASE_NAME = "berth-controller";
 export { POOL_FINALIZER, sleep };
+
 const api = admin.sync;
 
 // ---------------------------------------------------------------- waiting

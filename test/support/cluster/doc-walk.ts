@@ -13,10 +13,10 @@ import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
 import { DOCS_ROOT, type TranscriptStep } from "../docs/doc-blocks.ts";
-import { type OutputRules, type ShellResult, compareOutput, runShell, runShellAsync } from "../docs/doc-shell.ts";
+import { compareOutput, type OutputRules, runShell, runShellAsync, type ShellResult } from "../docs/doc-shell.ts";
 import { kubectlShim } from "../kube/kubectl.ts";
-import { ADMIN_KUBECONFIG } from "./test-plane.ts";
 import type { ClusterScope } from "./cluster-env.ts";
+import { ADMIN_KUBECONFIG } from "./test-plane.ts";
 
 /** Where the documented commands run. */
 export interface DocShell {

@@ -13,8 +13,8 @@
  * random gap. The static pods run throughout: they keep their addresses.
  */
 import { randomBytes } from "node:crypto";
-import { type Churn, type ChurnNode, type Holder, type Running, rand } from "./churn.ts";
 import { CONFIG_MIRROR_ANNOTATION } from "../../../plugin/cluster/statefulset.ts";
+import { type Churn, type ChurnNode, type Holder, type Running, rand } from "./churn.ts";
 import { admin, path } from "./cluster-env.ts";
 import { sleep } from "./controller-env.ts";
 

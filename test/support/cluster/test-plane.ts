@@ -22,7 +22,7 @@
  */
 import { existsSync } from "node:fs";
 import { waitFor as poll } from "../batch.ts";
-import { NODES as PLANE_NODES, controlPlane } from "../control-plane.ts";
+import { controlPlane, NODES as PLANE_NODES } from "../control-plane.ts";
 import { AdminClient } from "../kube/admin-client.ts";
 
 const NOT_RUNNING = "test control plane not running: run scripts/testenv.sh up";

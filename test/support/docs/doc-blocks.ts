@@ -19,7 +19,7 @@
  * commands start with `$ ` and the lines after one, up to the next, are its
  * expected output.
  */
-import { readFileSync, readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 
 export const DOCS_ROOT = resolve(import.meta.dirname, "../../..");

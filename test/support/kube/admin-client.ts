@@ -20,9 +20,9 @@ import { readFileSync } from "node:fs";
 import { Agent, request as httpsRequest } from "node:https";
 import { sleep } from "../batch.ts";
 import { type ControlPlane, controlPlane } from "../control-plane.ts";
+import { type SyncAdmin, SyncBridge } from "./admin-sync.ts";
 import { ApiError, type ApiResult } from "./api-error.ts";
-import { RESOURCES, path, resourceOf, withQuery } from "./api-paths.ts";
-import { SyncBridge, type SyncAdmin } from "./admin-sync.ts";
+import { path, RESOURCES, resourceOf, withQuery } from "./api-paths.ts";
 import { documents } from "./manifests.ts";
 
 export interface AdminOptions {

@@ -5,8 +5,8 @@
  */
 import { isMainThread, workerData } from "node:worker_threads";
 import { AdminClient } from "./admin-client.ts";
-import { ApiError } from "./api-error.ts";
 import type { SyncReply, SyncVerb, SyncWorkerData } from "./admin-sync.ts";
+import { ApiError } from "./api-error.ts";
 
 if (!isMainThread) {
   const { port, flag, plane, options } = workerData as SyncWorkerData;

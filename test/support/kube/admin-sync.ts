@@ -6,7 +6,7 @@
  * under tsx (as every test and bench does), since the worker loads the
  * TypeScript module through it.
  */
-import { type MessagePort, MessageChannel, Worker, receiveMessageOnPort } from "node:worker_threads";
+import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from "node:worker_threads";
 import type { ControlPlane } from "../control-plane.ts";
 import type { AdminOptions, DeleteOptions, PatchType } from "./admin-client.ts";
 import { ApiError, type ApiResult } from "./api-error.ts";

@@ -5,7 +5,7 @@
  * changes and the mount points the node created.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 
 /** The host paths the node's mount namespace covers with test directories (as in testenv-node.sh). */
 export const NODE_MOUNT_TARGETS = ["/opt/cni/bin", "/etc/cni/net.d", "/var/lib/cni", "/var/log/pods", "/var/log/containers", "/run/containerd", "/run/netns"];

@@ -5,9 +5,9 @@ import { adoptOptions } from "../../../plugin/adopt/adopt-options.ts";
 import { readSpiderpool } from "../../../plugin/adopt/read-spiderpool.ts";
 import { readWhereabouts } from "../../../plugin/adopt/read-whereabouts.ts";
 import type { AdoptApi } from "../../../plugin/kube/adopt-client.ts";
+import type { PoolObject } from "../../../plugin/kube/kube-api.ts";
 import { KubeRequestError } from "../../../plugin/kube/kube-errors.ts";
 import type { OverlappingReservation, SpiderEndpoint, SpiderReservedIP, WhereaboutsPool } from "../../../plugin/kube/peer-objects.ts";
-import type { PoolObject } from "../../../plugin/kube/kube-api.ts";
 
 /** Only the lists the readers call; anything else is a mistake of the reader. */
 function source(o: {

@@ -1,7 +1,8 @@
 /** The node a cluster ADD runs on is the pod's (plugin/cluster/add-node.ts). */
+
+import { hostname } from "node:os";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { hostname } from "node:os";
 import { nodeOfAdd } from "../../../plugin/cluster/add-node.ts";
 import { IpamError } from "../../../plugin/ipam/ipam-error.ts";
 import type { PodObject } from "../../../plugin/kube/kube-api.ts";

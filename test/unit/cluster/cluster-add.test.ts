@@ -1,17 +1,18 @@
 /** Cluster ADD/DEL logic against an in-memory API server and a real (better-sqlite3) node database. */
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import { clusterAdd } from "../../../plugin/cluster/cluster-add.ts";
 import { clusterRelease } from "../../../plugin/cluster/cluster-release.ts";
 import { parseNetConf } from "../../../plugin/cni/netconf.ts";
-import { createLogger } from "../../../plugin/support/logger.ts";
 import { IpamError } from "../../../plugin/ipam/ipam-error.ts";
+import { KubeConflictError } from "../../../plugin/kube/kube-errors.ts";
+import { createLogger } from "../../../plugin/support/logger.ts";
 import { openBetterSqlite3 } from "../../../store/better-sqlite3-driver.ts";
 import { LeaseStore } from "../../../store/lease-store.ts";
-import { KubeConflictError } from "../../../plugin/kube/kube-errors.ts";
 import { FakeKube } from "../../support/fake-kube.ts";
 
 const log = createLogger("error");

@@ -1,14 +1,15 @@
 /** Retain-on-scale-down and ordinal-ordered addresses, on the in-memory API server. */
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import { clusterAdd } from "../../../plugin/cluster/cluster-add.ts";
 import { clusterRelease } from "../../../plugin/cluster/cluster-release.ts";
 import { parseNetConf } from "../../../plugin/cni/netconf.ts";
-import { judgeClaim } from "../../../plugin/reconcile/judge-claim.ts";
 import { IpamError } from "../../../plugin/ipam/ipam-error.ts";
+import { judgeClaim } from "../../../plugin/reconcile/judge-claim.ts";
 import { createLogger } from "../../../plugin/support/logger.ts";
 import { openBetterSqlite3 } from "../../../store/better-sqlite3-driver.ts";
 import { LeaseStore } from "../../../store/lease-store.ts";

@@ -1,10 +1,10 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { claimName } from "../../../plugin/kube/claim-name.ts";
-import { matchesSelector } from "../../../plugin/ipam/label-selector.ts";
+import { Deadline } from "../../../plugin/cluster/deadline.ts";
 import { ordinalInRange, statefulSetMembership } from "../../../plugin/cluster/statefulset.ts";
 import { parseAddress } from "../../../plugin/ipam/ip.ts";
-import { Deadline } from "../../../plugin/cluster/deadline.ts";
+import { matchesSelector } from "../../../plugin/ipam/label-selector.ts";
+import { claimName } from "../../../plugin/kube/claim-name.ts";
 
 test("claim names are the address, valid object names for both families", () => {
   const n = (s: string) => {

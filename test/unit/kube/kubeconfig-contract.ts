@@ -4,11 +4,12 @@
  * serves, what it leaves to client-node, and errors that name the field and
  * the file.
  */
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
+
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import { renderKubeconfig } from "../../../plugin/install/kubeconfig.ts";
 import { type DirectConfig, readKubeconfig } from "../../../plugin/kube/kubeconfig-reader.ts";
 

@@ -4,12 +4,13 @@
  * ~50 ms of wall time and of CPU per process). Only the controller's entry
  * and the fallback wire's may.
  */
-import { test } from "uvu";
-import * as assert from "uvu/assert";
+
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
 
 const root = resolve(import.meta.dirname, "../../..");
 

@@ -6,8 +6,7 @@
  * deadline (answer and body), BeforeWrite, the error mapping, and a
  * kubeconfig with an exec credential plugin served through client-node.
  */
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
+
 import { spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -15,6 +14,8 @@ import { createServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import { KubeConflictError, KubeRequestError, KubeUnreachableError } from "../../../plugin/kube/kube-errors.ts";
 import type { KubeTransport } from "../../../plugin/kube/kube-request.ts";
 import { openTransport } from "../../../plugin/kube/open-transport.ts";

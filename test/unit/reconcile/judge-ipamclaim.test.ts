@@ -7,7 +7,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import type { NodeObject } from "../../../plugin/kube/controller-api.ts";
 import type { ClaimObject, IpamClaimObject, PodObject } from "../../../plugin/kube/kube-api.ts";
-import { type Reader, judgeClaim } from "../../../plugin/reconcile/judge-claim.ts";
+import { judgeClaim, type Reader } from "../../../plugin/reconcile/judge-claim.ts";
 
 const NS = "vms";
 const NOW = Date.parse("2026-12-08T12:00:00Z");

@@ -2,14 +2,15 @@
  * Opening the node's lease database for a CNI command: what the runtime is
  * told when it cannot be used as berth needs it.
  */
-import { test } from "uvu";
-import * as assert from "uvu/assert";
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { toCniError } from "../../../plugin/cni/to-cni-error.ts";
 import { openBetterSqlite3 } from "../../../store/better-sqlite3-driver.ts";
 import { openLeaseDb } from "../../../store/open-lease-db.ts";
-import { toCniError } from "../../../plugin/cni/to-cni-error.ts";
 
 test("a database that stays outside WAL is refused with code 5, naming the file and the mode it got", () => {
   const dir = mkdtempSync(join(tmpdir(), "berth-open-store-"));
