@@ -4,7 +4,6 @@
  * pool, drifting counts, and each pool's figures. A finding is a candidate
  * here; confirm.ts re-reads it live before it is reported.
  */
-
 import { isIncarnation, ordinalInRange, retained } from "../cluster/statefulset.ts";
 import { countAddresses, inRanges, parseAddress } from "../ipam/ip.ts";
 import { ipamClaimNames } from "../ipam/multus-network.ts";
