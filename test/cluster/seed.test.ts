@@ -22,9 +22,13 @@
  * Run: npm run build && eval "$(bash scripts/testenv.sh up)" &&
  *      node --import tsx node_modules/uvu/bin.js test/cluster seed.test.ts
  */
+import { spawnSync } from "node:child_process";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import type { CheckReport } from "../../plugin/check/problem.ts";
+import { BERTH } from "../support/berth.ts";
 import {
+  ADMIN_KUBECONFIG,
   type ClusterScope,
   claimNameOf,
   claimOf,
@@ -270,6 +274,15 @@ S("seed: addresses kept across deletion and rescheduling, a new one on scale-up,
 
     // The StatefulSet is deleted: the garbage collector deletes its pods (terminating, bound), the kubelets' DELs
     // find no StatefulSet to keep the addresses for and release them; the pool is empty again.
+    // berth check, at the scenario's end, finds nothing of it: no duplicate, leak or drift among its pods and pool.
+    const checked = spawnSync(BERTH, ["check", "--kubeconfig", ADMIN_KUBECONFIG, "-o", "json"], { encoding: "utf8", timeout: 120_000 });
+    assert.ok(checked.status === 0 || checked.status === 1, `berth check ran: ${checked.stderr}`);
+    const report = JSON.parse(checked.stdout) as CheckReport;
+    const ours = report.problems.filter((p) => p.pool === POOL || p.pods?.some((x) => x.startsWith(`${NS}/`)));
+    assert.equal(ours, [], "berth check finds nothing in the seed's pool and namespace");
+    const figures = report.pools.find((p) => p.name === POOL);
+    assert.equal([figures?.claimed, figures?.free, figures?.retained], [2, (figures?.total ?? 0) - 2, 0], "berth check's figures for the seed's pool");
+
     await readme.run("kubectl delete sts test-sts");
     for (const p of [third0, third1]) {
       await waitForTerminating(NS, p.name);
