@@ -96,7 +96,7 @@ S("counts, totals and VERSION follow ADDs, DELs, a burst and a foreign write, fr
     // A resync far beyond the test: only the first scan (on taking the lead) runs; everything after it is the watch.
     const ctl = await startController({ identity: "ctl-counts", resyncSeconds: 600 });
     await ctl.waitLeader();
-    await ctl.waitScans(1);
+    await ctl.waitScanTotal(1);
     const scansAfterFirst = await ctl.scans();
     const t0 = Date.now();
     await converged("empty pools after the first scan", V4, 0, V4_SIZE, 4, t0);

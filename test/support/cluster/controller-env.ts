@@ -158,6 +158,20 @@ export class ControllerProc extends ControllerProcess {
     );
   }
 
+  /**
+   * Waits until the process has finished `total` full scans since it started.
+   * After waitLeader, use this (not waitScans) for the scan taken with the
+   * lead: a quick first scan may already be done when waitScans counts.
+   */
+  async waitScanTotal(total: number, timeoutMs = 20_000): Promise<void> {
+    await waitForAsync(
+      `controller ${this.identity} to have finished ${total} full scan(s)\n${this.logTail()}`,
+      async () => (await this.scans()) >= total,
+      timeoutMs,
+      100,
+    );
+  }
+
   /** Waits until `n` more full scans have finished. */
   async waitScans(n: number, timeoutMs = 20_000): Promise<void> {
     const target = (await this.scans()) + n;
