@@ -52,6 +52,7 @@ import {
   poolManifest,
   type SimNode,
   startDeletion,
+  statefulSetManifest,
   waitFor,
   withCluster,
 } from "../support/cluster/cluster-env.ts";
@@ -66,7 +67,6 @@ const PEERS = resolve(ROOT, "../shared/peers");
 const WA_DIR = join(PEERS, "whereabouts-0.6.2");
 const WA_BIN = join(WA_DIR, "whereabouts");
 const SP_DIR = join(PEERS, "spiderpool");
-const NO_SUCH_SA = "berth-test-no-such-sa";
 const WA_API = "/apis/whereabouts.cni.cncf.io/v1alpha1";
 const SP_API = "/apis/spiderpool.spidernet.io/v2beta1";
 
@@ -81,19 +81,7 @@ function skipLoudly(what: string, missing: string): void {
 
 /** StatefulSet NS/NAME whose own pod creations are refused (the test makes its pods); returns its UID. */
 function statefulSet(ns: string, name: string, replicas: number): string {
-  return api.create(path("statefulsets", { ns }), {
-    apiVersion: "apps/v1",
-    kind: "StatefulSet",
-    metadata: { name, namespace: ns },
-    spec: {
-      serviceName: name,
-      replicas,
-      podManagementPolicy: "Parallel",
-      updateStrategy: { type: "OnDelete" },
-      selector: { matchLabels: { app: name } },
-      template: { metadata: { labels: { app: name } }, spec: { serviceAccountName: NO_SUCH_SA, containers: [{ name: "app", image: "nginx" }] } },
-    },
-  }).metadata.uid;
+  return api.create(path("statefulsets", { ns }), statefulSetManifest(ns, name, replicas, { handMadePods: true })).metadata.uid;
 }
 
 /** Pod NS/NAME on node1 (a member of `set` with UID `setUid` when given); returns its UID. */

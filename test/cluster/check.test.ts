@@ -44,7 +44,9 @@ import {
   waitFor,
 } from "../support/cluster/cluster-env.ts";
 import { events, LEASE_NAME, LEASE_NS, plainPod, sleep, startController, waitForAsync, withControllers } from "../support/cluster/controller-env.ts";
-import { testNodeConfig } from "../support/node-config.ts";
+import { APISERVER, TESTENV_DIR } from "../support/cluster/test-plane.ts";
+import { FaultProxy } from "../support/fault-proxy.ts";
+import { runProcess } from "../support/run-process.ts";
 
 const NS = "berth-check";
 const POOL = "chk-a";
@@ -91,33 +93,16 @@ function addPod(c: ClusterScope, node: SimNode, name: string, show = true): Adde
   return { name, uid, containerId, address };
 }
 
-/** An ADD through dist/berth with BERTH_FAULT=`fault` (it SIGKILLs itself part-way); asserts it died so. */
-function killedAdd(c: ClusterScope, node: SimNode, name: string, uid: string, containerId: string, fault: string): void {
-  const r = spawnSync(BERTH, [], {
-    env: {
-      PATH: process.env.PATH ?? "/usr/bin:/bin",
-      CNI_COMMAND: "ADD",
-      CNI_CONTAINERID: containerId,
-      CNI_IFNAME: "eth0",
-      CNI_NETNS: "/var/run/netns/none",
-      CNI_ARGS: podArgs(NS, name, uid),
-      CNI_PATH: "/usr/lib/cni",
-      BERTH_FAULT: fault,
-      BERTH_NODE_CONFIG: testNodeConfig(),
-    },
-    input: JSON.stringify(c.berthConf(node, TIMEOUT)),
-    encoding: "utf8",
-    timeout: 60_000,
-  });
-  assert.equal({ signal: r.signal, stdout: r.stdout }, { signal: "SIGKILL", stdout: "" }, `the ADD of ${name} with ${fault} dies by SIGKILL: ${r.stderr}`);
-}
+const items = (p: string) =>
+  (admin.sync.get<{ items: any[] }>(p)?.items ?? []).map((o) => `${o.kind} ${o.metadata.namespace ?? ""}/${o.metadata.name} ${o.metadata.resourceVersion}`);
 
 /** The versions of every object the check could write: claims, endpoints, pools. */
 function versions(): string {
-  const items = (p: string) =>
-    (admin.sync.get<{ items: any[] }>(p)?.items ?? []).map((o) => `${o.kind} ${o.metadata.namespace ?? ""}/${o.metadata.name} ${o.metadata.resourceVersion}`);
   return [...items(path("berthipclaims")), ...items(path("berthendpoints", { ns: NS })), ...items(path("spiderippools"))].sort().join("\n");
 }
+
+/** The versions of the claims alone. */
+const claimVersions = () => items(path("berthipclaims")).sort().join("\n");
 
 /** A Lease in the controller's name, renewed now: the check then judges counts (a controller keeps them). */
 function fakeLeader(c: ClusterScope): void {
@@ -184,7 +169,7 @@ S(
       // orphan-claim (half-finished-add): an ADD killed between its claim and its endpoint, its pod then gone, its window over.
       const killedUid = plainPod(NS, "p-killed", node.name, POOL);
       const killedCid = randomBytes(32).toString("hex");
-      killedAdd(c, node, "p-killed", killedUid, killedCid, "kill-after-claim");
+      c.killedAdd(node, { ns: NS, name: "p-killed", uid: killedUid }, killedCid, "kill-after-claim", TIMEOUT);
       const killed = Object.values(admin.sync.get<{ items: any[] }>(path("berthipclaims"))!.items).find((cl) => cl.spec.podName === "p-killed");
       assert.ok(killed, "the killed ADD left its claim");
       admin.sync.delete(path("pods", { ns: NS, name: "p-killed" }), { gracePeriodSeconds: 0 });
@@ -304,7 +289,7 @@ S("--node: this node's database against the claims for this node; a stale pendin
     handle.prepare("DELETE FROM leases WHERE address = ?").run(b.address);
     handle.close();
     const uid = plainPod(NS, "n-pending", node.name, POOL);
-    killedAdd(c, node, "n-pending", uid, randomBytes(32).toString("hex"), "kill-after-pending");
+    c.killedAdd(node, { ns: NS, name: "n-pending", uid }, randomBytes(32).toString("hex"), "kill-after-pending", TIMEOUT);
     const pending = sql<{ address: string }>(db, "SELECT address FROM leases WHERE state = 'pending'");
     assert.is(pending.length, 1, "the killed ADD left one pending lease");
     // Time passing, without waiting for it: the pending lease is an hour old (a killed ADD's window is minutes at most).
@@ -375,6 +360,9 @@ async function boundKubeconfig(c: ClusterScope, name: string, role: string): Pro
   return file;
 }
 
+/** The bearer token a kubeconfig file carries. */
+const tokenOf = (kubeconfig: string) => /token: (\S+)/.exec(readFileSync(kubeconfig, "utf8"))![1];
+
 S("fixtures/rbac-check.yaml: berth-check reads and finds, and cannot repair (exit 2, naming the refusal); berth-check-repair repairs", () =>
   withControllers({ tag: "chkr", namespaces: [NS], pools: [POOL] }, async (c) => {
     apply(readFileSync(join(ROOT, "fixtures/rbac-check.yaml"), "utf8"));
@@ -406,6 +394,101 @@ S("fixtures/rbac-check.yaml: berth-check reads and finds, and cannot repair (exi
     assert.is(r.status, 0, `the repair role repairs it: ${r.stdout}\n${r.stderr}`);
     assert.is(as(reader).status, 0, "nothing left");
   }),
+);
+
+S(
+  "--repair through lost answers: each write whose answer is lost is reported not known and the rest go on (exit 1); a re-run finds them done and repeats nothing, after other pods took the released addresses",
+  () =>
+    withControllers({ tag: "chkf", namespaces: [NS], pools: [POOL] }, async (c) => {
+      apply(readFileSync(join(ROOT, "fixtures/rbac-check.yaml"), "utf8"));
+      // Three addresses, all taken: a released one can only go to the pods that come after.
+      apply(poolManifest(POOL, { subnet: "10.6.0.0/16", ips: ["10.6.194.171-10.6.194.173"] }));
+      const node = c.node("node2");
+      const lost = addPod(c, node, "f-lost");
+      const kept = addPod(c, node, "f-kept");
+      const missing = addPod(c, node, "f-missing");
+      // Two pods gone without their DEL (orphan claims), a claim deleted under a running pod (missing claim).
+      for (const p of [lost, kept]) admin.sync.delete(path("pods", { ns: NS, name: p.name }), { gracePeriodSeconds: 0 });
+      await waitFor("f-lost and f-kept's pod objects to be gone", () => [lost, kept].every((p) => !admin.sync.get(path("pods", { ns: NS, name: p.name }))));
+      const missingClaim = claimOf(missing.address)!.metadata.name;
+      assert.ok(admin.sync.delete(path("berthipclaims", { name: missingClaim })));
+      // Past the claims' ADD window (a claim that young may be an ADD still running), the orphans count.
+      await sleep(WINDOW_MS + 1000);
+      const last = (x: string) => Number(x.split(".")[3]);
+      const orphans = [lost, kept].map((p) => p.address).sort((x, y) => last(x) - last(y));
+      assert.equal(found(check().report.problems), [...orphans.map((a) => `orphan-claim ${a}`), `missing-claim ${missing.address}`]);
+
+      const repairer = await boundKubeconfig(c, "berth-check-test-faults", "berth-check-repair");
+      const proxy = await FaultProxy.start({ upstream: APISERVER, pkiDir: join(TESTENV_DIR, "pki") });
+      try {
+        const lostClaim = claimOf(lost.address)!.metadata.name;
+        // The server does the write; its answer never reaches berth check.
+        proxy.rule({ method: "DELETE", path: new RegExp(`/berthipclaims/${lostClaim}(\\?|$)`), action: "drop-response", times: 1 });
+        proxy.rule({ method: "POST", path: /\/berthipclaims(\?|$)/, action: "drop-response", times: 1 });
+        const kubeconfig = join(c.tempDir("kubeconfig"), "proxied");
+        writeFileSync(kubeconfig, proxy.kubeconfig(tokenOf(repairer)), { mode: 0o600 });
+        // Not spawnSync: the proxy runs in this process.
+        const r = await runProcess(BERTH, ["check", "--kubeconfig", kubeconfig, "-o", "json", "--add-timeout-seconds", "5", "--repair"], {
+          PATH: process.env.PATH ?? "/usr/bin:/bin",
+        });
+        assert.equal(
+          proxy.faults().map((f) => `${f.method} ${f.status}`),
+          ["DELETE 200", "POST 201"],
+          `both writes were done by the server, their answers lost\n${proxy.log.map((l) => `${l.method} ${l.path} ${l.status} ${l.fault ?? ""}`).join("\n")}`,
+        );
+        assert.is(r.status, 1, `a repair whose answer was lost is not known to be done: exit 1\n${r.stderr}`);
+        const report = JSON.parse(r.stdout) as CheckReport;
+        const by = (kind: string, address: string) => report.problems.find((p) => p.kind === kind && p.address === address)!;
+        const requests = proxy.log.map((l) => `${l.method} ${l.path} ${l.status} ${l.fault ?? ""}`).join("\n");
+        // The create's answer lost: not sent again (not idempotent), so not known.
+        const created = by("missing-claim", missing.address);
+        assert.is(created.repaired, false, requests);
+        assert.match(created.repair!, "not known whether repaired");
+        assert.match(created.repair!, "run berth check again");
+        // The delete's answer lost: the HTTP client sends a DELETE again (idempotent; conditional on the
+        // claim's UID), which finds it gone. Gone is what was wanted: repaired.
+        assert.match(requests, new RegExp(`DELETE \\S+/${lostClaim} 404`), "the DELETE was sent again and found nothing");
+        const released = by("orphan-claim", lost.address);
+        assert.is(released.repaired, true, `${released.repair}\n${requests}`);
+        assert.match(released.repair!, "its claim is gone");
+        assert.is(by("orphan-claim", kept.address).repaired, true, `the rest went on: ${JSON.stringify(report.problems, null, 1)}`);
+      } finally {
+        await proxy.close();
+      }
+      // What the server did: both lost writes took effect, once.
+      assert.is(claimOf(lost.address), undefined, "the lost DELETE was done");
+      assert.is(claimOf(kept.address), undefined);
+      assert.is(claimOf(missing.address)?.spec.podUID, missing.uid, "the lost POST was done: the claim names the pod that shows the address");
+
+      // The re-run: the lost DELETE left its endpoint entry (the release stops at the claim), a phantom
+      // binding now, which it strips; the claims it judged again are as they were.
+      const repairAgain = async () => {
+        const o = await runProcess(BERTH, ["check", "--kubeconfig", repairer, "-o", "json", "--add-timeout-seconds", "5", "--repair"], {
+          PATH: process.env.PATH ?? "/usr/bin:/bin",
+        });
+        return { status: o.status, problems: (JSON.parse(o.stdout) as CheckReport).problems, out: `${o.stdout}\n${o.stderr}` };
+      };
+      const claimsBefore = claimVersions();
+      let again = await repairAgain();
+      assert.is(again.status, 0, `the re-run repairs what is left: ${again.out}`);
+      assert.equal(
+        again.problems.map((p) => `${p.kind} ${p.address} ${p.repaired}`),
+        [`phantom-binding ${lost.address} true`],
+        again.out,
+      );
+      assert.is(claimVersions(), claimsBefore, "no claim released or created again");
+
+      // New pods take the released addresses; a run now finds nothing and writes nothing.
+      const after = [addPod(c, node, "f-next-a"), addPod(c, node, "f-next-b")];
+      assert.equal(after.map((p) => p.address).sort(), [lost.address, kept.address].sort(), "the new pods got the released addresses");
+      const before = versions();
+      again = await repairAgain();
+      assert.is(again.status, 0, again.out);
+      assert.equal(again.problems, []);
+      assert.is(versions(), before, "nothing written");
+      for (const p of after) assert.is(claimOf(p.address)?.spec.podUID, p.uid, `${p.name} keeps its address`);
+      assert.is(claimOf(missing.address)?.spec.podUID, missing.uid);
+    }),
 );
 
 S("the controller runs the same checks every --check-interval-seconds: berth_check_problems{kind} and berth_pool_addresses{pool,state}", () =>

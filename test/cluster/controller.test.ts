@@ -22,12 +22,10 @@
  * Run: npm run build && eval "$(bash scripts/testenv.sh up)" &&
  *      node --import tsx node_modules/uvu/bin.js test/cluster controller.test.ts
  */
-import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { BERTH } from "../support/berth.ts";
 import {
   admin,
   apply,
@@ -49,6 +47,7 @@ import {
   poolStatus,
   type SimNode,
   scaleStatefulSet,
+  statefulSetManifest,
   waitFor,
   waitForAllocated,
   waitForPod,
@@ -71,7 +70,6 @@ import {
   withControllers,
 } from "../support/cluster/controller-env.ts";
 import { logged } from "../support/log-lines.ts";
-import { testNodeConfig } from "../support/node-config.ts";
 
 const S = suite("cluster: berth controller");
 
@@ -82,20 +80,9 @@ function statefulSet(
   pool: string,
   o: { annotations?: Record<string, string>; templateAnnotations?: Record<string, string> } = {},
 ): string {
-  return JSON.stringify({
-    apiVersion: "apps/v1",
-    kind: "StatefulSet",
-    metadata: { name, namespace: ns, annotations: o.annotations ?? {} },
-    spec: {
-      serviceName: name,
-      replicas,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name }, annotations: { ...ippool(pool), ...o.templateAnnotations } },
-        spec: { containers: [{ name: "app", image: "nginx" }] },
-      },
-    },
-  });
+  return JSON.stringify(
+    statefulSetManifest(ns, name, replicas, { annotations: o.annotations, templateAnnotations: { ...ippool(pool), ...o.templateAnnotations } }),
+  );
 }
 
 /** The kubelet's DEL; asserts success. */
@@ -144,27 +131,7 @@ S(
 
       /** ADD with BERTH_FAULT=kill-after-claim: must die by SIGKILL, having printed nothing. */
       const addKilled = (ns: string, name: string, uid: string, containerId: string) => {
-        const r = spawnSync(BERTH, [], {
-          env: {
-            PATH: process.env.PATH ?? "/usr/bin:/bin",
-            CNI_COMMAND: "ADD",
-            CNI_CONTAINERID: containerId,
-            CNI_IFNAME: "eth0",
-            CNI_NETNS: "/var/run/netns/none",
-            CNI_ARGS: podArgs(ns, name, uid),
-            CNI_PATH: "/usr/lib/cni",
-            BERTH_FAULT: "kill-after-claim",
-            BERTH_NODE_CONFIG: testNodeConfig(),
-          },
-          input: JSON.stringify(c.berthConf(node1)),
-          encoding: "utf8",
-          timeout: 60_000,
-        });
-        assert.equal(
-          { signal: r.signal, status: r.status, stdout: r.stdout },
-          { signal: "SIGKILL", status: null, stdout: "" },
-          `ADD of ${name} with BERTH_FAULT=kill-after-claim dies by SIGKILL: ${r.stderr}`,
-        );
+        c.killedAdd(node1, { ns, name, uid }, containerId, "kill-after-claim");
         const claims = claimsOf(ns, P_CRASH).filter((cl) => cl.spec.podName === name);
         assert.is(claims.length, 1, `the killed ADD of ${name} left exactly one claim`);
         assert.equal(

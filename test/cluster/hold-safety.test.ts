@@ -47,6 +47,7 @@ import {
   poolManifest,
   type SimNode,
   scaleStatefulSet,
+  statefulSetManifest,
   waitFor,
   waitForPod,
 } from "../support/cluster/cluster-env.ts";
@@ -88,20 +89,7 @@ function addresses(ep: ReturnType<typeof endpointOf>): string[] {
 }
 
 function statefulSet(ns: string, name: string, replicas: number, pool: string): void {
-  apply(
-    JSON.stringify({
-      apiVersion: "apps/v1",
-      kind: "StatefulSet",
-      metadata: { name, namespace: ns },
-      spec: {
-        serviceName: name,
-        replicas,
-        podManagementPolicy: "Parallel",
-        selector: { matchLabels: { app: name } },
-        template: { metadata: { labels: { app: name }, annotations: ippool(pool) }, spec: { containers: [{ name: "app", image: "nginx" }] } },
-      },
-    }),
-  );
+  apply(JSON.stringify(statefulSetManifest(ns, name, replicas, { parallel: true, templateAnnotations: ippool(pool) })));
 }
 
 /** A member the StatefulSet controller made, bound to `node` (the scheduler's part), and its ADD. */

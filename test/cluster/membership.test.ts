@@ -49,6 +49,7 @@ import {
   poolManifest,
   type SimNode,
   startDeletion,
+  statefulSetManifest,
   waitFor,
   withCluster,
 } from "../support/cluster/cluster-env.ts";
@@ -57,8 +58,6 @@ import { sleep, startController, withControllers } from "../support/cluster/cont
 const S = suite("cluster: StatefulSet membership");
 const api = admin.sync;
 const SUBNET = "10.6.0.0/16";
-/** A ServiceAccount no namespace has: the StatefulSet controller's own pod creations are refused. */
-const NO_SUCH_SA = "berth-test-no-such-sa";
 
 const cid = () => randomBytes(32).toString("hex");
 const addr = (o: Outcome) => (o.json.ips[0].address as string).split("/")[0];
@@ -93,20 +92,7 @@ function must(c: ClusterScope, node: SimNode, command: "ADD" | "DEL", net: Net, 
  * returns its UID. OnDelete: the StatefulSet controller deletes no pod.
  */
 function statefulSet(ns: string, name: string, replicas: number): string {
-  const set = api.create(path("statefulsets", { ns }), {
-    apiVersion: "apps/v1",
-    kind: "StatefulSet",
-    metadata: { name, namespace: ns },
-    spec: {
-      serviceName: name,
-      replicas,
-      podManagementPolicy: "Parallel",
-      updateStrategy: { type: "OnDelete" },
-      selector: { matchLabels: { app: name } },
-      template: { metadata: { labels: { app: name } }, spec: { serviceAccountName: NO_SUCH_SA, containers: [{ name: "app", image: "nginx" }] } },
-    },
-  });
-  return set.metadata.uid;
+  return api.create(path("statefulsets", { ns }), statefulSetManifest(ns, name, replicas, { handMadePods: true })).metadata.uid;
 }
 
 /**

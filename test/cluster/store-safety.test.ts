@@ -132,8 +132,7 @@ function age(node: SimNode, address: string): void {
 
 /** An ADD killed (SIGKILL, BERTH_FAULT) at `fault`: it printed nothing. */
 function killedAdd(node: SimNode, pod: { name: string; uid: string }, containerId: string, fault: "kill-after-pending" | "kill-after-claim") {
-  const r = scope.berth("ADD", node, { containerId, args: podArgs(NS, pod.name, pod.uid), env: { BERTH_FAULT: fault } });
-  assert.equal({ status: r.status, stdout: r.stdout }, { status: -1, stdout: "" }, `the ADD was killed (${fault}): ${r.stderr}`);
+  scope.killedAdd(node, { ns: NS, ...pod }, containerId, fault);
 }
 
 /** A kubeconfig file that reaches the API server through `proxy`. */

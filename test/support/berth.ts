@@ -21,6 +21,8 @@ export type Invocation = Omit<CniCall, "path">;
 
 export interface Outcome {
   status: number;
+  /** The signal that ended the process, when one did. */
+  signal?: string;
   stdout: string;
   stderr: string;
   /** stdout parsed; undefined when it is empty. Throws if stdout is not exactly one JSON document. */
@@ -29,7 +31,7 @@ export interface Outcome {
 
 function outcome(r: CniResult): Outcome {
   if (r.jsonError) throw new Error(`berth: ${r.jsonError}`);
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr, json: r.json };
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, json: r.json };
 }
 
 /** Runs berth synchronously as a CNI plugin. */

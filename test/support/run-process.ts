@@ -10,6 +10,8 @@ export interface ProcessResult {
   status: number;
   stdout: string;
   stderr: string;
+  /** The signal that ended the process, when one did. */
+  signal?: string;
 }
 
 export interface TimedResult extends ProcessResult {
@@ -32,17 +34,19 @@ export function runProcess(bin: string, args: string[], env: Record<string, stri
     let err = "";
     let t1: bigint | undefined;
     let code: number | null = null;
+    let signal: string | undefined;
     let closed = false;
     const finish = () => {
       if (t1 === undefined || !closed) return;
-      done({ status: code ?? -1, stdout: out, stderr: err, ms: Number(t1 - t0) / 1e6, t0, t1 });
+      done({ status: code ?? -1, signal, stdout: out, stderr: err, ms: Number(t1 - t0) / 1e6, t0, t1 });
     };
     child.stdout.on("data", (d) => (out += d));
     child.stderr.on("data", (d) => (err += d));
     child.on("error", fail);
-    child.on("exit", (c) => {
+    child.on("exit", (c, sig) => {
       t1 = process.hrtime.bigint();
       code = c;
+      signal = sig ?? undefined;
       finish();
     });
     child.on("close", () => {
@@ -57,8 +61,8 @@ export function runProcess(bin: string, args: string[], env: Record<string, stri
 /** Runs `bin` to completion synchronously; a failure to run it at all (or the timeout) is status -1 with the reason in stderr. */
 export function runProcessSync(bin: string, args: string[], env: Record<string, string>, stdin = "", timeoutMs = 60_000): ProcessResult {
   const r = spawnSync(bin, args, { input: stdin, env, encoding: "utf8", timeout: timeoutMs, maxBuffer: 64 << 20 });
-  if (r.error) return { status: -1, stdout: r.stdout ?? "", stderr: `${r.stderr ?? ""}\n${r.error.message}` };
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  if (r.error) return { status: -1, signal: r.signal ?? undefined, stdout: r.stdout ?? "", stderr: `${r.stderr ?? ""}\n${r.error.message}` };
+  return { status: r.status ?? -1, signal: r.signal ?? undefined, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** "exit N / stdout / stderr", for failure messages. */

@@ -37,7 +37,7 @@ import { CLAIM_PLURAL, ENDPOINT_PLURAL, POOL_PLURAL } from "../../../plugin/kube
 import type { ClaimObject, EndpointObject, PoolObject, StatefulSetObject } from "../../../plugin/kube/kube-api.ts";
 import type { Stored, StoredPod } from "../kube/stored.ts";
 import { spawnCni } from "../spawn-cni.ts";
-import { admin, apply, type ClusterScope, inBatches, path, podArgs, type SimNode } from "./cluster-env.ts";
+import { admin, apply, type ClusterScope, inBatches, path, podArgs, type SimNode, statefulSetManifest } from "./cluster-env.ts";
 import { sleep, waitForAsync } from "./controller-env.ts";
 
 /** A simulated node and the berth it runs. */
@@ -401,20 +401,7 @@ export class Churn {
   }
 
   createStatefulSet(set: string, replicas: number): void {
-    apply(
-      JSON.stringify({
-        apiVersion: "apps/v1",
-        kind: "StatefulSet",
-        metadata: { name: set, namespace: this.o.ns },
-        spec: {
-          serviceName: set,
-          replicas,
-          podManagementPolicy: "Parallel",
-          selector: { matchLabels: { app: set } },
-          template: { metadata: { labels: { app: set }, annotations: this.annotations }, spec: { containers: [{ name: "app", image: "nginx" }] } },
-        },
-      }),
-    );
+    apply(JSON.stringify(statefulSetManifest(this.o.ns, set, replicas, { parallel: true, templateAnnotations: this.annotations })));
     this.replicas.set(set, replicas);
   }
 

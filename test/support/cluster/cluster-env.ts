@@ -165,15 +165,7 @@ export function deletePool(name: string): void {
   if (!api.delete(path(POOL_PLURAL, { name }))) throw new Error(`SpiderIPPool ${name} not found`);
 }
 
-/** `kubectl get sp NAMES` (default columns), each line whitespace-normalised: kubectl's own output, on purpose. */
-export function spTable(...pools: string[]): string[] {
-  const r = kubectl(["get", "sp", ...pools]);
-  if (r.status !== 0) throw new Error(`kubectl get sp ${pools.join(" ")} failed (exit ${r.status}): ${r.stderr.trim()}`);
-  return r.stdout
-    .trim()
-    .split("\n")
-    .map((l) => l.trim().split(/\s+/).join(" "));
-}
+export { spTable } from "../kube/kubectl.ts";
 
 /** Waits until pool POOL's status shows `allocated` (and returns the status). */
 export function waitForAllocated(pool: string, allocated: number, timeoutMs = 1000) {
@@ -281,6 +273,44 @@ export function removeNamespace(ns: string): void {
 /** A SpiderIPPool manifest. */
 export function poolManifest(name: string, spec: Record<string, unknown>): string {
   return JSON.stringify({ apiVersion: `${POOL_GROUP}/${POOL_VERSION}`, kind: POOL_KIND, metadata: { name }, spec });
+}
+
+/** A ServiceAccount no namespace has: a template naming it makes the StatefulSet controller's pod creations fail. */
+export const NO_SUCH_SA = "berth-test-no-such-sa";
+
+/** How a test's StatefulSet differs from the plain one (OrderedReady, RollingUpdate, no annotations). */
+export interface StatefulSetShape {
+  /** On the StatefulSet itself (ipam.berth.dev/reclaim, say). */
+  annotations?: Record<string, string>;
+  /** On its pods (the pool annotation, say). */
+  templateAnnotations?: Record<string, string>;
+  parallel?: boolean;
+  /**
+   * The test makes the members itself: the template names NO_SUCH_SA (so the
+   * StatefulSet controller's creations are refused) and updates are OnDelete
+   * (so it deletes no pod either).
+   */
+  handMadePods?: boolean;
+}
+
+/** A StatefulSet object NS/NAME whose pods are labelled app=NAME and run nginx. */
+export function statefulSetManifest(ns: string, name: string, replicas: number, shape: StatefulSetShape = {}): Record<string, unknown> {
+  return {
+    apiVersion: "apps/v1",
+    kind: "StatefulSet",
+    metadata: { name, namespace: ns, ...(shape.annotations ? { annotations: shape.annotations } : {}) },
+    spec: {
+      serviceName: name,
+      replicas,
+      ...(shape.parallel || shape.handMadePods ? { podManagementPolicy: "Parallel" } : {}),
+      ...(shape.handMadePods ? { updateStrategy: { type: "OnDelete" } } : {}),
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name }, ...(shape.templateAnnotations ? { annotations: shape.templateAnnotations } : {}) },
+        spec: { ...(shape.handMadePods ? { serviceAccountName: NO_SUCH_SA } : {}), containers: [{ name: "app", image: "nginx" }] },
+      },
+    },
+  };
 }
 
 /** Deletes the pools and every claim counted against them. */
@@ -416,6 +446,20 @@ export class ClusterScope {
   berth(command: string, node: SimNode, inv: Partial<Invocation> & { ipamExtra?: Record<string, unknown> } = {}): Outcome {
     const { ipamExtra, ...rest } = inv;
     return cni({ command, ifname: "eth0", netns: "/var/run/netns/none", stdin: this.berthConf(node, ipamExtra), ...rest });
+  }
+
+  /**
+   * An ADD through dist/berth with BERTH_FAULT=`fault`: it SIGKILLs itself at
+   * that step (kill-after-pending, kill-after-claim). Asserts it died so,
+   * having printed nothing.
+   */
+  killedAdd(node: SimNode, pod: { ns: string; name: string; uid: string }, containerId: string, fault: string, ipamExtra?: Record<string, unknown>): void {
+    const r = this.berth("ADD", node, { containerId, args: podArgs(pod.ns, pod.name, pod.uid), env: { BERTH_FAULT: fault }, ipamExtra });
+    assert.equal(
+      { signal: r.signal, stdout: r.stdout },
+      { signal: "SIGKILL", stdout: "" },
+      `the ADD of ${pod.name} with BERTH_FAULT=${fault} dies by SIGKILL: ${r.stderr}`,
+    );
   }
 
   /** dist/berth run directly, without waiting. */

@@ -60,3 +60,13 @@ export function kubectlShim(dir: string): string {
   chmodSync(shim, 0o755);
   return shim;
 }
+
+/** `kubectl get sp NAMES` (default columns), each line whitespace-normalised: kubectl's own output, on purpose. */
+export function spTable(...pools: string[]): string[] {
+  const r = kubectl(["get", "sp", ...pools]);
+  if (r.status !== 0) throw new Error(`kubectl get sp ${pools.join(" ")} failed (exit ${r.status}): ${r.stderr.trim()}`);
+  return r.stdout
+    .trim()
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/).join(" "));
+}

@@ -17,7 +17,6 @@ import { resolve } from "node:path";
 import type { PodObject } from "../../../plugin/kube/kube-api.ts";
 import { AdminClient } from "../kube/admin-client.ts";
 import { path } from "../kube/api-paths.ts";
-import { kubectl } from "../kube/kubectl.ts";
 import type { StoredPod } from "../kube/stored.ts";
 import { type LogEntry, logEntries } from "../log-lines.ts";
 
@@ -152,15 +151,7 @@ export function containerdLines(text: string): string[] {
     .filter((l) => !l.startsWith("{") && l.includes(text));
 }
 
-/** `kubectl get sp NAMES`, each line whitespace-normalised: kubectl's own output, on purpose. */
-export function spTable(...pools: string[]): string[] {
-  const r = kubectl(["get", "sp", ...pools]);
-  if (r.status !== 0) throw new Error(`kubectl get sp ${pools.join(" ")} failed (exit ${r.status}): ${r.stderr.trim()}`);
-  return r.stdout
-    .trim()
-    .split("\n")
-    .map((l) => l.trim().split(/\s+/).join(" "));
-}
+export { spTable } from "../kube/kubectl.ts";
 
 /** Is `address` inside the first..last range of one /24 (e.g. 10.6.168.101-110)? */
 export function inRange(address: string | undefined, prefix: string, first: number, last: number): boolean {
