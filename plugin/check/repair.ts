@@ -19,7 +19,7 @@ import { parseAddress } from "../ipam/ip.ts";
 import { claimName } from "../kube/claim-name.ts";
 import type { ControllerApi } from "../kube/controller-api.ts";
 import { BERTH_API_VERSION, BERTH_GROUP, ENDPOINT_KIND, POOL_GROUP, POOL_KIND, POOL_VERSION } from "../kube/crd.ts";
-import { KubeConflictError } from "../kube/kube-errors.ts";
+import { KubeConflictError, KubeUnreachableError } from "../kube/kube-errors.ts";
 import type { ReconcileCounters } from "../reconcile/counters.ts";
 import { stripPhantom } from "../reconcile/endpoint-repair.ts";
 import { judgeClaim } from "../reconcile/judge-claim.ts";
@@ -42,9 +42,25 @@ export interface RepairContext {
 /** What the shared repairs count: nothing to count in a one-shot command. */
 const quiet: ReconcileCounters = { released() {}, repaired() {}, pool() {}, forgetPool() {} };
 
-/** `p` with what --repair did about it (or, with --dry-run, would do). */
+/**
+ * `p` with what --repair did about it (or, with --dry-run, would do). A
+ * request the API server did not answer (reset, timed out) may still have
+ * been carried out: that problem is reported not repaired, saying so, and the
+ * other repairs go on. A re-run judges again from what is there, so it finds
+ * such a write done (or the object changed since) and never repeats it
+ * blindly: every write is conditional or a create.
+ */
 export async function repair(ctx: RepairContext, p: Problem): Promise<Problem> {
   const done = (repaired: boolean, what: string): Problem => ({ ...p, repair: what, repaired });
+  try {
+    return await repairOne(ctx, p, done);
+  } catch (err) {
+    if (!isKind(err, KubeUnreachableError)) throw err;
+    return done(false, `not known whether repaired: ${(err as Error).message}; it may have been done: run berth check again`);
+  }
+}
+
+async function repairOne(ctx: RepairContext, p: Problem, done: Done): Promise<Problem> {
   switch (p.kind) {
     case "phantom-binding":
       return repairPhantom(ctx, p, done);
@@ -113,7 +129,16 @@ async function repairOrphan(ctx: RepairContext, p: Problem, done: Done): Promise
   if (ctx.dryRun) return done(false, `would ${what}`);
   // The controller's own release: unchanged since judged (uid + resourceVersion), log line, Event.
   const released = await releaseJudgedClaim(ctx.api, claim, verdict, ctx.log, quiet);
-  if (!released) return done(false, `not repaired: the claim changed meanwhile; run berth check again`);
+  if (!released) {
+    // Gone (or another claim of that address now) is what was wanted, whoever deleted it: this run's own
+    // request, its answer lost and the request sent again by the HTTP client (DELETE is idempotent; it is
+    // conditional on this claim's UID), or a DEL. Its endpoint entry may be left: a phantom binding, which
+    // the next run strips.
+    const now = await ctx.api.getClaim(claim.metadata.name);
+    if (now?.metadata.uid !== claim.metadata.uid)
+      return done(true, `${what}: its claim is gone (released by a request whose answer was lost, or by someone else)`);
+    return done(false, `not repaired: the claim changed meanwhile; run berth check again`);
+  }
   logRepair(ctx, p, what);
   return done(true, `${what}: done`);
 }
