@@ -57,8 +57,11 @@ import {
   withCluster,
 } from "../support/cluster/cluster-env.ts";
 import { startController, withControllers } from "../support/cluster/controller-env.ts";
+import { APISERVER, TESTENV_DIR } from "../support/cluster/test-plane.ts";
 import { docCommands } from "../support/docs/doc-blocks.ts";
 import { runShell, toolDir } from "../support/docs/doc-shell.ts";
+import { FaultProxy } from "../support/fault-proxy.ts";
+import { runProcess } from "../support/run-process.ts";
 import { spawnCniSync } from "../support/spawn-cni.ts";
 
 const S = suite("cluster: berth adopt");
@@ -580,6 +583,111 @@ S("Spiderpool v2beta1: adopt its records, reserved addresses stay reserved, swit
     await checkClean("after the switch from Spiderpool", "10.6.196.", POOL);
   });
 });
+
+S(
+  "lost answers: adopt cut short by a create whose answer never came exits 2; each re-run finishes it, and the first write is recognised, not a conflict",
+  async () => {
+    const crds = ["spiderpool.spidernet.io_spiderendpoints.yaml"].map((f) => join(SP_DIR, f));
+    const absent = crds.find((f) => !existsSync(f));
+    if (absent) return skipLoudly("berth adopt --from spiderpool through lost answers", absent);
+    const ns = "berth-adopt-lost";
+    const POOL = "adopt-lost";
+    await withControllers({ tag: "adoptlost", namespaces: [ns], pools: [POOL] }, async (c) => {
+      const kc = await adoptIdentity(c);
+      for (const f of crds) assert.is(kubectl(["apply", "-f", f]).status, 0, `${f} applies`);
+      await waitFor(
+        "Spiderpool's CRDs to be served",
+        () => kubectl(["wait", "--for", "condition=Established", ...crds.flatMap((f) => ["-f", f])]).status === 0,
+      );
+      // What Spiderpool left: db-0 runs, db-1 is gone (its SpiderEndpoint kept for the set), p1 runs.
+      apply(poolManifest(POOL, { subnet: "10.6.196.0/24", ips: ["10.6.196.200-10.6.196.207"] }));
+      const set = { name: "db", uid: statefulSet(ns, "db", 2) };
+      const uids: Record<string, string> = { "db-0": pod(ns, "db-0", set), p1: pod(ns, "p1"), "db-1": "5e0b5c7e-0000-4000-8000-0000000000d1" };
+      const addr: Record<string, string> = { "db-0": "10.6.196.200", "db-1": "10.6.196.201", p1: "10.6.196.202" };
+      const allocated = Object.fromEntries(Object.entries(addr).map(([name, a]) => [a, { pod: `${ns}/${name}`, podUid: uids[name] }]));
+      api.patch(`${path(POOL_PLURAL, { name: POOL })}/status`, { status: { allocatedIPs: JSON.stringify(allocated), allocatedIPCount: 3 } });
+      for (const name of ["db-0", "db-1", "p1"]) {
+        const member = name.startsWith("db-");
+        api.create(`${SP_API}/namespaces/${ns}/spiderendpoints`, {
+          apiVersion: "spiderpool.spidernet.io/v2beta1",
+          kind: "SpiderEndpoint",
+          metadata: { name, namespace: ns },
+          status: {
+            current: { uid: uids[name], node: "node1", ips: [{ interface: "net1", ipv4: `${addr[name]}/24`, ipv4Pool: POOL, vlan: 0 }] },
+            ownerControllerType: member ? "StatefulSet" : "Pod",
+            ownerControllerName: member ? "db" : name,
+          },
+        });
+      }
+      const mine = () => listClaims().filter((cl) => cl.spec.pool === POOL);
+      const proxy = await FaultProxy.start({ upstream: APISERVER, pkiDir: join(TESTENV_DIR, "pki") });
+      const proxied = join(c.tempDir("adopt-kc"), "proxied");
+      writeFileSync(proxied, proxy.kubeconfig(/token: (\S+)/.exec(readFileSync(kc, "utf8"))![1]), { mode: 0o600 });
+      // Not spawnSync: the proxy runs in this process.
+      const adoptVia = async () => {
+        const r = await runProcess(BERTH, ["adopt", "--from", "spiderpool", "--kubeconfig", proxied, "-o", "json"], {
+          PATH: process.env.PATH ?? "/usr/bin:/bin",
+        });
+        return { ...r, requests: proxy.log.map((l) => `${l.method} ${l.path} ${l.status} ${l.fault ?? ""}`).join("\n") };
+      };
+      try {
+        // 1. The first claim's create is done by the server, its answer lost: adopt stops (exit 2, saying why).
+        proxy.rule({ method: "POST", path: /\/berthipclaims(\?|$)/, action: "drop-response", times: 1 });
+        let r = await adoptVia();
+        assert.is(r.status, 2, `${r.stdout}\n${r.stderr}\n${r.requests}`);
+        assert.match(r.stderr, "unreachable");
+        assert.is(r.stdout, "", "exit 2 prints no plan");
+        assert.equal(
+          proxy.faults().map((f) => `${f.method} ${f.status}`),
+          ["POST 201"],
+        );
+        assert.is(mine().length, 1, "the one create was done");
+        const first = mine()[0].spec;
+        assert.not.ok(
+          endpointOf(ns, first.podName)?.spec.ips.some((i) => i.ipv4?.startsWith(`${first.address}/`)),
+          "its endpoint entry was not written",
+        );
+
+        // 2. The re-run: that claim is recognised as this pod's (skip, its entry written back), the rest adopted;
+        //    this time the first endpoint create's answer is lost.
+        proxy.clear();
+        proxy.rule({ method: "POST", path: /\/berthendpoints(\?|$)/, action: "drop-response", times: 1 });
+        r = await adoptVia();
+        assert.is(r.status, 2, `${r.stdout}\n${r.stderr}\n${r.requests}`);
+        assert.equal(
+          mine()
+            .map((cl) => `${cl.spec.address} ${cl.spec.podName}`)
+            .sort(),
+          ["db-0", "db-1", "p1"].map((n) => `${addr[n]} ${n}`).sort(),
+          "every claim is there, each once",
+        );
+      } finally {
+        await proxy.close();
+      }
+
+      // 3. Directly: nothing is a conflict (the earlier runs' writes are recognised), the missing entries are written.
+      let r = adopt(kc, "spiderpool");
+      assert.is(r.status, 0, `${r.stdout}\n${r.stderr}`);
+      assert.equal(
+        actions(r)
+          .filter((a) => a.includes(` ${ns}/`))
+          .sort(),
+        ["db-0", "db-1", "p1"].map((n) => `${addr[n]} ${ns}/${n} net1 skip`).sort(),
+      );
+      for (const n of ["db-0", "db-1", "p1"]) {
+        assert.ok(
+          endpointOf(ns, n)?.spec.ips.some((i) => i.ipv4 === `${addr[n]}/24` && i.interface === "net1"),
+          `${n}'s endpoint lists ${addr[n]}: ${JSON.stringify(endpointOf(ns, n)?.spec)}`,
+        );
+      }
+      await checkClean("after adoption through lost answers", "10.6.196.20", POOL);
+      const after = records("10.6.196.20", ns);
+      r = adopt(kc, "spiderpool");
+      assert.is(r.status, 0);
+      assert.equal(records("10.6.196.20", ns), after, "a fourth run writes nothing");
+    });
+  },
+);
 
 // ---------------------------------------------------------------- CRD compatibility
 
