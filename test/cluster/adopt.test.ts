@@ -61,6 +61,7 @@ import { APISERVER, TESTENV_DIR } from "../support/cluster/test-plane.ts";
 import { docCommands } from "../support/docs/doc-blocks.ts";
 import { runShell, toolDir } from "../support/docs/doc-shell.ts";
 import { FaultProxy } from "../support/fault-proxy.ts";
+import { tokenOf } from "../support/kube/kubeconfig-token.ts";
 import { runProcess } from "../support/run-process.ts";
 import { spawnCniSync } from "../support/spawn-cni.ts";
 
@@ -156,29 +157,7 @@ interface Adopted {
  */
 async function adoptIdentity(c: ClusterScope): Promise<string> {
   apply(readFileSync(join(ROOT, "fixtures/rbac-adopt.yaml"), "utf8"));
-  const sa = `berth-adopt-${c.opts.tag}`;
-  api.delete(path("serviceaccounts", { ns: "kube-system", name: sa }));
-  api.create(path("serviceaccounts", { ns: "kube-system" }), { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: sa, namespace: "kube-system" } });
-  api.delete(path("clusterrolebindings", { name: sa }));
-  api.create(path("clusterrolebindings"), {
-    apiVersion: "rbac.authorization.k8s.io/v1",
-    kind: "ClusterRoleBinding",
-    metadata: { name: sa },
-    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "berth-adopt" },
-    subjects: [{ kind: "ServiceAccount", name: sa, namespace: "kube-system" }],
-  });
-  c.onCleanup(() => {
-    api.delete(path("clusterrolebindings", { name: sa }));
-    api.delete(path("serviceaccounts", { ns: "kube-system", name: sa }));
-  });
-  const secret = await waitFor(`a token for ServiceAccount kube-system/${sa}`, () => {
-    const name = api.get(path("serviceaccounts", { ns: "kube-system", name: sa }))?.secrets?.[0]?.name;
-    return name && api.get(path("secrets", { ns: "kube-system", name }))?.data?.token;
-  });
-  const token = Buffer.from(secret as string, "base64").toString("utf8");
-  const file = join(c.tempDir("adopt-kc"), "kubeconfig");
-  writeFileSync(file, readFileSync(ADMIN_KUBECONFIG, "utf8").replace(/token: .*/, `token: ${token}`), { mode: 0o600 });
-  return file;
+  return c.accountKubeconfig(`berth-adopt-${c.opts.tag}`, "berth-adopt");
 }
 
 function adopt(kubeconfig: string, from: string, ...flags: string[]): Adopted {
@@ -621,8 +600,7 @@ S(
       }
       const mine = () => listClaims().filter((cl) => cl.spec.pool === POOL);
       const proxy = await FaultProxy.start({ upstream: APISERVER, pkiDir: join(TESTENV_DIR, "pki") });
-      const proxied = join(c.tempDir("adopt-kc"), "proxied");
-      writeFileSync(proxied, proxy.kubeconfig(/token: (\S+)/.exec(readFileSync(kc, "utf8"))![1]), { mode: 0o600 });
+      const proxied = c.proxiedKubeconfig(proxy, tokenOf(kc));
       // Not spawnSync: the proxy runs in this process.
       const adoptVia = async () => {
         const r = await runProcess(BERTH, ["adopt", "--from", "spiderpool", "--kubeconfig", proxied, "-o", "json"], {

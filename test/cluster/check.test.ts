@@ -19,7 +19,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { suite } from "uvu";
@@ -36,7 +36,6 @@ import {
   endpointOf,
   getPool,
   markPodReady,
-  PLUGIN_KUBECONFIG,
   path,
   podArgs,
   poolManifest,
@@ -46,6 +45,7 @@ import {
 import { events, LEASE_NAME, LEASE_NS, plainPod, sleep, startController, waitForAsync, withControllers } from "../support/cluster/controller-env.ts";
 import { APISERVER, TESTENV_DIR } from "../support/cluster/test-plane.ts";
 import { FaultProxy } from "../support/fault-proxy.ts";
+import { tokenOf } from "../support/kube/kubeconfig-token.ts";
 import { runProcess } from "../support/run-process.ts";
 
 const NS = "berth-check";
@@ -334,35 +334,6 @@ S("--repair never releases an address a live pod shows: an orphan claim whose ad
   }),
 );
 
-/** A kubeconfig for ServiceAccount kube-system/NAME bound to ClusterRole ROLE (its token from the secret 1.20 makes). */
-async function boundKubeconfig(c: ClusterScope, name: string, role: string): Promise<string> {
-  apply(JSON.stringify({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace: "kube-system" } }));
-  apply(
-    JSON.stringify({
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "ClusterRoleBinding",
-      metadata: { name },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
-      subjects: [{ kind: "ServiceAccount", name, namespace: "kube-system" }],
-    }),
-  );
-  c.onCleanup(() => {
-    admin.sync.delete(path("clusterrolebindings", { name }));
-    admin.sync.delete(path("serviceaccounts", { ns: "kube-system", name }));
-  });
-  const secret = await waitFor(`the token of ServiceAccount ${name}`, () => {
-    const ref = admin.sync.get(path("serviceaccounts", { ns: "kube-system", name }))?.secrets?.[0]?.name;
-    return ref && admin.sync.get(path("secrets", { ns: "kube-system", name: ref }))?.data?.token;
-  });
-  const token = Buffer.from(secret, "base64").toString("utf8");
-  const file = join(c.tempDir("kubeconfig"), `${name}.kubeconfig`);
-  writeFileSync(file, readFileSync(PLUGIN_KUBECONFIG, "utf8").replace(/token: \S+/, `token: ${token}`), { mode: 0o600 });
-  return file;
-}
-
-/** The bearer token a kubeconfig file carries. */
-const tokenOf = (kubeconfig: string) => /token: (\S+)/.exec(readFileSync(kubeconfig, "utf8"))![1];
-
 S("fixtures/rbac-check.yaml: berth-check reads and finds, and cannot repair (exit 2, naming the refusal); berth-check-repair repairs", () =>
   withControllers({ tag: "chkr", namespaces: [NS], pools: [POOL] }, async (c) => {
     apply(readFileSync(join(ROOT, "fixtures/rbac-check.yaml"), "utf8"));
@@ -370,8 +341,8 @@ S("fixtures/rbac-check.yaml: berth-check reads and finds, and cannot repair (exi
     const node = c.node("node3");
     const a = addPod(c, node, "r-a");
     const b = addPod(c, node, "r-b");
-    const reader = await boundKubeconfig(c, "berth-check-test-reader", "berth-check");
-    const repairer = await boundKubeconfig(c, "berth-check-test-repairer", "berth-check-repair");
+    const reader = await c.accountKubeconfig("berth-check-test-reader", "berth-check");
+    const repairer = await c.accountKubeconfig("berth-check-test-repairer", "berth-check-repair");
     const as = (kubeconfig: string, ...args: string[]) => {
       const r = spawnSync(BERTH, ["check", "--kubeconfig", kubeconfig, "-o", "json", ...args], { encoding: "utf8", timeout: 120_000 });
       return { status: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -418,15 +389,14 @@ S(
       const orphans = [lost, kept].map((p) => p.address).sort((x, y) => last(x) - last(y));
       assert.equal(found(check().report.problems), [...orphans.map((a) => `orphan-claim ${a}`), `missing-claim ${missing.address}`]);
 
-      const repairer = await boundKubeconfig(c, "berth-check-test-faults", "berth-check-repair");
+      const repairer = await c.accountKubeconfig("berth-check-test-faults", "berth-check-repair");
       const proxy = await FaultProxy.start({ upstream: APISERVER, pkiDir: join(TESTENV_DIR, "pki") });
       try {
         const lostClaim = claimOf(lost.address)!.metadata.name;
         // The server does the write; its answer never reaches berth check.
         proxy.rule({ method: "DELETE", path: new RegExp(`/berthipclaims/${lostClaim}(\\?|$)`), action: "drop-response", times: 1 });
         proxy.rule({ method: "POST", path: /\/berthipclaims(\?|$)/, action: "drop-response", times: 1 });
-        const kubeconfig = join(c.tempDir("kubeconfig"), "proxied");
-        writeFileSync(kubeconfig, proxy.kubeconfig(tokenOf(repairer)), { mode: 0o600 });
+        const kubeconfig = c.proxiedKubeconfig(proxy, tokenOf(repairer));
         // Not spawnSync: the proxy runs in this process.
         const r = await runProcess(BERTH, ["check", "--kubeconfig", kubeconfig, "-o", "json", "--add-timeout-seconds", "5", "--repair"], {
           PATH: process.env.PATH ?? "/usr/bin:/bin",

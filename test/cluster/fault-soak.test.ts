@@ -69,7 +69,7 @@
  * Run: npm run build && eval "$(bash scripts/testenv.sh up)" &&
  *      node --import tsx node_modules/uvu/bin.js test/cluster fault-soak.test.ts
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -83,6 +83,7 @@ import { MirrorChurn } from "../support/cluster/mirror-churn.ts";
 import { NamespaceChurn } from "../support/cluster/namespace-churn.ts";
 import { controlPlane } from "../support/control-plane.ts";
 import { type FaultAction, FaultProxy } from "../support/fault-proxy.ts";
+import { tokenOf } from "../support/kube/kubeconfig-token.ts";
 
 const num = (name: string, dflt: number) => (process.env[name] === undefined || process.env[name] === "" ? dflt : Number(process.env[name]));
 const NS = "berth-fault-soak";
@@ -159,12 +160,6 @@ function controllerFaults(proxy: FaultProxy): void {
   for (const method of WRITES) proxy.rule({ method, path: /\/(berthipclaims|berthendpoints|spiderippools)\b/, action: "drop-response", probability: DROP });
   for (const method of WRITES)
     proxy.rule({ method, path: /\/(berthipclaims|berthendpoints|spiderippools)\b/, action: "delay", ms: MAX_DELAY_MS, probability: DELAY / 2 });
-}
-
-function tokenOf(kubeconfig: string): string {
-  const t = /^\s*token:\s*(\S+)/m.exec(readFileSync(kubeconfig, "utf8"))?.[1];
-  if (!t) throw new Error(`${kubeconfig}: no token`);
-  return t;
 }
 
 function faultCounts(proxy: FaultProxy): Record<string, number> {

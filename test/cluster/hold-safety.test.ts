@@ -23,8 +23,7 @@
  *      node --import tsx node_modules/uvu/bin.js test/cluster hold-safety.test.ts
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -128,13 +127,6 @@ async function setPhase(ns: string, name: string, phase: "Succeeded" | "Failed")
 /** Asserts the controller logged "address held" for `address` with `held`, and returns the line. */
 async function heldLine(ctl: ControllerProc, address: string, held: string, timeoutMs = 15_000): Promise<string> {
   return ctl.waitLog(new RegExp(`"msg":"address held".*"address":"${address.replace(/\./g, "\\.")}".*"held":"${held}"`), timeoutMs);
-}
-
-/** A kubeconfig file for the controller's ServiceAccount through `proxy`. */
-function proxiedKubeconfig(proxy: FaultProxy, dir: string): string {
-  const file = join(dir, "controller-proxied.kubeconfig");
-  writeFileSync(file, proxy.kubeconfig(controllerToken()), { mode: 0o600 });
-  return file;
 }
 
 // ---------------------------------------------------------------- window 1: lost endpoints
@@ -425,10 +417,14 @@ S(
       const node1 = c.node("node1");
       statefulSet(NS_PH, "ph", 2, P_PH);
       const [m0, m1] = [await member(c, node1, NS_PH, "ph-0"), await member(c, node1, NS_PH, "ph-1")];
-      const dir = mkdtempSync(join(tmpdir(), "berth-hold-ph-"));
       const proxy = await FaultProxy.start({ upstream: APISERVER, pkiDir: join(TESTENV_DIR, "pki") });
       try {
-        const ctl = await startController({ identity: "ctl-holdph", resyncSeconds: 2, addTimeoutSeconds: 1, kubeconfig: proxiedKubeconfig(proxy, dir) });
+        const ctl = await startController({
+          identity: "ctl-holdph",
+          resyncSeconds: 2,
+          addTimeoutSeconds: 1,
+          kubeconfig: c.proxiedKubeconfig(proxy, controllerToken()),
+        });
         await ctl.waitLeader();
         await ctl.waitScans(1);
         // Every write to ph-1's endpoint fails from now on (500).
@@ -460,7 +456,6 @@ S(
         assert.ok(claimOf(m0.address), "ph-0 untouched");
       } finally {
         await proxy.close();
-        rmSync(dir, { recursive: true, force: true });
       }
     }),
 );
@@ -473,14 +468,18 @@ const P_SKEW = "hold-skew";
 S(
   "API servers a minute apart: a claim stamped by a slow-clocked server is left to its ADD for its whole window, measured from the controller's first sight",
   () =>
-    withControllers({ tag: "holdskew", namespaces: [NS_SKEW], pools: [P_SKEW] }, async () => {
+    withControllers({ tag: "holdskew", namespaces: [NS_SKEW], pools: [P_SKEW] }, async (c) => {
       apply(poolManifest(P_SKEW, { subnet: "10.6.0.0/16", ips: ["10.6.191.61-10.6.191.62"] }));
-      const dir = mkdtempSync(join(tmpdir(), "berth-hold-skew-"));
       const proxy = await FaultProxy.start({ upstream: APISERVER, pkiDir: join(TESTENV_DIR, "pki") });
       // The controller talks to a server whose clock is 60 s ahead of the one that stamps the claims.
       proxy.clockSkewMs = 60_000;
       try {
-        const ctl = await startController({ identity: "ctl-holdskew", resyncSeconds: 1, addTimeoutSeconds: 1, kubeconfig: proxiedKubeconfig(proxy, dir) });
+        const ctl = await startController({
+          identity: "ctl-holdskew",
+          resyncSeconds: 1,
+          addTimeoutSeconds: 1,
+          kubeconfig: c.proxiedKubeconfig(proxy, controllerToken()),
+        });
         await ctl.waitLeader();
         await ctl.waitScans(1);
         // An ADD in flight for a pod deleted meanwhile: its claim, not bound yet, with a 12 s window.
@@ -515,7 +514,6 @@ S(
         );
       } finally {
         await proxy.close();
-        rmSync(dir, { recursive: true, force: true });
       }
     }),
 );

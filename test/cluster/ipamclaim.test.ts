@@ -15,7 +15,7 @@
  *      node --import tsx node_modules/uvu/bin.js test/cluster ipamclaim.test.ts
  */
 import { randomBytes } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -39,6 +39,7 @@ import {
 import { type ControllerProc, startController, waitForAsync } from "../support/cluster/controller-env.ts";
 import { APISERVER, admin, TESTENV_DIR } from "../support/cluster/test-plane.ts";
 import { FaultProxy } from "../support/fault-proxy.ts";
+import { tokenOf } from "../support/kube/kubeconfig-token.ts";
 
 const NS = "berth-ipamclaim";
 const POOL = "ic-pool"; // 10.6.197.1-40
@@ -84,7 +85,7 @@ S.before(async () => {
     await createNamespace(NS);
     node1 = scope.node("node1");
     node2 = scope.node("node2");
-    token = /token: (\S+)/.exec(readFileSync(PLUGIN_KUBECONFIG, "utf8"))![1];
+    token = tokenOf(PLUGIN_KUBECONFIG);
     apply(poolManifest(POOL, { subnet: "10.6.197.0/24", ips: ["10.6.197.1-10.6.197.40"] }));
     apply(poolManifest(ONE, { subnet: "10.6.197.0/24", ips: ["10.6.197.41"] }));
     apply(poolManifest(OLD, { subnet: "10.6.197.0/24", ips: ["10.6.197.42"] }));
@@ -276,8 +277,7 @@ S("the status write's answer lost: retried, one address, status right", async ()
   const uid = ipamClaim("vm-lost.net1");
   const proxy = await FaultProxy.start({ upstream: APISERVER, pkiDir: join(TESTENV_DIR, "pki") });
   try {
-    const kubeconfig = join(scope.tempDir("kubeconfig"), "proxy");
-    writeFileSync(kubeconfig, proxy.kubeconfig(token), { mode: 0o600 });
+    const kubeconfig = scope.proxiedKubeconfig(proxy, token);
     proxy.rule({ method: "PUT", path: /\/ipamclaims\/vm-lost\.net1\/status/, action: "drop-response", times: 1 });
     const p = vmPod("vm-lost", "vm-lost.net1");
     // Run without blocking: the proxy lives in this process.

@@ -16,7 +16,7 @@
  *      node --import tsx node_modules/uvu/bin.js test/cluster nad-safety.test.ts
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { suite } from "uvu";
@@ -40,6 +40,7 @@ import {
 } from "../support/cluster/cluster-env.ts";
 import { APISERVER, TESTENV_DIR } from "../support/cluster/test-plane.ts";
 import { FaultProxy } from "../support/fault-proxy.ts";
+import { tokenOf } from "../support/kube/kubeconfig-token.ts";
 
 const NS = "berth-nad";
 const P = {
@@ -66,7 +67,7 @@ S.before(async () => {
     await createNamespace(NS);
     node1 = scope.node("node1");
     node2 = scope.node("node2");
-    token = /token: (\S+)/.exec(readFileSync(PLUGIN_KUBECONFIG, "utf8"))![1];
+    token = tokenOf(PLUGIN_KUBECONFIG);
     apply(poolManifest(P.reserved, { subnet: "10.6.0.0/16", ips: ["10.6.192.1-10.6.192.4"], multusName: ["kube-system/net-x"] }));
     apply(poolManifest(P.bare, { subnet: "10.6.0.0/16", ips: ["10.6.192.11-10.6.192.14"], multusName: ["net-x"] }));
     apply(poolManifest(P.node, { subnet: "10.6.0.0/16", ips: ["10.6.192.21-10.6.192.24"] }));
@@ -113,12 +114,8 @@ const inRange = (address: string, first: number, last: number) => {
   return address.startsWith("10.6.192.") && n >= first && n <= last;
 };
 
-/** A kubeconfig file that reaches the API server through `proxy`. */
-function viaProxy(proxy: FaultProxy, name: string): string {
-  const file = join(scope.tempDir("kubeconfig"), name);
-  writeFileSync(file, proxy.kubeconfig(token), { mode: 0o600 });
-  return file;
-}
+/** A kubeconfig file that reaches the API server through `proxy`, as the plugin. */
+const viaProxy = (proxy: FaultProxy, name: string) => scope.proxiedKubeconfig(proxy, token, name);
 
 async function withProxy(fn: (proxy: FaultProxy) => Promise<void>): Promise<void> {
   const proxy = await FaultProxy.start({ upstream: APISERVER, pkiDir: join(TESTENV_DIR, "pki") });

@@ -38,6 +38,7 @@ import {
 import { CONTROLLER_KUBECONFIG, ControllerProc, startController, stopAllControllers } from "../support/cluster/controller-env.ts";
 import { APISERVER, TESTENV_DIR } from "../support/cluster/test-plane.ts";
 import { FaultProxy } from "../support/fault-proxy.ts";
+import { tokenOf } from "../support/kube/kubeconfig-token.ts";
 import { logEntries, logged } from "../support/log-lines.ts";
 
 const NS = "berth-psafe";
@@ -68,7 +69,7 @@ S.before(async () => {
     await createNamespace(NS);
     node1 = scope.node("node1");
     node2 = scope.node("node2");
-    token = /token: (\S+)/.exec(readFileSync(PLUGIN_KUBECONFIG, "utf8"))![1];
+    token = tokenOf(PLUGIN_KUBECONFIG);
     apply(poolManifest(P.one, { subnet: "10.6.0.0/16", ips: ["10.6.190.1"] }));
     apply(poolManifest(P.two, { subnet: "10.6.0.0/16", ips: ["10.6.190.11-10.6.190.12"] }));
     apply(poolManifest(P.sts, { subnet: "10.6.0.0/16", ips: ["10.6.190.21"] }));
@@ -135,12 +136,8 @@ const holderOf = (address: string) => {
   return c ? `${c.spec.podNamespace}/${c.spec.podName}` : undefined;
 };
 
-/** A kubeconfig file that reaches the API server through `proxy`. */
-function viaProxy(proxy: FaultProxy, name: string): string {
-  const file = join(scope.tempDir("kubeconfig"), name);
-  writeFileSync(file, proxy.kubeconfig(token), { mode: 0o600 });
-  return file;
-}
+/** A kubeconfig file that reaches the API server through `proxy`, as the plugin. */
+const viaProxy = (proxy: FaultProxy, name: string) => scope.proxiedKubeconfig(proxy, token, name);
 
 async function withProxy(fn: (proxy: FaultProxy) => Promise<void>, untrusted = false): Promise<void> {
   const proxy = await FaultProxy.start({ upstream: APISERVER, pkiDir: join(TESTENV_DIR, "pki"), untrusted });
@@ -331,9 +328,7 @@ S("a DEL's claim delete carries the resourceVersion it judged: a claim re-taken 
 
 S("the controller strips a released address only from the endpoint of the pod incarnation it judged, not from a new one that took the address again", () =>
   withProxy(async (proxy) => {
-    const ctlToken = /token: (\S+)/.exec(readFileSync(CONTROLLER_KUBECONFIG, "utf8"))![1];
-    const kubeconfig = join(scope.tempDir("kubeconfig"), "controller");
-    writeFileSync(kubeconfig, proxy.kubeconfig(ctlToken), { mode: 0o600 });
+    const kubeconfig = scope.proxiedKubeconfig(proxy, tokenOf(CONTROLLER_KUBECONFIG), "controller");
     const first = plainPod(ippool([P.rel]), "node1", "rel");
     const a = scope.berth("ADD", node1, { containerId: cid(), args: podArgs(NS, first.name, first.uid) });
     assert.is(addr(a), "10.6.190.81");

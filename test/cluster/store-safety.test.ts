@@ -13,7 +13,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { suite } from "uvu";
@@ -40,6 +40,7 @@ import {
 } from "../support/cluster/cluster-env.ts";
 import { APISERVER, TESTENV_DIR } from "../support/cluster/test-plane.ts";
 import { FaultProxy } from "../support/fault-proxy.ts";
+import { tokenOf } from "../support/kube/kubeconfig-token.ts";
 import { logged } from "../support/log-lines.ts";
 
 const NS = "berth-store";
@@ -66,7 +67,7 @@ S.before(async () => {
     await createNamespace(NS);
     node1 = scope.node("node1");
     node2 = scope.node("node2");
-    token = /token: (\S+)/.exec(readFileSync(PLUGIN_KUBECONFIG, "utf8"))![1];
+    token = tokenOf(PLUGIN_KUBECONFIG);
     apply(poolManifest(P.killed, { subnet: "10.6.0.0/16", ips: ["10.6.193.1"] }));
     apply(poolManifest(P.held, { subnet: "10.6.0.0/16", ips: ["10.6.193.11"] }));
     apply(poolManifest(P.member, { subnet: "10.6.0.0/16", ips: ["10.6.193.21"] }));
@@ -135,12 +136,8 @@ function killedAdd(node: SimNode, pod: { name: string; uid: string }, containerI
   scope.killedAdd(node, { ns: NS, ...pod }, containerId, fault);
 }
 
-/** A kubeconfig file that reaches the API server through `proxy`. */
-function viaProxy(proxy: FaultProxy, name: string): string {
-  const file = join(scope.tempDir("kubeconfig"), name);
-  writeFileSync(file, proxy.kubeconfig(token), { mode: 0o600 });
-  return file;
-}
+/** A kubeconfig file that reaches the API server through `proxy`, as the plugin. */
+const viaProxy = (proxy: FaultProxy, name: string) => scope.proxiedKubeconfig(proxy, token, name);
 
 async function withProxy(fn: (proxy: FaultProxy) => Promise<void>): Promise<void> {
   const proxy = await FaultProxy.start({ upstream: APISERVER, pkiDir: join(TESTENV_DIR, "pki") });

@@ -46,7 +46,7 @@
  * BERTH_TEST_TIMING=1 prints each test's time per phase.
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
@@ -55,6 +55,7 @@ import { CLAIM_PLURAL, ENDPOINT_PLURAL, labelValue, POOL_GROUP, POOL_KIND, POOL_
 import type { ClaimObject, EndpointObject, PoolObject, PoolStatus } from "../../../plugin/kube/kube-api.ts";
 import { inBatches } from "../batch.ts";
 import { BERTH, cni, cniAsync, type Invocation, type Outcome, podArgs } from "../berth.ts";
+import type { FaultProxy } from "../fault-proxy.ts";
 import { path } from "../kube/api-paths.ts";
 import { kubectl } from "../kube/kubectl.ts";
 import type { Stored, StoredPod } from "../kube/stored.ts";
@@ -425,6 +426,44 @@ export class ClusterScope {
 
   onCleanup(fn: () => void): void {
     this.extra.push(fn);
+  }
+
+  /** A kubeconfig file (in a temp dir) that reaches the API server through `proxy` with `token`. */
+  proxiedKubeconfig(proxy: FaultProxy, token: string, name = "proxied.kubeconfig"): string {
+    const file = join(this.tempDir("kubeconfig"), name);
+    writeFileSync(file, proxy.kubeconfig(token), { mode: 0o600 });
+    return file;
+  }
+
+  /**
+   * A kubeconfig for ServiceAccount kube-system/NAME bound to ClusterRole
+   * ROLE, with the token kube-apiserver 1.20 puts in the account's secret;
+   * the account and binding go on cleanup.
+   */
+  async accountKubeconfig(name: string, role: string): Promise<string> {
+    const sync = admin.sync;
+    sync.delete(path("clusterrolebindings", { name }));
+    sync.delete(path("serviceaccounts", { ns: "kube-system", name }));
+    sync.create(path("serviceaccounts", { ns: "kube-system" }), { apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace: "kube-system" } });
+    sync.create(path("clusterrolebindings"), {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
+      subjects: [{ kind: "ServiceAccount", name, namespace: "kube-system" }],
+    });
+    this.onCleanup(() => {
+      sync.delete(path("clusterrolebindings", { name }));
+      sync.delete(path("serviceaccounts", { ns: "kube-system", name }));
+    });
+    const secret = await waitFor(`the token of ServiceAccount kube-system/${name}`, () => {
+      const ref = sync.get(path("serviceaccounts", { ns: "kube-system", name }))?.secrets?.[0]?.name;
+      return ref && sync.get(path("secrets", { ns: "kube-system", name: ref }))?.data?.token;
+    });
+    const token = Buffer.from(secret as string, "base64").toString("utf8");
+    const file = join(this.tempDir("kubeconfig"), `${name}.kubeconfig`);
+    writeFileSync(file, readFileSync(PLUGIN_KUBECONFIG, "utf8").replace(/token: \S+/, `token: ${token}`), { mode: 0o600 });
+    return file;
   }
 
   /** The ipam block for a simulated node (cluster mode, plugin's least-privilege kubeconfig). */

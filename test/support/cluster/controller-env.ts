@@ -29,6 +29,7 @@ import { waitFor as poll, sleep } from "../batch.ts";
 import { BERTH, cli } from "../berth.ts";
 import { controlPlane } from "../control-plane.ts";
 import { ControllerProcess, type Exit, runningControllers } from "../controller-process.ts";
+import { tokenOf } from "../kube/kubeconfig-token.ts";
 import {
   admin,
   apply,
@@ -237,7 +238,7 @@ export async function startController(o: ControllerOptions): Promise<ControllerP
 
 /** The controller's ServiceAccount token (from its kubeconfig), for a kubeconfig of one's own (a fault proxy's). */
 export function controllerToken(): string {
-  return /token: (\S+)/.exec(readFileSync(CONTROLLER_KUBECONFIG, "utf8"))![1];
+  return tokenOf(CONTROLLER_KUBECONFIG);
 }
 
 /** Stops every controller the tests started (SIGTERM; SIGKILL after 10 s). Returns problems, never throws. */
