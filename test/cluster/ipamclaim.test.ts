@@ -14,13 +14,16 @@
  * Run: npm run build && eval "$(bash scripts/testenv.sh up)" &&
  *      node --import tsx node_modules/uvu/bin.js test/cluster ipamclaim.test.ts
  */
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import type { Problem } from "../../plugin/check/problem.ts";
 import { IPAMCLAIM_FINALIZER, IPAMCLAIM_PLURAL, IPAMCLAIM_UID_LABEL } from "../../plugin/kube/crd.ts";
 import type { IpamClaimObject } from "../../plugin/kube/kube-api.ts";
+import { BERTH, ROOT } from "../support/berth.ts";
 import {
   apply,
   ClusterScope,
@@ -28,9 +31,11 @@ import {
   createNamespace,
   deletePod,
   listClaims,
+  markPodReady,
   PLUGIN_KUBECONFIG,
   path,
   podArgs,
+  podOf,
   podUid,
   poolManifest,
   type SimNode,
@@ -362,6 +367,46 @@ S("mixed versions: a delete by a berth that does not know IPAMClaims (0.4 contro
   other.containerId = cid();
   assert.is(addOk(other), cidr);
 });
+
+S(
+  "berth check as fixtures/rbac-check.yaml's berth-check: a migrating VM's address, shown by two pods, is no problem; once its IPAMClaim and pods are gone it is an orphan (ipamclaim-deleted) until the controller releases it",
+  async () => {
+    apply(readFileSync(join(ROOT, "fixtures/rbac-check.yaml"), "utf8"));
+    const reader = await scope.accountKubeconfig("berth-check-ic", "berth-check");
+    const problemsOf = (address: string) => {
+      const r = spawnSync(BERTH, ["check", "--kubeconfig", reader, "-o", "json", "--add-timeout-seconds", "2"], { encoding: "utf8", timeout: 120_000 });
+      assert.ok(r.status === 0 || r.status === 1, `berth check ran (exit ${r.status}): ${r.stderr}`);
+      return (JSON.parse(r.stdout).problems as Problem[]).filter((p) => p.address === address);
+    };
+    ipamClaim("vm-chk.net1");
+    const source = vmPod("vm-chk", "vm-chk.net1");
+    const cidr = addOk(source, node1);
+    const target = vmPod("vm-chk", "vm-chk.net1", undefined, POOL, "node2");
+    assert.is(addOk(target, node2), cidr);
+    // Both virt-launcher pods show the address while the VM migrates.
+    for (const p of [source, target]) markPodReady(NS, p.name, bare(cidr));
+    assert.equal(problemsOf(bare(cidr)), [], "held by the IPAMClaim both pods name: neither a duplicate nor a missing claim");
+
+    // The controller paused: the VM deleted, its pods and IPAMClaim gone; the check judges by the controller's rule.
+    ctl.freeze();
+    try {
+      deleteIpamClaim("vm-chk.net1");
+      for (const p of [source, target]) deletePod(NS, p.name);
+      await waitFor("the IPAMClaim and both pods gone", () => !getIpamClaim("vm-chk.net1") && [source, target].every((p) => !podOf(NS, p.name)), 20_000, 200);
+      const orphan = await waitFor(
+        `berth check to report ${cidr} an orphan (past its claim's ADD window)`,
+        () => problemsOf(bare(cidr)).find((p) => p.kind === "orphan-claim"),
+        30_000,
+        1000,
+      );
+      assert.is(orphan.rule, "ipamclaim-deleted");
+    } finally {
+      ctl.thaw();
+    }
+    await waitForAsync(`the controller to release ${cidr}`, async () => !claimOf(bare(cidr)), 30_000, 200);
+    assert.equal(problemsOf(bare(cidr)), []);
+  },
+);
 
 S("without the IPAMClaim CRD: a reference is a clear error, everything else works, held claims stay held", async () => {
   const mig = listClaims().find((c) => c.spec.ipamClaim?.name === "vm-mig.net1")!;
