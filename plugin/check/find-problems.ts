@@ -148,7 +148,9 @@ function phantomBindings(f: ClusterFacts, claimOf: (a: string) => ClaimObject | 
       for (const address of entry.addresses) {
         const claim = claimOf(address);
         if (claim && claim.spec.podNamespace === ep.namespace && claim.spec.podName === ep.name) continue;
-        if (!claim && pod?.live && pod.shown.some((s) => s.address === address)) continue; // its pod shows it: missing-claim
+        // Its own pod shows it: that is the pod's address, whoever's claim it is (missing-claim, or a duplicate),
+        // never a binding to strip.
+        if (pod?.live && pod.shown.some((s) => s.address === address)) continue;
         const other = claim ? key(claim.spec.podNamespace, claim.spec.podName) : undefined;
         problems.push({
           kind: "phantom-binding",

@@ -75,6 +75,13 @@ test("a pod showing an address without a claim is missing-claim, never also phan
   assert.equal(kinds(f.problems), ["missing-claim 10.9.0.1"]);
 });
 
+test("a pod showing an address whose claim names another pod (that does not show it): missing-claim, its own binding never a phantom", async () => {
+  const ep = { namespace: "ns", name: "a", entries: [{ interface: "eth0", podUID: "uid-a", addresses: ["10.9.0.1"] }] };
+  const f = await findProblems(facts([claim("10.9.0.1", "z")], [pod("a", ["10.9.0.1"]), pod("z", [])], [ep]), 30_000);
+  assert.equal(kinds(f.problems), ["missing-claim 10.9.0.1"]);
+  assert.match(f.problems[0].detail, "its claim names ns/z");
+});
+
 test("addresses outside every berth pool are not berth's business; a Succeeded pod is not live", async () => {
   const done = pod("b", ["10.9.0.2"], { phase: "Succeeded" });
   const f = await findProblems(facts([], [pod("a", ["10.244.0.5"]), done, pod("c", ["10.244.0.5"])]), 30_000);
