@@ -19,12 +19,13 @@ import { parseAddress } from "../ipam/ip.ts";
 import { claimName } from "../kube/claim-name.ts";
 import type { ControllerApi } from "../kube/controller-api.ts";
 import { BERTH_API_VERSION, BERTH_GROUP, ENDPOINT_KIND, POOL_GROUP, POOL_KIND, POOL_VERSION } from "../kube/crd.ts";
+import type { ClaimObject } from "../kube/kube-api.ts";
 import { KubeConflictError, KubeUnreachableError } from "../kube/kube-errors.ts";
 import type { ReconcileCounters } from "../reconcile/counters.ts";
 import { stripPhantom } from "../reconcile/endpoint-repair.ts";
 import { judgeClaim } from "../reconcile/judge-claim.ts";
 import { reconcilePool } from "../reconcile/pool-reconcile.ts";
-import { releaseJudgedClaim } from "../reconcile/release-claim.ts";
+import { claimEventTarget, releaseJudgedClaim } from "../reconcile/release-claim.ts";
 import { isKind } from "../support/errors.ts";
 import type { Logger } from "../support/logger.ts";
 import { podFacts } from "./cluster-facts.ts";
@@ -41,6 +42,12 @@ export interface RepairContext {
 
 /** What the shared repairs count: nothing to count in a one-shot command. */
 const quiet: ReconcileCounters = { released() {}, repaired() {}, pool() {}, forgetPool() {} };
+
+/**
+ * The shared repairs' own log, without their info lines: each repair logs
+ * one line, "check repaired" (logRepair); their warnings still show.
+ */
+const warningsOnly = (log: Logger): Logger => ({ debug() {}, info() {}, warn: (m, f) => log.warn(m, f), error: (m, f) => log.error(m, f) });
 
 /**
  * `p` with what --repair did about it (or, with --dry-run, would do). A
@@ -88,7 +95,7 @@ async function repairPhantom(ctx: RepairContext, p: Problem, done: Done): Promis
   if (!ep?.namespace || !p.address) return done(false, "not repaired: no endpoint named");
   const what = `strip ${p.address} from BerthEndpoint ${ep.namespace}/${ep.name}`;
   if (ctx.dryRun) return done(false, `would ${what}`);
-  const stripped = await stripPhantom(ctx.api, { namespace: ep.namespace, name: ep.name, address: p.address }, ctx.log, quiet);
+  const stripped = await stripPhantom(ctx.api, { namespace: ep.namespace, name: ep.name, address: p.address }, warningsOnly(ctx.log), quiet);
   if (!stripped) return done(false, `not repaired: ${what} found it changed; run berth check again`);
   logRepair(ctx, p, what);
   await event(
@@ -105,7 +112,7 @@ async function repairCounts(ctx: RepairContext, p: Problem, done: Done): Promise
   const claimed = (await ctx.api.listClaims(pool, true)).length;
   const what = `rewrite pool ${pool}'s counts from its claims (${claimed} claimed)`;
   if (ctx.dryRun) return done(false, `would ${what}`);
-  await reconcilePool(ctx.api, pool, { claimed, mayRemoveFinalizer: false }, ctx.log, quiet);
+  await reconcilePool(ctx.api, pool, { claimed, mayRemoveFinalizer: false, finalizer: false }, warningsOnly(ctx.log), quiet);
   logRepair(ctx, p, what);
   await event(
     ctx,
@@ -128,7 +135,7 @@ async function repairOrphan(ctx: RepairContext, p: Problem, done: Done): Promise
   const what = `release ${claim.spec.address} (${verdict.reason})`;
   if (ctx.dryRun) return done(false, `would ${what}`);
   // The controller's own release: unchanged since judged (uid + resourceVersion), log line, Event.
-  const released = await releaseJudgedClaim(ctx.api, claim, verdict, ctx.log, quiet);
+  const released = await releaseJudgedClaim(ctx.api, claim, verdict, warningsOnly(ctx.log), quiet, "claim");
   if (!released) {
     // Gone (or another claim of that address now) is what was wanted, whoever deleted it: this run's own
     // request, its answer lost and the request sent again by the HTTP client (DELETE is idempotent; it is
@@ -184,19 +191,15 @@ async function repairMissing(ctx: RepairContext, p: Problem, done: Done): Promis
     network: "",
     addDeadlineSeconds: claimDeadlineSeconds(30_000),
   };
+  let created: ClaimObject;
   try {
-    await ctx.api.createClaim(claimFor(a.family, p.address!, p.pool, holder));
+    created = await ctx.api.createClaim(claimFor(a.family, p.address!, p.pool, holder));
   } catch (err) {
     if (isKind(err, KubeConflictError)) return done(false, "not repaired: someone claimed it meanwhile; run berth check again");
     throw err;
   }
   logRepair(ctx, p, what);
-  await event(
-    ctx,
-    { kind: "Pod", apiVersion: "v1", namespace: ns, name, uid: pod.metadata.uid },
-    "AddressClaimed",
-    `berth check --repair: ${what}, which it shows`,
-  );
+  await event(ctx, claimEventTarget(created), "AddressClaimed", `berth check --repair: ${what}, which it shows`);
   return done(true, `${what}: done`);
 }
 

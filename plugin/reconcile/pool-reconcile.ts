@@ -22,6 +22,11 @@ export interface PoolView {
    * Even then it goes only if a fresh read of the pool's claims finds none.
    */
   mayRemoveFinalizer: boolean;
+  /**
+   * false: counts only, the finalizer left as it is (`berth check --repair`
+   * rewrites counts; the pool's deletion guard is the controller's).
+   */
+  finalizer?: boolean;
 }
 
 /** Adds the finalizer, removes it from a deleted pool that is empty, writes the counts. */
@@ -33,7 +38,7 @@ export async function reconcilePool(api: ControllerApi, name: string, view: Pool
       return;
     }
     try {
-      if (await finalize(api, pool, view, log)) continue; // metadata changed: read again for the status write
+      if (view.finalizer !== false && (await finalize(api, pool, view, log))) continue; // metadata changed: read again for the status write
       const claimed = view.claimed;
       if (claimed === undefined) return;
       let total: number;

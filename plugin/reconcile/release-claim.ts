@@ -3,6 +3,7 @@
 import { deleteAsJudged } from "../cluster/claims.ts";
 import { withEntryUids, withoutAddress } from "../cluster/endpoint-entries.ts";
 import type { ControllerApi } from "../kube/controller-api.ts";
+import { BERTH_API_VERSION, BERTH_GROUP, CLAIM_KIND } from "../kube/crd.ts";
 import type { ClaimObject, EndpointIp } from "../kube/kube-api.ts";
 import { isApiFailure, KubeConflictError } from "../kube/kube-errors.ts";
 import { isKind } from "../support/errors.ts";
@@ -10,13 +11,19 @@ import type { Logger } from "../support/logger.ts";
 import type { ReconcileCounters } from "./counters.ts";
 import type { Verdict } from "./judge-claim.ts";
 
-/** Releases the claim if it is unchanged since it was judged; returns whether it was deleted. */
+/**
+ * Releases the claim if it is unchanged since it was judged; returns whether
+ * it was deleted. The Event goes on the holder (its pod or StatefulSet, where
+ * an operator looks), or with `eventOn: "claim"` on the claim itself (the
+ * object changed: `berth check --repair`).
+ */
 export async function releaseJudgedClaim(
   api: ControllerApi,
   claim: ClaimObject,
   verdict: Extract<Verdict, { release: true }>,
   log: Logger,
   metrics: ReconcileCounters,
+  eventOn: "holder" | "claim" = "holder",
 ): Promise<boolean> {
   const { podNamespace: ns, podName: name, address, pool } = claim.spec;
   let deleted: boolean;
@@ -42,13 +49,16 @@ export async function releaseJudgedClaim(
   metrics.released(verdict.reason);
   log.info("address released", { address, pool, pod: `${ns}/${name}`, reason: verdict.reason, detail: verdict.detail, claim: claim.metadata.name });
   const message = `released ${address} (pool ${pool}): ${verdict.detail}`;
-  const target = verdict.pod
-    ? { kind: "Pod", apiVersion: "v1", namespace: ns, name, uid: verdict.pod.metadata.uid }
-    : verdict.statefulSet
-      ? { kind: "StatefulSet", apiVersion: "apps/v1", namespace: ns, name: verdict.statefulSet.metadata.name, uid: verdict.statefulSet.metadata.uid }
-      : claim.spec.statefulSet && verdict.reason !== "statefulset-deleted"
-        ? { kind: "StatefulSet", apiVersion: "apps/v1", namespace: ns, name: claim.spec.statefulSet }
-        : undefined;
+  const target =
+    eventOn === "claim"
+      ? claimEventTarget(claim)
+      : verdict.pod
+        ? { kind: "Pod", apiVersion: "v1", namespace: ns, name, uid: verdict.pod.metadata.uid }
+        : verdict.statefulSet
+          ? { kind: "StatefulSet", apiVersion: "apps/v1", namespace: ns, name: verdict.statefulSet.metadata.name, uid: verdict.statefulSet.metadata.uid }
+          : claim.spec.statefulSet && verdict.reason !== "statefulset-deleted"
+            ? { kind: "StatefulSet", apiVersion: "apps/v1", namespace: ns, name: claim.spec.statefulSet }
+            : undefined;
   if (target)
     await api.recordEvent(target, "Normal", "AddressReleased", message).catch((err) => log.warn("event not recorded", { error: (err as Error).message }));
   return true;
@@ -79,4 +89,9 @@ async function dropFromEndpoint(api: ControllerApi, claim: ClaimObject): Promise
       if (!isKind(err, KubeConflictError)) throw err;
     }
   }
+}
+
+/** A claim as an Event's object: cluster-scoped, so its Events live in the default namespace. */
+export function claimEventTarget(claim: ClaimObject) {
+  return { kind: CLAIM_KIND, apiVersion: `${BERTH_GROUP}/${BERTH_API_VERSION}`, namespace: "default", name: claim.metadata.name, uid: claim.metadata.uid };
 }

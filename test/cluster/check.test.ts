@@ -42,7 +42,17 @@ import {
   type SimNode,
   waitFor,
 } from "../support/cluster/cluster-env.ts";
-import { events, LEASE_NAME, LEASE_NS, plainPod, sleep, startController, waitForAsync, withControllers } from "../support/cluster/controller-env.ts";
+import {
+  events,
+  type KEvent,
+  LEASE_NAME,
+  LEASE_NS,
+  plainPod,
+  sleep,
+  startController,
+  waitForAsync,
+  withControllers,
+} from "../support/cluster/controller-env.ts";
 import { APISERVER, TESTENV_DIR } from "../support/cluster/test-plane.ts";
 import { FaultProxy } from "../support/fault-proxy.ts";
 import { tokenOf } from "../support/kube/kubeconfig-token.ts";
@@ -222,6 +232,8 @@ S(
       assert.is(events(NS).length, eventsBefore, "--dry-run posted no Event");
 
       // --repair: the safe ones fixed, the duplicate, the excluded address and the half-finished ADD left.
+      const allEvents = () => [...events(NS), ...events("default")] as (KEvent & { metadata: { name: string } })[];
+      const seen = new Set(allEvents().map((e) => e.metadata.name));
       r = check("--repair");
       assert.is(r.status, 1, "the duplicate remains: exit 1");
       const repaired = r.report.problems.filter((p) => p.repaired).map((p) => `${p.kind} ${p.address ?? p.pool}`);
@@ -248,7 +260,32 @@ S(
         7,
         `counts rewritten from the claims: ${JSON.stringify(r.report.problems.find((p) => p.kind === "count-drift"))}; claims ${claimsOfPool(POOL).map((cl) => cl.spec.address)}`,
       );
-      assert.ok(events(NS).length > eventsBefore, "the repairs posted Events");
+      // Each repair: one Event, on the object it changed; one JSON log line.
+      const asClaim = (address: string) => `BerthIPClaim/v4-${address.replace(/\./g, "-")}`;
+      assert.equal(
+        allEvents()
+          .filter((e) => !seen.has(e.metadata.name))
+          .map((e) => `${e.reason} ${e.involvedObject.kind}/${e.involvedObject.name}`)
+          .sort(),
+        [
+          `AddressClaimed ${asClaim(missing.address)}`,
+          `AddressReleased ${asClaim(gone.address)}`,
+          `CountsRewritten SpiderIPPool/${POOL}`,
+          `PhantomStripped BerthEndpoint/${ph2.name}`,
+        ],
+      );
+      const logged = r.stderr
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as { level: string; msg: string; kind?: string });
+      assert.equal(
+        logged
+          .filter((l) => l.level === "info")
+          .map((l) => `${l.msg} ${l.kind}`)
+          .sort(),
+        ["check repaired count-drift", "check repaired missing-claim", "check repaired orphan-claim", "check repaired phantom-binding"],
+        r.stderr,
+      );
 
       r = check();
       assert.equal(found(r.report.problems), [`duplicate-address ${dup.address}`, `orphan-claim ${killed.spec.address}`, `outside-pool ${outside.address}`]);
