@@ -32,7 +32,7 @@ export function openLeaseDb(place: LeaseDbPlace, openDriver: OpenDriver, opts: O
   } catch (err) {
     if (isBusy(err)) throw err;
     // The driver may name the file otherwise (a URI, ":memory:"): the error names the network's place.
-    if (err instanceof StoreError) throw new StoreError(err.problem, place.dbPath, place.dataDir, err.message, { cause: err });
+    if (StoreError.is(err)) throw new StoreError(err.problem, place.dbPath, place.dataDir, err.message, { cause: err });
     throw new StoreError("cannot-open", place.dbPath, place.dataDir, `cannot open lease database ${place.dbPath}: ${(err as Error).message}`, {
       cause: err,
     });

@@ -12,6 +12,12 @@ export type StoreProblem = "cannot-open" | "journal-mode" | "not-ready";
 
 export class StoreError extends Error {
   static readonly brand = "StoreError";
+
+  /** Recognised by its brand, as `isKind` does: a second copy of this module (a lazy entry's bundle) throws its own class. */
+  static is(err: unknown): err is StoreError {
+    return typeof err === "object" && err !== null && (err as Record<symbol, unknown>)[Symbol.for("berth.error-kind")] === StoreError.brand;
+  }
+
   constructor(
     readonly problem: StoreProblem,
     /** The database file. */
