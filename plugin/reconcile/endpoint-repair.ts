@@ -122,10 +122,14 @@ export async function stripPhantom(api: ControllerApi, s: PhantomSuspect, log: L
   const a = parseAddress(s.address);
   if (!a) return false;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const claim = await api.getClaim(claimName(a.family, a.value));
-    if (claim && claim.spec.podNamespace === s.namespace && claim.spec.podName === s.name) return false; // its own after all
+    // The endpoint first, then the claim: the write is conditional on the endpoint as read, so an ADD that
+    // takes the address again (its claim, then its entry) either shows its claim to the read below or moves
+    // the endpoint on and the write conflicts. Read the other way round, a claim read as gone just before
+    // the ADD took it, then an endpoint read just after its entry was written, strips a running pod's binding.
     const ep = await api.getEndpoint(s.namespace, s.name);
     if (!ep || !listsAddress(ep, s.address)) return false;
+    const claim = await api.getClaim(claimName(a.family, a.value));
+    if (claim && claim.spec.podNamespace === s.namespace && claim.spec.podName === s.name) return false; // its own after all
     const ips = withEntryUids(ep)
       .map((i) => withoutAddress(i, s.address))
       .filter((i): i is EndpointIp => !!i);
