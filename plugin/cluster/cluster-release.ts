@@ -95,6 +95,11 @@ export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: Ipam
   const entryOwnsSandbox = !!own && (uid ? entryUid(ep!, own) === uid : ep!.spec.containerID === at.containerId);
   const entry = entryOwnsSandbox || keep?.member ? own : undefined;
   const boundHere = new Set(entry ? entryAddresses(entry) : []);
+  // A pod that stays (a sandbox restart, a member its set keeps) whose endpoint has no entry for this interface
+  // lost it (`kubectl delete bep`, the CRD re-created): an active lease is an ADD that completed, so its address
+  // is the binding, kept until the controller writes the entry back. Without this, a restart in that gap would
+  // free the address the pod comes back to.
+  if (keep && !own) for (const a of addresses) if (!a.pending) boundHere.add(a.address);
   const freedHints: FreedHint[] = [];
   for (const a of addresses) {
     // Kept: a bound address of a pod that stays. For a restarting sandbox a pending one (interrupted ADD)
