@@ -4,7 +4,7 @@
  * skip), or cannot (conflict), with the reason; and the pools it needs. It
  * reads, never writes: apply.ts carries the plan out.
  */
-import { NETWORK_STATUS_ANNOTATION, networkStatus } from "../check/cluster-facts.ts";
+
 import { claimFor, claimNameOf, type Holder } from "../cluster/claims.ts";
 import { claimDeadlineSeconds } from "../cluster/cluster-add.ts";
 import { entryAddress, entryFor, setEntryAddress } from "../cluster/endpoint-entries.ts";
@@ -12,6 +12,7 @@ import { toPool } from "../cluster/pool-choice.ts";
 import { incarnationUid, stsKeeps, verifyMembership } from "../cluster/statefulset.ts";
 import { inRanges, parseAddress } from "../ipam/ip.ts";
 import { ordinalOf } from "../ipam/pod-identity.ts";
+import { NETWORK_STATUS_ANNOTATION, networkStatus } from "../ipam/pod-shown.ts";
 import type { Pool } from "../ipam/pool.ts";
 import type { AdoptApi } from "../kube/adopt-client.ts";
 import { ADOPTED_FROM_LABEL } from "../kube/crd.ts";

@@ -13,13 +13,13 @@ import { toPool } from "../cluster/pool-choice.ts";
 import { CONFIG_MIRROR_ANNOTATION, incarnationUid } from "../cluster/statefulset.ts";
 import { inRanges, parseAddress } from "../ipam/ip.ts";
 import { ipamClaimNames, NETWORKS_ANNOTATION } from "../ipam/multus-network.ts";
+import { NETWORK_STATUS_ANNOTATION, networkStatus } from "../ipam/pod-shown.ts";
 import type { Pool } from "../ipam/pool.ts";
 import type { ControllerApi, NodeObject } from "../kube/controller-api.ts";
 import type { ClaimObject, EndpointObject, IpamClaimObject, PodObject, PoolObject, StatefulSetObject } from "../kube/kube-api.ts";
 import { collectGarbage } from "../support/collect-garbage.ts";
 
 /** Multus' record of a pod's attachments (the runtime's view, not berth's). */
-export const NETWORK_STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status";
 
 /** An address a pod shows, and where it shows it ("status.podIPs", or the network-status interface). */
 export interface Shown {
@@ -224,17 +224,6 @@ export function podFacts(p: PodObject & { status?: { podIPs?: { ip?: string }[] 
     shown: [...byAddress.values()],
     ...(ipamClaimNames(m.annotations, m.namespace ?? "").length ? { networks: m.annotations![NETWORKS_ANNOTATION] } : {}),
   };
-}
-
-/** Multus' network-status annotation, leniently: anything that is not a list of objects is no evidence. */
-export function networkStatus(text: string | undefined): { name?: string; interface?: string; ips?: string[] }[] {
-  if (!text) return [];
-  try {
-    const parsed = JSON.parse(text);
-    return Array.isArray(parsed) ? parsed.filter((e) => e && typeof e === "object" && (e.ips === undefined || Array.isArray(e.ips))) : [];
-  } catch {
-    return [];
-  }
 }
 
 function endpointFacts(e: EndpointObject): EndpointFacts {

@@ -20,9 +20,9 @@ const key = (ns: string, name: string) => `${ns}/${name}`;
 
 /**
  * A counter that forces a full collection every GC_EVERY objects a check walks. Each object walked leaves
- * garbage (parsed addresses, claim names, the objects the judgement's reader builds), and the engine lets
- * it pile up in bursts (+70 MiB within a second for 50,000 claims, pods and endpoints). With these and the
- * collections while listing (cluster-facts.ts), a check of 50,000 of each peaks at ~200 MiB, not 315.
+ * garbage (parsed addresses, claim names, the judgement's reader's objects) that piles up in bursts (+70 MiB
+ * within a second for 50,000 claims, pods and endpoints). With the collections while listing
+ * (cluster-facts.ts), a check of 50,000 of each peaks at ~200 MiB, not 315.
  */
 function collecting(): () => void {
   let n = 0;
@@ -148,8 +148,7 @@ function phantomBindings(f: ClusterFacts, claimOf: (a: string) => ClaimObject | 
       for (const address of entry.addresses) {
         const claim = claimOf(address);
         if (claim && claim.spec.podNamespace === ep.namespace && claim.spec.podName === ep.name) continue;
-        // Its own pod shows it: that is the pod's address, whoever's claim it is (missing-claim, or a duplicate),
-        // never a binding to strip.
+        // Its own pod shows it: the pod's address whoever's claim it is (missing-claim, duplicate), never a phantom.
         if (pod?.live && pod.shown.some((s) => s.address === address)) continue;
         const other = claim ? key(claim.spec.podNamespace, claim.spec.podName) : undefined;
         problems.push({
@@ -229,10 +228,7 @@ export function factsReader(f: ClusterFacts): Reader {
       return p && podObject(p);
     },
     getStatefulSet: async (ns, name) => f.statefulSets.get(key(ns, name)),
-    getEndpoint: async (ns, name) => {
-      const e = eps.get(key(ns, name));
-      return e && endpointObject(e);
-    },
+    getEndpoint: async (ns, name) => eps.get(key(ns, name)) && endpointObject(eps.get(key(ns, name))!),
     getNode: async (name) => f.nodes.get(name),
     // IPAMClaim-held claims: judged only when the IPAMClaims could be listed (else held, never an orphan).
     ...(f.ipamClaims

@@ -44,7 +44,9 @@ export async function actOnClaim(host: ActHost, claim: ClaimObject, reader: Read
       host.schedulePool(live.spec.pool);
     }
   } else if (verdict.rebuild) {
-    await rebuildEntry(host.writer, live, host.log, host.metrics);
+    const { podNamespace: ns, podName: name, interface: ifname, ipVersion } = live.spec;
+    const rivals = view.claimsOfPod(ns, name).filter((c) => c.spec.interface === ifname && c.spec.ipVersion === ipVersion);
+    await rebuildEntry(host.writer, live, host.log, host.metrics, rivals);
   }
   return verdict;
 }

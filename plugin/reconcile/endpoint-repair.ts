@@ -14,6 +14,7 @@ import { entryAddress, entryAddresses, entryFor, entryUid, listsAddress, withEnt
 import { toPool } from "../cluster/pool-choice.ts";
 import { incarnationUid, isIncarnation, verifyMembership } from "../cluster/statefulset.ts";
 import { parseAddress } from "../ipam/ip.ts";
+import { shownOn } from "../ipam/pod-shown.ts";
 import { claimName } from "../kube/claim-name.ts";
 import type { ControllerApi } from "../kube/controller-api.ts";
 import type { ClaimObject, EndpointIp, EndpointObject, PodObject } from "../kube/kube-api.ts";
@@ -30,14 +31,33 @@ export type RepairOutcome = "written" | "unneeded" | "refused";
  * entry, unless the endpoint lists it already or binds that interface to
  * another address of the family. A namespace being deleted refuses every
  * create: the address is then simply held until the pod is gone.
+ *
+ * `rivals`: the other claims of this pod name on this interface and family
+ * (a killed ADD's, a forger's). Only the binding may be written back: a
+ * wrong one would make the right one look superseded, and the controller
+ * would release it. So a member's claim wins over a non-member's (the
+ * endpoint is the member's: cluster-add.ts leaves it to the member), the
+ * address the pod shows wins over one it does not, and when nothing tells
+ * them apart none is written (each stays held until its pod is gone).
  */
-export async function rebuildEntry(api: ControllerApi, claim: ClaimObject, log: Logger, metrics: ReconcileCounters): Promise<RepairOutcome> {
+export async function rebuildEntry(
+  api: ControllerApi,
+  claim: ClaimObject,
+  log: Logger,
+  metrics: ReconcileCounters,
+  rivals: ClaimObject[] = [],
+): Promise<RepairOutcome> {
   const { podNamespace: ns, podName: name, address, interface: ifname, ipVersion: family } = claim.spec;
+  const pod = await api.getPod(ns, name);
+  const live = pod && isIncarnation(pod, claim.spec.podUID) ? pod : undefined;
+  const why = notTheBinding(claim, rivals, live);
+  if (why) {
+    log.info("endpoint entry not rebuilt from this claim", { pod: `${ns}/${name}`, address, ifname, claim: claim.metadata.name, why });
+    return "unneeded";
+  }
   const pool = await api.getPool(claim.spec.pool);
   const prefix = pool ? toPool(pool).subnet.prefix : family === 4 ? 32 : 128;
   const gateway = pool?.spec.gateway;
-  const pod = await api.getPod(ns, name);
-  const live = pod && isIncarnation(pod, claim.spec.podUID) ? pod : undefined;
   for (let attempt = 0; attempt < 3; attempt++) {
     const ep = await api.getEndpoint(ns, name);
     if (listsAddress(ep, address)) return "unneeded";
@@ -78,6 +98,20 @@ export async function rebuildEntry(api: ControllerApi, claim: ClaimObject, log: 
     return "written";
   }
   throw new KubeConflictError(`endpoint ${ns}/${name} kept changing while its entry for ${address} was rebuilt`);
+}
+
+/** Why `claim` is not the binding to write back, of it and its rivals; undefined when it is. */
+function notTheBinding(claim: ClaimObject, rivals: ClaimObject[], live: PodObject | undefined): string | undefined {
+  const others = rivals.filter((r) => r.metadata.name !== claim.metadata.name);
+  if (!others.length) return undefined;
+  if (!claim.spec.statefulSet && others.some((r) => r.spec.statefulSet))
+    return "a StatefulSet member's claim names this pod and interface: the endpoint is the member's";
+  const contenders = claim.spec.statefulSet ? others.filter((r) => r.spec.statefulSet) : others;
+  if (!contenders.length) return undefined;
+  const shown = live ? shownOn(live, claim.spec.interface, claim.spec.ipVersion) : [];
+  if (shown.includes(claim.spec.address)) return undefined;
+  if (shown.length) return `the pod shows ${shown.join(", ")} on ${claim.spec.interface}`;
+  return `the pod has ${contenders.length + 1} claims on ${claim.spec.interface} and shows none of them: which is in use cannot be told`;
 }
 
 /** The endpoint-level fields of a rebuilt endpoint: the claim's incarnation, and the pod's membership when it can be checked. */

@@ -6,9 +6,10 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { type ClusterFacts, NETWORK_STATUS_ANNOTATION, podFacts } from "../../plugin/check/cluster-facts.ts";
+import { type ClusterFacts, podFacts } from "../../plugin/check/cluster-facts.ts";
 import { findProblems } from "../../plugin/check/find-problems.ts";
 import { toPool } from "../../plugin/cluster/pool-choice.ts";
+import { NETWORK_STATUS_ANNOTATION } from "../../plugin/ipam/pod-shown.ts";
 import type { ClaimObject, IpamClaimObject, PodObject, PoolObject } from "../../plugin/kube/kube-api.ts";
 
 const NS = "vms";
