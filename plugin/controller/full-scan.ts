@@ -6,8 +6,10 @@
  */
 import type { ControllerApi } from "../kube/controller-api.ts";
 import type { ClaimObject, PodObject } from "../kube/kube-api.ts";
+import { KubeRequestError } from "../kube/kube-errors.ts";
 import { stripPhantom } from "../reconcile/endpoint-repair.ts";
 import type { Reader, Verdict } from "../reconcile/judge-claim.ts";
+import { claimEventTarget } from "../reconcile/release-claim.ts";
 import { collectGarbage } from "../support/collect-garbage.ts";
 import { isKind } from "../support/errors.ts";
 import { faultValue } from "../support/faults.ts";
@@ -131,7 +133,12 @@ export async function fullScan(host: ScanHost, term: number): Promise<void> {
   });
 }
 
-/** A claim held in doubt at two scans in a row: confirmed live, then one log line and one Warning Event on its pod. */
+/**
+ * A claim held in doubt at two scans in a row: confirmed live, then one log
+ * line and one Warning Event, on its pod, or on the claim itself when there
+ * is no pod object (a static pod's mirror deleted) or its namespace refuses
+ * new objects (being deleted).
+ */
 async function reportHeld(host: ScanHost, claim: ClaimObject): Promise<void> {
   const verdict = await host.act(claim, host.api);
   if (!verdict || verdict.release || !verdict.held) return;
@@ -139,18 +146,20 @@ async function reportHeld(host: ScanHost, claim: ClaimObject): Promise<void> {
   host.held.reportedNow(claim.metadata.name, verdict.held);
   host.log.warn("address held", { address, pool, pod: `${ns}/${name}`, held: verdict.held, reason: verdict.reason, claim: claim.metadata.name });
   const pod: PodObject | undefined = verdict.pod;
-  if (!pod) return;
-  await host.writer
-    .recordEvent(
-      { kind: "Pod", apiVersion: "v1", namespace: ns, name, uid: pod.metadata.uid },
-      "Warning",
-      "AddressHeld",
-      `berth holds ${address} (pool ${pool}): ${verdict.reason}. See docs/safety.md for how to free it.`,
-    )
-    .catch((err) => {
-      if (isKind(err, NotLeaderError)) throw err;
-      host.log.warn("event not recorded", { error: (err as Error).message });
-    });
+  const message = `berth holds ${address} (pool ${pool}) for pod ${ns}/${name}: ${verdict.reason}. See docs/safety.md for how to free it.`;
+  const post = (target: Parameters<ControllerApi["recordEvent"]>[0]) => host.writer.recordEvent(target, "Warning", "AddressHeld", message);
+  try {
+    if (!pod) await post(claimEventTarget(claim));
+    else {
+      await post({ kind: "Pod", apiVersion: "v1", namespace: ns, name, uid: pod.metadata.uid }).catch((err) => {
+        if (!isKind(err, KubeRequestError)) throw err;
+        return post(claimEventTarget(claim)); // e.g. 403: the pod's namespace is being deleted
+      });
+    }
+  } catch (err) {
+    if (isKind(err, NotLeaderError)) throw err;
+    host.log.warn("event not recorded", { error: (err as Error).message });
+  }
 }
 
 /** BERTH_FAULT=pause-scan=SECONDS: the first full scan stops that long after judging its first claim. */

@@ -124,6 +124,16 @@ async function setPhase(ns: string, name: string, phase: "Succeeded" | "Failed")
   await admin.patch(path("pods", { ns, name, sub: "status" }), { status: { phase } });
 }
 
+/** Waits for a Warning Event AddressHeld on the BerthIPClaim of `address` as it is now (default namespace). */
+async function heldEvent(address: string): Promise<void> {
+  const uid = claimOf(address)!.metadata.uid;
+  await waitFor(
+    `an AddressHeld Event on the BerthIPClaim of ${address}`,
+    () => events("default", "AddressHeld").some((e) => e.involvedObject.kind === "BerthIPClaim" && e.involvedObject.uid === uid && e.type === "Warning"),
+    15_000,
+  );
+}
+
 /** Asserts the controller logged "address held" for `address` with `held`, and returns the line. */
 async function heldLine(ctl: ControllerProc, address: string, held: string, timeoutMs = 15_000): Promise<string> {
   return ctl.waitLog(new RegExp(`"msg":"address held".*"address":"${address.replace(/\./g, "\\.")}".*"held":"${held}"`), timeoutMs);
@@ -156,6 +166,8 @@ S("a namespace deleted while its pods are in their grace period: its endpoints g
     for (const d of dbs) await heldLine(ctl, d.address, "endpoint-lost");
     await ctl.waitLog(/endpoint not rebuilt/);
     assert.is(await ctl.metric('berth_addresses_held{reason="endpoint-lost"}'), 2);
+    // The namespace takes no Event either: each hold's Event goes on its claim (default namespace).
+    for (const d of dbs) await heldEvent(d.address);
     assert.equal(
       ctl.releases((r) => r.pod.startsWith(`${NS_GONE}/`)),
       [],
@@ -337,6 +349,7 @@ S("a static pod's mirror pod deleted and re-created: the address stays; it goes 
       assert.ok(claimOf(held.address), `the static pod keeps ${held.address} while its mirror is gone\n${ctl.logTail()}`);
       await heldLine(ctl, held.address, "static-pod");
       assert.is(await ctl.metric('berth_addresses_held{reason="static-pod"}'), 1);
+      await heldEvent(held.address); // no pod object to carry it: on the claim
       // The kubelet re-creates the mirror: another UID, the same config hash.
       mirror();
       assert.is.not(podUid(NS_STATIC, "etcd-static"), firstMirror);
