@@ -575,7 +575,7 @@ S("4b. a VM-shaped pod naming an IPAMClaim, deleted and re-created under a new n
 });
 
 S(
-  "4c. berth check inside the cluster (docs/troubleshooting.md): the controller's pod checks the cluster, the node's berth pod its database; nothing found",
+  "4c. berth check inside the cluster (docs/troubleshooting.md): the controller's pod checks the cluster, the node's berth pod its database, then the cluster too once bound to berth-check; nothing found",
   async () => {
     const [cluster, node, ...rest] = docCommands("check-in-cluster");
     assert.equal(rest, [], "docs/troubleshooting.md: two commands");
@@ -596,6 +596,23 @@ S(
       `the default pool holds the controllers' addresses: ${pools}`,
     );
     for (const p of report.pools) assert.is(p.free, p.total - p.claimed, `${p.name}: free = total - claimed (${pools})`);
+
+    // The cluster check from the node's berth pod, once its account is bound to berth-check (the docs' steps).
+    const steps = docCommands("check-from-node");
+    assert.is(steps.length, 4, "docs/troubleshooting.md: four commands");
+    const [roles, bind, fromNode, unbind] = steps;
+    for (const step of [roles, bind]) {
+      const r = sh(step);
+      assert.is(r.status, 0, `${step}: exit ${r.status}\n${r.stderr}`);
+    }
+    try {
+      const r = sh(fill(fromNode, { NODE: NODE_NAME }));
+      assert.is(r.status, 0, `${fromNode}: exit ${r.status}\n${r.stdout}\n${r.stderr}`);
+      assert.match(r.stdout, "no problems found");
+    } finally {
+      const r = sh(unbind);
+      assert.is(r.status, 0, `${unbind}: ${r.stderr}`);
+    }
   },
 );
 
