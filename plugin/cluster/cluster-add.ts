@@ -20,6 +20,7 @@ import { Deadline } from "./deadline.ts";
 import { entryAddress, entryFor, entryUid } from "./endpoint-entries.ts";
 import { releaseStaleEntry, writeEndpoint } from "./endpoint-write.ts";
 import { ipamClaimOf, takeForIpamClaim } from "./ipamclaim-add.ts";
+import { lostBinding } from "./lost-binding.ts";
 import { ordinalIndex } from "./ordinal-index.ts";
 import { podMembership } from "./pod-membership.ts";
 import { choosePools } from "./pool-choice.ts";
@@ -82,8 +83,9 @@ async function run(s: AddState): Promise<AddResult> {
 
   // This interface's binding holds for any pod whose sandbox is recreated, and for a member on a network
   // that keeps members' addresses. An earlier incarnation's entry that does not hold is cleared.
-  const entry = entryFor(endpoint, s.ifname);
-  const reuse = !!entry && (entryUid(endpoint!, entry) === uid || !!sticky);
+  // No endpoint at all for a member: a new one, or its endpoint was lost (lost-binding.ts).
+  const entry = entryFor(endpoint, s.ifname) ?? (sticky && !endpoint ? await lostBinding(s, families, sticky.statefulSet) : undefined);
+  const reuse = !!entry && (!!sticky || entryUid(endpoint!, entry) === uid);
   const keptForSet = entry && !reuse ? await releaseStaleEntry(s, endpoint!, entry) : false;
   // A pod that is no member, named like a member whose binding its set keeps (an owner reference that does
   // not name the live set: forged, or stale), takes an address of its own but leaves the endpoint to the
