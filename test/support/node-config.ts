@@ -5,7 +5,7 @@
  * under the temp directory, so their "node" allows that, as a node's root
  * would in /etc/cni/net.d/berth.d/node.json.
  */
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -17,6 +17,10 @@ export function testNodeConfig(): string {
   const dir = join(tmpdir(), `berth-test-node-${process.getuid?.() ?? 0}`);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   file = join(dir, "node.json");
-  writeFileSync(file, `${JSON.stringify({ extraPathPrefixes: [`${tmpdir()}/`] })}\n`, { mode: 0o644 });
+  // Written aside and renamed over: every test process writes it once, and a plugin another process runs
+  // meanwhile must read the whole file, never one truncated for rewriting (which failed an ADD once).
+  const next = `${file}.${process.pid}`;
+  writeFileSync(next, `${JSON.stringify({ extraPathPrefixes: [`${tmpdir()}/`] })}\n`, { mode: 0o644 });
+  renameSync(next, file);
   return file;
 }
