@@ -11,7 +11,7 @@ import type { EndpointObject, KubeApi } from "../kube/kube-api.ts";
 import { KubeConflictError } from "../kube/kube-errors.ts";
 import { isKind } from "../support/errors.ts";
 import type { Logger } from "../support/logger.ts";
-import { heldBy, releaseClaimIf } from "./claims.ts";
+import { claimNameOf, heldBy, releaseClaimIf } from "./claims.ts";
 import { entryAddresses, entryFor, entryUid, withEntryUids } from "./endpoint-entries.ts";
 import { isIncarnation, ordinalInRange, statefulSetMembership, stsKeeps } from "./statefulset.ts";
 
@@ -45,13 +45,15 @@ export async function keepReason(
   name: string,
   uid: string | undefined,
   ep: EndpointObject | undefined,
+  /** The set a claim of this pod records, read when the endpoint is gone (both are written by the ADD that checked membership). */
+  claimSet?: string,
 ): Promise<KeepReason | undefined> {
   const pod = await api.getPod(ns, name);
   const alive = pod && !pod.metadata.deletionTimestamp && pod.status?.phase !== "Succeeded" && pod.status?.phase !== "Failed";
   if (alive && uid && isIncarnation(pod, uid)) return { reason: "the pod still runs (sandbox restart)", member: false };
   if (!ipam.enableStatefulSet) return undefined;
   const claimed = pod ? statefulSetMembership(pod) : undefined;
-  const recorded = ep?.spec.ownerControllerType === "StatefulSet" ? ep.spec.ownerControllerName : undefined;
+  const recorded = ep ? (ep.spec.ownerControllerType === "StatefulSet" ? ep.spec.ownerControllerName : undefined) : claimSet;
   const set = claimed?.statefulSet ?? recorded;
   if (!set) return undefined;
   const ordinal = ordinalOf(name, set);
@@ -85,7 +87,9 @@ export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: Ipam
   }
   if (addresses.length === 0) return;
 
-  const keep = await keepReason(api, ipam, ns, name, uid, ep);
+  // No endpoint (lost, or never written for this pod): a claim of the sandbox records the pod's set instead.
+  const claimSet = !ep && ipam.enableStatefulSet ? await setOfClaims(api, addresses, ns, name) : undefined;
+  const keep = await keepReason(api, ipam, ns, name, uid, ep, claimSet);
   // This interface's entry, if it is this sandbox's or this incarnation's. A member's binding is what the
   // entry lists, whichever sandbox wrote it: the DEL of a sandbox whose ADD failed half-way (its lease
   // still pending on the re-taken address) must not free the address the member comes back to.
@@ -165,4 +169,12 @@ async function dropInterface(api: KubeApi, ep: EndpointObject, ifname: string): 
       if (!isKind(err, KubeConflictError)) throw err;
     });
   }
+}
+
+/** The StatefulSet recorded by the claim of this pod's first completed address, if any. */
+async function setOfClaims(api: KubeApi, addresses: { address: string; pending: boolean }[], ns: string, name: string): Promise<string | undefined> {
+  const first = addresses.find((a) => !a.pending);
+  if (!first) return undefined;
+  const claim = await api.getClaim(claimNameOf(first.address));
+  return claim && claim.spec.podNamespace === ns && claim.spec.podName === name ? claim.spec.statefulSet : undefined;
 }

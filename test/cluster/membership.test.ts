@@ -235,6 +235,33 @@ S("3b: sticky network ADDed first, then the plain one; the sticky DEL after the 
   }),
 );
 
+const NS_3L = "berth-member-3l";
+const P_3L = "member-3l";
+
+S("3b, endpoint lost too: the DEL after the pod object is gone reads the set from the claim and keeps the binding; the next incarnation gets it back", () =>
+  withCluster({ tag: "mem3l", namespaces: [NS_3L], pools: [P_3L], chain: false }, async (c) => {
+    const ns = NS_3L;
+    apply(poolManifest(P_3L, { subnet: SUBNET, ips: ["10.6.191.180-10.6.191.181"] }));
+    const node = c.node("node1");
+    const sticky = network(c, node, "member-lost", P_3L, "net1", true);
+    const setUid = statefulSet(ns, "db", 1);
+    const u1 = setPod(ns, "db", setUid, 0, "node1");
+    const sandbox = cid();
+    const x = addr(must(c, node, "ADD", sticky, ns, "db-0", u1, sandbox));
+
+    // The endpoint is lost (kubectl delete bep, its CRD re-created) and no controller writes it back; the pod
+    // object goes (force-deleted); its DEL comes after. Neither the pod nor the endpoint says it was a member.
+    assert.ok(api.delete(path("berthendpoints", { ns, name: "db-0" })));
+    await podGone(ns, "db-0");
+    must(c, node, "DEL", sticky, ns, "db-0", u1, sandbox);
+    assert.is(claimOf(x)?.spec.statefulSet, "db", `the DEL kept the member's address ${x}, its claim naming the set\n${c.logTail(node)}`);
+    assert.match(c.logTail(node), "addresses stay bound");
+
+    const u2 = setPod(ns, "db", setUid, 0, "node1");
+    assert.is(addr(must(c, node, "ADD", sticky, ns, "db-0", u2, cid())), x, "the next incarnation gets it back");
+  }),
+);
+
 // ---------------------------------------------------------------- window 3c
 
 const NS_3C = "berth-member-3c";
