@@ -18,7 +18,7 @@
 import type { FamilyPools } from "../ipam/pool.ts";
 import type { EndpointIp } from "../kube/kube-api.ts";
 import type { AddState } from "./add-state.ts";
-import { LIST_FIRST_LIMIT } from "./take-free.ts";
+import { LIST_FIRST_LIMIT, refreshHints } from "./take-free.ts";
 
 /** The member's kept binding on this interface, as an endpoint entry would give it, or undefined. */
 export async function lostBinding(s: AddState, families: FamilyPools[], statefulSet: string): Promise<EndpointIp | undefined> {
@@ -30,14 +30,7 @@ export async function lostBinding(s: AddState, families: FamilyPools[], stateful
     for (const pool of pools) {
       if (pool.total > LIST_FIRST_LIMIT) continue;
       s.deadline.check();
-      const claims = await s.api.listClaims(pool.name);
-      s.store.cacheWrite(() =>
-        s.store.hints.replace(
-          pool.name,
-          claims.map((c) => c.spec.address),
-        ),
-      );
-      for (const c of claims) {
+      for (const c of await refreshHints(s, pool)) {
         const x = c.spec;
         if (
           x.podNamespace === namespace &&

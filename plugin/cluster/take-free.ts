@@ -14,6 +14,7 @@ import type { Family } from "../ipam/ip.ts";
 import { formatAddress } from "../ipam/ip.ts";
 import { IpamError } from "../ipam/ipam-error.ts";
 import type { Pool } from "../ipam/pool.ts";
+import type { ClaimObject } from "../kube/kube-api.ts";
 import { KubeConflictError } from "../kube/kube-errors.ts";
 import { isKind } from "../support/errors.ts";
 import { crashIf } from "../support/faults.ts";
@@ -76,7 +77,7 @@ async function takeFromPool(s: Claiming, pool: Pool): Promise<Taken | { claimed:
   let refreshed = false;
   let claimed = 0;
   const refresh = async () => {
-    claimed = await refreshHints(s, pool);
+    claimed = (await refreshHints(s, pool)).length;
     refreshed = true;
   };
   if (!large && store.hints.listedAt(pool.name) === undefined) await refresh();
@@ -159,9 +160,9 @@ async function tryClaim(s: Claiming, pool: Pool, address: string): Promise<Taken
 /**
  * Replaces the pool's hints with the watch cache's view (only this pool's
  * claims, by label): a moment stale at worst, which hints tolerate (the
- * create decides). Returns how many claims it found.
+ * create decides). Returns the claims it found.
  */
-async function refreshHints(s: AddState, pool: Pool): Promise<number> {
+export async function refreshHints(s: AddState, pool: Pool): Promise<ClaimObject[]> {
   const claims = await s.api.listClaims(pool.name);
   s.store.cacheWrite(() =>
     s.store.hints.replace(
@@ -169,5 +170,5 @@ async function refreshHints(s: AddState, pool: Pool): Promise<number> {
       claims.map((c) => c.spec.address),
     ),
   );
-  return claims.length;
+  return claims;
 }
