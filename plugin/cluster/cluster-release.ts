@@ -45,23 +45,27 @@ export async function keepReason(
   name: string,
   uid: string | undefined,
   ep: EndpointObject | undefined,
-  /** The set a claim of this pod records, read when the endpoint is gone (both are written by the ADD that checked membership). */
-  claimSet?: string,
+  /**
+   * The set a claim of this pod records, asked for only when the endpoint is
+   * gone and the pod object cannot tell (both are written by the ADD that
+   * checked membership).
+   */
+  claimSet?: () => Promise<string | undefined>,
 ): Promise<KeepReason | undefined> {
   const pod = await api.getPod(ns, name);
   const alive = pod && !pod.metadata.deletionTimestamp && pod.status?.phase !== "Succeeded" && pod.status?.phase !== "Failed";
   if (alive && uid && isIncarnation(pod, uid)) return { reason: "the pod still runs (sandbox restart)", member: false };
   if (!ipam.enableStatefulSet) return undefined;
   const claimed = pod ? statefulSetMembership(pod) : undefined;
-  const recorded = ep ? (ep.spec.ownerControllerType === "StatefulSet" ? ep.spec.ownerControllerName : undefined) : claimSet;
-  const set = claimed?.statefulSet ?? recorded;
+  const recorded = async () => (ep ? (ep.spec.ownerControllerType === "StatefulSet" ? ep.spec.ownerControllerName : undefined) : claimSet?.());
+  const set = claimed?.statefulSet ?? (await recorded());
   if (!set) return undefined;
   const ordinal = ordinalOf(name, set);
   if (ordinal === undefined) return undefined;
   const sts = await api.getStatefulSet(ns, set);
   if (!sts) return undefined;
   // A pod's owner reference counts only when it names the live set; the endpoint's record was checked when written.
-  if (claimed && claimed.ownerUid !== sts.metadata.uid && recorded !== set) return undefined;
+  if (claimed && claimed.ownerUid !== sts.metadata.uid && (await recorded()) !== set) return undefined;
   if (ordinalInRange(sts, ordinal)) return { reason: `StatefulSet ${ns}/${set} still has ordinal ${ordinal}`, member: true };
   return stsKeeps(sts, ordinal)
     ? { reason: `StatefulSet ${ns}/${set} retains scaled-down addresses (${RECLAIM_ANNOTATION}: Retain)`, member: true }
@@ -87,9 +91,10 @@ export async function clusterRelease(api: KubeApi, store: LeaseStore, ipam: Ipam
   }
   if (addresses.length === 0) return;
 
-  // No endpoint (lost, or never written for this pod): a claim of the sandbox records the pod's set instead.
-  const claimSet = !ep && ipam.enableStatefulSet ? await setOfClaims(api, addresses, ns, name) : undefined;
-  const keep = await keepReason(api, ipam, ns, name, uid, ep, claimSet);
+  // No endpoint (lost, or never written for this pod): a claim of the sandbox records the pod's set instead,
+  // read at most once, and only if keepReason needs it.
+  let claimSet: Promise<string | undefined> | undefined;
+  const keep = await keepReason(api, ipam, ns, name, uid, ep, () => (claimSet ??= setOfClaims(api, addresses, ns, name)));
   // This interface's entry, if it is this sandbox's or this incarnation's. A member's binding is what the
   // entry lists, whichever sandbox wrote it: the DEL of a sandbox whose ADD failed half-way (its lease
   // still pending on the re-taken address) must not free the address the member comes back to.
