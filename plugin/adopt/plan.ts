@@ -4,7 +4,6 @@
  * skip), or cannot (conflict), with the reason; and the pools it needs. It
  * reads, never writes: apply.ts carries the plan out.
  */
-
 import { claimFor, claimNameOf, type Holder } from "../cluster/claims.ts";
 import { claimDeadlineSeconds } from "../cluster/cluster-add.ts";
 import { entryAddress, entryFor, setEntryAddress } from "../cluster/endpoint-entries.ts";

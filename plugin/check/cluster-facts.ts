@@ -11,15 +11,13 @@
 import { entryAddresses, entryUid } from "../cluster/endpoint-entries.ts";
 import { toPool } from "../cluster/pool-choice.ts";
 import { CONFIG_MIRROR_ANNOTATION, incarnationUid } from "../cluster/statefulset.ts";
-import { inRanges, parseAddress } from "../ipam/ip.ts";
+import { inRanges } from "../ipam/ip.ts";
 import { ipamClaimNames, NETWORKS_ANNOTATION } from "../ipam/multus-network.ts";
-import { NETWORK_STATUS_ANNOTATION, networkStatus } from "../ipam/pod-shown.ts";
+import { shownAddresses } from "../ipam/pod-shown.ts";
 import type { Pool } from "../ipam/pool.ts";
 import type { ControllerApi, NodeObject } from "../kube/controller-api.ts";
 import type { ClaimObject, EndpointObject, IpamClaimObject, PodObject, PoolObject, StatefulSetObject } from "../kube/kube-api.ts";
 import { collectGarbage } from "../support/collect-garbage.ts";
-
-/** Multus' record of a pod's attachments (the runtime's view, not berth's). */
 
 /** An address a pod shows, and where it shows it ("status.podIPs", or the network-status interface). */
 export interface Shown {
@@ -197,16 +195,11 @@ export function podFacts(p: PodObject & { status?: { podIPs?: { ip?: string }[] 
   const phase = p.status?.phase ?? "";
   const shown: Shown[] = [];
   const seen = new Set<string>();
-  const show = (text: string | undefined, where: string) => {
-    const a = text ? parseAddress(text.split("/")[0]) : undefined;
-    if (!a || !pools.some((pool) => pool.family === a.family && inRanges(a.value, pool.ips))) return;
-    const address = text!.split("/")[0];
-    if (seen.has(`${address} ${where}`)) return;
+  for (const { address, family, value, where } of shownAddresses(p)) {
+    if (!pools.some((pool) => pool.family === family && inRanges(value, pool.ips)) || seen.has(`${address} ${where}`)) continue;
     seen.add(`${address} ${where}`);
     shown.push({ address, where });
-  };
-  for (const ip of p.status?.podIPs ?? []) show(ip.ip, "status.podIPs");
-  for (const n of networkStatus(m.annotations?.[NETWORK_STATUS_ANNOTATION])) for (const ip of n.ips ?? []) show(ip, n.interface ?? n.name ?? "network-status");
+  }
   // One address shown by both (Multus lists the default network too) counts once, as the interface it names.
   const byAddress = new Map<string, Shown>();
   for (const s of shown) if (!byAddress.has(s.address) || byAddress.get(s.address)!.where === "status.podIPs") byAddress.set(s.address, s);

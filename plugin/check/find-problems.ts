@@ -17,6 +17,7 @@ import { type ClusterFacts, endpointObject, type PodFacts, podObject } from "./c
 import type { ObjectRef, PoolFigures, Problem, ProblemKind } from "./problem.ts";
 
 const key = (ns: string, name: string) => `${ns}/${name}`;
+const mapDefined = <T, R>(v: T | undefined, f: (t: T) => R): R | undefined => (v === undefined ? undefined : f(v));
 
 /**
  * A counter that forces a full collection every GC_EVERY objects a check walks. Each object walked leaves
@@ -223,12 +224,9 @@ function claimsPerPool(f: ClusterFacts): Map<string, number> {
 export function factsReader(f: ClusterFacts): Reader {
   const eps = new Map(f.endpoints.map((e) => [key(e.namespace, e.name), e]));
   return {
-    getPod: async (ns, name) => {
-      const p = f.pods.get(key(ns, name));
-      return p && podObject(p);
-    },
+    getPod: async (ns, name) => mapDefined(f.pods.get(key(ns, name)), podObject),
     getStatefulSet: async (ns, name) => f.statefulSets.get(key(ns, name)),
-    getEndpoint: async (ns, name) => eps.get(key(ns, name)) && endpointObject(eps.get(key(ns, name))!),
+    getEndpoint: async (ns, name) => mapDefined(eps.get(key(ns, name)), endpointObject),
     getNode: async (name) => f.nodes.get(name),
     // IPAMClaim-held claims: judged only when the IPAMClaims could be listed (else held, never an orphan).
     ...(f.ipamClaims

@@ -148,14 +148,12 @@ async function reportHeld(host: ScanHost, claim: ClaimObject): Promise<void> {
   const pod: PodObject | undefined = verdict.pod;
   const message = `berth holds ${address} (pool ${pool}) for pod ${ns}/${name}: ${verdict.reason}. See docs/safety.md for how to free it.`;
   const post = (target: Parameters<ControllerApi["recordEvent"]>[0]) => host.writer.recordEvent(target, "Warning", "AddressHeld", message);
+  const onPod = pod && { kind: "Pod", apiVersion: "v1", namespace: ns, name, uid: pod.metadata.uid };
   try {
-    if (!pod) await post(claimEventTarget(claim));
-    else {
-      await post({ kind: "Pod", apiVersion: "v1", namespace: ns, name, uid: pod.metadata.uid }).catch((err) => {
-        if (!isKind(err, KubeRequestError)) throw err;
-        return post(claimEventTarget(claim)); // e.g. 403: the pod's namespace is being deleted
-      });
-    }
+    await post(onPod ?? claimEventTarget(claim)).catch((err) => {
+      if (!onPod || !isKind(err, KubeRequestError)) throw err;
+      return post(claimEventTarget(claim)); // e.g. 403: the pod's namespace is being deleted
+    });
   } catch (err) {
     if (isKind(err, NotLeaderError)) throw err;
     host.log.warn("event not recorded", { error: (err as Error).message });

@@ -49,16 +49,7 @@ export async function releaseJudgedClaim(
   metrics.released(verdict.reason);
   log.info("address released", { address, pool, pod: `${ns}/${name}`, reason: verdict.reason, detail: verdict.detail, claim: claim.metadata.name });
   const message = `released ${address} (pool ${pool}): ${verdict.detail}`;
-  const target =
-    eventOn === "claim"
-      ? claimEventTarget(claim)
-      : verdict.pod
-        ? { kind: "Pod", apiVersion: "v1", namespace: ns, name, uid: verdict.pod.metadata.uid }
-        : verdict.statefulSet
-          ? { kind: "StatefulSet", apiVersion: "apps/v1", namespace: ns, name: verdict.statefulSet.metadata.name, uid: verdict.statefulSet.metadata.uid }
-          : claim.spec.statefulSet && verdict.reason !== "statefulset-deleted"
-            ? { kind: "StatefulSet", apiVersion: "apps/v1", namespace: ns, name: claim.spec.statefulSet }
-            : undefined;
+  const target = eventOn === "claim" ? claimEventTarget(claim) : holderTarget(claim, verdict);
   if (target)
     await api.recordEvent(target, "Normal", "AddressReleased", message).catch((err) => log.warn("event not recorded", { error: (err as Error).message }));
   return true;
@@ -89,6 +80,16 @@ async function dropFromEndpoint(api: ControllerApi, claim: ClaimObject): Promise
       if (!isKind(err, KubeConflictError)) throw err;
     }
   }
+}
+
+/** Where an operator looks for a release: the pod, else its StatefulSet (unless that went too), else nowhere. */
+function holderTarget(claim: ClaimObject, verdict: Extract<Verdict, { release: true }>) {
+  const { podNamespace: ns, podName: name, statefulSet } = claim.spec;
+  if (verdict.pod) return { kind: "Pod", apiVersion: "v1", namespace: ns, name, uid: verdict.pod.metadata.uid };
+  const sts = verdict.statefulSet;
+  if (sts) return { kind: "StatefulSet", apiVersion: "apps/v1", namespace: ns, name: sts.metadata.name, uid: sts.metadata.uid };
+  if (statefulSet && verdict.reason !== "statefulset-deleted") return { kind: "StatefulSet", apiVersion: "apps/v1", namespace: ns, name: statefulSet };
+  return undefined;
 }
 
 /** A claim as an Event's object: cluster-scoped, so its Events live in the default namespace. */
