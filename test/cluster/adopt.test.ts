@@ -76,6 +76,12 @@ const SP_API = "/apis/spiderpool.spidernet.io/v2beta1";
 
 const cid = () => randomBytes(32).toString("hex");
 
+/** Applies Spiderpool's CRD files (kubectl apply -f each) and waits until they are served. */
+async function applyCrds(files: string[]): Promise<void> {
+  for (const f of files) assert.is(kubectl(["apply", "-f", f]).status, 0, `${f} applies`);
+  await waitFor("Spiderpool's CRDs to be served", () => kubectl(["wait", "--for", "condition=Established", ...files.flatMap((f) => ["-f", f])]).status === 0);
+}
+
 /** Prints why a part is skipped, so that nobody mistakes a skip for a pass. */
 function skipLoudly(what: string, missing: string): void {
   console.warn(`\n!!!! SKIPPED: ${what}: ${missing} is missing (../shared is not part of the project). This part of issue 20 was NOT tested. !!!!\n`);
@@ -426,8 +432,7 @@ S("Spiderpool v2beta1: adopt its records, reserved addresses stay reserved, swit
   const POOL = "adopt-sp";
   await withControllers({ tag: "adoptsp", namespaces: [ns], pools: [POOL] }, async (c) => {
     const kc = await adoptIdentity(c);
-    for (const f of crds) assert.is(kubectl(["apply", "-f", f]).status, 0, `${f} applies`);
-    await waitFor("Spiderpool's CRDs to be served", () => kubectl(["wait", "--for", "condition=Established", ...crds.flatMap((f) => ["-f", f])]).status === 0);
+    await applyCrds(crds);
     const reservedPath = `${SP_API}/spiderreservedips/adopt-sp-reserved`;
     api.delete(reservedPath);
     c.onCleanup(() => api.delete(reservedPath));
@@ -573,11 +578,7 @@ S(
     const POOL = "adopt-lost";
     await withControllers({ tag: "adoptlost", namespaces: [ns], pools: [POOL] }, async (c) => {
       const kc = await adoptIdentity(c);
-      for (const f of crds) assert.is(kubectl(["apply", "-f", f]).status, 0, `${f} applies`);
-      await waitFor(
-        "Spiderpool's CRDs to be served",
-        () => kubectl(["wait", "--for", "condition=Established", ...crds.flatMap((f) => ["-f", f])]).status === 0,
-      );
+      await applyCrds(crds);
       // What Spiderpool left: db-0 runs, db-1 is gone (its SpiderEndpoint kept for the set), p1 runs.
       apply(poolManifest(POOL, { subnet: "10.6.196.0/24", ips: ["10.6.196.200-10.6.196.207"] }));
       const set = { name: "db", uid: statefulSet(ns, "db", 2) };

@@ -89,6 +89,25 @@ function check(...args: string[]): { status: number | null; report: CheckReport;
   return { status: r.status, report, stderr: r.stderr };
 }
 
+/**
+ * `dist/berth check --repair -o json` as KUBECONFIG, without blocking this
+ * process (a fault proxy may run in it): exit code, problems, and the output
+ * for messages.
+ */
+async function repairAs(kubeconfig: string): Promise<{ status: number; problems: Problem[]; out: string }> {
+  const o = await runProcess(BERTH, ["check", "--kubeconfig", kubeconfig, "-o", "json", "--add-timeout-seconds", "5", "--repair"], {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+  });
+  const out = `${o.stdout}\n${o.stderr}`;
+  let problems: Problem[];
+  try {
+    problems = (JSON.parse(o.stdout) as CheckReport).problems;
+  } catch {
+    throw new Error(`berth check --repair printed no JSON (exit ${o.status}): ${out}`);
+  }
+  return { status: o.status, problems, out };
+}
+
 /** Kind and address of each problem, in the report's order. */
 const found = (ps: Problem[]) => ps.map((p) => `${p.kind} ${p.address ?? p.pool}`);
 
@@ -434,18 +453,14 @@ S(
         proxy.rule({ method: "DELETE", path: new RegExp(`/berthipclaims/${lostClaim}(\\?|$)`), action: "drop-response", times: 1 });
         proxy.rule({ method: "POST", path: /\/berthipclaims(\?|$)/, action: "drop-response", times: 1 });
         const kubeconfig = c.proxiedKubeconfig(proxy, tokenOf(repairer));
-        // Not spawnSync: the proxy runs in this process.
-        const r = await runProcess(BERTH, ["check", "--kubeconfig", kubeconfig, "-o", "json", "--add-timeout-seconds", "5", "--repair"], {
-          PATH: process.env.PATH ?? "/usr/bin:/bin",
-        });
+        const r = await repairAs(kubeconfig);
         assert.equal(
           proxy.faults().map((f) => `${f.method} ${f.status}`),
           ["DELETE 200", "POST 201"],
           `both writes were done by the server, their answers lost\n${proxy.log.map((l) => `${l.method} ${l.path} ${l.status} ${l.fault ?? ""}`).join("\n")}`,
         );
-        assert.is(r.status, 1, `a repair whose answer was lost is not known to be done: exit 1\n${r.stderr}`);
-        const report = JSON.parse(r.stdout) as CheckReport;
-        const by = (kind: string, address: string) => report.problems.find((p) => p.kind === kind && p.address === address)!;
+        assert.is(r.status, 1, `a repair whose answer was lost is not known to be done: exit 1\n${r.out}`);
+        const by = (kind: string, address: string) => r.problems.find((p) => p.kind === kind && p.address === address)!;
         const requests = proxy.log.map((l) => `${l.method} ${l.path} ${l.status} ${l.fault ?? ""}`).join("\n");
         // The create's answer lost: not sent again (not idempotent), so not known.
         const created = by("missing-claim", missing.address);
@@ -458,7 +473,7 @@ S(
         const released = by("orphan-claim", lost.address);
         assert.is(released.repaired, true, `${released.repair}\n${requests}`);
         assert.match(released.repair!, "its claim is gone");
-        assert.is(by("orphan-claim", kept.address).repaired, true, `the rest went on: ${JSON.stringify(report.problems, null, 1)}`);
+        assert.is(by("orphan-claim", kept.address).repaired, true, `the rest went on: ${JSON.stringify(r.problems, null, 1)}`);
       } finally {
         await proxy.close();
       }
@@ -469,14 +484,8 @@ S(
 
       // The re-run: the lost DELETE left its endpoint entry (the release stops at the claim), a phantom
       // binding now, which it strips; the claims it judged again are as they were.
-      const repairAgain = async () => {
-        const o = await runProcess(BERTH, ["check", "--kubeconfig", repairer, "-o", "json", "--add-timeout-seconds", "5", "--repair"], {
-          PATH: process.env.PATH ?? "/usr/bin:/bin",
-        });
-        return { status: o.status, problems: (JSON.parse(o.stdout) as CheckReport).problems, out: `${o.stdout}\n${o.stderr}` };
-      };
       const claimsBefore = claimVersions();
-      let again = await repairAgain();
+      let again = await repairAs(repairer);
       assert.is(again.status, 0, `the re-run repairs what is left: ${again.out}`);
       assert.equal(
         again.problems.map((p) => `${p.kind} ${p.address} ${p.repaired}`),
@@ -489,7 +498,7 @@ S(
       const after = [addPod(c, node, "f-next-a"), addPod(c, node, "f-next-b")];
       assert.equal(after.map((p) => p.address).sort(), [lost.address, kept.address].sort(), "the new pods got the released addresses");
       const before = versions();
-      again = await repairAgain();
+      again = await repairAs(repairer);
       assert.is(again.status, 0, again.out);
       assert.equal(again.problems, []);
       assert.is(versions(), before, "nothing written");
